@@ -1,0 +1,192 @@
+/*
+ * codec.c - strict base64url and hex.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "errors.h"
+
+static const char b64url_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+size_t
+b64url_encoded_len(size_t len)
+{
+	return (len / 3) * 4 + ((len % 3) == 0 ? 0 : (len % 3) + 1);
+}
+
+int
+b64url_encode(const uint8_t *p, size_t len, char **out)
+{
+	size_t i, o = 0, olen;
+	uint32_t v;
+	char *s;
+
+	if (len > (SIZE_MAX / 4) * 3 - 3)
+		return ERR_TOO_LARGE;
+	olen = b64url_encoded_len(len);
+	if ((s = malloc(olen + 1)) == NULL)
+		return ERR_ALLOC;
+	for (i = 0; i + 3 <= len; i += 3) {
+		v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+		s[o++] = b64url_alphabet[(v >> 18) & 63];
+		s[o++] = b64url_alphabet[(v >> 12) & 63];
+		s[o++] = b64url_alphabet[(v >> 6) & 63];
+		s[o++] = b64url_alphabet[v & 63];
+	}
+	if (len - i == 1) {
+		v = (uint32_t)p[i] << 16;
+		s[o++] = b64url_alphabet[(v >> 18) & 63];
+		s[o++] = b64url_alphabet[(v >> 12) & 63];
+	} else if (len - i == 2) {
+		v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
+		s[o++] = b64url_alphabet[(v >> 18) & 63];
+		s[o++] = b64url_alphabet[(v >> 12) & 63];
+		s[o++] = b64url_alphabet[(v >> 6) & 63];
+	}
+	s[o] = '\0';
+	*out = s;
+	return 0;
+}
+
+static int
+b64url_value(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '-')
+		return 62;
+	if (c == '_')
+		return 63;
+	return -1;
+}
+
+/* Decodes into out, which has room for the exact decoded length. */
+static int
+b64url_decode_into(const char *s, size_t slen, uint8_t *out)
+{
+	size_t i, o = 0, rem = slen % 4;
+	int a, b, c, d;
+
+	for (i = 0; i + 4 <= slen; i += 4) {
+		if ((a = b64url_value((unsigned char)s[i])) < 0 ||
+		    (b = b64url_value((unsigned char)s[i + 1])) < 0 ||
+		    (c = b64url_value((unsigned char)s[i + 2])) < 0 ||
+		    (d = b64url_value((unsigned char)s[i + 3])) < 0)
+			return ERR_FORMAT;
+		out[o++] = (uint8_t)(a << 2 | b >> 4);
+		out[o++] = (uint8_t)(b << 4 | c >> 2);
+		out[o++] = (uint8_t)(c << 6 | d);
+	}
+	if (rem == 2) {
+		if ((a = b64url_value((unsigned char)s[i])) < 0 ||
+		    (b = b64url_value((unsigned char)s[i + 1])) < 0)
+			return ERR_FORMAT;
+		if ((b & 0x0f) != 0)	/* non-canonical trailing bits */
+			return ERR_FORMAT;
+		out[o++] = (uint8_t)(a << 2 | b >> 4);
+	} else if (rem == 3) {
+		if ((a = b64url_value((unsigned char)s[i])) < 0 ||
+		    (b = b64url_value((unsigned char)s[i + 1])) < 0 ||
+		    (c = b64url_value((unsigned char)s[i + 2])) < 0)
+			return ERR_FORMAT;
+		if ((c & 0x03) != 0)
+			return ERR_FORMAT;
+		out[o++] = (uint8_t)(a << 2 | b >> 4);
+		out[o++] = (uint8_t)(b << 4 | c >> 2);
+	}
+	return 0;
+}
+
+/* Decoded length of slen characters, or ERR_FORMAT for an impossible one. */
+static int
+b64url_decoded_len(size_t slen, size_t *len)
+{
+	if (slen % 4 == 1)
+		return ERR_FORMAT;
+	*len = (slen / 4) * 3 + (slen % 4 == 0 ? 0 : slen % 4 - 1);
+	return 0;
+}
+
+int
+b64url_decode(const char *s, size_t slen, size_t max_len,
+    uint8_t **out, size_t *out_len)
+{
+	size_t len;
+	uint8_t *p;
+	int r;
+
+	if ((r = b64url_decoded_len(slen, &len)) != 0)
+		return r;
+	if (len > max_len)
+		return ERR_TOO_LARGE;
+	if ((p = malloc(len == 0 ? 1 : len)) == NULL)
+		return ERR_ALLOC;
+	if ((r = b64url_decode_into(s, slen, p)) != 0) {
+		free(p);
+		return r;
+	}
+	*out = p;
+	*out_len = len;
+	return 0;
+}
+
+int
+b64url_decode_exact(const char *s, size_t slen, uint8_t *out, size_t want_len)
+{
+	size_t len;
+	int r;
+
+	if ((r = b64url_decoded_len(slen, &len)) != 0)
+		return r;
+	if (len != want_len)
+		return ERR_FORMAT;
+	return b64url_decode_into(s, slen, out);
+}
+
+void
+hex_encode(const uint8_t *p, size_t len, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		out[2 * i] = digits[p[i] >> 4];
+		out[2 * i + 1] = digits[p[i] & 0x0f];
+	}
+	out[2 * len] = '\0';
+}
+
+static int
+hex_value(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+int
+hex_decode(const char *s, size_t slen, uint8_t *out, size_t out_len)
+{
+	size_t i;
+	int hi, lo;
+
+	if (out_len > SIZE_MAX / 2 || slen != 2 * out_len)
+		return ERR_FORMAT;
+	for (i = 0; i < out_len; i++) {
+		if ((hi = hex_value((unsigned char)s[2 * i])) < 0 ||
+		    (lo = hex_value((unsigned char)s[2 * i + 1])) < 0)
+			return ERR_FORMAT;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return 0;
+}

@@ -1,0 +1,36 @@
+# tests/fuzz: one libFuzzer harness per parser.
+#
+# configure CC=clang --enable-fuzzing: `make fuzz` builds real fuzzers, run
+# with tests/fuzz/run-fuzzers.  Otherwise each harness is linked with
+# standalone.c and `make check` replays its corpus and fixed mutations.
+
+FUZZ_HARNESSES = tests/fuzz/fuzz_envelope tests/fuzz/fuzz_acctlog
+EXTRA_DIST += tests/fuzz/corpus tests/fuzz/standalone.c
+dist_noinst_SCRIPTS += tests/fuzz/run-fuzzers
+
+tests_fuzz_fuzz_envelope_CPPFLAGS = $(AM_CPPFLAGS) \
+	-DFUZZ_CORPUS_DIR=\"$(abs_top_srcdir)/tests/fuzz/corpus/envelope\"
+tests_fuzz_fuzz_envelope_LDADD = $(COMMON_LIBS)
+tests_fuzz_fuzz_acctlog_CPPFLAGS = $(AM_CPPFLAGS) \
+	-DFUZZ_CORPUS_DIR=\"$(abs_top_srcdir)/tests/fuzz/corpus/acctlog\"
+tests_fuzz_fuzz_acctlog_LDADD = $(COMMON_LIBS)
+
+if FUZZING
+EXTRA_PROGRAMS = $(FUZZ_HARNESSES)
+tests_fuzz_fuzz_envelope_SOURCES = tests/fuzz/fuzz_envelope.c
+tests_fuzz_fuzz_envelope_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
+tests_fuzz_fuzz_acctlog_SOURCES = tests/fuzz/fuzz_acctlog.c
+tests_fuzz_fuzz_acctlog_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
+CLEANFILES += $(FUZZ_HARNESSES)
+fuzz: $(FUZZ_HARNESSES)
+else
+check_PROGRAMS += $(FUZZ_HARNESSES)
+TESTS += $(FUZZ_HARNESSES)
+tests_fuzz_fuzz_envelope_SOURCES = tests/fuzz/fuzz_envelope.c \
+	tests/fuzz/standalone.c
+tests_fuzz_fuzz_acctlog_SOURCES = tests/fuzz/fuzz_acctlog.c \
+	tests/fuzz/standalone.c
+fuzz:
+	@echo "fuzzers need: configure CC=clang --enable-fuzzing" >&2; exit 1
+endif
+.PHONY: fuzz

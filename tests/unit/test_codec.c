@@ -1,0 +1,159 @@
+/*
+ * test_codec.c - strict base64url and hex: RFC 4648 vectors and rejects.
+ */
+#include "config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "codec.h"
+#include "errors.h"
+
+/* RFC 4648 section 10, in the URL alphabet and without padding. */
+static const struct {
+	const char *raw;
+	const char *enc;
+} rfc4648[] = {
+	{ "", "" },
+	{ "f", "Zg" },
+	{ "fo", "Zm8" },
+	{ "foo", "Zm9v" },
+	{ "foob", "Zm9vYg" },
+	{ "fooba", "Zm9vYmE" },
+	{ "foobar", "Zm9vYmFy" },
+};
+
+static void
+test_b64url_vectors(void **state)
+{
+	size_t i, len;
+	uint8_t *dec;
+	char *enc;
+
+	for (i = 0; i < sizeof(rfc4648) / sizeof(rfc4648[0]); i++) {
+		size_t rawlen = strlen(rfc4648[i].raw);
+
+		assert_int_equal(b64url_encode((const uint8_t *)rfc4648[i].raw,
+		    rawlen, &enc), 0);
+		assert_string_equal(enc, rfc4648[i].enc);
+		assert_int_equal(b64url_encoded_len(rawlen), strlen(enc));
+		free(enc);
+		assert_int_equal(b64url_decode(rfc4648[i].enc,
+		    strlen(rfc4648[i].enc), 100, &dec, &len), 0);
+		assert_int_equal(len, rawlen);
+		assert_memory_equal(dec, rfc4648[i].raw, len);
+		free(dec);
+	}
+}
+
+static void
+test_b64url_url_alphabet(void **state)
+{
+	const uint8_t raw[] = { 0xfb, 0xff };
+	uint8_t out[2];
+	char *enc;
+
+	assert_int_equal(b64url_encode(raw, sizeof(raw), &enc), 0);
+	assert_string_equal(enc, "-_8");
+	free(enc);
+	assert_int_equal(b64url_decode_exact("-_8", 3, out, 2), 0);
+	assert_memory_equal(out, raw, 2);
+}
+
+static void
+test_b64url_rejects(void **state)
+{
+	static const char *const bad[] = {
+		"Zg==",      /* padding */
+		"Zg=",
+		"Zm9v\n",    /* whitespace */
+		"Zm 9v",
+		" Zm9v",
+		"Zm+v",      /* standard alphabet */
+		"Zm/v",
+		"Z",         /* impossible length */
+		"Zm9vY",
+		"Zh",        /* non-canonical trailing bits */
+		"Zm9",
+		"Zm9v\x80",  /* non-ASCII */
+		"Zm\0v",     /* embedded NUL (length 4) */
+	};
+	size_t i, len, slen;
+	uint8_t *dec = NULL, out[8];
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		slen = strcmp(bad[i], "Zm") == 0 ? 4 : strlen(bad[i]);
+		assert_int_equal(b64url_decode(bad[i], slen, 100, &dec, &len),
+		    ERR_FORMAT);
+		assert_null(dec);
+	}
+	/* Exact-length decoding refuses shorter and longer values. */
+	assert_int_equal(b64url_decode_exact("Zm9v", 4, out, 2), ERR_FORMAT);
+	assert_int_equal(b64url_decode_exact("Zm9v", 4, out, 4), ERR_FORMAT);
+	assert_int_equal(b64url_decode_exact("Zm9v", 4, out, 3), 0);
+	/* The size limit applies before decoding. */
+	assert_int_equal(b64url_decode("Zm9vYmFy", 8, 5, &dec, &len),
+	    ERR_TOO_LARGE);
+	assert_null(dec);
+}
+
+static void
+test_b64url_all_bytes(void **state)
+{
+	uint8_t raw[256], *dec;
+	size_t i, n, len;
+	char *enc;
+
+	for (i = 0; i < sizeof(raw); i++)
+		raw[i] = (uint8_t)i;
+	/* Every length mod 3 and every byte value round-trips. */
+	for (n = 0; n <= sizeof(raw); n++) {
+		assert_int_equal(b64url_encode(raw, n, &enc), 0);
+		assert_int_equal(b64url_decode(enc, strlen(enc), n, &dec, &len),
+		    0);
+		assert_int_equal(len, n);
+		assert_memory_equal(dec, raw, n);
+		free(enc);
+		free(dec);
+	}
+}
+
+static void
+test_hex(void **state)
+{
+	const uint8_t raw[] = { 0x00, 0x7f, 0x80, 0xff, 0x3f };
+	uint8_t out[5];
+	char s[11];
+
+	hex_encode(raw, sizeof(raw), s);
+	assert_string_equal(s, "007f80ff3f");
+	assert_int_equal(hex_decode(s, 10, out, 5), 0);
+	assert_memory_equal(out, raw, 5);
+	assert_int_equal(hex_decode("007F80FF3F", 10, out, 5), ERR_FORMAT);
+	assert_int_equal(hex_decode("007f80ff3", 9, out, 5), ERR_FORMAT);
+	assert_int_equal(hex_decode("007f80ff3f00", 12, out, 5), ERR_FORMAT);
+	assert_int_equal(hex_decode("007f80ff3g", 10, out, 5), ERR_FORMAT);
+	assert_int_equal(hex_decode(" 07f80ff3f", 10, out, 5), ERR_FORMAT);
+	hex_encode(raw, 0, s);
+	assert_string_equal(s, "");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_b64url_vectors),
+		cmocka_unit_test(test_b64url_url_alphabet),
+		cmocka_unit_test(test_b64url_rejects),
+		cmocka_unit_test(test_b64url_all_bytes),
+		cmocka_unit_test(test_hex),
+	};
+
+	return cmocka_run_group_tests_name("codec", tests, NULL, NULL);
+}
