@@ -66,6 +66,9 @@ err_clear(struct err_ctx *ctx)
 	ctx->msg[0] = '\0';
 }
 
+static void err_vrecord(struct err_ctx *ctx, int code, const char *fmt,
+    va_list ap) __attribute__((format(printf, 3, 0)));
+
 static void
 err_vrecord(struct err_ctx *ctx, int code, const char *fmt, va_list ap)
 {

@@ -4,7 +4,8 @@
 # with tests/fuzz/run-fuzzers.  Otherwise each harness is linked with
 # standalone.c and `make check` replays its corpus and fixed mutations.
 
-FUZZ_HARNESSES = tests/fuzz/fuzz_envelope tests/fuzz/fuzz_acctlog
+FUZZ_HARNESSES = tests/fuzz/fuzz_envelope tests/fuzz/fuzz_acctlog \
+	tests/fuzz/fuzz_crypto
 EXTRA_DIST += tests/fuzz/corpus tests/fuzz/standalone.c
 dist_noinst_SCRIPTS += tests/fuzz/run-fuzzers
 
@@ -14,6 +15,9 @@ tests_fuzz_fuzz_envelope_LDADD = $(COMMON_LIBS)
 tests_fuzz_fuzz_acctlog_CPPFLAGS = $(AM_CPPFLAGS) \
 	-DFUZZ_CORPUS_DIR=\"$(abs_top_srcdir)/tests/fuzz/corpus/acctlog\"
 tests_fuzz_fuzz_acctlog_LDADD = $(COMMON_LIBS)
+tests_fuzz_fuzz_crypto_CPPFLAGS = $(AM_CPPFLAGS) \
+	-DFUZZ_CORPUS_DIR=\"$(abs_top_srcdir)/tests/fuzz/corpus/crypto\"
+tests_fuzz_fuzz_crypto_LDADD = $(COMMON_LIBS)
 
 if FUZZING
 EXTRA_PROGRAMS = $(FUZZ_HARNESSES)
@@ -21,6 +25,8 @@ tests_fuzz_fuzz_envelope_SOURCES = tests/fuzz/fuzz_envelope.c
 tests_fuzz_fuzz_envelope_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
 tests_fuzz_fuzz_acctlog_SOURCES = tests/fuzz/fuzz_acctlog.c
 tests_fuzz_fuzz_acctlog_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
+tests_fuzz_fuzz_crypto_SOURCES = tests/fuzz/fuzz_crypto.c
+tests_fuzz_fuzz_crypto_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
 CLEANFILES += $(FUZZ_HARNESSES)
 fuzz: $(FUZZ_HARNESSES)
 else
@@ -29,6 +35,8 @@ TESTS += $(FUZZ_HARNESSES)
 tests_fuzz_fuzz_envelope_SOURCES = tests/fuzz/fuzz_envelope.c \
 	tests/fuzz/standalone.c
 tests_fuzz_fuzz_acctlog_SOURCES = tests/fuzz/fuzz_acctlog.c \
+	tests/fuzz/standalone.c
+tests_fuzz_fuzz_crypto_SOURCES = tests/fuzz/fuzz_crypto.c \
 	tests/fuzz/standalone.c
 fuzz:
 	@echo "fuzzers need: configure CC=clang --enable-fuzzing" >&2; exit 1

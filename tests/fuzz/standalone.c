@@ -22,7 +22,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define MAX_INPUT (8u * 1024 * 1024)
+#define FUZZ_MAX_INPUT (8u * 1024 * 1024)
 #define MUTATIONS_PER_INPUT 64
 
 static unsigned long inputs_run;
@@ -103,11 +103,11 @@ run_file(const char *path)
 		fprintf(stderr, "%s: %s\n", path, strerror(errno));
 		return -1;
 	}
-	if ((data = malloc(MAX_INPUT)) == NULL) {
+	if ((data = malloc(FUZZ_MAX_INPUT)) == NULL) {
 		fclose(f);
 		return -1;
 	}
-	len = fread(data, 1, MAX_INPUT, f);
+	len = fread(data, 1, FUZZ_MAX_INPUT, f);
 	fclose(f);
 	run_one(data, len);
 	run_mutations(data, len, (uint32_t)len * 2654435761u + 1);
