@@ -5,7 +5,7 @@
 # standalone.c and `make check` replays its corpus and fixed mutations.
 
 FUZZ_HARNESSES = tests/fuzz/fuzz_envelope tests/fuzz/fuzz_acctlog \
-	tests/fuzz/fuzz_crypto
+	tests/fuzz/fuzz_crypto tests/fuzz/fuzz_tpmkeyfile
 EXTRA_DIST += tests/fuzz/corpus tests/fuzz/standalone.c
 dist_noinst_SCRIPTS += tests/fuzz/run-fuzzers
 
@@ -18,6 +18,10 @@ tests_fuzz_fuzz_acctlog_LDADD = $(COMMON_LIBS)
 tests_fuzz_fuzz_crypto_CPPFLAGS = $(AM_CPPFLAGS) \
 	-DFUZZ_CORPUS_DIR=\"$(abs_top_srcdir)/tests/fuzz/corpus/crypto\"
 tests_fuzz_fuzz_crypto_LDADD = $(COMMON_LIBS)
+tests_fuzz_fuzz_tpmkeyfile_CPPFLAGS = $(AM_CPPFLAGS) $(TSS2_CFLAGS) \
+	-I$(top_srcdir)/tpm \
+	-DFUZZ_CORPUS_DIR=\"$(abs_top_srcdir)/tests/fuzz/corpus/tpmkeyfile\"
+tests_fuzz_fuzz_tpmkeyfile_LDADD = $(TPM_LIBS) $(COMMON_LIBS)
 
 if FUZZING
 EXTRA_PROGRAMS = $(FUZZ_HARNESSES)
@@ -27,6 +31,8 @@ tests_fuzz_fuzz_acctlog_SOURCES = tests/fuzz/fuzz_acctlog.c
 tests_fuzz_fuzz_acctlog_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
 tests_fuzz_fuzz_crypto_SOURCES = tests/fuzz/fuzz_crypto.c
 tests_fuzz_fuzz_crypto_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
+tests_fuzz_fuzz_tpmkeyfile_SOURCES = tests/fuzz/fuzz_tpmkeyfile.c
+tests_fuzz_fuzz_tpmkeyfile_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
 CLEANFILES += $(FUZZ_HARNESSES)
 fuzz: $(FUZZ_HARNESSES)
 else
@@ -37,6 +43,8 @@ tests_fuzz_fuzz_envelope_SOURCES = tests/fuzz/fuzz_envelope.c \
 tests_fuzz_fuzz_acctlog_SOURCES = tests/fuzz/fuzz_acctlog.c \
 	tests/fuzz/standalone.c
 tests_fuzz_fuzz_crypto_SOURCES = tests/fuzz/fuzz_crypto.c \
+	tests/fuzz/standalone.c
+tests_fuzz_fuzz_tpmkeyfile_SOURCES = tests/fuzz/fuzz_tpmkeyfile.c \
 	tests/fuzz/standalone.c
 fuzz:
 	@echo "fuzzers need: configure CC=clang --enable-fuzzing" >&2; exit 1
