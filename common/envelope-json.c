@@ -1,0 +1,848 @@
+/*
+ * envelope-json.c - the envelope's JSON form (PROTOCOL.md section 4): the
+ * encoder, the strict bounded parser, and the inner payload.
+ *
+ * The parser trusts nothing: the size is checked before jansson sees the
+ * bytes, the nesting depth is checked by a scan before jansson builds a
+ * tree, every member is looked up by name with its exact type, unknown and
+ * duplicate members are errors, and every binary field has its exact
+ * length.  No field is ever normalised: what is not canonical is rejected.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "buf.h"
+#include "acctlog.h"
+#include "codec.h"
+#include "crypto.h"
+#include "envelope.h"
+#include "envelope-private.h"
+#include "errors.h"
+
+/* Deepest nesting of a valid envelope: root, "views"/"recipients"/
+ * "sender", one element.  The inner payload is one flat object. */
+#define ENV_JSON_MAX_DEPTH 3
+#define ENV_PAYLOAD_MAX_DEPTH 1
+
+/* --- helpers --- */
+
+/*
+ * Returns 1 when the JSON text at p nests objects and arrays at most
+ * max_depth deep, else 0.  Only brackets outside strings count; the text
+ * need not be valid JSON (jansson judges that afterwards).  This keeps
+ * jansson's recursive parser from ever descending deeper than we allow.
+ */
+static int
+env_json_depth_ok(const uint8_t *p, size_t len, int max_depth)
+{
+	size_t i;
+	int depth = 0, in_string = 0, escaped = 0;
+
+	for (i = 0; i < len; i++) {
+		if (in_string) {
+			if (escaped)
+				escaped = 0;
+			else if (p[i] == '\\')
+				escaped = 1;
+			else if (p[i] == '"')
+				in_string = 0;
+			continue;
+		}
+		switch (p[i]) {
+		case '"':
+			in_string = 1;
+			break;
+		case '{':
+		case '[':
+			if (++depth > max_depth)
+				return 0;
+			break;
+		case '}':
+		case ']':
+			depth--;
+			break;
+		}
+	}
+	return 1;
+}
+
+/* Loads text with duplicate keys rejected; depth checked first. */
+static int
+env_json_load(const uint8_t *p, size_t len, int max_depth, const char *what,
+    json_t **out, struct err_ctx *e)
+{
+	json_error_t jerr;
+	json_t *j;
+
+	if (!env_json_depth_ok(p, len, max_depth))
+		return err_set(e, ERR_FORMAT, "%s: JSON nested deeper than %d "
+		    "levels", what, max_depth);
+	if ((j = json_loadb((const char *)p, len, JSON_REJECT_DUPLICATES,
+	    &jerr)) == NULL)
+		return err_set(e, ERR_FORMAT, "%s: invalid JSON at line %d "
+		    "column %d: %s", what, jerr.line, jerr.column, jerr.text);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return err_set(e, ERR_FORMAT, "%s: not a JSON object", what);
+	}
+	*out = j;
+	return 0;
+}
+
+/* Every member of obj must be one of the n names in allowed. */
+static int
+env_json_members(json_t *obj, const char *const *allowed, size_t n,
+    const char *what, struct err_ctx *e)
+{
+	const char *key;
+	json_t *v;
+	size_t i;
+
+	json_object_foreach(obj, key, v) {
+		for (i = 0; i < n; i++) {
+			if (strcmp(key, allowed[i]) == 0)
+				break;
+		}
+		if (i == n)
+			return err_set(e, ERR_FORMAT, "%s: unknown member "
+			    "\"%.32s\"", what, key);
+	}
+	return 0;
+}
+
+/* A member that must be present and have the given type. */
+static json_t *
+env_json_get(json_t *obj, const char *key, json_type type, const char *what,
+    int *r, struct err_ctx *e)
+{
+	json_t *v;
+
+	if ((v = json_object_get(obj, key)) == NULL) {
+		*r = err_set(e, ERR_FORMAT, "%s: member \"%s\" is missing",
+		    what, key);
+		return NULL;
+	}
+	if (json_typeof(v) != type) {
+		*r = err_set(e, ERR_FORMAT, "%s: member \"%s\" has the wrong "
+		    "type", what, key);
+		return NULL;
+	}
+	return v;
+}
+
+/* A string member without NUL bytes, and its length. */
+static int
+env_json_str(json_t *obj, const char *key, const char *what,
+    const char **s, size_t *len, struct err_ctx *e)
+{
+	json_t *v;
+	int r = ERR_FORMAT;
+
+	if ((v = env_json_get(obj, key, JSON_STRING, what, &r, e)) == NULL)
+		return r;
+	*s = json_string_value(v);
+	*len = json_string_length(v);
+	if (memchr(*s, '\0', *len) != NULL)
+		return err_set(e, ERR_FORMAT, "%s: member \"%s\" contains a "
+		    "NUL character", what, key);
+	return 0;
+}
+
+/* A non-negative integer member. */
+static int
+env_json_u64(json_t *obj, const char *key, const char *what, uint64_t *out,
+    struct err_ctx *e)
+{
+	json_t *v;
+	json_int_t n;
+	int r = ERR_FORMAT;
+
+	if ((v = env_json_get(obj, key, JSON_INTEGER, what, &r, e)) == NULL)
+		return r;
+	if ((n = json_integer_value(v)) < 0 ||
+	    (uint64_t)n > ENV_JSON_INT_MAX)
+		return err_set(e, ERR_FORMAT, "%s: member \"%s\" is negative "
+		    "or above 2^53", what, key);
+	*out = (uint64_t)n;
+	return 0;
+}
+
+/* A base64url member of exactly want bytes. */
+static int
+env_json_b64_exact(json_t *obj, const char *key, const char *what,
+    uint8_t *out, size_t want, struct err_ctx *e)
+{
+	const char *s;
+	size_t len;
+	int r;
+
+	if ((r = env_json_str(obj, key, what, &s, &len, e)) != 0)
+		return r;
+	if (b64url_decode_exact(s, len, out, want) != 0)
+		return err_set(e, ERR_FORMAT, "%s: member \"%s\" is not "
+		    "base64url of exactly %zu bytes", what, key, want);
+	return 0;
+}
+
+/* A base64url member of at most max bytes, into a new array. */
+static int
+env_json_b64_alloc(json_t *obj, const char *key, const char *what,
+    size_t max, uint8_t **out, size_t *out_len, struct err_ctx *e)
+{
+	const char *s;
+	size_t len;
+	int r;
+
+	if ((r = env_json_str(obj, key, what, &s, &len, e)) != 0)
+		return r;
+	if ((r = b64url_decode(s, len, max, out, out_len)) != 0) {
+		if (r == ERR_ALLOC)
+			return r;
+		return err_set(e, r, "%s: member \"%s\" is not base64url%s",
+		    what, key, r == ERR_TOO_LARGE ? " of an allowed size" :
+		    "");
+	}
+	return 0;
+}
+
+/* A new JSON string holding the base64url of len bytes at p. */
+static json_t *
+env_json_b64_new(const uint8_t *p, size_t len)
+{
+	char *s = NULL;
+	json_t *j;
+
+	if (b64url_encode(p, len, &s) != 0)
+		return NULL;
+	j = json_stringn_nocheck(s, strlen(s));
+	/* The inner payload's body is plaintext. */
+	crypto_wipe(s, strlen(s));
+	free(s);
+	return j;
+}
+
+/* json_dump_callback sink: appends to a struct buf. */
+static int
+env_json_sink(const char *p, size_t len, void *arg)
+{
+	return buf_put((struct buf *)arg, p, len) == 0 ? 0 : -1;
+}
+
+/* Serialises j compactly into a new NUL-terminated array (caller frees). */
+static int
+env_json_dump(json_t *j, uint8_t **out, size_t *out_len)
+{
+	struct buf *b = NULL;
+	uint8_t *p = NULL;
+	size_t len = 0;
+	int r = ERR_INTERNAL;
+
+	if ((b = buf_new(0)) == NULL)
+		return ERR_ALLOC;
+	if (json_dump_callback(j, env_json_sink, b, JSON_COMPACT) != 0) {
+		r = ERR_ALLOC;
+		goto out;
+	}
+	if ((r = buf_put_u8(b, 0)) != 0 ||
+	    (r = buf_steal(b, &p, &len)) != 0)
+		goto out;
+	*out = p;
+	*out_len = len - 1;
+	r = 0;
+ out:
+	buf_free(b);
+	return r;
+}
+
+/* Wipes a JSON string's bytes in place (jansson owns them). */
+static void
+env_json_wipe_string(json_t *v)
+{
+	if (v != NULL && json_is_string(v))
+		crypto_wipe((char *)json_string_value(v),
+		    json_string_length(v));
+}
+
+/* --- encoding --- */
+
+/* Adds j (a new reference, may be NULL) to arr; j is consumed. */
+static int
+env_json_append(json_t *arr, json_t *j)
+{
+	return json_array_append_new(arr, j) == 0 ? 0 : ERR_ALLOC;
+}
+
+/* Sets obj[key] = j (a new reference, may be NULL); j is consumed. */
+static int
+env_json_set(json_t *obj, const char *key, json_t *j)
+{
+	return json_object_set_new(obj, key, j) == 0 ? 0 : ERR_ALLOC;
+}
+
+static int
+env_recipient_to_json(const struct env_recipient *rc, json_t **out)
+{
+	json_t *o;
+	int r;
+
+	if (rc->alg != TOKEN_ENC_HPKE_P256 && rc->alg != TOKEN_ENC_RSA_OAEP)
+		return ERR_INVALID_ARG;
+	if ((o = json_object()) == NULL)
+		return ERR_ALLOC;
+	if ((r = env_json_set(o, "device", json_string(rc->device))) != 0 ||
+	    (r = env_json_set(o, "alg",
+	    json_string(token_enc_alg_name(rc->alg)))) != 0 ||
+	    (rc->alg == TOKEN_ENC_HPKE_P256 &&
+	    (r = env_json_set(o, "enc",
+	    env_json_b64_new(rc->enc, sizeof(rc->enc)))) != 0) ||
+	    (r = env_json_set(o, "wrapped", env_json_b64_new(rc->wrapped ==
+	    NULL ? (const uint8_t *)"" : rc->wrapped, rc->wrapped_len))) != 0) {
+		json_decref(o);
+		return r;
+	}
+	*out = o;
+	return 0;
+}
+
+int
+env_to_json(const struct env *env, char **out, size_t *out_len)
+{
+	json_t *root = NULL, *sender = NULL, *to = NULL, *views = NULL;
+	json_t *recips = NULL, *j = NULL;
+	uint8_t *text = NULL;
+	size_t i, len = 0;
+	int r = ERR_INTERNAL;
+
+	return_val_if_fail(env != NULL && out != NULL && out_len != NULL,
+	    ERR_INVALID_ARG);
+	return_val_if_fail(env->n_to == 0 || env->to != NULL, ERR_INVALID_ARG);
+	return_val_if_fail(env->n_views == 0 || env->views != NULL,
+	    ERR_INVALID_ARG);
+	return_val_if_fail(env->n_recipients == 0 || env->recipients != NULL,
+	    ERR_INVALID_ARG);
+	return_val_if_fail(env->ciphertext != NULL || env->ciphertext_len == 0,
+	    ERR_INVALID_ARG);
+	if (env->sent > ENV_JSON_INT_MAX)
+		return ERR_INVALID_ARG;
+
+	if ((root = json_object()) == NULL ||
+	    (sender = json_object()) == NULL || (to = json_array()) == NULL ||
+	    (views = json_array()) == NULL ||
+	    (recips = json_array()) == NULL) {
+		r = ERR_ALLOC;
+		goto out;
+	}
+	if ((r = env_json_set(sender, "account",
+	    json_string(env->sender_account))) != 0 ||
+	    (r = env_json_set(sender, "device",
+	    json_string(env->sender_device))) != 0)
+		goto out;
+	for (i = 0; i < env->n_to; i++) {
+		if ((r = env_json_append(to, json_string(env->to[i]))) != 0)
+			goto out;
+	}
+	for (i = 0; i < env->n_views; i++) {
+		/* A view is a signed head in acctlog's own JSON form. */
+		if ((r = acctlog_head_to_json(&env->views[i], &j, NULL)) != 0 ||
+		    (r = env_json_append(views, j)) != 0)
+			goto out;
+	}
+	for (i = 0; i < env->n_recipients; i++) {
+		if ((r = env_recipient_to_json(&env->recipients[i], &j)) != 0 ||
+		    (r = env_json_append(recips, j)) != 0)
+			goto out;
+	}
+	/* env_json_set consumes its value even on failure. */
+	r = env_json_set(root, "v", json_integer(ENV_VERSION));
+	if (r == 0)
+		r = env_json_set(root, "id",
+		    env_json_b64_new(env->id, sizeof(env->id)));
+	if (r == 0)
+		r = env_json_set(root, "sender", json_incref(sender));
+	if (r == 0)
+		r = env_json_set(root, "sent",
+		    json_integer((json_int_t)env->sent));
+	if (r == 0)
+		r = env_json_set(root, "to", json_incref(to));
+	if (r == 0)
+		r = env_json_set(root, "views", json_incref(views));
+	if (r == 0)
+		r = env_json_set(root, "recipients", json_incref(recips));
+	if (r == 0)
+		r = env_json_set(root, "nonce",
+		    env_json_b64_new(env->nonce, sizeof(env->nonce)));
+	if (r == 0)
+		r = env_json_set(root, "ciphertext",
+		    env_json_b64_new(env->ciphertext == NULL ?
+		    (const uint8_t *)"" : env->ciphertext,
+		    env->ciphertext_len));
+	if (r == 0)
+		r = env_json_set(root, "sig",
+		    env_json_b64_new(env->sig, sizeof(env->sig)));
+	if (r != 0)
+		goto out;
+	if ((r = env_json_dump(root, &text, &len)) != 0)
+		goto out;
+	*out = (char *)text;
+	*out_len = len;
+	r = 0;
+ out:
+	json_decref(sender);
+	json_decref(to);
+	json_decref(views);
+	json_decref(recips);
+	json_decref(root);
+	return r;
+}
+
+/* --- parsing --- */
+
+static int
+env_parse_view(json_t *o, const char *account, struct acctlog_head *v,
+    struct err_ctx *e)
+{
+	int r;
+
+	if (!json_is_object(o))
+		return err_set(e, ERR_FORMAT, "envelope: a view is not an "
+		    "object");
+	if ((r = acctlog_head_from_json(o, v, e)) != 0)
+		return r;
+	if (strcmp(v->account, account) != 0)
+		return err_set(e, ERR_FORMAT, "envelope: the views are not "
+		    "one per \"to\" account in the same order");
+	return 0;
+}
+
+static int
+env_parse_recipient(json_t *o, struct env_recipient *rc, struct err_ctx *e)
+{
+	static const char *const hpke_members[] = {
+		"device", "alg", "enc", "wrapped"
+	};
+	static const char *const rsa_members[] = {
+		"device", "alg", "wrapped"
+	};
+	const char *s;
+	size_t len;
+	int r;
+
+	if (!json_is_object(o))
+		return err_set(e, ERR_FORMAT, "envelope: a recipient is not "
+		    "an object");
+	if ((r = env_json_str(o, "device", "envelope recipient", &s, &len,
+	    e)) != 0)
+		return r;
+	if (!env_device_valid(s, len))
+		return err_set(e, ERR_FORMAT, "envelope: a recipient device "
+		    "is not 64 lowercase hex digits");
+	memcpy(rc->device, s, len + 1);
+	if ((r = env_json_str(o, "alg", "envelope recipient", &s, &len,
+	    e)) != 0)
+		return r;
+	if (strcmp(s, "hpke-p256") == 0) {
+		rc->alg = TOKEN_ENC_HPKE_P256;
+		if ((r = env_json_members(o, hpke_members, 4,
+		    "envelope recipient", e)) != 0 ||
+		    (r = env_json_b64_exact(o, "enc", "envelope recipient",
+		    rc->enc, sizeof(rc->enc), e)) != 0)
+			return r;
+		if (rc->enc[0] != 0x04)
+			return err_set(e, ERR_FORMAT, "envelope: recipient "
+			    "%.16s: enc is not an uncompressed point",
+			    rc->device);
+		if ((rc->wrapped = malloc(ENV_HPKE_WRAPPED_LEN)) == NULL)
+			return ERR_ALLOC;
+		rc->wrapped_len = ENV_HPKE_WRAPPED_LEN;
+		return env_json_b64_exact(o, "wrapped", "envelope recipient",
+		    rc->wrapped, ENV_HPKE_WRAPPED_LEN, e);
+	}
+	if (strcmp(s, "rsa-oaep-sha256") == 0) {
+		rc->alg = TOKEN_ENC_RSA_OAEP;
+		if ((r = env_json_members(o, rsa_members, 3,
+		    "envelope recipient", e)) != 0 ||
+		    (r = env_json_b64_alloc(o, "wrapped", "envelope recipient",
+		    ENV_RSA3072_WRAPPED_LEN, &rc->wrapped, &rc->wrapped_len,
+		    e)) != 0)
+			return r;
+		if (rc->wrapped_len != ENV_RSA2048_WRAPPED_LEN &&
+		    rc->wrapped_len != ENV_RSA3072_WRAPPED_LEN)
+			return err_set(e, ERR_FORMAT, "envelope: recipient "
+			    "%.16s: an RSA-wrapped key of %zu bytes",
+			    rc->device, rc->wrapped_len);
+		return 0;
+	}
+	return err_set(e, ERR_FORMAT, "envelope: recipient %.16s has an "
+	    "unknown algorithm", rc->device);
+}
+
+static int
+env_parse_tree(json_t *root, size_t max_bytes, size_t max_recipients,
+    struct env *env, struct err_ctx *e)
+{
+	static const char *const members[] = {
+		"v", "id", "sender", "sent", "to", "views", "recipients",
+		"nonce", "ciphertext", "sig"
+	};
+	static const char *const sender_members[] = { "account", "device" };
+	json_t *v, *sender, *to, *views, *recips;
+	const char *s;
+	size_t i, len, n;
+	int r = ERR_FORMAT, found_sender = 0;
+
+	if ((v = env_json_get(root, "v", JSON_INTEGER, "envelope", &r,
+	    e)) == NULL)
+		return r;
+	if (json_integer_value(v) != ENV_VERSION)
+		return err_set(e, ERR_FORMAT, "envelope: version %lld is not "
+		    "supported (only %d)", (long long)json_integer_value(v),
+		    ENV_VERSION);
+	if ((r = env_json_members(root, members, 10, "envelope", e)) != 0 ||
+	    (r = env_json_b64_exact(root, "id", "envelope", env->id,
+	    sizeof(env->id), e)) != 0)
+		return r;
+
+	if ((sender = env_json_get(root, "sender", JSON_OBJECT, "envelope",
+	    &r, e)) == NULL)
+		return r;
+	if ((r = env_json_members(sender, sender_members, 2,
+	    "envelope sender", e)) != 0 ||
+	    (r = env_json_str(sender, "account", "envelope sender", &s, &len,
+	    e)) != 0)
+		return r;
+	if (!env_account_valid(s, len))
+		return err_set(e, ERR_FORMAT, "envelope: the sender account is "
+		    "not a valid account name");
+	memcpy(env->sender_account, s, len + 1);
+	if ((r = env_json_str(sender, "device", "envelope sender", &s, &len,
+	    e)) != 0)
+		return r;
+	if (!env_device_valid(s, len))
+		return err_set(e, ERR_FORMAT, "envelope: the sender device is "
+		    "not 64 lowercase hex digits");
+	memcpy(env->sender_device, s, len + 1);
+	if ((r = env_json_u64(root, "sent", "envelope", &env->sent, e)) != 0)
+		return r;
+
+	/* to: sorted, unique, valid names, naming the sender's account. */
+	if ((to = env_json_get(root, "to", JSON_ARRAY, "envelope", &r,
+	    e)) == NULL)
+		return r;
+	n = json_array_size(to);
+	if (n == 0 || n > ENV_MAX_TO)
+		return err_set(e, n == 0 ? ERR_FORMAT : ERR_TOO_LARGE,
+		    "envelope: \"to\" must list 1 to %d accounts, not %zu",
+		    ENV_MAX_TO, n);
+	if ((env->to = calloc(n, sizeof(*env->to))) == NULL)
+		return ERR_ALLOC;
+	for (i = 0; i < n; i++) {
+		v = json_array_get(to, i);
+		if (!json_is_string(v) ||
+		    !env_account_valid(json_string_value(v),
+		    json_string_length(v)))
+			return err_set(e, ERR_FORMAT, "envelope: \"to\" entry "
+			    "%zu is not a valid account name", i);
+		s = json_string_value(v);
+		if (i > 0 && strcmp(env->to[i - 1], s) >= 0)
+			return err_set(e, ERR_FORMAT, "envelope: \"to\" is not "
+			    "sorted and free of duplicates");
+		if ((env->to[i] = strdup(s)) == NULL)
+			return ERR_ALLOC;
+		env->n_to++;
+		if (strcmp(s, env->sender_account) == 0)
+			found_sender = 1;
+	}
+	if (!found_sender)
+		return err_set(e, ERR_FORMAT, "envelope: \"to\" does not "
+		    "include the sender's account");
+
+	/* views: one per "to" account, same order. */
+	if ((views = env_json_get(root, "views", JSON_ARRAY, "envelope", &r,
+	    e)) == NULL)
+		return r;
+	if (json_array_size(views) != n)
+		return err_set(e, ERR_FORMAT, "envelope: %zu views for %zu "
+		    "accounts in \"to\"", json_array_size(views), n);
+	if ((env->views = calloc(n, sizeof(*env->views))) == NULL)
+		return ERR_ALLOC;
+	for (i = 0; i < n; i++) {
+		if ((r = env_parse_view(json_array_get(views, i), env->to[i],
+		    &env->views[i], e)) != 0)
+			return r;
+		env->n_views++;
+	}
+
+	/* recipients: bounded, sorted by device, unique, not the sender. */
+	if ((recips = env_json_get(root, "recipients", JSON_ARRAY, "envelope",
+	    &r, e)) == NULL)
+		return r;
+	n = json_array_size(recips);
+	if (n == 0)
+		return err_set(e, ERR_FORMAT, "envelope: no recipients");
+	if (n > max_recipients)
+		return err_set(e, ERR_TOO_LARGE, "envelope: %zu recipients, "
+		    "more than the %zu allowed", n, max_recipients);
+	if ((env->recipients = calloc(n, sizeof(*env->recipients))) == NULL)
+		return ERR_ALLOC;
+	for (i = 0; i < n; i++) {
+		/* Counted first so that env_free() releases a partial one. */
+		env->n_recipients++;
+		if ((r = env_parse_recipient(json_array_get(recips, i),
+		    &env->recipients[i], e)) != 0)
+			return r;
+		if (i > 0 && strcmp(env->recipients[i - 1].device,
+		    env->recipients[i].device) >= 0)
+			return err_set(e, ERR_FORMAT, "envelope: the "
+			    "recipients are not sorted by device and free of "
+			    "duplicates");
+		if (strcmp(env->recipients[i].device,
+		    env->sender_device) == 0)
+			return err_set(e, ERR_FORMAT, "envelope: the sender "
+			    "device is listed as a recipient");
+	}
+
+	if ((r = env_json_b64_exact(root, "nonce", "envelope", env->nonce,
+	    sizeof(env->nonce), e)) != 0 ||
+	    (r = env_json_b64_alloc(root, "ciphertext", "envelope", max_bytes,
+	    &env->ciphertext, &env->ciphertext_len, e)) != 0)
+		return r;
+	if (env->ciphertext_len < ENV_TAG_LEN)
+		return err_set(e, ERR_FORMAT, "envelope: ciphertext shorter "
+		    "than its tag");
+	return env_json_b64_exact(root, "sig", "envelope", env->sig,
+	    sizeof(env->sig), e);
+}
+
+int
+env_parse(const uint8_t *json, size_t len, const struct env_limits *lim,
+    struct env **out, struct err_ctx *e)
+{
+	size_t max_bytes = ENV_MAX_BYTES_DEFAULT;
+	size_t max_recipients = ENV_MAX_RECIPIENTS;
+	struct env *env = NULL;
+	json_t *root = NULL;
+	int r = ERR_INTERNAL;
+
+	return_val_if_fail(json != NULL && out != NULL, ERR_INVALID_ARG);
+	if (lim != NULL && lim->max_bytes != 0)
+		max_bytes = lim->max_bytes;
+	if (lim != NULL && lim->max_recipients != 0)
+		max_recipients = lim->max_recipients;
+	if (max_recipients > ENV_MAX_RECIPIENTS)
+		return err_set(e, ERR_INVALID_ARG, "envelope: at most %d "
+		    "recipients may be allowed", ENV_MAX_RECIPIENTS);
+
+	if (len > max_bytes) {
+		r = err_set(e, ERR_TOO_LARGE, "envelope: %zu bytes, more than "
+		    "the %zu allowed", len, max_bytes);
+		goto out;
+	}
+	if ((r = env_json_load(json, len, ENV_JSON_MAX_DEPTH, "envelope",
+	    &root, e)) != 0)
+		goto out;
+	if ((env = calloc(1, sizeof(*env))) == NULL) {
+		r = ERR_ALLOC;
+		goto out;
+	}
+	if ((r = env_parse_tree(root, max_bytes, max_recipients, env,
+	    e)) != 0)
+		goto out;
+	*out = env;
+	env = NULL;		/* transferred */
+	r = 0;
+ out:
+	env_free(env);
+	json_decref(root);
+	return r;
+}
+
+/* --- the inner payload --- */
+
+void
+env_payload_clear(struct env_payload *p)
+{
+	if (p == NULL)
+		return;
+	if (p->type != NULL) {
+		crypto_wipe(p->type, strlen(p->type));
+		free(p->type);
+	}
+	if (p->body != NULL) {
+		crypto_wipe(p->body, p->body_len);
+		free(p->body);
+	}
+	if (p->name != NULL) {
+		crypto_wipe(p->name, strlen(p->name));
+		free(p->name);
+	}
+	memset(p, 0, sizeof(*p));
+}
+
+/* A media type: 1..ENV_PAYLOAD_TYPE_MAX printable ASCII characters. */
+static int
+env_payload_type_valid(const char *s, size_t len)
+{
+	size_t i;
+
+	if (len == 0 || len > ENV_PAYLOAD_TYPE_MAX)
+		return 0;
+	for (i = 0; i < len; i++) {
+		if (s[i] < 0x20 || s[i] > 0x7e)
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * A file name to save under: 1..ENV_PAYLOAD_NAME_MAX bytes of well-formed
+ * UTF-8 without C0, DEL or C1 controls, '/', '\\', and not starting with
+ * '.' (so neither "..", nor a hidden file, nor a path).
+ */
+static int
+env_payload_name_valid(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0, n, k;
+	uint32_t cp;
+
+	if (len == 0 || len > ENV_PAYLOAD_NAME_MAX || p[0] == '.')
+		return 0;
+	while (i < len) {
+		if (p[i] < 0x80) {
+			if (p[i] < 0x20 || p[i] == 0x7f || p[i] == '/' ||
+			    p[i] == '\\')
+				return 0;
+			i++;
+			continue;
+		}
+		if (p[i] >= 0xc2 && p[i] <= 0xdf) {
+			n = 1;
+			cp = p[i] & 0x1f;
+		} else if (p[i] >= 0xe0 && p[i] <= 0xef) {
+			n = 2;
+			cp = p[i] & 0x0f;
+		} else if (p[i] >= 0xf0 && p[i] <= 0xf4) {
+			n = 3;
+			cp = p[i] & 0x07;
+		} else
+			return 0;
+		if (len - i - 1 < n)
+			return 0;
+		for (k = 1; k <= n; k++) {
+			if ((p[i + k] & 0xc0) != 0x80)
+				return 0;
+			cp = cp << 6 | (p[i + k] & 0x3f);
+		}
+		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) ||
+		    (cp >= 0x80 && cp <= 0x9f))
+			return 0;
+		i += n + 1;
+	}
+	return 1;
+}
+
+int
+env_payload_encode(const char *type, const uint8_t *body, size_t body_len,
+    const char *name, uint8_t **out, size_t *out_len, struct err_ctx *e)
+{
+	json_t *o = NULL, *jbody = NULL;
+	int r = ERR_ALLOC;
+
+	return_val_if_fail(type != NULL && out != NULL && out_len != NULL,
+	    ERR_INVALID_ARG);
+	return_val_if_fail(body != NULL || body_len == 0, ERR_INVALID_ARG);
+	if (!env_payload_type_valid(type, strlen(type)))
+		return err_set(e, ERR_INVALID_ARG, "message: the media type "
+		    "must be 1 to %d printable ASCII characters",
+		    ENV_PAYLOAD_TYPE_MAX);
+	if (name != NULL && !env_payload_name_valid(name, strlen(name)))
+		return err_set(e, ERR_INVALID_ARG, "message: the file name "
+		    "must be 1 to %d bytes of UTF-8 without control "
+		    "characters, '/' or '\\', and must not start with '.'",
+		    ENV_PAYLOAD_NAME_MAX);
+
+	if ((o = json_object()) == NULL ||
+	    (jbody = env_json_b64_new(body == NULL ? (const uint8_t *)"" :
+	    body, body_len)) == NULL)
+		goto out;
+	if (json_object_set_new(o, "type", json_string(type)) != 0 ||
+	    json_object_set(o, "body", jbody) != 0 ||
+	    (name != NULL &&
+	    json_object_set_new(o, "name", json_string(name)) != 0))
+		goto out;
+	if ((r = env_json_dump(o, out, out_len)) != 0)
+		goto out;
+	r = 0;
+ out:
+	if (o != NULL) {
+		env_json_wipe_string(json_object_get(o, "type"));
+		env_json_wipe_string(json_object_get(o, "name"));
+	}
+	env_json_wipe_string(jbody);
+	json_decref(jbody);
+	json_decref(o);
+	return r;
+}
+
+int
+env_payload_parse(const uint8_t *p, size_t len, struct env_payload *out,
+    struct err_ctx *e)
+{
+	static const char *const members[] = { "type", "body", "name" };
+	json_t *root = NULL;
+	const char *s;
+	size_t slen;
+	int r = ERR_INTERNAL;
+
+	return_val_if_fail(p != NULL && out != NULL, ERR_INVALID_ARG);
+	memset(out, 0, sizeof(*out));
+	if ((r = env_json_load(p, len, ENV_PAYLOAD_MAX_DEPTH, "message",
+	    &root, e)) != 0)
+		goto out;
+	if ((r = env_json_members(root, members, 3, "message", e)) != 0 ||
+	    (r = env_json_str(root, "type", "message", &s, &slen, e)) != 0)
+		goto out;
+	if (!env_payload_type_valid(s, slen)) {
+		r = err_set(e, ERR_FORMAT, "message: the media type is not "
+		    "1 to %d printable ASCII characters", ENV_PAYLOAD_TYPE_MAX);
+		goto out;
+	}
+	if ((out->type = strdup(s)) == NULL) {
+		r = ERR_ALLOC;
+		goto out;
+	}
+	if (json_object_get(root, "name") != NULL) {
+		if ((r = env_json_str(root, "name", "message", &s, &slen,
+		    e)) != 0)
+			goto out;
+		if (!env_payload_name_valid(s, slen)) {
+			r = err_set(e, ERR_FORMAT, "message: the file name is "
+			    "not acceptable (a path, hidden, control "
+			    "characters or too long)");
+			goto out;
+		}
+		if ((out->name = strdup(s)) == NULL) {
+			r = ERR_ALLOC;
+			goto out;
+		}
+	}
+	if ((r = env_json_b64_alloc(root, "body", "message", len, &out->body,
+	    &out->body_len, e)) != 0)
+		goto out;
+	r = 0;
+ out:
+	if (root != NULL) {
+		env_json_wipe_string(json_object_get(root, "type"));
+		env_json_wipe_string(json_object_get(root, "body"));
+		env_json_wipe_string(json_object_get(root, "name"));
+		json_decref(root);
+	}
+	if (r != 0)
+		env_payload_clear(out);
+	return r;
+}
