@@ -127,7 +127,16 @@ pkey_public_ok(EVP_PKEY *pkey)
 
 	if ((pctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL)) == NULL)
 		return 0;
-	ok = EVP_PKEY_public_check(pctx) == 1;
+	/*
+	 * For EC the quick check (point on the curve, not at infinity) is
+	 * the whole check on P-256: its cofactor is 1, so every point on the
+	 * curve is in the prime-order group and the full check's extra
+	 * scalar multiplication proves nothing more.
+	 */
+	if (EVP_PKEY_is_a(pkey, "EC"))
+		ok = EVP_PKEY_public_check_quick(pctx) == 1;
+	else
+		ok = EVP_PKEY_public_check(pctx) == 1;
 	EVP_PKEY_CTX_free(pctx);
 	return ok;
 }
@@ -570,7 +579,7 @@ crypto_ecdsa_sign(EVP_PKEY *priv, const uint8_t digest[CRYPTO_SHA256_LEN],
 	return r;
 }
 
-/* ECDH on P-256; OpenSSL validates the peer key before deriving. */
+/* ECDH on P-256 with a peer key that was validated when it was made. */
 int
 crypto_ecdh(EVP_PKEY *priv, EVP_PKEY *peer,
     uint8_t out[CRYPTO_P256_SCALAR_LEN])
@@ -585,7 +594,10 @@ crypto_ecdh(EVP_PKEY *priv, EVP_PKEY *peer,
 	if ((pctx = EVP_PKEY_CTX_new_from_pkey(NULL, priv, NULL)) == NULL ||
 	    EVP_PKEY_derive_init(pctx) != 1)
 		goto out;
-	if (EVP_PKEY_derive_set_peer_ex(pctx, peer, 1) != 1) {
+	/* No second validation: every peer EVP_PKEY in devid comes from
+	 * crypto_spki_import, crypto_ec_point_to_pkey or key generation, and
+	 * those validate the point already (see crypto.h). */
+	if (EVP_PKEY_derive_set_peer_ex(pctx, peer, 0) != 1) {
 		r = ERR_FORMAT;
 		goto out;
 	}

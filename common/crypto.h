@@ -139,8 +139,9 @@ int crypto_ec_from_scalar(const uint8_t scalar[CRYPTO_P256_SCALAR_LEN],
     EVP_PKEY **out);
 
 /* Software ECDH: the 32-byte x-coordinate of priv * peer (caller wipes).
- * Both must be P-256 keys (ERR_INVALID_ARG); a peer that fails OpenSSL's
- * validation is ERR_FORMAT.  out is wiped on failure. */
+ * Both must be P-256 keys (ERR_INVALID_ARG).  peer is not validated again:
+ * it must come from crypto_spki_import, crypto_ec_point_to_pkey or key
+ * generation, which validate.  out is wiped on failure. */
 int crypto_ecdh(EVP_PKEY *priv, EVP_PKEY *peer,
     uint8_t out[CRYPTO_P256_SCALAR_LEN]);
 

@@ -627,6 +627,10 @@ devrec_json_u64(const json_t *obj, const char *key, uint64_t *out,
 	if ((i = json_integer_value(v)) < 0)
 		return err_set(e, ERR_FORMAT, "%s: field \"%s\" is negative",
 		    what, key);
+	/* docs/protocol.md: integers stay exact in every JSON parser. */
+	if ((uint64_t)i > DEVREC_JSON_INT_MAX)
+		return err_set(e, ERR_FORMAT, "%s: field \"%s\" is above "
+		    "2^53", what, key);
 	*out = (uint64_t)i;
 	return 0;
 }
@@ -716,7 +720,7 @@ devrec_json_b64_exact(const json_t *obj, const char *key, uint8_t *out,
 int
 devrec_json_set_u64(json_t *obj, const char *key, uint64_t v)
 {
-	if (v > (uint64_t)INT64_MAX)
+	if (v > DEVREC_JSON_INT_MAX)
 		return ERR_INVALID_ARG;
 	if (json_object_set_new(obj, key, json_integer((json_int_t)v)) != 0)
 		return ERR_ALLOC;

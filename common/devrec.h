@@ -34,6 +34,8 @@
 /* Largest JSON text accepted for one record (two RSA-4096 sized SPKIs in
  * base64url are well below this). */
 #define DEVREC_JSON_MAX ((size_t)8192)
+/* The largest integer in devid JSON: 2^53, exact in every JSON parser. */
+#define DEVREC_JSON_INT_MAX ((uint64_t)1 << 53)
 
 #define DEVREC_ENC_HPKE_P256 "hpke-p256"
 #define DEVREC_ENC_RSA_OAEP "rsa-oaep-sha256"

@@ -166,7 +166,7 @@ env_hdr_hash(const struct env *env, uint8_t out[32])
 /* SIG = "devid-env-sig-v1"\0 lp(H(HDR)) lp(nonce) lp(H(ciphertext))
  * u32(#recipients) { lp(device) lp(alg) lp(enc or "") lp(wrapped) }... */
 static int
-env_sig_transcript(const struct env *env, const uint8_t hdr_hash[32],
+env_sig_transcript_hdr(const struct env *env, const uint8_t hdr_hash[32],
     struct buf *b)
 {
 	const struct env_recipient *rc;
@@ -220,13 +220,25 @@ env_sig_digest(const struct env *env, uint8_t out[32])
 		r = ERR_ALLOC;
 		goto out;
 	}
-	if ((r = env_sig_transcript(env, hdr_hash, b)) != 0 ||
+	if ((r = env_sig_transcript_hdr(env, hdr_hash, b)) != 0 ||
 	    (r = tr_hash(b, out)) != 0)
 		goto out;
 	r = 0;
  out:
 	buf_free(b);
 	return r;
+}
+
+int
+env_sig_transcript(const struct env *env, struct buf *b)
+{
+	uint8_t hdr_hash[CRYPTO_SHA256_LEN];
+	int r;
+
+	return_val_if_fail(env != NULL && b != NULL, ERR_INVALID_ARG);
+	if ((r = env_hdr_hash(env, hdr_hash)) != 0)
+		return r;
+	return env_sig_transcript_hdr(env, hdr_hash, b);
 }
 
 /* HPKE info = "devid-wrap-v1"\0 lp(id) lp(recipient device id, hex). */
@@ -448,17 +460,15 @@ env_wrap_hpke(const struct env *env, struct env_recipient *rc,
     EVP_PKEY *pub, const uint8_t hdr_hash[32], const uint8_t key[ENV_KEY_LEN],
     struct buf *info, struct err_ctx *e)
 {
-	uint8_t pk_r[HPKE_ENC_LEN];
 	struct hpke_ctx ctx;
 	int r = ERR_INTERNAL;
 
 	memset(&ctx, 0, sizeof(ctx));
 	buf_reset(info);
-	if ((r = crypto_ec_point_get(pub, pk_r)) != 0 ||
-	    (r = env_wrap_info(info, env->id, rc->device)) != 0)
+	if ((r = env_wrap_info(info, env->id, rc->device)) != 0)
 		goto out;
-	if ((r = hpke_setup_base_s(pk_r, buf_ptr(info), buf_len(info),
-	    NULL, 0, rc->enc, &ctx, e)) != 0)
+	if ((r = hpke_setup_base_s_key(pub, buf_ptr(info), buf_len(info),
+	    rc->enc, &ctx, e)) != 0)
 		goto out;
 	if ((rc->wrapped = malloc(ENV_HPKE_WRAPPED_LEN)) == NULL) {
 		r = ERR_ALLOC;
@@ -504,9 +514,9 @@ env_seal(const struct env_seal_args *a, struct env **out, struct err_ctx *e)
 {
 	struct env *env = NULL;
 	EVP_PKEY **keys = NULL;
-	struct buf *hdr = NULL, *info = NULL;
+	struct buf *hdr = NULL, *info = NULL, *sigt = NULL;
 	uint8_t key[ENV_KEY_LEN];
-	uint8_t hdr_hash[CRYPTO_SHA256_LEN], digest[CRYPTO_SHA256_LEN];
+	uint8_t hdr_hash[CRYPTO_SHA256_LEN];
 	struct env_recipient *rc;
 	size_t i;
 	int r = ERR_INTERNAL;
@@ -577,9 +587,14 @@ env_seal(const struct env_seal_args *a, struct env **out, struct err_ctx *e)
 		}
 	}
 
-	if ((r = env_sig_digest(env, digest)) != 0)
+	if ((sigt = buf_new(0)) == NULL) {
+		r = ERR_ALLOC;
 		goto out;
-	if ((r = a->sign(a->sign_arg, digest, env->sig, e)) != 0) {
+	}
+	if ((r = env_sig_transcript(env, sigt)) != 0)
+		goto out;
+	if ((r = a->sign(a->sign_arg, buf_ptr(sigt), buf_len(sigt), env->sig,
+	    e)) != 0) {
 		err_set(e, r, "envelope: signing failed");
 		goto out;
 	}
@@ -590,6 +605,7 @@ env_seal(const struct env_seal_args *a, struct env **out, struct err_ctx *e)
 	crypto_wipe(key, sizeof(key));
 	buf_free(hdr);
 	buf_free(info);
+	buf_free(sigt);
 	free(keys);
 	env_free(env);
 	return r;

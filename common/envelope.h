@@ -95,19 +95,28 @@ void env_free(struct env *env);
 int env_hdr(const struct env *env, struct buf *b);
 int env_hdr_hash(const struct env *env, uint8_t out[32]);
 int env_sig_digest(const struct env *env, uint8_t out[32]);
+/* Appends the SIG transcript itself to b. */
+int env_sig_transcript(const struct env *env, struct buf *b);
 
 /* --- sealing --- */
 
-/* Signs the 32-byte digest H(SIG) with the sender's device signing key
- * (in the agent: token_sign_digest), raw r||s out. */
-typedef int (*env_sign_fn)(void *arg, const uint8_t digest[32],
+/*
+ * Signs the SIG transcript (len bytes, beginning with the domain tag
+ * "devid-env-sig-v1"\0) with the sender's device signing key: the signer
+ * computes H(transcript) and signs that digest, raw r||s out.  The whole
+ * transcript is passed, not only its hash, so that a signer such as the
+ * agent can check the domain tag (tr_is_signable) before it signs.
+ */
+typedef int (*env_sign_fn)(void *arg, const uint8_t *transcript, size_t len,
     uint8_t sig[ENV_SIG_LEN], struct err_ctx *e);
 
 /* A recipient device as the sender knows it.  enc_pub is borrowed. */
 struct env_recipient_key {
 	const char *device;          /* 64 lowercase hex */
 	enum token_enc_alg alg;
-	EVP_PKEY *enc_pub;           /* P-256 for hpke-p256, RSA for rsa-oaep */
+	/* P-256 for hpke-p256, RSA for rsa-oaep; from crypto_spki_import
+	 * (which validates it: seal does not validate it again). */
+	EVP_PKEY *enc_pub;
 };
 
 /*

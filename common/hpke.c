@@ -246,40 +246,29 @@ hpke_dh_software(void *arg, const uint8_t pk_e[HPKE_ENC_LEN],
 }
 
 /*
- * SetupBaseS (section 5.1.1) with Encap (section 4.1).  Without ikm_e the
- * ephemeral key is DeriveKeyPair(random(32)), which section 7.1.3 allows
- * as GenerateKeyPair.
+ * SetupBaseS (section 5.1.1) with Encap (section 4.1), for a recipient key
+ * already imported and validated (key_r) whose point is pk_r.  Without
+ * ikm_e the ephemeral key is a fresh random key pair (GenerateKeyPair of
+ * section 7.1.3); with it, DeriveKeyPair(ikm_e) as in the test vectors.
  */
-int
-hpke_setup_base_s(const uint8_t pk_r[HPKE_ENC_LEN], const uint8_t *info,
-    size_t info_len, const uint8_t *ikm_e, size_t ikm_e_len,
-    uint8_t enc[HPKE_ENC_LEN], struct hpke_ctx *ctx, struct err_ctx *e)
+static int
+setup_base_s(EVP_PKEY *key_r, const uint8_t pk_r[HPKE_ENC_LEN],
+    const uint8_t *info, size_t info_len, const uint8_t *ikm_e,
+    size_t ikm_e_len, uint8_t enc[HPKE_ENC_LEN], struct hpke_ctx *ctx,
+    struct err_ctx *e)
 {
-	uint8_t ikm_rand[HPKE_SK_LEN], sk_e[HPKE_SK_LEN];
-	uint8_t pk_e[HPKE_ENC_LEN], dh[HPKE_SECRET_LEN];
-	EVP_PKEY *key_e = NULL, *key_r = NULL;
+	uint8_t sk_e[HPKE_SK_LEN], pk_e[HPKE_ENC_LEN], dh[HPKE_SECRET_LEN];
+	EVP_PKEY *key_e = NULL;
 	int r = ERR_INTERNAL;
 
-	return_val_if_fail(pk_r != NULL && enc != NULL && ctx != NULL,
-	    ERR_INVALID_ARG);
-	return_val_if_fail(info != NULL || info_len == 0, ERR_INVALID_ARG);
-	return_val_if_fail(ikm_e != NULL || ikm_e_len == 0, ERR_INVALID_ARG);
 	memset(ctx, 0, sizeof(*ctx));
-	if ((r = crypto_ec_point_to_pkey(pk_r, HPKE_ENC_LEN, &key_r)) != 0) {
-		r = err_set(e, ERR_FORMAT, "hpke: the recipient public key is "
-		    "not a valid P-256 point");
-		goto out;
-	}
-	if (ikm_e == NULL) {
-		if ((r = crypto_random(ikm_rand, sizeof(ikm_rand))) != 0) {
-			r = err_set(e, r, "hpke: no random bytes");
-			goto out;
-		}
-		ikm_e = ikm_rand;
-		ikm_e_len = sizeof(ikm_rand);
-	}
-	if ((r = hpke_derive_keypair(ikm_e, ikm_e_len, sk_e, pk_e)) != 0 ||
-	    (r = crypto_ec_from_scalar(sk_e, &key_e)) != 0) {
+	if (ikm_e == NULL)
+		r = crypto_ec_generate(&key_e);
+	else if ((r = hpke_derive_keypair(ikm_e, ikm_e_len, sk_e, pk_e)) == 0)
+		r = crypto_ec_from_scalar(sk_e, &key_e);
+	if (r == 0)
+		r = crypto_ec_point_get(key_e, pk_e);
+	if (r != 0) {
 		r = err_set(e, r, "hpke: cannot make the ephemeral key");
 		goto out;
 	}
@@ -298,11 +287,47 @@ hpke_setup_base_s(const uint8_t pk_r[HPKE_ENC_LEN], const uint8_t *info,
 	if (r != 0)
 		hpke_ctx_wipe(ctx);
 	EVP_PKEY_free(key_e);
-	EVP_PKEY_free(key_r);
-	crypto_wipe(ikm_rand, sizeof(ikm_rand));
 	crypto_wipe(sk_e, sizeof(sk_e));
 	crypto_wipe(dh, sizeof(dh));
 	return r;
+}
+
+int
+hpke_setup_base_s(const uint8_t pk_r[HPKE_ENC_LEN], const uint8_t *info,
+    size_t info_len, const uint8_t *ikm_e, size_t ikm_e_len,
+    uint8_t enc[HPKE_ENC_LEN], struct hpke_ctx *ctx, struct err_ctx *e)
+{
+	EVP_PKEY *key_r = NULL;
+	int r;
+
+	return_val_if_fail(pk_r != NULL && enc != NULL && ctx != NULL,
+	    ERR_INVALID_ARG);
+	return_val_if_fail(info != NULL || info_len == 0, ERR_INVALID_ARG);
+	return_val_if_fail(ikm_e != NULL || ikm_e_len == 0, ERR_INVALID_ARG);
+	memset(ctx, 0, sizeof(*ctx));
+	if ((r = crypto_ec_point_to_pkey(pk_r, HPKE_ENC_LEN, &key_r)) != 0)
+		return err_set(e, ERR_FORMAT, "hpke: the recipient public key "
+		    "is not a valid P-256 point");
+	r = setup_base_s(key_r, pk_r, info, info_len, ikm_e, ikm_e_len, enc,
+	    ctx, e);
+	EVP_PKEY_free(key_r);
+	return r;
+}
+
+int
+hpke_setup_base_s_key(EVP_PKEY *key_r, const uint8_t *info, size_t info_len,
+    uint8_t enc[HPKE_ENC_LEN], struct hpke_ctx *ctx, struct err_ctx *e)
+{
+	uint8_t pk_r[HPKE_ENC_LEN];
+
+	return_val_if_fail(key_r != NULL && enc != NULL && ctx != NULL,
+	    ERR_INVALID_ARG);
+	return_val_if_fail(info != NULL || info_len == 0, ERR_INVALID_ARG);
+	memset(ctx, 0, sizeof(*ctx));
+	if (!crypto_is_p256(key_r) || crypto_ec_point_get(key_r, pk_r) != 0)
+		return err_set(e, ERR_FORMAT, "hpke: the recipient public key "
+		    "is not a P-256 key");
+	return setup_base_s(key_r, pk_r, info, info_len, NULL, 0, enc, ctx, e);
 }
 
 /*

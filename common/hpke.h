@@ -67,6 +67,15 @@ int hpke_setup_base_s(const uint8_t pk_r[HPKE_ENC_LEN], const uint8_t *info,
     uint8_t enc[HPKE_ENC_LEN], struct hpke_ctx *ctx, struct err_ctx *e);
 
 /*
+ * SetupBaseS with a random ephemeral key for a recipient public key that
+ * is already an EVP_PKEY (from crypto_spki_import, which validated it):
+ * saves importing and validating the point again for every wrap.
+ */
+int hpke_setup_base_s_key(EVP_PKEY *key_r, const uint8_t *info,
+    size_t info_len, uint8_t enc[HPKE_ENC_LEN], struct hpke_ctx *ctx,
+    struct err_ctx *e);
+
+/*
  * SetupBaseR: decapsulates enc with the recipient's private key through dh
  * (pk_r is the recipient's own public point, part of the KEM context).
  * An enc or pk_r that is not a valid uncompressed P-256 point is ERR_FORMAT

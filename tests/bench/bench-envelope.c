@@ -302,10 +302,15 @@ op_hkdf(void *arg)
 /* --- seal and open --- */
 
 static int
-sign_cb(void *arg, const uint8_t digest[32], uint8_t sig[64],
+sign_cb(void *arg, const uint8_t *transcript, size_t len, uint8_t sig[64],
     struct err_ctx *e)
 {
+	uint8_t digest[32];
+	int r;
+
 	(void)e;
+	if ((r = crypto_sha256(transcript, len, digest)) != 0)
+		return r;
 	return crypto_ecdsa_sign((EVP_PKEY *)arg, digest, sig);
 }
 

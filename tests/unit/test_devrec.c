@@ -516,6 +516,7 @@ enum mut {
 	M_STR,          /* replace by the string given */
 	M_NULL,         /* replace by null */
 	M_NEG,          /* replace by -1 */
+	M_HUGE,         /* replace by 2^53 + 1 */
 	M_ARRAY,        /* replace by [] */
 	M_TRUE,         /* replace by true */
 };
@@ -567,6 +568,9 @@ check_json_case(const json_t *base, const struct json_case *c, size_t idx)
 		break;
 	case M_NEG:
 		v = json_integer(-1);
+		break;
+	case M_HUGE:
+		v = json_integer(((json_int_t)1 << 53) + 1);
 		break;
 	case M_ARRAY:
 		v = json_array();
@@ -667,6 +671,7 @@ test_json_negative(void **state)
 	CASE("created", M_STR, "1764400000", ERR_FORMAT);
 	CASE("created", M_REAL, NULL, ERR_FORMAT);
 	CASE("created", M_NEG, NULL, ERR_FORMAT);
+	CASE("created", M_HUGE, NULL, ERR_FORMAT);
 	CASE("created", M_TRUE, NULL, ERR_FORMAT);
 	CASE("sig_pub", M_ARRAY, NULL, ERR_FORMAT);
 	CASE("endorsement", M_STR, "x", ERR_FORMAT);

@@ -25,6 +25,7 @@
 #include "codec.h"
 #include "crypto.h"
 #include "envelope.h"
+#include "transcript.h"
 #include "errors.h"
 #include "hpke.h"
 #include "token.h"
@@ -167,10 +168,16 @@ receiver_of(struct receiver *rx, int dev)
 /* --- callbacks: the token and the agent's stores --- */
 
 static int
-cb_sign(void *arg, const uint8_t digest[32], uint8_t sig[64],
+cb_sign(void *arg, const uint8_t *transcript, size_t len, uint8_t sig[64],
     struct err_ctx *e)
 {
-	if (crypto_ecdsa_sign((EVP_PKEY *)arg, digest, sig) != 0)
+	uint8_t digest[32];
+
+	/* What the agent does: only tagged transcripts are signed. */
+	assert_true(tr_is_signable(transcript, len));
+	assert_memory_equal(transcript, "devid-env-sig-v1", 17);
+	if (crypto_sha256(transcript, len, digest) != 0 ||
+	    crypto_ecdsa_sign((EVP_PKEY *)arg, digest, sig) != 0)
 		return err_set(e, ERR_CRYPTO, "test signing failed");
 	return 0;
 }

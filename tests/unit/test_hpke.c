@@ -688,6 +688,20 @@ test_random_round_trip(void **state)
 	assert_int_equal(hpke_open(&r, aad, sizeof(aad), ct, sizeof(ct),
 	    back), ERR_DECRYPT);
 
+	/* The same with the recipient key given as an EVP_PKEY. */
+	hpke_ctx_wipe(&s1);
+	hpke_ctx_wipe(&r);
+	assert_int_equal(hpke_setup_base_s_key(sk_r, info, sizeof(info), enc1,
+	    &s1, &e), 0);
+	assert_memory_not_equal(enc1, enc2, HPKE_ENC_LEN);
+	assert_int_equal(hpke_seal(&s1, aad, sizeof(aad), key, sizeof(key),
+	    ct), 0);
+	assert_int_equal(hpke_setup_base_r(enc1, pk_r, hpke_dh_software, sk_r,
+	    info, sizeof(info), &r, &e), 0);
+	assert_int_equal(hpke_open(&r, aad, sizeof(aad), ct, sizeof(ct),
+	    back), 0);
+	assert_memory_equal(back, key, sizeof(key));
+
 	hpke_ctx_wipe(&s1);
 	hpke_ctx_wipe(&s2);
 	hpke_ctx_wipe(&r);
