@@ -1,0 +1,811 @@
+/*
+ * dirclient.c - the directory HTTP client on libcurl.
+ */
+#include "config.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "acctlog.h"
+#include "buf.h"
+#include "codec.h"
+#include "crypto.h"
+#include "devrec.h"
+#include "dirclient.h"
+#include "errors.h"
+#include "transcript.h"
+
+#define URL_MAX 2048
+#define ERROR_BODY_MAX ((size_t)8192)
+#define LONGPOLL_MARGIN_S 15
+
+struct dirc {
+	CURL *curl;
+	char *base;
+	char *ca_file;
+	long timeout_s;
+	size_t max_response;
+	char token[DIRC_TOKEN_MAX + 1];
+	long last_status;
+};
+
+/* An answer being received. */
+struct answer {
+	char *p;
+	size_t len;
+	size_t cap;
+	size_t max;
+	int too_large;
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static int curl_init_rc;
+
+static void
+curl_init_once(void)
+{
+	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ?
+	    0 : -1;
+}
+
+static size_t
+on_data(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct answer *a = arg;
+	size_t n = size * nmemb, cap;
+	char *np;
+
+	if (nmemb != 0 && n / nmemb != size)
+		return 0;
+	if (n > a->max - a->len) {
+		a->too_large = 1;
+		return 0;
+	}
+	if (a->len + n + 1 > a->cap) {
+		cap = a->cap == 0 ? 4096 : a->cap;
+		while (cap < a->len + n + 1)
+			cap *= 2;
+		if ((np = realloc(a->p, cap)) == NULL)
+			return 0;
+		a->p = np;
+		a->cap = cap;
+	}
+	memcpy(a->p + a->len, data, n);
+	a->len += n;
+	a->p[a->len] = '\0';
+	return n;
+}
+
+int
+dirc_new(const char *base_url, const struct dirc_options *opt,
+    struct dirc **out, struct err_ctx *e)
+{
+	struct dirc *c = NULL;
+	size_t n;
+	int r = ERR_INTERNAL;
+
+	return_val_if_fail(base_url != NULL && out != NULL, ERR_INVALID_ARG);
+	if (strncmp(base_url, "https://", 8) != 0 &&
+	    strncmp(base_url, "http://", 7) != 0)
+		return err_set(e, ERR_CONFIG, "directory URL '%.200s' must "
+		    "start with https:// (or http:// on loopback)", base_url);
+	pthread_once(&curl_once, curl_init_once);
+	if (curl_init_rc != 0)
+		return err_set(e, ERR_INTERNAL, "libcurl failed to initialise");
+	if ((c = calloc(1, sizeof(*c))) == NULL ||
+	    (c->base = strdup(base_url)) == NULL ||
+	    (opt != NULL && opt->ca_file != NULL &&
+	    (c->ca_file = strdup(opt->ca_file)) == NULL)) {
+		r = err_set(e, ERR_ALLOC, "out of memory");
+		goto out;
+	}
+	n = strlen(c->base);
+	while (n > 0 && c->base[n - 1] == '/')
+		c->base[--n] = '\0';
+	if ((c->curl = curl_easy_init()) == NULL) {
+		r = err_set(e, ERR_INTERNAL, "libcurl failed to initialise");
+		goto out;
+	}
+	c->timeout_s = opt != NULL && opt->timeout_s > 0 ? opt->timeout_s :
+	    DIRC_TIMEOUT_S_DEFAULT;
+	c->max_response = opt != NULL && opt->max_response > 0 ?
+	    opt->max_response : DIRC_RESPONSE_MAX_DEFAULT;
+	*out = c;
+	c = NULL; /* transferred */
+	r = 0;
+ out:
+	dirc_free(c);
+	return r;
+}
+
+void
+dirc_free(struct dirc *c)
+{
+	if (c == NULL)
+		return;
+	if (c->curl != NULL)
+		curl_easy_cleanup(c->curl);
+	crypto_wipe(c->token, sizeof(c->token));
+	free(c->base);
+	free(c->ca_file);
+	free(c);
+}
+
+long
+dirc_last_status(const struct dirc *c)
+{
+	return c->last_status;
+}
+
+const char *
+dirc_token(const struct dirc *c)
+{
+	return c->token;
+}
+
+int
+dirc_set_token(struct dirc *c, const char *token)
+{
+	crypto_wipe(c->token, sizeof(c->token));
+	if (token == NULL)
+		return 0;
+	if (strlen(token) > DIRC_TOKEN_MAX)
+		return ERR_TOO_LARGE;
+	memcpy(c->token, token, strlen(token) + 1);
+	return 0;
+}
+
+/* Turns an error answer into an ERR_* code with the directory's sentence. */
+static int
+answer_error(struct dirc *c, long status, const struct answer *a,
+    const char *what, struct err_ctx *e)
+{
+	json_t *obj = NULL, *err;
+	const char *code = NULL, *msg = NULL;
+	int r;
+
+	if (a->p != NULL && a->len <= ERROR_BODY_MAX &&
+	    (obj = json_loadb(a->p, a->len, JSON_REJECT_DUPLICATES,
+	    NULL)) != NULL &&
+	    json_is_object(err = json_object_get(obj, "error"))) {
+		code = json_string_value(json_object_get(err, "code"));
+		msg = json_string_value(json_object_get(err, "message"));
+	}
+	if (code == NULL)
+		code = "unknown";
+	switch (status) {
+	case 400:
+		r = strcmp(code, "bad_signature") == 0 ? ERR_SIGNATURE :
+		    strcmp(code, "bad_time") == 0 ? ERR_STALE : ERR_FORMAT;
+		break;
+	case 401:
+		r = strcmp(code, "bad_time") == 0 ? ERR_STALE :
+		    strcmp(code, "replayed") == 0 ? ERR_REPLAY :
+		    strcmp(code, "bad_signature") == 0 ? ERR_SIGNATURE :
+		    ERR_DENIED;
+		break;
+	case 403:
+		r = ERR_DENIED;
+		break;
+	case 404:
+		r = ERR_NOT_FOUND;
+		break;
+	case 409:
+		r = strcmp(code, "replayed") == 0 ? ERR_REPLAY : ERR_EXISTS;
+		break;
+	case 413:
+		r = ERR_TOO_LARGE;
+		break;
+	default:
+		r = ERR_NETWORK;
+		break;
+	}
+	err_set(e, r, "directory %s refused %s: %.300s (HTTP %ld, %.40s)",
+	    c->base, what, msg != NULL ? msg : "no explanation given", status,
+	    code);
+	json_decref(obj);
+	return r;
+}
+
+enum auth_kind {
+	AUTH_NONE,
+	AUTH_BEARER,
+	AUTH_BASIC,
+};
+
+/*
+ * One request: method on base + path (already escaped) with an optional
+ * JSON body.  On a 2xx answer *text is the NUL-terminated body (caller
+ * frees) and *text_len its length.  extra_s is added to the timeout
+ * (long-polls).
+ */
+static int
+request(struct dirc *c, const char *method, const char *path,
+    const char *body, size_t body_len, enum auth_kind auth,
+    const char *user, const char *password, long extra_s,
+    char **text, size_t *text_len, const char *what, struct err_ctx *e)
+{
+	struct curl_slist *hdrs = NULL, *h;
+	struct answer a;
+	char url[URL_MAX], bearer[DIRC_TOKEN_MAX + 32];
+	char cerr[CURL_ERROR_SIZE];
+	CURLcode cc;
+	long status = 0;
+	int r = ERR_INTERNAL;
+
+	memset(&a, 0, sizeof(a));
+	memset(bearer, 0, sizeof(bearer));
+	a.max = c->max_response;
+	c->last_status = 0;
+	cerr[0] = '\0';
+	if (snprintf(url, sizeof(url), "%s%s", c->base, path) >=
+	    (int)sizeof(url))
+		return err_set(e, ERR_INVALID_ARG, "URL too long");
+	if (auth == AUTH_BEARER && c->token[0] == '\0')
+		return err_set(e, ERR_DENIED, "no directory session: log in "
+		    "first");
+	curl_easy_reset(c->curl);
+	if ((h = curl_slist_append(hdrs, "Accept: application/json")) ==
+	    NULL)
+		goto oom;
+	hdrs = h;
+	if (body != NULL) {
+		if ((h = curl_slist_append(hdrs,
+		    "Content-Type: application/json")) == NULL)
+			goto oom;
+		hdrs = h;
+	}
+	if (auth == AUTH_BEARER) {
+		snprintf(bearer, sizeof(bearer), "Authorization: Bearer %s",
+		    c->token);
+		if ((h = curl_slist_append(hdrs, bearer)) == NULL)
+			goto oom;
+		hdrs = h;
+	}
+	curl_easy_setopt(c->curl, CURLOPT_URL, url);
+	curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &a);
+	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, cerr);
+	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT, c->timeout_s + extra_s);
+	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT, c->timeout_s);
+	curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c->curl, CURLOPT_FOLLOWLOCATION, 0L);
+	if (c->ca_file != NULL)
+		curl_easy_setopt(c->curl, CURLOPT_CAINFO, c->ca_file);
+	if (body != NULL) {
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE,
+		    (curl_off_t)body_len);
+	}
+	if (auth == AUTH_BASIC) {
+		curl_easy_setopt(c->curl, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+		curl_easy_setopt(c->curl, CURLOPT_USERNAME, user);
+		curl_easy_setopt(c->curl, CURLOPT_PASSWORD, password);
+	}
+	cc = curl_easy_perform(c->curl);
+	if (auth == AUTH_BASIC)
+		curl_easy_setopt(c->curl, CURLOPT_PASSWORD, "");
+	if (cc != CURLE_OK) {
+		if (a.too_large)
+			r = err_set(e, ERR_TOO_LARGE, "directory %s: the "
+			    "answer to %s is larger than %zu bytes", c->base,
+			    what, a.max);
+		else if (cc == CURLE_OPERATION_TIMEDOUT)
+			r = err_set(e, ERR_TIMEOUT, "directory %s did not "
+			    "answer %s in time: %s", c->base, what,
+			    cerr[0] != '\0' ? cerr : curl_easy_strerror(cc));
+		else
+			r = err_set(e, ERR_NETWORK, "directory at %s is "
+			    "unreachable: %s", c->base, cerr[0] != '\0' ?
+			    cerr : curl_easy_strerror(cc));
+		goto out;
+	}
+	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
+	c->last_status = status;
+	if (status < 200 || status > 299) {
+		r = answer_error(c, status, &a, what, e);
+		goto out;
+	}
+	if (a.p == NULL) {
+		r = err_set(e, ERR_FORMAT, "directory %s answered %s with an "
+		    "empty body", c->base, what);
+		goto out;
+	}
+	*text = a.p;
+	*text_len = a.len;
+	a.p = NULL; /* transferred */
+	r = 0;
+	goto out;
+ oom:
+	r = err_set(e, ERR_ALLOC, "out of memory");
+ out:
+	crypto_wipe(bearer, sizeof(bearer));
+	curl_slist_free_all(hdrs);
+	if (a.p != NULL) {
+		crypto_wipe(a.p, a.len);
+		free(a.p);
+	}
+	return r;
+}
+
+/* The 2xx answer as a JSON object. */
+static int
+request_json(struct dirc *c, const char *method, const char *path,
+    json_t *body, enum auth_kind auth, const char *user,
+    const char *password, long extra_s, json_t **out, const char *what,
+    struct err_ctx *e)
+{
+	char *btext = NULL, *text = NULL;
+	size_t text_len = 0;
+	json_t *obj;
+	int r;
+
+	if (body != NULL &&
+	    (btext = json_dumps(body, JSON_COMPACT)) == NULL)
+		return err_set(e, ERR_ALLOC, "out of memory");
+	r = request(c, method, path, btext, btext != NULL ? strlen(btext) : 0,
+	    auth, user, password, extra_s, &text, &text_len, what, e);
+	if (btext != NULL) {
+		/* The body may hold a password. */
+		crypto_wipe(btext, strlen(btext));
+		free(btext);
+	}
+	if (r != 0)
+		return r;
+	obj = json_loadb(text, text_len, JSON_REJECT_DUPLICATES, NULL);
+	crypto_wipe(text, text_len);
+	free(text);
+	if (!json_is_object(obj)) {
+		json_decref(obj);
+		return err_set(e, ERR_FORMAT, "directory %s answered %s with "
+		    "something other than a JSON object", c->base, what);
+	}
+	*out = obj;
+	return 0;
+}
+
+/* "/v1/accounts/<escaped account><suffix>" into path. */
+static int
+account_path(struct dirc *c, const char *account, const char *suffix,
+    char *path, size_t path_len, struct err_ctx *e)
+{
+	char *esc;
+	int n;
+
+	if (devrec_account_check(account, e) != 0)
+		return ERR_INVALID_ARG;
+	if ((esc = curl_easy_escape(c->curl, account, 0)) == NULL)
+		return err_set(e, ERR_ALLOC, "out of memory");
+	n = snprintf(path, path_len, "/v1/accounts/%s%s", esc, suffix);
+	curl_free(esc);
+	if (n < 0 || (size_t)n >= path_len)
+		return err_set(e, ERR_INVALID_ARG, "URL too long");
+	return 0;
+}
+
+static uint64_t
+now_s(void)
+{
+	time_t t = time(NULL);
+
+	return t < 0 ? 0 : (uint64_t)t;
+}
+
+/* --- info and health --- */
+
+int
+dirc_info(struct dirc *c, struct dirc_info *out, struct err_ctx *e)
+{
+	static const char what[] = "info";
+	json_t *obj = NULL;
+	const char *version;
+	char id[DEVREC_ID_HEX_LEN + 1];
+	uint8_t h[32];
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	if ((r = request_json(c, "GET", "/v1/info", NULL, AUTH_NONE, NULL,
+	    NULL, 0, &obj, what, e)) != 0)
+		return r;
+	if ((r = devrec_json_str(obj, "version", sizeof(out->version) - 1,
+	    &version, what, e)) != 0 ||
+	    (r = devrec_json_id(obj, "directory_id", out->directory_id, what,
+	    e)) != 0 ||
+	    (r = devrec_json_b64(obj, "head_key", out->head_key,
+	    sizeof(out->head_key), &out->head_key_len, what, e)) != 0 ||
+	    (r = devrec_json_u64(obj, "time", &out->time, what, e)) != 0)
+		goto out;
+	snprintf(out->version, sizeof(out->version), "%s", version);
+	out->open_signup = json_is_true(json_object_get(obj, "open_signup"));
+	if ((r = crypto_sha256(out->head_key, out->head_key_len, h)) != 0)
+		goto out;
+	hex_encode(h, sizeof(h), id);
+	if (strcmp(id, out->directory_id) != 0) {
+		r = err_set(e, ERR_FORMAT, "directory %s: its id is not the "
+		    "hash of its head key", c->base);
+		goto out;
+	}
+	r = 0;
+ out:
+	json_decref(obj);
+	return r;
+}
+
+int
+dirc_health(struct dirc *c, struct err_ctx *e)
+{
+	json_t *obj = NULL;
+	int r;
+
+	if ((r = request_json(c, "GET", "/v1/health", NULL, AUTH_NONE, NULL,
+	    NULL, 0, &obj, "the health check", e)) != 0)
+		return r;
+	json_decref(obj);
+	return 0;
+}
+
+/* --- accounts and devices --- */
+
+int
+dirc_create_account(struct dirc *c, const char *account,
+    const char *password, struct err_ctx *e)
+{
+	json_t *body, *obj = NULL;
+	int r;
+
+	if ((r = devrec_account_check(account, e)) != 0)
+		return r;
+	if ((body = json_pack("{s:s,s:s}", "account", account, "password",
+	    password)) == NULL)
+		return err_set(e, ERR_ALLOC, "out of memory");
+	r = request_json(c, "POST", "/v1/accounts", body, AUTH_NONE, NULL,
+	    NULL, 0, &obj, "the new account", e);
+	crypto_wipe((void *)(uintptr_t)json_string_value(json_object_get(body,
+	    "password")), strlen(password));
+	json_decref(body);
+	json_decref(obj);
+	return r;
+}
+
+/* Parses the "head" member of obj into head (when not NULL). */
+static int
+answer_head(const json_t *obj, struct acctlog_head *head, struct err_ctx *e)
+{
+	if (head == NULL)
+		return 0;
+	return acctlog_head_from_json(json_object_get(obj, "head"), head, e);
+}
+
+int
+dirc_register_device(struct dirc *c, const char *password,
+    const struct devrec *rec, struct acctlog_head *head, struct err_ctx *e)
+{
+	char path[512];
+	json_t *body = NULL, *obj = NULL;
+	int r;
+
+	if ((r = account_path(c, rec->account, "/devices", path, sizeof(path),
+	    e)) != 0 ||
+	    (r = devrec_to_json(rec, &body, e)) != 0)
+		goto out;
+	if ((r = request_json(c, "POST", path, body, AUTH_BASIC, rec->account,
+	    password, 0, &obj, "the device registration", e)) != 0 ||
+	    (r = answer_head(obj, head, e)) != 0)
+		goto out;
+	r = 0;
+ out:
+	json_decref(body);
+	json_decref(obj);
+	return r;
+}
+
+int
+dirc_login(struct dirc *c, const char *directory_id, const char *device_id,
+    dirc_sign_fn sign, void *sign_arg, uint64_t *expires, struct err_ctx *e)
+{
+	static const char what[] = "the login";
+	uint8_t nonce[DIRC_NONCE_LEN], sig[64];
+	struct buf *b = NULL;
+	json_t *body = NULL, *obj = NULL;
+	const char *token;
+	uint64_t t = now_s(), exp;
+	int r = ERR_INTERNAL;
+
+	return_val_if_fail(c != NULL && directory_id != NULL &&
+	    device_id != NULL && sign != NULL, ERR_INVALID_ARG);
+	if ((r = crypto_random(nonce, sizeof(nonce))) != 0) {
+		err_set(e, r, "no random nonce");
+		goto out;
+	}
+	if ((b = buf_new(1024)) == NULL) {
+		r = err_set(e, ERR_ALLOC, "out of memory");
+		goto out;
+	}
+	if ((r = tr_login(b, directory_id, device_id, t, nonce,
+	    sizeof(nonce))) != 0) {
+		err_set(e, r, "cannot build the login transcript");
+		goto out;
+	}
+	if ((r = sign(sign_arg, buf_ptr(b), buf_len(b), sig, e)) != 0)
+		goto out;
+	if ((body = json_object()) == NULL ||
+	    (r = devrec_json_set_str(body, "device", device_id)) != 0 ||
+	    (r = devrec_json_set_u64(body, "time", t)) != 0 ||
+	    (r = devrec_json_set_b64(body, "nonce", nonce,
+	    sizeof(nonce))) != 0 ||
+	    (r = devrec_json_set_b64(body, "sig", sig, sizeof(sig))) != 0) {
+		r = err_set(e, ERR_ALLOC, "out of memory");
+		goto out;
+	}
+	if ((r = request_json(c, "POST", "/v1/session", body, AUTH_NONE, NULL,
+	    NULL, 0, &obj, what, e)) != 0)
+		goto out;
+	if ((r = devrec_json_str(obj, "token", DIRC_TOKEN_MAX, &token, what,
+	    e)) != 0 ||
+	    (r = devrec_json_u64(obj, "expires", &exp, what, e)) != 0)
+		goto out;
+	if ((r = dirc_set_token(c, token)) != 0) {
+		err_set(e, r, "session token too long");
+		goto out;
+	}
+	if (expires != NULL)
+		*expires = exp;
+	r = 0;
+ out:
+	if (obj != NULL) {
+		token = json_string_value(json_object_get(obj, "token"));
+		if (token != NULL)
+			crypto_wipe((void *)(uintptr_t)token, strlen(token));
+	}
+	json_decref(obj);
+	json_decref(body);
+	buf_free(b);
+	return r;
+}
+
+int
+dirc_get_log(struct dirc *c, const char *account, uint64_t since,
+    unsigned int wait_s, struct acctlog_response **out, struct err_ctx *e)
+{
+	char path[512], suffix[64], *text = NULL;
+	size_t len = 0;
+	int r;
+
+	if (wait_s > 0)
+		snprintf(suffix, sizeof(suffix), "/log?since=%" PRIu64
+		    "&wait=%u", since, wait_s);
+	else
+		snprintf(suffix, sizeof(suffix), "/log?since=%" PRIu64, since);
+	if ((r = account_path(c, account, suffix, path, sizeof(path), e)) != 0)
+		return r;
+	if ((r = request(c, "GET", path, NULL, 0, AUTH_BEARER, NULL, NULL,
+	    wait_s > 0 ? (long)wait_s + LONGPOLL_MARGIN_S : 0, &text, &len,
+	    "the log request", e)) != 0)
+		return r;
+	r = acctlog_response_parse(text, len, out, e);
+	free(text);
+	return r;
+}
+
+void
+dirc_devices_free(struct dirc_devices *d)
+{
+	if (d == NULL)
+		return;
+	free(d->devices);
+	free(d);
+}
+
+int
+dirc_devices(struct dirc *c, const char *account, struct dirc_devices **out,
+    struct err_ctx *e)
+{
+	static const char what[] = "the device list";
+	struct dirc_devices *d = NULL;
+	char path[512];
+	json_t *obj = NULL, *arr;
+	size_t i;
+	int r;
+
+	if ((r = account_path(c, account, "/devices", path, sizeof(path),
+	    e)) != 0 ||
+	    (r = request_json(c, "GET", path, NULL, AUTH_BEARER, NULL, NULL, 0,
+	    &obj, what, e)) != 0)
+		goto out;
+	arr = json_object_get(obj, "devices");
+	if (!json_is_array(arr) ||
+	    json_array_size(arr) > ACCTLOG_MAX_DEVICES) {
+		r = err_set(e, ERR_FORMAT, "directory %s: %s has no devices "
+		    "array of at most %d entries", c->base, what,
+		    ACCTLOG_MAX_DEVICES);
+		goto out;
+	}
+	if ((d = calloc(1, sizeof(*d))) == NULL ||
+	    (json_array_size(arr) > 0 && (d->devices = calloc(
+	    json_array_size(arr), sizeof(*d->devices))) == NULL)) {
+		r = err_set(e, ERR_ALLOC, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < json_array_size(arr); i++) {
+		if ((r = devrec_from_json(json_array_get(arr, i),
+		    &d->devices[i], e)) != 0)
+			goto out;
+		d->n_devices++;
+	}
+	if ((r = answer_head(obj, &d->head, e)) != 0)
+		goto out;
+	*out = d;
+	d = NULL; /* transferred */
+	r = 0;
+ out:
+	dirc_devices_free(d);
+	json_decref(obj);
+	return r;
+}
+
+int
+dirc_revoke(struct dirc *c, const char *account, const char *device_id,
+    uint64_t time, const uint8_t revoke_sig[64], struct acctlog_head *head,
+    struct err_ctx *e)
+{
+	char path[512], suffix[80];
+	json_t *body = NULL, *obj = NULL;
+	int r;
+
+	if (!devrec_id_valid(device_id))
+		return err_set(e, ERR_INVALID_ARG, "not a device id");
+	snprintf(suffix, sizeof(suffix), "/devices/%s", device_id);
+	if ((r = account_path(c, account, suffix, path, sizeof(path), e)) != 0)
+		return r;
+	if ((body = json_object()) == NULL ||
+	    devrec_json_set_u64(body, "time", time) != 0 ||
+	    devrec_json_set_b64(body, "revoke_sig", revoke_sig, 64) != 0) {
+		r = err_set(e, ERR_ALLOC, "out of memory");
+		goto out;
+	}
+	if ((r = request_json(c, "DELETE", path, body, AUTH_BEARER, NULL, NULL,
+	    0, &obj, "the revocation", e)) != 0 ||
+	    (r = answer_head(obj, head, e)) != 0)
+		goto out;
+	r = 0;
+ out:
+	json_decref(body);
+	json_decref(obj);
+	return r;
+}
+
+/* --- mailbox --- */
+
+int
+dirc_post_message(struct dirc *c, const char *envelope_json, size_t len,
+    uint64_t *queued, struct err_ctx *e)
+{
+	static const char what[] = "the message";
+	char *text = NULL;
+	size_t tlen = 0;
+	json_t *obj = NULL;
+	int r;
+
+	if ((r = request(c, "POST", "/v1/messages", envelope_json, len,
+	    AUTH_BEARER, NULL, NULL, 0, &text, &tlen, what, e)) != 0)
+		return r;
+	obj = json_loadb(text, tlen, JSON_REJECT_DUPLICATES, NULL);
+	free(text);
+	if (!json_is_object(obj)) {
+		r = err_set(e, ERR_FORMAT, "directory %s: bad answer to %s",
+		    c->base, what);
+		goto out;
+	}
+	if (queued != NULL &&
+	    (r = devrec_json_u64(obj, "queued", queued, what, e)) != 0)
+		goto out;
+	r = 0;
+ out:
+	json_decref(obj);
+	return r;
+}
+
+void
+dirc_inbox_free(struct dirc_inbox *in)
+{
+	size_t i;
+
+	if (in == NULL)
+		return;
+	for (i = 0; i < in->n_items; i++)
+		free(in->items[i].envelope);
+	free(in->items);
+	free(in);
+}
+
+int
+dirc_inbox(struct dirc *c, unsigned int wait_s, unsigned int limit,
+    struct dirc_inbox **out, struct err_ctx *e)
+{
+	static const char what[] = "the inbox request";
+	struct dirc_inbox *in = NULL;
+	struct dirc_inbox_item *it;
+	char path[128];
+	json_t *obj = NULL, *arr, *item, *env;
+	size_t i, n;
+	int r;
+
+	n = (size_t)snprintf(path, sizeof(path), "/v1/inbox?wait=%u", wait_s);
+	if (limit > 0)
+		snprintf(path + n, sizeof(path) - n, "&limit=%u", limit);
+	if ((r = request_json(c, "GET", path, NULL, AUTH_BEARER, NULL, NULL,
+	    wait_s > 0 ? (long)wait_s + LONGPOLL_MARGIN_S : 0, &obj, what,
+	    e)) != 0)
+		goto out;
+	arr = json_object_get(obj, "messages");
+	if (!json_is_array(arr)) {
+		r = err_set(e, ERR_FORMAT, "directory %s: the inbox answer "
+		    "has no messages array", c->base);
+		goto out;
+	}
+	if ((in = calloc(1, sizeof(*in))) == NULL ||
+	    (json_array_size(arr) > 0 && (in->items = calloc(
+	    json_array_size(arr), sizeof(*in->items))) == NULL)) {
+		r = err_set(e, ERR_ALLOC, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < json_array_size(arr); i++) {
+		item = json_array_get(arr, i);
+		env = json_object_get(item, "envelope");
+		it = &in->items[i];
+		if ((r = devrec_json_u64(item, "seq", &it->seq, "inbox item",
+		    e)) != 0)
+			goto out;
+		if (!json_is_object(env) ||
+		    (it->envelope = json_dumps(env, JSON_COMPACT)) == NULL) {
+			r = err_set(e, ERR_FORMAT, "directory %s: inbox item "
+			    "%" PRIu64 " has no envelope object", c->base,
+			    it->seq);
+			goto out;
+		}
+		it->envelope_len = strlen(it->envelope);
+		in->n_items++;
+	}
+	*out = in;
+	in = NULL; /* transferred */
+	r = 0;
+ out:
+	dirc_inbox_free(in);
+	json_decref(obj);
+	return r;
+}
+
+int
+dirc_ack(struct dirc *c, uint64_t upto, uint64_t *removed, struct err_ctx *e)
+{
+	json_t *body = NULL, *obj = NULL;
+	int r;
+
+	if ((body = json_object()) == NULL ||
+	    devrec_json_set_u64(body, "upto", upto) != 0) {
+		r = err_set(e, ERR_ALLOC, "out of memory");
+		goto out;
+	}
+	if ((r = request_json(c, "POST", "/v1/inbox/ack", body, AUTH_BEARER,
+	    NULL, NULL, 0, &obj, "the acknowledgement", e)) != 0)
+		goto out;
+	if (removed != NULL && (r = devrec_json_u64(obj, "removed", removed,
+	    "acknowledgement answer", e)) != 0)
+		goto out;
+	r = 0;
+ out:
+	json_decref(body);
+	json_decref(obj);
+	return r;
+}

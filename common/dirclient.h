@@ -1,0 +1,180 @@
+/*
+ * dirclient.h - a client of the directory's HTTP API (PROTOCOL.md section
+ * 5) on libcurl, for the agent, the messaging client and tests.
+ *
+ * Every call is one HTTP request; answers are parsed strictly with the
+ * same code that verifies them (devrec, acctlog), and their size is
+ * bounded.  Nothing here trusts the directory: a log or device list
+ * returned by these calls is parsed, not verified -- verification against
+ * the pinned key is acctlog_verify_update()'s job.
+ *
+ * Errors: a directory that cannot be reached is ERR_NETWORK with "directory
+ * at URL is unreachable: ..."; a request that takes longer than its timeout
+ * is ERR_TIMEOUT; an error answer becomes the code below with the
+ * directory's own sentence in e:
+ *   400 -> ERR_FORMAT (ERR_SIGNATURE for "bad_signature"),
+ *   401 -> ERR_DENIED (ERR_STALE for "bad_time", ERR_REPLAY for
+ *          "replayed"), 403 -> ERR_DENIED, 404 -> ERR_NOT_FOUND,
+ *   409 -> ERR_EXISTS (ERR_REPLAY for "replayed"), 413 -> ERR_TOO_LARGE,
+ *   429 and 503 -> ERR_NETWORK (try again later), others -> ERR_NETWORK.
+ * The HTTP status of the last answer is kept (dirc_last_status) for
+ * callers that need it.
+ *
+ * A struct dirc is not thread-safe: one per thread.  Secrets: the session
+ * token and passwords are wiped from devid's memory after use (libcurl
+ * keeps its own short-lived copy of a Basic password while a request
+ * runs).
+ */
+#ifndef DEVID_DIRCLIENT_H
+#define DEVID_DIRCLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "acctlog.h"
+#include "devrec.h"
+#include "errors.h"
+
+/* Largest answer accepted by default (a full inbox page or log page). */
+#define DIRC_RESPONSE_MAX_DEFAULT ((size_t)16 * 1024 * 1024)
+#define DIRC_TIMEOUT_S_DEFAULT 30
+#define DIRC_NONCE_LEN 32
+#define DIRC_TOKEN_MAX 128
+
+struct dirc;
+
+struct dirc_options {
+	const char *ca_file;         /* CA bundle for HTTPS; NULL: system */
+	long timeout_s;              /* per request, long-polls get wait on
+	                              * top; 0: DIRC_TIMEOUT_S_DEFAULT */
+	size_t max_response;         /* 0: DIRC_RESPONSE_MAX_DEFAULT */
+};
+
+/*
+ * A client for the directory at base_url ("https://dir.example.org" or
+ * "http://127.0.0.1:8080", without a trailing /v1).  opt may be NULL.
+ * Calls curl_global_init() once per process.
+ */
+int dirc_new(const char *base_url, const struct dirc_options *opt,
+    struct dirc **out, struct err_ctx *e);
+
+/* Frees c and wipes its session token; NULL is fine. */
+void dirc_free(struct dirc *c);
+
+/* The HTTP status of the last answer (0 when none came). */
+long dirc_last_status(const struct dirc *c);
+
+/* Uses a session token obtained elsewhere (copied; NULL forgets it). */
+int dirc_set_token(struct dirc *c, const char *token);
+
+/* The current session token ("" when none), owned by c: for handing the
+ * session to another local program.  Never log it. */
+const char *dirc_token(const struct dirc *c);
+
+/* --- GET /v1/info, GET /v1/health --- */
+
+struct dirc_info {
+	char version[64];
+	char directory_id[DEVREC_ID_HEX_LEN + 1];
+	uint8_t head_key[CRYPTO_SPKI_MAX];       /* DER SPKI */
+	size_t head_key_len;
+	uint64_t time;
+	int open_signup;
+};
+
+/* Checks that directory_id is hex(H(head_key)) before returning. */
+int dirc_info(struct dirc *c, struct dirc_info *out, struct err_ctx *e);
+int dirc_health(struct dirc *c, struct err_ctx *e);
+
+/* --- accounts and devices --- */
+
+/* POST /v1/accounts. */
+int dirc_create_account(struct dirc *c, const char *account,
+    const char *password, struct err_ctx *e);
+
+/*
+ * POST /v1/accounts/{rec->account}/devices with HTTP Basic; on success
+ * *head (may be NULL) is the signed head the directory answered with
+ * (parsed, not verified).
+ */
+int dirc_register_device(struct dirc *c, const char *password,
+    const struct devrec *rec, struct acctlog_head *head, struct err_ctx *e);
+
+/*
+ * Signs a transcript with the device's signing key: the signer computes
+ * H(transcript) and signs that digest, raw r||s out.  The whole transcript
+ * is passed (it begins with the "devid-login-v1" domain tag) so that a
+ * signer such as the agent can check the tag (tr_is_signable) before it
+ * signs; the same shape as env_sign_fn.
+ */
+typedef int (*dirc_sign_fn)(void *arg, const uint8_t *transcript,
+    size_t len, uint8_t sig[64], struct err_ctx *e);
+
+/*
+ * POST /v1/session: builds the login transcript for device_id over a fresh
+ * 32-byte nonce and the current time, has sign sign it (the device's key,
+ * usually in a token), and keeps the returned token in c for the calls
+ * below.  directory_id is the pinned directory's id (the login is bound to
+ * it).  *expires (may be NULL) gets the session's end.
+ */
+int dirc_login(struct dirc *c, const char *directory_id,
+    const char *device_id, dirc_sign_fn sign, void *sign_arg,
+    uint64_t *expires, struct err_ctx *e);
+
+/*
+ * GET /v1/accounts/{a}/log?since=N[&wait=S]: events after since (at most
+ * ACCTLOG_MAX_EVENTS; ask again from the last one when the head is
+ * further) and a fresh signed head.  wait_s 0 does not wait.  *out is a
+ * new response (acctlog_response_free()).
+ */
+int dirc_get_log(struct dirc *c, const char *account, uint64_t since,
+    unsigned int wait_s, struct acctlog_response **out, struct err_ctx *e);
+
+/* GET /v1/accounts/{a}/devices. */
+struct dirc_devices {
+	struct devrec *devices;
+	size_t n_devices;
+	struct acctlog_head head;
+};
+void dirc_devices_free(struct dirc_devices *d);
+int dirc_devices(struct dirc *c, const char *account,
+    struct dirc_devices **out, struct err_ctx *e);
+
+/*
+ * DELETE /v1/accounts/{a}/devices/{d} with {time, revoke_sig}; revoke_sig
+ * is the signature of an active device of the account over
+ * acctlog_revoke_digest(account, device, time).  *head (may be NULL) gets
+ * the new head.
+ */
+int dirc_revoke(struct dirc *c, const char *account, const char *device_id,
+    uint64_t time, const uint8_t revoke_sig[64], struct acctlog_head *head,
+    struct err_ctx *e);
+
+/* --- mailbox --- */
+
+/* POST /v1/messages with the envelope's JSON text; *queued (may be NULL)
+ * gets the number of devices it was queued for. */
+int dirc_post_message(struct dirc *c, const char *envelope_json,
+    size_t len, uint64_t *queued, struct err_ctx *e);
+
+struct dirc_inbox_item {
+	uint64_t seq;
+	char *envelope;              /* JSON text for env_open() */
+	size_t envelope_len;
+};
+
+struct dirc_inbox {
+	struct dirc_inbox_item *items;
+	size_t n_items;
+};
+void dirc_inbox_free(struct dirc_inbox *in);
+
+/* GET /v1/inbox?wait=S&limit=M (limit 0: the directory's default). */
+int dirc_inbox(struct dirc *c, unsigned int wait_s, unsigned int limit,
+    struct dirc_inbox **out, struct err_ctx *e);
+
+/* POST /v1/inbox/ack {upto}; *removed (may be NULL) gets the count. */
+int dirc_ack(struct dirc *c, uint64_t upto, uint64_t *removed,
+    struct err_ctx *e);
+
+#endif /* DEVID_DIRCLIENT_H */

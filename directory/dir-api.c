@@ -1,0 +1,1373 @@
+/*
+ * dir-api.c - the endpoints of PROTOCOL.md section 5.
+ *
+ * Each handler validates its whole input first (syntax, signatures, the
+ * log rules of section 3 through acctlog_state_apply()) and only then
+ * asks the store for one transactional change; a refusal never reaches
+ * the store.  Long-poll handlers register the key they watch before they
+ * read, and are called again by the server when it changes.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <openssl/evp.h>
+
+#include "acctlog.h"
+#include "buf.h"
+#include "codec.h"
+#include "crypto.h"
+#include "devrec.h"
+#include "dir-api.h"
+#include "dir-auth.h"
+#include "dir-log.h"
+#include "envelope.h"
+#include "errors.h"
+#include "transcript.h"
+
+#define KEY_MAX (8 + DIR_ACCOUNT_MAX)          /* "log:" / "inbox:" + name */
+#define APPEND_ATTEMPTS 5
+#define PURGE_INTERVAL_S 60
+#define LOGIN_JSON_MAX 1024
+#define SMALL_JSON_MAX 4096
+
+static uint64_t
+now_s(void)
+{
+	time_t t = time(NULL);
+
+	return t < 0 ? 0 : (uint64_t)t;
+}
+
+void
+dir_api_config_default(struct dir_api_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->max_devices = DIR_MAX_DEVICES_DEFAULT;
+	cfg->max_recipients = DIR_MAX_RECIPIENTS_DEFAULT;
+	cfg->max_queue = DIR_MAX_QUEUE_DEFAULT;
+	cfg->max_sessions = DIR_MAX_SESSIONS_DEFAULT;
+	cfg->scrypt_log_n = DIR_SCRYPT_LOG_N_DEFAULT;
+	cfg->max_body = DIR_BODY_MAX_DEFAULT;
+}
+
+int
+dir_api_init(struct dir_api *api, const struct dir_api_config *cfg,
+    struct dir_store *store, struct dir_key *key)
+{
+	memset(api, 0, sizeof(*api));
+	api->cfg = *cfg;
+	api->store = store;
+	api->key = key;
+	if (pthread_mutex_init(&api->purge_lock, NULL) != 0)
+		return ERR_INTERNAL;
+	return 0;
+}
+
+void
+dir_api_clear(struct dir_api *api)
+{
+	if (api == NULL)
+		return;
+	pthread_mutex_destroy(&api->purge_lock);
+	memset(api, 0, sizeof(*api));
+}
+
+void
+dir_api_set_server(struct dir_api *api, struct dir_server *srv)
+{
+	api->srv = srv;
+}
+
+/* --- small helpers --- */
+
+/* Answers with the status and code word that fit e's code. */
+static void
+reply_err(struct dir_request *rq, const struct err_ctx *e)
+{
+	const char *code;
+	unsigned int status = dir_status_for(e->code, &code);
+	char method[16], path[256];
+
+	if (status == MHD_HTTP_INTERNAL_SERVER_ERROR || e->code == ERR_IO ||
+	    e->code == ERR_ALLOC) {
+		/* The detail may name files or database internals: log it,
+		 * answer with a generic sentence. */
+		dir_log_sanitize(dir_request_method(rq), method,
+		    sizeof(method));
+		dir_log_sanitize(dir_request_path(rq), path, sizeof(path));
+		dir_log("error on %s %s: %s", method, path, err_msg(e));
+		dir_reply_error(rq, status, code, "the directory failed to "
+		    "handle this request%s; its operator has the details",
+		    status == MHD_HTTP_SERVICE_UNAVAILABLE ? " for now, try "
+		    "again later" : "");
+		return;
+	}
+	dir_reply_error(rq, status, code, "%s", err_msg(e));
+}
+
+static void
+notify(struct dir_api *api, const char *prefix, const char *name)
+{
+	char key[KEY_MAX + 1];
+
+	snprintf(key, sizeof(key), "%.7s:%.128s", prefix, name);
+	dir_server_notify(api->srv, key);
+}
+
+/* A decimal query argument in [min, max]; absent gives def. */
+static int
+query_u64(struct dir_request *rq, const char *name, uint64_t def,
+    uint64_t min, uint64_t max, uint64_t *out, struct err_ctx *e)
+{
+	const char *s = dir_request_query(rq, name);
+	unsigned long long v;
+	char *end;
+
+	if (s == NULL) {
+		*out = def;
+		return 0;
+	}
+	errno = 0;
+	if (*s < '0' || *s > '9' || strlen(s) > 20 ||
+	    (v = strtoull(s, &end, 10), errno != 0) || *end != '\0' ||
+	    v < min || v > max)
+		return err_set(e, ERR_FORMAT, "query argument '%s' must be a "
+		    "decimal number from %llu to %llu", name,
+		    (unsigned long long)min, (unsigned long long)max);
+	*out = v;
+	return 0;
+}
+
+/* The request body as a JSON object with only the allowed keys. */
+static int
+body_object(struct dir_request *rq, size_t max, const char *const *allowed,
+    size_t n_allowed, const char *what, json_t **out, struct err_ctx *e)
+{
+	const uint8_t *body;
+	size_t len;
+	json_t *obj = NULL;
+	int r;
+
+	body = dir_request_body(rq, &len);
+	if (len == 0)
+		return err_set(e, ERR_FORMAT, "the request needs a JSON body "
+		    "(%s)", what);
+	if ((r = devrec_json_load((const char *)body, len, max, &obj, what,
+	    e)) != 0)
+		return r;
+	if (!json_is_object(obj)) {
+		json_decref(obj);
+		return err_set(e, ERR_FORMAT, "%s must be a JSON object",
+		    what);
+	}
+	if ((r = devrec_json_keys(obj, allowed, n_allowed, what, e)) != 0) {
+		json_decref(obj);
+		return r;
+	}
+	*out = obj;
+	return 0;
+}
+
+/* The session of the request's bearer token. */
+static int
+bearer(struct dir_api *api, struct dir_request *rq,
+    struct dir_session_info *s, struct err_ctx *e)
+{
+	const char *h = dir_request_header(rq, MHD_HTTP_HEADER_AUTHORIZATION);
+	uint8_t th[32];
+	int r;
+
+	dir_reply_auth_scheme(rq, "Bearer");
+	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+		return err_set(e, ERR_DENIED, "this endpoint needs a session: "
+		    "log in with POST /v1/session and send 'Authorization: "
+		    "Bearer <token>'");
+	if (dir_token_hash(h + 7, strlen(h + 7), th) != 0)
+		return err_set(e, ERR_DENIED, "the bearer token is not the "
+		    "base64url text of 32 bytes: send the token POST "
+		    "/v1/session returned");
+	r = api->store->ops->session_get(api->store, th, now_s(), s, e);
+	crypto_wipe(th, sizeof(th));
+	if (r == ERR_NOT_FOUND) {
+		err_clear(e);
+		return err_set(e, ERR_DENIED, "the session is unknown, expired "
+		    "or its device was revoked: log in again");
+	}
+	return r;
+}
+
+/* Answers 401 for authentication failures (ERR_DENIED from bearer()). */
+static void
+reply_auth_err(struct dir_request *rq, const struct err_ctx *e)
+{
+	if (e->code == ERR_DENIED)
+		dir_reply_error(rq, MHD_HTTP_UNAUTHORIZED, "unauthorized",
+		    "%s", err_msg(e));
+	else
+		reply_err(rq, e);
+}
+
+int
+dir_api_sign_head(struct dir_api *api, const char *account, uint64_t seq,
+    const uint8_t hash[32], uint64_t now, struct acctlog_head *head,
+    struct err_ctx *e)
+{
+	memset(head, 0, sizeof(*head));
+	if (strlen(account) > ACCTLOG_ACCOUNT_MAX)
+		return err_set(e, ERR_INVALID_ARG, "account name too long");
+	memcpy(head->account, account, strlen(account) + 1);
+	head->seq = seq;
+	memcpy(head->hash, hash, 32);
+	head->time = now;
+	return acctlog_head_sign(head, dir_key_id(api->key), dir_key_sign,
+	    api->key, e);
+}
+
+static int
+head_json(struct dir_api *api, const char *account, uint64_t seq,
+    const uint8_t hash[32], json_t **out, struct err_ctx *e)
+{
+	struct acctlog_head h;
+	int r;
+
+	if ((r = dir_api_sign_head(api, account, seq, hash, now_s(), &h,
+	    e)) != 0)
+		return r;
+	return acctlog_head_to_json(&h, out, e);
+}
+
+/* --- the verified state of an account, rebuilt from the stored log --- */
+
+struct load_ctx {
+	struct acctlog_state *st;
+	struct err_ctx *e;
+};
+
+static int
+load_event(void *arg, uint64_t seq, const char *type, const char *json)
+{
+	struct load_ctx *lc = arg;
+	struct acctlog_event ev;
+	json_t *obj;
+	int r;
+
+	if ((obj = json_loads(json, 0, NULL)) == NULL)
+		return err_set(lc->e, ERR_INTERNAL, "stored event %" PRIu64
+		    " of %s is not JSON", seq, lc->st->account);
+	r = acctlog_event_from_json(obj, &ev, lc->e);
+	json_decref(obj);
+	if (r != 0)
+		return err_wrap(lc->e, ERR_INTERNAL, "stored event: %s",
+		    err_msg(lc->e));
+	if ((r = acctlog_state_apply(lc->st, &ev, 1, lc->e)) != 0)
+		return err_wrap(lc->e, ERR_INTERNAL, "stored log of %s does "
+		    "not verify: %s", lc->st->account, err_msg(lc->e));
+	return 0;
+}
+
+/*
+ * Rebuilds the verified state of account from its stored log: every event
+ * is checked again, so a damaged database is noticed before it is
+ * extended.  st must be cleared by the caller either way.
+ */
+static int
+state_load(struct dir_api *api, const char *account,
+    struct acctlog_state *st, struct err_ctx *e)
+{
+	struct load_ctx lc = { st, e };
+	uint64_t seq;
+	uint8_t hash[32];
+	int r;
+
+	if ((r = acctlog_state_init(st, account, dir_key_id(api->key), e)) !=
+	    0 ||
+	    (r = api->store->ops->log_tail(api->store, account, &seq, hash,
+	    e)) != 0)
+		return r;
+	return api->store->ops->log_events(api->store, account, 0, seq,
+	    UINT32_MAX, load_event, &lc, e);
+}
+
+/* Maps acctlog_state_apply() failures of a new event to client errors. */
+static int
+apply_error(struct err_ctx *e)
+{
+	switch (e->code) {
+	case ERR_ALLOC:
+	case ERR_INTERNAL:
+	case ERR_CRYPTO:
+		return e->code;
+	case ERR_EXISTS:
+		return ERR_EXISTS;
+	case ERR_TOO_LARGE:
+		return err_wrap(e, ERR_DENIED, "%s", err_msg(e));
+	case ERR_SIGNATURE:
+		return ERR_SIGNATURE;
+	default:
+		return err_wrap(e, ERR_FORMAT, "%s", err_msg(e));
+	}
+}
+
+/*
+ * One attempt at appending an add event for rec: rebuilds the verified
+ * state from the stored log, applies the new event to it (every check of
+ * section 3), and asks the store to append it if the tail has not moved.
+ * ERR_CHAIN means another change won the race: try again.  On success *ev
+ * is the appended event and *evj its JSON (caller json_decref).
+ */
+static int
+add_attempt(struct dir_api *api, const struct devrec *rec, uint64_t now,
+    struct acctlog_event *ev, json_t **evj, struct err_ctx *e)
+{
+	struct acctlog_state st;
+	struct dir_event_row row;
+	struct dir_device_row dev;
+	json_t *obj = NULL;
+	char *text = NULL, *rec_text = NULL;
+	int r = ERR_INTERNAL;
+
+	memset(&st, 0, sizeof(st));
+	if ((r = state_load(api, rec->account, &st, e)) != 0)
+		goto out;
+	if (st.n_devices >= api->cfg.max_devices) {
+		r = err_set(e, ERR_DENIED, "account '%s' already has %u active "
+		    "devices, the most this directory allows: revoke one "
+		    "first", rec->account, api->cfg.max_devices);
+		goto out;
+	}
+	if ((r = acctlog_event_add(ev, st.seq + 1, now, st.hash, rec, e)) != 0)
+		goto out;
+	if ((r = acctlog_state_apply(&st, ev, 1, e)) != 0) {
+		r = apply_error(e);
+		goto out;
+	}
+	if ((r = acctlog_event_to_json(ev, &obj, e)) != 0)
+		goto out;
+	if ((text = json_dumps(obj, JSON_COMPACT)) == NULL ||
+	    (rec_text = json_dumps(json_object_get(obj, "record"),
+	    JSON_COMPACT)) == NULL) {
+		r = err_set(e, ERR_ALLOC, "out of memory");
+		goto out;
+	}
+	memset(&row, 0, sizeof(row));
+	row.account = rec->account;
+	row.seq = ev->seq;
+	row.time = ev->time;
+	row.type = "add";
+	memcpy(row.prev, ev->prev, 32);
+	memcpy(row.hash, ev->hash, 32);
+	row.json = text;
+	/* The device as the log shows it. */
+	dev.device = rec->device;
+	dev.record_json = rec_text;
+	dev.sig_pub = rec->sig_pub;
+	dev.sig_pub_len = rec->sig_pub_len;
+	if ((r = api->store->ops->log_append_add(api->store, &row, &dev,
+	    api->cfg.max_devices, e)) != 0)
+		goto out;
+	*evj = obj;
+	obj = NULL; /* transferred */
+	r = 0;
+ out:
+	acctlog_state_clear(&st);
+	json_decref(obj);
+	free(text);
+	free(rec_text);
+	return r;
+}
+
+int
+dir_api_add_device(struct dir_api *api, const struct devrec *rec,
+    struct acctlog_head *head, json_t **event_json, struct err_ctx *e)
+{
+	struct acctlog_event ev;
+	json_t *evj = NULL;
+	uint64_t now = 0;
+	int r = ERR_INTERNAL, attempt;
+
+	if ((r = devrec_verify(rec, e)) != 0)
+		return r;
+	for (attempt = 0; attempt < APPEND_ATTEMPTS; attempt++) {
+		err_clear(e);
+		now = now_s();
+		if ((r = add_attempt(api, rec, now, &ev, &evj, e)) != ERR_CHAIN)
+			break;
+	}
+	if (r != 0)
+		goto out;
+	if (api->srv != NULL)
+		notify(api, "log", rec->account);
+	if (head != NULL && (r = dir_api_sign_head(api, rec->account, ev.seq,
+	    ev.hash, now, head, e)) != 0)
+		goto out;
+	if (event_json != NULL) {
+		*event_json = evj;
+		evj = NULL; /* transferred */
+	}
+	r = 0;
+ out:
+	json_decref(evj);
+	return r;
+}
+
+/* --- endpoints --- */
+
+static void
+handle_info(struct dir_api *api, struct dir_request *rq)
+{
+	const uint8_t *spki;
+	size_t spki_len;
+	char *b64 = NULL;
+	json_t *o;
+
+	spki = dir_key_spki(api->key, &spki_len);
+	if (b64url_encode(spki, spki_len, &b64) != 0) {
+		dir_reply_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "overloaded",
+		    "the directory is out of memory: try again later");
+		return;
+	}
+	o = json_pack("{s:s,s:s,s:s,s:I,s:b,s:{s:I,s:I,s:I,s:I,s:I,s:I}}",
+	    "version", PACKAGE_VERSION,
+	    "directory_id", dir_key_id(api->key),
+	    "head_key", b64,
+	    "time", (json_int_t)now_s(),
+	    "open_signup", api->cfg.open_signup,
+	    "limits",
+	    "max_body", (json_int_t)api->cfg.max_body,
+	    "max_devices", (json_int_t)api->cfg.max_devices,
+	    "max_recipients", (json_int_t)api->cfg.max_recipients,
+	    "max_queue", (json_int_t)api->cfg.max_queue,
+	    "max_wait", (json_int_t)DIR_WAIT_MAX_S,
+	    "max_log_events", (json_int_t)ACCTLOG_MAX_EVENTS);
+	free(b64);
+	dir_reply_json(rq, MHD_HTTP_OK, o);
+}
+
+static void
+handle_health(struct dir_api *api, struct dir_request *rq)
+{
+	struct err_ctx e;
+
+	err_clear(&e);
+	if (api->store->ops->health(api->store, &e) != 0) {
+		dir_log("health check failed: %s", err_msg(&e));
+		dir_reply_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "overloaded",
+		    "the directory's storage does not answer");
+		return;
+	}
+	dir_reply_json(rq, MHD_HTTP_OK, json_pack("{s:s,s:I}", "status", "ok",
+	    "time", (json_int_t)now_s()));
+}
+
+/* Overwrites a JSON string value that held a secret before it is freed. */
+static void
+json_wipe_string(json_t *obj, const char *key)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (json_is_string(v))
+		crypto_wipe((void *)(uintptr_t)json_string_value(v),
+		    json_string_length(v));
+}
+
+/* POST /v1/accounts: open sign-up only; the password is hashed with
+ * scrypt and wiped from the request. */
+static void
+handle_account_create(struct dir_api *api, struct dir_request *rq)
+{
+	static const char *const keys[] = { "account", "password" };
+	struct err_ctx e;
+	json_t *body = NULL;
+	const char *account, *pw;
+	char *hash = NULL;
+	size_t pw_len;
+
+	err_clear(&e);
+	if (!api->cfg.open_signup) {
+		dir_reply_error(rq, MHD_HTTP_FORBIDDEN, "signup_closed",
+		    "this directory does not allow open sign-up: ask its "
+		    "operator to create the account");
+		return;
+	}
+	if (body_object(rq, SMALL_JSON_MAX, keys, 2, "account request",
+	    &body, &e) != 0 ||
+	    devrec_json_str(body, "account", DEVREC_ACCOUNT_MAX, &account,
+	    "account request", &e) != 0 ||
+	    devrec_account_check(account, &e) != 0 ||
+	    devrec_json_str(body, "password", DIR_PASSWORD_MAX, &pw,
+	    "account request", &e) != 0)
+		goto fail;
+	pw_len = json_string_length(json_object_get(body, "password"));
+	if (dir_password_check(pw, pw_len, &e) != 0 ||
+	    dir_password_hash(pw, pw_len, api->cfg.scrypt_log_n, &hash,
+	    &e) != 0 ||
+	    api->store->ops->account_create(api->store, account, hash,
+	    now_s(), &e) != 0)
+		goto fail;
+	dir_log("account '%s' created by %s", account, dir_request_client(rq));
+	dir_reply_json(rq, MHD_HTTP_CREATED, json_pack("{s:s}", "account",
+	    account));
+	goto out;
+ fail:
+	reply_err(rq, &e);
+ out:
+	free(hash);
+	if (body != NULL)
+		json_wipe_string(body, "password");
+	json_decref(body);
+}
+
+/* HTTP Basic with the password of account; 0 or an answered error. */
+static int
+basic_auth(struct dir_api *api, struct dir_request *rq, const char *account)
+{
+	struct err_ctx e;
+	char *user = NULL, *pw = NULL, *stored = NULL;
+	size_t pw_len = 0;
+	int r;
+
+	err_clear(&e);
+	dir_reply_auth_scheme(rq, "Basic");
+	if ((r = dir_request_basic_auth(rq, &user, &pw, &pw_len)) != 0) {
+		if (r == ERR_ALLOC)
+			dir_reply_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE,
+			    "overloaded", "out of memory");
+		else
+			dir_reply_error(rq, MHD_HTTP_UNAUTHORIZED,
+			    "unauthorized", "registering a device needs the "
+			    "account name and password as HTTP Basic "
+			    "authentication");
+		goto out;
+	}
+	r = ERR_DENIED;
+	if (strcmp(user, account) != 0) {
+		dir_reply_error(rq, MHD_HTTP_UNAUTHORIZED, "unauthorized",
+		    "the HTTP Basic user name must be the account name '%s'",
+		    account);
+		goto out;
+	}
+	if ((r = api->store->ops->account_get(api->store, account, &stored,
+	    NULL, &e)) != 0 && r != ERR_NOT_FOUND) {
+		reply_err(rq, &e);
+		goto out;
+	}
+	if (r == ERR_NOT_FOUND ||
+	    (r = dir_password_verify(pw, pw_len, stored, &e)) != 0) {
+		if (r == ERR_NOT_FOUND || r == ERR_DENIED) {
+			r = ERR_DENIED;
+			dir_reply_error(rq, MHD_HTTP_UNAUTHORIZED,
+			    "unauthorized", "wrong account name or password");
+		} else {
+			reply_err(rq, &e);
+		}
+		goto out;
+	}
+	r = 0;
+ out:
+	if (stored != NULL) {
+		crypto_wipe(stored, strlen(stored));
+		free(stored);
+	}
+	dir_request_free_credentials(user, pw, pw_len);
+	return r;
+}
+
+/* POST /v1/accounts/{a}/devices: HTTP Basic with a's password, then the
+ * record through dir_api_add_device(). */
+static void
+handle_device_add(struct dir_api *api, struct dir_request *rq,
+    const char *account)
+{
+	struct err_ctx e;
+	struct devrec rec;
+	struct acctlog_head head;
+	const uint8_t *body;
+	size_t len;
+	json_t *evj = NULL, *hj = NULL;
+	char short_id[DEVREC_SHORT_ID_LEN + 1];
+
+	err_clear(&e);
+	if (basic_auth(api, rq, account) != 0)
+		return;
+	body = dir_request_body(rq, &len);
+	if (devrec_parse((const char *)body, len, DEVREC_JSON_MAX, &rec,
+	    &e) != 0)
+		goto fail;
+	if (strcmp(rec.account, account) != 0) {
+		err_set(&e, ERR_FORMAT, "the record is for account '%s' but "
+		    "was posted to '%s'", rec.account, account);
+		goto fail;
+	}
+	if (dir_api_add_device(api, &rec, &head, &evj, &e) != 0 ||
+	    acctlog_head_to_json(&head, &hj, &e) != 0)
+		goto fail;
+	devrec_short_id(rec.device, short_id);
+	dir_log("device %s '%s' added to '%s' as event %" PRIu64, short_id,
+	    rec.label, account, head.seq);
+	dir_reply_json(rq, MHD_HTTP_CREATED, json_pack("{s:o,s:o}", "head",
+	    hj, "event", evj));
+	return;
+ fail:
+	json_decref(evj);
+	reply_err(rq, &e);
+}
+
+static void
+maybe_purge(struct dir_api *api, uint64_t now)
+{
+	struct err_ctx e;
+	int due;
+
+	pthread_mutex_lock(&api->purge_lock);
+	due = now >= api->last_purge + PURGE_INTERVAL_S;
+	if (due)
+		api->last_purge = now;
+	pthread_mutex_unlock(&api->purge_lock);
+	err_clear(&e);
+	if (due && api->store->ops->purge(api->store, now, &e) != 0)
+		dir_log("purging expired sessions failed: %s", err_msg(&e));
+}
+
+/*
+ * POST /v1/session: a registered active device signs the login transcript
+ * over its own fresh nonce and the time; the nonce is recorded only after
+ * the signature verified, so nobody can burn another device's nonces.
+ */
+static void
+handle_session(struct dir_api *api, struct dir_request *rq)
+{
+	static const char *const keys[] = { "device", "time", "nonce", "sig" };
+	struct err_ctx e;
+	struct dir_device_info dev;
+	json_t *body = NULL;
+	char device[DEVREC_ID_HEX_LEN + 1], token[DIR_TOKEN_B64_LEN + 1];
+	uint8_t nonce[DIR_NONCE_MAX], sig[64], digest[32], th[32];
+	size_t nonce_len;
+	uint64_t t, now = now_s();
+	EVP_PKEY *pub = NULL;
+	struct buf *b = NULL;
+
+	err_clear(&e);
+	memset(token, 0, sizeof(token));
+	dir_reply_auth_scheme(rq, "Bearer");
+	if (body_object(rq, LOGIN_JSON_MAX, keys, 4, "login", &body,
+	    &e) != 0 ||
+	    devrec_json_id(body, "device", device, "login", &e) != 0 ||
+	    devrec_json_u64(body, "time", &t, "login", &e) != 0 ||
+	    devrec_json_b64(body, "nonce", nonce, sizeof(nonce), &nonce_len,
+	    "login", &e) != 0 ||
+	    devrec_json_b64_exact(body, "sig", sig, sizeof(sig), "login",
+	    &e) != 0)
+		goto fail;
+	if (nonce_len < DIR_NONCE_MIN) {
+		err_set(&e, ERR_FORMAT, "login: the nonce must be %d to %d "
+		    "random bytes (32 recommended)", DIR_NONCE_MIN,
+		    DIR_NONCE_MAX);
+		goto fail;
+	}
+	if (api->store->ops->device_get(api->store, device, &dev, &e) != 0 ||
+	    !dev.active) {
+		if (e.code == 0 || e.code == ERR_NOT_FOUND) {
+			err_clear(&e);
+			dir_reply_error(rq, MHD_HTTP_UNAUTHORIZED,
+			    "unknown_device", "device %.16s is not an active "
+			    "device of any account: register it first",
+			    device);
+			goto out;
+		}
+		goto fail;
+	}
+	if (dir_login_time_check(t, now, &e) != 0) {
+		dir_reply_error(rq, MHD_HTTP_UNAUTHORIZED, "bad_time", "%s",
+		    err_msg(&e));
+		goto out;
+	}
+	if ((b = buf_new(1024)) == NULL ||
+	    tr_login(b, dir_key_id(api->key), device, t, nonce, nonce_len) !=
+	    0 || tr_hash(b, digest) != 0) {
+		err_set(&e, ERR_ALLOC, "out of memory");
+		goto fail;
+	}
+	if (crypto_spki_import(dev.sig_pub, dev.sig_pub_len, &pub, &e) != 0)
+		goto fail;
+	if (crypto_ecdsa_verify(pub, digest, sig) != 0) {
+		dir_reply_error(rq, MHD_HTTP_UNAUTHORIZED, "bad_signature",
+		    "the login signature does not verify under the signing "
+		    "key of device %.16s (it covers \"devid-login-v1\", "
+		    "this directory's id, the device id, time and nonce)",
+		    device);
+		goto out;
+	}
+	if (api->store->ops->nonce_use(api->store, device, nonce, nonce_len,
+	    now + 2 * DIR_LOGIN_WINDOW_S + 1, &e) != 0) {
+		if (e.code == ERR_REPLAY) {
+			dir_reply_error(rq, MHD_HTTP_UNAUTHORIZED, "replayed",
+			    "%s", err_msg(&e));
+			goto out;
+		}
+		goto fail;
+	}
+	maybe_purge(api, now);
+	if (dir_token_new(token, th, &e) != 0 ||
+	    api->store->ops->session_put(api->store, th, device, dev.account,
+	    now + DIR_SESSION_TTL_S, api->cfg.max_sessions, &e) != 0)
+		goto fail;
+	dir_reply_json(rq, MHD_HTTP_OK, json_pack("{s:s,s:I,s:s,s:s}",
+	    "token", token, "expires", (json_int_t)(now + DIR_SESSION_TTL_S),
+	    "account", dev.account, "device", device));
+	goto out;
+ fail:
+	reply_err(rq, &e);
+ out:
+	crypto_wipe(token, sizeof(token));
+	crypto_wipe(th, sizeof(th));
+	EVP_PKEY_free(pub);
+	buf_free(b);
+	json_decref(body);
+}
+
+struct events_ctx {
+	json_t *arr;
+	struct err_ctx *e;
+};
+
+static int
+add_event_json(void *arg, uint64_t seq, const char *type, const char *json)
+{
+	struct events_ctx *ec = arg;
+	json_t *v;
+
+	if ((v = json_loads(json, 0, NULL)) == NULL)
+		return err_set(ec->e, ERR_INTERNAL, "stored event %" PRIu64
+		    " is not JSON", seq);
+	if (json_array_append_new(ec->arr, v) != 0)
+		return err_set(ec->e, ERR_ALLOC, "out of memory");
+	return 0;
+}
+
+/*
+ * GET /v1/accounts/{a}/log: events since N up to the current tail (at most
+ * ACCTLOG_MAX_EVENTS) and a fresh head of that tail, read tail first so
+ * the answer is one consistent prefix of the append-only log.  With wait,
+ * an empty answer waits for "log:{a}".
+ */
+static void
+handle_log(struct dir_api *api, struct dir_request *rq, const char *account)
+{
+	struct err_ctx e;
+	struct dir_session_info s;
+	struct events_ctx ec;
+	uint64_t since, wait, seq;
+	uint8_t hash[32];
+	char key[KEY_MAX + 1];
+	json_t *hj = NULL;
+
+	err_clear(&e);
+	ec.arr = NULL;
+	ec.e = &e;
+	if (bearer(api, rq, &s, &e) != 0) {
+		reply_auth_err(rq, &e);
+		return;
+	}
+	if (query_u64(rq, "since", 0, 0, INT64_MAX, &since, &e) != 0 ||
+	    query_u64(rq, "wait", 0, 0, DIR_WAIT_MAX_S, &wait, &e) != 0)
+		goto fail;
+	if (wait > 0) {
+		snprintf(key, sizeof(key), "log:%.128s", account);
+		if (dir_request_watch(rq, key) != 0) {
+			err_set(&e, ERR_ALLOC, "out of memory");
+			goto fail;
+		}
+	}
+	if (api->store->ops->log_tail(api->store, account, &seq, hash,
+	    &e) != 0)
+		goto fail;
+	if (seq <= since && wait > 0 && !dir_request_expired(rq)) {
+		dir_request_wait(rq, (unsigned int)wait);
+		return;
+	}
+	if ((ec.arr = json_array()) == NULL) {
+		err_set(&e, ERR_ALLOC, "out of memory");
+		goto fail;
+	}
+	if (api->store->ops->log_events(api->store, account, since, seq,
+	    ACCTLOG_MAX_EVENTS, add_event_json, &ec, &e) != 0 ||
+	    head_json(api, account, seq, hash, &hj, &e) != 0)
+		goto fail;
+	dir_reply_json(rq, MHD_HTTP_OK, json_pack("{s:o,s:o}", "events",
+	    ec.arr, "head", hj));
+	return;
+ fail:
+	json_decref(ec.arr);
+	reply_err(rq, &e);
+}
+
+static int
+add_device_json(void *arg, const char *device, const char *record_json)
+{
+	struct events_ctx *ec = arg;
+	json_t *v;
+
+	if ((v = json_loads(record_json, 0, NULL)) == NULL)
+		return err_set(ec->e, ERR_INTERNAL, "stored record of %.16s "
+		    "is not JSON", device);
+	if (json_array_append_new(ec->arr, v) != 0)
+		return err_set(ec->e, ERR_ALLOC, "out of memory");
+	return 0;
+}
+
+/* GET /v1/accounts/{a}/devices: active records and a head of the same
+ * snapshot. */
+static void
+handle_devices(struct dir_api *api, struct dir_request *rq,
+    const char *account)
+{
+	struct err_ctx e;
+	struct dir_session_info s;
+	struct events_ctx ec;
+	uint64_t seq;
+	uint8_t hash[32];
+	json_t *hj = NULL;
+
+	err_clear(&e);
+	ec.e = &e;
+	if (bearer(api, rq, &s, &e) != 0) {
+		reply_auth_err(rq, &e);
+		return;
+	}
+	if ((ec.arr = json_array()) == NULL) {
+		err_set(&e, ERR_ALLOC, "out of memory");
+		goto fail;
+	}
+	if (api->store->ops->devices_active(api->store, account, &seq, hash,
+	    add_device_json, &ec, &e) != 0 ||
+	    head_json(api, account, seq, hash, &hj, &e) != 0)
+		goto fail;
+	dir_reply_json(rq, MHD_HTTP_OK, json_pack("{s:o,s:o}", "devices",
+	    ec.arr, "head", hj));
+	return;
+ fail:
+	json_decref(ec.arr);
+	reply_err(rq, &e);
+}
+
+/* One attempt at appending a revoke event; like add_attempt(). */
+static int
+revoke_attempt(struct dir_api *api, const char *account, const char *device,
+    uint64_t t, const uint8_t sig[64], struct acctlog_event *ev,
+    json_t **evj, struct err_ctx *e)
+{
+	struct acctlog_state st;
+	struct dir_event_row row;
+	json_t *obj = NULL;
+	char *text = NULL;
+	int r = ERR_INTERNAL;
+
+	memset(&st, 0, sizeof(st));
+	if ((r = state_load(api, account, &st, e)) != 0 ||
+	    (r = acctlog_event_revoke(ev, st.seq + 1, t, st.hash, device, sig,
+	    e)) != 0)
+		goto out;
+	if ((r = acctlog_state_apply(&st, ev, 1, e)) != 0) {
+		r = apply_error(e);
+		goto out;
+	}
+	if ((r = acctlog_event_to_json(ev, &obj, e)) != 0)
+		goto out;
+	if ((text = json_dumps(obj, JSON_COMPACT)) == NULL) {
+		r = err_set(e, ERR_ALLOC, "out of memory");
+		goto out;
+	}
+	memset(&row, 0, sizeof(row));
+	row.account = account;
+	row.seq = ev->seq;
+	row.time = ev->time;
+	row.type = "revoke";
+	memcpy(row.prev, ev->prev, 32);
+	memcpy(row.hash, ev->hash, 32);
+	row.json = text;
+	if ((r = api->store->ops->log_append_revoke(api->store, &row, device,
+	    e)) != 0)
+		goto out;
+	*evj = obj;
+	obj = NULL; /* transferred */
+	r = 0;
+ out:
+	acctlog_state_clear(&st);
+	json_decref(obj);
+	free(text);
+	return r;
+}
+
+/*
+ * DELETE /v1/accounts/{a}/devices/{d}: the session's device must belong to
+ * {a}; the revocation time must be within the window and not before the
+ * device's latest addition; the signature must be by an active device
+ * (acctlog_state_apply checks it).
+ */
+static void
+handle_revoke(struct dir_api *api, struct dir_request *rq,
+    const char *account, const char *device)
+{
+	static const char *const keys[] = { "time", "revoke_sig" };
+	struct err_ctx e;
+	struct dir_session_info s;
+	struct dir_device_info dev;
+	struct acctlog_event ev;
+	json_t *body = NULL, *evj = NULL, *hj = NULL;
+	char short_id[DEVREC_SHORT_ID_LEN + 1];
+	uint8_t sig[64];
+	uint64_t t;
+	int r = 0, attempt;
+
+	err_clear(&e);
+	if (bearer(api, rq, &s, &e) != 0) {
+		reply_auth_err(rq, &e);
+		return;
+	}
+	if (strcmp(s.account, account) != 0) {
+		err_set(&e, ERR_DENIED, "only a device of '%s' may revoke its "
+		    "devices; this session belongs to '%s'", account,
+		    s.account);
+		goto fail;
+	}
+	if (!devrec_id_valid(device)) {
+		err_set(&e, ERR_FORMAT, "the path does not end in a device id "
+		    "(64 lowercase hex digits)");
+		goto fail;
+	}
+	if (body_object(rq, SMALL_JSON_MAX, keys, 2, "revocation", &body,
+	    &e) != 0 ||
+	    devrec_json_u64(body, "time", &t, "revocation", &e) != 0 ||
+	    devrec_json_b64_exact(body, "revoke_sig", sig, sizeof(sig),
+	    "revocation", &e) != 0)
+		goto fail;
+	if (dir_login_time_check(t, now_s(), &e) != 0)
+		goto fail;
+	if (api->store->ops->device_get(api->store, device, &dev, &e) != 0)
+		goto fail;
+	if (!dev.active || strcmp(dev.account, account) != 0) {
+		err_set(&e, ERR_NOT_FOUND, "device %.16s is not an active "
+		    "device of '%s'", device, account);
+		goto fail;
+	}
+	if (t < dev.added_time) {
+		err_set(&e, ERR_STALE, "the revocation is signed with time "
+		    "%" PRIu64 ", before the device was added (%" PRIu64 "): "
+		    "sign it again with the current time", t, dev.added_time);
+		goto fail;
+	}
+	for (attempt = 0; attempt < APPEND_ATTEMPTS; attempt++) {
+		err_clear(&e);
+		if ((r = revoke_attempt(api, account, device, t, sig, &ev, &evj,
+		    &e)) != ERR_CHAIN)
+			break;
+	}
+	if (r != 0)
+		goto fail;
+	notify(api, "log", account);
+	if (head_json(api, account, ev.seq, ev.hash, &hj, &e) != 0)
+		goto fail;
+	devrec_short_id(device, short_id);
+	dir_log("device %s of '%s' revoked as event %" PRIu64, short_id,
+	    account, ev.seq);
+	dir_reply_json(rq, MHD_HTTP_OK, json_pack("{s:o,s:o}", "head", hj,
+	    "event", evj));
+	evj = NULL; /* transferred */
+	goto out;
+ fail:
+	reply_err(rq, &e);
+ out:
+	json_decref(evj);
+	json_decref(body);
+}
+
+/* The active devices of every account in "to", for checking recipients. */
+struct active_set {
+	char (*ids)[DEVREC_ID_HEX_LEN + 1];
+	size_t n, cap;
+	struct err_ctx *e;
+};
+
+static int
+collect_device(void *arg, const char *device, const char *record_json)
+{
+	struct active_set *as = arg;
+	void *p;
+
+	if (as->n == as->cap) {
+		as->cap = as->cap == 0 ? 64 : as->cap * 2;
+		if ((p = realloc(as->ids, as->cap * sizeof(*as->ids))) == NULL)
+			return err_set(as->e, ERR_ALLOC, "out of memory");
+		as->ids = p;
+	}
+	snprintf(as->ids[as->n++], DEVREC_ID_HEX_LEN + 1, "%s", device);
+	return 0;
+}
+
+static int
+cmp_id(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/*
+ * POST /v1/messages: a strictly parsed envelope from the session's own
+ * device, every recipient an active device of an account in "to"; stored
+ * once and queued per recipient in one transaction, which wakes each
+ * recipient's "inbox:{device}" waiters.
+ */
+static void
+handle_message(struct dir_api *api, struct dir_request *rq)
+{
+	struct err_ctx e;
+	struct dir_session_info s;
+	struct env_limits lim;
+	struct env *env = NULL;
+	struct active_set as;
+	const uint8_t *body;
+	const char **devs = NULL;
+	char *text = NULL, *id_b64 = NULL;
+	uint64_t seq;
+	uint8_t hash[32];
+	size_t len, i;
+
+	err_clear(&e);
+	memset(&as, 0, sizeof(as));
+	as.e = &e;
+	if (bearer(api, rq, &s, &e) != 0) {
+		reply_auth_err(rq, &e);
+		return;
+	}
+	body = dir_request_body(rq, &len);
+	lim.max_bytes = api->cfg.max_body;
+	lim.max_recipients = api->cfg.max_recipients;
+	if (env_parse(body, len, &lim, &env, &e) != 0)
+		goto fail;
+	if (strcmp(env->sender_account, s.account) != 0 ||
+	    strcmp(env->sender_device, s.device) != 0) {
+		err_set(&e, ERR_DENIED, "the envelope's sender must be the "
+		    "device of this session (%.16s of '%s')", s.device,
+		    s.account);
+		goto fail;
+	}
+	for (i = 0; i < env->n_to; i++) {
+		if (api->store->ops->devices_active(api->store, env->to[i],
+		    &seq, hash, collect_device, &as, &e) != 0) {
+			if (e.code == ERR_NOT_FOUND)
+				err_wrap(&e, ERR_NOT_FOUND, "recipient account "
+				    "'%s' does not exist", env->to[i]);
+			goto fail;
+		}
+	}
+	if (as.n > 0)
+		qsort(as.ids, as.n, sizeof(*as.ids), cmp_id);
+	if ((devs = calloc(env->n_recipients, sizeof(*devs))) == NULL) {
+		err_set(&e, ERR_ALLOC, "out of memory");
+		goto fail;
+	}
+	for (i = 0; i < env->n_recipients; i++) {
+		if (as.n == 0 || bsearch(env->recipients[i].device, as.ids,
+		    as.n, sizeof(*as.ids), cmp_id) == NULL) {
+			err_set(&e, ERR_FORMAT, "recipient %.16s is not an "
+			    "active device of an account in \"to\": fetch "
+			    "the logs again and re-encrypt",
+			    env->recipients[i].device);
+			goto fail;
+		}
+		devs[i] = env->recipients[i].device;
+	}
+	/* Stored as posted: the signature covers fields, not bytes, and
+	 * recipients get exactly what the sender made. */
+	if ((text = malloc(len + 1)) == NULL) {
+		err_set(&e, ERR_ALLOC, "out of memory");
+		goto fail;
+	}
+	memcpy(text, body, len);
+	text[len] = '\0';
+	if (api->store->ops->message_put(api->store, s.device, env->id,
+	    sizeof(env->id), text, devs, env->n_recipients,
+	    api->cfg.max_queue, &e) != 0)
+		goto fail;
+	for (i = 0; i < env->n_recipients; i++)
+		notify(api, "inbox", devs[i]);
+	if (b64url_encode(env->id, sizeof(env->id), &id_b64) != 0) {
+		err_set(&e, ERR_ALLOC, "out of memory");
+		goto fail;
+	}
+	dir_reply_json(rq, MHD_HTTP_CREATED, json_pack("{s:s,s:I}", "id",
+	    id_b64, "queued", (json_int_t)env->n_recipients));
+	goto out;
+ fail:
+	if (e.code == ERR_TOO_LARGE && env != NULL)
+		dir_reply_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE,
+		    "queue_full", "%s", err_msg(&e));
+	else
+		reply_err(rq, &e);
+ out:
+	free(id_b64);
+	free(text);
+	free(devs);
+	free(as.ids);
+	env_free(env);
+}
+
+struct inbox_ctx {
+	json_t *arr;
+	struct err_ctx *e;
+};
+
+static int
+add_inbox_item(void *arg, uint64_t seq, const char *envelope)
+{
+	struct inbox_ctx *ic = arg;
+	json_t *v, *item;
+
+	if ((v = json_loads(envelope, 0, NULL)) == NULL)
+		return err_set(ic->e, ERR_INTERNAL, "stored envelope %" PRIu64
+		    " is not JSON", seq);
+	if ((item = json_pack("{s:I,s:o}", "seq", (json_int_t)seq,
+	    "envelope", v)) == NULL ||
+	    json_array_append_new(ic->arr, item) != 0)
+		return err_set(ic->e, ERR_ALLOC, "out of memory");
+	return 0;
+}
+
+/* GET /v1/inbox: the session device's queue, oldest first; with wait, an
+ * empty queue waits for "inbox:{device}". */
+static void
+handle_inbox(struct dir_api *api, struct dir_request *rq)
+{
+	struct err_ctx e;
+	struct dir_session_info s;
+	struct inbox_ctx ic;
+	uint64_t wait, limit;
+	char key[KEY_MAX + 1];
+
+	err_clear(&e);
+	ic.arr = NULL;
+	ic.e = &e;
+	if (bearer(api, rq, &s, &e) != 0) {
+		reply_auth_err(rq, &e);
+		return;
+	}
+	if (query_u64(rq, "wait", 0, 0, DIR_WAIT_MAX_S, &wait, &e) != 0 ||
+	    query_u64(rq, "limit", DIR_INBOX_LIMIT_DEFAULT, 1,
+	    DIR_INBOX_LIMIT_MAX, &limit, &e) != 0)
+		goto fail;
+	if (wait > 0) {
+		snprintf(key, sizeof(key), "inbox:%.64s", s.device);
+		if (dir_request_watch(rq, key) != 0) {
+			err_set(&e, ERR_ALLOC, "out of memory");
+			goto fail;
+		}
+	}
+	if ((ic.arr = json_array()) == NULL) {
+		err_set(&e, ERR_ALLOC, "out of memory");
+		goto fail;
+	}
+	if (api->store->ops->inbox_get(api->store, s.device, 0,
+	    (unsigned int)limit, DIR_INBOX_BYTES_MAX, add_inbox_item, &ic,
+	    &e) != 0)
+		goto fail;
+	if (json_array_size(ic.arr) == 0 && wait > 0 &&
+	    !dir_request_expired(rq)) {
+		json_decref(ic.arr);
+		dir_request_wait(rq, (unsigned int)wait);
+		return;
+	}
+	dir_reply_json(rq, MHD_HTTP_OK, json_pack("{s:o}", "messages",
+	    ic.arr));
+	return;
+ fail:
+	json_decref(ic.arr);
+	reply_err(rq, &e);
+}
+
+/* POST /v1/inbox/ack: removes the session device's entries up to seq. */
+static void
+handle_ack(struct dir_api *api, struct dir_request *rq)
+{
+	static const char *const keys[] = { "upto" };
+	struct err_ctx e;
+	struct dir_session_info s;
+	json_t *body = NULL;
+	uint64_t upto, removed = 0;
+
+	err_clear(&e);
+	if (bearer(api, rq, &s, &e) != 0) {
+		reply_auth_err(rq, &e);
+		return;
+	}
+	if (body_object(rq, SMALL_JSON_MAX, keys, 1, "acknowledgement", &body,
+	    &e) != 0 ||
+	    devrec_json_u64(body, "upto", &upto, "acknowledgement", &e) != 0 ||
+	    api->store->ops->inbox_ack(api->store, s.device, upto, &removed,
+	    &e) != 0) {
+		reply_err(rq, &e);
+		goto out;
+	}
+	dir_reply_json(rq, MHD_HTTP_OK, json_pack("{s:I}", "removed",
+	    (json_int_t)removed));
+ out:
+	json_decref(body);
+}
+
+/* --- routing --- */
+
+#define PATH_SEGMENTS_MAX 6
+#define SEGMENT_MAX 256
+
+/* Splits "/v1/a/b" into segments; 0 or ERR_FORMAT. */
+static int
+split_path(const char *path, char seg[PATH_SEGMENTS_MAX][SEGMENT_MAX + 1],
+    size_t *n)
+{
+	const char *p = path, *q;
+	size_t len;
+
+	*n = 0;
+	if (*p != '/')
+		return ERR_FORMAT;
+	while (*p == '/') {
+		p++;
+		if (*p == '\0')
+			break;
+		q = strchr(p, '/');
+		len = q != NULL ? (size_t)(q - p) : strlen(p);
+		if (len == 0 || len > SEGMENT_MAX || *n == PATH_SEGMENTS_MAX)
+			return ERR_FORMAT;
+		memcpy(seg[*n], p, len);
+		seg[*n][len] = '\0';
+		(*n)++;
+		p += len;
+	}
+	return *p == '\0' ? 0 : ERR_FORMAT;
+}
+
+static int
+method_is(struct dir_request *rq, const char *m)
+{
+	return strcmp(dir_request_method(rq), m) == 0;
+}
+
+static void
+wrong_method(struct dir_request *rq, const char *allowed)
+{
+	char method[16], path[256];
+
+	dir_log_sanitize(dir_request_method(rq), method, sizeof(method));
+	dir_log_sanitize(dir_request_path(rq), path, sizeof(path));
+	dir_reply_error(rq, MHD_HTTP_METHOD_NOT_ALLOWED, "bad_method",
+	    "%s %s is not an endpoint: this path takes %s", method, path,
+	    allowed);
+}
+
+/* An account path segment: valid syntax (400) and existing (404). */
+static int
+account_segment(struct dir_api *api, struct dir_request *rq,
+    const char *account)
+{
+	struct err_ctx e;
+
+	err_clear(&e);
+	if (devrec_account_check(account, &e) != 0 ||
+	    api->store->ops->account_get(api->store, account, NULL, NULL,
+	    &e) != 0) {
+		reply_err(rq, &e);
+		return -1;
+	}
+	return 0;
+}
+
+/* 1 when the request uses method m; else answers 405 and returns 0. */
+static int
+want(struct dir_request *rq, const char *m)
+{
+	if (method_is(rq, m))
+		return 1;
+	wrong_method(rq, m);
+	return 0;
+}
+
+void
+dir_api_handle(void *arg, struct dir_request *rq)
+{
+	struct dir_api *api = arg;
+	char seg[PATH_SEGMENTS_MAX][SEGMENT_MAX + 1];
+	char method[16], path[256];
+	size_t n;
+
+	if (split_path(dir_request_path(rq), seg, &n) != 0 || n < 2 ||
+	    strcmp(seg[0], "v1") != 0)
+		goto unknown;
+	if (n == 2) {
+		if (strcmp(seg[1], "info") == 0) {
+			if (want(rq, "GET"))
+				handle_info(api, rq);
+		} else if (strcmp(seg[1], "health") == 0) {
+			if (want(rq, "GET"))
+				handle_health(api, rq);
+		} else if (strcmp(seg[1], "accounts") == 0) {
+			if (want(rq, "POST"))
+				handle_account_create(api, rq);
+		} else if (strcmp(seg[1], "session") == 0) {
+			if (want(rq, "POST"))
+				handle_session(api, rq);
+		} else if (strcmp(seg[1], "messages") == 0) {
+			if (want(rq, "POST"))
+				handle_message(api, rq);
+		} else if (strcmp(seg[1], "inbox") == 0) {
+			if (want(rq, "GET"))
+				handle_inbox(api, rq);
+		} else {
+			goto unknown;
+		}
+		return;
+	}
+	if (n == 3 && strcmp(seg[1], "inbox") == 0 &&
+	    strcmp(seg[2], "ack") == 0) {
+		if (want(rq, "POST"))
+			handle_ack(api, rq);
+		return;
+	}
+	if (n < 4 || strcmp(seg[1], "accounts") != 0)
+		goto unknown;
+	if (n == 4 && strcmp(seg[3], "log") == 0) {
+		if (want(rq, "GET") && account_segment(api, rq, seg[2]) == 0)
+			handle_log(api, rq, seg[2]);
+		return;
+	}
+	if (n == 4 && strcmp(seg[3], "devices") == 0) {
+		if (method_is(rq, "POST")) {
+			if (account_segment(api, rq, seg[2]) == 0)
+				handle_device_add(api, rq, seg[2]);
+		} else if (method_is(rq, "GET")) {
+			if (account_segment(api, rq, seg[2]) == 0)
+				handle_devices(api, rq, seg[2]);
+		} else {
+			wrong_method(rq, "GET or POST");
+		}
+		return;
+	}
+	if (n == 5 && strcmp(seg[3], "devices") == 0) {
+		if (want(rq, "DELETE") && account_segment(api, rq, seg[2]) == 0)
+			handle_revoke(api, rq, seg[2], seg[4]);
+		return;
+	}
+ unknown:
+	dir_log_sanitize(dir_request_method(rq), method, sizeof(method));
+	dir_log_sanitize(dir_request_path(rq), path, sizeof(path));
+	dir_reply_error(rq, MHD_HTTP_NOT_FOUND, "not_found", "no endpoint "
+	    "%s %s: see docs/directory.md for the API", method, path);
+}

@@ -1,0 +1,85 @@
+/*
+ * dir-api.h - the endpoints of PROTOCOL.md section 5.
+ *
+ * dir_api_handle() is the dir_handler_fn the server calls for every
+ * request.  It checks everything on input -- account and label syntax,
+ * device id = H(sig_pub), binding and endorsement signatures, the event
+ * chain (through common/acctlog), login and revocation signatures, the
+ * envelope structure and sizes (through common/envelope) -- before the
+ * store sees anything, so bad input never changes stored state.  Every
+ * refusal is the JSON error of section 5 with a sentence a client author
+ * can act on.  The exact request and response shapes are in
+ * docs/directory.md.
+ */
+#ifndef DEVID_DIR_API_H
+#define DEVID_DIR_API_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "dir-key.h"
+#include "dir-server.h"
+#include "dir-store.h"
+
+#define DIR_MAX_DEVICES_DEFAULT 100
+#define DIR_MAX_RECIPIENTS_DEFAULT 1024
+#define DIR_MAX_QUEUE_DEFAULT 10000
+#define DIR_MAX_SESSIONS_DEFAULT 16
+#define DIR_INBOX_LIMIT_DEFAULT 100
+#define DIR_INBOX_LIMIT_MAX 1000
+#define DIR_INBOX_BYTES_MAX ((size_t)4 * 1024 * 1024)
+
+struct dir_api_config {
+	int open_signup;             /* POST /v1/accounts allowed */
+	unsigned int max_devices;    /* active devices per account */
+	unsigned int max_recipients; /* recipients per envelope */
+	unsigned int max_queue;      /* queued messages per device */
+	unsigned int max_sessions;   /* live sessions per device */
+	unsigned int scrypt_log_n;   /* password hashing cost */
+	size_t max_body;             /* request body cap (envelope size) */
+};
+
+/* Fills cfg with the defaults above. */
+void dir_api_config_default(struct dir_api_config *cfg);
+
+/*
+ * The endpoint layer's state.  store and key are borrowed and must outlive
+ * it; srv is set once the server runs (dir_api_set_server) so that changes
+ * wake long-polls.
+ */
+struct dir_api {
+	struct dir_api_config cfg;
+	struct dir_store *store;
+	struct dir_key *key;
+	struct dir_server *srv;
+	pthread_mutex_t purge_lock;
+	uint64_t last_purge;
+};
+
+/* Initialises api; 0 or ERR_INTERNAL.  Release with dir_api_clear(). */
+int dir_api_init(struct dir_api *api, const struct dir_api_config *cfg,
+    struct dir_store *store, struct dir_key *key);
+void dir_api_clear(struct dir_api *api);
+void dir_api_set_server(struct dir_api *api, struct dir_server *srv);
+
+/* The dir_handler_fn: arg is the struct dir_api *. */
+void dir_api_handle(void *arg, struct dir_request *rq);
+
+/*
+ * Appends an "add" event for rec (already parsed) to its account's log
+ * after every check of section 3, as POST .../devices does; also used by
+ * tools.  On success the new head is signed into *head (may be NULL) and
+ * *event_json (may be NULL) is the event's JSON (caller json_decref).
+ * Errors carry the sentence for the client in e.
+ */
+struct devrec;
+struct acctlog_head;
+int dir_api_add_device(struct dir_api *api, const struct devrec *rec,
+    struct acctlog_head *head, json_t **event_json, struct err_ctx *e);
+
+/* Signs a fresh head for account at (seq, hash) with time now. */
+int dir_api_sign_head(struct dir_api *api, const char *account,
+    uint64_t seq, const uint8_t hash[32], uint64_t now,
+    struct acctlog_head *head, struct err_ctx *e);
+
+#endif /* DEVID_DIR_API_H */

@@ -1,0 +1,755 @@
+/*
+ * dir-main.c - devid-directory: command line, start-up and shutdown.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "acctlog.h"
+#include "crypto.h"
+#include "devrec.h"
+#include "dir-api.h"
+#include "dir-auth.h"
+#include "dir-key.h"
+#include "dir-log.h"
+#include "dir-server.h"
+#include "dir-store.h"
+#include "errors.h"
+
+#define PROG "devid-directory"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+"Usage: " PROG " COMMAND [OPTIONS]\n"
+"\n"
+"The devid directory: accounts, device logs with signed heads, mailbox.\n"
+"\n"
+"Commands:\n"
+"  serve                 run the HTTP server\n"
+"  account add NAME      create an account (password from --password-file,\n"
+"                        or asked on the terminal, or one line on stdin)\n"
+"  account list          list the accounts\n"
+"  account show NAME     print an account's log and its current devices\n"
+"  key                   print the head-signing key's directory id and\n"
+"                        fingerprint (creating the key file if needed)\n"
+"\n"
+"Common options:\n"
+"  -d, --db PATH             SQLite database (created when missing)\n"
+"  -k, --signing-key F|URI   head-signing key: a PEM file (created with\n"
+"                            mode 0600 on first start) or a pkcs11: URI;\n"
+"                            default: the database path + \".key\"\n"
+"  -h, --help                show this help\n"
+"  -V, --version             show the version\n"
+"\n"
+"serve options:\n"
+"  -l, --listen ADDR:PORT    address to listen on, e.g. 127.0.0.1:8443 or\n"
+"                            [::]:443; port 0 picks a free port\n"
+"      --tls-cert FILE       PEM certificate (chain) for HTTPS\n"
+"      --tls-key FILE        its PEM private key\n"
+"      --open-signup         allow anyone to create accounts (POST\n"
+"                            /v1/accounts); off by default\n"
+"      --max-body BYTES      largest request body (default 1048576)\n"
+"      --max-devices N       active devices per account (default 100)\n"
+"      --max-recipients N    recipients per envelope (default 1024)\n"
+"      --max-queue N         queued messages per device (default 10000)\n"
+"      --max-sessions N      live sessions per device (default 16)\n"
+"      --rate N              requests per second per client address,\n"
+"                            429 beyond; 0 turns the limit off (default 50)\n"
+"      --burst N             requests a client may send at once\n"
+"                            (default 2 * rate)\n"
+"      --threads N           HTTP worker threads (default 4)\n"
+"      --max-connections N   open connections, long-polls included\n"
+"                            (default 4000)\n"
+"      --scrypt-cost N       password hashing cost as log2(N), 10..20\n"
+"                            (default 15)\n"
+"      --ready-file FILE     write the bound ADDR:PORT to FILE once serving\n"
+"      --quiet               no log line per request\n"
+"\n"
+"account add options:\n"
+"      --password-file FILE  read the password from the first line of FILE\n"
+"\n"
+"serve logs one line per request on standard error (never passwords,\n"
+"tokens or bodies) and stops cleanly on SIGTERM or SIGINT: it stops\n"
+"accepting, answers waiting long-polls, lets requests in flight finish and\n"
+"closes the database.\n");
+}
+
+enum {
+	OPT_TLS_CERT = 256,
+	OPT_TLS_KEY,
+	OPT_OPEN_SIGNUP,
+	OPT_MAX_BODY,
+	OPT_MAX_DEVICES,
+	OPT_MAX_RECIPIENTS,
+	OPT_MAX_QUEUE,
+	OPT_MAX_SESSIONS,
+	OPT_RATE,
+	OPT_BURST,
+	OPT_THREADS,
+	OPT_MAX_CONNECTIONS,
+	OPT_SCRYPT_COST,
+	OPT_READY_FILE,
+	OPT_QUIET,
+	OPT_PASSWORD_FILE,
+};
+
+static const struct option long_opts[] = {
+	{ "db", required_argument, NULL, 'd' },
+	{ "signing-key", required_argument, NULL, 'k' },
+	{ "listen", required_argument, NULL, 'l' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
+	{ "open-signup", no_argument, NULL, OPT_OPEN_SIGNUP },
+	{ "max-body", required_argument, NULL, OPT_MAX_BODY },
+	{ "max-devices", required_argument, NULL, OPT_MAX_DEVICES },
+	{ "max-recipients", required_argument, NULL, OPT_MAX_RECIPIENTS },
+	{ "max-queue", required_argument, NULL, OPT_MAX_QUEUE },
+	{ "max-sessions", required_argument, NULL, OPT_MAX_SESSIONS },
+	{ "rate", required_argument, NULL, OPT_RATE },
+	{ "burst", required_argument, NULL, OPT_BURST },
+	{ "threads", required_argument, NULL, OPT_THREADS },
+	{ "max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS },
+	{ "scrypt-cost", required_argument, NULL, OPT_SCRYPT_COST },
+	{ "ready-file", required_argument, NULL, OPT_READY_FILE },
+	{ "quiet", no_argument, NULL, OPT_QUIET },
+	{ "password-file", required_argument, NULL, OPT_PASSWORD_FILE },
+	{ NULL, 0, NULL, 0 },
+};
+
+struct options {
+	const char *db;
+	const char *signing_key;
+	char *default_key;
+	const char *listen;
+	const char *tls_cert;
+	const char *tls_key;
+	const char *ready_file;
+	const char *password_file;
+	int quiet;
+	unsigned int rate, burst, threads, max_connections;
+	struct dir_api_config api;
+};
+
+/* A decimal option value in [min, max]; exits with a message otherwise. */
+static unsigned long long
+number_arg(const char *opt, const char *s, unsigned long long min,
+    unsigned long long max)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (*s < '0' || *s > '9' || errno != 0 || *end != '\0' || v < min ||
+	    v > max) {
+		fprintf(stderr, PROG ": --%s must be a number from %llu to "
+		    "%llu (got '%s')\n", opt, min, max, s);
+		exit(2);
+	}
+	return v;
+}
+
+static void
+parse_options(int argc, char **argv, struct options *o)
+{
+	int c;
+
+	while ((c = getopt_long(argc, argv, "d:k:l:hV", long_opts,
+	    NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			o->db = optarg;
+			break;
+		case 'k':
+			o->signing_key = optarg;
+			break;
+		case 'l':
+			o->listen = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case 'V':
+			printf(PROG " " PACKAGE_VERSION "\n");
+			exit(0);
+		case OPT_TLS_CERT:
+			o->tls_cert = optarg;
+			break;
+		case OPT_TLS_KEY:
+			o->tls_key = optarg;
+			break;
+		case OPT_OPEN_SIGNUP:
+			o->api.open_signup = 1;
+			break;
+		case OPT_MAX_BODY:
+			o->api.max_body = number_arg("max-body", optarg, 4096,
+			    (unsigned long long)64 * 1024 * 1024);
+			break;
+		case OPT_MAX_DEVICES:
+			o->api.max_devices = number_arg("max-devices", optarg,
+			    1, ACCTLOG_MAX_DEVICES);
+			break;
+		case OPT_MAX_RECIPIENTS:
+			o->api.max_recipients = number_arg("max-recipients",
+			    optarg, 1, 1024);
+			break;
+		case OPT_MAX_QUEUE:
+			o->api.max_queue = number_arg("max-queue", optarg, 1,
+			    10000000);
+			break;
+		case OPT_MAX_SESSIONS:
+			o->api.max_sessions = number_arg("max-sessions", optarg,
+			    1, 1000);
+			break;
+		case OPT_RATE:
+			o->rate = number_arg("rate", optarg, 0, 1000000);
+			break;
+		case OPT_BURST:
+			o->burst = number_arg("burst", optarg, 1, 10000000);
+			break;
+		case OPT_THREADS:
+			o->threads = number_arg("threads", optarg, 1, 256);
+			break;
+		case OPT_MAX_CONNECTIONS:
+			o->max_connections = number_arg("max-connections",
+			    optarg, 1, 1000000);
+			break;
+		case OPT_SCRYPT_COST:
+			o->api.scrypt_log_n = number_arg("scrypt-cost", optarg,
+			    DIR_SCRYPT_LOG_N_MIN, DIR_SCRYPT_LOG_N_MAX);
+			break;
+		case OPT_READY_FILE:
+			o->ready_file = optarg;
+			break;
+		case OPT_QUIET:
+			o->quiet = 1;
+			break;
+		case OPT_PASSWORD_FILE:
+			o->password_file = optarg;
+			break;
+		default:
+			fprintf(stderr, "Try '" PROG " --help'.\n");
+			exit(2);
+		}
+	}
+}
+
+static int
+need_db(const struct options *o)
+{
+	if (o->db == NULL) {
+		fprintf(stderr, PROG ": --db PATH is required\n");
+		return -1;
+	}
+	return 0;
+}
+
+/* The key spec: --signing-key, or the database path + ".key". */
+static const char *
+key_spec(struct options *o)
+{
+	size_t n;
+
+	if (o->signing_key != NULL)
+		return o->signing_key;
+	if (o->db == NULL)
+		return NULL;
+	n = strlen(o->db) + 5;
+	if ((o->default_key = malloc(n)) == NULL)
+		return NULL;
+	snprintf(o->default_key, n, "%s.key", o->db);
+	return o->default_key;
+}
+
+static int
+open_key(struct options *o, struct dir_key **k)
+{
+	struct err_ctx e;
+	const char *spec;
+	char fp[DIR_KEY_FINGERPRINT_LEN + 1];
+	int created = 0;
+
+	err_clear(&e);
+	if ((spec = key_spec(o)) == NULL) {
+		fprintf(stderr, PROG ": give --signing-key or --db\n");
+		return -1;
+	}
+	if (dir_key_open(spec, 1, k, &created, &e) != 0) {
+		fprintf(stderr, PROG ": head-signing key: %s\n", err_msg(&e));
+		return -1;
+	}
+	dir_key_fingerprint(*k, fp);
+	if (created)
+		dir_log("created a new head-signing key in %s", spec);
+	dir_log("directory id %s", dir_key_id(*k));
+	dir_log("head key fingerprint %s", fp);
+	return 0;
+}
+
+static int
+write_ready_file(const char *path, const char *address)
+{
+	char tmp[PATH_MAX];
+	FILE *f;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+		return -1;
+	if ((f = fopen(tmp, "w")) == NULL)
+		return -1;
+	fprintf(f, "%s\n", address);
+	if (fclose(f) != 0 || rename(tmp, path) != 0) {
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Long-polls hold a descriptor each: raise the soft descriptor limit
+ * towards what --max-connections needs (never above the hard limit), and
+ * say so when even that is too low.
+ */
+static void
+raise_fd_limit(unsigned int max_connections)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)max_connections + 64;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+		return;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ?
+	    want : rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)
+		dir_log("only %llu file descriptors allowed: fewer than "
+		    "--max-connections %u clients can be served at once",
+		    (unsigned long long)rl.rlim_cur, max_connections);
+}
+
+static int
+cmd_serve(struct options *o)
+{
+	struct err_ctx e;
+	struct dir_store *store = NULL;
+	struct dir_key *key = NULL;
+	struct dir_server *srv = NULL;
+	struct dir_server_config sc;
+	struct dir_api api;
+	sigset_t set;
+	int sig, ret = 1, api_ok = 0;
+
+	err_clear(&e);
+	if (need_db(o) != 0)
+		return 2;
+	if (o->listen == NULL) {
+		fprintf(stderr, PROG ": serve needs --listen ADDR:PORT\n");
+		return 2;
+	}
+	/* Every thread started below inherits this mask; the main thread
+	 * then waits for the signals with sigwait(). */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit(o->max_connections != 0 ? o->max_connections :
+	    DIR_CONNECTIONS_DEFAULT);
+
+	if (dir_store_sqlite_open(o->db, &store, &e) != 0) {
+		fprintf(stderr, PROG ": %s\n", err_msg(&e));
+		goto out;
+	}
+	if (open_key(o, &key) != 0)
+		goto out;
+	if (dir_api_init(&api, &o->api, store, key) != 0) {
+		fprintf(stderr, PROG ": cannot initialise\n");
+		goto out;
+	}
+	api_ok = 1;
+	memset(&sc, 0, sizeof(sc));
+	sc.listen = o->listen;
+	sc.tls_cert = o->tls_cert;
+	sc.tls_key = o->tls_key;
+	sc.max_body = o->api.max_body;
+	sc.threads = o->threads;
+	sc.rate = o->rate;
+	sc.burst = o->burst;
+	sc.max_connections = o->max_connections;
+	sc.quiet = o->quiet;
+	sc.handler = dir_api_handle;
+	sc.handler_arg = &api;
+	if (dir_server_start(&sc, &srv, &e) != 0) {
+		fprintf(stderr, PROG ": %s\n", err_msg(&e));
+		goto out;
+	}
+	dir_api_set_server(&api, srv);
+	dir_log(PROG " " PACKAGE_VERSION " listening on %s (%s), database "
+	    "%s, open sign-up %s", dir_server_address(srv),
+	    o->tls_cert != NULL ? "HTTPS" : "plain HTTP", o->db,
+	    o->api.open_signup ? "on" : "off");
+	if (o->ready_file != NULL &&
+	    write_ready_file(o->ready_file, dir_server_address(srv)) != 0) {
+		fprintf(stderr, PROG ": cannot write %s: %s\n", o->ready_file,
+		    strerror(errno));
+		goto out;
+	}
+	for (;;) {
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig == SIGHUP)
+			continue;
+		break;
+	}
+	dir_log("signal %d: draining requests and stopping", sig);
+	ret = 0;
+ out:
+	dir_server_stop(srv);
+	if (api_ok)
+		dir_api_clear(&api);
+	dir_key_free(key);
+	dir_store_close(store);
+	if (ret == 0)
+		dir_log("stopped");
+	return ret;
+}
+
+/* Reads one line from fd into a new string without the newline. */
+static int
+read_password_line(FILE *f, char **out, size_t *out_len)
+{
+	char buf[DIR_PASSWORD_MAX + 2];
+	size_t n;
+
+	if (fgets(buf, sizeof(buf), f) == NULL)
+		return -1;
+	n = strlen(buf);
+	if (n > 0 && buf[n - 1] == '\n')
+		buf[--n] = '\0';
+	if (n > 0 && buf[n - 1] == '\r')
+		buf[--n] = '\0';
+	if ((*out = strdup(buf)) == NULL) {
+		crypto_wipe(buf, sizeof(buf));
+		return -1;
+	}
+	*out_len = n;
+	crypto_wipe(buf, sizeof(buf));
+	return 0;
+}
+
+static int
+prompt_password(const char *prompt, char **out, size_t *out_len)
+{
+	struct termios old, quiet;
+	FILE *tty;
+	int r;
+
+	if ((tty = fopen("/dev/tty", "r+")) == NULL)
+		return -1;
+	fprintf(tty, "%s", prompt);
+	fflush(tty);
+	tcgetattr(fileno(tty), &old);
+	quiet = old;
+	quiet.c_lflag &= ~(tcflag_t)ECHO;
+	tcsetattr(fileno(tty), TCSAFLUSH, &quiet);
+	r = read_password_line(tty, out, out_len);
+	tcsetattr(fileno(tty), TCSAFLUSH, &old);
+	fprintf(tty, "\n");
+	fclose(tty);
+	return r;
+}
+
+static void
+free_password(char *pw, size_t len)
+{
+	if (pw != NULL) {
+		crypto_wipe(pw, len);
+		free(pw);
+	}
+}
+
+/* The new account's password: from a file, the terminal (twice) or one
+ * line of standard input. */
+static int
+get_new_password(const struct options *o, char **out, size_t *out_len)
+{
+	char *again = NULL;
+	size_t again_len = 0;
+	FILE *f;
+	int r;
+
+	if (o->password_file != NULL) {
+		if ((f = fopen(o->password_file, "r")) == NULL) {
+			fprintf(stderr, PROG ": cannot open %s: %s\n",
+			    o->password_file, strerror(errno));
+			return -1;
+		}
+		r = read_password_line(f, out, out_len);
+		fclose(f);
+		if (r != 0)
+			fprintf(stderr, PROG ": %s holds no password line\n",
+			    o->password_file);
+		return r;
+	}
+	if (!isatty(STDIN_FILENO)) {
+		if (read_password_line(stdin, out, out_len) != 0) {
+			fprintf(stderr, PROG ": no password on standard "
+			    "input\n");
+			return -1;
+		}
+		return 0;
+	}
+	if (prompt_password("New account password: ", out, out_len) != 0 ||
+	    prompt_password("Repeat the password: ", &again,
+	    &again_len) != 0) {
+		fprintf(stderr, PROG ": no password given\n");
+		free_password(*out, *out_len);
+		*out = NULL;
+		return -1;
+	}
+	r = again_len == *out_len &&
+	    crypto_memeq_ct(again, *out, again_len) == 0 ? 0 : -1;
+	free_password(again, again_len);
+	if (r != 0) {
+		fprintf(stderr, PROG ": the passwords differ\n");
+		free_password(*out, *out_len);
+		*out = NULL;
+	}
+	return r;
+}
+
+static int
+cmd_account_add(struct options *o, const char *name)
+{
+	struct err_ctx e;
+	struct dir_store *store = NULL;
+	char *pw = NULL, *hash = NULL;
+	size_t pw_len = 0;
+	unsigned int log_n = o->api.scrypt_log_n;
+	int ret = 1;
+
+	err_clear(&e);
+	if (devrec_account_check(name, &e) != 0) {
+		fprintf(stderr, PROG ": %s\n", err_msg(&e));
+		return 2;
+	}
+	if (get_new_password(o, &pw, &pw_len) != 0)
+		goto out;
+	if (dir_password_check(pw, pw_len, &e) != 0 ||
+	    dir_password_hash(pw, pw_len, log_n, &hash, &e) != 0 ||
+	    dir_store_sqlite_open(o->db, &store, &e) != 0 ||
+	    store->ops->account_create(store, name, hash,
+	    (uint64_t)time(NULL), &e) != 0) {
+		fprintf(stderr, PROG ": %s\n", err_msg(&e));
+		goto out;
+	}
+	printf("account %s created\n", name);
+	ret = 0;
+ out:
+	free_password(pw, pw_len);
+	free(hash);
+	dir_store_close(store);
+	return ret;
+}
+
+static int
+print_account(void *arg, const char *name, uint64_t created)
+{
+	printf("%s\t%" PRIu64 "\n", name, created);
+	return 0;
+}
+
+static int
+print_event(void *arg, uint64_t seq, const char *type, const char *json)
+{
+	json_t *o = json_loads(json, 0, NULL);
+	json_t *rec = o != NULL ? json_object_get(o, "record") : NULL;
+	const char *dev;
+	char short_id[DEVREC_SHORT_ID_LEN + 1];
+	time_t t;
+	struct tm tm;
+	char when[32];
+
+	t = (time_t)json_integer_value(json_object_get(o, "time"));
+	gmtime_r(&t, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	dev = rec != NULL ? json_string_value(json_object_get(rec, "device")) :
+	    json_string_value(json_object_get(o, "device"));
+	if (dev == NULL || devrec_short_id(dev, short_id) != 0)
+		snprintf(short_id, sizeof(short_id), "?");
+	printf("  %4" PRIu64 "  %s  %-6s  %s", seq, when, type, short_id);
+	if (rec != NULL)
+		printf("  '%s'", json_string_value(json_object_get(rec,
+		    "label")));
+	printf("  %s\n", json_string_value(json_object_get(o, "hash")));
+	json_decref(o);
+	return 0;
+}
+
+static int
+print_device(void *arg, const char *device, const char *record_json)
+{
+	json_t *o = json_loads(record_json, 0, NULL);
+	char short_id[DEVREC_SHORT_ID_LEN + 1];
+
+	if (devrec_short_id(device, short_id) != 0)
+		snprintf(short_id, sizeof(short_id), "?");
+	printf("  %s  '%s'  %s  %s\n", short_id,
+	    json_string_value(json_object_get(o, "label")),
+	    json_string_value(json_object_get(o, "enc_alg")), device);
+	json_decref(o);
+	return 0;
+}
+
+static int
+cmd_account_list(struct options *o)
+{
+	struct err_ctx e;
+	struct dir_store *store = NULL;
+	int ret = 1;
+
+	err_clear(&e);
+	if (dir_store_sqlite_open(o->db, &store, &e) != 0 ||
+	    store->ops->account_list(store, print_account, NULL, &e) != 0) {
+		fprintf(stderr, PROG ": %s\n", err_msg(&e));
+		goto out;
+	}
+	ret = 0;
+ out:
+	dir_store_close(store);
+	return ret;
+}
+
+static int
+cmd_account_show(struct options *o, const char *name)
+{
+	struct err_ctx e;
+	struct dir_store *store = NULL;
+	uint64_t seq, created;
+	uint8_t hash[32];
+	int ret = 1;
+
+	err_clear(&e);
+	if (devrec_account_check(name, &e) != 0) {
+		fprintf(stderr, PROG ": %s\n", err_msg(&e));
+		return 2;
+	}
+	if (dir_store_sqlite_open(o->db, &store, &e) != 0 ||
+	    store->ops->account_get(store, name, NULL, &created, &e) != 0 ||
+	    store->ops->log_tail(store, name, &seq, hash, &e) != 0)
+		goto fail;
+	printf("account %s (created %" PRIu64 "), log at seq %" PRIu64 "\n",
+	    name, created, seq);
+	printf("log:\n");
+	if (store->ops->log_events(store, name, 0, seq, UINT32_MAX,
+	    print_event, NULL, &e) != 0)
+		goto fail;
+	printf("active devices:\n");
+	if (store->ops->devices_active(store, name, &seq, hash, print_device,
+	    NULL, &e) != 0)
+		goto fail;
+	ret = 0;
+	goto out;
+ fail:
+	fprintf(stderr, PROG ": %s\n", err_msg(&e));
+ out:
+	dir_store_close(store);
+	return ret;
+}
+
+static int
+cmd_key(struct options *o)
+{
+	struct dir_key *key = NULL;
+	char fp[DIR_KEY_FINGERPRINT_LEN + 1];
+
+	if (open_key(o, &key) != 0)
+		return 1;
+	dir_key_fingerprint(key, fp);
+	printf("directory id: %s\nfingerprint:  %s\n", dir_key_id(key), fp);
+	dir_key_free(key);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct options o;
+	const char *cmd, *sub = NULL, *name = NULL;
+	int ret = 2;
+
+	memset(&o, 0, sizeof(o));
+	dir_api_config_default(&o.api);
+	o.rate = DIR_RATE_DEFAULT;
+	if (argc < 2 || argv[1][0] == '-') {
+		parse_options(argc, argv, &o);
+		usage(stderr);
+		return 2;
+	}
+	cmd = argv[1];
+	optind = 2;
+	if (strcmp(cmd, "account") == 0) {
+		if (argc < 3 || argv[2][0] == '-') {
+			fprintf(stderr, PROG ": account needs add, list or "
+			    "show\n");
+			return 2;
+		}
+		sub = argv[2];
+		optind = 3;
+		if (strcmp(sub, "add") == 0 || strcmp(sub, "show") == 0) {
+			if (argc < 4 || argv[3][0] == '-') {
+				fprintf(stderr, PROG ": account %s needs an "
+				    "account name\n", sub);
+				return 2;
+			}
+			name = argv[3];
+			optind = 4;
+		}
+	}
+	parse_options(argc, argv, &o);
+	if (optind < argc) {
+		fprintf(stderr, PROG ": unexpected argument '%s'\n",
+		    argv[optind]);
+		return 2;
+	}
+	if (strcmp(cmd, "serve") == 0) {
+		ret = cmd_serve(&o);
+	} else if (strcmp(cmd, "key") == 0) {
+		ret = cmd_key(&o);
+	} else if (strcmp(cmd, "account") == 0) {
+		if (need_db(&o) != 0)
+			ret = 2;
+		else if (strcmp(sub, "add") == 0)
+			ret = cmd_account_add(&o, name);
+		else if (strcmp(sub, "list") == 0)
+			ret = cmd_account_list(&o);
+		else if (strcmp(sub, "show") == 0)
+			ret = cmd_account_show(&o, name);
+		else
+			fprintf(stderr, PROG ": unknown account command "
+			    "'%s'\n", sub);
+	} else {
+		fprintf(stderr, PROG ": unknown command '%s'\n", cmd);
+		usage(stderr);
+	}
+	free(o.default_key);
+	return ret;
+}

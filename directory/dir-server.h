@@ -1,0 +1,139 @@
+/*
+ * dir-server.h - the directory's HTTP layer on libmicrohttpd.
+ *
+ * dir-server.c owns everything about HTTP: the daemon and its thread pool,
+ * optional TLS, reading request bodies up to a size cap, the per-client
+ * rate limit, JSON responses and errors in the shape of PROTOCOL.md
+ * section 5, one log line per request, long-poll waiters (suspended
+ * connections woken by a change or by their deadline, never a thread
+ * each), and a draining shutdown.  What a request means is dir-api.c's
+ * business: the server hands every request that passed the checks above
+ * to one handler function.
+ */
+#ifndef DEVID_DIR_SERVER_H
+#define DEVID_DIR_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "errors.h"
+
+#define DIR_BODY_MAX_DEFAULT ((size_t)1024 * 1024)
+#define DIR_THREADS_DEFAULT 4
+#define DIR_RATE_DEFAULT 50          /* requests per second per client */
+#define DIR_BURST_DEFAULT 100        /* bucket size */
+#define DIR_CONNECTIONS_DEFAULT 4000
+#define DIR_WAIT_MAX_S 60            /* longest long-poll */
+#define DIR_DRAIN_MS 10000           /* how long shutdown waits */
+
+struct dir_server;
+struct dir_request;
+
+/*
+ * Handles one request.  It either answers (dir_reply_json/dir_reply_error)
+ * or calls dir_request_wait() and returns without an answer; it is then
+ * called again with the same request when a watched key changes or the
+ * deadline passes.  The return value is ignored.
+ */
+typedef void (*dir_handler_fn)(void *arg, struct dir_request *rq);
+
+struct dir_server_config {
+	const char *listen;          /* "ADDR:PORT", "[ADDR]:PORT"; port 0 ok */
+	const char *tls_cert;        /* PEM files, both or neither */
+	const char *tls_key;
+	size_t max_body;             /* 0: DIR_BODY_MAX_DEFAULT */
+	unsigned int threads;        /* 0: DIR_THREADS_DEFAULT */
+	unsigned int rate;           /* per client per second; 0: no limit */
+	unsigned int burst;          /* 0: 2 * rate */
+	unsigned int max_connections;/* 0: DIR_CONNECTIONS_DEFAULT */
+	int quiet;                   /* no request log lines */
+	dir_handler_fn handler;
+	void *handler_arg;
+};
+
+/*
+ * Starts serving.  On success *out is a running server; the bound address
+ * (with the real port when 0 was asked for) is in dir_server_address().
+ * TLS files are read once here.
+ */
+int dir_server_start(const struct dir_server_config *cfg,
+    struct dir_server **out, struct err_ctx *e);
+
+/* "127.0.0.1:8443" or "[::1]:8443", owned by the server. */
+const char *dir_server_address(const struct dir_server *srv);
+
+/*
+ * Stops accepting connections, answers every waiting long-poll, waits up
+ * to DIR_DRAIN_MS for requests in flight to finish, then stops the daemon
+ * and frees srv.  NULL is fine.
+ */
+void dir_server_stop(struct dir_server *srv);
+
+/*
+ * Wakes every request waiting on key (dir_request_watch); called after a
+ * change was committed.  Safe from any thread.
+ */
+void dir_server_notify(struct dir_server *srv, const char *key);
+
+/* --- request accessors, valid during a handler call --- */
+
+const char *dir_request_method(const struct dir_request *rq);
+/* The decoded path, e.g. "/v1/accounts/alice@example.org/devices". */
+const char *dir_request_path(const struct dir_request *rq);
+/* A query argument or header value, or NULL. */
+const char *dir_request_query(const struct dir_request *rq, const char *name);
+const char *dir_request_header(const struct dir_request *rq,
+    const char *name);
+/* The body bytes (not NUL-terminated; may be empty). */
+const uint8_t *dir_request_body(const struct dir_request *rq, size_t *len);
+/* The client's numeric address. */
+const char *dir_request_client(const struct dir_request *rq);
+/*
+ * HTTP Basic credentials: new strings in *user and *pw (the caller wipes
+ * the password and frees both with dir_request_free_credentials), or
+ * ERR_NOT_FOUND when the request carries none.
+ */
+int dir_request_basic_auth(struct dir_request *rq, char **user, char **pw,
+    size_t *pw_len);
+void dir_request_free_credentials(char *user, char *pw, size_t pw_len);
+
+/* A pointer the handler may keep across calls for one request, freed
+ * with the given function when the request ends. */
+void *dir_request_state(const struct dir_request *rq);
+void dir_request_set_state(struct dir_request *rq, void *state,
+    void (*free_fn)(void *));
+
+/*
+ * Long-poll.  dir_request_watch() registers interest in key before the
+ * handler looks at the data, so a change committed in between is not
+ * missed.  dir_request_wait() then asks to be called again when key
+ * changes or, at the latest, wait_s seconds after the first wait of this
+ * request.  dir_request_expired() is 1 once that deadline passed or the
+ * server is shutting down.
+ */
+int dir_request_watch(struct dir_request *rq, const char *key);
+void dir_request_wait(struct dir_request *rq, unsigned int wait_s);
+int dir_request_expired(const struct dir_request *rq);
+
+/*
+ * Answers with status and body (takes ownership of body, which may be
+ * NULL for an empty object).  Only the first answer counts.
+ */
+void dir_reply_json(struct dir_request *rq, unsigned int status,
+    json_t *body);
+/*
+ * Answers with {"error": {"code": code, "message": ...}}.  For 401 the
+ * WWW-Authenticate header names the scheme the endpoint expects, which
+ * the handler sets with dir_reply_auth_scheme() first.
+ */
+void dir_reply_error(struct dir_request *rq, unsigned int status,
+    const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+void dir_reply_auth_scheme(struct dir_request *rq, const char *scheme);
+
+/* The error code word and HTTP status for an ERR_* code. */
+unsigned int dir_status_for(int err, const char **code);
+
+#endif /* DEVID_DIR_SERVER_H */

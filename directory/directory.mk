@@ -1,0 +1,63 @@
+# directory/: devid-directory, the central directory server (PROTOCOL.md
+# sections 3 and 5).  The modules other than dir-main.c form a small
+# library so that the unit tests link exactly what the server runs.
+
+noinst_LIBRARIES += directory/libdevid-directory.a
+directory_libdevid_directory_a_SOURCES = \
+	directory/dir-api.c directory/dir-api.h \
+	directory/dir-auth.c directory/dir-auth.h \
+	directory/dir-key.c directory/dir-key.h \
+	directory/dir-log.c directory/dir-log.h \
+	directory/dir-server.c directory/dir-server.h \
+	directory/dir-store.h directory/dir-store-sqlite.c
+directory_libdevid_directory_a_CPPFLAGS = $(AM_CPPFLAGS) \
+	-I$(top_srcdir)/pkcs11
+directory_libdevid_directory_a_CFLAGS = $(AM_CFLAGS) $(MHD_CFLAGS) \
+	$(SQLITE_CFLAGS)
+
+# The head key may live in a PKCS#11 token (pkcs11/).
+DIRECTORY_LIBS = directory/libdevid-directory.a $(P11_LIBS) $(COMMON_LIBS) \
+	$(MHD_LIBS) $(SQLITE_LIBS) -lpthread
+
+EXTRA_DIST += docs/directory.md
+
+bin_PROGRAMS += directory/devid-directory
+directory_devid_directory_SOURCES = directory/dir-main.c
+directory_devid_directory_CFLAGS = $(AM_CFLAGS) $(MHD_CFLAGS) $(SQLITE_CFLAGS)
+directory_devid_directory_LDADD = $(DIRECTORY_LIBS)
+
+# Unit tests: the store, password and token handling, and the endpoints
+# (driven over HTTP against an in-process server).
+check_PROGRAMS += tests/unit/test_dir_store
+TESTS += tests/unit/test_dir_store
+tests_unit_test_dir_store_CFLAGS = $(UNIT_CFLAGS) -I$(top_srcdir)/directory
+tests_unit_test_dir_store_LDADD = $(DIRECTORY_LIBS) $(UNIT_LIBS)
+
+check_PROGRAMS += tests/unit/test_dir_auth
+TESTS += tests/unit/test_dir_auth
+tests_unit_test_dir_auth_CFLAGS = $(UNIT_CFLAGS) -I$(top_srcdir)/directory
+tests_unit_test_dir_auth_LDADD = $(DIRECTORY_LIBS) $(UNIT_LIBS)
+
+check_PROGRAMS += tests/unit/test_dir_api
+TESTS += tests/unit/test_dir_api
+tests_unit_test_dir_api_SOURCES = tests/unit/test_dir_api.c \
+	tests/unit/test_dir_util.c tests/unit/dir-test-util.h
+tests_unit_test_dir_api_CFLAGS = $(UNIT_CFLAGS) $(CURL_CFLAGS) \
+	-I$(top_srcdir)/directory -I$(top_srcdir)/tests/unit
+tests_unit_test_dir_api_LDADD = common/libdevidclient.a $(DIRECTORY_LIBS) \
+	$(UNIT_LIBS) $(CURL_LIBS)
+
+# Integration: the real devid-directory on a loopback port, driven with
+# common/dirclient.  It finds the binary through $top_builddir and the
+# openssl tool through $OPENSSL_BIN, SoftHSM2 through $SOFTHSM2_UTIL and
+# $SOFTHSM2_MODULE, and swtpm-ci/softhsm-token through $top_srcdir
+# (AM_TESTS_ENVIRONMENT); `make check` builds bin_PROGRAMS first.
+check_PROGRAMS += tests/integration/test_directory
+TESTS += tests/integration/test_directory
+tests_integration_test_directory_SOURCES = \
+	tests/integration/test_directory.c \
+	tests/unit/test_dir_util.c tests/unit/dir-test-util.h
+tests_integration_test_directory_CFLAGS = $(UNIT_CFLAGS) $(CURL_CFLAGS) \
+	-I$(top_srcdir)/tests/unit
+tests_integration_test_directory_LDADD = common/libdevidclient.a \
+	$(UNIT_LIBS) $(CURL_LIBS) -lpthread

@@ -1,0 +1,311 @@
+/*
+ * test_dir_util.c - fixtures shared by the directory tests.
+ */
+#include "config.h"
+
+#include <ftw.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "acctlog.h"
+#include "crypto.h"
+#include "devrec.h"
+#include "envelope.h"
+#include "errors.h"
+#include "hpke.h"
+#include "dir-test-util.h"
+
+int
+tdev_make(struct tdev *d, const char *account, const char *label,
+    uint64_t created)
+{
+	uint8_t *sd = NULL, *ed = NULL;
+	size_t sl = 0, el = 0;
+	int r;
+
+	memset(d, 0, sizeof(*d));
+	if ((r = crypto_ec_generate(&d->sig)) != 0 ||
+	    (r = crypto_ec_generate(&d->enc)) != 0 ||
+	    (r = crypto_spki_export(d->sig, &sd, &sl)) != 0 ||
+	    (r = crypto_spki_export(d->enc, &ed, &el)) != 0)
+		goto out;
+	r = devrec_build(&d->rec, account, label, sd, sl, DEVREC_ENC_HPKE_P256,
+	    ed, el, created, devrec_sign_pkey, d->sig, NULL);
+ out:
+	free(sd);
+	free(ed);
+	return r;
+}
+
+void
+tdev_clear(struct tdev *d)
+{
+	EVP_PKEY_free(d->sig);
+	EVP_PKEY_free(d->enc);
+	memset(d, 0, sizeof(*d));
+}
+
+int
+tdev_sign(void *arg, const uint8_t *transcript, size_t len, uint8_t sig[64],
+    struct err_ctx *e)
+{
+	const struct tdev *d = arg;
+	uint8_t digest[32];
+	int r;
+
+	if ((r = crypto_sha256(transcript, len, digest)) != 0)
+		return r;
+	return devrec_sign_pkey(d->sig, digest, sig, e);
+}
+
+int
+tdev_sign_revoke(const struct tdev *signer, const char *account,
+    const char *device, uint64_t time, uint8_t sig[64])
+{
+	uint8_t digest[32];
+	int r;
+
+	if ((r = acctlog_revoke_digest(account, device, time, digest)) != 0)
+		return r;
+	return crypto_ecdsa_sign(signer->sig, digest, sig);
+}
+
+int
+tenv_make(const struct tdev *sender, const char *const *to, size_t n_to,
+    const struct acctlog_head *views, size_t n_views,
+    const struct tdev *const *recips, size_t n_recips, char **json,
+    size_t *len)
+{
+	struct env_seal_args a;
+	struct env_recipient_key *rk = NULL;
+	struct env *env = NULL;
+	uint8_t *payload = NULL;
+	size_t payload_len = 0, i;
+	int r;
+
+	if ((rk = calloc(n_recips, sizeof(*rk))) == NULL)
+		return ERR_ALLOC;
+	for (i = 0; i < n_recips; i++) {
+		rk[i].device = recips[i]->rec.device;
+		rk[i].alg = TOKEN_ENC_HPKE_P256;
+		rk[i].enc_pub = recips[i]->enc;
+	}
+	if ((r = env_payload_encode("text/plain; charset=utf-8",
+	    (const uint8_t *)"hello", 5, NULL, &payload, &payload_len,
+	    NULL)) != 0)
+		goto out;
+	memset(&a, 0, sizeof(a));
+	a.sender_account = sender->rec.account;
+	a.sender_device = sender->rec.device;
+	a.sent = (uint64_t)time(NULL);
+	a.to = to;
+	a.n_to = n_to;
+	a.views = views;
+	a.n_views = n_views;
+	a.recipients = rk;
+	a.n_recipients = n_recips;
+	a.payload = payload;
+	a.payload_len = payload_len;
+	a.sign = tdev_sign;
+	a.sign_arg = (void *)(uintptr_t)sender;
+	if ((r = env_seal(&a, &env, NULL)) != 0 ||
+	    (r = env_to_json(env, json, len)) != 0)
+		goto out;
+	r = 0;
+ out:
+	env_free(env);
+	free(payload);
+	free(rk);
+	return r;
+}
+
+static int
+open_sender_key(void *arg, const char *account, const char *device,
+    EVP_PKEY **sig_pub, struct err_ctx *e)
+{
+	const struct tdev *sender = arg;
+	uint8_t *der = NULL;
+	size_t len = 0;
+	int r;
+
+	if (strcmp(device, sender->rec.device) != 0)
+		return err_set(e, ERR_NOT_FOUND, "unknown sender");
+	if ((r = crypto_spki_export(sender->sig, &der, &len)) != 0)
+		return r;
+	r = crypto_spki_import(der, len, sig_pub, e);
+	free(der);
+	return r;
+}
+
+static int
+open_replay_check(void *arg, const char *device, const uint8_t id[16],
+    struct err_ctx *e)
+{
+	return 0;
+}
+
+static int
+open_replay_record(void *arg, const char *device, const uint8_t id[16],
+    uint64_t sent, struct err_ctx *e)
+{
+	return 0;
+}
+
+static int
+open_gossip(void *arg, const char *sender_account, const char *sender_device,
+    const struct acctlog_head *views, size_t n_views, struct err_ctx *e)
+{
+	return 0;
+}
+
+int
+tenv_open(const struct tdev *self, const struct tdev *sender,
+    const char *json, size_t len)
+{
+	struct env_self me;
+	struct env_open_ops ops;
+	struct env_opened o;
+	struct err_ctx e;
+	int r;
+
+	memset(&me, 0, sizeof(me));
+	memset(&o, 0, sizeof(o));
+	err_clear(&e);
+	me.device = self->rec.device;
+	me.alg = TOKEN_ENC_HPKE_P256;
+	if ((r = crypto_ec_point_get(self->enc, me.enc_point)) != 0)
+		return r;
+	me.dh = hpke_dh_software;
+	me.dh_arg = self->enc;
+	ops.sender_key = open_sender_key;
+	ops.replay_check = open_replay_check;
+	ops.replay_record = open_replay_record;
+	ops.gossip = open_gossip;
+	ops.arg = (void *)(uintptr_t)sender;
+	r = env_open((const uint8_t *)json, len, NULL, &me, &ops, &o, &e);
+	if (r == 0 && (o.payload.body_len != 5 ||
+	    memcmp(o.payload.body, "hello", 5) != 0))
+		r = ERR_FORMAT;
+	if (r != 0)
+		fprintf(stderr, "envelope did not open: %s\n", err_msg(&e));
+	env_opened_clear(&o);
+	return r;
+}
+
+char *
+ttmpdir_make(void)
+{
+	const char *base = getenv("TMPDIR");
+	char *p;
+
+	if (base == NULL || *base == '\0')
+		base = P_tmpdir;
+	if ((p = malloc(strlen(base) + 32)) == NULL)
+		return NULL;
+	sprintf(p, "%s/devid-dir-test-XXXXXX", base);
+	if (mkdtemp(p) == NULL) {
+		free(p);
+		return NULL;
+	}
+	return p;
+}
+
+static int
+remove_one(const char *path, const struct stat *st, int flag,
+    struct FTW *ftw)
+{
+	return remove(path);
+}
+
+void
+ttmpdir_remove(char *path)
+{
+	if (path == NULL)
+		return;
+	nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+	free(path);
+}
+
+struct tanswer {
+	char *p;
+	size_t len;
+};
+
+static size_t
+on_data(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct tanswer *a = arg;
+	size_t n = size * nmemb;
+	char *np;
+
+	if ((np = realloc(a->p, a->len + n + 1)) == NULL)
+		return 0;
+	a->p = np;
+	memcpy(a->p + a->len, data, n);
+	a->len += n;
+	a->p[a->len] = '\0';
+	return n;
+}
+
+long
+thttp(const char *base, const char *method, const char *path,
+    const char *body, size_t body_len, const char *header, const char *user,
+    const char *password, json_t **out)
+{
+	struct curl_slist *hdrs = NULL;
+	struct tanswer a = { NULL, 0 };
+	char url[4096];
+	long status = 0;
+	CURL *c;
+
+	if (out != NULL)
+		*out = NULL;
+	if ((c = curl_easy_init()) == NULL)
+		return 0;
+	snprintf(url, sizeof(url), "%s%s", base, path);
+	if (header != NULL)
+		hdrs = curl_slist_append(hdrs, header);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &a);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 90L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	if (body != NULL) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
+		    (curl_off_t)body_len);
+	}
+	if (user != NULL) {
+		curl_easy_setopt(c, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+		curl_easy_setopt(c, CURLOPT_USERNAME, user);
+		curl_easy_setopt(c, CURLOPT_PASSWORD, password);
+	}
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	if (out != NULL && a.p != NULL)
+		*out = json_loadb(a.p, a.len, 0, NULL);
+	free(a.p);
+	curl_slist_free_all(hdrs);
+	curl_easy_cleanup(c);
+	return status;
+}
+
+const char *
+terror_code(const json_t *answer)
+{
+	const char *s = json_string_value(json_object_get(json_object_get(
+	    answer, "error"), "code"));
+
+	return s != NULL ? s : "";
+}
