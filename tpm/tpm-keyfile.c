@@ -190,11 +190,14 @@ tpm_keyfile_decode_der(const uint8_t *der, size_t der_len,
 		    TPM_KEYFILE_OID_LOADABLE);
 		goto out;
 	}
-	/* DER wants TRUE as 0xff; OpenSSL keeps whatever byte it read. */
-	if (a->empty_auth != -1 && a->empty_auth != 0 &&
-	    a->empty_auth != 0xff) {
-		r = err_set(e, ERR_FORMAT,
-		    "TPM key file: emptyAuth is not a DER BOOLEAN");
+	/*
+	 * DER wants TRUE as 0xff; OpenSSL keeps whatever byte it read.  An
+	 * explicit FALSE is refused too: the standard writers (and devid)
+	 * omit emptyAuth unless it is TRUE, so each key has one encoding.
+	 */
+	if (a->empty_auth != -1 && a->empty_auth != 0xff) {
+		r = err_set(e, ERR_FORMAT, "TPM key file: emptyAuth must be "
+		    "absent or DER TRUE");
 		goto out;
 	}
 	if (a->policy != NULL || a->secret != NULL) {
