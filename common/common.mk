@@ -1,0 +1,82 @@
+# common/: the code every part shares, in one library (common/libdevid.a)
+# plus the directory client, kept apart so that only the programs that talk
+# to a directory link libcurl.
+
+# --- errors, bounded buffers, codecs, transcripts, the token interface.
+common_libdevid_a_SOURCES += \
+	common/errors.c common/errors.h \
+	common/buf.c common/buf-getput.c common/buf.h common/buf-private.h \
+	common/codec.c common/codec.h \
+	common/transcript.c common/transcript.h \
+	common/token.c common/token.h
+
+check_PROGRAMS += tests/unit/test_buf tests/unit/test_codec \
+	tests/unit/test_errors tests/unit/test_transcript
+TESTS += tests/unit/test_buf tests/unit/test_codec \
+	tests/unit/test_errors tests/unit/test_transcript
+
+tests_unit_test_buf_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_buf_LDADD = $(UNIT_LIBS)
+tests_unit_test_codec_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_codec_LDADD = $(UNIT_LIBS)
+tests_unit_test_errors_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_errors_LDADD = $(UNIT_LIBS)
+tests_unit_test_transcript_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_transcript_LDADD = $(UNIT_LIBS)
+
+# --- OpenSSL helpers (crypto) and RFC 9180 HPKE.
+common_libdevid_a_SOURCES += \
+	common/crypto.c common/crypto-keys.c common/crypto.h \
+	common/hpke.c common/hpke.h
+
+check_PROGRAMS += tests/unit/test_crypto tests/unit/test_hpke
+TESTS += tests/unit/test_crypto tests/unit/test_hpke
+
+tests_unit_test_crypto_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_crypto_LDADD = $(UNIT_LIBS)
+tests_unit_test_hpke_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_hpke_LDADD = $(UNIT_LIBS)
+
+EXTRA_DIST += tests/data/rfc9180-a3-p256-base.json
+
+# --- device records and account logs (PROTOCOL.md sections 2 and 3).
+common_libdevid_a_SOURCES += \
+	common/devrec.c common/devrec.h \
+	common/acctlog.c common/acctlog.h
+
+check_PROGRAMS += tests/unit/test_devrec tests/unit/test_acctlog
+TESTS += tests/unit/test_devrec tests/unit/test_acctlog
+
+tests_unit_test_devrec_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_devrec_LDADD = $(UNIT_LIBS)
+tests_unit_test_acctlog_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_acctlog_LDADD = $(UNIT_LIBS)
+
+# tests/fuzz/fuzz_acctlog.c and tests/fuzz/corpus/acctlog/ are built and
+# distributed by tests/fuzz/fuzz.mk.
+
+# --- the message envelope (PROTOCOL.md section 4).
+common_libdevid_a_SOURCES += \
+	common/envelope.c common/envelope-json.c common/envelope.h \
+	common/envelope-private.h
+
+check_PROGRAMS += tests/unit/test_envelope
+TESTS += tests/unit/test_envelope
+tests_unit_test_envelope_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_envelope_LDADD = $(UNIT_LIBS)
+
+# Seal and open cost against the bare primitives; built, never run by
+# `make check` (see docs/performance.md).
+noinst_PROGRAMS += tests/bench/bench-envelope
+tests_bench_bench_envelope_LDADD = $(COMMON_LIBS)
+
+EXTRA_DIST += docs/performance.md
+
+# --- the directory HTTP client on libcurl.  A library of its own so
+# that only the programs that talk to a directory link libcurl and get its
+# flags.
+noinst_LIBRARIES += common/libdevidclient.a
+common_libdevidclient_a_SOURCES = common/dirclient.c common/dirclient.h
+common_libdevidclient_a_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS)
+
+DIRCLIENT_LIBS = common/libdevidclient.a $(COMMON_LIBS) $(CURL_LIBS)
