@@ -1,0 +1,132 @@
+/*
+ * agent-alert.h - alerts: the journal, the open list and alert_command.
+ *
+ * Every alert is one log line, one line in the alert journal
+ * ($state/alerts.jsonl, JSON lines, fsync'd before the alert counts as
+ * raised), an entry in the open list that `status` and `alerts` show, and
+ * a run of the optional alert_command with the details in DEVID_ALERT_*
+ * environment variables.  An alert stays open until the user approves the
+ * device or acknowledges it (or, for staleness, until a fresh check
+ * succeeds); the journal records that too, so open alerts survive a
+ * restart.
+ *
+ * Journal lines:
+ *   {"op":"raise","alert":{"id","kind","time","account","device","label",
+ *    "message","key","details"}}
+ *   {"op":"close","id":"...","time":N,"how":"ack"|"approve"|"clear"}
+ *
+ * Not thread-safe: the agent serialises calls.
+ */
+#ifndef DEVID_AGENT_ALERT_H
+#define DEVID_AGENT_ALERT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "errors.h"
+
+#define ALERT_JOURNAL "alerts.jsonl"
+#define ALERT_JOURNAL_MAX ((size_t)64 * 1024 * 1024)
+/* A journal larger than this is rewritten with only the open alerts
+ * when it is opened. */
+#define ALERT_COMPACT_AT ((size_t)1024 * 1024)
+#define ALERT_LINE_MAX ((size_t)256 * 1024)
+#define ALERT_ID_LEN 16
+#define ALERT_KIND_MAX 31
+#define ALERT_KEY_MAX 191
+#define ALERT_MESSAGE_MAX 511
+#define ALERT_MAX_OPEN 4096
+
+/* The kinds of alert. */
+#define ALERT_DEVICE_ADDED "device_added"
+#define ALERT_DEVICE_REVOKED "device_revoked"
+#define ALERT_ROLLBACK "rollback"
+#define ALERT_FORK "fork"
+#define ALERT_WRONG_KEY "wrong_key"
+#define ALERT_LOG_INVALID "log_invalid"
+#define ALERT_STALE "stale"
+#define ALERT_REGISTRY "registry_tampered"
+
+struct alert {
+	char id[ALERT_ID_LEN + 1];
+	char kind[ALERT_KIND_MAX + 1];
+	uint64_t time;
+	char account[129];
+	char device[65];        /* "" when no device is concerned */
+	char label[65];
+	char message[ALERT_MESSAGE_MAX + 1];
+	char key[ALERT_KEY_MAX + 1];    /* one open alert per key */
+	json_t *details;        /* owned; an object, maybe empty */
+};
+
+struct alert_list {
+	char *journal;          /* path */
+	char *command;          /* alert_command or NULL */
+	struct alert *open;
+	size_t n_open;
+	uint64_t raised;        /* alerts raised since start */
+	uint64_t bad_lines;     /* journal lines skipped at load */
+};
+
+/*
+ * Opens the journal at path (created 0600 when missing) and replays it:
+ * raised alerts not closed later are open.  A line that does not parse
+ * (for example one cut short by a crash) is skipped and counted.  A
+ * journal over ALERT_COMPACT_AT is rewritten with the open alerts only
+ * (closed ones stay in the log lines).  command
+ * may be NULL.  list is initialised here.
+ */
+int alert_list_open(struct alert_list *list, const char *path,
+    const char *command, struct err_ctx *e);
+
+/* Frees the list.  NULL is fine. */
+void alert_list_free(struct alert_list *list);
+
+/*
+ * Parses one journal line (len bytes, no newline) into *op: 1 for a
+ * raise (alert filled; caller frees details), 2 for a close (id and how
+ * filled).  ERR_FORMAT for anything else.  For the replay and the tests.
+ */
+int alert_parse_line(const char *line, size_t len, struct alert *a,
+    char how[16], struct err_ctx *e);
+
+/*
+ * Raises an alert unless one with the same key is open (then *out, when
+ * not NULL, points at it and 0 is returned).  Takes ownership of details
+ * (NULL: {}).  Writes the journal (fsync) first; on failure nothing is
+ * added.  Logs the alert and starts alert_command.  Returns 1 when a new
+ * alert was raised.
+ */
+int alert_raise(struct alert_list *list, const char *kind, const char *key,
+    const char *account, const char *device, const char *label,
+    const char *message, json_t *details, const struct alert **out,
+    struct err_ctx *e);
+
+/* Closes the open alert with this id; how is "ack", "approve" or
+ * "clear".  ERR_NOT_FOUND. */
+int alert_close(struct alert_list *list, const char *id, const char *how,
+    struct err_ctx *e);
+
+/* Closes every open alert of kind (and, when device is not NULL, of that
+ * device).  Returns the number closed or an error. */
+int alert_close_matching(struct alert_list *list, const char *kind,
+    const char *device, const char *how, struct err_ctx *e);
+
+/* The one open alert whose id starts with prefix (at least 4 chars);
+ * ERR_NOT_FOUND, ERR_EXISTS when ambiguous. */
+int alert_find(struct alert_list *list, const char *prefix,
+    const struct alert **out, struct err_ctx *e);
+
+/* The open alert with this key, or NULL. */
+const struct alert *alert_find_key(const struct alert_list *list,
+    const char *key);
+
+/* A new JSON object describing a. */
+json_t *alert_to_json(const struct alert *a);
+
+/* Reaps finished alert_command children; call from time to time. */
+void alert_reap(void);
+
+#endif /* DEVID_AGENT_ALERT_H */

@@ -1,0 +1,564 @@
+/*
+ * agent-config.c - the agent's INI file, settings and XDG paths.
+ */
+#include "config.h"
+
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent-config.h"
+#include "codec.h"
+#include "devrec.h"
+#include "errors.h"
+
+/* Order matters: cfg_parse's `locked` mask indexes this table. */
+const struct cfg_key cfg_keys[] = {
+	{ "account", "ACCOUNT", "the account this device belongs to" },
+	{ "label", "LABEL", "this device's label (1-64 bytes of UTF-8)" },
+	{ "token", "TOKEN", "'tpm2' or an RFC 7512 'pkcs11:' URI" },
+	{ "tcti", "TCTI", "TPM TCTI string (default: $DEVID_TCTI or "
+	    "device:/dev/tpmrm0)" },
+	{ "pin_file", "FILE", "read the token PIN from FILE" },
+	{ "directory", "URL", "the directory's base URL" },
+	{ "directory_key", "ID", "the pinned directory key id (64 hex)" },
+	{ "enc_alg", "ALG", "auto, hpke-p256 or rsa-oaep-sha256 (init)" },
+	{ "state_dir", "DIR", "state directory (default "
+	    "$XDG_DATA_HOME/devid)" },
+	{ "socket", "PATH", "agent socket (default "
+	    "$XDG_RUNTIME_DIR/devid/agent.sock)" },
+	{ "alert_command", "CMD", "run CMD (sh -c) for every alert" },
+	{ "log", "WHERE", "stderr or syslog" },
+	{ "check_interval", "S", "seconds between checks (default 60)" },
+	{ "max_stale", "S", "alert after S seconds without a fresh check "
+	    "(default 900)" },
+	{ "long_poll", "S", "long-poll wait, 0 to disable (default 60, "
+	    "at most 60)" },
+	{ "http_timeout", "S", "directory request timeout (default 30)" },
+	{ "pin_timeout", "S", "forget an unlocked PIN after S seconds "
+	    "(0: never)" },
+	{ NULL, NULL, NULL }
+};
+
+void
+cfg_init(struct agent_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->check_interval = CFG_CHECK_INTERVAL_DEFAULT;
+	c->max_stale = CFG_MAX_STALE_DEFAULT;
+	c->long_poll = CFG_LONG_POLL_DEFAULT;
+	c->http_timeout = CFG_HTTP_TIMEOUT_DEFAULT;
+}
+
+void
+cfg_free(struct agent_config *c)
+{
+	if (c == NULL)
+		return;
+	free(c->account);
+	free(c->label);
+	free(c->token);
+	free(c->tcti);
+	free(c->pin_file);
+	free(c->directory);
+	free(c->directory_key);
+	free(c->enc_alg);
+	free(c->state_dir);
+	free(c->socket);
+	free(c->alert_command);
+	free(c->log);
+	memset(c, 0, sizeof(*c));
+}
+
+int
+cfg_key_index(const char *key)
+{
+	int i;
+
+	for (i = 0; cfg_keys[i].key != NULL; i++)
+		if (strcmp(cfg_keys[i].key, key) == 0)
+			return i;
+	return -1;
+}
+
+/* Strict decimal in [min, max]. */
+static int
+parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	if (s[0] == '\0' || strlen(s) > 20)
+		return -1;
+	for (i = 0; s[i] != '\0'; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		if (v > (UINT64_MAX - (uint64_t)(s[i] - '0')) / 10)
+			return -1;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	if (v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* Replaces *slot with a copy of value. */
+static int
+set_str(char **slot, const char *value)
+{
+	char *copy;
+
+	if ((copy = strdup(value)) == NULL)
+		return ERR_ALLOC;
+	free(*slot);
+	*slot = copy;
+	return 0;
+}
+
+int
+cfg_set(struct agent_config *c, const char *key, const char *value,
+    const char *where, struct err_ctx *e)
+{
+	uint64_t n = 0;
+	size_t i;
+
+	return_val_if_fail(c != NULL && key != NULL && value != NULL,
+	    ERR_INVALID_ARG);
+	if (where == NULL)
+		where = "config";
+	if (strlen(value) > CFG_VALUE_MAX)
+		return err_set(e, ERR_CONFIG, "%s: the value of %s is longer "
+		    "than %d bytes", where, key, CFG_VALUE_MAX);
+	for (i = 0; value[i] != '\0'; i++)
+		if ((unsigned char)value[i] < 0x20 || value[i] == 0x7f)
+			return err_set(e, ERR_CONFIG, "%s: the value of %s "
+			    "contains a control character", where, key);
+
+#define NUM(field, lo, hi) do {						\
+		if (parse_u64(value, (lo), (hi), &n) != 0)		\
+			return err_set(e, ERR_CONFIG, "%s: %s must be a "\
+			    "whole number from %llu to %llu, not '%s'",	\
+			    where, key, (unsigned long long)(lo),	\
+			    (unsigned long long)(hi), value);		\
+		c->field = n;						\
+		return 0;						\
+	} while (0)
+
+	if (strcmp(key, "check_interval") == 0)
+		NUM(check_interval, 1, 86400);
+	if (strcmp(key, "max_stale") == 0)
+		NUM(max_stale, 1, 30 * 86400);
+	if (strcmp(key, "long_poll") == 0)
+		NUM(long_poll, 0, 60);
+	if (strcmp(key, "http_timeout") == 0)
+		NUM(http_timeout, 1, 600);
+	if (strcmp(key, "pin_timeout") == 0)
+		NUM(pin_timeout, 0, 30 * 86400);
+#undef NUM
+
+	if (value[0] == '\0')
+		return err_set(e, ERR_CONFIG, "%s: %s is empty", where, key);
+	if (strcmp(key, "account") == 0) {
+		if (!devrec_account_valid(value))
+			return err_set(e, ERR_CONFIG, "%s: '%s' is not a valid "
+			    "account name (1-128 of a-z 0-9 . _ + @ -, "
+			    "starting with a letter or digit)", where, value);
+		return set_str(&c->account, value);
+	}
+	if (strcmp(key, "label") == 0) {
+		if (!devrec_label_valid(value))
+			return err_set(e, ERR_CONFIG, "%s: the label must be "
+			    "1-64 bytes of UTF-8 without control characters",
+			    where);
+		return set_str(&c->label, value);
+	}
+	if (strcmp(key, "token") == 0) {
+		if (strcmp(value, "tpm2") != 0 &&
+		    strncmp(value, "pkcs11:", 7) != 0)
+			return err_set(e, ERR_CONFIG, "%s: token must be "
+			    "'tpm2' or a 'pkcs11:' URI", where);
+		return set_str(&c->token, value);
+	}
+	if (strcmp(key, "directory_key") == 0) {
+		if (!devrec_id_valid(value))
+			return err_set(e, ERR_CONFIG, "%s: directory_key must "
+			    "be the 64 lowercase hex digits of the directory "
+			    "id", where);
+		return set_str(&c->directory_key, value);
+	}
+	if (strcmp(key, "directory") == 0) {
+		if (strncmp(value, "http://", 7) != 0 &&
+		    strncmp(value, "https://", 8) != 0)
+			return err_set(e, ERR_CONFIG, "%s: directory must be "
+			    "an http:// or https:// URL", where);
+		return set_str(&c->directory, value);
+	}
+	if (strcmp(key, "enc_alg") == 0) {
+		if (strcmp(value, "auto") != 0 &&
+		    strcmp(value, "hpke-p256") != 0 &&
+		    strcmp(value, "rsa-oaep-sha256") != 0)
+			return err_set(e, ERR_CONFIG, "%s: enc_alg must be "
+			    "auto, hpke-p256 or rsa-oaep-sha256", where);
+		return set_str(&c->enc_alg, value);
+	}
+	if (strcmp(key, "log") == 0) {
+		if (strcmp(value, "stderr") != 0 &&
+		    strcmp(value, "syslog") != 0)
+			return err_set(e, ERR_CONFIG, "%s: log must be stderr "
+			    "or syslog", where);
+		return set_str(&c->log, value);
+	}
+	if (strcmp(key, "tcti") == 0)
+		return set_str(&c->tcti, value);
+	if (strcmp(key, "pin_file") == 0)
+		return set_str(&c->pin_file, value);
+	if (strcmp(key, "state_dir") == 0)
+		return set_str(&c->state_dir, value);
+	if (strcmp(key, "socket") == 0) {
+		if (strlen(value) >= 108)
+			return err_set(e, ERR_CONFIG, "%s: the socket path is "
+			    "longer than 107 bytes", where);
+		return set_str(&c->socket, value);
+	}
+	if (strcmp(key, "alert_command") == 0)
+		return set_str(&c->alert_command, value);
+	return err_set(e, ERR_CONFIG, "%s: unknown setting '%s'", where, key);
+}
+
+static int
+is_space(char ch)
+{
+	return ch == ' ' || ch == '\t';
+}
+
+int
+cfg_parse(struct agent_config *c, const char *text, size_t len,
+    const char *name, uint64_t locked, struct err_ctx *e)
+{
+	char line[CFG_LINE_MAX + 1], where[PATH_MAX + 32];
+	uint64_t seen = 0;
+	size_t pos = 0, n, i;
+	unsigned int lineno = 0;
+	char *key, *val, *eq, *end;
+	int idx, r;
+
+	return_val_if_fail(c != NULL && text != NULL, ERR_INVALID_ARG);
+	if (name == NULL)
+		name = "config";
+	if (len > CFG_FILE_MAX)
+		return err_set(e, ERR_CONFIG, "%s: larger than %zu bytes",
+		    name, CFG_FILE_MAX);
+	while (pos < len) {
+		lineno++;
+		for (n = 0; pos + n < len && text[pos + n] != '\n'; n++)
+			;
+		snprintf(where, sizeof(where), "%s:%u", name, lineno);
+		if (n > CFG_LINE_MAX)
+			return err_set(e, ERR_CONFIG, "%s: line longer than %d "
+			    "bytes", where, CFG_LINE_MAX);
+		memcpy(line, text + pos, n);
+		line[n] = '\0';
+		pos += n + (pos + n < len ? 1 : 0);
+		if (n > 0 && line[n - 1] == '\r')
+			line[--n] = '\0';
+		for (i = 0; i < n; i++)
+			if (line[i] == '\0' || ((unsigned char)line[i] < 0x20 &&
+			    line[i] != '\t') || line[i] == 0x7f)
+				return err_set(e, ERR_CONFIG, "%s: control "
+				    "character in line", where);
+		key = line;
+		while (is_space(*key))
+			key++;
+		if (*key == '\0' || *key == '#' || *key == ';')
+			continue;
+		if (*key == '[') {
+			if (strcmp(key, "[agent]") != 0) {
+				end = key + strlen(key);
+				while (end > key && is_space(end[-1]))
+					*--end = '\0';
+				if (strcmp(key, "[agent]") != 0)
+					return err_set(e, ERR_CONFIG, "%s: "
+					    "unknown section %s (only [agent])",
+					    where, key);
+			}
+			continue;
+		}
+		if ((eq = strchr(key, '=')) == NULL)
+			return err_set(e, ERR_CONFIG, "%s: expected 'key = "
+			    "value'", where);
+		*eq = '\0';
+		val = eq + 1;
+		end = eq;
+		while (end > key && is_space(end[-1]))
+			*--end = '\0';
+		while (is_space(*val))
+			val++;
+		end = val + strlen(val);
+		while (end > val && is_space(end[-1]))
+			*--end = '\0';
+		if ((idx = cfg_key_index(key)) < 0)
+			return err_set(e, ERR_CONFIG, "%s: unknown setting "
+			    "'%.64s'", where, key);
+		if (seen & ((uint64_t)1 << idx))
+			return err_set(e, ERR_CONFIG, "%s: '%s' is set twice",
+			    where, key);
+		seen |= (uint64_t)1 << idx;
+		if (locked & ((uint64_t)1 << idx))
+			continue;
+		if ((r = cfg_set(c, key, val, where, e)) != 0)
+			return r;
+	}
+	return 0;
+}
+
+int
+cfg_load(struct agent_config *c, const char *path, uint64_t locked,
+    struct err_ctx *e)
+{
+	char *text = NULL;
+	struct stat st;
+	ssize_t got;
+	size_t len = 0;
+	int fd = -1, r = ERR_INTERNAL;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
+		if (errno == ENOENT)
+			return err_set(e, ERR_NOT_FOUND, "config file %s does "
+			    "not exist (run devid-agent init)", path);
+		return err_set(e, ERR_IO, "cannot open %s: %s", path,
+		    strerror(errno));
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		r = err_set(e, ERR_CONFIG, "%s is not a regular file", path);
+		goto out;
+	}
+	if ((size_t)st.st_size > CFG_FILE_MAX) {
+		r = err_set(e, ERR_CONFIG, "%s: larger than %zu bytes", path,
+		    CFG_FILE_MAX);
+		goto out;
+	}
+	if ((text = malloc(CFG_FILE_MAX + 1)) == NULL) {
+		r = ERR_ALLOC;
+		goto out;
+	}
+	while (len <= CFG_FILE_MAX) {
+		got = read(fd, text + len, CFG_FILE_MAX + 1 - len);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			r = err_set(e, ERR_IO, "reading %s: %s", path,
+			    strerror(errno));
+			goto out;
+		}
+		if (got == 0)
+			break;
+		len += (size_t)got;
+	}
+	r = cfg_parse(c, text, len, path, locked, e);
+ out:
+	free(text);
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+/* Appends "key = value\n" to f when value is set. */
+static void
+write_kv(FILE *f, const char *key, const char *value)
+{
+	if (value != NULL)
+		fprintf(f, "%s = %s\n", key, value);
+}
+
+int
+cfg_write(const struct agent_config *c, const char *path, struct err_ctx *e)
+{
+	char *tmp = NULL;
+	FILE *f = NULL;
+	int fd = -1, r = ERR_INTERNAL;
+
+	if (asprintf(&tmp, "%s.tmp", path) < 0) {
+		tmp = NULL;
+		return ERR_ALLOC;
+	}
+	(void)unlink(tmp);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
+	    O_NOFOLLOW, 0600)) < 0) {
+		r = err_set(e, ERR_IO, "cannot create %s: %s", tmp,
+		    strerror(errno));
+		goto out;
+	}
+	if ((f = fdopen(fd, "w")) == NULL) {
+		r = err_set(e, ERR_IO, "fdopen: %s", strerror(errno));
+		goto out;
+	}
+	fd = -1;        /* transferred */
+	fprintf(f, "# devid-agent configuration (devid-agent --help lists "
+	    "every setting)\n[agent]\n");
+	write_kv(f, "account", c->account);
+	write_kv(f, "label", c->label);
+	write_kv(f, "token", c->token);
+	write_kv(f, "tcti", c->tcti);
+	write_kv(f, "pin_file", c->pin_file);
+	write_kv(f, "directory", c->directory);
+	write_kv(f, "directory_key", c->directory_key);
+	write_kv(f, "enc_alg", c->enc_alg);
+	write_kv(f, "state_dir", c->state_dir);
+	write_kv(f, "socket", c->socket);
+	write_kv(f, "alert_command", c->alert_command);
+	write_kv(f, "log", c->log);
+	fprintf(f, "check_interval = %llu\nmax_stale = %llu\n"
+	    "long_poll = %llu\nhttp_timeout = %llu\npin_timeout = %llu\n",
+	    (unsigned long long)c->check_interval,
+	    (unsigned long long)c->max_stale,
+	    (unsigned long long)c->long_poll,
+	    (unsigned long long)c->http_timeout,
+	    (unsigned long long)c->pin_timeout);
+	if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+		r = err_set(e, ERR_IO, "writing %s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	if (fclose(f) != 0) {
+		f = NULL;
+		r = err_set(e, ERR_IO, "writing %s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	f = NULL;
+	if (rename(tmp, path) != 0) {
+		r = err_set(e, ERR_IO, "renaming %s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	r = 0;
+ out:
+	if (f != NULL)
+		fclose(f);
+	if (fd >= 0)
+		close(fd);
+	if (r != 0)
+		(void)unlink(tmp);
+	free(tmp);
+	return r;
+}
+
+char *
+cfg_path_join(const char *dir, const char *name)
+{
+	char *out;
+
+	if (asprintf(&out, "%s/%s", dir, name) < 0)
+		return NULL;
+	return out;
+}
+
+/* $var/sub when var is set and absolute, else $HOME/home_sub/sub. */
+static int
+xdg_path(const char *var, const char *home_sub, const char *sub, char **out,
+    struct err_ctx *e)
+{
+	const char *base = getenv(var), *home;
+	char *p;
+
+	if (base != NULL && base[0] == '/') {
+		if (asprintf(&p, "%s/%s", base, sub) < 0)
+			return ERR_ALLOC;
+	} else {
+		if (home_sub == NULL)
+			return err_set(e, ERR_CONFIG, "%s is not set: give the "
+			    "path with a flag", var);
+		if ((home = getenv("HOME")) == NULL || home[0] != '/')
+			return err_set(e, ERR_CONFIG, "neither %s nor HOME is "
+			    "set", var);
+		if (asprintf(&p, "%s/%s/%s", home, home_sub, sub) < 0)
+			return ERR_ALLOC;
+	}
+	*out = p;
+	return 0;
+}
+
+int
+cfg_default_config_path(char **out, struct err_ctx *e)
+{
+	return xdg_path("XDG_CONFIG_HOME", ".config", "devid/agent.conf", out,
+	    e);
+}
+
+int
+cfg_default_state_dir(char **out, struct err_ctx *e)
+{
+	return xdg_path("XDG_DATA_HOME", ".local/share", "devid", out, e);
+}
+
+int
+cfg_default_socket(char **out, struct err_ctx *e)
+{
+	int r;
+
+	if ((r = xdg_path("XDG_RUNTIME_DIR", NULL, "devid/agent.sock", out,
+	    e)) != 0)
+		return err_wrap(e, r, "no socket path: XDG_RUNTIME_DIR is not "
+		    "set; give --socket PATH");
+	return 0;
+}
+
+int
+cfg_finish(struct agent_config *c, int want_socket, struct err_ctx *e)
+{
+	int r;
+
+	if (c->state_dir == NULL &&
+	    (r = cfg_default_state_dir(&c->state_dir, e)) != 0)
+		return r;
+	if (c->socket == NULL && want_socket &&
+	    (r = cfg_default_socket(&c->socket, e)) != 0)
+		return r;
+	if (c->socket != NULL && strlen(c->socket) >= 108)
+		return err_set(e, ERR_CONFIG, "the socket path %s is longer "
+		    "than 107 bytes", c->socket);
+	if (c->long_poll > 60)
+		c->long_poll = 60;
+	return 0;
+}
+
+int
+cfg_private_dir(const char *dir, struct err_ctx *e)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	size_t i, len = strlen(dir);
+
+	if (len == 0 || len >= sizeof(path))
+		return err_set(e, ERR_CONFIG, "bad directory path");
+	memcpy(path, dir, len + 1);
+	/* Parents with the default mode, the last one 0700. */
+	for (i = 1; i <= len; i++) {
+		if (path[i] != '/' && path[i] != '\0')
+			continue;
+		path[i] = '\0';
+		if (mkdir(path, i == len ? 0700 : 0755) != 0 &&
+		    errno != EEXIST)
+			return err_set(e, ERR_IO, "cannot create %s: %s", path,
+			    strerror(errno));
+		if (i < len)
+			path[i] = '/';
+	}
+	if (lstat(dir, &st) != 0)
+		return err_set(e, ERR_IO, "%s: %s", dir, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return err_set(e, ERR_DENIED, "%s is not a directory", dir);
+	if (st.st_uid != geteuid())
+		return err_set(e, ERR_DENIED, "%s belongs to uid %u, not to "
+		    "this user", dir, (unsigned int)st.st_uid);
+	if ((st.st_mode & 077) != 0)
+		return err_set(e, ERR_DENIED, "%s may be accessed by others "
+		    "(mode %03o): run chmod 700 %s", dir,
+		    (unsigned int)(st.st_mode & 0777), dir);
+	return 0;
+}

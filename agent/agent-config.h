@@ -1,0 +1,133 @@
+/*
+ * agent-config.h - devid-agent settings: the INI file, XDG paths and the
+ * command-line flags that mirror every setting.
+ *
+ * The file is $XDG_CONFIG_HOME/devid/agent.conf (or --config FILE):
+ *
+ *     # comment
+ *     [agent]
+ *     account = alice@example.org
+ *     check_interval = 60
+ *
+ * Every key is also a flag: check_interval is --check-interval.  Values
+ * from flags win over the file.  Parsing is bounded and strict: unknown
+ * keys, duplicate keys, other sections, lines without '=', control
+ * characters, over-long lines and out-of-range numbers are errors that
+ * name the file and line.
+ */
+#ifndef DEVID_AGENT_CONFIG_H
+#define DEVID_AGENT_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "errors.h"
+
+#define CFG_FILE_MAX ((size_t)64 * 1024)
+#define CFG_LINE_MAX 1024
+#define CFG_VALUE_MAX 1000
+
+#define CFG_CHECK_INTERVAL_DEFAULT 60
+#define CFG_MAX_STALE_DEFAULT 900
+#define CFG_LONG_POLL_DEFAULT 60
+#define CFG_HTTP_TIMEOUT_DEFAULT 30
+
+/*
+ * Every setting.  Strings are owned (NULL when unset); numbers are in
+ * seconds.  cfg_free() releases the strings.
+ */
+struct agent_config {
+	char *account;
+	char *label;
+	char *token;            /* "tpm2" or a pkcs11: URI */
+	char *tcti;             /* TPM only; NULL: DEVID_TCTI or default */
+	char *pin_file;
+	char *directory;        /* base URL */
+	char *directory_key;    /* pinned directory id (64 hex) */
+	char *enc_alg;          /* "auto", "hpke-p256", "rsa-oaep-sha256" */
+	char *state_dir;
+	char *socket;
+	char *alert_command;
+	char *log;              /* "stderr" or "syslog" */
+	uint64_t check_interval;
+	uint64_t max_stale;
+	uint64_t long_poll;     /* 0: no long-poll */
+	uint64_t http_timeout;
+	uint64_t pin_timeout;   /* 0: cached until lock or stop */
+};
+
+/* One setting: its INI key, a line of help, and the value's shape. */
+struct cfg_key {
+	const char *key;
+	const char *arg;        /* "N", "URL", ... for --help */
+	const char *help;
+};
+
+/* The table of settings, terminated by a NULL key. */
+extern const struct cfg_key cfg_keys[];
+
+/* Sets the defaults (numbers; strings stay NULL). */
+void cfg_init(struct agent_config *c);
+
+/* Frees every string in c and zeroes it; NULL is fine. */
+void cfg_free(struct agent_config *c);
+
+/*
+ * Sets key to value (NUL-terminated), checking it: numbers are decimal
+ * within their range, the account and label follow PROTOCOL.md, the
+ * directory key is 64 lowercase hex digits, enc_alg and log one of their
+ * words.  ERR_CONFIG with a message for an unknown key or a bad value;
+ * c is unchanged then.  where ("file:line" or "--flag") prefixes messages.
+ */
+int cfg_set(struct agent_config *c, const char *key, const char *value,
+    const char *where, struct err_ctx *e);
+
+/*
+ * Parses len bytes of INI text (at most CFG_FILE_MAX) into c; name is the
+ * file name for messages.  Keys already in `locked` (set from flags, a
+ * bitmask by cfg_keys index) are skipped so that flags win.  On failure c
+ * may hold the settings before the bad line.
+ */
+int cfg_parse(struct agent_config *c, const char *text, size_t len,
+    const char *name, uint64_t locked, struct err_ctx *e);
+
+/* Reads and parses a file.  ERR_NOT_FOUND when it does not exist. */
+int cfg_load(struct agent_config *c, const char *path, uint64_t locked,
+    struct err_ctx *e);
+
+/* The index of key in cfg_keys or -1. */
+int cfg_key_index(const char *key);
+
+/*
+ * Writes c as INI to path (mode 0600, replacing the file atomically).
+ * Only settings that are set are written.
+ */
+int cfg_write(const struct agent_config *c, const char *path,
+    struct err_ctx *e);
+
+/*
+ * XDG paths, each a new string the caller frees:
+ *  - config file: $XDG_CONFIG_HOME/devid/agent.conf, else
+ *    $HOME/.config/devid/agent.conf;
+ *  - state dir: $XDG_DATA_HOME/devid, else $HOME/.local/share/devid;
+ *  - socket: $XDG_RUNTIME_DIR/devid/agent.sock (ERR_CONFIG when
+ *    XDG_RUNTIME_DIR is unset: pass --socket).
+ */
+int cfg_default_config_path(char **out, struct err_ctx *e);
+int cfg_default_state_dir(char **out, struct err_ctx *e);
+int cfg_default_socket(char **out, struct err_ctx *e);
+
+/*
+ * Fills state_dir and socket from the XDG defaults when unset.
+ * want_socket: whether a missing socket path is an error.
+ */
+int cfg_finish(struct agent_config *c, int want_socket, struct err_ctx *e);
+
+/* Creates dir (and its parents) with mode 0700 and checks that it is a
+ * directory owned by the current user that nobody else may access. */
+int cfg_private_dir(const char *dir, struct err_ctx *e);
+
+/* path joined with name in a new string, or NULL when out of memory. */
+char *cfg_path_join(const char *dir, const char *name);
+
+#endif /* DEVID_AGENT_CONFIG_H */

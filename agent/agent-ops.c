@@ -1,0 +1,921 @@
+/*
+ * agent-ops.c - loading the agent's state and answering socket requests.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "acctlog.h"
+#include "agent-alert.h"
+#include "agent-log.h"
+#include "agent-ops.h"
+#include "agent-registry.h"
+#include "agent-sock.h"
+#include "agent-token.h"
+#include "agent-watch.h"
+#include "buf.h"
+#include "codec.h"
+#include "crypto.h"
+#include "devrec.h"
+#include "dirclient.h"
+#include "envelope.h"
+#include "errors.h"
+#include "token.h"
+#include "transcript.h"
+
+/* --- loading --- */
+
+/* Reads the pinned directory key (DER SPKI) and checks its id. */
+static int
+load_dir_key(struct agent *a, struct err_ctx *e)
+{
+	char *path = NULL, *der = NULL;
+	size_t len = 0;
+	int r;
+
+	if ((path = cfg_path_join(a->cfg->state_dir, AGENT_DIRKEY_FILE)) ==
+	    NULL)
+		return ERR_ALLOC;
+	r = reg_read_file(path, CRYPTO_SPKI_MAX, &der, &len, e);
+	if (r == 0)
+		r = crypto_spki_import((uint8_t *)der, len, &a->dir_pub, e);
+	if (r == 0)
+		r = devrec_pkey_id(a->dir_pub, a->dir_id);
+	if (r != 0)
+		r = err_wrap(e, r, "pinned directory key %s: %s (run "
+		    "devid-agent init)", path, err_msg(e));
+	else if (a->cfg->directory_key != NULL &&
+	    strcmp(a->cfg->directory_key, a->dir_id) != 0)
+		r = err_set(e, ERR_WRONG_KEY, "the directory key in %s (%s) is "
+		    "not the configured directory_key %s", path, a->dir_id,
+		    a->cfg->directory_key);
+	free(path);
+	free(der);
+	return r;
+}
+
+/* A fresh registry with only this device, after a failed verification. */
+static int
+fresh_registry(struct agent *a, struct err_ctx *e)
+{
+	struct reg_device *d;
+	int r;
+
+	reg_clear(&a->reg);
+	if ((r = reg_init(&a->reg, a->cfg->account, a->tok.device, a->dir_id,
+	    e)) != 0 || (r = reg_add(&a->reg, a->tok.device, &d, e)) != 0)
+		return r;
+	snprintf(d->label, sizeof(d->label), "%s", a->cfg->label != NULL ?
+	    a->cfg->label : "this device");
+	d->state = REG_APPROVED;
+	d->first_seen = d->changed = a->reg.updated = (uint64_t)time(NULL);
+	return 0;
+}
+
+/*
+ * Verifies the registry with the token's key (which must be known).  A
+ * registry that fails is kept aside as evidence, alerted, and replaced by
+ * a fresh one holding only this device: the watcher then announces every
+ * other device of the log again.
+ */
+static int
+verify_registry(struct agent *a, struct err_ctx *e)
+{
+	struct err_ctx local;
+	char *path = NULL, *aside = NULL, msg[ALERT_MESSAGE_MAX + 1];
+	char key[64];
+	int r;
+
+	err_clear(&local);
+	reg_clear(&a->reg);
+	r = reg_load(a->cfg->state_dir, a->tok.sig_pub, &a->reg, &local);
+	if (r == ERR_NOT_FOUND)
+		return err_set(e, r, "%s (run devid-agent init)",
+		    err_msg(&local));
+	if (r == 0 && (strcmp(a->reg.account, a->cfg->account) != 0 ||
+	    strcmp(a->reg.device, a->tok.device) != 0 ||
+	    strcmp(a->reg.directory, a->dir_id) != 0))
+		r = err_set(&local, ERR_FORMAT, "the registry is of another "
+		    "account, device or directory");
+	if (r == 0) {
+		a->reg_verified = 1;
+		a->reg_files_known = reg_files_digest(a->cfg->state_dir,
+		    a->reg_files, NULL) == 0;
+		return 0;
+	}
+	if (r == ERR_ALLOC || r == ERR_IO)
+		return err_set(e, r, "%s", err_msg(&local));
+	/* Tampered: keep the evidence, alert, start afresh. */
+	path = cfg_path_join(a->cfg->state_dir, REG_FILE);
+	if (path != NULL && asprintf(&aside, "%s.rejected-%llu", path,
+	    (unsigned long long)time(NULL)) > 0)
+		(void)rename(path, aside);
+	snprintf(msg, sizeof(msg), "the registry failed verification and "
+	    "was set aside%s%s: %s; the agent continues with a registry "
+	    "holding only this device and announces every other device again",
+	    aside != NULL ? " as " : "", aside != NULL ? aside : "",
+	    err_msg(&local));
+	snprintf(key, sizeof(key), "registry:%llu",
+	    (unsigned long long)time(NULL));
+	agent_raise(a, ALERT_REGISTRY, key, NULL, NULL, msg, NULL);
+	free(path);
+	free(aside);
+	if ((r = fresh_registry(a, e)) != 0)
+		return r;
+	a->reg_verified = 1;
+	return agent_save_registry(a, e);
+}
+
+int
+agent_load(struct agent *a, const struct agent_config *cfg,
+    struct err_ctx *e)
+{
+	char *path = NULL;
+	uint64_t now = (uint64_t)time(NULL);
+	int r;
+
+	memset(a, 0, sizeof(*a));
+	a->cfg = cfg;
+	a->wake_pipe[0] = a->wake_pipe[1] = -1;
+	pthread_mutex_init(&a->lock, NULL);
+	pthread_cond_init(&a->wake_watch, NULL);
+	a->started = a->last_success = now;
+	if (cfg->account == NULL || cfg->token == NULL ||
+	    cfg->directory == NULL)
+		return err_set(e, ERR_CONFIG, "account, token and directory "
+		    "must be configured (run devid-agent init)");
+	if ((a->pending_bcast = json_array()) == NULL)
+		return ERR_ALLOC;
+	if (pipe2(a->wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+		return err_set(e, ERR_IO, "pipe: %s", strerror(errno));
+	if ((r = cfg_private_dir(cfg->state_dir, e)) != 0)
+		return r;
+	if ((path = cfg_path_join(cfg->state_dir, ALERT_JOURNAL)) == NULL)
+		return ERR_ALLOC;
+	r = alert_list_open(&a->alerts, path, cfg->alert_command, e);
+	free(path);
+	if (r != 0)
+		return r;
+	if ((r = load_dir_key(a, e)) != 0)
+		return r;
+	if ((r = agent_token_init(&a->tok, cfg->token, cfg->tcti,
+	    cfg->state_dir, 0, e)) != 0)
+		return r;
+	if (cfg->pin_file != NULL &&
+	    (r = agent_token_pin_file(&a->tok, cfg->pin_file, e)) != 0)
+		return r;
+	r = agent_token_open(&a->tok, e);
+	if (r == ERR_PIN_REQUIRED) {
+		agent_log(LOG_NOTICE, "the token needs a PIN: starting locked "
+		    "(devid-agent unlock)");
+		err_clear(e);
+	} else if (r != 0) {
+		return r;
+	} else if ((r = verify_registry(a, e)) != 0) {
+		return r;
+	}
+	if ((r = agent_replay_load(a, e)) != 0)
+		return r;
+	return 0;
+}
+
+void
+agent_free(struct agent *a)
+{
+	if (a == NULL)
+		return;
+	agent_token_free(&a->tok);
+	crypto_wipe(a->session, sizeof(a->session));
+	reg_clear(&a->reg);
+	alert_list_free(&a->alerts);
+	EVP_PKEY_free(a->dir_pub);
+	free(a->replay);
+	json_decref(a->pending_bcast);
+	if (a->wake_pipe[0] >= 0)
+		close(a->wake_pipe[0]);
+	if (a->wake_pipe[1] >= 0)
+		close(a->wake_pipe[1]);
+	pthread_cond_destroy(&a->wake_watch);
+	pthread_mutex_destroy(&a->lock);
+	memset(a, 0, sizeof(*a));
+}
+
+/* --- shared by the threads --- */
+
+int
+agent_session_cached(struct agent *a, const char **token, uint64_t *expires)
+{
+	if (a->session[0] == '\0' ||
+	    a->session_expires <= (uint64_t)time(NULL) + 60)
+		return 0;
+	*token = a->session;
+	*expires = a->session_expires;
+	return 1;
+}
+
+void
+agent_session_store(struct agent *a, const char *token, uint64_t expires)
+{
+	crypto_wipe(a->session, sizeof(a->session));
+	a->session_expires = 0;
+	if (token == NULL || strlen(token) >= sizeof(a->session))
+		return;
+	memcpy(a->session, token, strlen(token) + 1);
+	a->session_expires = expires;
+}
+
+void
+agent_wake_main(struct agent *a)
+{
+	char c = 1;
+
+	if (a->wake_pipe[1] >= 0)
+		(void)!write(a->wake_pipe[1], &c, 1);
+}
+
+int
+agent_raise(struct agent *a, const char *kind, const char *key,
+    const char *device, const char *label, const char *message,
+    json_t *details)
+{
+	const struct alert *al = NULL;
+	struct err_ctx e;
+	int r;
+
+	err_clear(&e);
+	r = alert_raise(&a->alerts, kind, key, a->cfg->account, device, label,
+	    message, details, &al, &e);
+	if (r < 0) {
+		agent_log(LOG_ERR, "ALERT NOT RECORDED [%s]: %s (%s)", kind,
+		    message, err_msg(&e));
+		return r;
+	}
+	if (r == 1 && al != NULL && a->pending_bcast != NULL) {
+		json_array_append_new(a->pending_bcast, alert_to_json(al));
+		agent_wake_main(a);
+	}
+	return r;
+}
+
+int
+agent_save_registry(struct agent *a, struct err_ctx *e)
+{
+	int r;
+
+	if (!a->reg_verified)
+		return err_set(e, ERR_PIN_REQUIRED, "registry not verified yet");
+	r = reg_save(&a->reg, a->cfg->state_dir, agent_token_sign_cb, &a->tok,
+	    e);
+	a->reg_dirty = r != 0;
+	if (r == 0)
+		a->reg_files_known = reg_files_digest(a->cfg->state_dir,
+		    a->reg_files, NULL) == 0;
+	return r;
+}
+
+void
+agent_flush_broadcast(struct agent *a)
+{
+	json_t *list, *msg;
+	size_t i;
+
+	pthread_mutex_lock(&a->lock);
+	list = a->pending_bcast;
+	a->pending_bcast = json_array();
+	pthread_mutex_unlock(&a->lock);
+	if (list == NULL)
+		return;
+	for (i = 0; i < json_array_size(list) && a->srv != NULL; i++) {
+		msg = json_pack("{s:b, s:s, s:O}", "ok", 1, "event", "alert",
+		    "alert", json_array_get(list, i));
+		if (msg != NULL)
+			sock_server_broadcast(a->srv, msg);
+		json_decref(msg);
+	}
+	json_decref(list);
+}
+
+/*
+ * Lock held.  Notices a registry changed on disk while the agent runs
+ * (someone without the token edited it): an alert, the changed files kept
+ * aside as evidence, and the registry the agent holds written again.
+ */
+static void
+check_registry_files(struct agent *a, uint64_t now)
+{
+	char hex[65], key[ALERT_KEY_MAX + 1], msg[ALERT_MESSAGE_MAX + 1];
+	char *path = NULL, *aside = NULL;
+	uint8_t d[32];
+	struct err_ctx e;
+	int r;
+
+	a->reg_checked = now;
+	err_clear(&e);
+	r = reg_files_digest(a->cfg->state_dir, d, &e);
+	if (r == 0 && memcmp(d, a->reg_files, 32) == 0)
+		return;
+	if (r == ERR_ALLOC)
+		return;
+	hex_encode(d, 32, hex);
+	path = cfg_path_join(a->cfg->state_dir, REG_FILE);
+	if (r == 0 && path != NULL && asprintf(&aside, "%s.rejected-%llu",
+	    path, (unsigned long long)now) > 0)
+		(void)rename(path, aside);
+	snprintf(msg, sizeof(msg), "the registry files were changed outside "
+	    "the agent while it runs%s%s; the agent keeps its own verified "
+	    "registry and writes it again", aside != NULL ? " (kept as " : "",
+	    aside != NULL ? aside : "");
+	if (aside != NULL)
+		strncat(msg, ")", sizeof(msg) - strlen(msg) - 1);
+	snprintf(key, sizeof(key), "registry:%.16s", r == 0 ? hex : "missing");
+	agent_raise(a, ALERT_REGISTRY, key, NULL, NULL, msg, NULL);
+	free(path);
+	free(aside);
+	if (agent_save_registry(a, &e) != 0)
+		agent_log(LOG_ERR, "registry not rewritten: %s", err_msg(&e));
+}
+
+void
+agent_tick(struct agent *a)
+{
+	uint64_t now = (uint64_t)time(NULL), age;
+	char msg[ALERT_MESSAGE_MAX + 1], when[32];
+	struct tm tm;
+	time_t t;
+
+	pthread_mutex_lock(&a->lock);
+	age = now > a->last_success ? now - a->last_success : 0;
+	if (age > a->cfg->max_stale && alert_find_key(&a->alerts, "stale") ==
+	    NULL) {
+		t = (time_t)a->last_success;
+		gmtime_r(&t, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+		snprintf(msg, sizeof(msg), "no successful, fresh check of the "
+		    "log of %s for %llu s (since %s; max_stale %llu s): the "
+		    "directory, the network or push may be blocked%s%s%s",
+		    a->cfg->account, (unsigned long long)age, when,
+		    (unsigned long long)a->cfg->max_stale,
+		    agent_token_locked(&a->tok) ? "; the agent is locked" : "",
+		    a->last_error[0] != '\0' ? "; last error: " : "",
+		    a->last_error);
+		agent_raise(a, ALERT_STALE, "stale", NULL, NULL, msg,
+		    json_pack("{s:I, s:I}", "last_success",
+		    (json_int_t)a->last_success, "max_stale",
+		    (json_int_t)a->cfg->max_stale));
+	}
+	if (a->reg_files_known && now - a->reg_checked >= a->cfg->check_interval)
+		check_registry_files(a, now);
+	if (a->cfg->pin_timeout > 0 && a->tok.pin_set &&
+	    now - a->tok.pin_time > a->cfg->pin_timeout) {
+		agent_log(LOG_NOTICE, "PIN timeout: locking");
+		agent_token_lock(&a->tok);
+	}
+	pthread_mutex_unlock(&a->lock);
+	alert_reap();
+}
+
+/* --- reading requests, writing answers --- */
+
+json_t *
+agent_reply_err(int r, const struct err_ctx *e)
+{
+	return sock_error_reply(sock_err_code(r), err_msg(e));
+}
+
+static json_t *
+reply_ok(void)
+{
+	return json_pack("{s:b}", "ok", 1);
+}
+
+/* Checks that req has only these keys (plus "op" and "id"). */
+int
+agent_req_keys(const json_t *req, const char *const *allowed, size_t n,
+    struct err_ctx *e)
+{
+	const char *key;
+	json_t *v;
+	size_t i;
+
+	json_object_foreach((json_t *)req, key, v) {
+		(void)v;
+		if (strcmp(key, "op") == 0 || strcmp(key, "id") == 0)
+			continue;
+		for (i = 0; i < n; i++)
+			if (strcmp(key, allowed[i]) == 0)
+				break;
+		if (i == n)
+			return err_set(e, ERR_FORMAT, "unknown field '%.32s' "
+			    "in the request", key);
+	}
+	return 0;
+}
+
+const char *
+agent_req_str(const json_t *req, const char *key, size_t max,
+    struct err_ctx *e)
+{
+	const char *s = NULL;
+
+	if (devrec_json_str(req, key, max, &s, "request", e) != 0)
+		return NULL;
+	return s;
+}
+
+static void
+stats_json(json_t *o, const struct token_stats *s)
+{
+	json_object_set_new(o, "signs", json_integer((json_int_t)s->signs));
+	json_object_set_new(o, "ecdhs", json_integer((json_int_t)s->ecdhs));
+	json_object_set_new(o, "decrypts",
+	    json_integer((json_int_t)s->decrypts));
+	json_object_set_new(o, "logins", json_integer((json_int_t)s->logins));
+	json_object_set_new(o, "reconnects",
+	    json_integer((json_int_t)s->reconnects));
+}
+
+static json_t *
+alerts_array(struct agent *a)
+{
+	json_t *arr = json_array();
+	size_t i;
+
+	for (i = 0; arr != NULL && i < a->alerts.n_open; i++)
+		json_array_append_new(arr, alert_to_json(&a->alerts.open[i]));
+	return arr;
+}
+
+/* --- the operations (lock held unless said otherwise) --- */
+
+static json_t *
+op_info(struct agent *a)
+{
+	char short_id[DEVREC_SHORT_ID_LEN + 1] = "";
+	char *sig = NULL, *enc = NULL;
+	json_t *o;
+
+	if (a->tok.have_keys) {
+		(void)devrec_short_id(a->tok.device, short_id);
+		(void)b64url_encode(a->tok.sig_spki, a->tok.sig_spki_len, &sig);
+		(void)b64url_encode(a->tok.enc_spki, a->tok.enc_spki_len, &enc);
+	}
+	o = json_pack("{s:b, s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:s?, s:s, "
+	    "s:s, s:b}", "ok", 1, "version", PACKAGE_VERSION,
+	    "account", a->cfg->account, "label",
+	    a->cfg->label != NULL ? a->cfg->label : "",
+	    "device", a->tok.have_keys ? a->tok.device : "",
+	    "short_id", short_id,
+	    "enc_alg", a->tok.have_keys ? token_enc_alg_name(a->tok.enc_alg) :
+	    "", "sig_pub", sig, "enc_pub", enc,
+	    "directory", a->cfg->directory, "directory_id", a->dir_id,
+	    "locked", agent_token_locked(&a->tok));
+	free(sig);
+	free(enc);
+	return o;
+}
+
+static json_t *
+op_status(struct agent *a)
+{
+	struct token_stats st;
+	json_t *o, *tok, *w;
+	uint64_t now = (uint64_t)time(NULL);
+	char short_id[DEVREC_SHORT_ID_LEN + 1] = "";
+
+	agent_token_stats(&a->tok, &st);
+	if (a->tok.have_keys)
+		(void)devrec_short_id(a->tok.device, short_id);
+	if ((tok = json_object()) == NULL)
+		return NULL;
+	json_object_set_new(tok, "backend", json_string(a->tok.backend));
+	stats_json(tok, &st);
+	w = json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:I, s:I, "
+	    "s:I, s:b}", "running", a->watch_running,
+	    "checks", (json_int_t)a->checks,
+	    "failed", (json_int_t)a->checks_failed,
+	    "last_success", (json_int_t)a->last_success,
+	    "last_attempt", (json_int_t)a->last_attempt,
+	    "age", (json_int_t)(now - a->last_success),
+	    "events", (json_int_t)a->events_seen,
+	    "last_error", a->last_error,
+	    "seq", (json_int_t)a->reg.log.seq,
+	    "check_interval", (json_int_t)a->cfg->check_interval,
+	    "max_stale", (json_int_t)a->cfg->max_stale,
+	    "stale", now - a->last_success > a->cfg->max_stale);
+	o = json_pack("{s:b, s:s, s:s, s:s, s:b, s:b, s:b, s:o, s:o*, s:o, "
+	    "s:I, s:I}", "ok", 1, "account", a->cfg->account,
+	    "device", a->tok.have_keys ? a->tok.device : "",
+	    "short_id", short_id,
+	    "locked", agent_token_locked(&a->tok),
+	    "registry_verified", a->reg_verified,
+	    "registry_unsaved", a->reg_dirty,
+	    "token", tok, "watcher", w, "alerts", alerts_array(a),
+	    "clients", (json_int_t)(a->srv != NULL ?
+	    sock_server_clients(a->srv) : 0),
+	    "refused_peers", (json_int_t)(a->srv != NULL ?
+	    sock_server_refused_peers(a->srv) : 0));
+	return o;
+}
+
+static json_t *
+op_devices(struct agent *a)
+{
+	char short_id[DEVREC_SHORT_ID_LEN + 1], hash[65];
+	json_t *arr = json_array(), *d;
+	const struct reg_device *rd;
+	size_t i;
+
+	if (arr == NULL)
+		return NULL;
+	for (i = 0; i < a->reg.n_devs; i++) {
+		rd = &a->reg.devs[i];
+		(void)devrec_short_id(rd->device, short_id);
+		hex_encode(rd->add_hash, 32, hash);
+		d = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:b, "
+		    "s:b, s:s}", "device", rd->device, "short_id", short_id,
+		    "label", rd->label, "state", reg_state_name(rd->state),
+		    "first_seen", (json_int_t)rd->first_seen,
+		    "changed", (json_int_t)rd->changed,
+		    "add_seq", (json_int_t)rd->add_seq, "add_hash", hash,
+		    "active", acctlog_state_find(&a->reg.log, rd->device) !=
+		    NULL, "self", strcmp(rd->device, a->reg.device) == 0,
+		    "enc_alg", rd->has_record ? rd->rec.enc_alg : "");
+		if (d != NULL && rd->has_record) {
+			char *sig = NULL, *enc = NULL;
+
+			if (b64url_encode(rd->rec.sig_pub, rd->rec.sig_pub_len,
+			    &sig) == 0)
+				json_object_set_new(d, "sig_pub",
+				    json_string(sig));
+			if (b64url_encode(rd->rec.enc_pub, rd->rec.enc_pub_len,
+			    &enc) == 0)
+				json_object_set_new(d, "enc_pub",
+				    json_string(enc));
+			free(sig);
+			free(enc);
+		}
+		json_array_append_new(arr, d);
+	}
+	return json_pack("{s:b, s:s, s:I, s:o}", "ok", 1, "account",
+	    a->reg.account, "seq", (json_int_t)a->reg.log.seq, "devices", arr);
+}
+
+static json_t *
+op_approve(struct agent *a, const json_t *req, struct err_ctx *e)
+{
+	static const char *const keys[] = { "device" };
+	struct reg_device *d, saved;
+	char short_id[DEVREC_SHORT_ID_LEN + 1];
+	const char *prefix;
+	int r;
+
+	if ((r = agent_req_keys(req, keys, 1, e)) != 0 ||
+	    (prefix = agent_req_str(req, "device", 80, e)) == NULL)
+		return agent_reply_err(ERR_FORMAT, e);
+	if (!a->reg_verified)
+		return agent_reply_err(err_set(e, ERR_PIN_REQUIRED, "the agent is "
+		    "locked: run devid-agent unlock"), e);
+	if ((r = reg_match(&a->reg, prefix, &d, e)) != 0)
+		return agent_reply_err(r, e);
+	(void)devrec_short_id(d->device, short_id);
+	if (d->state == REG_REVOKED)
+		return agent_reply_err(err_set(e, ERR_DENIED, "device %s is revoked",
+		    short_id), e);
+	if (d->state == REG_PENDING) {
+		if (d->add_seq == 0)
+			return agent_reply_err(err_set(e, ERR_DENIED, "device %s has "
+			    "no add event to approve", short_id), e);
+		saved = *d;
+		d->state = REG_APPROVED;
+		d->changed = (uint64_t)time(NULL);
+		a->reg.updated = d->changed;
+		if ((r = agent_save_registry(a, e)) != 0) {
+			*d = saved;
+			return agent_reply_err(r, e);
+		}
+		agent_log(LOG_NOTICE, "approved device '%s' %s (add event "
+		    "%llu)", d->label, short_id,
+		    (unsigned long long)d->add_seq);
+	}
+	(void)alert_close_matching(&a->alerts, ALERT_DEVICE_ADDED, d->device,
+	    "approve", NULL);
+	return json_pack("{s:b, s:s, s:s, s:s, s:I}", "ok", 1, "device",
+	    d->device, "short_id", short_id, "label", d->label, "add_seq",
+	    (json_int_t)d->add_seq);
+}
+
+static json_t *
+op_ack(struct agent *a, const json_t *req, struct err_ctx *e)
+{
+	static const char *const keys[] = { "alert" };
+	const struct alert *al;
+	char id[ALERT_ID_LEN + 1];
+	const char *prefix;
+	int r;
+
+	if ((r = agent_req_keys(req, keys, 1, e)) != 0 ||
+	    (prefix = agent_req_str(req, "alert", 64, e)) == NULL)
+		return agent_reply_err(ERR_FORMAT, e);
+	if ((r = alert_find(&a->alerts, prefix, &al, e)) != 0)
+		return agent_reply_err(r, e);
+	memcpy(id, al->id, sizeof(id));
+	if ((r = alert_close(&a->alerts, id, "ack", e)) != 0)
+		return agent_reply_err(r, e);
+	return json_pack("{s:b, s:s}", "ok", 1, "alert", id);
+}
+
+static json_t *
+op_alerts(struct agent *a, struct sock_conn *c, const json_t *req,
+    struct err_ctx *e)
+{
+	static const char *const keys[] = { "follow" };
+	const json_t *f;
+	int r;
+
+	if ((r = agent_req_keys(req, keys, 1, e)) != 0)
+		return agent_reply_err(r, e);
+	f = json_object_get(req, "follow");
+	if (f != NULL && !json_is_boolean(f))
+		return agent_reply_err(err_set(e, ERR_FORMAT, "follow must be true or "
+		    "false"), e);
+	if (json_is_true(f))
+		sock_conn_set_follow(c, 1);
+	return json_pack("{s:b, s:o}", "ok", 1, "alerts", alerts_array(a));
+}
+
+static json_t *
+op_unlock(struct agent *a, const json_t *req, struct err_ctx *e)
+{
+	static const char *const keys[] = { "pin" };
+	const json_t *pv;
+	const char *pin;
+	size_t len;
+	int r;
+
+	if ((r = agent_req_keys(req, keys, 1, e)) != 0)
+		return agent_reply_err(r, e);
+	pv = json_object_get(req, "pin");
+	if (!json_is_string(pv))
+		return agent_reply_err(err_set(e, ERR_FORMAT, "pin must be a string"),
+		    e);
+	pin = json_string_value(pv);
+	len = json_string_length(pv);
+	r = agent_token_unlock(&a->tok, pin, len, e);
+	crypto_wipe((void *)(uintptr_t)pin, len);
+	if (r != 0)
+		return agent_reply_err(r, e);
+	agent_log(LOG_NOTICE, "unlocked");
+	if (!a->reg_verified && (r = verify_registry(a, e)) != 0)
+		return agent_reply_err(r, e);
+	if (a->reg_dirty && agent_save_registry(a, e) != 0)
+		agent_log(LOG_ERR, "registry not saved: %s", err_msg(e));
+	a->refresh = 1;
+	pthread_cond_signal(&a->wake_watch);
+	return reply_ok();
+}
+
+static json_t *
+op_lock(struct agent *a)
+{
+	agent_token_lock(&a->tok);
+	agent_log(LOG_NOTICE, "locked");
+	return reply_ok();
+}
+
+static json_t *
+op_sign(struct agent *a, const json_t *req, struct err_ctx *e)
+{
+	static const char *const keys[] = { "transcript" };
+	const char *t;
+	uint8_t *tr = NULL, digest[32], sig[64];
+	size_t len = 0, reg_tag = strlen(TR_TAG_REGISTRY) + 1;
+	size_t contact_tag = strlen(AGENT_TAG_CONTACT) + 1;
+	int allowed;
+	char *sig_b64 = NULL;
+	json_t *o = NULL;
+	int r;
+
+	if ((r = agent_req_keys(req, keys, 1, e)) != 0 ||
+	    (t = agent_req_str(req, "transcript", SOCK_FRAME_MAX, e)) == NULL)
+		return agent_reply_err(ERR_FORMAT, e);
+	if ((r = b64url_decode(t, strlen(t), SOCK_FRAME_MAX, &tr, &len)) != 0)
+		return agent_reply_err(r, (err_set(e, r, "transcript is not "
+		    "base64url"), e));
+	/* Registry signatures are the agent's own business; contact pins
+	 * (a tag of their own) are devid-msg's. */
+	allowed = tr_is_signable(tr, len) && !(len >= reg_tag &&
+	    memcmp(tr, TR_TAG_REGISTRY, reg_tag) == 0);
+	if (len >= contact_tag && memcmp(tr, AGENT_TAG_CONTACT,
+	    contact_tag) == 0)
+		allowed = 1;
+	if (!allowed) {
+		r = err_set(e, ERR_DENIED, "refused: the transcript does not "
+		    "start with a devid domain tag the agent signs");
+		goto out;
+	}
+	if ((r = crypto_sha256(tr, len, digest)) != 0 ||
+	    (r = agent_token_sign(&a->tok, digest, sig, e)) != 0 ||
+	    (r = b64url_encode(sig, sizeof(sig), &sig_b64)) != 0)
+		goto out;
+	o = json_pack("{s:b, s:s, s:s}", "ok", 1, "sig", sig_b64, "device",
+	    a->tok.device);
+ out:
+	free(tr);
+	free(sig_b64);
+	if (o == NULL)
+		o = agent_reply_err(r, e);
+	return o;
+}
+
+/* --- revoke: signs here, talks to the directory without the lock --- */
+
+static json_t *
+op_revoke(struct agent *a, const json_t *req, struct err_ctx *e)
+{
+	static const char *const keys[] = { "device" };
+	struct reg_device *d;
+	struct dirc_options opt;
+	struct dirc *c = NULL;
+	char device[DEVREC_ID_HEX_LEN + 1], account[DEVREC_ACCOUNT_MAX + 1];
+	char short_id[DEVREC_SHORT_ID_LEN + 1];
+	uint8_t digest[32], sig[64];
+	uint64_t now = (uint64_t)time(NULL);
+	enum reg_state old_state;
+	const char *prefix;
+	int r;
+
+	if ((r = agent_req_keys(req, keys, 1, e)) != 0 ||
+	    (prefix = agent_req_str(req, "device", 80, e)) == NULL)
+		return agent_reply_err(ERR_FORMAT, e);
+	if (!a->reg_verified)
+		return agent_reply_err(err_set(e, ERR_PIN_REQUIRED, "the agent is "
+		    "locked: run devid-agent unlock"), e);
+	if ((r = reg_match(&a->reg, prefix, &d, e)) != 0)
+		return agent_reply_err(r, e);
+	memcpy(device, d->device, sizeof(device));
+	memcpy(account, a->reg.account, sizeof(account));
+	(void)devrec_short_id(device, short_id);
+	if (acctlog_state_find(&a->reg.log, device) == NULL)
+		return agent_reply_err(err_set(e, ERR_NOT_FOUND, "device %s is not "
+		    "active in the verified log", short_id), e);
+	if ((r = acctlog_revoke_digest(account, device, now, digest)) != 0 ||
+	    (r = agent_token_sign(&a->tok, digest, sig, e)) != 0)
+		return agent_reply_err(r, e);
+	/* Revoked here before the directory hears of it, so that the
+	 * watcher, which may see the event first, does not alert on a
+	 * revocation this agent made.  Undone if the directory refuses. */
+	old_state = d->state;
+	d->state = REG_REVOKED;
+	pthread_mutex_unlock(&a->lock);
+	memset(&opt, 0, sizeof(opt));
+	opt.timeout_s = (long)a->cfg->http_timeout;
+	r = dirc_new(a->cfg->directory, &opt, &c, e);
+	if (r == 0) {
+		const char *token;
+		uint64_t expires = 0;
+
+		pthread_mutex_lock(&a->lock);
+		if (agent_session_cached(a, &token, &expires))
+			r = dirc_set_token(c, token);
+		else
+			expires = 0;
+		pthread_mutex_unlock(&a->lock);
+		if (r == 0 && expires == 0) {
+			r = dirc_login(c, a->dir_id, a->tok.device,
+			    watch_sign_transcript, a, &expires, e);
+			pthread_mutex_lock(&a->lock);
+			if (r == 0)
+				agent_session_store(a, dirc_token(c), expires);
+			pthread_mutex_unlock(&a->lock);
+		}
+	}
+	if (r == 0)
+		r = dirc_revoke(c, account, device, now, sig, NULL, e);
+	dirc_free(c);
+	pthread_mutex_lock(&a->lock);
+	if (r != 0) {
+		if ((d = reg_find(&a->reg, device)) != NULL &&
+		    acctlog_state_find(&a->reg.log, device) != NULL)
+			d->state = old_state;
+		return agent_reply_err(r, e);
+	}
+	if ((d = reg_find(&a->reg, device)) != NULL) {
+		d->state = REG_REVOKED;
+		d->changed = now;
+		a->reg.updated = now;
+		if (agent_save_registry(a, e) != 0)
+			agent_log(LOG_ERR, "registry not saved: %s",
+			    err_msg(e));
+	}
+	(void)alert_close_matching(&a->alerts, ALERT_DEVICE_ADDED, device,
+	    "clear", NULL);
+	agent_log(LOG_NOTICE, "revoked device %s", short_id);
+	a->refresh = 1;
+	pthread_cond_signal(&a->wake_watch);
+	return json_pack("{s:b, s:s, s:s}", "ok", 1, "device", device,
+	    "short_id", short_id);
+}
+
+/*
+ * session: the directory session the agent holds (one signature per hour
+ * for the watcher and every local client together); logs in when there
+ * is none.  The login waits for the directory without the lock.
+ */
+static json_t *
+op_session(struct agent *a, const json_t *req, struct err_ctx *e)
+{
+	struct dirc_options opt;
+	struct dirc *c = NULL;
+	const char *token;
+	uint64_t expires = 0;
+	json_t *o;
+	int r;
+
+	if ((r = agent_req_keys(req, NULL, 0, e)) != 0)
+		return agent_reply_err(r, e);
+	if (!agent_session_cached(a, &token, &expires)) {
+		if (!a->reg_verified || agent_token_locked(&a->tok))
+			return agent_reply_err(err_set(e, ERR_PIN_REQUIRED, "the "
+			    "agent is locked: run devid-agent unlock"), e);
+		pthread_mutex_unlock(&a->lock);
+		memset(&opt, 0, sizeof(opt));
+		opt.timeout_s = (long)a->cfg->http_timeout;
+		r = dirc_new(a->cfg->directory, &opt, &c, e);
+		if (r == 0)
+			r = dirc_login(c, a->dir_id, a->tok.device,
+			    watch_sign_transcript, a, &expires, e);
+		pthread_mutex_lock(&a->lock);
+		if (r == 0)
+			agent_session_store(a, dirc_token(c), expires);
+		dirc_free(c);
+		if (r != 0)
+			return agent_reply_err(r, e);
+		if (!agent_session_cached(a, &token, &expires))
+			return agent_reply_err(err_set(e, ERR_NETWORK, "the directory "
+			    "gave a session that expires within a minute"), e);
+	}
+	o = json_pack("{s:b, s:s, s:I, s:s, s:s, s:s, s:s}", "ok", 1,
+	    "token", token, "expires", (json_int_t)expires,
+	    "directory", a->cfg->directory, "directory_id", a->dir_id,
+	    "account", a->reg.account, "device", a->tok.device);
+	return o;
+}
+
+json_t *
+agent_handle(void *arg, struct sock_conn *c, json_t *req)
+{
+	struct agent *a = arg;
+	struct err_ctx e;
+	const char *op;
+	json_t *resp = NULL, *id;
+
+	err_clear(&e);
+	if ((op = agent_req_str(req, "op", 32, &e)) == NULL)
+		return agent_reply_err(ERR_FORMAT, &e);
+	pthread_mutex_lock(&a->lock);
+	if (strcmp(op, "info") == 0)
+		resp = op_info(a);
+	else if (strcmp(op, "status") == 0)
+		resp = op_status(a);
+	else if (strcmp(op, "devices") == 0)
+		resp = op_devices(a);
+	else if (strcmp(op, "approve") == 0)
+		resp = op_approve(a, req, &e);
+	else if (strcmp(op, "ack") == 0)
+		resp = op_ack(a, req, &e);
+	else if (strcmp(op, "revoke") == 0)
+		resp = op_revoke(a, req, &e);
+	else if (strcmp(op, "alerts") == 0)
+		resp = op_alerts(a, c, req, &e);
+	else if (strcmp(op, "unlock") == 0)
+		resp = op_unlock(a, req, &e);
+	else if (strcmp(op, "lock") == 0)
+		resp = op_lock(a);
+	else if (strcmp(op, "sign") == 0)
+		resp = op_sign(a, req, &e);
+	else if (strcmp(op, "open") == 0)
+		resp = agent_op_open(a, req, &e);
+	else if (strcmp(op, "session") == 0)
+		resp = op_session(a, req, &e);
+	else
+		resp = agent_reply_err(ERR_FORMAT, (err_set(&e, ERR_FORMAT,
+		    "unknown op '%s'", op), &e));
+	pthread_mutex_unlock(&a->lock);
+	if (resp == NULL)
+		resp = sock_error_reply("internal", "out of memory");
+	/* Echo a request id so that clients may pipeline. */
+	if (resp != NULL && (id = json_object_get(req, "id")) != NULL &&
+	    (json_is_integer(id) || json_is_string(id)))
+		json_object_set(resp, "id", id);
+	return resp;
+}

@@ -1,0 +1,455 @@
+/*
+ * agent-watch.c - the watcher thread and the verification of what the
+ * directory shows against the registry.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "acctlog.h"
+#include "agent-alert.h"
+#include "agent-log.h"
+#include "agent-ops.h"
+#include "agent-registry.h"
+#include "agent-watch.h"
+#include "codec.h"
+#include "devrec.h"
+#include "dirclient.h"
+#include "errors.h"
+#include "transcript.h"
+#include "crypto.h"
+
+int
+watch_sign_locked(void *arg, const uint8_t digest[32], uint8_t sig[64],
+    struct err_ctx *e)
+{
+	struct agent *a = arg;
+	int r;
+
+	pthread_mutex_lock(&a->lock);
+	r = agent_token_sign(&a->tok, digest, sig, e);
+	pthread_mutex_unlock(&a->lock);
+	return r;
+}
+
+int
+watch_sign_transcript(void *arg, const uint8_t *transcript, size_t len,
+    uint8_t sig[64], struct err_ctx *e)
+{
+	uint8_t digest[32];
+	int r;
+
+	if (!tr_is_signable(transcript, len))
+		return err_set(e, ERR_DENIED, "refused to sign a transcript "
+		    "without a devid domain tag");
+	if ((r = crypto_sha256(transcript, len, digest)) != 0)
+		return r;
+	return watch_sign_locked(arg, digest, sig, e);
+}
+
+static void
+fmt_time(uint64_t t, char out[32])
+{
+	struct tm tm;
+	time_t tt = (time_t)t;
+
+	gmtime_r(&tt, &tm);
+	strftime(out, 32, "%Y-%m-%d %H:%M:%S UTC", &tm);
+}
+
+static json_t *
+head_json(const struct acctlog_head *h)
+{
+	json_t *j = NULL;
+
+	if (acctlog_head_to_json(h, &j, NULL) != 0)
+		return json_null();
+	return j;
+}
+
+/* Evidence of a failed update: both heads. */
+static json_t *
+evidence_json(const struct acctlog_evidence *ev,
+    const struct acctlog_head *presented)
+{
+	json_t *d = json_object();
+
+	if (d == NULL)
+		return NULL;
+	json_object_set_new(d, "seq", json_integer((json_int_t)ev->seq));
+	json_object_set_new(d, "verified_head", ev->has_verified ?
+	    head_json(&ev->verified) : json_null());
+	json_object_set_new(d, "conflicting_head", head_json(
+	    ev->kind != 0 ? &ev->conflicting : presented));
+	return d;
+}
+
+/* The alert for an add event of another device. */
+static void
+announce_add(struct agent *a, const struct acctlog_event *evt,
+    struct reg_device *d, uint64_t now)
+{
+	const struct devrec *rec = &evt->record;
+	struct reg_device *endorser = NULL;
+	char short_id[DEVREC_SHORT_ID_LEN + 1], eshort[DEVREC_SHORT_ID_LEN + 1];
+	char when[32], msg[ALERT_MESSAGE_MAX + 1], key[ALERT_KEY_MAX + 1];
+	char hash[65], endorse[160] = "";
+	json_t *det, *recj = NULL;
+	int endorser_approved = 0;
+
+	(void)now;
+	(void)devrec_short_id(evt->device, short_id);
+	fmt_time(evt->time, when);
+	hex_encode(evt->hash, 32, hash);
+	if (rec->has_endorsement) {
+		endorser = reg_find(&a->reg, rec->endorsed_by);
+		endorser_approved = endorser != NULL &&
+		    endorser->state == REG_APPROVED;
+		(void)devrec_short_id(rec->endorsed_by, eshort);
+		snprintf(endorse, sizeof(endorse), "; endorsed by %s device "
+		    "'%s' %s", endorser_approved ? "approved" : "unapproved",
+		    endorser != NULL ? endorser->label : "?", eshort);
+	}
+	snprintf(msg, sizeof(msg), "new device '%s' %s added to %s at %s, "
+	    "not yet approved%s (devid-agent approve %s)", d->label, short_id,
+	    a->reg.account, when, endorse, short_id);
+	snprintf(key, sizeof(key), "added:%s:%llu", evt->device,
+	    (unsigned long long)evt->seq);
+	(void)devrec_to_json(rec, &recj, NULL);
+	det = json_pack("{s:I, s:s, s:I, s:b, s:s, s:b, s:o*}",
+	    "seq", (json_int_t)evt->seq, "hash", hash,
+	    "added", (json_int_t)evt->time,
+	    "endorsed", rec->has_endorsement,
+	    "endorsed_by", rec->has_endorsement ? rec->endorsed_by : "",
+	    "endorser_approved", endorser_approved, "record", recj);
+	agent_raise(a, ALERT_DEVICE_ADDED, key, evt->device, d->label, msg,
+	    det);
+}
+
+/* Brings the registry up to date with newly applied events. */
+static void
+apply_events(struct agent *a, const struct acctlog_event *events, size_t n,
+    uint64_t now)
+{
+	const struct acctlog_event *evt;
+	struct reg_device *d;
+	char short_id[DEVREC_SHORT_ID_LEN + 1], when[32];
+	char msg[ALERT_MESSAGE_MAX + 1], key[ALERT_KEY_MAX + 1];
+	struct err_ctx e;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		evt = &events[i];
+		a->events_seen++;
+		err_clear(&e);
+		d = reg_find(&a->reg, evt->device);
+		if (d == NULL && reg_add(&a->reg, evt->device, &d, &e) != 0) {
+			agent_log(LOG_ERR, "registry: %s", err_msg(&e));
+			continue;
+		}
+		if (d->first_seen == 0)
+			d->first_seen = now;
+		(void)devrec_short_id(evt->device, short_id);
+		if (evt->type == ACCTLOG_ADD) {
+			snprintf(d->label, sizeof(d->label), "%s",
+			    evt->record.label);
+			d->rec = evt->record;
+			d->has_record = 1;
+			if (strcmp(evt->device, a->reg.device) == 0 &&
+			    d->state == REG_APPROVED && d->add_seq == 0) {
+				/* This device's own registration. */
+				d->add_seq = evt->seq;
+				memcpy(d->add_hash, evt->hash, 32);
+				d->changed = now;
+				agent_log(LOG_NOTICE, "this device %s is "
+				    "registered at seq %llu", short_id,
+				    (unsigned long long)evt->seq);
+				continue;
+			}
+			if (d->state == REG_APPROVED &&
+			    d->add_seq == evt->seq &&
+			    memcmp(d->add_hash, evt->hash, 32) == 0)
+				continue;
+			d->state = REG_PENDING;
+			d->add_seq = evt->seq;
+			memcpy(d->add_hash, evt->hash, 32);
+			d->changed = now;
+			announce_add(a, evt, d, now);
+		} else {
+			int expected = d->state == REG_REVOKED;
+
+			d->state = REG_REVOKED;
+			d->changed = now;
+			if (expected)
+				continue;       /* revoked by this agent */
+			fmt_time(evt->time, when);
+			snprintf(msg, sizeof(msg), "device '%s' %s of %s was "
+			    "revoked at %s%s", d->label, short_id,
+			    a->reg.account, when,
+			    strcmp(evt->device, a->reg.device) == 0 ?
+			    " (this device)" : "");
+			snprintf(key, sizeof(key), "revoked:%s:%llu",
+			    evt->device, (unsigned long long)evt->seq);
+			agent_raise(a, ALERT_DEVICE_REVOKED, key, evt->device,
+			    d->label, msg, json_pack("{s:I}", "seq",
+			    (json_int_t)evt->seq));
+		}
+	}
+}
+
+int
+watch_apply(struct agent *a, const struct acctlog_response *resp,
+    uint64_t now, struct err_ctx *e)
+{
+	const struct acctlog_head *h = &resp->head;
+	struct acctlog_evidence ev;
+	char hash[65], key[ALERT_KEY_MAX + 1], msg[ALERT_MESSAGE_MAX + 1];
+	struct err_ctx local;
+	int r;
+
+	a->checks++;
+	a->last_attempt = now;
+	err_clear(&local);
+	hex_encode(h->hash, 32, hash);
+	if (strcmp(h->account, a->reg.account) != 0) {
+		snprintf(key, sizeof(key), "log_invalid:account");
+		agent_raise(a, ALERT_LOG_INVALID, key, NULL, NULL, "the "
+		    "directory answered with the log of another account",
+		    json_pack("{s:o}", "head", head_json(h)));
+		r = err_set(e, ERR_FORMAT, "head of another account");
+		goto fail;
+	}
+	if ((r = acctlog_head_verify(h, a->dir_pub, NULL, &local)) != 0) {
+		snprintf(key, sizeof(key), "wrong_key:%llu:%.16s",
+		    (unsigned long long)h->seq, hash);
+		snprintf(msg, sizeof(msg), "the directory signed the head of "
+		    "%s (seq %llu) with a key other than the pinned one %.16s: "
+		    "%s", a->reg.account, (unsigned long long)h->seq,
+		    a->dir_id, err_msg(&local));
+		agent_raise(a, ALERT_WRONG_KEY, key, NULL, NULL, msg,
+		    json_pack("{s:o, s:s}", "head", head_json(h),
+		    "pinned_directory", a->dir_id));
+		r = err_set(e, ERR_WRONG_KEY, "%s", err_msg(&local));
+		goto fail;
+	}
+	memset(&ev, 0, sizeof(ev));
+	r = acctlog_verify_update(&a->reg.log, resp->events, resp->n_events, h,
+	    a->dir_pub, now, a->cfg->max_stale, &ev, &local);
+	switch (r) {
+	case 0:
+		break;
+	case ERR_ROLLBACK:
+		snprintf(key, sizeof(key), "rollback:%llu:%llu",
+		    (unsigned long long)a->reg.log.seq,
+		    (unsigned long long)h->seq);
+		snprintf(msg, sizeof(msg), "the directory rolled back the log "
+		    "of %s: it now shows seq %llu, but seq %llu was verified "
+		    "before", a->reg.account, (unsigned long long)h->seq,
+		    (unsigned long long)a->reg.log.seq);
+		agent_raise(a, ALERT_ROLLBACK, key, NULL, NULL, msg,
+		    evidence_json(&ev, h));
+		goto fail_local;
+	case ERR_FORK:
+	case ERR_CHAIN:
+		snprintf(key, sizeof(key), "fork:%llu:%.16s",
+		    (unsigned long long)ev.seq, hash);
+		snprintf(msg, sizeof(msg), "the directory shows a different "
+		    "history of %s at seq %llu than the one verified before "
+		    "(a fork or a rewritten event): %s", a->reg.account,
+		    (unsigned long long)ev.seq, err_msg(&local));
+		agent_raise(a, ALERT_FORK, key, NULL, NULL, msg,
+		    evidence_json(&ev, h));
+		goto fail_local;
+	case ERR_STALE:
+		/* Not trusted, not an alert of its own: max_stale will. */
+		goto fail_local;
+	default:
+		snprintf(key, sizeof(key), "log_invalid:%llu:%.16s",
+		    (unsigned long long)h->seq, hash);
+		snprintf(msg, sizeof(msg), "the log of %s up to seq %llu does "
+		    "not verify: %s", a->reg.account,
+		    (unsigned long long)h->seq, err_msg(&local));
+		agent_raise(a, ALERT_LOG_INVALID, key, NULL, NULL, msg,
+		    json_pack("{s:o}", "head", head_json(h)));
+		goto fail_local;
+	}
+	a->last_success = now;
+	a->last_error[0] = '\0';
+	agent_gossip_check(a);
+	(void)alert_close_matching(&a->alerts, ALERT_STALE, NULL, "clear",
+	    NULL);
+	if (ev.n_applied > 0) {
+		apply_events(a, resp->events + ev.first_applied, ev.n_applied,
+		    now);
+		a->reg.updated = now;
+		if (agent_save_registry(a, &local) != 0)
+			agent_log(LOG_ERR, "registry not saved: %s",
+			    err_msg(&local));
+	}
+	return 0;
+ fail_local:
+	r = err_set(e, r, "%s", err_msg(&local));
+ fail:
+	a->checks_failed++;
+	snprintf(a->last_error, sizeof(a->last_error), "%s", err_msg(e));
+	agent_log(LOG_WARNING, "check failed: %s", err_msg(e));
+	return r;
+}
+
+/* Waits (lock held) until deadline, a refresh request or stop. */
+static void
+watch_wait(struct agent *a, uint64_t seconds)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)seconds;
+	while (!a->stop && !a->refresh) {
+		if (pthread_cond_timedwait(&a->wake_watch, &a->lock, &ts) ==
+		    ETIMEDOUT)
+			break;
+	}
+	a->refresh = 0;
+}
+
+static void
+watch_failed(struct agent *a, const struct err_ctx *e)
+{
+	a->checks++;
+	a->checks_failed++;
+	a->last_attempt = (uint64_t)time(NULL);
+	snprintf(a->last_error, sizeof(a->last_error), "%s", err_msg(e));
+	agent_log(LOG_WARNING, "check failed: %s", err_msg(e));
+}
+
+/*
+ * The watcher thread.  Holds the agent lock except while it talks to the
+ * directory; keeps one session (shared with `session`), asks for the log
+ * after the last verified seq (at once after a start or a failure, then as
+ * a long-poll of min(long_poll, check_interval) seconds, or every
+ * check_interval without long-poll) and hands every answer to
+ * watch_apply().  Ends when a->stop is set.
+ */
+static void *
+watch_main(void *arg)
+{
+	struct agent *a = arg;
+	const struct agent_config *cfg = a->cfg;
+	struct dirc_options opt;
+	struct dirc *c = NULL;
+	struct acctlog_response *resp = NULL;
+	struct err_ctx e;
+	uint64_t expires = 0, since, now, t0;
+	unsigned int wait_s;
+	int r, locked, quick = 1;
+
+	memset(&opt, 0, sizeof(opt));
+	opt.timeout_s = (long)cfg->http_timeout;
+	err_clear(&e);
+	if ((r = dirc_new(cfg->directory, &opt, &c, &e)) != 0) {
+		pthread_mutex_lock(&a->lock);
+		watch_failed(a, &e);
+		a->watch_running = 0;
+		pthread_mutex_unlock(&a->lock);
+		return NULL;
+	}
+	wait_s = (unsigned int)(cfg->long_poll < cfg->check_interval ?
+	    cfg->long_poll : cfg->check_interval);
+	pthread_mutex_lock(&a->lock);
+	while (!a->stop) {
+		err_clear(&e);
+		now = (uint64_t)time(NULL);
+		if (expires <= now + 60) {
+			locked = agent_token_locked(&a->tok) ||
+			    !a->reg_verified;
+			if (locked) {
+				snprintf(a->last_error, sizeof(a->last_error),
+				    "locked: no directory session until "
+				    "devid-agent unlock");
+				watch_wait(a, cfg->check_interval);
+				continue;
+			}
+			{
+				const char *token;
+
+				/* A session a client had the agent make. */
+				if (agent_session_cached(a, &token, &expires) &&
+				    dirc_set_token(c, token) == 0)
+					continue;
+			}
+			pthread_mutex_unlock(&a->lock);
+			r = dirc_login(c, a->dir_id, a->tok.device,
+			    watch_sign_transcript, a, &expires, &e);
+			pthread_mutex_lock(&a->lock);
+			if (r == 0)
+				agent_session_store(a, dirc_token(c), expires);
+			if (r != 0) {
+				expires = 0;
+				watch_failed(a, &e);
+				watch_wait(a, cfg->check_interval);
+				continue;
+			}
+			agent_log(LOG_INFO, "directory session until %llu",
+			    (unsigned long long)expires);
+		}
+		since = a->reg.log.seq;
+		pthread_mutex_unlock(&a->lock);
+		t0 = (uint64_t)time(NULL);
+		/* The first check after a start or a failure answers at
+		 * once; then the long-poll waits for news. */
+		r = dirc_get_log(c, a->reg.account, since, quick ? 0 : wait_s,
+		    &resp, &e);
+		pthread_mutex_lock(&a->lock);
+		if (a->stop) {
+			acctlog_response_free(resp);
+			resp = NULL;
+			break;
+		}
+		if (r != 0) {
+			if (r == ERR_DENIED) {
+				/* Session gone: log in again. */
+				expires = 0;
+				agent_session_store(a, NULL, 0);
+			}
+			watch_failed(a, &e);
+			quick = 1;
+			watch_wait(a, r == ERR_DENIED ? 1 : cfg->check_interval);
+			continue;
+		}
+		now = (uint64_t)time(NULL);
+		r = watch_apply(a, resp, now, &e);
+		acctlog_response_free(resp);
+		resp = NULL;
+		quick = r != 0;
+		if (r != 0 || wait_s == 0)
+			watch_wait(a, cfg->check_interval);
+		else if (now - t0 < 1 && since == a->reg.log.seq &&
+		    a->checks > 1)
+			watch_wait(a, 1);       /* never spin */
+	}
+	a->watch_running = 0;
+	pthread_mutex_unlock(&a->lock);
+	dirc_free(c);
+	return NULL;
+}
+
+int
+watch_start(struct agent *a, pthread_t *th, struct err_ctx *e)
+{
+	int r;
+
+	a->watch_running = 1;
+	if ((r = pthread_create(th, NULL, watch_main, a)) != 0) {
+		a->watch_running = 0;
+		return err_set(e, ERR_INTERNAL, "cannot start the watcher: %s",
+		    strerror(r));
+	}
+	return 0;
+}

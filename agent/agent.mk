@@ -1,0 +1,65 @@
+# agent/: devid-agent, the daemon that owns the device keys, keeps the
+# token-signed registry, watches the account log and answers local clients
+# on a Unix socket.  The modules other than agent-main.c form a small
+# library so that the unit tests link exactly what the daemon runs.
+
+noinst_LIBRARIES += agent/libdevid-agent.a
+agent_libdevid_agent_a_SOURCES = \
+	agent/agent-config.c agent/agent-config.h \
+	agent/agent-log.c agent/agent-log.h \
+	agent/agent-sock.c agent/agent-sock.h \
+	agent/agent-registry.c agent/agent-registry.h \
+	agent/agent-alert.c agent/agent-alert.h \
+	agent/agent-token.c agent/agent-token.h \
+	agent/agent-ops.c agent/agent-ops.h agent/agent-open.c \
+	agent/agent-watch.c agent/agent-watch.h
+agent_libdevid_agent_a_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tpm \
+	-I$(top_srcdir)/pkcs11
+agent_libdevid_agent_a_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS) \
+	$(TSS2_CFLAGS) $(P11KIT_CFLAGS)
+
+AGENT_LIBS = agent/libdevid-agent.a tpm/libdevidtpm.a pkcs11/libdevidp11.a \
+	common/libdevidclient.a $(COMMON_LIBS) $(TSS2_LIBS) $(P11KIT_LIBS) \
+	$(CURL_LIBS) -lpthread
+
+bin_PROGRAMS += agent/devid-agent
+agent_devid_agent_SOURCES = agent/agent-main.c
+agent_devid_agent_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tpm \
+	-I$(top_srcdir)/pkcs11
+agent_devid_agent_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS)
+agent_devid_agent_LDADD = $(AGENT_LIBS)
+
+# Unit tests: config parsing, frames, registry signing, the alert journal.
+check_PROGRAMS += tests/unit/test_agentconfig tests/unit/test_agentsock \
+	tests/unit/test_agentregistry tests/unit/test_agentalert
+TESTS += tests/unit/test_agentconfig tests/unit/test_agentsock \
+	tests/unit/test_agentregistry tests/unit/test_agentalert
+AGENT_UNIT_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/agent
+tests_unit_test_agentconfig_CPPFLAGS = $(AGENT_UNIT_CPPFLAGS)
+tests_unit_test_agentconfig_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_agentconfig_LDADD = $(AGENT_LIBS) $(UNIT_LIBS)
+tests_unit_test_agentsock_CPPFLAGS = $(AGENT_UNIT_CPPFLAGS)
+tests_unit_test_agentsock_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_agentsock_LDADD = $(AGENT_LIBS) $(UNIT_LIBS)
+tests_unit_test_agentregistry_CPPFLAGS = $(AGENT_UNIT_CPPFLAGS)
+tests_unit_test_agentregistry_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_agentregistry_LDADD = $(AGENT_LIBS) $(UNIT_LIBS)
+tests_unit_test_agentalert_CPPFLAGS = $(AGENT_UNIT_CPPFLAGS)
+tests_unit_test_agentalert_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_agentalert_LDADD = $(AGENT_LIBS) $(UNIT_LIBS)
+
+EXTRA_DIST += agent/devid-agent.service docs/agent.md
+
+# Integration tests: real swtpm, SoftHSM2 and devid-directory on loopback.
+# test_agent_forge makes what a compromised directory would insert.
+check_PROGRAMS += tests/integration/test_agent_forge \
+	tests/integration/test_agent_seal
+tests_integration_test_agent_forge_LDADD = $(COMMON_LIBS)
+tests_integration_test_agent_seal_LDADD = $(COMMON_LIBS)
+TESTS += tests/integration/test-agent.sh \
+	tests/integration/test-agent-attacks.sh \
+	tests/integration/test-agent-socket.sh
+dist_noinst_SCRIPTS += tests/integration/test-agent.sh \
+	tests/integration/test-agent-attacks.sh \
+	tests/integration/test-agent-socket.sh \
+	tests/integration/test-agent-lib.sh

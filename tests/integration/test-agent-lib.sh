@@ -1,0 +1,316 @@
+# test-agent-lib.sh - shared set-up for the devid-agent integration tests
+# (sourced, not run).  Each test gets a fresh temporary directory holding
+# a devid-directory on a free loopback port, a swtpm, SoftHSM2 tokens and
+# one state/config/runtime tree per device; the EXIT trap stops everything
+# that was started, on every path.  A missing tool is a failure.
+
+: "${top_srcdir:?run through make check (top_srcdir is not set)}"
+: "${top_builddir:?run through make check (top_builddir is not set)}"
+
+fail() {
+	echo "$prog: FAIL: $*" >&2
+	exit 1
+}
+
+note() {
+	echo "$prog: $*"
+}
+
+AGENT=$top_builddir/agent/devid-agent
+DIRECTORY=$top_builddir/directory/devid-directory
+FORGE=$top_builddir/tests/integration/test_agent_forge
+SEAL=$top_builddir/tests/integration/test_agent_seal
+CI=$top_srcdir/swtpm-ci
+[ -x "$AGENT" ] || fail "$AGENT is not built"
+[ -x "$DIRECTORY" ] || fail "$DIRECTORY is not built"
+[ -x "$FORGE" ] || fail "$FORGE is not built (make check builds it)"
+[ -x "$SEAL" ] || fail "$SEAL is not built (make check builds it)"
+for tool in swtpm tpm2_getcap softhsm2-util python3; do
+	command -v "$tool" >/dev/null 2>&1 ||
+		fail "$tool not found: run swtpm-ci/install-deps"
+done
+SOFTHSM2_MODULE=${SOFTHSM2_MODULE:-/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so}
+[ -f "$SOFTHSM2_MODULE" ] || fail "the SoftHSM2 module is missing"
+
+T=$(mktemp -d -t devid-agent.XXXXXX) || fail "mktemp failed"
+DIR_PID=""
+cleanup() {
+	for f in "$T"/*.pid; do
+		[ -f "$f" ] || continue
+		kill "$(cat "$f")" 2>/dev/null || true
+	done
+	sleep 0.2
+	for f in "$T"/*.pid; do
+		[ -f "$f" ] || continue
+		kill -9 "$(cat "$f")" 2>/dev/null || true
+	done
+	"$CI/swtpm-stop" --kill "$T/tpm" >/dev/null 2>&1 || true
+	rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+echo pw-for-tests > "$T/password"
+echo pin-81c3 > "$T/pin"
+PASSWORD_FILE=$T/password
+
+# --- the directory ---
+
+# dir_start [PORT]: starts devid-directory on 127.0.0.1:PORT (0: a free
+# port) on $T/dir.db; sets URL and DIR_PORT.
+dir_start() {
+	rm -f "$T/dir.addr"
+	"$DIRECTORY" serve --db "$T/dir.db" --listen "127.0.0.1:${1:-0}" \
+	    --ready-file "$T/dir.addr" --scrypt-cost 10 --rate 0 \
+	    >>"$T/directory.log" 2>&1 &
+	echo $! > "$T/directory.pid"
+	i=0
+	while [ ! -s "$T/dir.addr" ]; do
+		i=$((i + 1))
+		[ $i -lt 100 ] || fail "the directory did not start"
+		kill -0 "$(cat "$T/directory.pid")" 2>/dev/null ||
+			fail "the directory exited: $(tail -n 5 "$T/directory.log")"
+		sleep 0.1
+	done
+	URL=http://$(cat "$T/dir.addr")
+	DIR_PORT=${URL##*:}
+}
+
+dir_stop() {
+	if [ -f "$T/directory.pid" ]; then
+		kill "$(cat "$T/directory.pid")" 2>/dev/null || true
+		i=0
+		while kill -0 "$(cat "$T/directory.pid")" 2>/dev/null; do
+			i=$((i + 1))
+			[ $i -lt 150 ] || fail "the directory did not stop"
+			sleep 0.1
+		done
+		rm -f "$T/directory.pid"
+	fi
+}
+
+# account_add NAME
+account_add() {
+	"$DIRECTORY" account add "$1" --db "$T/dir.db" \
+	    --password-file "$PASSWORD_FILE" >/dev/null ||
+		fail "cannot create account $1"
+}
+
+dir_id() {
+	"$DIRECTORY" key --db "$T/dir.db" | sed -n 's/^directory id: *//p'
+}
+
+# --- tokens ---
+
+tpm_start() {
+	TCTI=$("$CI/swtpm-start" "$T/tpm") || fail "swtpm did not start"
+}
+
+# hsm_token LABEL: a SoftHSM2 token with user PIN pin-81c3; sets HSM_URI.
+hsm_token() {
+	mkdir -p "$T/hsm"
+	"$CI/softhsm-token" "$T/hsm" "$1" pin-81c3 so-pin-5678 >/dev/null ||
+		fail "cannot create the SoftHSM2 token $1"
+	SOFTHSM2_CONF=$T/hsm/softhsm2.conf
+	export SOFTHSM2_CONF
+	HSM_URI="pkcs11:token=$1?module-path=$SOFTHSM2_MODULE"
+}
+
+# --- devices ---
+
+# ag NAME ARGS...: devid-agent with the XDG directories of device NAME.
+ag() {
+	n=$1
+	shift
+	mkdir -p "$T/$n/run"
+	chmod 700 "$T/$n/run"
+	XDG_CONFIG_HOME=$T/$n/cfg XDG_DATA_HOME=$T/$n/data \
+	    XDG_RUNTIME_DIR=$T/$n/run "$AGENT" "$@"
+}
+
+# agent_start NAME ARGS...: runs the daemon of NAME in the foreground
+# (in the background of this shell) and waits until its socket answers.
+agent_start() {
+	n=$1
+	shift
+	mkdir -p "$T/$n/run"
+	chmod 700 "$T/$n/run"
+	XDG_CONFIG_HOME=$T/$n/cfg XDG_DATA_HOME=$T/$n/data \
+	    XDG_RUNTIME_DIR=$T/$n/run "$AGENT" run --foreground "$@" \
+	    >>"$T/$n.log" 2>&1 &
+	echo $! > "$T/agent-$n.pid"
+	i=0
+	until ag "$n" status >/dev/null 2>&1; do
+		i=$((i + 1))
+		[ $i -lt 100 ] || fail "agent $n did not start: $(tail -n 5 "$T/$n.log")"
+		kill -0 "$(cat "$T/agent-$n.pid")" 2>/dev/null ||
+			fail "agent $n exited: $(tail -n 5 "$T/$n.log")"
+		sleep 0.1
+	done
+}
+
+# agent_stop NAME: SIGTERM, waits, and fails when it crashed or leaked
+# (a sanitizer report in its log).
+agent_stop() {
+	f=$T/agent-$1.pid
+	[ -f "$f" ] || return 0
+	pid=$(cat "$f")
+	kill "$pid" 2>/dev/null || true
+	i=0
+	while kill -0 "$pid" 2>/dev/null; do
+		i=$((i + 1))
+		[ $i -lt 150 ] || fail "agent $1 did not stop"
+		sleep 0.1
+	done
+	rc=0
+	wait "$pid" || rc=$?
+	rm -f "$f"
+	[ "$rc" -eq 0 ] || fail "agent $1 exited with $rc: $(tail -n 20 "$T/$1.log")"
+	agent_check_log "$1"
+}
+
+# agent_alive NAME
+agent_alive() {
+	kill -0 "$(cat "$T/agent-$1.pid")" 2>/dev/null ||
+		fail "agent $1 died: $(tail -n 30 "$T/$1.log")"
+}
+
+agent_check_log() {
+	if grep -qE 'ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:' \
+	    "$T/$1.log"; then
+		fail "agent $1: sanitizer report: $(grep -A20 -E 'Sanitizer|runtime error' "$T/$1.log" | head -n 40)"
+	fi
+}
+
+# js NAME OP PYEXPR: runs `devid-agent OP --json` for NAME and evaluates
+# PYEXPR with the answer as d.
+js() {
+	n=$1
+	op=$2
+	expr=$3
+	ag "$n" "$op" --json | python3 -c "import json,sys; d=json.load(sys.stdin); print($expr)"
+}
+
+# open_alerts NAME KIND: number of open alerts of KIND.
+open_alerts() {
+	js "$1" status "sum(1 for a in d['alerts'] if a['kind'] == '$2')"
+}
+
+now_ms() {
+	date +%s%3N
+}
+
+# wait_alert NAME KIND MAX_S: waits until NAME has an open alert of KIND;
+# prints the milliseconds it took, fails after MAX_S seconds.
+wait_alert() {
+	t0=$(now_ms)
+	while :; do
+		c=$(open_alerts "$1" "$2")
+		[ "$c" -gt 0 ] && break
+		[ $(($(now_ms) - t0)) -lt $(($3 * 1000)) ] ||
+			fail "no $2 alert on $1 within $3 s: $(ag "$1" status)"
+		sleep 0.1
+	done
+	echo $(($(now_ms) - t0))
+}
+
+# wait_no_alert NAME KIND MAX_S
+wait_no_alert() {
+	t0=$(now_ms)
+	while :; do
+		c=$(open_alerts "$1" "$2")
+		[ "$c" -eq 0 ] && break
+		[ $(($(now_ms) - t0)) -lt $(($3 * 1000)) ] ||
+			fail "the $2 alert on $1 did not clear within $3 s"
+		sleep 0.2
+	done
+	echo $(($(now_ms) - t0))
+}
+
+# init_device NAME ACCOUNT LABEL TOKEN [FLAGS...]
+init_device() {
+	n=$1
+	acct=$2
+	label=$3
+	tok=$4
+	shift 4
+	ag "$n" init --account "$acct" --label "$label" --token "$tok" \
+	    --directory "$URL" --directory-key "$DIR_ID" "$@" \
+	    >"$T/$n.init" 2>&1 || fail "init $n: $(cat "$T/$n.init")"
+}
+
+register_device() {
+	ag "$1" register --password-file "$PASSWORD_FILE" >"$T/$1.reg" 2>&1 ||
+		fail "register $1: $(cat "$T/$1.reg")"
+}
+
+# device_id NAME: the full id of NAME's device.
+device_id() {
+	sed -n 's/^ *device id: *//p' "$T/$1.init"
+}
+
+# sql STATEMENTS: on the directory's database, behind its back (python3's
+# sqlite3 module); a SELECT prints its rows with | between columns.
+sql() {
+	python3 - "$T/dir.db" "$1" <<'PYX'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], timeout=10)
+q = sys.argv[2].strip()
+if q.upper().startswith("SELECT"):
+    for row in db.execute(q):
+        print("|".join(str(x) for x in row))
+else:
+    db.executescript(q)
+    db.commit()
+db.close()
+PYX
+}
+
+# A small raw client of the agent socket for the tests: frames are built
+# by hand so that broken ones can be sent too.
+cat >"$T/raw.py" <<'PYEOF'
+import json, os, socket, struct, sys
+
+def conn(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(20)
+    s.connect(path)
+    return s
+
+def send_raw(s, body):
+    s.sendall(struct.pack(">I", len(body)) + body)
+
+def recv(s):
+    hdr = b""
+    while len(hdr) < 4:
+        c = s.recv(4 - len(hdr))
+        if not c:
+            return None
+        hdr += c
+    n = struct.unpack(">I", hdr)[0]
+    body = b""
+    while len(body) < n:
+        c = s.recv(n - len(body))
+        if not c:
+            return None
+        body += c
+    return json.loads(body)
+
+def call(path, obj):
+    s = conn(path)
+    send_raw(s, json.dumps(obj).encode())
+    r = recv(s)
+    s.close()
+    return r
+PYEOF
+
+# rawcall NAME JSON: one request on NAME's socket; prints the answer.
+rawcall() {
+	python3 -c "import sys; sys.path.insert(0, '$T'); import raw, json; print(json.dumps(raw.call(sys.argv[1], json.loads(sys.argv[2]))))" \
+	    "$T/$1/run/devid/agent.sock" "$2"
+}
+
+# b64 of a transcript that starts with TAG and a NUL, then TEXT.
+tagged_b64() {
+	python3 -c "import base64,sys; print(base64.urlsafe_b64encode(sys.argv[1].encode() + b'\0' + sys.argv[2].encode()).decode().rstrip('='))" "$1" "$2"
+}

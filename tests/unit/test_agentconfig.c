@@ -1,0 +1,299 @@
+/*
+ * test_agentconfig.c - the agent's INI parser, settings and XDG paths:
+ * what it accepts, and everything it must refuse with a message naming
+ * the file and line.
+ */
+#include "config.h"
+
+#include <sys/stat.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "agent-config.h"
+#include "errors.h"
+
+#define ID64 "5c7a655f4354ad30ee348a2235da1e4af5c21822e90ad926f88fea1e9d01278f"
+
+static int
+parse(struct agent_config *c, const char *text, struct err_ctx *e)
+{
+	cfg_init(c);
+	err_clear(e);
+	return cfg_parse(c, text, strlen(text), "test.conf", 0, e);
+}
+
+static void
+test_defaults(void **state)
+{
+	struct agent_config c;
+
+	(void)state;
+	cfg_init(&c);
+	assert_int_equal(c.check_interval, 60);
+	assert_int_equal(c.max_stale, 900);
+	assert_int_equal(c.long_poll, 60);
+	assert_null(c.account);
+	cfg_free(&c);
+	cfg_free(NULL);
+}
+
+static void
+test_parse_good(void **state)
+{
+	struct agent_config c;
+	struct err_ctx e;
+	const char *text =
+	    "# a comment\n"
+	    "; another\n"
+	    "\n"
+	    "[agent]\n"
+	    "account = alice@example.org\n"
+	    "label=laptop \xc3\xa9t\xc3\xa9\r\n"
+	    "  token = pkcs11:token=card?module-name=softhsm2\n"
+	    "directory = https://dir.example.org\n"
+	    "directory_key = " ID64 "\n"
+	    "check_interval = 2\n"
+	    "max_stale = 6\n"
+	    "long_poll = 0\n"
+	    "alert_command = notify-send devid \"$DEVID_ALERT_MESSAGE\"\n"
+	    "log = syslog\n"
+	    "enc_alg = rsa-oaep-sha256\n"
+	    "pin_timeout = 300";    /* no final newline */
+
+	(void)state;
+	assert_int_equal(parse(&c, text, &e), 0);
+	assert_string_equal(c.account, "alice@example.org");
+	assert_string_equal(c.label, "laptop \xc3\xa9t\xc3\xa9");
+	assert_string_equal(c.token, "pkcs11:token=card?module-name=softhsm2");
+	assert_string_equal(c.directory_key, ID64);
+	assert_int_equal(c.check_interval, 2);
+	assert_int_equal(c.max_stale, 6);
+	assert_int_equal(c.long_poll, 0);
+	assert_int_equal(c.pin_timeout, 300);
+	assert_string_equal(c.alert_command,
+	    "notify-send devid \"$DEVID_ALERT_MESSAGE\"");
+	assert_string_equal(c.log, "syslog");
+	cfg_free(&c);
+}
+
+static void
+test_flags_win(void **state)
+{
+	struct agent_config c;
+	struct err_ctx e;
+	uint64_t locked;
+
+	(void)state;
+	cfg_init(&c);
+	err_clear(&e);
+	assert_int_equal(cfg_set(&c, "check_interval", "5", "--check-interval",
+	    &e), 0);
+	locked = (uint64_t)1 << cfg_key_index("check_interval");
+	assert_int_equal(cfg_parse(&c, "check_interval = 99\nmax_stale = 7\n",
+	    strlen("check_interval = 99\nmax_stale = 7\n"), "f", locked, &e), 0);
+	assert_int_equal(c.check_interval, 5);
+	assert_int_equal(c.max_stale, 7);
+	cfg_free(&c);
+}
+
+/* Each of these must fail, naming the line. */
+static void
+test_parse_bad(void **state)
+{
+	static const struct {
+		const char *text;
+		const char *msg;
+	} bad[] = {
+		{ "nosuch = 1\n", "test.conf:1: unknown setting" },
+		{ "account = a@b\naccount = c@d\n", "test.conf:2: 'account' is "
+		    "set twice" },
+		{ "[other]\n", "unknown section" },
+		{ "[agent\n", "unknown section" },
+		{ "just words\n", "expected 'key = value'" },
+		{ "account = a\x01" "b\n", "control character" },
+		{ "label = a\x7f\n", "control character" },
+		{ "check_interval = -1\n", "whole number" },
+		{ "check_interval = 0\n", "whole number" },
+		{ "check_interval = 1x\n", "whole number" },
+		{ "check_interval = \n", "whole number" },
+		{ "check_interval = 99999999999999999999999\n", "whole number" },
+		{ "max_stale = 18446744073709551616\n", "whole number" },
+		{ "long_poll = 61\n", "whole number" },
+		{ "account = Alice@example.org\n", "not a valid account" },
+		{ "account = -alice\n", "not a valid account" },
+		{ "label = \xff\xfe\n", "label must be" },
+		{ "label = \n", "is empty" },
+		{ "token = tpm3\n", "token must be" },
+		{ "directory = ftp://x\n", "directory must be" },
+		{ "directory_key = abcd\n", "directory_key must be" },
+		{ "directory_key = " ID64 "0\n", "directory_key must be" },
+		{ "enc_alg = rsa\n", "enc_alg must be" },
+		{ "log = file\n", "log must be" },
+		{ "= value\n", "unknown setting" },
+	};
+	struct agent_config c;
+	struct err_ctx e;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int r = parse(&c, bad[i].text, &e);
+
+		if (r != ERR_CONFIG || strstr(err_msg(&e), bad[i].msg) == NULL)
+			fail_msg("case %zu '%s': r=%d msg '%s'", i, bad[i].text,
+			    r, err_msg(&e));
+		cfg_free(&c);
+	}
+}
+
+static void
+test_parse_limits(void **state)
+{
+	struct agent_config c;
+	struct err_ctx e;
+	char *big;
+
+	(void)state;
+	/* A line over the limit. */
+	big = malloc(CFG_FILE_MAX + 2);
+	assert_non_null(big);
+	memset(big, '#', CFG_LINE_MAX + 1);
+	big[CFG_LINE_MAX + 1] = '\0';
+	assert_int_equal(parse(&c, big, &e), ERR_CONFIG);
+	assert_non_null(strstr(err_msg(&e), "longer than"));
+	cfg_free(&c);
+	/* A line of exactly the limit is fine. */
+	big[CFG_LINE_MAX] = '\0';
+	assert_int_equal(parse(&c, big, &e), 0);
+	cfg_free(&c);
+	/* A file over the limit, even of short lines. */
+	memset(big, '\n', CFG_FILE_MAX + 1);
+	cfg_init(&c);
+	assert_int_equal(cfg_parse(&c, big, CFG_FILE_MAX + 1, "f", 0, &e),
+	    ERR_CONFIG);
+	cfg_free(&c);
+	/* A NUL inside the text is a control character. */
+	assert_int_equal(cfg_parse(&c, "label = a\0b\n", 12, "f", 0, &e),
+	    ERR_CONFIG);
+	cfg_free(&c);
+	free(big);
+}
+
+static void
+test_write_roundtrip(void **state)
+{
+	char dir[64], *path;
+	struct agent_config c, d;
+	struct err_ctx e;
+	struct stat st;
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/devid-cfg-XXXXXX", P_tmpdir);
+	assert_non_null(mkdtemp(dir));
+	path = cfg_path_join(dir, "agent.conf");
+	assert_non_null(path);
+	cfg_init(&c);
+	err_clear(&e);
+	assert_int_equal(cfg_set(&c, "account", "bob@example.org", NULL, &e), 0);
+	assert_int_equal(cfg_set(&c, "token", "tpm2", NULL, &e), 0);
+	assert_int_equal(cfg_set(&c, "tcti", "swtpm:path=/x/sock", NULL, &e), 0);
+	assert_int_equal(cfg_set(&c, "max_stale", "42", NULL, &e), 0);
+	assert_int_equal(cfg_write(&c, path, &e), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	cfg_init(&d);
+	assert_int_equal(cfg_load(&d, path, 0, &e), 0);
+	assert_string_equal(d.account, "bob@example.org");
+	assert_string_equal(d.tcti, "swtpm:path=/x/sock");
+	assert_int_equal(d.max_stale, 42);
+	assert_null(d.label);
+	cfg_free(&d);
+	cfg_free(&c);
+	/* Missing files are ERR_NOT_FOUND. */
+	unlink(path);
+	cfg_init(&d);
+	assert_int_equal(cfg_load(&d, path, 0, &e), ERR_NOT_FOUND);
+	cfg_free(&d);
+	free(path);
+	rmdir(dir);
+}
+
+static void
+test_xdg(void **state)
+{
+	struct err_ctx e;
+	char *p = NULL;
+
+	(void)state;
+	err_clear(&e);
+	setenv("XDG_CONFIG_HOME", "/x/cfg", 1);
+	assert_int_equal(cfg_default_config_path(&p, &e), 0);
+	assert_string_equal(p, "/x/cfg/devid/agent.conf");
+	free(p);
+	unsetenv("XDG_CONFIG_HOME");
+	setenv("HOME", "/home/u", 1);
+	assert_int_equal(cfg_default_config_path(&p, &e), 0);
+	assert_string_equal(p, "/home/u/.config/devid/agent.conf");
+	free(p);
+	/* A relative XDG value is ignored, as the spec says. */
+	setenv("XDG_DATA_HOME", "rel", 1);
+	assert_int_equal(cfg_default_state_dir(&p, &e), 0);
+	assert_string_equal(p, "/home/u/.local/share/devid");
+	free(p);
+	setenv("XDG_RUNTIME_DIR", "/run/user/1000", 1);
+	assert_int_equal(cfg_default_socket(&p, &e), 0);
+	assert_string_equal(p, "/run/user/1000/devid/agent.sock");
+	free(p);
+	unsetenv("XDG_RUNTIME_DIR");
+	assert_int_equal(cfg_default_socket(&p, &e), ERR_CONFIG);
+}
+
+static void
+test_private_dir(void **state)
+{
+	char dir[64], *sub;
+	struct err_ctx e;
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/devid-pdir-XXXXXX", P_tmpdir);
+	assert_non_null(mkdtemp(dir));
+	sub = cfg_path_join(dir, "a/b");
+	err_clear(&e);
+	assert_int_equal(cfg_private_dir(sub, &e), 0);
+	assert_int_equal(chmod(sub, 0750), 0);
+	err_clear(&e);
+	assert_int_equal(cfg_private_dir(sub, &e), ERR_DENIED);
+	assert_non_null(strstr(err_msg(&e), "chmod 700"));
+	rmdir(sub);
+	free(sub);
+	sub = cfg_path_join(dir, "a");
+	rmdir(sub);
+	free(sub);
+	rmdir(dir);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_parse_good),
+		cmocka_unit_test(test_flags_win),
+		cmocka_unit_test(test_parse_bad),
+		cmocka_unit_test(test_parse_limits),
+		cmocka_unit_test(test_write_roundtrip),
+		cmocka_unit_test(test_xdg),
+		cmocka_unit_test(test_private_dir),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

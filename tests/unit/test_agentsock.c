@@ -1,0 +1,348 @@
+/*
+ * test_agentsock.c - the agent's socket frames and server: header
+ * limits, strict JSON bodies, and a real server in a temporary directory
+ * driven in this process (modes, answers, broken frames, stale sockets).
+ */
+#include "config.h"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "agent-config.h"
+#include "agent-sock.h"
+#include "errors.h"
+
+static void
+test_header(void **state)
+{
+	uint8_t h[4];
+	uint32_t len = 0;
+
+	(void)state;
+	memset(h, 0, 4);
+	assert_int_equal(sock_frame_header(h, 0, &len), ERR_FORMAT);
+	h[3] = 1;
+	assert_int_equal(sock_frame_header(h, 0, &len), 0);
+	assert_int_equal(len, 1);
+	/* exactly 4 MiB is allowed, one more is not */
+	h[0] = 0x00; h[1] = 0x40; h[2] = 0x00; h[3] = 0x00;
+	assert_int_equal(sock_frame_header(h, 0, &len), 0);
+	assert_int_equal(len, 4 * 1024 * 1024);
+	h[3] = 0x01;
+	assert_int_equal(sock_frame_header(h, 0, &len), ERR_TOO_LARGE);
+	memset(h, 0xff, 4);
+	assert_int_equal(sock_frame_header(h, 0, &len), ERR_TOO_LARGE);
+	/* a smaller cap */
+	h[0] = 0; h[1] = 0; h[2] = 1; h[3] = 0;
+	assert_int_equal(sock_frame_header(h, 255, &len), ERR_TOO_LARGE);
+}
+
+static void
+test_decode(void **state)
+{
+	static const char *const bad[] = {
+		"", "{", "[]", "\"s\"", "1", "null", "{\"a\":1} {}",
+		"{\"a\":1,\"a\":2}", "{\"a\":\"x\\u0000y\"}", "{'a':1}",
+		"\xef\xbb\xbf{}", "{\"a\":\"\xff\"}",
+	};
+	struct err_ctx e;
+	json_t *j = NULL;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err_clear(&e);
+		if (sock_frame_decode((const uint8_t *)bad[i], strlen(bad[i]),
+		    &j, &e) == 0)
+			fail_msg("accepted '%s'", bad[i]);
+	}
+	assert_int_equal(sock_frame_decode((const uint8_t *)"{\"op\":\"x\"}",
+	    10, &j, &e), 0);
+	assert_string_equal(json_string_value(json_object_get(j, "op")), "x");
+	json_decref(j);
+}
+
+static void
+test_encode(void **state)
+{
+	struct err_ctx e;
+	json_t *o, *back = NULL;
+	uint8_t *f = NULL;
+	size_t n = 0;
+	uint32_t len;
+	char *big;
+
+	(void)state;
+	err_clear(&e);
+	o = json_pack("{s:s, s:i}", "op", "status", "id", 3);
+	assert_int_equal(sock_frame_encode(o, &f, &n, &e), 0);
+	assert_int_equal(sock_frame_header(f, 0, &len), 0);
+	assert_int_equal(len + 4, n);
+	assert_int_equal(sock_frame_decode(f + 4, len, &back, &e), 0);
+	assert_true(json_equal(o, back));
+	json_decref(back);
+	json_decref(o);
+	free(f);
+	/* over the cap */
+	big = malloc(SOCK_FRAME_MAX + 1);
+	memset(big, 'a', SOCK_FRAME_MAX);
+	big[SOCK_FRAME_MAX] = '\0';
+	o = json_pack("{s:s}", "x", big);
+	f = NULL;
+	assert_int_equal(sock_frame_encode(o, &f, &n, &e), ERR_TOO_LARGE);
+	assert_null(f);
+	json_decref(o);
+	free(big);
+}
+
+/* Echoes the op back; "boom" gets no answer. */
+static json_t *
+echo_handler(void *arg, struct sock_conn *c, json_t *req)
+{
+	int *calls = arg;
+
+	(void)c;
+	(*calls)++;
+	return json_pack("{s:b, s:O}", "ok", 1, "echo",
+	    json_object_get(req, "op"));
+}
+
+struct srv {
+	char dir[64];
+	char path[128];
+	struct sock_server *s;
+	int calls;
+};
+
+static int
+srv_setup(void **state)
+{
+	struct srv *t = calloc(1, sizeof(*t));
+	struct err_ctx e;
+
+	if (t == NULL)
+		return -1;
+	snprintf(t->dir, sizeof(t->dir), "%s/devid-sock-XXXXXX", P_tmpdir);
+	if (mkdtemp(t->dir) == NULL)
+		return -1;
+	snprintf(t->path, sizeof(t->path), "%s/run/agent.sock", t->dir);
+	err_clear(&e);
+	if (sock_server_open(t->path, echo_handler, &t->calls, &t->s, &e) != 0)
+		return -1;
+	*state = t;
+	return 0;
+}
+
+static int
+srv_teardown(void **state)
+{
+	struct srv *t = *state;
+	char run[128];
+
+	sock_server_close(t->s);
+	snprintf(run, sizeof(run), "%s/run", t->dir);
+	rmdir(run);
+	rmdir(t->dir);
+	free(t);
+	return 0;
+}
+
+/* Serves until fd has something to read (bounded). */
+static void
+pump(struct srv *t, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		assert_true(sock_server_poll(t->s, 20, -1) >= 0);
+}
+
+static void
+test_server_modes(void **state)
+{
+	struct srv *t = *state;
+	char run[128];
+	struct stat st;
+
+	snprintf(run, sizeof(run), "%s/run", t->dir);
+	assert_int_equal(stat(run, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0700);
+	assert_int_equal(lstat(t->path, &st), 0);
+	assert_true(S_ISSOCK(st.st_mode));
+	assert_int_equal(st.st_mode & 0777, 0600);
+}
+
+static void
+test_server_roundtrip(void **state)
+{
+	struct srv *t = *state;
+	struct err_ctx e;
+	json_t *req, *resp = NULL;
+	int fd = -1;
+
+	err_clear(&e);
+	assert_int_equal(sock_client_connect(t->path, &fd, &e), 0);
+	req = json_pack("{s:s}", "op", "hello");
+	assert_int_equal(sock_client_send(fd, req, &e), 0);
+	pump(t, 5);
+	assert_int_equal(sock_client_recv(fd, 2000, &resp, &e), 0);
+	assert_string_equal(json_string_value(json_object_get(resp, "echo")),
+	    "hello");
+	json_decref(resp);
+	/* garbage: an error answer, and the connection still works */
+	{
+		uint8_t f[4 + 5] = { 0, 0, 0, 5, '{', 'x', 'x', 'x', '}' };
+
+		assert_int_equal(write(fd, f, sizeof(f)), (ssize_t)sizeof(f));
+	}
+	pump(t, 5);
+	assert_int_equal(sock_client_recv(fd, 2000, &resp, &e), 0);
+	assert_false(json_is_true(json_object_get(resp, "ok")));
+	assert_string_equal(json_string_value(json_object_get(json_object_get(
+	    resp, "error"), "code")), "bad_request");
+	json_decref(resp);
+	assert_int_equal(sock_client_send(fd, req, &e), 0);
+	pump(t, 5);
+	assert_int_equal(sock_client_recv(fd, 2000, &resp, &e), 0);
+	assert_true(json_is_true(json_object_get(resp, "ok")));
+	json_decref(resp);
+	json_decref(req);
+	close(fd);
+	pump(t, 3);
+	assert_int_equal(sock_server_clients(t->s), 0);
+}
+
+static void
+test_server_oversize(void **state)
+{
+	struct srv *t = *state;
+	struct err_ctx e;
+	json_t *resp = NULL;
+	uint8_t h[4] = { 0x00, 0x40, 0x00, 0x01 };
+	char c;
+	int fd = -1, calls = t->calls;
+
+	err_clear(&e);
+	assert_int_equal(sock_client_connect(t->path, &fd, &e), 0);
+	assert_int_equal(write(fd, h, 4), 4);
+	pump(t, 5);
+	assert_int_equal(sock_client_recv(fd, 2000, &resp, &e), 0);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(
+	    resp, "error"), "code")), "too_large");
+	json_decref(resp);
+	pump(t, 3);
+	/* closed by the server, the handler never called */
+	assert_int_equal(read(fd, &c, 1), 0);
+	assert_int_equal(t->calls, calls);
+	assert_true(sock_server_bad_frames(t->s) >= 1);
+	close(fd);
+	/* a truncated frame, then EOF: dropped, nothing called */
+	assert_int_equal(sock_client_connect(t->path, &fd, &e), 0);
+	h[0] = 0; h[1] = 0; h[2] = 0; h[3] = 50;
+	assert_int_equal(write(fd, h, 4), 4);
+	assert_int_equal(write(fd, "{\"op\"", 5), 5);
+	close(fd);
+	pump(t, 5);
+	assert_int_equal(t->calls, calls);
+	assert_int_equal(sock_server_clients(t->s), 0);
+}
+
+static void
+test_server_exclusive(void **state)
+{
+	struct srv *t = *state;
+	struct sock_server *other = NULL;
+	struct err_ctx e;
+	char stale[100];
+	int fd;
+	struct sockaddr_un sa;
+
+	/* A live agent on the path: refused. */
+	err_clear(&e);
+	assert_int_equal(sock_server_open(t->path, echo_handler, &t->calls,
+	    &other, &e), ERR_EXISTS);
+	/* A stale socket (nobody listening) is replaced. */
+	snprintf(stale, sizeof(stale), "%s/run/stale.sock", t->dir);
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", stale);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	close(fd);
+	err_clear(&e);
+	assert_int_equal(sock_server_open(stale, echo_handler, &t->calls,
+	    &other, &e), 0);
+	sock_server_close(other);
+	/* Not a socket: refused, left alone. */
+	fd = open(stale, O_CREAT | O_WRONLY, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	err_clear(&e);
+	assert_int_equal(sock_server_open(stale, echo_handler, &t->calls,
+	    &other, &e), ERR_EXISTS);
+	unlink(stale);
+	/* A socket directory others may enter: refused. */
+	{
+		char dir[128], path[160];
+
+		snprintf(dir, sizeof(dir), "%s/open", t->dir);
+		assert_int_equal(mkdir(dir, 0755), 0);
+		assert_int_equal(chmod(dir, 0755), 0);
+		snprintf(path, sizeof(path), "%s/agent.sock", dir);
+		err_clear(&e);
+		assert_int_equal(sock_server_open(path, echo_handler,
+		    &t->calls, &other, &e), ERR_DENIED);
+		rmdir(dir);
+	}
+	/* Relative or directory-less paths are refused. */
+	assert_int_equal(sock_server_open("agent.sock", echo_handler,
+	    &t->calls, &other, &e), ERR_CONFIG);
+}
+
+static void
+test_client_no_agent(void **state)
+{
+	struct err_ctx e;
+	int fd;
+
+	(void)state;
+	err_clear(&e);
+	assert_int_equal(sock_client_connect("/nonexistent/devid/agent.sock",
+	    &fd, &e), ERR_NOT_FOUND);
+	assert_non_null(strstr(err_msg(&e), "is devid-agent running"));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_header),
+		cmocka_unit_test(test_decode),
+		cmocka_unit_test(test_encode),
+		cmocka_unit_test_setup_teardown(test_server_modes, srv_setup,
+		    srv_teardown),
+		cmocka_unit_test_setup_teardown(test_server_roundtrip,
+		    srv_setup, srv_teardown),
+		cmocka_unit_test_setup_teardown(test_server_oversize, srv_setup,
+		    srv_teardown),
+		cmocka_unit_test_setup_teardown(test_server_exclusive,
+		    srv_setup, srv_teardown),
+		cmocka_unit_test(test_client_no_agent),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
