@@ -1,0 +1,427 @@
+/*
+ * msg-send.c - devid-msg send: verify every recipient device, seal once,
+ * have the agent sign, post.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "acctlog.h"
+#include "agent-registry.h"
+#include "codec.h"
+#include "crypto.h"
+#include "devrec.h"
+#include "dirclient.h"
+#include "envelope.h"
+#include "errors.h"
+#include "msg-agent.h"
+#include "msg-contacts.h"
+#include "msg.h"
+#include "token.h"
+
+#define TYPE_TEXT "text/plain; charset=utf-8"
+#define TYPE_FILE "application/octet-stream"
+
+/* Reads at most max bytes from fd into a new buffer (caller wipes). */
+static int
+read_bounded(int fd, const char *what, size_t max, uint8_t **out,
+    size_t *out_len, struct err_ctx *e)
+{
+	uint8_t *p = NULL, *q;
+	size_t len = 0, cap = 0;
+	ssize_t n;
+
+	for (;;) {
+		if (len == cap) {
+			cap = cap == 0 ? 4096 : cap * 2;
+			if (cap > max + 1)
+				cap = max + 1;
+			if ((q = realloc(p, cap)) == NULL) {
+				free(p);
+				return ERR_ALLOC;
+			}
+			p = q;
+		}
+		if ((n = read(fd, p + len, cap - len)) < 0) {
+			if (errno == EINTR)
+				continue;
+			free(p);
+			return err_set(e, ERR_IO, "reading %s: %s", what,
+			    strerror(errno));
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len > max) {
+			crypto_wipe(p, len);
+			free(p);
+			return err_set(e, ERR_TOO_LARGE, "%s is larger than %zu "
+			    "bytes", what, max);
+		}
+	}
+	*out = p;
+	*out_len = len;
+	return 0;
+}
+
+/* The inner payload from -m, -f or standard input. */
+static int
+make_payload(const struct msg_cli *cli, uint8_t **out, size_t *out_len,
+    struct err_ctx *e)
+{
+	uint8_t *body = NULL;
+	size_t len = 0;
+	char *copy = NULL;
+	const char *name = NULL, *type = TYPE_TEXT;
+	int fd = -1, r = ERR_INTERNAL;
+
+	if (cli->text != NULL) {
+		len = strlen(cli->text);
+		if (len > MSG_BODY_MAX)
+			return err_set(e, ERR_TOO_LARGE, "the message is larger "
+			    "than %zu bytes", MSG_BODY_MAX);
+		if ((body = malloc(len + 1)) == NULL)
+			return ERR_ALLOC;
+		memcpy(body, cli->text, len);
+	} else if (cli->file != NULL) {
+		if ((fd = open(cli->file, O_RDONLY | O_CLOEXEC)) < 0)
+			return err_set(e, ERR_IO, "cannot open %s: %s",
+			    cli->file, strerror(errno));
+		if ((r = read_bounded(fd, cli->file, MSG_BODY_MAX, &body, &len,
+		    e)) != 0)
+			goto out;
+		if ((copy = strdup(cli->file)) == NULL) {
+			r = ERR_ALLOC;
+			goto out;
+		}
+		name = basename(copy);
+		if (!msg_file_name_safe(name)) {
+			r = err_set(e, ERR_INVALID_ARG, "the file name '%.60s' "
+			    "cannot be sent as it is (control characters, a "
+			    "leading '.' or '-'): rename the file", name);
+			goto out;
+		}
+		type = cli->type != NULL ? cli->type : TYPE_FILE;
+	} else {
+		if (isatty(STDIN_FILENO))
+			fprintf(stderr, "devid-msg: type the message, end with "
+			    "Ctrl-D\n");
+		if ((r = read_bounded(STDIN_FILENO, "standard input",
+		    MSG_BODY_MAX, &body, &len, e)) != 0)
+			goto out;
+	}
+	r = env_payload_encode(type, body, len, name, out, out_len, e);
+ out:
+	if (fd >= 0)
+		close(fd);
+	if (body != NULL) {
+		crypto_wipe(body, len);
+		free(body);
+	}
+	free(copy);
+	return r;
+}
+
+/* A recipient key list that owns its public keys. */
+struct rcpts {
+	struct env_recipient_key keys[ENV_MAX_RECIPIENTS];
+	size_t n;
+};
+
+static void
+rcpts_clear(struct rcpts *rc)
+{
+	size_t i;
+
+	for (i = 0; i < rc->n; i++)
+		EVP_PKEY_free(rc->keys[i].enc_pub);
+	rc->n = 0;
+}
+
+/* Adds rec (borrowed: rec->device must outlive rc) as a recipient. */
+static int
+rcpts_add(struct rcpts *rc, const struct devrec *rec, struct err_ctx *e)
+{
+	struct env_recipient_key *k;
+	size_t i;
+	int r;
+
+	for (i = 0; i < rc->n; i++)
+		if (strcmp(rc->keys[i].device, rec->device) == 0)
+			return 0;
+	if (rc->n == ENV_MAX_RECIPIENTS)
+		return err_set(e, ERR_TOO_LARGE, "more than %d recipient "
+		    "devices", ENV_MAX_RECIPIENTS);
+	k = &rc->keys[rc->n];
+	memset(k, 0, sizeof(*k));
+	if ((r = token_enc_alg_parse(rec->enc_alg, &k->alg)) != 0)
+		return err_set(e, r, "device %.16s has an unknown encryption "
+		    "algorithm", rec->device);
+	if ((r = crypto_spki_import(rec->enc_pub, rec->enc_pub_len,
+	    &k->enc_pub, e)) != 0)
+		return r;
+	k->device = rec->device;
+	rc->n++;
+	return 0;
+}
+
+static int
+seal_sign(void *arg, const uint8_t *tr, size_t len, uint8_t sig[ENV_SIG_LEN],
+    struct err_ctx *e)
+{
+	struct msg_ctx *c = arg;
+
+	return msg_agent_sign(c->agent, tr, len, sig, e);
+}
+
+static const char *
+jstr(const json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s != NULL ? s : "";
+}
+
+/*
+ * The own account's devices to encrypt to: active in the verified own
+ * log, approved on this device by the agent, with the key the agent
+ * knows.  Others are named on standard error and skipped.
+ */
+static int
+own_recipients(struct msg_ctx *c, struct rcpts *rc, size_t *skipped,
+    struct err_ctx *e)
+{
+	json_t *req = NULL, *resp = NULL, *devs, *d;
+	const struct acctlog_device *ad;
+	char short_id[DEVREC_SHORT_ID_LEN + 1], *enc = NULL;
+	const char *state;
+	size_t i, j;
+	int r = ERR_INTERNAL, ok;
+
+	*skipped = 0;
+	if ((req = json_pack("{s:s}", "op", "devices")) == NULL)
+		return ERR_ALLOC;
+	if ((r = msg_agent_call(c->agent, req, &resp, e)) != 0)
+		goto out;
+	devs = json_object_get(resp, "devices");
+	for (i = 0; i < c->own.n_devices; i++) {
+		ad = &c->own.devices[i];
+		if (strcmp(ad->rec.device, c->device) == 0)
+			continue;
+		free(enc);
+		enc = NULL;
+		if ((r = b64url_encode(ad->rec.enc_pub, ad->rec.enc_pub_len,
+		    &enc)) != 0)
+			goto out;
+		ok = 0;
+		state = "unknown";
+		json_array_foreach(devs, j, d) {
+			if (strcmp(jstr(d, "device"), ad->rec.device) != 0)
+				continue;
+			state = jstr(d, "state");
+			/* The agent's key must be the one in the log. */
+			ok = strcmp(state, "approved") == 0 &&
+			    json_is_true(json_object_get(d, "active")) &&
+			    strcmp(jstr(d, "enc_pub"), enc) == 0;
+			break;
+		}
+		if (ok) {
+			if ((r = rcpts_add(rc, &ad->rec, e)) != 0)
+				goto out;
+			continue;
+		}
+		(*skipped)++;
+		(void)devrec_short_id(ad->rec.device, short_id);
+		fprintf(stderr, "devid-msg: not encrypting to your device '%s' "
+		    "%s: it is %s on this device (if it is yours: devid-agent "
+		    "approve %s)\n", ad->rec.label, short_id,
+		    strcmp(state, "approved") == 0 ? "approved but not in the "
+		    "agent's verified log yet" : state, short_id);
+		msg_log(c, "send: skipped own device %s (%s)", ad->rec.device,
+		    state);
+	}
+	r = 0;
+ out:
+	free(enc);
+	json_decref(req);
+	json_decref(resp);
+	return r;
+}
+
+int
+msg_cmd_send(const struct msg_cli *cli)
+{
+	struct msg_ctx c;
+	struct err_ctx e;
+	struct registry pins[MSG_MAX_TO];
+	struct acctlog_head views[MSG_MAX_TO + 1];
+	const char *to[MSG_MAX_TO + 1];
+	struct rcpts *rc = NULL;
+	struct env_seal_args sa;
+	struct env *env = NULL;
+	uint8_t *payload = NULL, digest[32];
+	size_t payload_len = 0, json_len = 0, n_pins = 0, n_to = 0, i, j;
+	size_t skipped = 0;
+	char *json = NULL, msg[512];
+	char *idb = NULL;
+	uint64_t queued = 0;
+	int r = ERR_INTERNAL, first, blocked = 0;
+
+	err_clear(&e);
+	memset(pins, 0, sizeof(pins));
+	if ((r = msg_ctx_open(&c, cli, 1, &e)) != 0)
+		goto out;
+	if ((r = make_payload(cli, &payload, &payload_len, &e)) != 0)
+		goto out;
+	if ((rc = calloc(1, sizeof(*rc))) == NULL) {
+		r = ERR_ALLOC;
+		goto out;
+	}
+	/* The recipients' accounts: verified logs against their pins. */
+	for (i = 0; i < cli->n_accounts; i++) {
+		if (strcmp(cli->accounts[i], c.account) == 0)
+			continue;
+		first = 0;
+		if ((r = msg_contact_refresh(&c, cli->accounts[i],
+		    &pins[n_pins], &first, &e)) != 0) {
+			reg_clear(&pins[n_pins]);
+			goto out;
+		}
+		n_pins++;
+		if (pins[n_pins - 1].log.n_devices == 0) {
+			r = err_set(&e, ERR_NOT_FOUND, "%s has no active device "
+			    "to send to", cli->accounts[i]);
+			goto out;
+		}
+		if (first && !cli->quiet) {
+			printf("First contact with %s: pinned its %zu "
+			    "device(s):\n", cli->accounts[i],
+			    pins[n_pins - 1].log.n_devices);
+			for (j = 0; j < pins[n_pins - 1].log.n_devices; j++) {
+				msg_contact_explain(&pins[n_pins - 1],
+				    pins[n_pins - 1].log.devices[j].rec.device,
+				    msg, sizeof(msg));
+				printf("  %s\n", msg);
+			}
+		}
+	}
+	/* Any device not accepted stops the send, before anything is sealed. */
+	for (i = 0; i < n_pins; i++) {
+		int here = 0;
+
+		for (j = 0; j < pins[i].log.n_devices; j++) {
+			const char *dev = pins[i].log.devices[j].rec.device;
+
+			if (msg_contact_accepted(&pins[i], dev))
+				continue;
+			msg_contact_explain(&pins[i], dev, msg, sizeof(msg));
+			fprintf(stderr, "devid-msg: %s has a device you have not "
+			    "accepted: %s.\n", pins[i].account, msg);
+			here++;
+		}
+		if (here > 0) {
+			fprintf(stderr, "devid-msg: not sent.  Ask %s (not "
+			    "through this channel) whether they added it; if "
+			    "they did, run: devid-msg trust %s\n",
+			    pins[i].account, pins[i].account);
+			msg_log(&c, "send: refused, %d unaccepted device(s) on "
+			    "%s", here, pins[i].account);
+			blocked += here;
+		}
+	}
+	if (blocked > 0) {
+		r = err_set(&e, ERR_DENIED, "message not sent: %d device(s) "
+		    "not accepted", blocked);
+		goto out;
+	}
+	/* The own account: its verified log and the agent's approvals. */
+	if ((r = msg_own_log(&c, &e)) != 0 ||
+	    (r = own_recipients(&c, rc, &skipped, &e)) != 0)
+		goto out;
+	for (i = 0; i < n_pins; i++)
+		for (j = 0; j < pins[i].log.n_devices; j++)
+			if ((r = rcpts_add(rc, &pins[i].log.devices[j].rec,
+			    &e)) != 0)
+				goto out;
+	if (rc->n == 0) {
+		r = err_set(&e, ERR_NOT_FOUND, "nobody to send to: no other "
+		    "approved device");
+		goto out;
+	}
+	/* to and views: every account named, and the own one. */
+	to[n_to] = c.account;
+	views[n_to++] = c.own.head;
+	for (i = 0; i < n_pins; i++) {
+		to[n_to] = pins[i].account;
+		views[n_to++] = pins[i].log.head;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sender_account = c.account;
+	sa.sender_device = c.device;
+	sa.sent = (uint64_t)time(NULL);
+	sa.to = to;
+	sa.n_to = n_to;
+	sa.views = views;
+	sa.n_views = n_to;
+	sa.recipients = rc->keys;
+	sa.n_recipients = rc->n;
+	sa.payload = payload;
+	sa.payload_len = payload_len;
+	sa.sign = seal_sign;
+	sa.sign_arg = &c;
+	if ((r = env_seal(&sa, &env, &e)) != 0)
+		goto out;
+	/* The agent signs with the token: check it is this device's key. */
+	if ((r = env_sig_digest(env, digest)) != 0 ||
+	    crypto_ecdsa_verify(c.self_pub, digest, env->sig) != 0) {
+		r = err_set(&e, ERR_SIGNATURE, "the agent's signature does not "
+		    "verify under this device's key");
+		goto out;
+	}
+	if ((r = env_to_json(env, &json, &json_len)) != 0 ||
+	    (r = dirc_post_message(c.dirc, json, json_len, &queued,
+	    &e)) != 0)
+		goto out;
+	if ((r = b64url_encode(env->id, ENV_ID_LEN, &idb)) != 0)
+		goto out;
+	msg_log(&c, "send: message %s to %zu device(s)", idb, rc->n);
+	if (!cli->quiet) {
+		printf("Sent to");
+		for (i = 0; i < cli->n_accounts; i++)
+			printf(" %s", cli->accounts[i]);
+		printf(": %zu device(s)", rc->n);
+		if (skipped > 0)
+			printf(", %zu own device(s) left out", skipped);
+		printf(" (message %s).\n", idb);
+	}
+	r = 0;
+ out:
+	if (r != 0)
+		fprintf(stderr, "devid-msg: send: %s\n", e.code != 0 ?
+		    err_msg(&e) : err_str(r));
+	for (i = 0; i < n_pins; i++)
+		reg_clear(&pins[i]);
+	if (rc != NULL) {
+		rcpts_clear(rc);
+		free(rc);
+	}
+	if (payload != NULL) {
+		crypto_wipe(payload, payload_len);
+		free(payload);
+	}
+	free(json);
+	free(idb);
+	env_free(env);
+	msg_ctx_close(&c);
+	return r == 0 ? 0 : 1;
+}

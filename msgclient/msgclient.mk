@@ -1,0 +1,63 @@
+# msgclient/: devid-msg, the messaging client.  The modules other than
+# msg-main.c form a small library so that the unit tests link exactly
+# what the program runs.  Contact pins reuse the registry format of
+# agent/agent-registry.c (linked from the agent's library; only the
+# registry and config objects are pulled in).
+
+noinst_LIBRARIES += msgclient/libdevid-msg.a
+msgclient_libdevid_msg_a_SOURCES = \
+	msgclient/msg.h \
+	msgclient/msg-agent.c msgclient/msg-agent.h \
+	msgclient/msg-cli.c \
+	msgclient/msg-contacts.c msgclient/msg-contacts.h \
+	msgclient/msg-ctx.c \
+	msgclient/msg-recv.c \
+	msgclient/msg-replay.c msgclient/msg-replay.h \
+	msgclient/msg-send.c \
+	msgclient/msg-trust.c
+msgclient_libdevid_msg_a_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/agent
+msgclient_libdevid_msg_a_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS)
+
+MSG_LIBS = msgclient/libdevid-msg.a agent/libdevid-agent.a \
+	common/libdevidclient.a $(COMMON_LIBS) $(CURL_LIBS)
+
+bin_PROGRAMS += msgclient/devid-msg
+msgclient_devid_msg_SOURCES = msgclient/msg-main.c
+msgclient_devid_msg_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/agent
+msgclient_devid_msg_LDADD = $(MSG_LIBS)
+
+# Unit tests: contact pins, the replay store, the command line, frames
+# and file names.
+check_PROGRAMS += tests/unit/test_msgcontacts tests/unit/test_msgreplay \
+	tests/unit/test_msgcli
+TESTS += tests/unit/test_msgcontacts tests/unit/test_msgreplay \
+	tests/unit/test_msgcli
+MSG_UNIT_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/agent \
+	-I$(top_srcdir)/msgclient
+tests_unit_test_msgcontacts_CPPFLAGS = $(MSG_UNIT_CPPFLAGS)
+tests_unit_test_msgcontacts_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_msgcontacts_LDADD = $(MSG_LIBS) $(UNIT_LIBS)
+tests_unit_test_msgreplay_CPPFLAGS = $(MSG_UNIT_CPPFLAGS)
+tests_unit_test_msgreplay_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_msgreplay_LDADD = $(MSG_LIBS) $(UNIT_LIBS)
+tests_unit_test_msgcli_CPPFLAGS = $(MSG_UNIT_CPPFLAGS)
+tests_unit_test_msgcli_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_msgcli_LDADD = $(MSG_LIBS) $(UNIT_LIBS)
+
+EXTRA_DIST += docs/msg.md
+
+# Integration tests: real agents on swtpm and SoftHSM2, a real directory.
+# test_msg_tamper makes the tampered envelopes of the attack test.
+check_PROGRAMS += tests/integration/test_msg_tamper
+tests_integration_test_msg_tamper_CPPFLAGS = $(MSG_UNIT_CPPFLAGS)
+tests_integration_test_msg_tamper_LDADD = $(MSG_LIBS)
+TESTS += tests/integration/test-msg.sh \
+	tests/integration/test-msg-attacks.sh \
+	tests/integration/test-msg-splitview.sh \
+	tests/integration/test-msg-demo.sh
+dist_noinst_SCRIPTS += tests/integration/test-msg.sh \
+	tests/integration/test-msg-attacks.sh \
+	tests/integration/test-msg-splitview.sh \
+	tests/integration/test-msg-demo.sh \
+	tests/integration/test-msg-lib.sh \
+	swtpm-ci/demo
