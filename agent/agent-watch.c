@@ -303,6 +303,69 @@ watch_apply(struct agent *a, const struct acctlog_response *resp,
 	return r;
 }
 
+/* At most this many pages of events (1024 each) are joined in one check. */
+#define WATCH_MAX_PAGES 8
+
+/*
+ * Moves the events of next to the end of resp and takes next's head (the
+ * newer one), so that a log longer than one answer is verified as a whole
+ * against the last head.  next is freed.  0 or ERR_ALLOC (resp unchanged,
+ * next still freed).
+ */
+static int
+watch_join_page(struct acctlog_response *resp, struct acctlog_response *next)
+{
+	struct acctlog_event *ev;
+	size_t n;
+
+	if (next->n_events > SIZE_MAX / sizeof(*ev) - resp->n_events) {
+		acctlog_response_free(next);
+		return ERR_ALLOC;
+	}
+	n = resp->n_events + next->n_events;
+	if ((ev = realloc(resp->events, (n == 0 ? 1 : n) * sizeof(*ev))) ==
+	    NULL) {
+		acctlog_response_free(next);
+		return ERR_ALLOC;
+	}
+	if (next->n_events > 0)
+		memcpy(ev + resp->n_events, next->events,
+		    next->n_events * sizeof(*ev));
+	resp->events = ev;
+	resp->n_events = n;
+	resp->head = next->head;
+	acctlog_response_free(next);
+	return 0;
+}
+
+/*
+ * Fetches the pages that follow resp (lock not held) until its events
+ * reach its head or WATCH_MAX_PAGES pages are joined; the caller's
+ * verification then refuses a log still cut short.
+ */
+static int
+watch_fetch_rest(struct dirc *c, const char *account,
+    struct acctlog_response *resp, struct err_ctx *e)
+{
+	struct acctlog_response *next = NULL;
+	uint64_t last;
+	int pages, r;
+
+	for (pages = 1; pages < WATCH_MAX_PAGES; pages++) {
+		if (resp->n_events == 0)
+			return 0;
+		last = resp->events[resp->n_events - 1].seq;
+		if (last >= resp->head.seq)
+			return 0;
+		if ((r = dirc_get_log(c, account, last, 0, &next, e)) != 0)
+			return r;
+		if ((r = watch_join_page(resp, next)) != 0)
+			return err_set(e, r, "out of memory joining log pages");
+		next = NULL;	/* freed by watch_join_page */
+	}
+	return 0;
+}
+
 /* Waits (lock held) until deadline, a refresh request or stop. */
 static void
 watch_wait(struct agent *a, uint64_t seconds)
@@ -406,6 +469,12 @@ watch_main(void *arg)
 		 * once; then the long-poll waits for news. */
 		r = dirc_get_log(c, a->reg.account, since, quick ? 0 : wait_s,
 		    &resp, &e);
+		/* A log longer than one answer comes in pages. */
+		if (r == 0 &&
+		    (r = watch_fetch_rest(c, a->reg.account, resp, &e)) != 0) {
+			acctlog_response_free(resp);
+			resp = NULL;
+		}
 		pthread_mutex_lock(&a->lock);
 		if (a->stop) {
 			acctlog_response_free(resp);

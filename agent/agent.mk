@@ -53,13 +53,16 @@ EXTRA_DIST += agent/devid-agent.service docs/agent.md
 # Integration tests: real swtpm, SoftHSM2 and devid-directory on loopback.
 # test_agent_forge makes what a compromised directory would insert.
 check_PROGRAMS += tests/integration/test_agent_forge \
-	tests/integration/test_agent_seal
+	tests/integration/test_agent_seal tests/integration/test_agent_longlog
 tests_integration_test_agent_forge_LDADD = $(COMMON_LIBS)
+tests_integration_test_agent_longlog_LDADD = $(COMMON_LIBS)
 tests_integration_test_agent_seal_LDADD = $(COMMON_LIBS)
 TESTS += tests/integration/test-agent.sh \
 	tests/integration/test-agent-attacks.sh \
-	tests/integration/test-agent-socket.sh
-dist_noinst_SCRIPTS += tests/integration/test-agent.sh \
+	tests/integration/test-agent-socket.sh \
+	tests/integration/test-agent-longlog.sh
+dist_noinst_SCRIPTS += tests/integration/test-agent-longlog.sh \
+	tests/integration/test-agent.sh \
 	tests/integration/test-agent-attacks.sh \
 	tests/integration/test-agent-socket.sh \
 	tests/integration/test-agent-lib.sh
