@@ -26,10 +26,11 @@
 #include "agent-sock.h"
 #include "agent-token.h"
 #include "errors.h"
+#include "transcript.h"
 
 /* The domain tag of devid-msg's contact pins (a registry of another
  * account, signed by this device's token through `sign`). */
-#define AGENT_TAG_CONTACT "devid-contact-v1"
+#define AGENT_TAG_CONTACT TR_TAG_CONTACT
 
 #define AGENT_REPLAY_FILE "replay.jsonl"
 #define AGENT_DIRKEY_FILE "directory.pub"
@@ -127,6 +128,16 @@ int agent_replay_load(struct agent *a, struct err_ctx *e);
 
 /* The `open` request (lock held); see docs/agent.md. */
 json_t *agent_op_open(struct agent *a, const json_t *req, struct err_ctx *e);
+
+/*
+ * The `gossip_alert` request (lock held): two directory-signed heads of
+ * one account that a local client (devid-msg) found in conflict.  Both
+ * must verify under the pinned directory key and prove the conflict by
+ * themselves (docs/agent.md); then a `fork` or `rollback` alert is raised
+ * for that account, once per conflicting pair.
+ */
+json_t *agent_op_gossip_alert(struct agent *a, const json_t *req,
+    struct err_ctx *e);
 json_t *agent_handle(void *arg, struct sock_conn *c, json_t *req);
 
 /*
@@ -136,6 +147,17 @@ json_t *agent_handle(void *arg, struct sock_conn *c, json_t *req);
 int agent_raise(struct agent *a, const char *kind, const char *key,
     const char *device, const char *label, const char *message,
     json_t *details);
+
+/*
+ * Like agent_raise() for any account, with the alert (borrowed from the
+ * open list until the next change of it; new or the one already open
+ * under key) in *out when out is not NULL.  Returns 1 when new, 0 when
+ * already open, or an error (recorded in e and logged; nothing raised).
+ */
+int agent_raise_alert(struct agent *a, const char *kind, const char *key,
+    const char *account, const char *device, const char *label,
+    const char *message, json_t *details, const struct alert **out,
+    struct err_ctx *e);
 
 /* Signs and writes the registry (agent lock held); on a locked token the
  * change is kept and written at unlock (reg_dirty). */

@@ -125,7 +125,7 @@ tr_is_signable(const uint8_t *p, size_t len)
 {
 	static const char *const tags[] = {
 		TR_TAG_DEVICE, TR_TAG_ENDORSE, TR_TAG_REVOKE, TR_TAG_LOGIN,
-		TR_TAG_ENV_SIG, TR_TAG_REGISTRY,
+		TR_TAG_ENV_SIG, TR_TAG_CONTACT,
 	};
 	size_t i, n;
 

@@ -27,6 +27,10 @@
 #define TR_TAG_ENV_SIG  "devid-env-sig-v1"
 #define TR_TAG_WRAP     "devid-wrap-v1"
 #define TR_TAG_REGISTRY "devid-registry-v1"
+/* devid-msg's contact pins: the registry format for another account,
+ * signed with a tag of its own so that a pin never passes for the
+ * registry. */
+#define TR_TAG_CONTACT  "devid-contact-v1"
 
 #define TR_ID_HEX_LEN 64   /* a device or directory id */
 
@@ -59,9 +63,11 @@ int tr_login(struct buf *b, const char *directory_id, const char *device_id,
 int tr_registry(struct buf *b, const uint8_t *file, size_t file_len);
 
 /*
- * Returns 1 when the len bytes at p begin with one of the protocol's domain
- * tags that a device signs (device, endorse, revoke, login, env-sig,
- * registry), else 0.  The agent signs nothing else.
+ * Returns 1 when the len bytes at p begin with one of the domain tags that
+ * a local client may have a device sign (device, endorse, revoke, login,
+ * env-sig, contact), else 0.  The agent signs nothing else for a client.
+ * The registry tag is not among them: only the agent signs its registry,
+ * directly with the token, so a client cannot forge one through `sign`.
  */
 int tr_is_signable(const uint8_t *p, size_t len);
 

@@ -29,8 +29,11 @@
 #include "agent-registry.h"
 #include "buf.h"
 #include "errors.h"
+#include "transcript.h"
 
-#define MSG_CONTACT_TAG "devid-contact-v1"
+/* The contact-pin tag is the protocol's (transcript.h), which the agent's
+ * `sign` accepts (tr_is_signable). */
+#define MSG_CONTACT_TAG TR_TAG_CONTACT
 #define MSG_CONTACTS_DIR "contacts"
 #define MSG_CONTACT_SIG_LINE_MAX 128
 

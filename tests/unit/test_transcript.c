@@ -130,7 +130,7 @@ test_signable(void **state)
 {
 	static const char *const ok[] = {
 		"devid-device-v1", "devid-endorse-v1", "devid-revoke-v1",
-		"devid-login-v1", "devid-env-sig-v1", "devid-registry-v1",
+		"devid-login-v1", "devid-env-sig-v1", "devid-contact-v1",
 	};
 	size_t i;
 
@@ -143,6 +143,12 @@ test_signable(void **state)
 	assert_false(tr_is_signable((const uint8_t *)"devid-login-v1x", 16));
 	assert_false(tr_is_signable((const uint8_t *)"devid-head-v1", 14));
 	assert_false(tr_is_signable((const uint8_t *)"devid-event-v1", 15));
+	/* Only the agent signs its registry, directly with the token. */
+	assert_false(tr_is_signable((const uint8_t *)TR_TAG_REGISTRY "\0{}",
+	    strlen(TR_TAG_REGISTRY) + 3));
+	assert_false(tr_is_signable((const uint8_t *)"devid-contact-v2",
+	    strlen("devid-contact-v2") + 1));
+	assert_string_equal(TR_TAG_CONTACT, "devid-contact-v1");
 	assert_false(tr_is_signable((const uint8_t *)"", 0));
 	assert_false(tr_is_signable((const uint8_t *)"\x30\x45\x02", 3));
 }
