@@ -2,7 +2,9 @@
  * agent-open.c - the `open` request: the recipient checks of PROTOCOL.md
  * section 4 run by env_open() with the agent's callbacks (sender key,
  * replay store, gossip against the own verified log), the unwrap in the
- * token and the body decrypted in the agent.
+ * token and the body decrypted in the agent.  Also `gossip_alert`: the
+ * conflicting heads of any account that devid-msg found in a message's
+ * views or in a contact's log, kept as an alert once they verify.
  */
 #include "config.h"
 
@@ -441,5 +443,260 @@ agent_op_open(struct agent *a, const json_t *req, struct err_ctx *e)
 	env_opened_clear(&opened);
 	if (o == NULL)
 		o = agent_reply_err(r, e);
+	return o;
+}
+
+/* --- gossip_alert: conflicting heads that a local client found --- */
+
+#define REPORT_SPLIT_VIEW "split_view"
+#define REPORT_FORK "fork"
+#define REPORT_ROLLBACK "rollback"
+
+/*
+ * One signed head of a gossip_alert request, in *out: parsed strictly (the
+ * fields of PROTOCOL.md section 3 and nothing else), of account, and
+ * verified under the pinned directory key.  ERR_FORMAT for a malformed
+ * head or one of another account, ERR_REJECTED for one that does not
+ * verify.  *out is meaningful only on success.
+ */
+static int
+report_head(struct agent *a, const json_t *req, const char *field,
+    const char *account, struct acctlog_head *out, struct err_ctx *e)
+{
+	const json_t *o = json_object_get(req, field);
+	struct err_ctx local;
+	int r;
+
+	err_clear(&local);
+	if (!json_is_object(o))
+		return err_set(e, ERR_FORMAT, "%s must be a signed head (an "
+		    "object)", field);
+	if (acctlog_head_from_json(o, out, &local) != 0)
+		return err_set(e, ERR_FORMAT, "%s: %s", field,
+		    err_msg(&local));
+	if (strcmp(out->account, account) != 0)
+		return err_set(e, ERR_FORMAT, "%s is a head of %s, not of %s",
+		    field, out->account, account);
+	if ((r = acctlog_head_verify(out, a->dir_pub, NULL, &local)) != 0)
+		return err_set(e, r == ERR_SIGNATURE || r == ERR_WRONG_KEY ?
+		    ERR_REJECTED : r, "%s: %s", field, err_msg(&local));
+	return 0;
+}
+
+/*
+ * Whether the verified heads v (what the reporter verified) and c (what
+ * conflicts with it) prove by themselves the conflict that kind names
+ * (what: its name for people, used in the reason).  A fork or split view:
+ * the same seq with different hashes (one seq, one history).  A rollback:
+ * a smaller seq signed strictly later than the larger one (an older head
+ * signed earlier may be replayed by anyone and proves nothing against the
+ * directory).  0 or ERR_REJECTED with the reason.
+ */
+static int
+report_conflict(const char *kind, const char *what,
+    const struct acctlog_head *v, const struct acctlog_head *c,
+    struct err_ctx *e)
+{
+	if (strcmp(kind, REPORT_ROLLBACK) == 0) {
+		if (c->seq >= v->seq)
+			return err_set(e, ERR_REJECTED, "not a rollback: the "
+			    "conflicting head (seq %llu) is not older than the "
+			    "verified head (seq %llu)",
+			    (unsigned long long)c->seq,
+			    (unsigned long long)v->seq);
+		if (c->time <= v->time)
+			return err_set(e, ERR_REJECTED, "not a rollback: the "
+			    "head at seq %llu was signed at %llu, not after the "
+			    "head at seq %llu (signed at %llu); an older signed "
+			    "head may be replayed by anyone and proves nothing",
+			    (unsigned long long)c->seq,
+			    (unsigned long long)c->time,
+			    (unsigned long long)v->seq,
+			    (unsigned long long)v->time);
+		return 0;
+	}
+	if (c->seq != v->seq)
+		return err_set(e, ERR_REJECTED, "not a %s that the heads "
+		    "prove: they are at seq %llu and %llu, and two signed heads "
+		    "conflict by themselves only at the same seq", what,
+		    (unsigned long long)v->seq, (unsigned long long)c->seq);
+	if (memcmp(c->hash, v->hash, 32) == 0)
+		return err_set(e, ERR_REJECTED, "not a %s: both heads show the "
+		    "same log at seq %llu", what, (unsigned long long)v->seq);
+	return 0;
+}
+
+/*
+ * The alert key of a reported conflict: the alert kind and H(the account
+ * and the two (seq, hash) pairs), without times or signatures, so that the
+ * same two histories reported again (the directory signs fresh heads of
+ * them every time) find the alert already open.  For a fork the pair is
+ * taken in hash order: either side may be the one the reporter verified.
+ */
+static int
+report_key(const char *alert_kind, const struct acctlog_head *v,
+    const struct acctlog_head *c, char key[ALERT_KEY_MAX + 1])
+{
+	const struct acctlog_head *first = v, *second = c;
+	struct buf *b = NULL;
+	uint8_t d[32];
+	char hex[65];
+	int r = ERR_ALLOC;
+
+	if (strcmp(alert_kind, ALERT_FORK) == 0 &&
+	    memcmp(v->hash, c->hash, 32) > 0) {
+		first = c;
+		second = v;
+	}
+	if ((b = buf_new(1024)) == NULL)
+		goto out;
+	if ((r = buf_put_lp_str(b, alert_kind)) != 0 ||
+	    (r = buf_put_lp_str(b, v->account)) != 0 ||
+	    (r = buf_put_u64(b, first->seq)) != 0 ||
+	    (r = buf_put_lp(b, first->hash, 32)) != 0 ||
+	    (r = buf_put_u64(b, second->seq)) != 0 ||
+	    (r = buf_put_lp(b, second->hash, 32)) != 0 ||
+	    (r = crypto_sha256(buf_ptr(b), buf_len(b), d)) != 0)
+		goto out;
+	hex_encode(d, 16, hex);
+	snprintf(key, ALERT_KEY_MAX + 1, "%s:report:%s", alert_kind, hex);
+	r = 0;
+ out:
+	buf_free(b);
+	return r;
+}
+
+static void
+report_time(uint64_t t, char out[32])
+{
+	struct tm tm;
+	time_t tt = (time_t)t;
+
+	if (gmtime_r(&tt, &tm) == NULL ||
+	    strftime(out, 32, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+		snprintf(out, 32, "%llu", (unsigned long long)t);
+}
+
+/* The alert's details: what was reported, both heads, the reporter. */
+static json_t *
+report_details(const char *kind, const struct acctlog_head *v,
+    const struct acctlog_head *c, const char *reporter, struct err_ctx *e)
+{
+	json_t *det = NULL, *vj = NULL, *cj = NULL;
+
+	if (acctlog_head_to_json(v, &vj, e) != 0 ||
+	    acctlog_head_to_json(c, &cj, e) != 0 ||
+	    (det = json_object()) == NULL ||
+	    json_object_set_new(det, "report", json_string(kind)) != 0 ||
+	    json_object_set(det, "verified_head", vj) != 0 ||
+	    json_object_set(det, "conflicting_head", cj) != 0 ||
+	    (reporter != NULL && json_object_set_new(det, "reporter",
+	    json_string(reporter)) != 0)) {
+		json_decref(det);
+		det = NULL;
+	}
+	json_decref(vj);
+	json_decref(cj);
+	return det;
+}
+
+json_t *
+agent_op_gossip_alert(struct agent *a, const json_t *req, struct err_ctx *e)
+{
+	static const char *const keys[] = { "account", "kind",
+	    "verified_head", "conflicting_head", "reporter" };
+	struct acctlog_head v, c;
+	const struct alert *al = NULL;
+	const char *account, *kind, *reporter = NULL, *alert_kind, *what;
+	char key[ALERT_KEY_MAX + 1], msg[ALERT_MESSAGE_MAX + 1];
+	char id[ALERT_ID_LEN + 1], vhex[65], chex[65], vwhen[32], cwhen[32];
+	json_t *det = NULL, *o = NULL;
+	int r;
+
+	if ((r = agent_req_keys(req, keys, sizeof(keys) / sizeof(keys[0]),
+	    e)) != 0)
+		goto out;
+	if ((account = agent_req_str(req, "account", ACCTLOG_ACCOUNT_MAX,
+	    e)) == NULL || (kind = agent_req_str(req, "kind", 16, e)) == NULL ||
+	    (json_object_get(req, "reporter") != NULL &&
+	    (reporter = agent_req_str(req, "reporter", DEVREC_ID_HEX_LEN,
+	    e)) == NULL)) {
+		r = ERR_FORMAT;
+		goto out;
+	}
+	if ((r = devrec_account_check(account, e)) != 0)
+		goto out;
+	if (reporter != NULL && !devrec_id_valid(reporter)) {
+		r = err_set(e, ERR_FORMAT, "reporter must be a device id (64 "
+		    "lowercase hex digits)");
+		goto out;
+	}
+	if (strcmp(kind, REPORT_SPLIT_VIEW) == 0) {
+		alert_kind = ALERT_FORK;
+		what = "split view";
+	} else if (strcmp(kind, REPORT_FORK) == 0) {
+		alert_kind = ALERT_FORK;
+		what = "fork";
+	} else if (strcmp(kind, REPORT_ROLLBACK) == 0) {
+		alert_kind = ALERT_ROLLBACK;
+		what = "rollback";
+	} else {
+		r = err_set(e, ERR_FORMAT, "kind must be split_view, fork or "
+		    "rollback");
+		goto out;
+	}
+	if ((r = report_head(a, req, "verified_head", account, &v, e)) != 0 ||
+	    (r = report_head(a, req, "conflicting_head", account, &c,
+	    e)) != 0 ||
+	    (r = report_conflict(kind, what, &v, &c, e)) != 0 ||
+	    (r = report_key(alert_kind, &v, &c, key)) != 0)
+		goto out;
+	hex_encode(v.hash, 32, vhex);
+	hex_encode(c.hash, 32, chex);
+	if (strcmp(alert_kind, ALERT_ROLLBACK) == 0) {
+		report_time(v.time, vwhen);
+		report_time(c.time, cwhen);
+		snprintf(msg, sizeof(msg), "rollback of %s: the directory "
+		    "signed seq %llu (at %s) after it had signed seq %llu (at "
+		    "%s)%s%.16s; reported by a local client, both heads "
+		    "verified under the pinned directory key", account,
+		    (unsigned long long)c.seq, cwhen,
+		    (unsigned long long)v.seq, vwhen,
+		    reporter != NULL ? "; shown to device " : "",
+		    reporter != NULL ? reporter : "");
+	} else {
+		snprintf(msg, sizeof(msg), "%s of %s: the directory signed "
+		    "two different logs at seq %llu: hash %.16s verified by "
+		    "this device, hash %.16s %s%.16s; reported by a local "
+		    "client, both heads verified under the pinned directory "
+		    "key", what, account, (unsigned long long)v.seq, vhex,
+		    chex, reporter != NULL ? "shown to device " :
+		    "shown later", reporter != NULL ? reporter : "");
+	}
+	if ((det = report_details(kind, &v, &c, reporter, e)) == NULL) {
+		r = e->code != 0 ? e->code : ERR_ALLOC;
+		goto out;
+	}
+	r = agent_raise_alert(a, alert_kind, key, account, NULL, NULL, msg,
+	    det, &al, e);
+	det = NULL;	/* transferred */
+	if (r < 0)
+		goto out;
+	if (al == NULL) {
+		r = err_set(e, ERR_INTERNAL, "the alert was not kept");
+		goto out;
+	}
+	memcpy(id, al->id, sizeof(id));
+	o = json_pack("{s:b, s:s, s:b}", "ok", 1, "alert", id, "new", r == 1);
+	if (o == NULL)
+		r = ERR_ALLOC;
+ out:
+	json_decref(det);
+	if (o == NULL) {
+		if (r == ERR_FORMAT || r == ERR_REJECTED)
+			agent_log(LOG_NOTICE, "gossip_alert refused: %s",
+			    err_msg(e));
+		o = agent_reply_err(r, e);
+	}
 	return o;
 }

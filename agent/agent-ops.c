@@ -244,27 +244,40 @@ agent_wake_main(struct agent *a)
 }
 
 int
-agent_raise(struct agent *a, const char *kind, const char *key,
-    const char *device, const char *label, const char *message,
-    json_t *details)
+agent_raise_alert(struct agent *a, const char *kind, const char *key,
+    const char *account, const char *device, const char *label,
+    const char *message, json_t *details, const struct alert **out,
+    struct err_ctx *e)
 {
 	const struct alert *al = NULL;
-	struct err_ctx e;
 	int r;
 
-	err_clear(&e);
-	r = alert_raise(&a->alerts, kind, key, a->cfg->account, device, label,
-	    message, details, &al, &e);
+	r = alert_raise(&a->alerts, kind, key, account, device, label,
+	    message, details, &al, e);
 	if (r < 0) {
 		agent_log(LOG_ERR, "ALERT NOT RECORDED [%s]: %s (%s)", kind,
-		    message, err_msg(&e));
+		    message, err_msg(e));
 		return r;
 	}
 	if (r == 1 && al != NULL && a->pending_bcast != NULL) {
 		json_array_append_new(a->pending_bcast, alert_to_json(al));
 		agent_wake_main(a);
 	}
+	if (out != NULL)
+		*out = al;
 	return r;
+}
+
+int
+agent_raise(struct agent *a, const char *kind, const char *key,
+    const char *device, const char *label, const char *message,
+    json_t *details)
+{
+	struct err_ctx e;
+
+	err_clear(&e);
+	return agent_raise_alert(a, kind, key, a->cfg->account, device, label,
+	    message, details, NULL, &e);
 }
 
 int
@@ -698,9 +711,7 @@ op_sign(struct agent *a, const json_t *req, struct err_ctx *e)
 	static const char *const keys[] = { "transcript" };
 	const char *t;
 	uint8_t *tr = NULL, digest[32], sig[64];
-	size_t len = 0, reg_tag = strlen(TR_TAG_REGISTRY) + 1;
-	size_t contact_tag = strlen(AGENT_TAG_CONTACT) + 1;
-	int allowed;
+	size_t len = 0;
 	char *sig_b64 = NULL;
 	json_t *o = NULL;
 	int r;
@@ -711,14 +722,9 @@ op_sign(struct agent *a, const json_t *req, struct err_ctx *e)
 	if ((r = b64url_decode(t, strlen(t), SOCK_FRAME_MAX, &tr, &len)) != 0)
 		return agent_reply_err(r, (err_set(e, r, "transcript is not "
 		    "base64url"), e));
-	/* Registry signatures are the agent's own business; contact pins
-	 * (a tag of their own) are devid-msg's. */
-	allowed = tr_is_signable(tr, len) && !(len >= reg_tag &&
-	    memcmp(tr, TR_TAG_REGISTRY, reg_tag) == 0);
-	if (len >= contact_tag && memcmp(tr, AGENT_TAG_CONTACT,
-	    contact_tag) == 0)
-		allowed = 1;
-	if (!allowed) {
+	/* Registry signatures are the agent's own business (made directly
+	 * with the token): tr_is_signable() does not list that tag. */
+	if (!tr_is_signable(tr, len)) {
 		r = err_set(e, ERR_DENIED, "refused: the transcript does not "
 		    "start with a devid domain tag the agent signs");
 		goto out;
@@ -905,6 +911,8 @@ agent_handle(void *arg, struct sock_conn *c, json_t *req)
 		resp = op_sign(a, req, &e);
 	else if (strcmp(op, "open") == 0)
 		resp = agent_op_open(a, req, &e);
+	else if (strcmp(op, "gossip_alert") == 0)
+		resp = agent_op_gossip_alert(a, req, &e);
 	else if (strcmp(op, "session") == 0)
 		resp = op_session(a, req, &e);
 	else

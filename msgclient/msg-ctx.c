@@ -402,11 +402,34 @@ head_line(const struct acctlog_head *h, char *out, size_t out_len)
 	    (unsigned long long)h->seq, hash, when);
 }
 
+/*
+ * NULL when the two heads prove by themselves the conflict that kind names
+ * (what devid-agent's gossip_alert accepts, docs/agent.md): the same seq
+ * with different hashes, or for a rollback a smaller seq signed later.
+ * Else why they do not (the evidence is then in the log's events).
+ */
+static const char *
+split_unproven(const char *kind, const struct acctlog_head *verified,
+    const struct acctlog_head *conflicting)
+{
+	if (strcmp(kind, "rollback") == 0)
+		return conflicting->seq < verified->seq &&
+		    conflicting->time > verified->time ? NULL : "the older "
+		    "head was not signed after the newer one";
+	if (conflicting->seq != verified->seq)
+		return "the heads are at different seqs: the conflict is in "
+		    "the log's events";
+	if (memcmp(conflicting->hash, verified->hash, 32) == 0)
+		return "the heads agree";
+	return NULL;
+}
+
 int
 msg_report_split(struct msg_ctx *c, const char *account, const char *kind,
     const struct acctlog_head *verified,
     const struct acctlog_head *conflicting, const char *reporter)
 {
+	const char *unproven = NULL, *alert_id;
 	struct err_ctx e;
 	json_t *req = NULL, *resp = NULL, *vh = NULL, *ch = NULL;
 	char vline[128], cline[128];
@@ -423,6 +446,14 @@ msg_report_split(struct msg_ctx *c, const char *account, const char *kind,
 	msg_log(c, "alert %s of %s: verified %s, conflicting %s%s%.64s",
 	    kind, account, vline, cline, reporter != NULL ? ", reported by " :
 	    "", reporter != NULL ? reporter : "");
+	if ((unproven = split_unproven(kind, verified, conflicting)) != NULL) {
+		/* devid-agent keeps only what the two heads prove. */
+		fprintf(stderr, "devid-msg: devid-agent keeps no alert for "
+		    "this (%s): keep this output and devid-msg's log as "
+		    "evidence\n", unproven);
+		r = ERR_REJECTED;
+		goto out;
+	}
 	if ((r = acctlog_head_to_json(verified, &vh, &e)) != 0 ||
 	    (r = acctlog_head_to_json(conflicting, &ch, &e)) != 0)
 		goto out;
@@ -434,15 +465,22 @@ msg_report_split(struct msg_ctx *c, const char *account, const char *kind,
 	}
 	if (reporter != NULL)
 		json_object_set_new(req, "reporter", json_string(reporter));
-	if ((r = msg_agent_call(c->agent, req, &resp, &e)) != 0) {
-		fprintf(stderr, "devid-msg: the agent did not record the alert "
-		    "(%s): keep this output as evidence\n", err_msg(&e));
+	if ((r = msg_agent_call(c->agent, req, &resp, &e)) != 0)
 		goto out;
-	}
-	fprintf(stderr, "devid-msg: devid-agent keeps the alert with both "
-	    "heads (devid-agent alerts --json)\n");
+	alert_id = json_string_value(json_object_get(resp, "alert"));
+	fprintf(stderr, "devid-msg: devid-agent keeps the alert%s%.16s with "
+	    "both heads (devid-agent alerts --json)\n",
+	    alert_id != NULL ? " " : "", alert_id != NULL ? alert_id : "");
 	r = 0;
  out:
+	if (r != 0 && unproven == NULL) {
+		fprintf(stderr, "devid-msg: error: the alert was not kept "
+		    "(%s): keep this output as evidence\n",
+		    err_msg(&e)[0] != '\0' ? err_msg(&e) : err_str(r));
+		msg_log(c, "alert %s of %s not kept by devid-agent: %s", kind,
+		    account, err_msg(&e)[0] != '\0' ? err_msg(&e) :
+		    err_str(r));
+	}
 	json_decref(vh);
 	json_decref(ch);
 	json_decref(req);

@@ -138,10 +138,13 @@ int msg_contact_store(struct msg_ctx *c, const struct registry *pin,
 /*
  * Reports two directory-signed heads that disagree about account (a split
  * view, a rollback or a fork): on standard error and to the local log,
- * and to the agent as a "gossip_alert" so that it raises and keeps an
- * alert with both heads.  reporter is the device whose message carried
- * the conflicting head (NULL when the directory showed it directly).
- * Returns 0 when the agent took the alert.
+ * and, when the two heads prove the conflict by themselves (the same seq
+ * with different hashes; for a rollback a smaller seq signed later), to
+ * the agent as a "gossip_alert" so that it raises and keeps an alert with
+ * both heads.  reporter is the device whose message carried the
+ * conflicting head (NULL when the directory showed it directly).
+ * Returns 0 when the agent took the alert; otherwise the reason is on
+ * standard error.
  */
 int msg_report_split(struct msg_ctx *c, const char *account,
     const char *kind, const struct acctlog_head *verified,

@@ -7,6 +7,10 @@
 #    JSON, JSON that is not an object, unknown ops and fields, a sign
 #    request without a domain tag (and one with the registry's tag, which
 #    only the agent itself signs): each refused, the daemon keeps serving;
+#  - gossip_alert: two directory-signed heads of an account the agent does
+#    not watch that prove a fork (or a rollback) give one alert however
+#    often they are reported; forged heads, heads that do not conflict,
+#    heads of another account and garbage are refused without an alert;
 #  - forty clients stalled in the middle of a frame and one that never
 #    reads its answers do not delay another client;
 #  - a client of another uid is refused by SO_PEERCRED (when the test runs
@@ -206,6 +210,143 @@ print("split-view alert after %.1f s" % (time.time() - t0))
 r = raw.call(path, req)
 assert r["ok"] is False and r["error"]["code"] == "rejected", r
 PYX
+
+note "gossip_alert: only two heads that verify and prove the conflict"
+python3 - "$T" "$SOCK" "$T/dir.db.key" <<'PYX' || fail "gossip_alert"
+import base64, hashlib, json, os, struct, sys, time
+sys.path.insert(0, sys.argv[1])
+import raw
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+path = sys.argv[2]
+dirkey = serialization.load_pem_private_key(open(sys.argv[3], "rb").read(), None)
+spki = dirkey.public_key().public_bytes(serialization.Encoding.DER,
+    serialization.PublicFormat.SubjectPublicKeyInfo)
+dir_id = hashlib.sha256(spki).hexdigest()
+BOB = "bob@example.org"       # an account this agent does not watch
+
+def b64(b):
+    return base64.urlsafe_b64encode(b).decode().rstrip("=")
+
+def lp(b):
+    return struct.pack(">I", len(b)) + b
+
+# A head signed as the directory signs it (PROTOCOL.md section 3).
+def head(acct, seq, hsh, t, key=dirkey):
+    tr = (b"devid-head-v1\0" + lp(dir_id.encode()) + lp(acct.encode()) +
+          struct.pack(">Q", seq) + lp(bytes.fromhex(hsh)) + struct.pack(">Q", t))
+    r, s = decode_dss_signature(key.sign(tr, ec.ECDSA(hashes.SHA256())))
+    return {"account": acct, "seq": seq, "hash": hsh, "time": t,
+            "sig": b64(r.to_bytes(32, "big") + s.to_bytes(32, "big"))}
+
+def h32():
+    return os.urandom(32).hex()
+
+def report(kind, v, c, account=BOB, **extra):
+    req = {"op": "gossip_alert", "account": account, "kind": kind,
+           "verified_head": v, "conflicting_head": c}
+    req.update(extra)
+    return raw.call(path, req)
+
+def n_alerts():
+    return len(raw.call(path, {"op": "status"})["alerts"])
+
+def refused(code, kind, v, c, account=BOB, **extra):
+    n0 = n_alerts()
+    r = report(kind, v, c, account, **extra)
+    assert r["ok"] is False and r["error"]["code"] == code, (kind, r)
+    assert r["error"]["message"], r
+    assert n_alerts() == n0, "an alert was raised for a refused report"
+    return r["error"]["message"]
+
+now = int(time.time())
+ha, hb = h32(), h32()
+v = head(BOB, 2, ha, now - 100)
+c = head(BOB, 2, hb, now - 50)
+
+# a real split view of a contact's log: kept once, whichever way round
+r = report("split_view", v, c, reporter="ab" * 32)
+assert r["ok"] is True and r["new"] is True and len(r["alert"]) == 16, r
+fork_id = r["alert"]
+for kind, a, b in (("split_view", v, c), ("fork", c, v),
+                   ("fork", v, head(BOB, 2, hb, now - 10))):
+    r = report(kind, a, b)
+    assert r["ok"] is True and r["alert"] == fork_id and r["new"] is False, r
+st = raw.call(path, {"op": "status"})
+f = [a for a in st["alerts"] if a["id"] == fork_id][0]
+assert f["kind"] == "fork" and f["account"] == BOB, f
+assert f["details"]["verified_head"] == v, f
+assert f["details"]["conflicting_head"] == c, f
+assert f["details"]["reporter"] == "ab" * 32, f
+assert f["details"]["report"] == "split_view", f
+
+# a rollback: a smaller seq signed after the larger one
+r = report("rollback", head(BOB, 5, h32(), now - 100), head(BOB, 3, h32(), now - 5))
+assert r["ok"] is True and r["new"] is True, r
+st = raw.call(path, {"op": "status"})
+rb = [a for a in st["alerts"] if a["id"] == r["alert"]][0]
+assert rb["kind"] == "rollback" and rb["account"] == BOB, rb
+
+# forged heads: another key, a changed hash, a changed time, a head
+# signed for another account
+other = ec.generate_private_key(ec.SECP256R1())
+refused("rejected", "fork", v, head(BOB, 2, hb, now, key=other))
+refused("rejected", "fork", head(BOB, 2, ha, now, key=other), c)
+bad = dict(c); bad["hash"] = h32()
+refused("rejected", "fork", v, bad)
+bad = dict(c); bad["time"] = now
+refused("rejected", "split_view", v, bad)
+bad = head("carol@example.org", 2, hb, now); bad["account"] = BOB
+refused("rejected", "fork", v, bad)
+
+# heads that do not conflict, or not in the way the kind says
+refused("rejected", "fork", v, head(BOB, 2, ha, now))           # same log
+refused("rejected", "split_view", v, head(BOB, 3, hb, now))     # other seq
+refused("rejected", "fork", head(BOB, 3, ha, now - 9), head(BOB, 1, hb, now))
+refused("rejected", "rollback", v, head(BOB, 3, hb, now))       # newer seq
+refused("rejected", "rollback", v, head(BOB, 2, hb, now))       # same seq
+m = refused("rejected", "rollback", head(BOB, 5, ha, now), head(BOB, 3, hb, now - 60))
+assert "replayed" in m, m                                       # an old head
+
+# the wrong account
+refused("bad_request", "fork", v, c, account="carol@example.org")
+refused("bad_request", "fork", v, head("carol@example.org", 2, hb, now))
+refused("bad_request", "fork", v, c, account="Bob!")
+
+# garbage
+refused("bad_request", "other", v, c)
+refused("bad_request", "fork", "x", c)
+refused("bad_request", "fork", v, None)
+refused("bad_request", "fork", v, c, extra=1)
+refused("bad_request", "fork", v, c, reporter="xyz")
+refused("bad_request", "fork", v, c, reporter=42)
+refused("bad_request", "fork", v, c, reporter="AB" * 32)
+refused("bad_request", "fork", v, dict(c, extra=1))
+refused("bad_request", "fork", v, {k: c[k] for k in c if k != "sig"})
+refused("bad_request", "fork", v, dict(c, sig=c["sig"][:-4]))
+refused("bad_request", "fork", v, dict(c, seq=-2))
+refused("bad_request", "fork", v, dict(c, seq="2"))
+refused("bad_request", "fork", v, dict(c, hash=hb.upper()))
+refused("bad_request", "fork", v, dict(c, account="x" * 200))
+n0 = n_alerts()
+for body in (b'{"op":"gossip_alert"}', b'{"op":"gossip_alert","account":7}',
+             b'{"op":"gossip_alert","kind":"fork","kind":"fork"}'):
+    s = raw.conn(path)
+    raw.send_raw(s, body)
+    r = raw.recv(s)
+    assert r["ok"] is False and r["error"]["code"] == "bad_request", r
+    raw.send_raw(s, json.dumps({"op": "status"}).encode())
+    assert raw.recv(s)["ok"] is True
+    s.close()
+assert n_alerts() == n0
+print("gossip_alert ok")
+PYX
+grep -q "ALERT [0-9a-f]* \[fork\]: split view of bob@example.org" "$T/C.log" ||
+	fail "no alert line for the reported split view"
+grep -q "gossip_alert refused: " "$T/C.log" || fail "refused reports not logged"
+grep -c '"account":"bob@example.org"' "$T/C/data/devid/alerts.jsonl" |
+    grep -qx 2 || fail "the journal does not hold exactly the two reported alerts"
 
 note "stalled clients do not block the others"
 python3 - "$T" "$SOCK" <<'PYX' || fail "concurrency"

@@ -15,7 +15,9 @@
 #
 # The copy also forks bob's own log (a ghost device where the real log
 # has bob's phone), and alice pinned bob before: her devid-msg finds that
-# split view of a contact's log too, from the same message's views.
+# split view of a contact's log too, from the same message's views, and
+# hands it to her agent (gossip_alert), which keeps one fork alert of
+# bob's account with both signed heads.
 set -eu
 prog=test-msg-splitview
 . "$top_srcdir/tests/integration/test-msg-lib.sh"
@@ -108,16 +110,58 @@ err_has "ALERT: split view of $BOB"
 if grep -q "meant for alice only" "$T/msg.out"; then
 	fail "the message was shown"
 fi
-[ "$(open_alerts A fork)" -ge 1 ] || fail "no fork alert on A: $(ag A status)"
+[ "$(open_alerts A fork)" -ge 2 ] || fail "no fork alerts on A: $(ag A status)"
 ag A alerts --json | python3 -c "
 import json, sys
 d = json.load(sys.stdin)
-a = [x for x in d['alerts'] if x['kind'] == 'fork'][0]
+a = [x for x in d['alerts'] if x['kind'] == 'fork' and x['account'] == '$ALICE'][0]
 v = a['details']['verified_head']; c = a['details']['conflicting_head']
 assert v['seq'] == c['seq'] == 2 and v['hash'] != c['hash'], (v, c)
 assert v['sig'] and c['sig']
 " || fail "the fork alert lacks the two heads"
-note "A's alert: $(js A status "[a['message'] for a in d['alerts'] if a['kind']=='fork'][0]")"
+note "A's alert: $(js A status "[a['message'] for a in d['alerts'] if a['kind']=='fork' and a['account']=='$ALICE'][0]")"
+
+note "devid-msg handed the split view of bob's log to alice's agent"
+err_has "devid-agent keeps the alert"
+if grep -q "was not kept" "$T/msg.err"; then
+	fail "devid-msg: $(cat "$T/msg.err")"
+fi
+ID_B=$(device_id B)
+ag A alerts --json >"$T/alerts.json" || fail "alerts"
+python3 - "$T/alerts.json" "$BOB" "$ID_B" "$T/bob-fork.json" <<'PYX' || fail "no fork alert of $BOB with both heads on A: $(cat "$T/alerts.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+bob, reporter = sys.argv[2], sys.argv[3]
+f = [x for x in d['alerts'] if x['kind'] == 'fork' and x['account'] == bob]
+assert len(f) == 1, f
+det = f[0]['details']
+v, c = det['verified_head'], det['conflicting_head']
+assert v['account'] == c['account'] == bob, det
+assert v['seq'] == c['seq'] == 2 and v['hash'] != c['hash'], det
+assert v['sig'] and c['sig'], det
+assert det['report'] == 'split_view' and det['reporter'] == reporter, det
+assert 'split view of ' + bob in f[0]['message'], f[0]
+json.dump({"id": f[0]['id'], "v": v, "c": c}, open(sys.argv[4], "w"))
+PYX
+grep -q "ALERT [0-9a-f]* \[fork\]: split view of $BOB" "$T/A.log" ||
+	fail "no alert line for $BOB in A's log"
+note "A's alert: $(js A status "[a['message'] for a in d['alerts'] if a['kind']=='fork' and a['account']=='$BOB'][0]")"
+
+note "the same pair reported again (either way round) keeps one alert"
+python3 - "$T" "$T/A/run/devid/agent.sock" "$T/bob-fork.json" "$BOB" <<'PYX' || fail "duplicate report"
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import raw
+path, f, bob = sys.argv[2], json.load(open(sys.argv[3])), sys.argv[4]
+for v, c in ((f["v"], f["c"]), (f["c"], f["v"])):
+    r = raw.call(path, {"op": "gossip_alert", "account": bob,
+                        "kind": "split_view", "verified_head": v,
+                        "conflicting_head": c})
+    assert r["ok"] is True and r["alert"] == f["id"], r
+    assert r["new"] is False, r
+PYX
+[ "$(js A status "sum(1 for a in d['alerts'] if a['kind']=='fork' and a['account']=='$BOB')")" -eq 1 ] ||
+	fail "a second alert for the same pair"
 
 kill "$(cat "$T/split.pid")" 2>/dev/null || true
 for n in A B; do
