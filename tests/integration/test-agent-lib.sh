@@ -34,21 +34,96 @@ SOFTHSM2_MODULE=${SOFTHSM2_MODULE:-/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2
 
 T=$(mktemp -d -t devid-agent.XXXXXX) || fail "mktemp failed"
 DIR_PID=""
+# Every agent started, restarts included, also when its pid file is
+# overwritten; anything else a test starts in the background goes into
+# $T/NAME.pid.
+AGENT_PIDS=""
+
+# proc_alive PID: the process runs (a zombie does not).
+proc_alive() {
+	kill -0 "$1" 2>/dev/null || return 1
+	_pst=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' \
+	    "/proc/$1/status" 2>/dev/null || true)
+	[ "$_pst" != Z ]
+}
+
+# proc_ours PID: it runs and its command line or environment names this
+# test's temporary directory (a recycled PID is never signalled).
+proc_ours() {
+	proc_alive "$1" || return 1
+	cat "/proc/$1/cmdline" "/proc/$1/environ" 2>/dev/null |
+	    tr '\0' '\n' | grep -qF -- "$T/"
+}
+
+# proc_strays PREFIX: running processes of ours whose name starts with
+# PREFIX, whether or not their PID was kept.
+proc_strays() {
+	for _pd in /proc/[0-9]*; do
+		_pp=${_pd#/proc/}
+		[ "$_pp" != "$$" ] || continue
+		case $(cat "$_pd/comm" 2>/dev/null) in
+		"$1"*) proc_ours "$_pp" && printf '%s ' "$_pp" ;;
+		esac
+	done
+}
+
+# proc_stop PID...: SIGTERM to each of ours, at most 10 s for all of them
+# to exit, SIGKILL for the rest; reaps those that are our children.
+proc_stop() {
+	_pleft=""
+	for _pp in "$@"; do
+		proc_ours "$_pp" || continue
+		kill -TERM "$_pp" 2>/dev/null || true
+		_pleft="$_pleft $_pp"
+	done
+	_pi=0
+	while [ -n "$_pleft" ] && [ $_pi -lt 100 ]; do
+		sleep 0.1
+		_pi=$((_pi + 1))
+		_pstill=""
+		for _pp in $_pleft; do
+			proc_alive "$_pp" && _pstill="$_pstill $_pp"
+		done
+		_pleft=$_pstill
+	done
+	for _pp in $_pleft; do
+		echo "$prog: process $_pp did not stop within 10 s: killing it" >&2
+		kill -KILL "$_pp" 2>/dev/null || true
+	done
+	for _pp in "$@"; do
+		proc_alive "$_pp" || wait "$_pp" 2>/dev/null || true
+	done
+}
+
+# On every exit path: the agents, then everything else with a pid file
+# (the directories, clients), then every swtpm, then the directory tree.
 cleanup() {
-	for f in "$T"/*.pid; do
-		[ -f "$f" ] || continue
-		kill "$(cat "$f")" 2>/dev/null || true
+	_rc=$?
+	set +e
+	trap '' INT TERM HUP
+	_pids=$AGENT_PIDS
+	for _pf in "$T"/agent-*.pid; do
+		[ -f "$_pf" ] && _pids="$_pids $(cat "$_pf")"
 	done
-	sleep 0.2
-	for f in "$T"/*.pid; do
-		[ -f "$f" ] || continue
-		kill -9 "$(cat "$f")" 2>/dev/null || true
+	# shellcheck disable=SC2046,SC2086
+	proc_stop $_pids $(proc_strays devid-agent)
+	_pids=$DIR_PID
+	for _pf in "$T"/*.pid; do
+		[ -f "$_pf" ] && _pids="$_pids $(cat "$_pf")"
 	done
-	"$CI/swtpm-stop" --kill "$T/tpm" >/dev/null 2>&1 || true
+	# shellcheck disable=SC2046,SC2086
+	proc_stop $_pids $(proc_strays devid-)
+	for _pd in "$T"/tpm*; do
+		[ -f "$_pd/swtpm.pid" ] &&
+			"$CI/swtpm-stop" --kill "$_pd" >/dev/null 2>&1
+	done
+	# shellcheck disable=SC2046
+	proc_stop $(proc_strays swtpm)
 	rm -rf "$T"
+	exit "$_rc"
 }
 trap cleanup EXIT
-trap 'exit 1' INT TERM
+trap 'exit 1' INT TERM HUP
 
 echo pw-for-tests > "$T/password"
 echo pin-81c3 > "$T/pin"
@@ -63,6 +138,7 @@ dir_start() {
 	"$DIRECTORY" serve --db "$T/dir.db" --listen "127.0.0.1:${1:-0}" \
 	    --ready-file "$T/dir.addr" --scrypt-cost 10 --rate 0 \
 	    >>"$T/directory.log" 2>&1 &
+	DIR_PID="$DIR_PID $!"
 	echo $! > "$T/directory.pid"
 	i=0
 	while [ ! -s "$T/dir.addr" ]; do
@@ -138,6 +214,7 @@ agent_start() {
 	XDG_CONFIG_HOME=$T/$n/cfg XDG_DATA_HOME=$T/$n/data \
 	    XDG_RUNTIME_DIR=$T/$n/run "$AGENT" run --foreground "$@" \
 	    >>"$T/$n.log" 2>&1 &
+	AGENT_PIDS="$AGENT_PIDS $!"
 	echo $! > "$T/agent-$n.pid"
 	i=0
 	until ag "$n" status >/dev/null 2>&1; do

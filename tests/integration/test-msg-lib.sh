@@ -9,6 +9,10 @@
 #   B  bob@example.org   'laptop'  SoftHSM2 token
 #
 # Every device runs its own devid-agent with its own XDG directories.
+# The cleanup of test-agent-lib.sh stops every agent started (restarts
+# included), then whatever a test put into $T/NAME.pid (a second
+# directory, a following client) and any devid- process that still names
+# $T, then swtpm, before it removes $T.
 
 . "$top_srcdir/tests/integration/test-agent-lib.sh"
 
