@@ -3,7 +3,6 @@
  */
 #include "config.h"
 
-#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 
@@ -19,11 +18,11 @@
 
 #include "agent-alert.h"
 #include "agent-log.h"
-#include "agent-registry.h"
 #include "codec.h"
 #include "crypto.h"
 #include "devrec.h"
 #include "errors.h"
+#include "fileio.h"
 
 extern char **environ;
 
@@ -184,26 +183,21 @@ append_open(struct alert_list *list, struct alert *a)
 
 /*
  * Rewrites the journal with only the open alerts (atomically: a new file,
- * fsync'd, renamed over the old one), so that it stays small.
+ * fsync'd, renamed over the old one), so that it stays small.  On failure
+ * the journal is left as it was.
  */
 static int
 journal_compact(struct alert_list *list, struct err_ctx *e)
 {
-	char *tmp = NULL, *text;
+	char *all = NULL, *text;
 	json_t *aj, *line;
-	size_t i, n;
-	int fd = -1, r = ERR_INTERNAL;
+	size_t i, len = 0;
+	FILE *f;
+	int failed = 0, r = ERR_INTERNAL;
 
-	if (asprintf(&tmp, "%s.tmp", list->journal) < 0)
+	if ((f = open_memstream(&all, &len)) == NULL)
 		return ERR_ALLOC;
-	(void)unlink(tmp);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
-	    O_NOFOLLOW, 0600)) < 0) {
-		r = err_set(e, ERR_IO, "compacting %s: %s", list->journal,
-		    strerror(errno));
-		goto out;
-	}
-	for (i = 0; i < list->n_open; i++) {
+	for (i = 0; i < list->n_open && !failed; i++) {
 		aj = alert_to_json(&list->open[i]);
 		if (aj != NULL)
 			(void)json_object_del(aj, "short_id");
@@ -212,33 +206,27 @@ journal_compact(struct alert_list *list, struct err_ctx *e)
 		text = line != NULL ? json_dumps(line, JSON_COMPACT |
 		    JSON_SORT_KEYS) : NULL;
 		json_decref(line);
-		if (text == NULL) {
-			r = ERR_ALLOC;
-			goto out;
-		}
-		n = strlen(text);
-		if (write(fd, text, n) != (ssize_t)n || write(fd, "\n", 1) != 1) {
-			free(text);
-			r = err_set(e, ERR_IO, "compacting %s: %s",
-			    list->journal, strerror(errno));
-			goto out;
-		}
+		if (text == NULL || fprintf(f, "%s\n", text) < 0)
+			failed = 1;
 		free(text);
 	}
-	if (fsync(fd) != 0 || rename(tmp, list->journal) != 0) {
-		r = err_set(e, ERR_IO, "compacting %s: %s", list->journal,
-		    strerror(errno));
+	/* A memory stream fails only when memory runs out. */
+	if (ferror(f) != 0)
+		failed = 1;
+	if (fclose(f) != 0 || failed) {
+		r = ERR_ALLOC;
+		goto out;
+	}
+	if ((r = fileio_write_atomic(list->journal, all, len, 0600, e)) != 0) {
+		r = err_wrap(e, r, "compacting the alert journal: %s",
+		    err_msg(e));
 		goto out;
 	}
 	agent_log(LOG_INFO, "alert journal %s compacted to %zu open alerts",
 	    list->journal, list->n_open);
 	r = 0;
  out:
-	if (fd >= 0)
-		close(fd);
-	if (r != 0)
-		(void)unlink(tmp);
-	free(tmp);
+	free(all);
 	return r;
 }
 
@@ -264,7 +252,8 @@ alert_list_open(struct alert_list *list, const char *path,
 		goto out;
 	}
 	close(fd);
-	if ((r = reg_read_file(path, ALERT_JOURNAL_MAX, &text, &len, e)) != 0)
+	if ((r = fileio_read(path, ALERT_JOURNAL_MAX, 0, &text, &len,
+	    e)) != 0)
 		goto out;
 	while (pos < len) {
 		for (n = 0; pos + n < len && text[pos + n] != '\n'; n++)

@@ -7,7 +7,6 @@
 #include <sys/types.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +17,7 @@
 #include "codec.h"
 #include "devrec.h"
 #include "errors.h"
+#include "fileio.h"
 
 /* Order matters: cfg_parse's `locked` mask indexes this table. */
 const struct cfg_key cfg_keys[] = {
@@ -324,49 +324,19 @@ cfg_load(struct agent_config *c, const char *path, uint64_t locked,
     struct err_ctx *e)
 {
 	char *text = NULL;
-	struct stat st;
-	ssize_t got;
 	size_t len = 0;
-	int fd = -1, r = ERR_INTERNAL;
+	int r;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
-		if (errno == ENOENT)
-			return err_set(e, ERR_NOT_FOUND, "config file %s does "
-			    "not exist (run devid-agent init)", path);
-		return err_set(e, ERR_IO, "cannot open %s: %s", path,
-		    strerror(errno));
-	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		r = err_set(e, ERR_CONFIG, "%s is not a regular file", path);
-		goto out;
-	}
-	if ((size_t)st.st_size > CFG_FILE_MAX) {
-		r = err_set(e, ERR_CONFIG, "%s: larger than %zu bytes", path,
-		    CFG_FILE_MAX);
-		goto out;
-	}
-	if ((text = malloc(CFG_FILE_MAX + 1)) == NULL) {
-		r = ERR_ALLOC;
-		goto out;
-	}
-	while (len <= CFG_FILE_MAX) {
-		got = read(fd, text + len, CFG_FILE_MAX + 1 - len);
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0) {
-			r = err_set(e, ERR_IO, "reading %s: %s", path,
-			    strerror(errno));
-			goto out;
-		}
-		if (got == 0)
-			break;
-		len += (size_t)got;
-	}
+	r = fileio_read(path, CFG_FILE_MAX, 0, &text, &len, e);
+	if (r == ERR_NOT_FOUND)
+		return err_wrap(e, r, "config file %s does not exist (run "
+		    "devid-agent init)", path);
+	if (r == ERR_TOO_LARGE)
+		return err_wrap(e, ERR_CONFIG, "%s", err_msg(e));
+	if (r != 0)
+		return r;
 	r = cfg_parse(c, text, len, path, locked, e);
- out:
 	free(text);
-	if (fd >= 0)
-		close(fd);
 	return r;
 }
 
@@ -381,26 +351,13 @@ write_kv(FILE *f, const char *key, const char *value)
 int
 cfg_write(const struct agent_config *c, const char *path, struct err_ctx *e)
 {
-	char *tmp = NULL;
-	FILE *f = NULL;
-	int fd = -1, r = ERR_INTERNAL;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+	int failed, r;
 
-	if (asprintf(&tmp, "%s.tmp", path) < 0) {
-		tmp = NULL;
+	if ((f = open_memstream(&text, &len)) == NULL)
 		return ERR_ALLOC;
-	}
-	(void)unlink(tmp);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
-	    O_NOFOLLOW, 0600)) < 0) {
-		r = err_set(e, ERR_IO, "cannot create %s: %s", tmp,
-		    strerror(errno));
-		goto out;
-	}
-	if ((f = fdopen(fd, "w")) == NULL) {
-		r = err_set(e, ERR_IO, "fdopen: %s", strerror(errno));
-		goto out;
-	}
-	fd = -1;        /* transferred */
 	fprintf(f, "# devid-agent configuration (devid-agent --help lists "
 	    "every setting)\n[agent]\n");
 	write_kv(f, "account", c->account);
@@ -422,29 +379,14 @@ cfg_write(const struct agent_config *c, const char *path, struct err_ctx *e)
 	    (unsigned long long)c->long_poll,
 	    (unsigned long long)c->http_timeout,
 	    (unsigned long long)c->pin_timeout);
-	if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
-		r = err_set(e, ERR_IO, "writing %s: %s", tmp, strerror(errno));
-		goto out;
+	/* A memory stream fails only when memory runs out. */
+	failed = ferror(f) != 0;
+	if (fclose(f) != 0 || failed) {
+		free(text);
+		return ERR_ALLOC;
 	}
-	if (fclose(f) != 0) {
-		f = NULL;
-		r = err_set(e, ERR_IO, "writing %s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	f = NULL;
-	if (rename(tmp, path) != 0) {
-		r = err_set(e, ERR_IO, "renaming %s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	r = 0;
- out:
-	if (f != NULL)
-		fclose(f);
-	if (fd >= 0)
-		close(fd);
-	if (r != 0)
-		(void)unlink(tmp);
-	free(tmp);
+	r = fileio_write_atomic(path, text, len, 0600, e);
+	free(text);
 	return r;
 }
 

@@ -34,6 +34,7 @@
 #include "devrec.h"
 #include "dirclient.h"
 #include "errors.h"
+#include "fileio.h"
 #include "token.h"
 
 #define PROG "devid-agent"
@@ -424,8 +425,8 @@ cmd_init(const struct cli *cli, const struct agent_config *flags)
 
 	/* Pin the directory key, write the registry and the config. */
 	if ((path = cfg_path_join(c.state_dir, AGENT_DIRKEY_FILE)) == NULL ||
-	    (r = reg_write_file(path, info.head_key, info.head_key_len,
-	    &e)) != 0) {
+	    (r = fileio_write_atomic(path, info.head_key, info.head_key_len,
+	    0600, &e)) != 0) {
 		die("directory key", &e);
 		goto out;
 	}

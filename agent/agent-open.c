@@ -33,6 +33,7 @@
 #include "devrec.h"
 #include "envelope.h"
 #include "errors.h"
+#include "fileio.h"
 #include "token.h"
 
 /* Rewrites the replay store with the ids kept in memory (atomically). */
@@ -57,7 +58,7 @@ replay_rewrite(struct agent *a, struct err_ctx *e)
 		if ((r = buf_put(b, line, strlen(line))) != 0)
 			goto out;
 	}
-	r = reg_write_file(path, buf_ptr(b), buf_len(b), e);
+	r = fileio_write_atomic(path, buf_ptr(b), buf_len(b), 0600, e);
  out:
 	buf_free(b);
 	free(path);
@@ -77,7 +78,7 @@ agent_replay_load(struct agent *a, struct err_ctx *e)
 	if ((path = cfg_path_join(a->cfg->state_dir, AGENT_REPLAY_FILE)) ==
 	    NULL)
 		return ERR_ALLOC;
-	r = reg_read_file(path, (size_t)64 * 1024 * 1024, &text, &len, e);
+	r = fileio_read(path, (size_t)64 * 1024 * 1024, 0, &text, &len, e);
 	free(path);
 	if (r == ERR_NOT_FOUND) {
 		err_clear(e);

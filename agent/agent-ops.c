@@ -30,6 +30,7 @@
 #include "dirclient.h"
 #include "envelope.h"
 #include "errors.h"
+#include "fileio.h"
 #include "token.h"
 #include "transcript.h"
 
@@ -46,7 +47,7 @@ load_dir_key(struct agent *a, struct err_ctx *e)
 	if ((path = cfg_path_join(a->cfg->state_dir, AGENT_DIRKEY_FILE)) ==
 	    NULL)
 		return ERR_ALLOC;
-	r = reg_read_file(path, CRYPTO_SPKI_MAX, &der, &len, e);
+	r = fileio_read(path, CRYPTO_SPKI_MAX, 0, &der, &len, e);
 	if (r == 0)
 		r = crypto_spki_import((uint8_t *)der, len, &a->dir_pub, e);
 	if (r == 0)

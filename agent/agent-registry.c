@@ -3,15 +3,11 @@
  */
 #include "config.h"
 
-#include <sys/stat.h>
 #include <sys/types.h>
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <jansson.h>
 
@@ -22,6 +18,7 @@
 #include "crypto.h"
 #include "devrec.h"
 #include "errors.h"
+#include "fileio.h"
 #include "transcript.h"
 
 const char *
@@ -411,109 +408,6 @@ reg_verify(const char *text, size_t len, const uint8_t sig[64],
 }
 
 int
-reg_read_file(const char *path, size_t max, char **out, size_t *out_len,
-    struct err_ctx *e)
-{
-	struct stat st;
-	char *p = NULL;
-	size_t len = 0;
-	ssize_t n;
-	int fd, r = ERR_INTERNAL;
-
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
-		if (errno == ENOENT)
-			return err_set(e, ERR_NOT_FOUND, "%s does not exist",
-			    path);
-		return err_set(e, ERR_IO, "cannot open %s: %s", path,
-		    strerror(errno));
-	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		r = err_set(e, ERR_IO, "%s is not a regular file", path);
-		goto out;
-	}
-	if ((size_t)st.st_size > max) {
-		r = err_set(e, ERR_TOO_LARGE, "%s is larger than %zu bytes",
-		    path, max);
-		goto out;
-	}
-	if ((p = malloc((size_t)st.st_size + 1)) == NULL) {
-		r = ERR_ALLOC;
-		goto out;
-	}
-	while (len < (size_t)st.st_size) {
-		n = read(fd, p + len, (size_t)st.st_size - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = err_set(e, ERR_IO, "reading %s: %s", path,
-			    strerror(errno));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	p[len] = '\0';
-	*out = p;
-	*out_len = len;
-	p = NULL;
-	r = 0;
- out:
-	free(p);
-	close(fd);
-	return r;
-}
-
-int
-reg_write_file(const char *path, const void *p, size_t len, struct err_ctx *e)
-{
-	const uint8_t *q = p;
-	char *tmp = NULL;
-	ssize_t n;
-	int fd = -1, r = ERR_INTERNAL;
-
-	if (asprintf(&tmp, "%s.tmp", path) < 0)
-		return ERR_ALLOC;
-	(void)unlink(tmp);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
-	    O_NOFOLLOW, 0600)) < 0) {
-		r = err_set(e, ERR_IO, "cannot create %s: %s", tmp,
-		    strerror(errno));
-		goto out;
-	}
-	while (len > 0) {
-		n = write(fd, q, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			r = err_set(e, ERR_IO, "writing %s: %s", tmp,
-			    strerror(errno));
-			goto out;
-		}
-		q += n;
-		len -= (size_t)n;
-	}
-	if (fsync(fd) != 0 || close(fd) != 0) {
-		fd = -1;
-		r = err_set(e, ERR_IO, "writing %s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	fd = -1;
-	if (rename(tmp, path) != 0) {
-		r = err_set(e, ERR_IO, "renaming %s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	r = 0;
- out:
-	if (fd >= 0)
-		close(fd);
-	if (r != 0)
-		(void)unlink(tmp);
-	free(tmp);
-	return r;
-}
-
-int
 reg_save(const struct registry *reg, const char *dir, reg_sign_fn sign,
     void *sign_arg, struct err_ctx *e)
 {
@@ -542,8 +436,9 @@ reg_save(const struct registry *reg, const char *dir, reg_sign_fn sign,
 	}
 	/* The file first, the signature last: a crash in between leaves a
 	 * mismatch, which is reported as an alert, never trusted. */
-	if ((r = reg_write_file(path, text, len, e)) != 0 ||
-	    (r = reg_write_file(sig_path, line, strlen(line), e)) != 0)
+	if ((r = fileio_write_atomic(path, text, len, 0600, e)) != 0 ||
+	    (r = fileio_write_atomic(sig_path, line, strlen(line), 0600,
+	    e)) != 0)
 		goto out;
 	r = 0;
  out:
@@ -570,9 +465,9 @@ reg_load(const char *dir, EVP_PKEY *pub, struct registry *reg,
 		r = ERR_ALLOC;
 		goto out;
 	}
-	if ((r = reg_read_file(path, REG_FILE_MAX, &text, &len, e)) != 0)
+	if ((r = fileio_read(path, REG_FILE_MAX, 0, &text, &len, e)) != 0)
 		goto out;
-	if ((r = reg_read_file(sig_path, 256, &sigtext, &slen, e)) != 0) {
+	if ((r = fileio_read(sig_path, 256, 0, &sigtext, &slen, e)) != 0) {
 		if (r == ERR_NOT_FOUND)
 			r = err_wrap(e, ERR_SIGNATURE, "the registry has no "
 			    "signature file %s", sig_path);
@@ -607,7 +502,7 @@ reg_files_digest(const char *dir, uint8_t out[32], struct err_ctx *e)
 	for (i = 0; i < 2; i++) {
 		if ((path = cfg_path_join(dir, names[i])) == NULL)
 			return ERR_ALLOC;
-		r = reg_read_file(path, REG_FILE_MAX, &text, &len, e);
+		r = fileio_read(path, REG_FILE_MAX, 0, &text, &len, e);
 		free(path);
 		if (r != 0)
 			return r;

@@ -141,13 +141,4 @@ int reg_files_digest(const char *dir, uint8_t out[32], struct err_ctx *e);
 int reg_verify(const char *text, size_t len, const uint8_t sig[64],
     EVP_PKEY *pub, struct err_ctx *e);
 
-/* Reads a whole file of at most max bytes into a new NUL-terminated
- * buffer; ERR_NOT_FOUND, ERR_TOO_LARGE, ERR_IO. */
-int reg_read_file(const char *path, size_t max, char **out, size_t *out_len,
-    struct err_ctx *e);
-
-/* Writes len bytes to path atomically (tmp file, fsync, rename), 0600. */
-int reg_write_file(const char *path, const void *p, size_t len,
-    struct err_ctx *e);
-
 #endif /* DEVID_AGENT_REGISTRY_H */

@@ -3,10 +3,8 @@
  */
 #include "config.h"
 
-#include <sys/stat.h>
 #include <sys/types.h>
 
-#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +19,7 @@
 #include "crypto.h"
 #include "devrec.h"
 #include "errors.h"
+#include "fileio.h"
 #include "p11-token.h"
 #include "token.h"
 #include "tpm-token.h"
@@ -113,34 +112,20 @@ int
 agent_token_pin_file(struct agent_token *at, const char *path,
     struct err_ctx *e)
 {
-	char buf[4097];
-	struct stat st;
-	ssize_t n;
+	char *text = NULL;
 	size_t len = 0;
-	int fd, r;
+	int r;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return err_set(e, ERR_IO, "cannot open the PIN file %s: %s",
-		    path, strerror(errno));
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
-	    st.st_size > 4096) {
-		close(fd);
-		return err_set(e, ERR_CONFIG, "the PIN file %s is not a "
+	r = fileio_read(path, 4096, FILEIO_FOLLOW | FILEIO_SECRET, &text, &len,
+	    e);
+	if (r == ERR_TOO_LARGE)
+		return err_wrap(e, ERR_CONFIG, "the PIN file %s is not a "
 		    "regular file of at most 4 KiB", path);
-	}
-	while (len < sizeof(buf) - 1) {
-		n = read(fd, buf + len, sizeof(buf) - 1 - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-	}
-	close(fd);
-	buf[len] = '\0';
-	len = strcspn(buf, "\r\n");
-	r = agent_token_set_pin(at, buf, len, e);
-	crypto_wipe(buf, sizeof(buf));
+	if (r != 0)
+		return err_wrap(e, r, "the PIN file: %s", err_msg(e));
+	r = agent_token_set_pin(at, text, strcspn(text, "\r\n"), e);
+	crypto_wipe(text, len);
+	free(text);
 	if (r != 0)
 		return err_wrap(e, r, "the PIN file %s holds no usable PIN "
 		    "(1 to %d bytes on the first line)", path, AGENT_PIN_MAX);

@@ -2,18 +2,22 @@
 # plus the directory client, kept apart so that only the programs that talk
 # to a directory link libcurl.
 
-# --- errors, bounded buffers, codecs, transcripts, the token interface.
+# --- errors, bounded buffers, codecs, transcripts, the token interface,
+# whole-file reads and durable writes.
 common_libdevid_a_SOURCES += \
 	common/errors.c common/errors.h \
 	common/buf.c common/buf-getput.c common/buf.h common/buf-private.h \
 	common/codec.c common/codec.h \
 	common/transcript.c common/transcript.h \
-	common/token.c common/token.h
+	common/token.c common/token.h \
+	common/fileio.c common/fileio.h
 
 check_PROGRAMS += tests/unit/test_buf tests/unit/test_codec \
-	tests/unit/test_errors tests/unit/test_transcript
+	tests/unit/test_errors tests/unit/test_transcript \
+	tests/unit/test_fileio
 TESTS += tests/unit/test_buf tests/unit/test_codec \
-	tests/unit/test_errors tests/unit/test_transcript
+	tests/unit/test_errors tests/unit/test_transcript \
+	tests/unit/test_fileio
 
 tests_unit_test_buf_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_buf_LDADD = $(UNIT_LIBS)
@@ -23,6 +27,8 @@ tests_unit_test_errors_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_errors_LDADD = $(UNIT_LIBS)
 tests_unit_test_transcript_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_transcript_LDADD = $(UNIT_LIBS)
+tests_unit_test_fileio_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_fileio_LDADD = $(UNIT_LIBS)
 
 # --- OpenSSL helpers (crypto) and RFC 9180 HPKE.
 common_libdevid_a_SOURCES += \

@@ -10,13 +10,9 @@
  */
 #include "config.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <openssl/bio.h>
 #include <openssl/bn.h>
@@ -32,6 +28,7 @@
 
 #include "crypto.h"
 #include "errors.h"
+#include "fileio.h"
 
 /* The P-256 group name in OpenSSL's provider parameters. */
 #define P256_GROUP_NAME "prime256v1"
@@ -729,58 +726,19 @@ pem_no_passphrase(char *buf, int size, int rwflag, void *u)
 int
 crypto_pkey_load_pem(const char *path, EVP_PKEY **out, struct err_ctx *e)
 {
-	struct stat st;
-	uint8_t *data = NULL;
+	char *data = NULL;
 	size_t len = 0;
-	ssize_t n;
 	BIO *bio = NULL;
 	EVP_PKEY *pkey = NULL;
-	int fd = -1, r = ERR_IO;
+	int r = ERR_IO;
 
 	return_val_if_fail(path != NULL && out != NULL, ERR_INVALID_ARG);
-	memset(&st, 0, sizeof(st));
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1) {
-		r = err_set(e, errno == ENOENT ? ERR_NOT_FOUND : ERR_IO,
-		    "key file %s: cannot open: %s", path, strerror(errno));
-		goto out;
-	}
-	if (fstat(fd, &st) == -1) {
-		r = err_set(e, ERR_IO, "key file %s: %s", path,
-		    strerror(errno));
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode) || st.st_size > PEM_FILE_MAX) {
-		r = err_set(e, ERR_FORMAT, "key file %s: not a regular file "
-		    "of at most %d bytes", path, PEM_FILE_MAX);
-		goto out;
-	}
-	if ((st.st_mode & 077) != 0) {
-		r = err_set(e, ERR_DENIED, "key file %s: mode %04o lets other "
-		    "users read it; run chmod 600 on it", path,
-		    (unsigned int)(st.st_mode & 07777));
-		goto out;
-	}
-	if ((data = malloc((size_t)st.st_size + 1)) == NULL) {
-		r = err_set(e, ERR_ALLOC, "key file %s: out of memory", path);
-		goto out;
-	}
-	/* Read one byte more than fstat promised to catch a growing file. */
-	while (len <= (size_t)st.st_size) {
-		n = read(fd, data + len, (size_t)st.st_size + 1 - len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1) {
-			r = err_set(e, ERR_IO, "key file %s: read: %s", path,
-			    strerror(errno));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	if (len != (size_t)st.st_size) {
-		r = err_set(e, ERR_IO, "key file %s: changed while reading",
-		    path);
+	r = fileio_read(path, PEM_FILE_MAX, FILEIO_FOLLOW | FILEIO_PRIVATE |
+	    FILEIO_SECRET, &data, &len, e);
+	if (r == ERR_TOO_LARGE)
+		r = ERR_FORMAT;
+	if (r != 0) {
+		r = err_wrap(e, r, "key file: %s", err_msg(e));
 		goto out;
 	}
 	if ((bio = BIO_new_mem_buf(data, (int)len)) == NULL) {
@@ -807,30 +765,10 @@ crypto_pkey_load_pem(const char *path, EVP_PKEY **out, struct err_ctx *e)
 	EVP_PKEY_free(pkey);
 	BIO_free(bio);
 	if (data != NULL) {
-		crypto_wipe(data, (size_t)st.st_size + 1);
+		crypto_wipe(data, len + 1);
 		free(data);
 	}
-	if (fd != -1)
-		close(fd);
 	return r;
-}
-
-/* write(2) all of len bytes, retrying after EINTR and short writes. */
-static int
-write_all(int fd, const uint8_t *p, size_t len)
-{
-	ssize_t n;
-
-	while (len > 0) {
-		n = write(fd, p, len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
 }
 
 /*
@@ -845,7 +783,7 @@ crypto_pkey_save_pem(const char *path, EVP_PKEY *pkey, struct err_ctx *e)
 	BIO *bio = NULL;
 	char *pem = NULL;
 	long pem_len;
-	int fd = -1, created = 0, r = ERR_IO;
+	int r = ERR_IO;
 
 	return_val_if_fail(path != NULL && pkey != NULL, ERR_INVALID_ARG);
 	if ((bio = BIO_new(BIO_s_secmem())) == NULL) {
@@ -858,36 +796,14 @@ crypto_pkey_save_pem(const char *path, EVP_PKEY *pkey, struct err_ctx *e)
 		    "private key", path);
 		goto out;
 	}
-	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
-	    O_NOFOLLOW | O_NOCTTY, 0600)) == -1) {
-		r = err_set(e, errno == EEXIST ? ERR_EXISTS : ERR_IO,
-		    "key file %s: cannot create: %s", path, strerror(errno));
+	if ((r = fileio_write_new(path, pem, (size_t)pem_len, 0600, e)) != 0) {
+		r = err_wrap(e, r, "key file: %s", err_msg(e));
 		goto out;
 	}
-	created = 1;
-	/* The umask can only remove bits; make 0600 exact anyway. */
-	if (fchmod(fd, 0600) == -1 ||
-	    write_all(fd, (const uint8_t *)pem, (size_t)pem_len) != 0 ||
-	    fsync(fd) == -1) {
-		r = err_set(e, ERR_IO, "key file %s: write: %s", path,
-		    strerror(errno));
-		goto out;
-	}
-	if (close(fd) == -1) {
-		fd = -1;
-		r = err_set(e, ERR_IO, "key file %s: close: %s", path,
-		    strerror(errno));
-		goto out;
-	}
-	fd = -1;
 	r = 0;
  out:
 	if (r != 0)
 		ERR_clear_error();
-	if (fd != -1)
-		close(fd);
-	if (r != 0 && created)
-		unlink(path);
 	BIO_free(bio);
 	return r;
 }

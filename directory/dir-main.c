@@ -4,7 +4,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -30,6 +29,7 @@
 #include "dir-server.h"
 #include "dir-store.h"
 #include "errors.h"
+#include "fileio.h"
 
 #define PROG "devid-directory"
 
@@ -305,22 +305,19 @@ open_key(struct options *o, struct dir_key **k)
 	return 0;
 }
 
+/* Writes "ADDRESS\n" to path (replacing it atomically, mode 0644) for
+ * the scripts that wait for the server to listen.  0 or an error code. */
 static int
-write_ready_file(const char *path, const char *address)
+write_ready_file(const char *path, const char *address, struct err_ctx *e)
 {
-	char tmp[PATH_MAX];
-	FILE *f;
+	char *line = NULL;
+	int r;
 
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
-		return -1;
-	if ((f = fopen(tmp, "w")) == NULL)
-		return -1;
-	fprintf(f, "%s\n", address);
-	if (fclose(f) != 0 || rename(tmp, path) != 0) {
-		unlink(tmp);
-		return -1;
-	}
-	return 0;
+	if (asprintf(&line, "%s\n", address) < 0)
+		return err_set(e, ERR_ALLOC, "out of memory");
+	r = fileio_write_atomic(path, line, strlen(line), 0644, e);
+	free(line);
+	return r;
 }
 
 /*
@@ -407,9 +404,9 @@ cmd_serve(struct options *o)
 	    o->tls_cert != NULL ? "HTTPS" : "plain HTTP", o->db,
 	    o->api.open_signup ? "on" : "off");
 	if (o->ready_file != NULL &&
-	    write_ready_file(o->ready_file, dir_server_address(srv)) != 0) {
-		fprintf(stderr, PROG ": cannot write %s: %s\n", o->ready_file,
-		    strerror(errno));
+	    write_ready_file(o->ready_file, dir_server_address(srv),
+	    &e) != 0) {
+		fprintf(stderr, PROG ": ready file: %s\n", err_msg(&e));
 		goto out;
 	}
 	for (;;) {

@@ -22,7 +22,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -31,7 +30,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,6 +40,7 @@
 #include "dir-server.h"
 #include "dir-log.h"
 #include "errors.h"
+#include "fileio.h"
 
 #define TLS_FILE_MAX ((size_t)1024 * 1024)
 #define RATE_TABLE_SIZE 1024
@@ -825,52 +824,6 @@ on_mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* --- start and stop --- */
 
-static int
-read_file(const char *path, char **out, size_t *out_len, struct err_ctx *e)
-{
-	struct stat st;
-	char *buf = NULL;
-	size_t got = 0;
-	ssize_t n;
-	int fd, r = ERR_IO;
-
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		return err_set(e, ERR_IO, "cannot open %s: %s", path,
-		    strerror(errno));
-	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
-	    (size_t)st.st_size > TLS_FILE_MAX) {
-		r = err_set(e, ERR_IO, "%s is not a regular file of at most "
-		    "%zu bytes", path, TLS_FILE_MAX);
-		goto out;
-	}
-	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
-		r = err_set(e, ERR_ALLOC, "out of memory");
-		goto out;
-	}
-	while (got < (size_t)st.st_size) {
-		n = read(fd, buf + got, (size_t)st.st_size - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			r = err_set(e, ERR_IO, "cannot read %s", path);
-			goto out;
-		}
-		got += (size_t)n;
-	}
-	buf[got] = '\0';
-	*out = buf;
-	*out_len = got;
-	buf = NULL; /* transferred */
-	r = 0;
- out:
-	if (buf != NULL) {
-		crypto_wipe(buf, (size_t)st.st_size);
-		free(buf);
-	}
-	close(fd);
-	return r;
-}
-
 /* Resolves "ADDR:PORT" or "[ADDR]:PORT" into ss. */
 static int
 parse_listen(const char *listen, struct sockaddr_storage *ss,
@@ -997,10 +950,12 @@ dir_server_start(const struct dir_server_config *cfg,
 
 	if ((r = parse_listen(cfg->listen, &ss, &ss_len, e)) != 0)
 		goto out;
+	/* Certificate paths are often symlinks into a renewal tool's tree. */
 	if (cfg->tls_cert != NULL &&
-	    ((r = read_file(cfg->tls_cert, &srv->tls_cert, &cert_len, e)) != 0 ||
-	    (r = read_file(cfg->tls_key, &srv->tls_key, &srv->tls_key_len,
-	    e)) != 0))
+	    ((r = fileio_read(cfg->tls_cert, TLS_FILE_MAX, FILEIO_FOLLOW,
+	    &srv->tls_cert, &cert_len, e)) != 0 ||
+	    (r = fileio_read(cfg->tls_key, TLS_FILE_MAX, FILEIO_FOLLOW |
+	    FILEIO_SECRET, &srv->tls_key, &srv->tls_key_len, e)) != 0))
 		goto out;
 	if (pthread_create(&srv->timer, NULL, timer_main, srv) != 0) {
 		r = err_set(e, ERR_INTERNAL, "cannot start the timer thread");

@@ -18,6 +18,7 @@
 #include "crypto.h"
 #include "devrec.h"
 #include "errors.h"
+#include "fileio.h"
 #include "msg-contacts.h"
 #include "transcript.h"
 
@@ -80,9 +81,9 @@ msg_contact_load(const char *dir, const char *account,
 	if ((r = msg_contact_path(dir, account, "json", &jpath, e)) != 0 ||
 	    (r = msg_contact_path(dir, account, "sig", &spath, e)) != 0)
 		goto out;
-	if ((r = reg_read_file(jpath, REG_FILE_MAX, &text, &len, e)) != 0)
+	if ((r = fileio_read(jpath, REG_FILE_MAX, 0, &text, &len, e)) != 0)
 		goto out;
-	if ((r = reg_read_file(spath, MSG_CONTACT_SIG_LINE_MAX, &line,
+	if ((r = fileio_read(spath, MSG_CONTACT_SIG_LINE_MAX, 0, &line,
 	    &line_len, e)) != 0) {
 		if (r == ERR_NOT_FOUND)
 			r = err_wrap(e, ERR_SIGNATURE, "the pin of %s has no "
@@ -156,8 +157,8 @@ msg_contact_save(const char *dir, const struct registry *pin,
 		r = ERR_ALLOC;
 		goto out;
 	}
-	if ((r = reg_write_file(jpath, text, len, e)) != 0 ||
-	    (r = reg_write_file(spath, line, strlen(line), e)) != 0)
+	if ((r = fileio_write_atomic(jpath, text, len, 0600, e)) != 0 ||
+	    (r = fileio_write_atomic(spath, line, strlen(line), 0600, e)) != 0)
 		goto out;
 	r = 0;
  out:

@@ -5,8 +5,6 @@
  */
 #include "config.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +22,7 @@
 #include "dirclient.h"
 #include "envelope.h"
 #include "errors.h"
+#include "fileio.h"
 #include "msg-agent.h"
 #include "msg-contacts.h"
 #include "msg-replay.h"
@@ -84,10 +83,9 @@ int
 msg_save_file(const char *dir, const char *name, const uint8_t *p,
     size_t len, char **path_out, struct err_ctx *e)
 {
+	struct err_ctx local;
 	char *path = NULL;
-	size_t off;
-	ssize_t n;
-	int fd = -1, i, r = ERR_INTERNAL;
+	int i, r = ERR_INTERNAL;
 
 	if (!msg_file_name_safe(name))
 		return err_set(e, ERR_FORMAT, "refusing the file name in the "
@@ -100,44 +98,24 @@ msg_save_file(const char *dir, const char *name, const uint8_t *p,
 			r = ERR_ALLOC;
 			goto out;
 		}
-		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-		    O_CLOEXEC, 0600);
-		if (fd >= 0)
+		err_clear(&local);
+		if ((r = fileio_write_new(path, p, len, 0600, &local)) !=
+		    ERR_EXISTS)
 			break;
-		if (errno != EEXIST) {
-			r = err_set(e, ERR_IO, "cannot create %s: %s", path,
-			    strerror(errno));
-			goto out;
-		}
 	}
-	if (fd < 0) {
+	if (r == ERR_EXISTS) {
 		r = err_set(e, ERR_EXISTS, "%s/%s and 100 numbered variants "
 		    "exist already", dir, name);
 		goto out;
 	}
-	for (off = 0; off < len; off += (size_t)n) {
-		if ((n = write(fd, p + off, len - off)) < 0) {
-			if (errno == EINTR) {
-				n = 0;
-				continue;
-			}
-			r = err_set(e, ERR_IO, "writing %s: %s", path,
-			    strerror(errno));
-			goto out;
-		}
-	}
-	if (fsync(fd) != 0) {
-		r = err_set(e, ERR_IO, "writing %s: %s", path, strerror(errno));
+	if (r != 0) {
+		r = err_set(e, r, "%s", err_msg(&local));
 		goto out;
 	}
 	*path_out = path;
 	path = NULL;    /* transferred */
 	r = 0;
  out:
-	if (fd >= 0)
-		close(fd);
-	if (r != 0 && path != NULL && fd >= 0)
-		(void)unlink(path);
 	free(path);
 	return r;
 }

@@ -13,10 +13,10 @@
 
 #include <jansson.h>
 
-#include "agent-registry.h"
 #include "codec.h"
 #include "devrec.h"
 #include "errors.h"
+#include "fileio.h"
 #include "msg-replay.h"
 
 /* Parses one line; 0 or ERR_FORMAT.  Strict: exactly the four members. */
@@ -101,7 +101,7 @@ msg_replay_open(const char *path, size_t max, struct msg_replay **out,
 		goto out;
 	}
 	rp->max = max;
-	r = reg_read_file(path, (max * 2 + 16) * MSG_REPLAY_LINE_MAX, &text,
+	r = fileio_read(path, (max * 2 + 16) * MSG_REPLAY_LINE_MAX, 0, &text,
 	    &len, e);
 	if (r == ERR_NOT_FOUND) {
 		err_clear(e);
@@ -183,8 +183,7 @@ compact(struct msg_replay *rp, struct err_ctx *e)
 		free(line);
 		line = NULL;
 	}
-	if ((r = reg_write_file(rp->path, all != NULL ? all : "", len,
-	    e)) != 0)
+	if ((r = fileio_write_atomic(rp->path, all, len, 0600, e)) != 0)
 		goto out;
 	rp->lines = rp->n;
 	r = 0;

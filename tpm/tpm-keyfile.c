@@ -1,17 +1,12 @@
 /*
  * tpm-keyfile.c - "TSS2 PRIVATE KEY" PEM/DER encoding and strict parsing
- * (tpm-keyfile.h), and the small-file helpers the TPM backend uses.
+ * (tpm-keyfile.h), and loading and saving key files.
  */
 #include "config.h"
 
-#include <sys/stat.h>
 
-#include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <openssl/asn1.h>
 #include <openssl/asn1t.h>
@@ -22,6 +17,7 @@
 
 #include <tss2/tss2_mu.h>
 
+#include "fileio.h"
 #include "tpm-keyfile.h"
 
 /* The ASN.1 form; only this file sees it. */
@@ -314,144 +310,6 @@ tpm_keyfile_decode_pem(const char *pem, size_t pem_len,
 }
 
 int
-tpm_file_read(const char *path, size_t max_len, uint8_t **out,
-    size_t *out_len, struct err_ctx *e)
-{
-	struct stat st;
-	uint8_t *p = NULL;
-	size_t got = 0;
-	ssize_t n;
-	int fd, r = ERR_INTERNAL;
-
-	return_val_if_fail(path != NULL && out != NULL && out_len != NULL,
-	    ERR_INVALID_ARG);
-	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
-		if (errno == ENOENT)
-			return err_set(e, ERR_NOT_FOUND, "%s: no such file",
-			    path);
-		return err_set(e, ERR_IO, "%s: %s", path, strerror(errno));
-	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		r = err_set(e, ERR_IO, "%s: not a regular file", path);
-		goto out;
-	}
-	if (st.st_size < 0 || (uint64_t)st.st_size > max_len) {
-		r = err_set(e, ERR_TOO_LARGE, "%s: larger than %zu bytes",
-		    path, max_len);
-		goto out;
-	}
-	if ((p = malloc(max_len + 1)) == NULL) {
-		r = ERR_ALLOC;
-		goto out;
-	}
-	/* Read up to one byte more than allowed, to notice a growing file. */
-	while (got <= max_len) {
-		n = read(fd, p + got, max_len + 1 - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = err_set(e, ERR_IO, "%s: %s", path, strerror(errno));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	if (got > max_len) {
-		r = err_set(e, ERR_TOO_LARGE, "%s: larger than %zu bytes",
-		    path, max_len);
-		goto out;
-	}
-	p[got] = '\0';
-	*out = p;
-	*out_len = got;
-	p = NULL;       /* transferred */
-	r = 0;
- out:
-	if (p != NULL) {
-		OPENSSL_cleanse(p, max_len + 1);
-		free(p);
-	}
-	close(fd);
-	return r;
-}
-
-/* Writes all len bytes to fd; 0 or an errno value. */
-static int
-write_all(int fd, const uint8_t *p, size_t len)
-{
-	ssize_t n;
-
-	while (len > 0) {
-		n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-int
-tpm_file_write(const char *path, const void *p, size_t len, int replace,
-    struct err_ctx *e)
-{
-	char *tmp = NULL;
-	const char *target;
-	int fd = -1, err, r = ERR_INTERNAL;
-
-	return_val_if_fail(path != NULL && (p != NULL || len == 0),
-	    ERR_INVALID_ARG);
-	if (replace) {
-		if (asprintf(&tmp, "%s.tmp", path) < 0) {
-			tmp = NULL;
-			return ERR_ALLOC;
-		}
-		(void)unlink(tmp);
-	}
-	target = replace ? tmp : path;
-	fd = open(target, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-	    0600);
-	if (fd < 0) {
-		if (errno == EEXIST)
-			r = err_set(e, ERR_EXISTS, "%s: already exists", target);
-		else
-			r = err_set(e, ERR_IO, "%s: %s", target,
-			    strerror(errno));
-		goto out;
-	}
-	if ((err = write_all(fd, p, len)) != 0 ||
-	    (fsync(fd) != 0 && (err = errno) != 0)) {
-		r = err_set(e, ERR_IO, "%s: %s", target, strerror(err));
-		goto fail;
-	}
-	err = close(fd);
-	fd = -1;
-	if (err != 0) {
-		r = err_set(e, ERR_IO, "%s: %s", target, strerror(errno));
-		goto fail;
-	}
-	if (replace && rename(tmp, path) != 0) {
-		r = err_set(e, ERR_IO, "%s: %s", path, strerror(errno));
-		goto fail;
-	}
-	r = 0;
-	goto out;
- fail:
-	if (fd >= 0)
-		close(fd);
-	fd = -1;
-	(void)unlink(target);
- out:
-	if (fd >= 0)
-		close(fd);
-	free(tmp);
-	return r;
-}
-
-int
 tpm_keyfile_save(const char *path, const struct tpm_keyfile *kf,
     struct err_ctx *e)
 {
@@ -461,7 +319,7 @@ tpm_keyfile_save(const char *path, const struct tpm_keyfile *kf,
 
 	if ((r = tpm_keyfile_encode_pem(kf, &pem, &pem_len, e)) != 0)
 		return r;
-	r = tpm_file_write(path, pem, pem_len, 0, e);
+	r = fileio_write_new(path, pem, pem_len, 0600, e);
 	OPENSSL_cleanse(pem, pem_len);
 	free(pem);
 	return r;
@@ -470,15 +328,16 @@ tpm_keyfile_save(const char *path, const struct tpm_keyfile *kf,
 int
 tpm_keyfile_load(const char *path, struct tpm_keyfile *kf, struct err_ctx *e)
 {
-	uint8_t *pem = NULL;
+	char *pem = NULL;
 	size_t pem_len = 0;
 	int r;
 
 	return_val_if_fail(kf != NULL, ERR_INVALID_ARG);
 	memset(kf, 0, sizeof(*kf));
-	if ((r = tpm_file_read(path, TPM_KEYFILE_MAX, &pem, &pem_len, e)) != 0)
+	if ((r = fileio_read(path, TPM_KEYFILE_MAX, FILEIO_SECRET, &pem,
+	    &pem_len, e)) != 0)
 		return r;
-	r = tpm_keyfile_decode_pem((const char *)pem, pem_len, kf, e);
+	r = tpm_keyfile_decode_pem(pem, pem_len, kf, e);
 	if (r != 0)
 		err_wrap(e, r, "%s: %s", path, err_msg(e));
 	OPENSSL_cleanse(pem, pem_len);

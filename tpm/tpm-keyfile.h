@@ -94,20 +94,4 @@ int tpm_keyfile_save(const char *path, const struct tpm_keyfile *kf,
 int tpm_keyfile_load(const char *path, struct tpm_keyfile *kf,
     struct err_ctx *e);
 
-/*
- * Reads a small regular file (not through a symlink) of at most max_len
- * bytes into a new NUL-terminated array; for key files and the pinned
- * parent name.  ERR_NOT_FOUND, ERR_IO or ERR_TOO_LARGE.
- */
-int tpm_file_read(const char *path, size_t max_len, uint8_t **out,
-    size_t *out_len, struct err_ctx *e);
-
-/*
- * Writes len bytes to path with mode 0600: exclusively (ERR_EXISTS when
- * the file exists) when replace is 0, else through a temporary file
- * renamed over path.  A partly written file is removed.
- */
-int tpm_file_write(const char *path, const void *p, size_t len, int replace,
-    struct err_ctx *e);
-
 #endif /* DEVID_TPM_KEYFILE_H */

@@ -16,6 +16,7 @@
 
 #include "codec.h"
 #include "crypto.h"
+#include "fileio.h"
 #include "tpm-private.h"
 
 /* Name of the pinned-parent file contents: hex of a SHA-256 TPM2B_NAME. */
@@ -562,13 +563,13 @@ static int
 tpm_parent_pin_read(struct tpm_token *tt, struct err_ctx *e)
 {
 	struct err_ctx local;
-	uint8_t *text = NULL;
+	char *text = NULL;
 	size_t len = 0;
 	int r;
 
 	tt->parent_name.size = 0;
 	err_clear(&local);
-	r = tpm_file_read(tt->parent_path, TPM_NAME_HEX_LEN + 1, &text, &len,
+	r = fileio_read(tt->parent_path, TPM_NAME_HEX_LEN + 1, 0, &text, &len,
 	    &local);
 	/* Missing for keys made by other software: pinned on first load. */
 	if (r == ERR_NOT_FOUND)
@@ -578,7 +579,7 @@ tpm_parent_pin_read(struct tpm_token *tt, struct err_ctx *e)
 	if (len == TPM_NAME_HEX_LEN + 1 && text[len - 1] == '\n')
 		len--;
 	if (len != TPM_NAME_HEX_LEN ||
-	    hex_decode((const char *)text, len, tt->parent_name.name,
+	    hex_decode(text, len, tt->parent_name.name,
 	    TPM_NAME_LEN) != 0 ||
 	    tt->parent_name.name[0] != 0x00 || tt->parent_name.name[1] !=
 	    (TPM2_ALG_SHA256 & 0xff)) {
@@ -606,8 +607,8 @@ tpm_parent_pin_write(struct tpm_token *tt, struct err_ctx *e)
 	hex_encode(tt->parent_name.name, TPM_NAME_LEN, text);
 	text[TPM_NAME_HEX_LEN] = '\n';
 	text[TPM_NAME_HEX_LEN + 1] = '\0';
-	return tpm_file_write(tt->parent_path, text, TPM_NAME_HEX_LEN + 1, 1,
-	    e);
+	return fileio_write_atomic(tt->parent_path, text, TPM_NAME_HEX_LEN + 1,
+	    0600, e);
 }
 
 static int

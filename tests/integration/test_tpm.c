@@ -32,6 +32,7 @@
 
 #include "crypto.h"
 #include "errors.h"
+#include "fileio.h"
 #include "hpke.h"
 #include "token.h"
 #include "tpm-keyfile.h"
@@ -261,16 +262,17 @@ check_hpke(struct token *t)
 static void
 spki_file(struct token *t, enum token_key which, const char *name, int save)
 {
-	uint8_t *spki = NULL, *saved = NULL;
+	uint8_t *spki = NULL;
+	char *saved = NULL;
 	size_t spki_len = 0, saved_len = 0;
 	char *path = state_path(name);
 
 	assert_int_equal(token_public_key(t, which, &spki, &spki_len, NULL), 0);
 	if (save) {
-		assert_int_equal(tpm_file_write(path, spki, spki_len, 1, NULL),
-		    0);
+		assert_int_equal(fileio_write_atomic(path, spki, spki_len,
+		    0600, NULL), 0);
 	} else {
-		assert_int_equal(tpm_file_read(path, CRYPTO_SPKI_MAX, &saved,
+		assert_int_equal(fileio_read(path, CRYPTO_SPKI_MAX, 0, &saved,
 		    &saved_len, NULL), 0);
 		assert_int_equal(saved_len, spki_len);
 		assert_memory_equal(saved, spki, spki_len);
@@ -424,7 +426,7 @@ test_attributes(void **state)
 	    TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_SENSITIVEDATAORIGIN |
 	    TPMA_OBJECT_USERWITHAUTH;
 	char *path, *parent_file;
-	uint8_t *pinned = NULL;
+	char *pinned = NULL;
 	size_t pinned_len = 0;
 	int i;
 
@@ -452,7 +454,7 @@ test_attributes(void **state)
 	assert_int_equal(strlen(d.parent), 68);
 	assert_true(strncmp(d.parent, "000b", 4) == 0);
 	parent_file = state_path(TPM_PARENT_FILE_DEFAULT);
-	assert_int_equal(tpm_file_read(parent_file, 128, &pinned, &pinned_len,
+	assert_int_equal(fileio_read(parent_file, 128, 0, &pinned, &pinned_len,
 	    NULL), 0);
 	assert_int_equal(pinned_len, 69);
 	assert_memory_equal(pinned, d.parent, 68);
@@ -490,8 +492,8 @@ test_parent_mismatch(void **state)
 	    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n";
 
 	(void)state;
-	assert_int_equal(tpm_file_write(other, wrong, strlen(wrong), 1, NULL),
-	    0);
+	assert_int_equal(fileio_write_atomic(other, wrong, strlen(wrong), 0600,
+	    NULL), 0);
 	memset(&opt, 0, sizeof(opt));
 	opt.parent_file = "other-parent.name";
 	assert_int_equal(tpm_token_new(tcti_conf, state_dir, &opt, &t, NULL),

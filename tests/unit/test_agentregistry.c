@@ -29,6 +29,7 @@
 #include "crypto.h"
 #include "devrec.h"
 #include "errors.h"
+#include "fileio.h"
 #include "transcript.h"
 
 #define DIRID "5c7a655f4354ad30ee348a2235da1e4af5c21822e90ad926f88fea1e9d01278f"
@@ -139,7 +140,7 @@ read_text(const char *path)
 	size_t n = 0;
 	int r;
 
-	r = reg_read_file(path, REG_FILE_MAX, &t, &n, &e);
+	r = fileio_read(path, REG_FILE_MAX, 0, &t, &n, &e);
 	assert_int_equal(r, 0);
 	/* A copy: returning t itself makes GCC 12 at -O2 warn, wrongly,
 	 * that callers use a dangling pointer to this local. */

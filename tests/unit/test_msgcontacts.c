@@ -31,6 +31,7 @@
 #include "crypto.h"
 #include "devrec.h"
 #include "errors.h"
+#include "fileio.h"
 #include "msg-contacts.h"
 #include "transcript.h"
 
@@ -247,18 +248,19 @@ test_tamper_detected(void **state)
 	assert_int_equal(msg_contact_save(f->dir, &pin, f->key, soft_sign, f,
 	    &e), 0);
 	p = path_of(f, "json");
-	assert_int_equal(reg_read_file(p, REG_FILE_MAX, &text, &len, &e), 0);
+	assert_int_equal(fileio_read(p, REG_FILE_MAX, 0, &text, &len, &e), 0);
 	/* Every single changed byte of the file is caught. */
 	for (i = 0; i < len; i += 97) {
 		text[i] ^= 0x01;
-		assert_int_equal(reg_write_file(p, text, len, &e), 0);
+		assert_int_equal(fileio_write_atomic(p, text, len, 0600, &e),
+		    0);
 		err_clear(&e);
 		assert_int_equal(msg_contact_load(f->dir, BOB, SELF, f->key,
 		    &back, &e), ERR_SIGNATURE);
 		reg_clear(&back);
 		text[i] ^= 0x01;
 	}
-	assert_int_equal(reg_write_file(p, text, len, &e), 0);
+	assert_int_equal(fileio_write_atomic(p, text, len, 0600, &e), 0);
 	assert_int_equal(msg_contact_load(f->dir, BOB, SELF, f->key, &back,
 	    &e), 0);
 	reg_clear(&back);
@@ -269,7 +271,7 @@ test_tamper_detected(void **state)
 	reg_clear(&back);
 	free(p);
 	p = path_of(f, "sig");
-	assert_int_equal(reg_read_file(p, 128, &sig, &slen, &e), 0);
+	assert_int_equal(fileio_read(p, 128, 0, &sig, &slen, &e), 0);
 	assert_int_equal(unlink(p), 0);
 	err_clear(&e);
 	assert_int_equal(msg_contact_load(f->dir, BOB, SELF, f->key, &back,
@@ -313,7 +315,7 @@ test_registry_signature_is_not_a_pin(void **state)
 	    &e), 0);
 	/* Sign the same bytes as a registry: the tags keep them apart. */
 	p = path_of(f, "json");
-	assert_int_equal(reg_read_file(p, REG_FILE_MAX, &text, &len, &e), 0);
+	assert_int_equal(fileio_read(p, REG_FILE_MAX, 0, &text, &len, &e), 0);
 	assert_int_equal(reg_digest(text, len, d), 0);
 	assert_int_equal(crypto_ecdsa_sign(f->key, d, sig), 0);
 	assert_int_equal(b64url_encode(sig, 64, &b64), 0);

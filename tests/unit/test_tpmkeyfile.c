@@ -19,6 +19,7 @@
 
 #include <tss2/tss2_mu.h>
 
+#include "fileio.h"
 #include "tpm-keyfile.h"
 
 /* 2.23.133.10.1.3 and 2.23.133.10.1.4 (importable), DER contents. */
@@ -487,7 +488,8 @@ test_files(void **state)
 	    ERR_TOO_LARGE);
 
 	/* Replacing writes go through a temporary file. */
-	assert_int_equal(tpm_file_write(fd->big_path, "x\n", 2, 1, NULL), 0);
+	assert_int_equal(fileio_write_atomic(fd->big_path, "x\n", 2, 0600,
+	    NULL), 0);
 	assert_int_equal(stat(fd->big_path, &st), 0);
 	assert_int_equal(st.st_size, 2);
 	assert_int_equal(st.st_mode & 0777, 0600);
