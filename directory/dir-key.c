@@ -46,17 +46,21 @@ key_finish(struct dir_key *k, struct err_ctx *e)
 }
 
 /*
- * The head key in a PKCS#11 token: the device-key pair the URI names
- * (token.h always has two keys; the directory uses only the signing key).
- * With create, a token without the keys gets them.
+ * The head key in a PKCS#11 token: the signing key the URI names
+ * ("<object>-sig"), opened in the backend's signing-key-only mode, so no
+ * encryption key is wanted or made.  With create, a token without the key
+ * gets it.  On failure k->token may be set; the caller closes it.
  */
 static int
 key_open_token(struct dir_key *k, const char *uri, int create,
     int *created, struct err_ctx *e)
 {
+	struct p11_options opt;
 	int r;
 
-	if ((r = p11_token_new(uri, NULL, &k->token, e)) != 0)
+	memset(&opt, 0, sizeof(opt));
+	opt.sig_only = 1;
+	if ((r = p11_token_new(uri, &opt, &k->token, e)) != 0)
 		return r;
 	r = token_open_keys(k->token, e);
 	if (r == ERR_NOT_FOUND && create) {

@@ -28,8 +28,10 @@ struct dir_key;
  * Opens the head key named by spec: a file path, or a "pkcs11:" URI.  For
  * a file that does not exist and create set, a new key is generated and
  * saved with mode 0600 (*created is then set to 1; created may be NULL).
- * A file readable by others is refused.  On success *out is a new key
- * object (free with dir_key_free()).
+ * A file readable by others is refused.  A URI names the token's signing
+ * key "<object>-sig" alone (the backend's sig_only mode); with create, a
+ * token without it gets one, and never an encryption key.  On success
+ * *out is a new key object (free with dir_key_free()).
  */
 int dir_key_open(const char *spec, int create, struct dir_key **out,
     int *created, struct err_ctx *e);

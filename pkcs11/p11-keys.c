@@ -434,9 +434,11 @@ p11_find_priv_by_label(struct p11_token *p, const char *label,
 }
 
 /*
- * Finds the two private keys holding the URI's id and tells them apart:
- * an RSA key or an EC key that may derive is the encryption key, an EC key
- * that may sign and not derive the signing key.
+ * Finds the private keys holding the URI's id and tells them apart: an
+ * RSA key or an EC key that may derive and not sign is the encryption key,
+ * any other the signing key.  With enc there must be exactly one of each;
+ * with enc NULL (sig_only) exactly one signing key, and an encryption key
+ * beside it is ignored.  *sig and *enc are set only on success.
  */
 static int
 p11_find_priv_by_id(struct p11_token *p, CK_OBJECT_HANDLE *sig,
@@ -448,63 +450,89 @@ p11_find_priv_by_id(struct p11_token *p, CK_OBJECT_HANDLE *sig,
 		{ CKA_ID, p->uri->id, p->uri->id_len },
 	};
 	CK_OBJECT_HANDLE found[3];
-	CK_ULONG count = 0, type, i;
+	CK_OBJECT_HANDLE hs = CK_INVALID_HANDLE, he = CK_INVALID_HANDLE;
+	CK_ULONG count = 0, type, i, n_sig = 0;
 	CK_RV rv;
-	int is_enc[2];
 
 	if ((rv = p11_find(p, tmpl, 2, found, 3, &count)) != CKR_OK)
 		return p11_fail(p, rv, e, "finding keys");
-	if (count != 2)
+	if (enc != NULL && count != 2)
 		return err_set(e, count == 0 ? ERR_NOT_FOUND : ERR_CONFIG,
 		    "token '%s' has %lu private keys with the URI's id; devid "
 		    "needs exactly two (signing and encryption)",
 		    p->token_label, (unsigned long)count);
-	for (i = 0; i < 2; i++) {
+	if (enc == NULL && (count == 0 || count > 2))
+		return err_set(e, count == 0 ? ERR_NOT_FOUND : ERR_CONFIG,
+		    "token '%s' has %lu private keys with the URI's id; devid "
+		    "needs its signing key (and at most an encryption key "
+		    "beside it)", p->token_label, (unsigned long)count);
+	for (i = 0; i < count; i++) {
 		if ((rv = p11_attr_ulong(p, found[i], CKA_KEY_TYPE, &type)) !=
 		    CKR_OK)
 			return p11_fail(p, rv, e, "reading the key type");
-		is_enc[i] = type == CKK_RSA ||
+		if (type == CKK_RSA ||
 		    (p11_attr_bool(p, found[i], CKA_DERIVE) == 1 &&
-		    p11_attr_bool(p, found[i], CKA_SIGN) != 1);
+		    p11_attr_bool(p, found[i], CKA_SIGN) != 1)) {
+			he = found[i];
+		} else {
+			hs = found[i];
+			n_sig++;
+		}
 	}
-	if (is_enc[0] == is_enc[1])
+	if (enc == NULL && n_sig == 0)
+		return err_set(e, ERR_NOT_FOUND, "token '%s' has no signing "
+		    "key with the URI's id, only an encryption key: create "
+		    "the signing key, or name it with object=",
+		    p->token_label);
+	if (n_sig != 1 || (enc != NULL && count - n_sig != 1))
 		return err_set(e, ERR_CONFIG, "token '%s': cannot tell the "
 		    "signing key from the encryption key among the keys with "
 		    "the URI's id: name them with object=", p->token_label);
-	*sig = is_enc[0] ? found[1] : found[0];
-	*enc = is_enc[0] ? found[0] : found[1];
+	*sig = hs;
+	if (enc != NULL)
+		*enc = he;
 	return 0;
 }
 
-/* Finds and loads both keys into sig and enc (cleared first). */
+/*
+ * Finds and loads the keys into sig and enc (cleared first): both, or with
+ * opt.sig_only the signing key alone (enc stays empty).
+ */
 static int
 p11_keys_locate(struct p11_token *p, struct p11_key *sig,
     struct p11_key *enc, struct err_ctx *e)
 {
 	CK_OBJECT_HANDLE hs = CK_INVALID_HANDLE, he = CK_INVALID_HANDLE;
-	int r;
+	int sig_only = p->opt.sig_only, r;
 
 	p11_key_clear(sig);
 	p11_key_clear(enc);
 	if (p->uri->id_len > 0 && p->uri->object == NULL) {
-		if ((r = p11_find_priv_by_id(p, &hs, &he, e)) != 0)
+		if ((r = p11_find_priv_by_id(p, &hs, sig_only ? NULL : &he,
+		    e)) != 0)
 			return r;
 	} else {
 		snprintf(sig->label, sizeof(sig->label), "%s-sig",
 		    p->label_base);
-		snprintf(enc->label, sizeof(enc->label), "%s-enc",
-		    p->label_base);
-		if ((r = p11_find_priv_by_label(p, sig->label, &hs, e)) != 0 ||
-		    (r = p11_find_priv_by_label(p, enc->label, &he, e)) != 0)
+		if ((r = p11_find_priv_by_label(p, sig->label, &hs, e)) != 0)
 			return r;
+		if (!sig_only) {
+			snprintf(enc->label, sizeof(enc->label), "%s-enc",
+			    p->label_base);
+			if ((r = p11_find_priv_by_label(p, enc->label, &he,
+			    e)) != 0)
+				return r;
+		}
 	}
-	if ((r = p11_key_load(p, sig, hs, 1, e)) != 0 ||
-	    (r = p11_key_load(p, enc, he, 0, e)) != 0)
+	if ((r = p11_key_load(p, sig, hs, 1, e)) != 0)
+		return r;
+	if (!sig_only && (r = p11_key_load(p, enc, he, 0, e)) != 0)
 		return r;
 	return 0;
 }
 
-/* Makes sig and enc the token's keys (takes what they hold). */
+/* Makes sig and enc the token's keys (takes what they hold; enc is empty
+ * with opt.sig_only). */
 static void
 p11_keys_adopt(struct p11_token *p, struct p11_key *sig, struct p11_key *enc)
 {
@@ -514,8 +542,11 @@ p11_keys_adopt(struct p11_token *p, struct p11_key *sig, struct p11_key *enc)
 	p->enc = *enc;
 	memset(sig, 0, sizeof(*sig));
 	memset(enc, 0, sizeof(*enc));
-	p->base.enc_alg = p->enc.type == CKK_RSA ? TOKEN_ENC_RSA_OAEP :
-	    TOKEN_ENC_HPKE_P256;
+	if (p->opt.sig_only)
+		p->base.enc_alg = TOKEN_ENC_NONE;
+	else
+		p->base.enc_alg = p->enc.type == CKK_RSA ?
+		    TOKEN_ENC_RSA_OAEP : TOKEN_ENC_HPKE_P256;
 	p->keys_ready = 1;
 }
 
@@ -549,10 +580,10 @@ p11_keys_refind(struct p11_token *p, struct err_ctx *e)
 	memset(&enc, 0, sizeof(enc));
 	if ((r = p11_keys_locate(p, &sig, &enc, e)) != 0)
 		goto out;
-	if (sig.spki_len != p->sig.spki_len || enc.spki_len !=
-	    p->enc.spki_len ||
+	if (sig.spki_len != p->sig.spki_len ||
 	    memcmp(sig.spki, p->sig.spki, sig.spki_len) != 0 ||
-	    memcmp(enc.spki, p->enc.spki, enc.spki_len) != 0) {
+	    (!p->opt.sig_only && (enc.spki_len != p->enc.spki_len ||
+	    memcmp(enc.spki, p->enc.spki, enc.spki_len) != 0))) {
 		r = err_set(e, ERR_TOKEN, "token '%s' came back with other "
 		    "keys under the same labels: devid will not use them; "
 		    "insert the original token", p->token_label);
@@ -574,11 +605,13 @@ p11_public_key(struct token *t, enum token_key which, uint8_t **spki,
 	const struct p11_key *k = which == TOKEN_KEY_SIG ? &p->sig : &p->enc;
 	uint8_t *copy;
 
+	if (which != TOKEN_KEY_SIG && which != TOKEN_KEY_ENC)
+		return err_set(e, ERR_INVALID_ARG, "no such key");
+	if (which == TOKEN_KEY_ENC && p->opt.sig_only)
+		return p11_no_enc_key(p, e, "its public key");
 	if (!p->keys_ready)
 		return err_set(e, ERR_INVALID_ARG, "token '%s': open or create "
 		    "the device keys first", p->token_label);
-	if (which != TOKEN_KEY_SIG && which != TOKEN_KEY_ENC)
-		return err_set(e, ERR_INVALID_ARG, "no such key");
 	if ((copy = malloc(k->spki_len)) == NULL)
 		return err_set(e, ERR_ALLOC, "out of memory");
 	memcpy(copy, k->spki, k->spki_len);
@@ -636,7 +669,8 @@ p11_choose_enc(struct p11_token *p, enum token_enc_alg want,
 	return 0;
 }
 
-/* ERR_EXISTS when any object carries one of the labels or the id. */
+/* ERR_EXISTS when any object carries one of the labels (enc_label may be
+ * NULL) or the id. */
 static int
 p11_check_free(struct p11_token *p, const char *sig_label,
     const char *enc_label, const uint8_t *id, size_t id_len,
@@ -650,6 +684,8 @@ p11_check_free(struct p11_token *p, const char *sig_label,
 	size_t i;
 
 	for (i = 0; i < 2; i++) {
+		if (labels[i] == NULL)
+			continue;
 		tmpl.type = CKA_LABEL;
 		tmpl.pValue = (void *)labels[i];
 		tmpl.ulValueLen = strlen(labels[i]);
@@ -729,10 +765,10 @@ p11_generate_pair(struct p11_token *p, const char *label, const uint8_t *id,
 
 /*
  * Proves that new keys work before they are accepted: a signature that
- * verifies, an ECDH equal to software ECDH, or an RSA-OAEP-SHA256
- * round trip.  Tokens that list a mechanism but not with devid's
- * parameters (SoftHSM 2.6 does OAEP only with SHA-1) are caught here
- * rather than when the first message arrives.
+ * verifies and (unless opt.sig_only) an ECDH equal to software ECDH, or
+ * an RSA-OAEP-SHA256 round trip.  Tokens that list a mechanism but not
+ * with devid's parameters (SoftHSM 2.6 does OAEP only with SHA-1) are
+ * caught here rather than when the first message arrives.
  */
 static int
 p11_self_test(struct p11_token *p, struct err_ctx *e)
@@ -762,6 +798,10 @@ p11_self_test(struct p11_token *p, struct err_ctx *e)
 	}
 	EVP_PKEY_free(pub);
 	pub = NULL;
+	if (p->opt.sig_only) {
+		r = 0;
+		goto out;
+	}
 
 	if ((r = crypto_spki_import(p->enc.spki, p->enc.spki_len, &pub,
 	    &inner)) != 0)
@@ -802,6 +842,11 @@ p11_self_test(struct p11_token *p, struct err_ctx *e)
 	if (r == ERR_TOKEN_NOT_PRESENT || r == ERR_PIN_INCORRECT ||
 	    r == ERR_PIN_LOCKED)
 		err_wrap(e, r, "%s", err_msg(&inner));
+	else if (p->opt.sig_only)
+		r = err_wrap(e, r == ERR_UNSUPPORTED ? ERR_UNSUPPORTED :
+		    ERR_TOKEN, "token '%s': the new signing key failed its "
+		    "self-test and was removed: %s", p->token_label,
+		    err_msg(&inner));
 	else
 		r = err_wrap(e, r == ERR_UNSUPPORTED ? ERR_UNSUPPORTED :
 		    ERR_TOKEN, "token '%s': the new %s keys failed their "
@@ -817,6 +862,13 @@ p11_self_test(struct p11_token *p, struct err_ctx *e)
 	return r;
 }
 
+/*
+ * token_ops.create_keys: generates the signing key and the encryption key
+ * for alg (or opt.enc_alg, or the token's best), or with opt.sig_only the
+ * signing key alone, reads back and checks what the token made, and runs
+ * the self-test.  Keys that fail on the way are destroyed; on failure the
+ * token has no usable keys (keys_ready stays 0).
+ */
 int
 p11_create_keys(struct token *t, enum token_enc_alg alg, struct err_ctx *e)
 {
@@ -828,14 +880,20 @@ p11_create_keys(struct token *t, enum token_enc_alg alg, struct err_ctx *e)
 	size_t id_len, i;
 	CK_RV rv;
 	char num[32];
-	int r = ERR_INTERNAL, rsa;
+	int r = ERR_INTERNAL, rsa = 0, sig_only = p->opt.sig_only;
 
 	memset(&sig, 0, sizeof(sig));
 	memset(&enc, 0, sizeof(enc));
-	if ((r = p11_ensure_session(p, e)) != 0)
-		goto out;
 	if (alg == TOKEN_ENC_NONE)
 		alg = p->opt.enc_alg;
+	if (sig_only && alg != TOKEN_ENC_NONE) {
+		r = err_set(e, ERR_INVALID_ARG, "token '%s': an %s encryption "
+		    "key was asked for, but the token is used for its signing "
+		    "key only", p->token_label, token_enc_alg_name(alg));
+		goto out;
+	}
+	if ((r = p11_ensure_session(p, e)) != 0)
+		goto out;
 	if (!p11_has_mech(p, CKM_EC_KEY_PAIR_GEN, CKF_GENERATE_KEY_PAIR) ||
 	    !p11_has_mech(p, CKM_ECDSA, CKF_SIGN)) {
 		r = err_set(e, ERR_UNSUPPORTED, "token '%s' cannot hold a "
@@ -843,9 +901,11 @@ p11_create_keys(struct token *t, enum token_enc_alg alg, struct err_ctx *e)
 		    "CKM_ECDSA", p->token_label);
 		goto out;
 	}
-	if ((r = p11_choose_enc(p, alg, &alg, e)) != 0)
-		goto out;
-	rsa = alg == TOKEN_ENC_RSA_OAEP;
+	if (!sig_only) {
+		if ((r = p11_choose_enc(p, alg, &alg, e)) != 0)
+			goto out;
+		rsa = alg == TOKEN_ENC_RSA_OAEP;
+	}
 
 	if (p->uri->id_len > 0) {
 		memcpy(id, p->uri->id, p->uri->id_len);
@@ -859,14 +919,17 @@ p11_create_keys(struct token *t, enum token_enc_alg alg, struct err_ctx *e)
 		}
 	}
 	snprintf(sig.label, sizeof(sig.label), "%s-sig", p->label_base);
-	snprintf(enc.label, sizeof(enc.label), "%s-enc", p->label_base);
-	if ((r = p11_check_free(p, sig.label, enc.label, id, id_len, e)) != 0)
+	if (!sig_only)
+		snprintf(enc.label, sizeof(enc.label), "%s-enc",
+		    p->label_base);
+	if ((r = p11_check_free(p, sig.label, sig_only ? NULL : enc.label,
+	    id, id_len, e)) != 0)
 		goto out;
 
 	if ((rv = p11_generate_pair(p, sig.label, id, id_len, 1, 0, &h[0],
 	    &h[1])) != CKR_OK ||
-	    (rv = p11_generate_pair(p, enc.label, id, id_len, 0, rsa, &h[2],
-	    &h[3])) != CKR_OK) {
+	    (!sig_only && (rv = p11_generate_pair(p, enc.label, id, id_len, 0,
+	    rsa, &h[2], &h[3])) != CKR_OK)) {
 		if (p11_rv_is_loss(rv))
 			r = p11_fail(p, rv, e, "key generation");
 		else
@@ -879,7 +942,7 @@ p11_create_keys(struct token *t, enum token_enc_alg alg, struct err_ctx *e)
 	}
 	/* Read back what the token made: a key that fails is destroyed. */
 	if ((r = p11_key_load(p, &sig, h[1], 1, e)) != 0 ||
-	    (r = p11_key_load(p, &enc, h[3], 0, e)) != 0)
+	    (!sig_only && (r = p11_key_load(p, &enc, h[3], 0, e)) != 0))
 		goto out;
 	p11_keys_adopt(p, &sig, &enc);
 	if ((r = p11_self_test(p, e)) != 0) {

@@ -61,7 +61,7 @@ struct p11_token {
 	int pin_refused;                /* never try a PIN again */
 
 	struct p11_key sig;
-	struct p11_key enc;
+	struct p11_key enc;             /* stays empty with opt.sig_only */
 	int keys_ready;
 };
 
@@ -84,6 +84,13 @@ int p11_rv_is_loss(CK_RV rv);
 int p11_fail(struct p11_token *p, CK_RV rv, struct err_ctx *e,
     const char *what);
 
+/*
+ * Records in e that the token was opened for its signing key only
+ * (opt.sig_only), so it has no encryption key for what ("ECDH"), and
+ * returns ERR_UNSUPPORTED.
+ */
+int p11_no_enc_key(struct p11_token *p, struct err_ctx *e, const char *what);
+
 /* Logs in if the token needs it and this session is not logged in yet.
  * Never tries a PIN that the token refused before. */
 int p11_login(struct p11_token *p, struct err_ctx *e);
@@ -102,10 +109,11 @@ int p11_public_key(struct token *t, enum token_key which, uint8_t **spki,
     size_t *spki_len, struct err_ctx *e);
 
 /*
- * After a reconnection: finds both keys again (handles may change) and
- * checks that their public keys are the ones opened before, so that a
- * different token with the same label is never used silently.  0, or an
- * ERR_* code with the reason in e.
+ * After a reconnection: finds the keys again (both, or the signing key
+ * alone with opt.sig_only; handles may change) and checks that their
+ * public keys are the ones opened before, so that a different token with
+ * the same label is never used silently.  0, or an ERR_* code with the
+ * reason in e.
  */
 int p11_keys_refind(struct p11_token *p, struct err_ctx *e);
 

@@ -180,6 +180,15 @@ p11_fail(struct p11_token *p, CK_RV rv, struct err_ctx *e, const char *what)
 	    what, name);
 }
 
+int
+p11_no_enc_key(struct p11_token *p, struct err_ctx *e, const char *what)
+{
+	return err_set(e, ERR_UNSUPPORTED, "token '%s' is used for its "
+	    "signing key only (sig_only): %s needs the encryption key, "
+	    "which devid neither creates nor opens in this mode",
+	    p->token_label, what);
+}
+
 /* Copies a space-padded PKCS#11 string into a trimmed C string. */
 static void
 p11_trim_copy(char *out, size_t out_max, const CK_UTF8CHAR *in, size_t len)
@@ -711,6 +720,7 @@ p11_do_ecdh(struct p11_token *p, void *arg)
 /*
  * token_ops.ecdh: the shared x-coordinate of the encryption key and peer,
  * computed in the token.  The peer point is checked in software first.
+ * ERR_UNSUPPORTED for an RSA key or with opt.sig_only (no encryption key).
  * out (a secret) is written only on success; every copy here is wiped.
  */
 static int
@@ -724,6 +734,8 @@ p11_ecdh(struct token *t, const uint8_t peer[65], uint8_t out[32],
 	char num[32];
 	int r = ERR_INTERNAL;
 
+	if (p->opt.sig_only)
+		return p11_no_enc_key(p, e, "ECDH");
 	if ((r = p11_need_keys(p, e)) != 0)
 		return r;
 	if (p->enc.type != CKK_EC)
@@ -800,8 +812,9 @@ p11_do_decrypt(struct p11_token *p, void *arg)
 /*
  * token_ops.rsa_decrypt: RSA-OAEP-SHA256 in the token.  A ciphertext that
  * is not one modulus long, or that the token rejects, is ERR_DECRYPT; a
- * token without OAEP-SHA256 is ERR_UNSUPPORTED.  out (a secret) is written
- * only on success; the working copy is wiped.
+ * token without OAEP-SHA256, an EC key or opt.sig_only (no encryption
+ * key) is ERR_UNSUPPORTED.  out (a secret) is written only on success;
+ * the working copy is wiped.
  */
 static int
 p11_rsa_decrypt(struct token *t, const uint8_t *ct, size_t ct_len,
@@ -813,6 +826,8 @@ p11_rsa_decrypt(struct token *t, const uint8_t *ct, size_t ct_len,
 	char num[32];
 	int r = ERR_INTERNAL;
 
+	if (p->opt.sig_only)
+		return p11_no_enc_key(p, e, "RSA-OAEP decryption");
 	if ((r = p11_need_keys(p, e)) != 0)
 		return r;
 	if (p->enc.type != CKK_RSA)
@@ -938,7 +953,11 @@ p11_key_uri(struct p11_token *p, const struct p11_key *k, char *out,
 	return r;
 }
 
-/* token_ops.describe: labels, key URIs and the checked attributes. */
+/*
+ * token_ops.describe: labels, key URIs and the checked attributes.  With
+ * opt.sig_only, enc_ref and enc_attrs are empty and enc_alg is
+ * TOKEN_ENC_NONE: there is no encryption key.
+ */
 static int
 p11_describe(struct token *t, struct token_desc *d, struct err_ctx *e)
 {
@@ -949,14 +968,19 @@ p11_describe(struct token *t, struct token_desc *d, struct err_ctx *e)
 	snprintf(d->token, sizeof(d->token), "%s", p->token_label);
 	d->enc_alg = t->enc_alg;
 	d->parent[0] = '\0';
+	d->enc_ref[0] = '\0';
+	d->enc_attrs[0] = '\0';
 	if (!p->keys_ready)
 		return 0;
 	if ((r = p11_key_uri(p, &p->sig, d->sig_ref, sizeof(d->sig_ref),
-	    e)) != 0 ||
-	    (r = p11_key_uri(p, &p->enc, d->enc_ref, sizeof(d->enc_ref),
 	    e)) != 0)
 		return r;
 	snprintf(d->sig_attrs, sizeof(d->sig_attrs), "%s", p->sig.attrs);
+	if (p->opt.sig_only)
+		return 0;
+	if ((r = p11_key_uri(p, &p->enc, d->enc_ref, sizeof(d->enc_ref),
+	    e)) != 0)
+		return r;
 	snprintf(d->enc_attrs, sizeof(d->enc_attrs), "%s", p->enc.attrs);
 	return 0;
 }

@@ -17,6 +17,12 @@
  * keys must also carry that CKA_ID; with an id and no object attribute, the
  * two private keys holding that CKA_ID are used whatever their labels.
  *
+ * With the sig_only option the token holds the signing key alone (a
+ * directory's head-signing key, for one): "<base>-sig", or with an id and
+ * no object attribute the one signing key holding that CKA_ID.  No
+ * encryption key is created, looked for or used, and an "<base>-enc" key
+ * that happens to be on the token is ignored.
+ *
  * The PIN comes, in this order, from the URI's pin-value, the URI's
  * pin-source (a file), the pin_file option, or the prompt callback.  It is
  * kept in the token object only (to log in again after the token was
@@ -57,6 +63,13 @@ struct p11_options {
 	 * from the token's mechanisms. */
 	enum token_enc_alg enc_alg;
 	const char *label_base;        /* NULL: P11_LABEL_BASE_DEFAULT */
+	/* Nonzero: the signing key only.  create_keys makes just the
+	 * ECDSA P-256 key "<base>-sig" (enc_alg must then be
+	 * TOKEN_ENC_NONE, in the options and in its argument), open_keys
+	 * finds just that key, token->enc_alg stays TOKEN_ENC_NONE,
+	 * describe leaves enc_ref and enc_attrs empty, and public_key
+	 * (TOKEN_KEY_ENC), ecdh and rsa_decrypt fail with ERR_UNSUPPORTED. */
+	int sig_only;
 };
 
 /*

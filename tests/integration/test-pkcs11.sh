@@ -1,12 +1,13 @@
 #!/bin/sh
 # test-pkcs11.sh - the PKCS#11 backend against throwaway tokens.
 #
-# SoftHSM2: creates three tokens in a fresh temporary directory ("devid"
+# SoftHSM2: creates four tokens in a fresh temporary directory ("devid"
 # for the hpke-p256 keys, "devrsa" for rsa-oaep-sha256 and existing keys,
-# "devpin" for the wrong-PIN test), runs tests/integration/test_pkcs11 in
-# three separate processes (create, use, loss), checks the token's
-# signature with the openssl tool, and asks pkcs11-tool, independently of
-# devid, whether the private keys are "never extractable".
+# "devpin" for the wrong-PIN test, "devsig" for a signing key alone),
+# runs tests/integration/test_pkcs11 in three separate processes (create,
+# use, loss), checks the tokens' signatures with the openssl tool, and
+# asks pkcs11-tool, independently of devid, whether the private keys are
+# "never extractable" and whether "devsig" holds no encryption key.
 #
 # tpm2-pkcs11 on a software TPM: SoftHSM 2.6 does RSA-OAEP only with SHA-1,
 # so rsa-oaep-sha256 decryption inside a token is tested on a second module
@@ -59,7 +60,7 @@ trap cleanup EXIT
 trap 'exit 1' INT TERM
 
 export SOFTHSM2_UTIL
-for label in devid devrsa devpin; do
+for label in devid devrsa devpin devsig; do
 	line=$("$top_srcdir/swtpm-ci/softhsm-token" "$dir" "$label" 1234 5678) ||
 		fail "cannot create SoftHSM token '$label'"
 done
@@ -75,45 +76,64 @@ export P11_TEST_DIR
 "$bin" create || fail "test_pkcs11 create"
 "$bin" use || fail "test_pkcs11 use"
 
-# The signature made in the token, checked by the openssl tool with the
-# public key exported when the key was created.
-"$OPENSSL_BIN" pkeyutl -verify -pubin -keyform DER -inkey "$dir/sig.der" \
-    -in "$dir/digest.bin" -sigfile "$dir/sig.bin" >"$dir/verify.out" 2>&1 ||
-	{ cat "$dir/verify.out" >&2; fail "openssl rejects the token's signature"; }
-grep -q "Signature Verified Successfully" "$dir/verify.out" ||
-	fail "openssl did not verify the token's signature"
+# The signatures made in the tokens, checked by the openssl tool with the
+# public keys exported when the keys were created.
+# verify_sig PREFIX: PREFIX.der, PREFIX-digest.bin (or digest.bin for
+# "sig") and PREFIX-sig.bin (or sig.bin).
+verify_sig() {
+	case $1 in
+	sig) digest=$dir/digest.bin sig=$dir/sig.bin ;;
+	*) digest=$dir/$1-digest.bin sig=$dir/$1-sig.bin ;;
+	esac
+	"$OPENSSL_BIN" pkeyutl -verify -pubin -keyform DER -inkey "$dir/$1.der" \
+	    -in "$digest" -sigfile "$sig" >"$dir/verify.out" 2>&1 ||
+		{ cat "$dir/verify.out" >&2; fail "openssl rejects the signature ($1)"; }
+	grep -q "Signature Verified Successfully" "$dir/verify.out" ||
+		fail "openssl did not verify the signature ($1)"
+}
+verify_sig sig
+verify_sig sigonly
 
 "$bin" loss || fail "test_pkcs11 loss"
 
 # Independent inspection: pkcs11-tool (not devid) must call the device keys
 # "always sensitive" and "never extractable".
-# check_keys MODULE TOKEN BASE: the keys BASE-sig and BASE-enc on TOKEN.
+# check_keys MODULE TOKEN LABEL...: the private keys LABEL... on TOKEN.
 check_keys() {
-	out=$dir/objects.$2
-	"$PKCS11_TOOL" --module "$1" --token-label "$2" \
+	module=$1
+	token=$2
+	shift 2
+	out=$dir/objects.$token
+	"$PKCS11_TOOL" --module "$module" --token-label "$token" \
 	    --login --pin 1234 -O >"$out" 2>&1 ||
-		{ cat "$out" >&2; fail "pkcs11-tool -O on '$2'"; }
-	for key in "$3-sig" "$3-enc"; do
+		{ cat "$out" >&2; fail "pkcs11-tool -O on '$token'"; }
+	for key in "$@"; do
 		access=$(awk -v want="$key" '
 			/^[A-Za-z].*Object/ { priv = ($0 ~ /^Private Key Object/); label = "" }
 			/^[ \t]*label:/ { sub(/^[ \t]*label:[ \t]*/, ""); label = $0 }
 			/^[ \t]*Access:/ { if (priv && label == want) print }
 		' "$out")
 		[ -n "$access" ] ||
-			{ cat "$out" >&2; fail "no private key '$key' on '$2'"; }
+			{ cat "$out" >&2; fail "no private key '$key' on '$token'"; }
 		case $access in
 		*"never extractable"*) ;;
-		*) fail "'$key' on '$2' is not never extractable: $access" ;;
+		*) fail "'$key' on '$token' is not never extractable: $access" ;;
 		esac
 		case $access in
 		*"always sensitive"*) ;;
-		*) fail "'$key' on '$2' is not always sensitive: $access" ;;
+		*) fail "'$key' on '$token' is not always sensitive: $access" ;;
 		esac
 	done
 }
 # devid's own keys on "devid", the existing ones on "devrsa".
-check_keys "$SOFTHSM2_MODULE" devid devid
-check_keys "$SOFTHSM2_MODULE" devrsa card
+check_keys "$SOFTHSM2_MODULE" devid devid-sig devid-enc
+check_keys "$SOFTHSM2_MODULE" devrsa card-sig card-enc
+# The signing key alone on "devsig": one key pair, no encryption key.
+check_keys "$SOFTHSM2_MODULE" devsig head-sig
+[ "$(grep -c '^Private Key Object' "$dir/objects.devsig")" -eq 1 ] ||
+	{ cat "$dir/objects.devsig" >&2; fail "'devsig' holds more than one private key"; }
+! grep -q 'label:.*-enc' "$dir/objects.devsig" ||
+	{ cat "$dir/objects.devsig" >&2; fail "'devsig' holds an encryption key"; }
 
 # --- tpm2-pkcs11 ---
 tcti=$("$top_srcdir/swtpm-ci/swtpm-start" "$dir/tpm") || fail "swtpm-start"
@@ -159,6 +179,6 @@ printf 'leak:libtpm2_pkcs11.so\n' >"$dir/lsan-tpm2-pkcs11.supp"
 	"$bin" tpm-create || fail "test_pkcs11 tpm-create"
 	"$bin" tpm-use || fail "test_pkcs11 tpm-use"
 )
-check_keys "$tpm_module" tpmtok devid
+check_keys "$tpm_module" tpmtok devid-sig devid-enc
 
 echo "$prog: PASS"

@@ -643,13 +643,49 @@ test_cli(void **state)
 	assert_int_equal(server_stop(s), 0);
 }
 
-/* The head key in a SoftHSM2 token, through the PKCS#11 backend. */
+/*
+ * The head key's token, as pkcs11-tool (not devid) lists it: exactly one
+ * key pair, the signing key "head-sig", and no encryption key -- the
+ * directory never asks for one.
+ */
+static void
+assert_token_holds_sig_only(const char *tool, const char *module,
+    const char *label)
+{
+	char cmd[2048], out[8192];
+	const char *at;
+	size_t len = 0, n;
+	int privs = 0;
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "'%s' --module '%s' --token-label '%s' "
+	    "--login --pin 1234 -O 2>&1", tool, module, label);
+	assert_non_null(p = popen(cmd, "r"));
+	while (len < sizeof(out) - 1 &&
+	    (n = fread(out + len, 1, sizeof(out) - 1 - len, p)) > 0)
+		len += n;
+	out[len] = '\0';
+	if (pclose(p) != 0)
+		fail_msg("pkcs11-tool -O failed: %s", out);
+	for (at = out; (at = strstr(at, "Private Key Object")) != NULL; at++)
+		privs++;
+	if (privs != 1 || strstr(out, "head-sig") == NULL ||
+	    strstr(out, "-enc") != NULL)
+		fail_msg("token '%s' should hold the signing key alone:\n%s",
+		    label, out);
+}
+
+/*
+ * The head key in a SoftHSM2 token, through the PKCS#11 backend: only
+ * the signing key is created in the token, and it stays the only key.
+ */
 static void
 test_pkcs11_head_key(void **state)
 {
 	struct server *s = *state;
 	const char *util = getenv("SOFTHSM2_UTIL");
 	const char *module = getenv("SOFTHSM2_MODULE");
+	const char *tool = getenv("PKCS11_TOOL");
 	const char *top = getenv("top_srcdir");
 	char cmd[2048], line[1024], uri[1024], args[1200], out[4096];
 	const char *extra[3];
@@ -663,9 +699,10 @@ test_pkcs11_head_key(void **state)
 
 	/* A missing tool fails the test: CI must have SoftHSM2. */
 	if (util == NULL || *util == '\0' || module == NULL ||
-	    *module == '\0' || top == NULL)
-		fail_msg("SOFTHSM2_UTIL, SOFTHSM2_MODULE and top_srcdir must "
-		    "be set (install softhsm2 and run through make check)");
+	    *module == '\0' || tool == NULL || *tool == '\0' || top == NULL)
+		fail_msg("SOFTHSM2_UTIL, SOFTHSM2_MODULE, PKCS11_TOOL and "
+		    "top_srcdir must be set (install softhsm2 and opensc, and "
+		    "run through make check)");
 	snprintf(cmd, sizeof(cmd), "'%s/swtpm-ci/softhsm-token' '%s' dirkey "
 	    "1234 5678", top, s->dir);
 	assert_non_null(p = popen(cmd, "r"));
@@ -677,9 +714,11 @@ test_pkcs11_head_key(void **state)
 	assert_int_equal(setenv("SOFTHSM2_CONF", line + 14, 1), 0);
 	snprintf(uri, sizeof(uri), "pkcs11:token=dirkey;object=head"
 	    "?module-path=%s&pin-value=1234", module);
-	/* `key` creates the key in the token and prints its id. */
+	/* `key` creates the key in the token and prints its id; no
+	 * encryption key is made beside it. */
 	snprintf(args, sizeof(args), "key --signing-key '%s'", uri);
 	assert_int_equal(run(args, NULL, out, sizeof(out)), 0);
+	assert_token_holds_sig_only(tool, module, "dirkey");
 	extra[0] = "--signing-key";
 	extra[1] = uri;
 	extra[2] = NULL;
@@ -709,6 +748,7 @@ test_pkcs11_head_key(void **state)
 		assert_string_equal(again.directory_id, info.directory_id);
 	}
 	assert_int_equal(server_stop(s), 0);
+	assert_token_holds_sig_only(tool, module, "dirkey");
 	unsetenv("SOFTHSM2_CONF");
 	EVP_PKEY_free(pub);
 	dirc_free(c);

@@ -9,15 +9,17 @@
  *                        the self-test: SoftHSM 2.6 does OAEP with SHA-1
  *                        only); make "existing" keys on "devrsa" the way
  *                        a card's own tool would; refuse keys that could
- *                        be exported;
+ *                        be exported; a signing key alone (sig_only) on
+ *                        "devsig", and nothing else on that token;
  *   test_pkcs11 use      open the keys again, sign, ECDH, HPKE, RSA-OAEP,
  *                        non-exportability, lookup by id, reconnection
- *                        after the sessions were closed, wrong PIN;
+ *                        after the sessions were closed, wrong PIN; the
+ *                        signing key alone again, by label and by id;
  *   test_pkcs11 loss     the token goes away: ERR_TOKEN_NOT_PRESENT.
  *
  * Environment: SOFTHSM2_MODULE (the module file), SOFTHSM2_CONF, and
  * P11_TEST_DIR (the tokens' directory, which holds the PIN file "pin" and
- * receives the exported public keys and a signature for OpenSSL to check).
+ * receives the exported public keys and signatures for OpenSSL to check).
  */
 #include "config.h"
 
@@ -45,6 +47,7 @@
 #define TOKEN_EC "devid"
 #define TOKEN_RSA "devrsa"
 #define TOKEN_PIN "devpin"
+#define TOKEN_SIG "devsig"
 
 static const char *module_path;
 static const char *test_dir;
@@ -635,6 +638,185 @@ test_exportable_refused(void **state)
 	token_close(t);
 }
 
+/* --- the signing key alone (sig_only), on its own token --- */
+
+static struct token *
+open_sig_only(const char *uri)
+{
+	struct p11_options opt;
+
+	memset(&opt, 0, sizeof(opt));
+	opt.sig_only = 1;
+	return open_token(uri, &opt);
+}
+
+/*
+ * Every operation that needs the encryption key is refused with
+ * ERR_UNSUPPORTED and a message that says why, and never reaches the
+ * token.
+ */
+static void
+assert_enc_refused(struct token *t)
+{
+	uint8_t *spki = NULL, peer[65], dh[32], ct[256] = { 0 }, pt[64];
+	size_t spki_len = 0, pt_len = 0;
+	EVP_PKEY *sw = NULL;
+	struct err_ctx e;
+
+	err_clear(&e);
+	assert_int_equal(token_public_key(t, TOKEN_KEY_ENC, &spki, &spki_len,
+	    &e), ERR_UNSUPPORTED);
+	assert_null(spki);
+	assert_non_null(strstr(e.msg, "signing key only"));
+	assert_int_equal(crypto_ec_generate(&sw), 0);
+	assert_int_equal(crypto_ec_point_get(sw, peer), 0);
+	err_clear(&e);
+	assert_int_equal(token_ecdh(t, peer, dh, &e), ERR_UNSUPPORTED);
+	assert_non_null(strstr(e.msg, "ECDH needs the encryption key"));
+	err_clear(&e);
+	assert_int_equal(token_rsa_decrypt(t, ct, sizeof(ct), pt, sizeof(pt),
+	    &pt_len, &e), ERR_UNSUPPORTED);
+	assert_non_null(strstr(e.msg, "signing key only"));
+	assert_int_equal(t->stats.ecdhs, 0);
+	assert_int_equal(t->stats.decrypts, 0);
+	EVP_PKEY_free(sw);
+}
+
+/*
+ * Lists every object on the token (C_FindObjects with an empty template)
+ * and checks that it holds exactly the pair of the signing key label: a
+ * public key and a private key, the private one with the attributes devid
+ * sets, and no encryption key under any label.
+ */
+static void
+raw_assert_only_sig_pair(struct raw *r, const char *label)
+{
+	CK_OBJECT_HANDLE h[16];
+	CK_ULONG n = 0, i;
+	CK_OBJECT_CLASS cls;
+	CK_BBOOL tok, priv, sens, extr, sign, derive, decrypt;
+	char got[64];
+	CK_ATTRIBUTE a[] = {
+		{ CKA_CLASS, &cls, sizeof(cls) },
+		{ CKA_LABEL, got, sizeof(got) - 1 },
+	};
+	CK_ATTRIBUTE b[] = {
+		{ CKA_TOKEN, &tok, sizeof(tok) },
+		{ CKA_PRIVATE, &priv, sizeof(priv) },
+		{ CKA_SENSITIVE, &sens, sizeof(sens) },
+		{ CKA_EXTRACTABLE, &extr, sizeof(extr) },
+		{ CKA_SIGN, &sign, sizeof(sign) },
+		{ CKA_DERIVE, &derive, sizeof(derive) },
+		{ CKA_DECRYPT, &decrypt, sizeof(decrypt) },
+	};
+	int pubs = 0, privs = 0;
+
+	assert_int_equal(r->f->C_FindObjectsInit(r->s, NULL, 0), CKR_OK);
+	assert_int_equal(r->f->C_FindObjects(r->s, h, 16, &n), CKR_OK);
+	assert_int_equal(r->f->C_FindObjectsFinal(r->s), CKR_OK);
+	assert_int_equal(n, 2);
+	for (i = 0; i < n; i++) {
+		memset(got, 0, sizeof(got));
+		a[1].ulValueLen = sizeof(got) - 1;
+		assert_int_equal(r->f->C_GetAttributeValue(r->s, h[i], a, 2),
+		    CKR_OK);
+		assert_null(strstr(got, "-enc"));
+		assert_string_equal(got, label);
+		if (cls == CKO_PUBLIC_KEY) {
+			pubs++;
+			continue;
+		}
+		assert_int_equal(cls, CKO_PRIVATE_KEY);
+		privs++;
+		assert_int_equal(r->f->C_GetAttributeValue(r->s, h[i], b, 7),
+		    CKR_OK);
+		assert_int_equal(tok, CK_TRUE);
+		assert_int_equal(priv, CK_TRUE);
+		assert_int_equal(sens, CK_TRUE);
+		assert_int_equal(extr, CK_FALSE);
+		assert_int_equal(sign, CK_TRUE);
+		assert_int_equal(derive, CK_FALSE);
+		assert_int_equal(decrypt, CK_FALSE);
+	}
+	assert_int_equal(pubs, 1);
+	assert_int_equal(privs, 1);
+}
+
+/*
+ * sig_only: create_keys makes the P-256 signing key and nothing else, and
+ * every encryption-key operation is refused.
+ */
+static void
+test_create_sig_only(void **state)
+{
+	char uri[2048];
+	struct p11_options opt;
+	struct token *t;
+	struct token_desc d;
+	struct raw r;
+	struct err_ctx e;
+	uint8_t *spki;
+	size_t spki_len;
+
+	uri_by_path(uri, sizeof(uri), TOKEN_SIG, "head", PIN);
+	/* Asking for an encryption algorithm contradicts sig_only. */
+	memset(&opt, 0, sizeof(opt));
+	opt.sig_only = 1;
+	opt.enc_alg = TOKEN_ENC_HPKE_P256;
+	t = open_token(uri, &opt);
+	err_clear(&e);
+	assert_int_equal(token_create_keys(t, TOKEN_ENC_NONE, &e),
+	    ERR_INVALID_ARG);
+	assert_non_null(strstr(e.msg, "hpke-p256"));
+	token_close(t);
+
+	t = open_sig_only(uri);
+	err_clear(&e);
+	assert_int_equal(token_create_keys(t, TOKEN_ENC_RSA_OAEP, &e),
+	    ERR_INVALID_ARG);
+	err_clear(&e);
+	/* Nothing yet: the message names the signing key only. */
+	assert_int_equal(token_open_keys(t, &e), ERR_NOT_FOUND);
+	assert_non_null(strstr(e.msg, "head-sig"));
+	/* Before any keys, too. */
+	assert_enc_refused(t);
+	err_clear(&e);
+	if (token_create_keys(t, TOKEN_ENC_NONE, &e) != 0)
+		fail_msg("create_keys (sig_only): %s", err_msg(&e));
+	assert_int_equal(t->enc_alg, TOKEN_ENC_NONE);
+	/* The self-test signed once; no ECDH or decryption was tried. */
+	assert_int_equal(t->stats.signs, 1);
+
+	assert_int_equal(token_describe(t, &d, &e), 0);
+	assert_string_equal(d.backend, "pkcs11");
+	assert_string_equal(d.token, TOKEN_SIG);
+	assert_int_equal(d.enc_alg, TOKEN_ENC_NONE);
+	assert_non_null(strstr(d.sig_ref, "object=head-sig"));
+	assert_non_null(strstr(d.sig_ref, "id="));
+	assert_string_equal(d.enc_ref, "");
+	assert_string_equal(d.enc_attrs, "");
+	assert_non_null(strstr(d.sig_attrs, "always-sensitive"));
+	assert_non_null(strstr(d.sig_attrs, "never-extractable"));
+
+	assert_int_equal(token_public_key(t, TOKEN_KEY_SIG, &spki, &spki_len,
+	    &e), 0);
+	save_file("sigonly.der", spki, spki_len);
+	free(spki);
+	sign_and_verify(t, "signing key alone");
+	assert_enc_refused(t);
+
+	/* A second key under the same label is refused. */
+	err_clear(&e);
+	assert_int_equal(token_create_keys(t, TOKEN_ENC_NONE, &e), ERR_EXISTS);
+	assert_non_null(strstr(e.msg, "head-sig"));
+
+	raw_open(&r, TOKEN_SIG, 1);
+	raw_assert_only_sig_pair(&r, "head-sig");
+	assert_not_exportable(&r, "head-sig", CKK_EC);
+	raw_close(&r);
+	token_close(t);
+}
+
 /* --- use (a new process) --- */
 
 static void
@@ -891,6 +1073,135 @@ test_not_exportable(void **state)
 	raw_close(&r);
 }
 
+/* The key URI ref (from describe) without its label, with the PIN: a URI
+ * that finds keys by CKA_ID alone.  The caller frees it. */
+static char *
+uri_id_only(const char *ref)
+{
+	P11KitUri *kit;
+	char *text = NULL;
+
+	assert_non_null(kit = p11_kit_uri_new());
+	assert_int_equal(p11_kit_uri_parse(ref, P11_KIT_URI_FOR_ANY, kit),
+	    P11_KIT_URI_OK);
+	assert_int_equal(p11_kit_uri_clear_attribute(kit, CKA_LABEL),
+	    P11_KIT_URI_OK);
+	p11_kit_uri_set_pin_value(kit, PIN);
+	assert_int_equal(p11_kit_uri_format(kit, P11_KIT_URI_FOR_ANY, &text),
+	    P11_KIT_URI_OK);
+	p11_kit_uri_free(kit);
+	assert_non_null(strstr(text, "id="));
+	assert_null(strstr(text, "object="));
+	return text;
+}
+
+/*
+ * The signing key alone, in a new process: found again by label and by
+ * CKA_ID, signs (the signature is checked here and by the openssl tool in
+ * the script), survives a reconnection, and still has no encryption key
+ * beside it.
+ */
+static void
+test_sig_only_reopen(void **state)
+{
+	char uri[2048], pin_path[512];
+	uint8_t digest[32], sig[64], *der = NULL, *saved;
+	size_t der_len = 0, saved_len;
+	const char *msg = "devid head signing test";
+	struct token *t, *t2;
+	struct token_desc d;
+	struct raw r;
+	struct err_ctx e;
+	EVP_PKEY *pub = NULL;
+	char *text = NULL;
+
+	path_in_dir(pin_path, sizeof(pin_path), "pin");
+	snprintf(uri, sizeof(uri), "pkcs11:token=%s;object=head"
+	    "?module-name=softhsm2&pin-source=file:%s", TOKEN_SIG, pin_path);
+	t = open_sig_only(uri);
+	err_clear(&e);
+	if (token_open_keys(t, &e) != 0)
+		fail_msg("open_keys (sig_only): %s", err_msg(&e));
+	assert_int_equal(t->enc_alg, TOKEN_ENC_NONE);
+	assert_public_equals_file(t, TOKEN_KEY_SIG, "sigonly.der");
+
+	/* Sign in the token; verify with OpenSSL and the exported key. */
+	assert_int_equal(crypto_sha256(msg, strlen(msg), digest), 0);
+	assert_int_equal(token_sign_digest(t, digest, sig, &e), 0);
+	saved = load_file("sigonly.der", &saved_len);
+	assert_int_equal(crypto_spki_import(saved, saved_len, &pub, &e), 0);
+	assert_int_equal(crypto_ecdsa_verify(pub, digest, sig), 0);
+	save_file("sigonly-digest.bin", digest, sizeof(digest));
+	assert_int_equal(crypto_ecdsa_raw_to_der(sig, &der, &der_len), 0);
+	save_file("sigonly-sig.bin", der, der_len);
+	free(der);
+	free(saved);
+	EVP_PKEY_free(pub);
+	assert_enc_refused(t);
+
+	/* The sessions go away: only the signing key is compared again. */
+	raw_open(&r, TOKEN_SIG, 0);
+	assert_int_equal(r.f->C_CloseAllSessions(r.slot), CKR_OK);
+	raw_close(&r);
+	sign_and_verify(t, "after reconnect");
+	assert_int_equal(t->stats.reconnects, 1);
+	assert_int_equal(t->enc_alg, TOKEN_ENC_NONE);
+
+	/* By CKA_ID alone: the one signing key with that id. */
+	err_clear(&e);
+	assert_int_equal(token_describe(t, &d, &e), 0);
+	text = uri_id_only(d.sig_ref);
+	t2 = open_sig_only(text);
+	err_clear(&e);
+	if (token_open_keys(t2, &e) != 0)
+		fail_msg("open_keys (sig_only, by id): %s", err_msg(&e));
+	assert_public_equals_file(t2, TOKEN_KEY_SIG, "sigonly.der");
+	token_close(t2);
+	/* Without sig_only the token lacks the encryption key. */
+	t2 = open_token(text, NULL);
+	err_clear(&e);
+	assert_int_equal(token_open_keys(t2, &e), ERR_CONFIG);
+	assert_non_null(strstr(e.msg, "has 1 private keys with the URI's id"));
+	token_close(t2);
+	free(text);
+	token_close(t);
+
+	uri_by_path(uri, sizeof(uri), TOKEN_SIG, "head", PIN);
+	t = open_token(uri, NULL);
+	err_clear(&e);
+	assert_int_equal(token_open_keys(t, &e), ERR_NOT_FOUND);
+	assert_non_null(strstr(e.msg, "head-enc"));
+	token_close(t);
+
+	/* A token holding both keys serves its signing key alone, by label
+	 * and by the id the two keys share. */
+	uri_by_path(uri, sizeof(uri), TOKEN_EC, NULL, PIN);
+	t = open_sig_only(uri);
+	err_clear(&e);
+	if (token_open_keys(t, &e) != 0)
+		fail_msg("open_keys (sig_only, full token): %s", err_msg(&e));
+	assert_public_equals_file(t, TOKEN_KEY_SIG, "sig.der");
+	assert_enc_refused(t);
+	err_clear(&e);
+	assert_int_equal(token_describe(t, &d, &e), 0);
+	assert_non_null(strstr(d.sig_ref, "object=devid-sig"));
+	assert_string_equal(d.enc_ref, "");
+	token_close(t);
+	text = uri_id_only(d.sig_ref);
+	t = open_sig_only(text);
+	err_clear(&e);
+	if (token_open_keys(t, &e) != 0)
+		fail_msg("open_keys (sig_only, full token, by id): %s",
+		    err_msg(&e));
+	assert_public_equals_file(t, TOKEN_KEY_SIG, "sig.der");
+	free(text);
+	token_close(t);
+
+	raw_open(&r, TOKEN_SIG, 1);
+	raw_assert_only_sig_pair(&r, "head-sig");
+	raw_close(&r);
+}
+
 /* The object URI from describe, without its label: found by CKA_ID. */
 static void
 test_open_by_id(void **state)
@@ -1031,7 +1342,7 @@ test_open_errors(void **state)
 	snprintf(uri, sizeof(uri), "pkcs11:?module-path=%s", module_path);
 	err_clear(&e);
 	assert_int_equal(p11_token_new(uri, NULL, &t, &e), ERR_CONFIG);
-	assert_non_null(strstr(e.msg, "matches 3 tokens"));
+	assert_non_null(strstr(e.msg, "matches 4 tokens"));
 	err_clear(&e);
 	assert_int_equal(p11_token_new("pkcs11:token=devid?module-name="
 	    "no-such-module", NULL, &t, &e), ERR_NOT_FOUND);
@@ -1230,6 +1541,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_existing_keys_made),
 		cmocka_unit_test(test_raw_ec_point),
 		cmocka_unit_test(test_exportable_refused),
+		cmocka_unit_test(test_create_sig_only),
 	};
 	const struct CMUnitTest use_tests[] = {
 		cmocka_unit_test(test_reopen_and_sign),
@@ -1239,6 +1551,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_always_authenticate),
 		cmocka_unit_test(test_not_exportable),
 		cmocka_unit_test(test_open_by_id),
+		cmocka_unit_test(test_sig_only_reopen),
 		cmocka_unit_test(test_reconnect),
 		cmocka_unit_test(test_wrong_pin),
 		cmocka_unit_test(test_open_errors),
