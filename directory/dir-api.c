@@ -9,7 +9,6 @@
  */
 #include "config.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -30,6 +29,7 @@
 #include "dir-api.h"
 #include "dir-auth.h"
 #include "dir-log.h"
+#include "dir-parse.h"
 #include "envelope.h"
 #include "errors.h"
 #include "transcript.h"
@@ -37,8 +37,6 @@
 #define KEY_MAX (8 + DIR_ACCOUNT_MAX)          /* "log:" / "inbox:" + name */
 #define APPEND_ATTEMPTS 5
 #define PURGE_INTERVAL_S 60
-#define LOGIN_JSON_MAX 1024
-#define SMALL_JSON_MAX 4096
 
 static uint64_t
 now_s(void)
@@ -124,58 +122,13 @@ notify(struct dir_api *api, const char *prefix, const char *name)
 	dir_server_notify(api->srv, key);
 }
 
-/* A decimal query argument in [min, max]; absent gives def. */
+/* The decimal query argument name in [min, max]; absent gives def. */
 static int
 query_u64(struct dir_request *rq, const char *name, uint64_t def,
     uint64_t min, uint64_t max, uint64_t *out, struct err_ctx *e)
 {
-	const char *s = dir_request_query(rq, name);
-	unsigned long long v;
-	char *end;
-
-	if (s == NULL) {
-		*out = def;
-		return 0;
-	}
-	errno = 0;
-	if (*s < '0' || *s > '9' || strlen(s) > 20 ||
-	    (v = strtoull(s, &end, 10), errno != 0) || *end != '\0' ||
-	    v < min || v > max)
-		return err_set(e, ERR_FORMAT, "query argument '%s' must be a "
-		    "decimal number from %llu to %llu", name,
-		    (unsigned long long)min, (unsigned long long)max);
-	*out = v;
-	return 0;
-}
-
-/* The request body as a JSON object with only the allowed keys. */
-static int
-body_object(struct dir_request *rq, size_t max, const char *const *allowed,
-    size_t n_allowed, const char *what, json_t **out, struct err_ctx *e)
-{
-	const uint8_t *body;
-	size_t len;
-	json_t *obj = NULL;
-	int r;
-
-	body = dir_request_body(rq, &len);
-	if (len == 0)
-		return err_set(e, ERR_FORMAT, "the request needs a JSON body "
-		    "(%s)", what);
-	if ((r = devrec_json_load((const char *)body, len, max, &obj, what,
-	    e)) != 0)
-		return r;
-	if (!json_is_object(obj)) {
-		json_decref(obj);
-		return err_set(e, ERR_FORMAT, "%s must be a JSON object",
-		    what);
-	}
-	if ((r = devrec_json_keys(obj, allowed, n_allowed, what, e)) != 0) {
-		json_decref(obj);
-		return r;
-	}
-	*out = obj;
-	return 0;
+	return dir_parse_query_u64(name, dir_request_query(rq, name), def,
+	    min, max, out, e);
 }
 
 /* The session of the request's bearer token. */
@@ -469,62 +422,42 @@ handle_health(struct dir_api *api, struct dir_request *rq)
 	    "time", (json_int_t)now_s()));
 }
 
-/* Overwrites a JSON string value that held a secret before it is freed. */
-static void
-json_wipe_string(json_t *obj, const char *key)
-{
-	json_t *v = json_object_get(obj, key);
-
-	if (json_is_string(v))
-		crypto_wipe((void *)(uintptr_t)json_string_value(v),
-		    json_string_length(v));
-}
-
 /* POST /v1/accounts: open sign-up only; the password is hashed with
  * scrypt and wiped from the request. */
 static void
 handle_account_create(struct dir_api *api, struct dir_request *rq)
 {
-	static const char *const keys[] = { "account", "password" };
 	struct err_ctx e;
-	json_t *body = NULL;
-	const char *account, *pw;
+	struct dir_account_req req;
+	const uint8_t *body;
 	char *hash = NULL;
-	size_t pw_len;
+	size_t len;
 
 	err_clear(&e);
+	memset(&req, 0, sizeof(req));
 	if (!api->cfg.open_signup) {
 		dir_reply_error(rq, MHD_HTTP_FORBIDDEN, "signup_closed",
 		    "this directory does not allow open sign-up: ask its "
 		    "operator to create the account");
 		return;
 	}
-	if (body_object(rq, SMALL_JSON_MAX, keys, 2, "account request",
-	    &body, &e) != 0 ||
-	    devrec_json_str(body, "account", DEVREC_ACCOUNT_MAX, &account,
-	    "account request", &e) != 0 ||
-	    devrec_account_check(account, &e) != 0 ||
-	    devrec_json_str(body, "password", DIR_PASSWORD_MAX, &pw,
-	    "account request", &e) != 0)
-		goto fail;
-	pw_len = json_string_length(json_object_get(body, "password"));
-	if (dir_password_check(pw, pw_len, &e) != 0 ||
-	    dir_password_hash(pw, pw_len, api->cfg.scrypt_log_n, &hash,
-	    &e) != 0 ||
-	    api->store->ops->account_create(api->store, account, hash,
+	body = dir_request_body(rq, &len);
+	if (dir_parse_account(body, len, &req, &e) != 0 ||
+	    dir_password_hash(req.password, req.password_len,
+	    api->cfg.scrypt_log_n, &hash, &e) != 0 ||
+	    api->store->ops->account_create(api->store, req.account, hash,
 	    now_s(), &e) != 0)
 		goto fail;
-	dir_log("account '%s' created by %s", account, dir_request_client(rq));
+	dir_log("account '%s' created by %s", req.account,
+	    dir_request_client(rq));
 	dir_reply_json(rq, MHD_HTTP_CREATED, json_pack("{s:s}", "account",
-	    account));
+	    req.account));
 	goto out;
  fail:
 	reply_err(rq, &e);
  out:
 	free(hash);
-	if (body != NULL)
-		json_wipe_string(body, "password");
-	json_decref(body);
+	dir_parse_account_clear(&req);
 }
 
 /* HTTP Basic with the password of account; 0 or an answered error. */
@@ -646,35 +579,24 @@ maybe_purge(struct dir_api *api, uint64_t now)
 static void
 handle_session(struct dir_api *api, struct dir_request *rq)
 {
-	static const char *const keys[] = { "device", "time", "nonce", "sig" };
 	struct err_ctx e;
 	struct dir_device_info dev;
-	json_t *body = NULL;
-	char device[DEVREC_ID_HEX_LEN + 1], token[DIR_TOKEN_B64_LEN + 1];
-	uint8_t nonce[DIR_NONCE_MAX], sig[64], digest[32], th[32];
-	size_t nonce_len;
-	uint64_t t, now = now_s();
+	struct dir_login_req req;
+	const uint8_t *body;
+	const char *device = req.device;
+	char token[DIR_TOKEN_B64_LEN + 1];
+	uint8_t digest[32], th[32];
+	size_t len;
+	uint64_t now = now_s();
 	EVP_PKEY *pub = NULL;
 	struct buf *b = NULL;
 
 	err_clear(&e);
 	memset(token, 0, sizeof(token));
 	dir_reply_auth_scheme(rq, "Bearer");
-	if (body_object(rq, LOGIN_JSON_MAX, keys, 4, "login", &body,
-	    &e) != 0 ||
-	    devrec_json_id(body, "device", device, "login", &e) != 0 ||
-	    devrec_json_u64(body, "time", &t, "login", &e) != 0 ||
-	    devrec_json_b64(body, "nonce", nonce, sizeof(nonce), &nonce_len,
-	    "login", &e) != 0 ||
-	    devrec_json_b64_exact(body, "sig", sig, sizeof(sig), "login",
-	    &e) != 0)
+	body = dir_request_body(rq, &len);
+	if (dir_parse_login(body, len, &req, &e) != 0)
 		goto fail;
-	if (nonce_len < DIR_NONCE_MIN) {
-		err_set(&e, ERR_FORMAT, "login: the nonce must be %d to %d "
-		    "random bytes (32 recommended)", DIR_NONCE_MIN,
-		    DIR_NONCE_MAX);
-		goto fail;
-	}
 	if (api->store->ops->device_get(api->store, device, &dev, &e) != 0 ||
 	    !dev.active) {
 		if (e.code == 0 || e.code == ERR_NOT_FOUND) {
@@ -687,20 +609,20 @@ handle_session(struct dir_api *api, struct dir_request *rq)
 		}
 		goto fail;
 	}
-	if (dir_login_time_check(t, now, &e) != 0) {
+	if (dir_login_time_check(req.time, now, &e) != 0) {
 		dir_reply_error(rq, MHD_HTTP_UNAUTHORIZED, "bad_time", "%s",
 		    err_msg(&e));
 		goto out;
 	}
 	if ((b = buf_new(1024)) == NULL ||
-	    tr_login(b, dir_key_id(api->key), device, t, nonce, nonce_len) !=
-	    0 || tr_hash(b, digest) != 0) {
+	    tr_login(b, dir_key_id(api->key), device, req.time, req.nonce,
+	    req.nonce_len) != 0 || tr_hash(b, digest) != 0) {
 		err_set(&e, ERR_ALLOC, "out of memory");
 		goto fail;
 	}
 	if (crypto_spki_import(dev.sig_pub, dev.sig_pub_len, &pub, &e) != 0)
 		goto fail;
-	if (crypto_ecdsa_verify(pub, digest, sig) != 0) {
+	if (crypto_ecdsa_verify(pub, digest, req.sig) != 0) {
 		dir_reply_error(rq, MHD_HTTP_UNAUTHORIZED, "bad_signature",
 		    "the login signature does not verify under the signing "
 		    "key of device %.16s (it covers \"devid-login-v1\", "
@@ -708,8 +630,8 @@ handle_session(struct dir_api *api, struct dir_request *rq)
 		    device);
 		goto out;
 	}
-	if (api->store->ops->nonce_use(api->store, device, nonce, nonce_len,
-	    now + 2 * DIR_LOGIN_WINDOW_S + 1, &e) != 0) {
+	if (api->store->ops->nonce_use(api->store, device, req.nonce,
+	    req.nonce_len, now + 2 * DIR_LOGIN_WINDOW_S + 1, &e) != 0) {
 		if (e.code == ERR_REPLAY) {
 			dir_reply_error(rq, MHD_HTTP_UNAUTHORIZED, "replayed",
 			    "%s", err_msg(&e));
@@ -733,7 +655,6 @@ handle_session(struct dir_api *api, struct dir_request *rq)
 	crypto_wipe(th, sizeof(th));
 	EVP_PKEY_free(pub);
 	buf_free(b);
-	json_decref(body);
 }
 
 struct events_ctx {
@@ -919,15 +840,15 @@ static void
 handle_revoke(struct dir_api *api, struct dir_request *rq,
     const char *account, const char *device)
 {
-	static const char *const keys[] = { "time", "revoke_sig" };
 	struct err_ctx e;
 	struct dir_session_info s;
 	struct dir_device_info dev;
+	struct dir_revoke_req req;
 	struct acctlog_event ev;
-	json_t *body = NULL, *evj = NULL, *hj = NULL;
+	json_t *evj = NULL, *hj = NULL;
 	char short_id[DEVREC_SHORT_ID_LEN + 1];
-	uint8_t sig[64];
-	uint64_t t;
+	const uint8_t *body;
+	size_t len;
 	int r = 0, attempt;
 
 	err_clear(&e);
@@ -946,13 +867,10 @@ handle_revoke(struct dir_api *api, struct dir_request *rq,
 		    "(64 lowercase hex digits)");
 		goto fail;
 	}
-	if (body_object(rq, SMALL_JSON_MAX, keys, 2, "revocation", &body,
-	    &e) != 0 ||
-	    devrec_json_u64(body, "time", &t, "revocation", &e) != 0 ||
-	    devrec_json_b64_exact(body, "revoke_sig", sig, sizeof(sig),
-	    "revocation", &e) != 0)
+	body = dir_request_body(rq, &len);
+	if (dir_parse_revoke(body, len, &req, &e) != 0)
 		goto fail;
-	if (dir_login_time_check(t, now_s(), &e) != 0)
+	if (dir_login_time_check(req.time, now_s(), &e) != 0)
 		goto fail;
 	if (api->store->ops->device_get(api->store, device, &dev, &e) != 0)
 		goto fail;
@@ -961,16 +879,17 @@ handle_revoke(struct dir_api *api, struct dir_request *rq,
 		    "device of '%s'", device, account);
 		goto fail;
 	}
-	if (t < dev.added_time) {
+	if (req.time < dev.added_time) {
 		err_set(&e, ERR_STALE, "the revocation is signed with time "
 		    "%" PRIu64 ", before the device was added (%" PRIu64 "): "
-		    "sign it again with the current time", t, dev.added_time);
+		    "sign it again with the current time", req.time,
+		    dev.added_time);
 		goto fail;
 	}
 	for (attempt = 0; attempt < APPEND_ATTEMPTS; attempt++) {
 		err_clear(&e);
-		if ((r = revoke_attempt(api, account, device, t, sig, &ev, &evj,
-		    &e)) != ERR_CHAIN)
+		if ((r = revoke_attempt(api, account, device, req.time, req.sig,
+		    &ev, &evj, &e)) != ERR_CHAIN)
 			break;
 	}
 	if (r != 0)
@@ -989,7 +908,6 @@ handle_revoke(struct dir_api *api, struct dir_request *rq,
 	reply_err(rq, &e);
  out:
 	json_decref(evj);
-	json_decref(body);
 }
 
 /* The active devices of every account in "to", for checking recipients. */
@@ -1198,10 +1116,10 @@ handle_inbox(struct dir_api *api, struct dir_request *rq)
 static void
 handle_ack(struct dir_api *api, struct dir_request *rq)
 {
-	static const char *const keys[] = { "upto" };
 	struct err_ctx e;
 	struct dir_session_info s;
-	json_t *body = NULL;
+	const uint8_t *body;
+	size_t len;
 	uint64_t upto, removed = 0;
 
 	err_clear(&e);
@@ -1209,51 +1127,18 @@ handle_ack(struct dir_api *api, struct dir_request *rq)
 		reply_auth_err(rq, &e);
 		return;
 	}
-	if (body_object(rq, SMALL_JSON_MAX, keys, 1, "acknowledgement", &body,
-	    &e) != 0 ||
-	    devrec_json_u64(body, "upto", &upto, "acknowledgement", &e) != 0 ||
+	body = dir_request_body(rq, &len);
+	if (dir_parse_ack(body, len, &upto, &e) != 0 ||
 	    api->store->ops->inbox_ack(api->store, s.device, upto, &removed,
 	    &e) != 0) {
 		reply_err(rq, &e);
-		goto out;
+		return;
 	}
 	dir_reply_json(rq, MHD_HTTP_OK, json_pack("{s:I}", "removed",
 	    (json_int_t)removed));
- out:
-	json_decref(body);
 }
 
 /* --- routing --- */
-
-#define PATH_SEGMENTS_MAX 6
-#define SEGMENT_MAX 256
-
-/* Splits "/v1/a/b" into segments; 0 or ERR_FORMAT. */
-static int
-split_path(const char *path, char seg[PATH_SEGMENTS_MAX][SEGMENT_MAX + 1],
-    size_t *n)
-{
-	const char *p = path, *q;
-	size_t len;
-
-	*n = 0;
-	if (*p != '/')
-		return ERR_FORMAT;
-	while (*p == '/') {
-		p++;
-		if (*p == '\0')
-			break;
-		q = strchr(p, '/');
-		len = q != NULL ? (size_t)(q - p) : strlen(p);
-		if (len == 0 || len > SEGMENT_MAX || *n == PATH_SEGMENTS_MAX)
-			return ERR_FORMAT;
-		memcpy(seg[*n], p, len);
-		seg[*n][len] = '\0';
-		(*n)++;
-		p += len;
-	}
-	return *p == '\0' ? 0 : ERR_FORMAT;
-}
 
 static int
 method_is(struct dir_request *rq, const char *m)
@@ -1304,68 +1189,62 @@ void
 dir_api_handle(void *arg, struct dir_request *rq)
 {
 	struct dir_api *api = arg;
-	char seg[PATH_SEGMENTS_MAX][SEGMENT_MAX + 1];
+	struct dir_route route;
 	char method[16], path[256];
-	size_t n;
 
-	if (split_path(dir_request_path(rq), seg, &n) != 0 || n < 2 ||
-	    strcmp(seg[0], "v1") != 0)
-		goto unknown;
-	if (n == 2) {
-		if (strcmp(seg[1], "info") == 0) {
-			if (want(rq, "GET"))
-				handle_info(api, rq);
-		} else if (strcmp(seg[1], "health") == 0) {
-			if (want(rq, "GET"))
-				handle_health(api, rq);
-		} else if (strcmp(seg[1], "accounts") == 0) {
-			if (want(rq, "POST"))
-				handle_account_create(api, rq);
-		} else if (strcmp(seg[1], "session") == 0) {
-			if (want(rq, "POST"))
-				handle_session(api, rq);
-		} else if (strcmp(seg[1], "messages") == 0) {
-			if (want(rq, "POST"))
-				handle_message(api, rq);
-		} else if (strcmp(seg[1], "inbox") == 0) {
-			if (want(rq, "GET"))
-				handle_inbox(api, rq);
-		} else {
-			goto unknown;
-		}
+	switch (dir_parse_route(dir_request_path(rq), &route)) {
+	case DIR_EP_INFO:
+		if (want(rq, "GET"))
+			handle_info(api, rq);
 		return;
-	}
-	if (n == 3 && strcmp(seg[1], "inbox") == 0 &&
-	    strcmp(seg[2], "ack") == 0) {
+	case DIR_EP_HEALTH:
+		if (want(rq, "GET"))
+			handle_health(api, rq);
+		return;
+	case DIR_EP_ACCOUNTS:
+		if (want(rq, "POST"))
+			handle_account_create(api, rq);
+		return;
+	case DIR_EP_SESSION:
+		if (want(rq, "POST"))
+			handle_session(api, rq);
+		return;
+	case DIR_EP_MESSAGES:
+		if (want(rq, "POST"))
+			handle_message(api, rq);
+		return;
+	case DIR_EP_INBOX:
+		if (want(rq, "GET"))
+			handle_inbox(api, rq);
+		return;
+	case DIR_EP_INBOX_ACK:
 		if (want(rq, "POST"))
 			handle_ack(api, rq);
 		return;
-	}
-	if (n < 4 || strcmp(seg[1], "accounts") != 0)
-		goto unknown;
-	if (n == 4 && strcmp(seg[3], "log") == 0) {
-		if (want(rq, "GET") && account_segment(api, rq, seg[2]) == 0)
-			handle_log(api, rq, seg[2]);
+	case DIR_EP_LOG:
+		if (want(rq, "GET") &&
+		    account_segment(api, rq, route.account) == 0)
+			handle_log(api, rq, route.account);
 		return;
-	}
-	if (n == 4 && strcmp(seg[3], "devices") == 0) {
+	case DIR_EP_DEVICES:
 		if (method_is(rq, "POST")) {
-			if (account_segment(api, rq, seg[2]) == 0)
-				handle_device_add(api, rq, seg[2]);
+			if (account_segment(api, rq, route.account) == 0)
+				handle_device_add(api, rq, route.account);
 		} else if (method_is(rq, "GET")) {
-			if (account_segment(api, rq, seg[2]) == 0)
-				handle_devices(api, rq, seg[2]);
+			if (account_segment(api, rq, route.account) == 0)
+				handle_devices(api, rq, route.account);
 		} else {
 			wrong_method(rq, "GET or POST");
 		}
 		return;
-	}
-	if (n == 5 && strcmp(seg[3], "devices") == 0) {
-		if (want(rq, "DELETE") && account_segment(api, rq, seg[2]) == 0)
-			handle_revoke(api, rq, seg[2], seg[4]);
+	case DIR_EP_DEVICE:
+		if (want(rq, "DELETE") &&
+		    account_segment(api, rq, route.account) == 0)
+			handle_revoke(api, rq, route.account, route.device);
 		return;
+	case DIR_EP_NONE:
+		break;
 	}
- unknown:
 	dir_log_sanitize(dir_request_method(rq), method, sizeof(method));
 	dir_log_sanitize(dir_request_path(rq), path, sizeof(path));
 	dir_reply_error(rq, MHD_HTTP_NOT_FOUND, "not_found", "no endpoint "

@@ -4,7 +4,6 @@
 #include "config.h"
 
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,10 +15,8 @@
 #include "codec.h"
 #include "crypto.h"
 #include "dir-auth.h"
+#include "dir-parse.h"
 #include "errors.h"
-
-#define SCRYPT_R 8
-#define SCRYPT_P 1
 
 int
 dir_password_check(const char *pw, size_t pw_len, struct err_ctx *e)
@@ -45,10 +42,10 @@ scrypt_derive(const char *pw, size_t pw_len, const uint8_t *salt,
 	EVP_KDF_CTX *kctx = NULL;
 	OSSL_PARAM params[6], *p = params;
 	uint64_t n = (uint64_t)1 << log_n;
-	uint32_t rr = SCRYPT_R, pp = SCRYPT_P;
+	uint32_t rr = DIR_SCRYPT_R, pp = DIR_SCRYPT_P;
 	/* 128 * r * N plus headroom; the default limit (32 MiB) is exactly
 	 * what N = 2^15 needs and OpenSSL refuses it. */
-	uint64_t maxmem = (uint64_t)128 * SCRYPT_R * n * 2 + (1u << 20);
+	uint64_t maxmem = (uint64_t)128 * DIR_SCRYPT_R * n * 2 + (1u << 20);
 	int r = ERR_CRYPTO;
 
 	if ((kdf = EVP_KDF_fetch(NULL, OSSL_KDF_NAME_SCRYPT, NULL)) == NULL ||
@@ -90,8 +87,7 @@ int
 dir_password_hash(const char *pw, size_t pw_len, unsigned int log_n,
     char **out, struct err_ctx *e)
 {
-	uint8_t salt[DIR_SALT_LEN], dk[DIR_PWHASH_LEN];
-	char *salt_b64 = NULL, *dk_b64 = NULL, *s = NULL;
+	struct dir_pwhash h;
 	int r = ERR_INTERNAL;
 
 	return_val_if_fail(pw != NULL && out != NULL, ERR_INVALID_ARG);
@@ -99,29 +95,22 @@ dir_password_hash(const char *pw, size_t pw_len, unsigned int log_n,
 		return err_set(e, ERR_INVALID_ARG, "scrypt cost 2^%u is outside "
 		    "2^%d..2^%d", log_n, DIR_SCRYPT_LOG_N_MIN,
 		    DIR_SCRYPT_LOG_N_MAX);
-	if ((r = crypto_random(salt, sizeof(salt))) != 0) {
+	memset(&h, 0, sizeof(h));
+	h.log_n = log_n;
+	if ((r = crypto_random(h.salt, sizeof(h.salt))) != 0) {
 		err_set(e, r, "no random salt");
 		goto out;
 	}
-	if ((r = scrypt_derive(pw, pw_len, salt, sizeof(salt), log_n, dk,
-	    e)) != 0)
+	if ((r = scrypt_derive(pw, pw_len, h.salt, sizeof(h.salt), log_n,
+	    h.dk, e)) != 0)
 		goto out;
-	if ((r = b64url_encode(salt, sizeof(salt), &salt_b64)) != 0 ||
-	    (r = b64url_encode(dk, sizeof(dk), &dk_b64)) != 0 ||
-	    (s = malloc(DIR_PWHASH_TEXT_MAX)) == NULL) {
+	if ((r = dir_parse_pwhash_encode(&h, out)) != 0) {
 		r = err_set(e, ERR_ALLOC, "out of memory");
 		goto out;
 	}
-	snprintf(s, DIR_PWHASH_TEXT_MAX, "$scrypt$ln=%u,r=%d,p=%d$%s$%s",
-	    log_n, SCRYPT_R, SCRYPT_P, salt_b64, dk_b64);
-	*out = s;
-	s = NULL; /* transferred */
 	r = 0;
  out:
-	crypto_wipe(dk, sizeof(dk));
-	free(salt_b64);
-	free(dk_b64);
-	free(s);
+	crypto_wipe(&h, sizeof(h));
 	return r;
 }
 
@@ -129,40 +118,25 @@ int
 dir_password_verify(const char *pw, size_t pw_len, const char *stored,
     struct err_ctx *e)
 {
-	uint8_t salt[DIR_SALT_LEN], want[DIR_PWHASH_LEN], got[DIR_PWHASH_LEN];
-	unsigned int log_n, rr, pp;
-	const char *salt_s, *dk_s;
-	int r = ERR_INTERNAL, n = 0;
+	struct dir_pwhash want;
+	uint8_t got[DIR_PWHASH_LEN];
+	int r = ERR_INTERNAL;
 
 	return_val_if_fail(pw != NULL && stored != NULL, ERR_INVALID_ARG);
-	if (sscanf(stored, "$scrypt$ln=%u,r=%u,p=%u$%n", &log_n, &rr, &pp,
-	    &n) != 3 || n == 0 || rr != SCRYPT_R || pp != SCRYPT_P ||
-	    log_n < DIR_SCRYPT_LOG_N_MIN || log_n > DIR_SCRYPT_LOG_N_MAX) {
-		r = err_set(e, ERR_FORMAT, "stored password hash has an "
-		    "unknown format");
+	memset(&want, 0, sizeof(want));
+	if ((r = dir_parse_pwhash(stored, &want, e)) != 0)
 		goto out;
-	}
-	salt_s = stored + n;
-	if ((dk_s = strchr(salt_s, '$')) == NULL ||
-	    b64url_decode_exact(salt_s, (size_t)(dk_s - salt_s), salt,
-	    sizeof(salt)) != 0 ||
-	    b64url_decode_exact(dk_s + 1, strlen(dk_s + 1), want,
-	    sizeof(want)) != 0) {
-		r = err_set(e, ERR_FORMAT, "stored password hash has an "
-		    "unknown format");
+	if ((r = scrypt_derive(pw, pw_len, want.salt, sizeof(want.salt),
+	    want.log_n, got, e)) != 0)
 		goto out;
-	}
-	if ((r = scrypt_derive(pw, pw_len, salt, sizeof(salt), log_n, got,
-	    e)) != 0)
-		goto out;
-	if (crypto_memeq_ct(got, want, sizeof(got)) != 0) {
+	if (crypto_memeq_ct(got, want.dk, sizeof(got)) != 0) {
 		r = err_set(e, ERR_DENIED, "wrong password");
 		goto out;
 	}
 	r = 0;
  out:
 	crypto_wipe(got, sizeof(got));
-	crypto_wipe(want, sizeof(want));
+	crypto_wipe(&want, sizeof(want));
 	return r;
 }
 

@@ -39,6 +39,7 @@
 #include "crypto.h"
 #include "dir-server.h"
 #include "dir-log.h"
+#include "dir-parse.h"
 #include "errors.h"
 #include "fileio.h"
 
@@ -305,34 +306,12 @@ int
 dir_request_basic_auth(struct dir_request *rq, char **user, char **pw,
     size_t *pw_len)
 {
-	char *u, *p = NULL, *uc = NULL, *pc = NULL;
-	int r = ERR_NOT_FOUND;
+	int r;
 
-	u = MHD_basic_auth_get_username_password(rq->conn, &p);
-	if (u == NULL || p == NULL)
-		goto out;
-	if ((uc = strdup(u)) == NULL || (pc = strdup(p)) == NULL) {
-		r = ERR_ALLOC;
-		goto out;
-	}
-	*pw_len = strlen(pc);
-	*user = uc;
-	*pw = pc;
-	uc = pc = NULL; /* transferred */
-	r = 0;
- out:
-	free(uc);
-	if (pc != NULL) {
-		crypto_wipe(pc, strlen(pc));
-		free(pc);
-	}
-	if (p != NULL) {
-		crypto_wipe(p, strlen(p));
-		MHD_free(p);
-	}
-	if (u != NULL)
-		MHD_free(u);
-	return r;
+	r = dir_parse_basic_auth(dir_request_header(rq,
+	    MHD_HTTP_HEADER_AUTHORIZATION), user, pw, pw_len);
+	/* Malformed credentials are no credentials. */
+	return r == ERR_FORMAT ? ERR_NOT_FOUND : r;
 }
 
 void
@@ -808,6 +787,10 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	request_free(rq);
 	*con_cls = NULL;
 }
+
+/* libmicrohttpd's own messages; fmt is its printf format. */
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
 
 static void
 on_mhd_log(void *cls, const char *fmt, va_list ap)

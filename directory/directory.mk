@@ -8,6 +8,7 @@ directory_libdevid_directory_a_SOURCES = \
 	directory/dir-auth.c directory/dir-auth.h \
 	directory/dir-key.c directory/dir-key.h \
 	directory/dir-log.c directory/dir-log.h \
+	directory/dir-parse.c directory/dir-parse.h \
 	directory/dir-server.c directory/dir-server.h \
 	directory/dir-store.h directory/dir-store-sqlite.c
 directory_libdevid_directory_a_CPPFLAGS = $(AM_CPPFLAGS) \
@@ -26,8 +27,9 @@ directory_devid_directory_SOURCES = directory/dir-main.c
 directory_devid_directory_CFLAGS = $(AM_CFLAGS) $(MHD_CFLAGS) $(SQLITE_CFLAGS)
 directory_devid_directory_LDADD = $(DIRECTORY_LIBS)
 
-# Unit tests: the store, password and token handling, and the endpoints
-# (driven over HTTP against an in-process server).
+# Unit tests: the store, password and token handling, the request
+# parsers, and the endpoints (driven over HTTP against an in-process
+# server).
 check_PROGRAMS += tests/unit/test_dir_store
 TESTS += tests/unit/test_dir_store
 tests_unit_test_dir_store_CFLAGS = $(UNIT_CFLAGS) -I$(top_srcdir)/directory
@@ -37,6 +39,11 @@ check_PROGRAMS += tests/unit/test_dir_auth
 TESTS += tests/unit/test_dir_auth
 tests_unit_test_dir_auth_CFLAGS = $(UNIT_CFLAGS) -I$(top_srcdir)/directory
 tests_unit_test_dir_auth_LDADD = $(DIRECTORY_LIBS) $(UNIT_LIBS)
+
+check_PROGRAMS += tests/unit/test_dir_parse
+TESTS += tests/unit/test_dir_parse
+tests_unit_test_dir_parse_CFLAGS = $(UNIT_CFLAGS) -I$(top_srcdir)/directory
+tests_unit_test_dir_parse_LDADD = $(DIRECTORY_LIBS) $(UNIT_LIBS)
 
 check_PROGRAMS += tests/unit/test_dir_api
 TESTS += tests/unit/test_dir_api

@@ -5,7 +5,8 @@
 # standalone.c and `make check` replays its corpus and fixed mutations.
 
 FUZZ_HARNESSES = tests/fuzz/fuzz_envelope tests/fuzz/fuzz_acctlog \
-	tests/fuzz/fuzz_crypto tests/fuzz/fuzz_tpmkeyfile tests/fuzz/fuzz_agent
+	tests/fuzz/fuzz_crypto tests/fuzz/fuzz_tpmkeyfile tests/fuzz/fuzz_agent \
+	tests/fuzz/fuzz_directory
 EXTRA_DIST += tests/fuzz/corpus tests/fuzz/standalone.c
 dist_noinst_SCRIPTS += tests/fuzz/run-fuzzers
 
@@ -26,6 +27,10 @@ tests_fuzz_fuzz_agent_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/agent \
 	-I$(top_srcdir)/tpm -I$(top_srcdir)/pkcs11 \
 	-DFUZZ_CORPUS_DIR=\"$(abs_top_srcdir)/tests/fuzz/corpus/agent\"
 tests_fuzz_fuzz_agent_LDADD = $(AGENT_LIBS)
+tests_fuzz_fuzz_directory_CPPFLAGS = $(AM_CPPFLAGS) \
+	-I$(top_srcdir)/directory \
+	-DFUZZ_CORPUS_DIR=\"$(abs_top_srcdir)/tests/fuzz/corpus/directory\"
+tests_fuzz_fuzz_directory_LDADD = $(DIRECTORY_LIBS)
 
 if FUZZING
 EXTRA_PROGRAMS = $(FUZZ_HARNESSES)
@@ -39,6 +44,8 @@ tests_fuzz_fuzz_tpmkeyfile_SOURCES = tests/fuzz/fuzz_tpmkeyfile.c
 tests_fuzz_fuzz_tpmkeyfile_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
 tests_fuzz_fuzz_agent_SOURCES = tests/fuzz/fuzz_agent.c
 tests_fuzz_fuzz_agent_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
+tests_fuzz_fuzz_directory_SOURCES = tests/fuzz/fuzz_directory.c
+tests_fuzz_fuzz_directory_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
 CLEANFILES += $(FUZZ_HARNESSES)
 fuzz: $(FUZZ_HARNESSES)
 else
@@ -53,6 +60,8 @@ tests_fuzz_fuzz_crypto_SOURCES = tests/fuzz/fuzz_crypto.c \
 tests_fuzz_fuzz_tpmkeyfile_SOURCES = tests/fuzz/fuzz_tpmkeyfile.c \
 	tests/fuzz/standalone.c
 tests_fuzz_fuzz_agent_SOURCES = tests/fuzz/fuzz_agent.c \
+	tests/fuzz/standalone.c
+tests_fuzz_fuzz_directory_SOURCES = tests/fuzz/fuzz_directory.c \
 	tests/fuzz/standalone.c
 fuzz:
 	@echo "fuzzers need: configure CC=clang --enable-fuzzing" >&2; exit 1
