@@ -57,7 +57,8 @@ tests_unit_test_dir_api_LDADD = common/libdevidclient.a $(DIRECTORY_LIBS) \
 # Integration: the real devid-directory on a loopback port, driven with
 # common/dirclient.  It finds the binary through $top_builddir and the
 # openssl tool through $OPENSSL_BIN, SoftHSM2 through $SOFTHSM2_UTIL and
-# $SOFTHSM2_MODULE, and swtpm-ci/softhsm-token through $top_srcdir
+# $SOFTHSM2_MODULE, pkcs11-tool through $PKCS11_TOOL, and
+# swtpm-ci/softhsm-token through $top_srcdir
 # (AM_TESTS_ENVIRONMENT); `make check` builds bin_PROGRAMS first.
 check_PROGRAMS += tests/integration/test_directory
 TESTS += tests/integration/test_directory
