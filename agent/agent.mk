@@ -60,9 +60,11 @@ tests_integration_test_agent_seal_LDADD = $(COMMON_LIBS)
 TESTS += tests/integration/test-agent.sh \
 	tests/integration/test-agent-attacks.sh \
 	tests/integration/test-agent-socket.sh \
-	tests/integration/test-agent-longlog.sh
+	tests/integration/test-agent-longlog.sh \
+	tests/integration/test-agent-tpmpin.sh
 dist_noinst_SCRIPTS += tests/integration/test-agent-longlog.sh \
 	tests/integration/test-agent.sh \
 	tests/integration/test-agent-attacks.sh \
 	tests/integration/test-agent-socket.sh \
+	tests/integration/test-agent-tpmpin.sh \
 	tests/integration/test-agent-lib.sh
