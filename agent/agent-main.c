@@ -35,6 +35,7 @@
 #include "dirclient.h"
 #include "errors.h"
 #include "fileio.h"
+#include "timefmt.h"
 #include "token.h"
 
 #define PROG "devid-agent"
@@ -707,21 +708,12 @@ cmd_run(const struct cli *cli, const struct agent_config *flags)
 /* --- client commands --- */
 
 static void
-fmt_time(json_int_t t, char out[32])
-{
-	struct tm tm;
-	time_t tt = (time_t)t;
-
-	gmtime_r(&tt, &tm);
-	strftime(out, 32, "%Y-%m-%d %H:%M:%S UTC", &tm);
-}
-
-static void
 print_alert(const json_t *al)
 {
 	char when[32];
 
-	fmt_time(json_integer_value(json_object_get(al, "time")), when);
+	timefmt_utc((uint64_t)json_integer_value(json_object_get(al, "time")),
+	    when, sizeof(when));
 	printf("alert %s  %-17s %s  %s\n",
 	    json_string_value(json_object_get(al, "id")),
 	    json_string_value(json_object_get(al, "kind")), when,
@@ -747,7 +739,8 @@ print_status(const json_t *j)
 	char when[32];
 	size_t i;
 
-	fmt_time(json_integer_value(json_object_get(w, "last_success")), when);
+	timefmt_utc((uint64_t)json_integer_value(json_object_get(w,
+	    "last_success")), when, sizeof(when));
 	printf("account:   %s\ndevice:    %s\nlocked:    %s\n"
 	    "registry:  %s\nlog seq:   %" JSON_INTEGER_FORMAT "\n"
 	    "checks:    %" JSON_INTEGER_FORMAT " (%" JSON_INTEGER_FORMAT

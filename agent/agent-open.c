@@ -34,6 +34,7 @@
 #include "envelope.h"
 #include "errors.h"
 #include "fileio.h"
+#include "timefmt.h"
 #include "token.h"
 
 /* Rewrites the replay store with the ids kept in memory (atomically). */
@@ -567,17 +568,6 @@ report_key(const char *alert_kind, const struct acctlog_head *v,
 	return r;
 }
 
-static void
-report_time(uint64_t t, char out[32])
-{
-	struct tm tm;
-	time_t tt = (time_t)t;
-
-	if (gmtime_r(&tt, &tm) == NULL ||
-	    strftime(out, 32, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
-		snprintf(out, 32, "%llu", (unsigned long long)t);
-}
-
 /* The alert's details: what was reported, both heads, the reporter. */
 static json_t *
 report_details(const char *kind, const struct acctlog_head *v,
@@ -655,8 +645,8 @@ agent_op_gossip_alert(struct agent *a, const json_t *req, struct err_ctx *e)
 	hex_encode(v.hash, 32, vhex);
 	hex_encode(c.hash, 32, chex);
 	if (strcmp(alert_kind, ALERT_ROLLBACK) == 0) {
-		report_time(v.time, vwhen);
-		report_time(c.time, cwhen);
+		timefmt_utc(v.time, vwhen, sizeof(vwhen));
+		timefmt_utc(c.time, cwhen, sizeof(cwhen));
 		snprintf(msg, sizeof(msg), "rollback of %s: the directory "
 		    "signed seq %llu (at %s) after it had signed seq %llu (at "
 		    "%s)%s%.16s; reported by a local client, both heads "

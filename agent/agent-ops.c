@@ -31,6 +31,7 @@
 #include "envelope.h"
 #include "errors.h"
 #include "fileio.h"
+#include "timefmt.h"
 #include "token.h"
 #include "transcript.h"
 
@@ -363,17 +364,13 @@ void
 agent_tick(struct agent *a)
 {
 	uint64_t now = (uint64_t)time(NULL), age;
-	char msg[ALERT_MESSAGE_MAX + 1], when[32];
-	struct tm tm;
-	time_t t;
+	char msg[ALERT_MESSAGE_MAX + 1], when[TIMEFMT_UTC_LEN];
 
 	pthread_mutex_lock(&a->lock);
 	age = now > a->last_success ? now - a->last_success : 0;
 	if (age > a->cfg->max_stale && alert_find_key(&a->alerts, "stale") ==
 	    NULL) {
-		t = (time_t)a->last_success;
-		gmtime_r(&t, &tm);
-		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+		timefmt_utc(a->last_success, when, sizeof(when));
 		snprintf(msg, sizeof(msg), "no successful, fresh check of the "
 		    "log of %s for %llu s (since %s; max_stale %llu s): the "
 		    "directory, the network or push may be blocked%s%s%s",

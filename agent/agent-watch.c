@@ -23,6 +23,7 @@
 #include "devrec.h"
 #include "dirclient.h"
 #include "errors.h"
+#include "timefmt.h"
 #include "transcript.h"
 #include "crypto.h"
 
@@ -52,16 +53,6 @@ watch_sign_transcript(void *arg, const uint8_t *transcript, size_t len,
 	if ((r = crypto_sha256(transcript, len, digest)) != 0)
 		return r;
 	return watch_sign_locked(arg, digest, sig, e);
-}
-
-static void
-fmt_time(uint64_t t, char out[32])
-{
-	struct tm tm;
-	time_t tt = (time_t)t;
-
-	gmtime_r(&tt, &tm);
-	strftime(out, 32, "%Y-%m-%d %H:%M:%S UTC", &tm);
 }
 
 static json_t *
@@ -106,7 +97,7 @@ announce_add(struct agent *a, const struct acctlog_event *evt,
 
 	(void)now;
 	(void)devrec_short_id(evt->device, short_id);
-	fmt_time(evt->time, when);
+	timefmt_utc(evt->time, when, sizeof(when));
 	hex_encode(evt->hash, 32, hash);
 	if (rec->has_endorsement) {
 		endorser = reg_find(&a->reg, rec->endorsed_by);
@@ -189,7 +180,7 @@ apply_events(struct agent *a, const struct acctlog_event *events, size_t n,
 			d->changed = now;
 			if (expected)
 				continue;       /* revoked by this agent */
-			fmt_time(evt->time, when);
+			timefmt_utc(evt->time, when, sizeof(when));
 			snprintf(msg, sizeof(msg), "device '%s' %s of %s was "
 			    "revoked at %s%s", d->label, short_id,
 			    a->reg.account, when,

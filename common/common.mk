@@ -10,15 +10,18 @@ common_libdevid_a_SOURCES += \
 	common/codec.c common/codec.h \
 	common/transcript.c common/transcript.h \
 	common/token.c common/token.h \
-	common/fileio.c common/fileio.h
+	common/fileio.c common/fileio.h \
+	common/timefmt.c common/timefmt.h
 
 check_PROGRAMS += tests/unit/test_buf tests/unit/test_codec \
 	tests/unit/test_errors tests/unit/test_transcript \
-	tests/unit/test_fileio
+	tests/unit/test_fileio tests/unit/test_timefmt
 TESTS += tests/unit/test_buf tests/unit/test_codec \
 	tests/unit/test_errors tests/unit/test_transcript \
-	tests/unit/test_fileio
+	tests/unit/test_fileio tests/unit/test_timefmt
 
+tests_unit_test_timefmt_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_timefmt_LDADD = $(UNIT_LIBS)
 tests_unit_test_buf_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_buf_LDADD = $(UNIT_LIBS)
 tests_unit_test_codec_CFLAGS = $(UNIT_CFLAGS)

@@ -20,6 +20,7 @@
 #include "errors.h"
 #include "fileio.h"
 #include "msg-contacts.h"
+#include "timefmt.h"
 #include "transcript.h"
 
 int
@@ -320,17 +321,6 @@ msg_contact_trust(struct registry *pin, const char *prefix, uint64_t now,
 }
 
 void
-msg_format_time(uint64_t t, char *out, size_t out_len)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	if (gmtime_r(&tt, &tm) == NULL ||
-	    strftime(out, out_len, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
-		snprintf(out, out_len, "%llu", (unsigned long long)t);
-}
-
-void
 msg_contact_explain(const struct registry *pin, const char *device,
     char *out, size_t out_len)
 {
@@ -347,7 +337,7 @@ msg_contact_explain(const struct registry *pin, const char *device,
 	(void)devrec_short_id(device, short_id);
 	if ((t = added_time(pin, ad->add_seq)) == 0)
 		t = ad->rec.created;
-	msg_format_time(t, when, sizeof(when));
+	timefmt_utc(t, when, sizeof(when));
 	if (!ad->rec.has_endorsement) {
 		snprintf(out, out_len, "device '%s' %s, added to %s at %s "
 		    "(log entry %llu), not endorsed by any other device of %s",

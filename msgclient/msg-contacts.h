@@ -113,7 +113,5 @@ int msg_contact_trust(struct registry *pin, const char *prefix,
 void msg_contact_explain(const struct registry *pin, const char *device,
     char *out, size_t out_len);
 
-/* "2026-11-29 09:08:59 UTC" into out (at least 32 bytes). */
-void msg_format_time(uint64_t t, char *out, size_t out_len);
 
 #endif /* DEVID_MSG_CONTACTS_H */

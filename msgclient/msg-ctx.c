@@ -29,6 +29,7 @@
 #include "msg-agent.h"
 #include "msg-contacts.h"
 #include "msg.h"
+#include "timefmt.h"
 
 /* $XDG_DATA_HOME/devid, or ~/.local/share/devid, or --data-dir. */
 static int
@@ -240,7 +241,7 @@ msg_log(struct msg_ctx *c, const char *fmt, ...)
 
 	if (c->log == NULL)
 		return;
-	msg_format_time((uint64_t)time(NULL), when, sizeof(when));
+	timefmt_utc((uint64_t)time(NULL), when, sizeof(when));
 	fprintf(c->log, "%s devid-msg[%ld]: ", when, (long)getpid());
 	va_start(ap, fmt);
 	vfprintf(c->log, fmt, ap);
@@ -397,7 +398,7 @@ head_line(const struct acctlog_head *h, char *out, size_t out_len)
 	char hash[65], when[48];
 
 	hex_encode(h->hash, 32, hash);
-	msg_format_time(h->time, when, sizeof(when));
+	timefmt_utc(h->time, when, sizeof(when));
 	snprintf(out, out_len, "seq %llu hash %.16s... signed %s",
 	    (unsigned long long)h->seq, hash, when);
 }

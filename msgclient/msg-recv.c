@@ -27,6 +27,7 @@
 #include "msg-contacts.h"
 #include "msg-replay.h"
 #include "msg.h"
+#include "timefmt.h"
 
 #define PIN_CACHE_MAX 32
 #define INBOX_PAGE 100
@@ -431,7 +432,7 @@ show(struct recv_run *rr, uint64_t qseq, const json_t *ans,
 	    &len)) != 0)
 		return err_set(e, r, "devid-agent's open answer has a bad body");
 	(void)devrec_short_id(dev, short_id);
-	msg_format_time(sent, when, sizeof(when));
+	timefmt_utc(sent, when, sizeof(when));
 	/* Anything but text is a file: saved, never written to a terminal. */
 	if (name == NULL && strncmp(type, "text/", 5) != 0) {
 		snprintf(gen, sizeof(gen), "message-%.22s", mid);

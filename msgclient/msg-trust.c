@@ -18,6 +18,7 @@
 #include "errors.h"
 #include "msg-contacts.h"
 #include "msg.h"
+#include "timefmt.h"
 
 int
 msg_cmd_trust(const struct msg_cli *cli)
@@ -124,7 +125,7 @@ list_one(struct msg_ctx *c, const char *account, int json)
 		reg_clear(&pin);
 		return 1;
 	}
-	msg_format_time(pin.updated, when, sizeof(when));
+	timefmt_utc(pin.updated, when, sizeof(when));
 	if (json) {
 		arr = json_array();
 		for (i = 0; arr != NULL && i < pin.n_devs; i++) {
