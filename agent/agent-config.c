@@ -16,6 +16,7 @@
 #include "agent-config.h"
 #include "codec.h"
 #include "devrec.h"
+#include "dirclient.h"
 #include "errors.h"
 #include "fileio.h"
 
@@ -195,10 +196,12 @@ cfg_set(struct agent_config *c, const char *key, const char *value,
 		return set_str(&c->directory_key, value);
 	}
 	if (strcmp(key, "directory") == 0) {
-		if (strncmp(value, "http://", 7) != 0 &&
-		    strncmp(value, "https://", 8) != 0)
-			return err_set(e, ERR_CONFIG, "%s: directory must be "
-			    "an http:// or https:// URL", where);
+		struct err_ctx why;
+		int r;
+
+		err_clear(&why);
+		if ((r = dirc_url_check(value, &why)) != 0)
+			return err_set(e, r, "%s: %s", where, err_msg(&why));
 		return set_str(&c->directory, value);
 	}
 	if (strcmp(key, "enc_alg") == 0) {

@@ -75,9 +75,11 @@ void cfg_free(struct agent_config *c);
 /*
  * Sets key to value (NUL-terminated), checking it: numbers are decimal
  * within their range, the account and label follow PROTOCOL.md, the
- * directory key is 64 lowercase hex digits, enc_alg and log one of their
- * words.  ERR_CONFIG with a message for an unknown key or a bad value;
- * c is unchanged then.  where ("file:line" or "--flag") prefixes messages.
+ * directory key is 64 lowercase hex digits, the directory URL passes
+ * dirc_url_check() (https://, or http:// only to loopback), enc_alg and
+ * log one of their words.  ERR_CONFIG with a message for an unknown key
+ * or a bad value; c is unchanged then.  where ("file:line" or "--flag")
+ * prefixes messages.
  */
 int cfg_set(struct agent_config *c, const char *key, const char *value,
     const char *where, struct err_ctx *e);

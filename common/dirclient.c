@@ -3,12 +3,16 @@
  */
 #include "config.h"
 
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <curl/curl.h>
@@ -26,6 +30,7 @@
 #define URL_MAX 2048
 #define ERROR_BODY_MAX ((size_t)8192)
 #define LONGPOLL_MARGIN_S 15
+#define URL_HOST_MAX 255
 
 struct dirc {
 	CURL *curl;
@@ -35,6 +40,7 @@ struct dirc {
 	size_t max_response;
 	char token[DIRC_TOKEN_MAX + 1];
 	long last_status;
+	int plain;                   /* http://: never through a proxy */
 };
 
 /* An answer being received. */
@@ -84,6 +90,132 @@ on_data(char *data, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
+/*
+ * 1 when h (len bytes, not NUL-terminated) is a dotted quad in 127.0.0.0/8:
+ * exactly four decimal parts of 0-255 without leading zeros, so that no
+ * resolver or URL parser reads it as another address (0177.0.0.1 is octal
+ * elsewhere, 127.1 is short form).
+ */
+static int
+host_is_loopback_ipv4(const char *h, size_t len)
+{
+	unsigned int part = 0, parts = 0, digits = 0, first = 0;
+	size_t i;
+
+	for (i = 0; i <= len; i++) {
+		if (i == len || h[i] == '.') {
+			if (digits == 0 || part > 255)
+				return 0;
+			if (parts++ == 0)
+				first = part;
+			part = 0;
+			digits = 0;
+			continue;
+		}
+		if (h[i] < '0' || h[i] > '9' || digits == 3 ||
+		    (digits == 1 && part == 0))
+			return 0;
+		part = part * 10 + (unsigned int)(h[i] - '0');
+		digits++;
+	}
+	return parts == 4 && first == 127;
+}
+
+/* 1 when h (len bytes, the inside of [...]) is exactly ::1 in any form. */
+static int
+host_is_loopback_ipv6(const char *h, size_t len)
+{
+	char text[INET6_ADDRSTRLEN + 1];
+	struct in6_addr a;
+
+	if (len == 0 || len >= sizeof(text))
+		return 0;
+	memcpy(text, h, len);
+	text[len] = '\0';
+	return inet_pton(AF_INET6, text, &a) == 1 && IN6_IS_ADDR_LOOPBACK(&a);
+}
+
+int
+dirc_url_check(const char *url, struct err_ctx *e)
+{
+	const char *auth, *end, *host, *p, *close;
+	size_t host_len, i;
+	unsigned long port = 0;
+	int loopback;
+
+	return_val_if_fail(url != NULL, ERR_INVALID_ARG);
+	if (strncasecmp(url, "https://", 8) == 0)
+		return 0;
+	if (strncasecmp(url, "http://", 7) != 0)
+		return err_set(e, ERR_CONFIG, "directory URL '%.200s' must "
+		    "start with https:// (or http:// to a loopback address)",
+		    url);
+	/*
+	 * URL parsers disagree on '@' (the first or the last one?) and on
+	 * backslashes; refuse both rather than guess which host libcurl
+	 * would reach.
+	 */
+	for (i = 0; url[i] != '\0'; i++) {
+		if ((unsigned char)url[i] <= 0x20 ||
+		    (unsigned char)url[i] >= 0x7f)
+			return err_set(e, ERR_CONFIG, "directory URL '%.200s' "
+			    "contains a space, control or non-ASCII character",
+			    url);
+		if (url[i] == '@')
+			return err_set(e, ERR_CONFIG, "refusing the directory "
+			    "URL '%.200s': a plain http:// URL must not carry "
+			    "a user name (devid never takes credentials from "
+			    "the URL); remove the part up to '@'", url);
+		if (url[i] == '\\')
+			return err_set(e, ERR_CONFIG, "directory URL '%.200s' "
+			    "contains a backslash", url);
+	}
+	auth = url + 7;
+	end = auth + strcspn(auth, "/?#");
+	host = auth;
+	if (*auth == '[') {
+		if ((close = memchr(auth, ']', (size_t)(end - auth))) == NULL)
+			return err_set(e, ERR_CONFIG, "directory URL '%.200s': "
+			    "an IPv6 address must be closed with ']'", url);
+		host_len = (size_t)(close + 1 - auth);
+		loopback = host_is_loopback_ipv6(auth + 1, host_len - 2);
+		p = close + 1;
+	} else {
+		p = memchr(auth, ':', (size_t)(end - auth));
+		if (p == NULL)
+			p = end;
+		host_len = (size_t)(p - auth);
+		loopback = (host_len == 9 &&
+		    strncasecmp(auth, "localhost", 9) == 0) ||
+		    host_is_loopback_ipv4(auth, host_len);
+	}
+	if (host_len == 0)
+		return err_set(e, ERR_CONFIG, "directory URL '%.200s' names no "
+		    "host", url);
+	if (p != end) {
+		if (*p != ':' || p + 1 == end || end - (p + 1) > 5)
+			goto bad_port;
+		for (p++; p < end; p++) {
+			if (*p < '0' || *p > '9')
+				goto bad_port;
+			port = port * 10 + (unsigned long)(*p - '0');
+		}
+		if (port < 1 || port > 65535)
+			goto bad_port;
+	}
+	if (!loopback)
+		return err_set(e, ERR_CONFIG, "refusing plain http:// to %.*s: "
+		    "the directory's answers and your session token would "
+		    "travel unencrypted; use https://, or http:// only to a "
+		    "loopback address (127.0.0.1, [::1], localhost)",
+		    (int)(host_len > URL_HOST_MAX ? URL_HOST_MAX : host_len),
+		    host);
+	return 0;
+ bad_port:
+	return err_set(e, ERR_CONFIG, "directory URL '%.200s': the port must "
+	    "be a number from 1 to 65535", url);
+}
+
 int
 dirc_new(const char *base_url, const struct dirc_options *opt,
     struct dirc **out, struct err_ctx *e)
@@ -93,10 +225,8 @@ dirc_new(const char *base_url, const struct dirc_options *opt,
 	int r = ERR_INTERNAL;
 
 	return_val_if_fail(base_url != NULL && out != NULL, ERR_INVALID_ARG);
-	if (strncmp(base_url, "https://", 8) != 0 &&
-	    strncmp(base_url, "http://", 7) != 0)
-		return err_set(e, ERR_CONFIG, "directory URL '%.200s' must "
-		    "start with https:// (or http:// on loopback)", base_url);
+	if ((r = dirc_url_check(base_url, e)) != 0)
+		return r;
 	pthread_once(&curl_once, curl_init_once);
 	if (curl_init_rc != 0)
 		return err_set(e, ERR_INTERNAL, "libcurl failed to initialise");
@@ -107,6 +237,7 @@ dirc_new(const char *base_url, const struct dirc_options *opt,
 		r = err_set(e, ERR_ALLOC, "out of memory");
 		goto out;
 	}
+	c->plain = strncasecmp(c->base, "http://", 7) == 0;
 	n = strlen(c->base);
 	while (n > 0 && c->base[n - 1] == '/')
 		c->base[--n] = '\0';
@@ -281,6 +412,8 @@ request(struct dirc *c, const char *method, const char *path,
 	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT, c->timeout_s);
 	curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(c->curl, CURLOPT_FOLLOWLOCATION, 0L);
+	if (c->plain)
+		curl_easy_setopt(c->curl, CURLOPT_NOPROXY, "*");
 	if (c->ca_file != NULL)
 		curl_easy_setopt(c->curl, CURLOPT_CAINFO, c->ca_file);
 	if (body != NULL) {

@@ -51,9 +51,25 @@ struct dirc_options {
 };
 
 /*
+ * Checks that url may be used as a directory's base URL: https:// to any
+ * host, or plain http:// only to a loopback address (127.0.0.0/8 written
+ * as a dotted quad, [::1], or "localhost" in any case), since over plain
+ * HTTP the directory's answers and the session token travel unencrypted.
+ * An http:// URL must name its host plainly: no user name ('@'), no
+ * backslash, no space or control character, a port of 1-65535 if any.
+ * IPv4-mapped addresses ([::ffff:127.0.0.1]) and other spellings of
+ * loopback are refused.  Returns 0, or ERR_CONFIG with a sentence that
+ * says why and what to do.  The one place this rule lives: dirc_new()
+ * and the agent's configuration call it.
+ */
+int dirc_url_check(const char *url, struct err_ctx *e);
+
+/*
  * A client for the directory at base_url ("https://dir.example.org" or
- * "http://127.0.0.1:8080", without a trailing /v1).  opt may be NULL.
- * Calls curl_global_init() once per process.
+ * "http://127.0.0.1:8080", without a trailing /v1), which must pass
+ * dirc_url_check().  opt may be NULL.  Plain http:// requests never go
+ * through a proxy (the proxy would see them unencrypted).  Calls
+ * curl_global_init() once per process.
  */
 int dirc_new(const char *base_url, const struct dirc_options *opt,
     struct dirc **out, struct err_ctx *e);

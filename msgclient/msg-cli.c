@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "devrec.h"
+#include "dirclient.h"
 #include "errors.h"
 #include "msg.h"
 
@@ -179,9 +180,16 @@ msg_cli_parse(int argc, char **argv, struct msg_cli *cli, struct err_ctx *e)
 		case OPT_SOCKET:
 			cli->socket = optarg;
 			break;
-		case OPT_DIRECTORY:
+		case OPT_DIRECTORY: {
+			struct err_ctx why;
+
+			err_clear(&why);
+			if (dirc_url_check(optarg, &why) != 0)
+				return err_set(e, ERR_INVALID_ARG,
+				    "--directory: %s", err_msg(&why));
 			cli->directory = optarg;
 			break;
+		}
 		case OPT_DATA_DIR:
 			cli->data_dir = optarg;
 			break;

@@ -1,7 +1,8 @@
 /*
  * test_agentconfig.c - the agent's INI parser, settings and XDG paths:
  * what it accepts, and everything it must refuse with a message naming
- * the file and line.
+ * the file and line; and the directory URL rule (dirc_url_check) that the
+ * agent, devid-msg and the directory client share.
  */
 #include "config.h"
 
@@ -19,6 +20,7 @@
 #include <cmocka.h>
 
 #include "agent-config.h"
+#include "dirclient.h"
 #include "errors.h"
 
 #define ID64 "5c7a655f4354ad30ee348a2235da1e4af5c21822e90ad926f88fea1e9d01278f"
@@ -133,7 +135,10 @@ test_parse_bad(void **state)
 		{ "label = \xff\xfe\n", "label must be" },
 		{ "label = \n", "is empty" },
 		{ "token = tpm3\n", "token must be" },
-		{ "directory = ftp://x\n", "directory must be" },
+		{ "directory = ftp://x\n", "test.conf:1: directory URL "
+		    "'ftp://x' must start with https://" },
+		{ "directory = http://dir.example.org\n", "test.conf:1: "
+		    "refusing plain http:// to dir.example.org: " },
 		{ "directory_key = abcd\n", "directory_key must be" },
 		{ "directory_key = " ID64 "0\n", "directory_key must be" },
 		{ "enc_alg = rsa\n", "enc_alg must be" },
@@ -281,6 +286,122 @@ test_private_dir(void **state)
 	rmdir(dir);
 }
 
+/*
+ * The directory URL rule: https:// to anything, http:// only to a
+ * loopback address written plainly.
+ */
+static void
+test_directory_url(void **state)
+{
+	static const struct {
+		const char *url;
+		int ok;
+		const char *msg;        /* part of the refusal */
+	} cases[] = {
+		{ "https://x", 1, NULL },
+		{ "https://dir.example.org:8443/base", 1, NULL },
+		{ "HTTPS://dir.example.org", 1, NULL },
+		{ "https://user@dir.example.org", 1, NULL },
+		{ "http://127.0.0.1:8080", 1, NULL },
+		{ "http://127.0.0.1:8080/", 1, NULL },
+		{ "http://127.0.0.1", 1, NULL },
+		{ "http://127.9.9.9", 1, NULL },
+		{ "http://127.255.255.255:65535", 1, NULL },
+		{ "http://127.0.0.0", 1, NULL },
+		{ "http://[::1]:80", 1, NULL },
+		{ "http://[::1]", 1, NULL },
+		{ "http://[0:0:0:0:0:0:0:1]/", 1, NULL },
+		{ "http://localhost", 1, NULL },
+		{ "http://LOCALHOST", 1, NULL },
+		{ "http://LocalHost:8080/dir", 1, NULL },
+		{ "HTTP://127.0.0.1", 1, NULL },
+		{ "http://dir.example.org", 0, "refusing plain http:// to "
+		    "dir.example.org: the directory's answers and your session "
+		    "token would travel unencrypted; use https://, or http:// "
+		    "only to a loopback address (127.0.0.1, [::1], "
+		    "localhost)" },
+		{ "http://dir.example.org:8080/x", 0, "refusing plain http:// "
+		    "to dir.example.org: " },
+		{ "HTTP://dir.example.org", 0, "to dir.example.org: " },
+		{ "http://10.0.0.1", 0, "to 10.0.0.1: " },
+		{ "http://128.0.0.1", 0, "to 128.0.0.1: " },
+		{ "http://127.0.0.1.evil.com", 0, "to 127.0.0.1.evil.com: " },
+		{ "http://127.0.0.1.", 0, "to 127.0.0.1.: " },
+		{ "http://localhost.", 0, "to localhost.: " },
+		{ "http://localhost.evil.com", 0, "to localhost.evil.com: " },
+		{ "http://evil.localhost", 0, "to evil.localhost: " },
+		{ "http://127.1", 0, "to 127.1: " },
+		{ "http://0127.0.0.1", 0, "to 0127.0.0.1: " },
+		{ "http://127.0.0.01", 0, "to 127.0.0.01: " },
+		{ "http://127.0.0.256", 0, "to 127.0.0.256: " },
+		{ "http://127.0.0.1.1", 0, "to 127.0.0.1.1: " },
+		{ "http://2130706433", 0, "to 2130706433: " },
+		{ "http://0x7f.0.0.1", 0, "to 0x7f.0.0.1: " },
+		{ "http://[::ffff:127.0.0.1]", 0, "to [::ffff:127.0.0.1]: " },
+		{ "http://[::2]", 0, "to [::2]: " },
+		{ "http://[::1%25lo]", 0, "to [::1%25lo]: " },
+		{ "http://[::1", 0, "closed with ']'" },
+		{ "http://[::1]x", 0, "port must be" },
+		{ "http://127.0.0.1:", 0, "port must be" },
+		{ "http://127.0.0.1:0", 0, "port must be" },
+		{ "http://127.0.0.1:65536", 0, "port must be" },
+		{ "http://127.0.0.1:123456", 0, "port must be" },
+		{ "http://127.0.0.1:80x", 0, "port must be" },
+		{ "http://127.0.0.1:8080:80", 0, "port must be" },
+		{ "http://user@127.0.0.1", 0, "must not carry a user name" },
+		{ "http://user:pw@127.0.0.1:8080", 0, "must not carry" },
+		{ "http://127.0.0.1@dir.example.org", 0, "must not carry" },
+		{ "http://dir.example.org@127.0.0.1", 0, "must not carry" },
+		{ "http://127.0.0.1\\@dir.example.org", 0, "backslash" },
+		{ "http://127.0.0.1\\.evil.com", 0, "backslash" },
+		{ "http://127.0.0.1 .evil.com", 0, "space" },
+		{ "http://", 0, "names no host" },
+		{ "http:///v1", 0, "names no host" },
+		{ "http://:8080", 0, "names no host" },
+		{ "ftp://127.0.0.1", 0, "must start with https://" },
+		{ "127.0.0.1:8080", 0, "must start with https://" },
+		{ "", 0, "must start with https://" },
+		{ "https:/x", 0, "must start with https://" },
+	};
+	struct agent_config c;
+	struct err_ctx e;
+	struct dirc *dc = NULL;
+	size_t i;
+	int r;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		err_clear(&e);
+		r = dirc_url_check(cases[i].url, &e);
+		if (cases[i].ok ? r != 0 : (r != ERR_CONFIG ||
+		    strstr(err_msg(&e), cases[i].msg) == NULL))
+			fail_msg("case %zu '%s': r=%d msg '%s'", i,
+			    cases[i].url, r, err_msg(&e));
+		/* The agent's setting (and so --directory) says the same. */
+		cfg_init(&c);
+		err_clear(&e);
+		r = cfg_set(&c, "directory", cases[i].url, "--directory", &e);
+		if (cases[i].url[0] != '\0' && (cases[i].ok ? r != 0 :
+		    (r != ERR_CONFIG || strncmp(err_msg(&e), "--directory: ",
+		    13) != 0 || strstr(err_msg(&e), cases[i].msg) == NULL)))
+			fail_msg("cfg_set case %zu '%s': r=%d msg '%s'", i,
+			    cases[i].url, r, err_msg(&e));
+		if (!cases[i].ok)
+			assert_null(c.directory);
+		cfg_free(&c);
+		/* And the client refuses what the rule refuses. */
+		err_clear(&e);
+		r = dirc_new(cases[i].url, NULL, &dc, &e);
+		if (cases[i].ok ? r != 0 : r != ERR_CONFIG)
+			fail_msg("dirc_new case %zu '%s': r=%d msg '%s'", i,
+			    cases[i].url, r, err_msg(&e));
+		if (!cases[i].ok)
+			assert_null(dc);
+		dirc_free(dc);
+		dc = NULL;
+	}
+}
+
 int
 main(void)
 {
@@ -293,6 +414,7 @@ main(void)
 		cmocka_unit_test(test_write_roundtrip),
 		cmocka_unit_test(test_xdg),
 		cmocka_unit_test(test_private_dir),
+		cmocka_unit_test(test_directory_url),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

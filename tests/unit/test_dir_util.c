@@ -281,6 +281,8 @@ thttp(const char *base, const char *method, const char *path,
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &a);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, 90L);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	/* The server is on loopback: never through an http_proxy. */
+	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
 	if (body != NULL) {
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,

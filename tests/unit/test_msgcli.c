@@ -175,6 +175,27 @@ test_other_commands(void **state)
 		assert_int_equal(cli.cmd, MSG_CMD_CONTACTS);
 	}
 	{
+		ARGV("recv", "--directory", "http://127.0.0.1:8080");
+		assert_int_equal(parse(argc, argv, &cli), 0);
+		assert_string_equal(cli.directory, "http://127.0.0.1:8080");
+	}
+	{
+		ARGV("recv", "--directory", "https://dir.example.org");
+		assert_int_equal(parse(argc, argv, &cli), 0);
+	}
+	{
+		/* Plain HTTP to another host: refused before anything runs
+		 * (the whole rule is tested in test_agentconfig). */
+		struct err_ctx e;
+
+		ARGV("recv", "--directory", "http://dir.example.org");
+		err_clear(&e);
+		assert_int_equal(msg_cli_parse(argc, argv, &cli, &e),
+		    ERR_INVALID_ARG);
+		assert_non_null(strstr(err_msg(&e), "--directory: refusing "
+		    "plain http:// to dir.example.org: "));
+	}
+	{
 		ARGV("--help");
 		assert_int_equal(parse(argc, argv, &cli), 0);
 		assert_int_equal(cli.cmd, MSG_CMD_HELP);
