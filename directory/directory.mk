@@ -6,10 +6,14 @@ noinst_LIBRARIES += directory/libdevid-directory.a
 directory_libdevid_directory_a_SOURCES = \
 	directory/dir-api.c directory/dir-api.h \
 	directory/dir-auth.c directory/dir-auth.h \
+	directory/dir-cache.c directory/dir-cache.h \
 	directory/dir-key.c directory/dir-key.h \
 	directory/dir-log.c directory/dir-log.h \
+	directory/dir-net.c directory/dir-net.h \
 	directory/dir-parse.c directory/dir-parse.h \
+	directory/dir-pool.c directory/dir-pool.h \
 	directory/dir-server.c directory/dir-server.h \
+	directory/dir-throttle.c directory/dir-throttle.h \
 	directory/dir-store.h directory/dir-store-sqlite.c
 directory_libdevid_directory_a_CPPFLAGS = $(AM_CPPFLAGS) \
 	-I$(top_srcdir)/pkcs11
@@ -44,6 +48,19 @@ check_PROGRAMS += tests/unit/test_dir_parse
 TESTS += tests/unit/test_dir_parse
 tests_unit_test_dir_parse_CFLAGS = $(UNIT_CFLAGS) -I$(top_srcdir)/directory
 tests_unit_test_dir_parse_LDADD = $(DIRECTORY_LIBS) $(UNIT_LIBS)
+
+check_PROGRAMS += tests/unit/test_dir_net tests/unit/test_dir_throttle \
+	tests/unit/test_dir_pool tests/unit/test_dir_cache
+TESTS += tests/unit/test_dir_net tests/unit/test_dir_throttle \
+	tests/unit/test_dir_pool tests/unit/test_dir_cache
+tests_unit_test_dir_cache_CFLAGS = $(UNIT_CFLAGS) -I$(top_srcdir)/directory
+tests_unit_test_dir_cache_LDADD = $(DIRECTORY_LIBS) $(UNIT_LIBS)
+tests_unit_test_dir_net_CFLAGS = $(UNIT_CFLAGS) -I$(top_srcdir)/directory
+tests_unit_test_dir_net_LDADD = $(DIRECTORY_LIBS) $(UNIT_LIBS)
+tests_unit_test_dir_throttle_CFLAGS = $(UNIT_CFLAGS) -I$(top_srcdir)/directory
+tests_unit_test_dir_throttle_LDADD = $(DIRECTORY_LIBS) $(UNIT_LIBS)
+tests_unit_test_dir_pool_CFLAGS = $(UNIT_CFLAGS) -I$(top_srcdir)/directory
+tests_unit_test_dir_pool_LDADD = $(DIRECTORY_LIBS) $(UNIT_LIBS)
 
 check_PROGRAMS += tests/unit/test_dir_api
 TESTS += tests/unit/test_dir_api

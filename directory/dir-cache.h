@@ -1,0 +1,81 @@
+/*
+ * dir-cache.h - what the directory keeps in memory to answer its most
+ * frequent request, an authenticated log read, without the database.
+ *
+ * Three caches, each a fixed table of slots (a slot holds the last entry
+ * that hashed to it, so memory is bounded and nothing needs sweeping):
+ *
+ * - sessions: H(token) -> the session, for DIR_CACHE_SESSION_S seconds at
+ *   most and never past its expiry;
+ * - log tails: account -> (seq, hash) of its last event;
+ * - event pages: (account, since, upto) -> the JSON text of the events
+ *   since < seq <= upto.  Logs are append-only, so such a page never
+ *   changes and needs no invalidation.
+ *
+ * Staying right when things change: this process is the only writer of
+ * account logs and sessions in its database, and it tells the cache
+ * (dir_cache_log_changed after an append, dir_cache_device_changed after
+ * a login or a revocation of a device) before it answers or wakes anyone.
+ * A reader that missed takes an epoch before it reads the database and
+ * stores what it read only if no change was announced since, so a value
+ * read just before a change never lands in the cache after it.
+ */
+#ifndef DEVID_DIR_CACHE_H
+#define DEVID_DIR_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "dir-store.h"
+
+#define DIR_CACHE_SESSION_S 10        /* a cached session is re-read after */
+#define DIR_CACHE_SESSION_SLOTS 4096
+#define DIR_CACHE_TAIL_SLOTS 1024
+#define DIR_CACHE_PAGE_SLOTS 256
+#define DIR_CACHE_PAGE_MAX ((size_t)16 * 1024) /* larger pages: not kept */
+
+struct dir_cache;
+
+/* A new empty cache, or NULL when out of memory.  Free with
+ * dir_cache_free() (NULL is fine). */
+struct dir_cache *dir_cache_new(void);
+void dir_cache_free(struct dir_cache *c);
+
+/* --- sessions --- */
+
+/* The epoch to take before reading a session from the store. */
+uint64_t dir_cache_session_epoch(struct dir_cache *c);
+/* 0 and *out for a cached live session of token_hash; -1 otherwise. */
+int dir_cache_session_get(struct dir_cache *c, const uint8_t token_hash[32],
+    uint64_t now, struct dir_session_info *out);
+/* Keeps s (read from the store at epoch) unless a change came since. */
+void dir_cache_session_put(struct dir_cache *c, const uint8_t token_hash[32],
+    const struct dir_session_info *s, uint64_t epoch, uint64_t now);
+/* Forgets every cached session of device (logged in again: older ones
+ * may have ended; revoked: all ended). */
+void dir_cache_device_changed(struct dir_cache *c, const char *device);
+
+/* --- log tails and pages --- */
+
+uint64_t dir_cache_log_epoch(struct dir_cache *c);
+/* 0 and the cached tail of account; -1 when not cached. */
+int dir_cache_tail_get(struct dir_cache *c, const char *account,
+    uint64_t *seq, uint8_t hash[32]);
+/* Keeps a tail read from the store at epoch, unless a change came since. */
+void dir_cache_tail_put(struct dir_cache *c, const char *account,
+    uint64_t seq, const uint8_t hash[32], uint64_t epoch);
+/* Announces an append to account's log: its tail is forgotten. */
+void dir_cache_log_changed(struct dir_cache *c, const char *account);
+
+/*
+ * Appends the cached events text of (account, since, upto) to b: 0 when
+ * it was cached, -1 when not, ERR_ALLOC/ERR_TOO_LARGE from b.
+ */
+int dir_cache_page_get(struct dir_cache *c, const char *account,
+    uint64_t since, uint64_t upto, struct buf *b);
+/* Keeps a page of len bytes (not kept above DIR_CACHE_PAGE_MAX). */
+void dir_cache_page_put(struct dir_cache *c, const char *account,
+    uint64_t since, uint64_t upto, const void *text, size_t len);
+
+#endif /* DEVID_DIR_CACHE_H */
