@@ -42,6 +42,8 @@ static const char *const err_text[] = {
 	[29] = "timed out",
 	[30] = "permission denied",
 	[31] = "configuration error",
+	[32] = "storage quota exceeded",
+	[33] = "fair share used up",
 };
 
 const char *

@@ -44,7 +44,9 @@ enum devid_err {
 	ERR_TIMEOUT = -29,         /* an operation did not finish in time */
 	ERR_DENIED = -30,          /* not permitted */
 	ERR_CONFIG = -31,          /* bad configuration */
-	ERR_LAST = -32             /* not a code: one past the last */
+	ERR_QUOTA = -32,           /* a storage quota is used up */
+	ERR_FAIR_SHARE = -33,      /* one party's fair share is used up */
+	ERR_LAST = -34             /* not a code: one past the last */
 };
 
 /* Returns a short static description of code; never NULL. */

@@ -28,8 +28,11 @@
 #include "devrec.h"
 #include "dir-api.h"
 #include "dir-auth.h"
+#include "dir-cache.h"
 #include "dir-log.h"
+#include "dir-net.h"
 #include "dir-parse.h"
+#include "dir-throttle.h"
 #include "envelope.h"
 #include "errors.h"
 #include "transcript.h"
@@ -37,6 +40,13 @@
 #define KEY_MAX (8 + DIR_ACCOUNT_MAX)          /* "log:" / "inbox:" + name */
 #define APPEND_ATTEMPTS 5
 #define PURGE_INTERVAL_S 60
+
+/* A signed head and its JSON text, as log reads hand it out. */
+struct dir_head_cache {
+	struct acctlog_head h;
+	char text[ACCTLOG_HEAD_JSON_MAX + 1];
+	size_t text_len;
+};
 
 static uint64_t
 now_s(void)
@@ -53,6 +63,8 @@ dir_api_config_default(struct dir_api_config *cfg)
 	cfg->max_devices = DIR_MAX_DEVICES_DEFAULT;
 	cfg->max_recipients = DIR_MAX_RECIPIENTS_DEFAULT;
 	cfg->max_queue = DIR_MAX_QUEUE_DEFAULT;
+	cfg->max_queue_per_sender = DIR_MAX_QUEUE_PER_SENDER_DEFAULT;
+	cfg->account_quota = DIR_ACCOUNT_QUOTA_DEFAULT;
 	cfg->max_sessions = DIR_MAX_SESSIONS_DEFAULT;
 	cfg->scrypt_log_n = DIR_SCRYPT_LOG_N_DEFAULT;
 	cfg->max_body = DIR_BODY_MAX_DEFAULT;
@@ -62,12 +74,46 @@ int
 dir_api_init(struct dir_api *api, const struct dir_api_config *cfg,
     struct dir_store *store, struct dir_key *key)
 {
+	uint8_t secret[32];
+	char *dummy = NULL;
+	int r;
+
 	memset(api, 0, sizeof(*api));
 	api->cfg = *cfg;
 	api->store = store;
 	api->key = key;
-	if (pthread_mutex_init(&api->purge_lock, NULL) != 0)
+	/* A password nobody knows, hashed like every stored one. */
+	if (crypto_random(secret, sizeof(secret)) != 0 ||
+	    b64url_encode(secret, sizeof(secret), &dummy) != 0) {
+		crypto_wipe(secret, sizeof(secret));
 		return ERR_INTERNAL;
+	}
+	crypto_wipe(secret, sizeof(secret));
+	r = dir_password_hash(dummy, strlen(dummy), cfg->scrypt_log_n,
+	    &api->dummy_hash, NULL);
+	crypto_wipe(dummy, strlen(dummy));
+	free(dummy);
+	if (r != 0)
+		return r;
+	if ((api->throttle = dir_throttle_new()) == NULL) {
+		free(api->dummy_hash);
+		return ERR_ALLOC;
+	}
+	if ((api->heads = calloc(DIR_HEAD_CACHE, sizeof(*api->heads))) ==
+	    NULL || (api->cache = dir_cache_new()) == NULL) {
+		free(api->heads);
+		dir_throttle_free(api->throttle);
+		free(api->dummy_hash);
+		return ERR_ALLOC;
+	}
+	if (pthread_mutex_init(&api->purge_lock, NULL) != 0 ||
+	    pthread_mutex_init(&api->head_lock, NULL) != 0) {
+		dir_throttle_free(api->throttle);
+		dir_cache_free(api->cache);
+		free(api->heads);
+		free(api->dummy_hash);
+		return ERR_INTERNAL;
+	}
 	return 0;
 }
 
@@ -77,6 +123,11 @@ dir_api_clear(struct dir_api *api)
 	if (api == NULL)
 		return;
 	pthread_mutex_destroy(&api->purge_lock);
+	pthread_mutex_destroy(&api->head_lock);
+	free(api->heads);
+	dir_cache_free(api->cache);
+	dir_throttle_free(api->throttle);
+	free(api->dummy_hash);
 	memset(api, 0, sizeof(*api));
 }
 
@@ -87,6 +138,10 @@ dir_api_set_server(struct dir_api *api, struct dir_server *srv)
 }
 
 /* --- small helpers --- */
+
+static int account_segment(struct dir_api *api, struct dir_request *rq,
+    const char *account);
+static int account_syntax(struct dir_request *rq, const char *account);
 
 /* Answers with the status and code word that fit e's code. */
 static void
@@ -138,6 +193,7 @@ bearer(struct dir_api *api, struct dir_request *rq,
 {
 	const char *h = dir_request_header(rq, MHD_HTTP_HEADER_AUTHORIZATION);
 	uint8_t th[32];
+	uint64_t now, epoch;
 	int r;
 
 	dir_reply_auth_scheme(rq, "Bearer");
@@ -149,7 +205,15 @@ bearer(struct dir_api *api, struct dir_request *rq,
 		return err_set(e, ERR_DENIED, "the bearer token is not the "
 		    "base64url text of 32 bytes: send the token POST "
 		    "/v1/session returned");
-	r = api->store->ops->session_get(api->store, th, now_s(), s, e);
+	now = now_s();
+	if (dir_cache_session_get(api->cache, th, now, s) == 0) {
+		crypto_wipe(th, sizeof(th));
+		return 0;
+	}
+	epoch = dir_cache_session_epoch(api->cache);
+	if ((r = api->store->ops->session_get(api->store, th, now, s,
+	    e)) == 0)
+		dir_cache_session_put(api->cache, th, s, epoch, now);
 	crypto_wipe(th, sizeof(th));
 	if (r == ERR_NOT_FOUND) {
 		err_clear(e);
@@ -186,17 +250,75 @@ dir_api_sign_head(struct dir_api *api, const char *account, uint64_t seq,
 	    api->key, e);
 }
 
+static size_t
+head_slot(const char *account)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *account != '\0'; account++)
+		h = (h ^ (uint8_t)*account) * 16777619u;
+	return h % DIR_HEAD_CACHE;
+}
+
+/*
+ * A signed head of account at (seq, hash) in *out: the one signed within
+ * the last DIR_HEAD_REUSE_S seconds for exactly this point of the log, or
+ * a freshly signed one (which then replaces it in the cache).
+ */
+static int
+head_get(struct dir_api *api, const char *account, uint64_t seq,
+    const uint8_t hash[32], struct dir_head_cache *out, struct err_ctx *e)
+{
+	struct dir_head_cache *c;
+	json_t *j = NULL;
+	char *text = NULL;
+	uint64_t now = now_s();
+	int r, hit = 0;
+
+	c = &api->heads[head_slot(account)];
+	pthread_mutex_lock(&api->head_lock);
+	if (c->text_len > 0 && c->h.seq == seq && c->h.time <= now &&
+	    now - c->h.time <= DIR_HEAD_REUSE_S &&
+	    strcmp(c->h.account, account) == 0 &&
+	    memcmp(c->h.hash, hash, 32) == 0) {
+		*out = *c;
+		hit = 1;
+	}
+	pthread_mutex_unlock(&api->head_lock);
+	if (hit)
+		return 0;
+	memset(out, 0, sizeof(*out));
+	if ((r = dir_api_sign_head(api, account, seq, hash, now, &out->h,
+	    e)) != 0 ||
+	    (r = acctlog_head_to_json(&out->h, &j, e)) != 0)
+		goto done;
+	if ((text = json_dumps(j, JSON_COMPACT)) == NULL ||
+	    strlen(text) > ACCTLOG_HEAD_JSON_MAX) {
+		r = err_set(e, ERR_ALLOC, "out of memory");
+		goto done;
+	}
+	out->text_len = strlen(text);
+	memcpy(out->text, text, out->text_len + 1);
+	pthread_mutex_lock(&api->head_lock);
+	*c = *out;
+	pthread_mutex_unlock(&api->head_lock);
+	r = 0;
+ done:
+	free(text);
+	json_decref(j);
+	return r;
+}
+
 static int
 head_json(struct dir_api *api, const char *account, uint64_t seq,
     const uint8_t hash[32], json_t **out, struct err_ctx *e)
 {
-	struct acctlog_head h;
+	struct dir_head_cache c;
 	int r;
 
-	if ((r = dir_api_sign_head(api, account, seq, hash, now_s(), &h,
-	    e)) != 0)
+	if ((r = head_get(api, account, seq, hash, &c, e)) != 0)
 		return r;
-	return acctlog_head_to_json(&h, out, e);
+	return acctlog_head_to_json(&c.h, out, e);
 }
 
 /* --- the verified state of an account, rebuilt from the stored log --- */
@@ -325,8 +447,12 @@ add_attempt(struct dir_api *api, const struct devrec *rec, uint64_t now,
 	dev.record_json = rec_text;
 	dev.sig_pub = rec->sig_pub;
 	dev.sig_pub_len = rec->sig_pub_len;
-	if ((r = api->store->ops->log_append_add(api->store, &row, &dev,
-	    api->cfg.max_devices, e)) != 0)
+	r = api->store->ops->log_append_add(api->store, &row, &dev,
+	    api->cfg.max_devices, e);
+	/* Before anyone hears of it (and even after a failure, which might
+	 * hide a commit): the cached tail is stale. */
+	dir_cache_log_changed(api->cache, rec->account);
+	if (r != 0)
 		goto out;
 	*evj = obj;
 	obj = NULL; /* transferred */
@@ -389,7 +515,8 @@ handle_info(struct dir_api *api, struct dir_request *rq)
 		    "the directory is out of memory: try again later");
 		return;
 	}
-	o = json_pack("{s:s,s:s,s:s,s:I,s:b,s:{s:I,s:I,s:I,s:I,s:I,s:I}}",
+	o = json_pack("{s:s,s:s,s:s,s:I,s:b,"
+	    "s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}}",
 	    "version", PACKAGE_VERSION,
 	    "directory_id", dir_key_id(api->key),
 	    "head_key", b64,
@@ -400,6 +527,9 @@ handle_info(struct dir_api *api, struct dir_request *rq)
 	    "max_devices", (json_int_t)api->cfg.max_devices,
 	    "max_recipients", (json_int_t)api->cfg.max_recipients,
 	    "max_queue", (json_int_t)api->cfg.max_queue,
+	    "max_queue_per_sender", (json_int_t)api->cfg.max_queue_per_sender,
+	    "account_quota", (json_int_t)(api->cfg.account_quota > INT64_MAX ?
+	    INT64_MAX : api->cfg.account_quota),
 	    "max_wait", (json_int_t)DIR_WAIT_MAX_S,
 	    "max_log_events", (json_int_t)ACCTLOG_MAX_EVENTS);
 	free(b64);
@@ -422,15 +552,122 @@ handle_health(struct dir_api *api, struct dir_request *rq)
 	    "time", (json_int_t)now_s()));
 }
 
+/* --- passwords: checked and hashed on the server's worker pool --- */
+
+static uint64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * One password check or hash in flight, the request's state while the
+ * pool works on it.  The pool thread writes only result, hash and e; the
+ * HTTP thread reads them once the job woke the request again.
+ */
+struct pw_job {
+	int verify;                  /* 1: check pw against stored */
+	char *pw;                    /* owned, wiped */
+	size_t pw_len;
+	char *stored;                /* owned: the account's hash or dummy */
+	int known;                   /* the account exists */
+	unsigned int log_n;          /* hashing cost (verify == 0) */
+	int result;                  /* 0, ERR_DENIED, or another error */
+	char *hash;                  /* new hash (verify == 0), owned */
+	struct err_ctx e;
+	char account[DIR_ACCOUNT_MAX + 1];
+	char net[DIR_NET_KEY_MAX];
+	int throttled;               /* dir_throttle_begin() succeeded */
+	struct dir_throttle *throttle;
+};
+
+static void
+pw_job_free(void *arg)
+{
+	struct pw_job *j = arg;
+
+	if (j == NULL)
+		return;
+	if (j->throttled)
+		dir_throttle_end(j->throttle, j->verify ? j->account : NULL,
+		    j->net, DIR_THROTTLE_ABANDONED, mono_ms());
+	if (j->pw != NULL) {
+		crypto_wipe(j->pw, j->pw_len);
+		free(j->pw);
+	}
+	if (j->stored != NULL) {
+		crypto_wipe(j->stored, strlen(j->stored));
+		free(j->stored);
+	}
+	free(j->hash);
+	free(j);
+}
+
+/* Runs on a pool thread. */
+static void
+pw_job_run(void *arg)
+{
+	struct pw_job *j = arg;
+
+	err_clear(&j->e);
+	if (j->verify) {
+		j->result = dir_password_verify(j->pw, j->pw_len, j->stored,
+		    &j->e);
+		if (!j->known && j->result == 0)
+			j->result = ERR_DENIED; /* cannot happen; never let in */
+	} else {
+		j->result = dir_password_hash(j->pw, j->pw_len, j->log_n,
+		    &j->hash, &j->e);
+	}
+	crypto_wipe(j->pw, j->pw_len);
+}
+
+/* 429 for a key that must wait: held, so hammering gains nothing. */
+static void
+reply_throttled(struct dir_request *rq, unsigned int retry_s)
+{
+	dir_reply_error(rq, MHD_HTTP_TOO_MANY_REQUESTS, "throttled",
+	    "too many password attempts for this account or from this "
+	    "network: try again in %u seconds", retry_s);
+	dir_reply_retry_after(rq, retry_s);
+	dir_reply_hold(rq);
+}
+
+/*
+ * Hands j to the pool as the request's state; on failure answers 503
+ * (the pool's queue is full) and frees j.  0 when the job runs.
+ */
+static int
+pw_job_start(struct dir_request *rq, struct pw_job *j)
+{
+	int r;
+
+	dir_request_set_state(rq, j, pw_job_free);
+	if ((r = dir_request_run_job(rq, pw_job_run, j)) == 0)
+		return 0;
+	dir_request_set_state(rq, NULL, NULL); /* frees j */
+	dir_reply_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "overloaded",
+	    "the directory has too many password checks waiting: try again "
+	    "in a few seconds");
+	dir_reply_retry_after(rq, 2);
+	/* Whoever fills the queue is likely to hammer: slow it down too. */
+	dir_reply_hold(rq);
+	return r;
+}
+
 /* POST /v1/accounts: open sign-up only; the password is hashed with
- * scrypt and wiped from the request. */
+ * scrypt on the pool and wiped from the request. */
 static void
 handle_account_create(struct dir_api *api, struct dir_request *rq)
 {
 	struct err_ctx e;
 	struct dir_account_req req;
+	struct pw_job *j = dir_request_state(rq);
 	const uint8_t *body;
-	char *hash = NULL;
+	unsigned int retry_s;
 	size_t len;
 
 	err_clear(&e);
@@ -442,10 +679,41 @@ handle_account_create(struct dir_api *api, struct dir_request *rq)
 		return;
 	}
 	body = dir_request_body(rq, &len);
-	if (dir_parse_account(body, len, &req, &e) != 0 ||
-	    dir_password_hash(req.password, req.password_len,
-	    api->cfg.scrypt_log_n, &hash, &e) != 0 ||
-	    api->store->ops->account_create(api->store, req.account, hash,
+	if (dir_parse_account(body, len, &req, &e) != 0)
+		goto fail;
+	if (j == NULL) {
+		/* First call: queue the hashing, counted per network. */
+		if ((j = calloc(1, sizeof(*j))) == NULL ||
+		    (j->pw = malloc(req.password_len + 1)) == NULL) {
+			free(j);
+			err_set(&e, ERR_ALLOC, "out of memory");
+			goto fail;
+		}
+		memcpy(j->pw, req.password, req.password_len);
+		j->pw_len = req.password_len;
+		j->log_n = api->cfg.scrypt_log_n;
+		j->throttle = api->throttle;
+		snprintf(j->net, sizeof(j->net), "%s",
+		    dir_request_network(rq));
+		if (dir_throttle_begin(api->throttle, NULL, j->net, mono_ms(),
+		    &retry_s) != 0) {
+			pw_job_free(j);
+			reply_throttled(rq, retry_s);
+			goto out;
+		}
+		j->throttled = 1;
+		(void)pw_job_start(rq, j);
+		goto out;
+	}
+	/* Second call: the hash is ready. */
+	dir_throttle_end(api->throttle, NULL, j->net, DIR_THROTTLE_OK,
+	    mono_ms());
+	j->throttled = 0;
+	if (j->result != 0) {
+		err_set(&e, j->result, "%s", err_msg(&j->e));
+		goto fail;
+	}
+	if (api->store->ops->account_create(api->store, req.account, j->hash,
 	    now_s(), &e) != 0)
 		goto fail;
 	dir_log("account '%s' created by %s", req.account,
@@ -456,21 +724,48 @@ handle_account_create(struct dir_api *api, struct dir_request *rq)
  fail:
 	reply_err(rq, &e);
  out:
-	free(hash);
 	dir_parse_account_clear(&req);
 }
 
-/* HTTP Basic with the password of account; 0 or an answered error. */
+/*
+ * HTTP Basic with the password of account, in two calls of the handler.
+ * The first checks the form of the credentials and the throttle, looks up
+ * the stored hash (a dummy one for an unknown account, so that both cost
+ * the same and answer the same) and queues the check on the pool: it
+ * returns 1.  The second call finds the verdict in the request state and
+ * returns 0 when the password matched.  -1: answered (401, 429, 503).
+ */
 static int
 basic_auth(struct dir_api *api, struct dir_request *rq, const char *account)
 {
 	struct err_ctx e;
-	char *user = NULL, *pw = NULL, *stored = NULL;
+	struct pw_job *j = dir_request_state(rq);
+	char *user = NULL, *pw = NULL;
 	size_t pw_len = 0;
+	unsigned int retry_s;
 	int r;
 
 	err_clear(&e);
 	dir_reply_auth_scheme(rq, "Basic");
+	if (j != NULL) {
+		/* The verdict. */
+		if (j->result == 0) {
+			dir_throttle_end(api->throttle, j->account, j->net,
+			    DIR_THROTTLE_OK, mono_ms());
+			j->throttled = 0;
+			return 0;
+		}
+		if (j->result == ERR_DENIED) {
+			dir_throttle_end(api->throttle, j->account, j->net,
+			    DIR_THROTTLE_FAILED, mono_ms());
+			j->throttled = 0;
+			dir_reply_error(rq, MHD_HTTP_UNAUTHORIZED,
+			    "unauthorized", "wrong account name or password");
+			return -1;
+		}
+		reply_err(rq, &j->e);
+		return -1;
+	}
 	if ((r = dir_request_basic_auth(rq, &user, &pw, &pw_len)) != 0) {
 		if (r == ERR_ALLOC)
 			dir_reply_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE,
@@ -482,41 +777,62 @@ basic_auth(struct dir_api *api, struct dir_request *rq, const char *account)
 			    "authentication");
 		goto out;
 	}
-	r = ERR_DENIED;
 	if (strcmp(user, account) != 0) {
 		dir_reply_error(rq, MHD_HTTP_UNAUTHORIZED, "unauthorized",
 		    "the HTTP Basic user name must be the account name '%s'",
 		    account);
 		goto out;
 	}
-	if ((r = api->store->ops->account_get(api->store, account, &stored,
-	    NULL, &e)) != 0 && r != ERR_NOT_FOUND) {
+	if ((j = calloc(1, sizeof(*j))) == NULL) {
+		dir_reply_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "overloaded",
+		    "out of memory");
+		goto out;
+	}
+	j->verify = 1;
+	j->pw = pw;
+	j->pw_len = pw_len;
+	pw = NULL; /* transferred */
+	j->throttle = api->throttle;
+	snprintf(j->account, sizeof(j->account), "%.*s", DIR_ACCOUNT_MAX,
+	    account);
+	snprintf(j->net, sizeof(j->net), "%s", dir_request_network(rq));
+	if (dir_throttle_begin(api->throttle, j->account, j->net, mono_ms(),
+	    &retry_s) != 0) {
+		pw_job_free(j);
+		reply_throttled(rq, retry_s);
+		goto out;
+	}
+	j->throttled = 1;
+	r = api->store->ops->account_get(api->store, account, &j->stored,
+	    NULL, &e);
+	if (r == ERR_NOT_FOUND) {
+		err_clear(&e);
+		if ((j->stored = strdup(api->dummy_hash)) == NULL)
+			r = err_set(&e, ERR_ALLOC, "out of memory");
+		else
+			r = 0;
+	} else if (r == 0) {
+		j->known = 1;
+	}
+	if (r != 0) {
+		pw_job_free(j);
 		reply_err(rq, &e);
 		goto out;
 	}
-	if (r == ERR_NOT_FOUND ||
-	    (r = dir_password_verify(pw, pw_len, stored, &e)) != 0) {
-		if (r == ERR_NOT_FOUND || r == ERR_DENIED) {
-			r = ERR_DENIED;
-			dir_reply_error(rq, MHD_HTTP_UNAUTHORIZED,
-			    "unauthorized", "wrong account name or password");
-		} else {
-			reply_err(rq, &e);
-		}
-		goto out;
+	if (pw_job_start(rq, j) == 0) {
+		dir_request_free_credentials(user, pw, pw_len);
+		return 1;
 	}
-	r = 0;
  out:
-	if (stored != NULL) {
-		crypto_wipe(stored, strlen(stored));
-		free(stored);
-	}
 	dir_request_free_credentials(user, pw, pw_len);
-	return r;
+	return -1;
 }
 
-/* POST /v1/accounts/{a}/devices: HTTP Basic with a's password, then the
- * record through dir_api_add_device(). */
+/*
+ * POST /v1/accounts/{a}/devices: HTTP Basic with a's password first (an
+ * unknown account fails it like a wrong password), then the record
+ * through dir_api_add_device().
+ */
 static void
 handle_device_add(struct dir_api *api, struct dir_request *rq,
     const char *account)
@@ -644,6 +960,8 @@ handle_session(struct dir_api *api, struct dir_request *rq)
 	    api->store->ops->session_put(api->store, th, device, dev.account,
 	    now + DIR_SESSION_TTL_S, api->cfg.max_sessions, &e) != 0)
 		goto fail;
+	/* The device's oldest sessions may have ended to make room. */
+	dir_cache_device_changed(api->cache, device);
 	dir_reply_json(rq, MHD_HTTP_OK, json_pack("{s:s,s:I,s:s,s:s}",
 	    "token", token, "expires", (json_int_t)(now + DIR_SESSION_TTL_S),
 	    "account", dev.account, "device", device));
@@ -662,44 +980,103 @@ struct events_ctx {
 	struct err_ctx *e;
 };
 
-static int
-add_event_json(void *arg, uint64_t seq, const char *type, const char *json)
-{
-	struct events_ctx *ec = arg;
-	json_t *v;
+/* Appends a stored JSON text (one event or envelope, as written by this
+ * server) to an answer being built: a comma first unless it is the
+ * first item. */
+struct text_ctx {
+	struct buf *b;
+	size_t n;
+	struct err_ctx *e;
+};
 
-	if ((v = json_loads(json, 0, NULL)) == NULL)
-		return err_set(ec->e, ERR_INTERNAL, "stored event %" PRIu64
-		    " is not JSON", seq);
-	if (json_array_append_new(ec->arr, v) != 0)
-		return err_set(ec->e, ERR_ALLOC, "out of memory");
+static int
+text_append(struct text_ctx *tc, const char *json)
+{
+	size_t len = strlen(json);
+
+	/* The store holds what this server wrote; a row that is not even
+	 * an object is damage, not something to pass on. */
+	if (len < 2 || json[0] != '{' || json[len - 1] != '}')
+		return err_set(tc->e, ERR_INTERNAL, "a stored JSON object is "
+		    "damaged");
+	if ((tc->n > 0 && buf_put(tc->b, ",", 1) != 0) ||
+	    buf_put(tc->b, json, len) != 0)
+		return err_set(tc->e, ERR_ALLOC, "out of memory");
+	tc->n++;
 	return 0;
+}
+
+static int
+add_event_text(void *arg, uint64_t seq, const char *type, const char *json)
+{
+	return text_append(arg, json);
+}
+
+/* Hands the built answer to the server as it stands. */
+static void
+reply_text(struct dir_request *rq, struct text_ctx *tc, struct err_ctx *e)
+{
+	uint8_t *p = NULL;
+	size_t len = 0;
+
+	if (buf_steal(tc->b, &p, &len) != 0) {
+		err_set(e, ERR_ALLOC, "out of memory");
+		reply_err(rq, e);
+		return;
+	}
+	dir_reply_text(rq, MHD_HTTP_OK, (char *)p, len);
+}
+
+/* The tail of account's log, from the cache or the store. */
+static int
+log_tail_cached(struct dir_api *api, const char *account, uint64_t *seq,
+    uint8_t hash[32], struct err_ctx *e)
+{
+	uint64_t epoch;
+	int r;
+
+	if (dir_cache_tail_get(api->cache, account, seq, hash) == 0)
+		return 0;
+	epoch = dir_cache_log_epoch(api->cache);
+	if ((r = api->store->ops->log_tail(api->store, account, seq, hash,
+	    e)) == 0)
+		dir_cache_tail_put(api->cache, account, *seq, hash, epoch);
+	return r;
 }
 
 /*
  * GET /v1/accounts/{a}/log: events since N up to the current tail (at most
  * ACCTLOG_MAX_EVENTS) and a fresh head of that tail, read tail first so
  * the answer is one consistent prefix of the append-only log.  With wait,
- * an empty answer waits for "log:{a}".
+ * an empty answer waits for "log:{a}".  The answer is put together from
+ * the stored event texts and the head's text, without parsing them again:
+ * this is the directory's most frequent request.
  */
 static void
 handle_log(struct dir_api *api, struct dir_request *rq, const char *account)
 {
 	struct err_ctx e;
 	struct dir_session_info s;
-	struct events_ctx ec;
+	struct dir_head_cache head;
+	struct text_ctx tc;
 	uint64_t since, wait, seq;
 	uint8_t hash[32];
 	char key[KEY_MAX + 1];
-	json_t *hj = NULL;
+	size_t start;
+	static const char open_events[] = "{\"events\":[";
+	static const char open_head[] = "],\"head\":";
 
 	err_clear(&e);
-	ec.arr = NULL;
-	ec.e = &e;
+	memset(&tc, 0, sizeof(tc));
+	tc.e = &e;
 	if (bearer(api, rq, &s, &e) != 0) {
 		reply_auth_err(rq, &e);
 		return;
 	}
+	/* Only now: whether an account exists is for sessions to see.  The
+	 * log's tail below answers that (ERR_NOT_FOUND). */
+	if (account_syntax(rq, account) != 0)
+		return;
 	if (query_u64(rq, "since", 0, 0, INT64_MAX, &since, &e) != 0 ||
 	    query_u64(rq, "wait", 0, 0, DIR_WAIT_MAX_S, &wait, &e) != 0)
 		goto fail;
@@ -710,26 +1087,41 @@ handle_log(struct dir_api *api, struct dir_request *rq, const char *account)
 			goto fail;
 		}
 	}
-	if (api->store->ops->log_tail(api->store, account, &seq, hash,
-	    &e) != 0)
+	if (log_tail_cached(api, account, &seq, hash, &e) != 0)
 		goto fail;
 	if (seq <= since && wait > 0 && !dir_request_expired(rq)) {
 		dir_request_wait(rq, (unsigned int)wait);
 		return;
 	}
-	if ((ec.arr = json_array()) == NULL) {
+	if ((tc.b = buf_new(DIR_ANSWER_MAX)) == NULL ||
+	    buf_put(tc.b, open_events, sizeof(open_events) - 1) != 0) {
 		err_set(&e, ERR_ALLOC, "out of memory");
 		goto fail;
 	}
-	if (api->store->ops->log_events(api->store, account, since, seq,
-	    ACCTLOG_MAX_EVENTS, add_event_json, &ec, &e) != 0 ||
-	    head_json(api, account, seq, hash, &hj, &e) != 0)
+	/* Events since < seq <= tail never change: a page read once is
+	 * kept. */
+	start = buf_len(tc.b);
+	if (since < seq && dir_cache_page_get(api->cache, account, since, seq,
+	    tc.b) != 0) {
+		if (api->store->ops->log_events(api->store, account, since,
+		    seq, ACCTLOG_MAX_EVENTS, add_event_text, &tc, &e) != 0)
+			goto fail;
+		dir_cache_page_put(api->cache, account, since, seq,
+		    buf_ptr(tc.b) + start, buf_len(tc.b) - start);
+	}
+	if (head_get(api, account, seq, hash, &head, &e) != 0)
 		goto fail;
-	dir_reply_json(rq, MHD_HTTP_OK, json_pack("{s:o,s:o}", "events",
-	    ec.arr, "head", hj));
+	if (buf_put(tc.b, open_head, sizeof(open_head) - 1) != 0 ||
+	    buf_put(tc.b, head.text, head.text_len) != 0 ||
+	    buf_put(tc.b, "}", 1) != 0) {
+		err_set(&e, ERR_ALLOC, "out of memory");
+		goto fail;
+	}
+	reply_text(rq, &tc, &e);
+	buf_free(tc.b);
 	return;
  fail:
-	json_decref(ec.arr);
+	buf_free(tc.b);
 	reply_err(rq, &e);
 }
 
@@ -766,6 +1158,9 @@ handle_devices(struct dir_api *api, struct dir_request *rq,
 		reply_auth_err(rq, &e);
 		return;
 	}
+	/* Only now: whether an account exists is for sessions to see. */
+	if (account_segment(api, rq, account) != 0)
+		return;
 	if ((ec.arr = json_array()) == NULL) {
 		err_set(&e, ERR_ALLOC, "out of memory");
 		goto fail;
@@ -817,8 +1212,10 @@ revoke_attempt(struct dir_api *api, const char *account, const char *device,
 	memcpy(row.prev, ev->prev, 32);
 	memcpy(row.hash, ev->hash, 32);
 	row.json = text;
-	if ((r = api->store->ops->log_append_revoke(api->store, &row, device,
-	    e)) != 0)
+	r = api->store->ops->log_append_revoke(api->store, &row, device, e);
+	dir_cache_log_changed(api->cache, account);
+	dir_cache_device_changed(api->cache, device);
+	if (r != 0)
 		goto out;
 	*evj = obj;
 	obj = NULL; /* transferred */
@@ -856,6 +1253,9 @@ handle_revoke(struct dir_api *api, struct dir_request *rq,
 		reply_auth_err(rq, &e);
 		return;
 	}
+	/* Only now: whether an account exists is for sessions to see. */
+	if (account_segment(api, rq, account) != 0)
+		return;
 	if (strcmp(s.account, account) != 0) {
 		err_set(&e, ERR_DENIED, "only a device of '%s' may revoke its "
 		    "devices; this session belongs to '%s'", account,
@@ -951,6 +1351,7 @@ handle_message(struct dir_api *api, struct dir_request *rq)
 	struct err_ctx e;
 	struct dir_session_info s;
 	struct env_limits lim;
+	struct dir_queue_limits qlim;
 	struct env *env = NULL;
 	struct active_set as;
 	const uint8_t *body;
@@ -1013,9 +1414,11 @@ handle_message(struct dir_api *api, struct dir_request *rq)
 	}
 	memcpy(text, body, len);
 	text[len] = '\0';
+	qlim.max_queue = api->cfg.max_queue;
+	qlim.max_per_sender = api->cfg.max_queue_per_sender;
+	qlim.quota_bytes = api->cfg.account_quota;
 	if (api->store->ops->message_put(api->store, s.device, env->id,
-	    sizeof(env->id), text, devs, env->n_recipients,
-	    api->cfg.max_queue, &e) != 0)
+	    sizeof(env->id), text, devs, env->n_recipients, &qlim, &e) != 0)
 		goto fail;
 	for (i = 0; i < env->n_recipients; i++)
 		notify(api, "inbox", devs[i]);
@@ -1027,7 +1430,16 @@ handle_message(struct dir_api *api, struct dir_request *rq)
 	    id_b64, "queued", (json_int_t)env->n_recipients));
 	goto out;
  fail:
-	if (e.code == ERR_TOO_LARGE && env != NULL)
+	/* The store's refusals: the sender's share of a recipient's queue
+	 * and an account's quota pass with time (429, Retry-After); a full
+	 * queue waits for its device (503). */
+	if (e.code == ERR_FAIR_SHARE)
+		dir_reply_error(rq, MHD_HTTP_TOO_MANY_REQUESTS,
+		    "sender_share", "%s", err_msg(&e));
+	else if (e.code == ERR_QUOTA)
+		dir_reply_error(rq, MHD_HTTP_TOO_MANY_REQUESTS,
+		    "quota_exceeded", "%s", err_msg(&e));
+	else if (e.code == ERR_TOO_LARGE && env != NULL)
 		dir_reply_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE,
 		    "queue_full", "%s", err_msg(&e));
 	else
@@ -1158,6 +1570,20 @@ wrong_method(struct dir_request *rq, const char *allowed)
 	    allowed);
 }
 
+/* An account path segment of valid syntax; else answers 400. */
+static int
+account_syntax(struct dir_request *rq, const char *account)
+{
+	struct err_ctx e;
+
+	err_clear(&e);
+	if (devrec_account_check(account, &e) != 0) {
+		reply_err(rq, &e);
+		return -1;
+	}
+	return 0;
+}
+
 /* An account path segment: valid syntax (400) and existing (404). */
 static int
 account_segment(struct dir_api *api, struct dir_request *rq,
@@ -1182,6 +1608,27 @@ want(struct dir_request *rq, const char *m)
 	if (method_is(rq, m))
 		return 1;
 	wrong_method(rq, m);
+	return 0;
+}
+
+int
+dir_api_preauth(void *arg, struct dir_request *rq)
+{
+	struct dir_api *api = arg;
+	struct dir_session_info s;
+	struct err_ctx e;
+
+	err_clear(&e);
+	if (bearer(api, rq, &s, &e) != 0) {
+		if (e.code == ERR_DENIED)
+			dir_reply_error(rq, MHD_HTTP_UNAUTHORIZED,
+			    "unauthorized", "a body of more than %zu bytes is "
+			    "read only with a valid session: %s",
+			    DIR_BODY_PREAUTH_MAX, err_msg(&e));
+		else
+			reply_err(rq, &e);
+		return -1;
+	}
 	return 0;
 }
 
@@ -1221,25 +1668,24 @@ dir_api_handle(void *arg, struct dir_request *rq)
 		if (want(rq, "POST"))
 			handle_ack(api, rq);
 		return;
+	/* Credentials are checked before the account is looked up, so
+	 * that nobody learns which accounts exist without them. */
 	case DIR_EP_LOG:
-		if (want(rq, "GET") &&
-		    account_segment(api, rq, route.account) == 0)
+		if (want(rq, "GET"))
 			handle_log(api, rq, route.account);
 		return;
 	case DIR_EP_DEVICES:
 		if (method_is(rq, "POST")) {
-			if (account_segment(api, rq, route.account) == 0)
+			if (account_syntax(rq, route.account) == 0)
 				handle_device_add(api, rq, route.account);
 		} else if (method_is(rq, "GET")) {
-			if (account_segment(api, rq, route.account) == 0)
-				handle_devices(api, rq, route.account);
+			handle_devices(api, rq, route.account);
 		} else {
 			wrong_method(rq, "GET or POST");
 		}
 		return;
 	case DIR_EP_DEVICE:
-		if (want(rq, "DELETE") &&
-		    account_segment(api, rq, route.account) == 0)
+		if (want(rq, "DELETE"))
 			handle_revoke(api, rq, route.account, route.device);
 		return;
 	case DIR_EP_NONE:

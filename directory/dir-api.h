@@ -24,16 +24,30 @@
 #define DIR_MAX_DEVICES_DEFAULT 100
 #define DIR_MAX_RECIPIENTS_DEFAULT 1024
 #define DIR_MAX_QUEUE_DEFAULT 10000
+#define DIR_MAX_QUEUE_PER_SENDER_DEFAULT 1000
+#define DIR_ACCOUNT_QUOTA_DEFAULT ((uint64_t)256 * 1024 * 1024)
 #define DIR_MAX_SESSIONS_DEFAULT 16
 #define DIR_INBOX_LIMIT_DEFAULT 100
 #define DIR_INBOX_LIMIT_MAX 1000
 #define DIR_INBOX_BYTES_MAX ((size_t)4 * 1024 * 1024)
+/* The largest answer built as text (a log page of 1024 events). */
+#define DIR_ANSWER_MAX ((size_t)16 * 1024 * 1024)
+/*
+ * Log reads reuse a head signed for the same (account, seq, hash) within
+ * the last second instead of signing again: its time is then at most a
+ * second old, far inside any client's max_stale, and a busy account costs
+ * one signature per second instead of one per read.
+ */
+#define DIR_HEAD_CACHE 256
+#define DIR_HEAD_REUSE_S 1
 
 struct dir_api_config {
 	int open_signup;             /* POST /v1/accounts allowed */
 	unsigned int max_devices;    /* active devices per account */
 	unsigned int max_recipients; /* recipients per envelope */
 	unsigned int max_queue;      /* queued messages per device */
+	unsigned int max_queue_per_sender; /* of those, from one sender */
+	uint64_t account_quota;      /* bytes queued for an account's devices */
 	unsigned int max_sessions;   /* live sessions per device */
 	unsigned int scrypt_log_n;   /* password hashing cost */
 	size_t max_body;             /* request body cap (envelope size) */
@@ -47,6 +61,9 @@ void dir_api_config_default(struct dir_api_config *cfg);
  * it; srv is set once the server runs (dir_api_set_server) so that changes
  * wake long-polls.
  */
+struct dir_throttle;
+struct dir_head_cache;
+struct dir_cache;
 struct dir_api {
 	struct dir_api_config cfg;
 	struct dir_store *store;
@@ -54,9 +71,19 @@ struct dir_api {
 	struct dir_server *srv;
 	pthread_mutex_t purge_lock;
 	uint64_t last_purge;
+	struct dir_throttle *throttle; /* password failures */
+	char *dummy_hash;            /* verified for unknown accounts */
+	pthread_mutex_t head_lock;
+	struct dir_head_cache *heads; /* DIR_HEAD_CACHE signed heads */
+	struct dir_cache *cache;     /* sessions, log tails, event pages */
 };
 
-/* Initialises api; 0 or ERR_INTERNAL.  Release with dir_api_clear(). */
+/*
+ * Initialises api; 0, ERR_ALLOC or ERR_INTERNAL.  It hashes a dummy
+ * password once at the configured cost, so that checking a password of an
+ * unknown account costs what checking a known one does.  Release with
+ * dir_api_clear().
+ */
 int dir_api_init(struct dir_api *api, const struct dir_api_config *cfg,
     struct dir_store *store, struct dir_key *key);
 void dir_api_clear(struct dir_api *api);
@@ -64,6 +91,13 @@ void dir_api_set_server(struct dir_api *api, struct dir_server *srv);
 
 /* The dir_handler_fn: arg is the struct dir_api *. */
 void dir_api_handle(void *arg, struct dir_request *rq);
+
+/*
+ * The dir_preauth_fn: a body larger than DIR_BODY_PREAUTH_MAX is read only
+ * for a request whose bearer token names a live session (only
+ * POST /v1/messages takes such bodies); otherwise it answers 401.
+ */
+int dir_api_preauth(void *arg, struct dir_request *rq);
 
 /*
  * Appends an "add" event for rec (already parsed) to its account's log

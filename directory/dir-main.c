@@ -13,11 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
+#include <sqlite3.h>
 
 #include "acctlog.h"
 #include "crypto.h"
@@ -26,6 +28,8 @@
 #include "dir-auth.h"
 #include "dir-key.h"
 #include "dir-log.h"
+#include "dir-net.h"
+#include "dir-pool.h"
 #include "dir-server.h"
 #include "dir-store.h"
 #include "errors.h"
@@ -69,6 +73,10 @@ usage(FILE *f)
 "      --max-devices N       active devices per account (default 100)\n"
 "      --max-recipients N    recipients per envelope (default 1024)\n"
 "      --max-queue N         queued messages per device (default 10000)\n"
+"      --max-queue-per-sender N  of those, from one sender device\n"
+"                            (default 1000)\n"
+"      --account-quota BYTES envelope bytes queued for one account's\n"
+"                            devices (default 268435456)\n"
 "      --max-sessions N      live sessions per device (default 16)\n"
 "      --rate N              requests per second per client address,\n"
 "                            429 beyond; 0 turns the limit off (default 50)\n"
@@ -77,8 +85,24 @@ usage(FILE *f)
 "      --threads N           HTTP worker threads (default 4)\n"
 "      --max-connections N   open connections, long-polls included\n"
 "                            (default 4000)\n"
+"      --max-per-address N   open connections per client address (IPv6:\n"
+"                            per /64); more are closed at once; 0: no\n"
+"                            limit (default 32)\n"
+"      --request-timeout S   a request must arrive whole within S seconds\n"
+"                            of the connection or of the previous answer;\n"
+"                            idle connections close after S (default 30)\n"
 "      --scrypt-cost N       password hashing cost as log2(N), 10..20\n"
 "                            (default 15)\n"
+"      --password-threads N  threads that hash and check passwords, off\n"
+"                            the HTTP threads (default: one per CPU)\n"
+"      --password-queue N    password checks that may wait; beyond, 503\n"
+"                            (default 64)\n"
+"      --throttle-delay MS   hold every 429 answer this long before\n"
+"                            sending it, 0..10000 (default 1000)\n"
+"      --behind-proxy        a TLS-terminating reverse proxy is in front:\n"
+"                            allow plain HTTP on a non-loopback address\n"
+"                            and take the client address from the last\n"
+"                            X-Forwarded-For entry\n"
 "      --ready-file FILE     write the bound ADDR:PORT to FILE once serving\n"
 "      --quiet               no log line per request\n"
 "\n"
@@ -108,6 +132,14 @@ enum {
 	OPT_READY_FILE,
 	OPT_QUIET,
 	OPT_PASSWORD_FILE,
+	OPT_MAX_PER_ADDRESS,
+	OPT_REQUEST_TIMEOUT,
+	OPT_PASSWORD_THREADS,
+	OPT_PASSWORD_QUEUE,
+	OPT_THROTTLE_DELAY,
+	OPT_BEHIND_PROXY,
+	OPT_MAX_QUEUE_PER_SENDER,
+	OPT_ACCOUNT_QUOTA,
 };
 
 static const struct option long_opts[] = {
@@ -132,6 +164,15 @@ static const struct option long_opts[] = {
 	{ "ready-file", required_argument, NULL, OPT_READY_FILE },
 	{ "quiet", no_argument, NULL, OPT_QUIET },
 	{ "password-file", required_argument, NULL, OPT_PASSWORD_FILE },
+	{ "max-per-address", required_argument, NULL, OPT_MAX_PER_ADDRESS },
+	{ "request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT },
+	{ "password-threads", required_argument, NULL, OPT_PASSWORD_THREADS },
+	{ "password-queue", required_argument, NULL, OPT_PASSWORD_QUEUE },
+	{ "throttle-delay", required_argument, NULL, OPT_THROTTLE_DELAY },
+	{ "behind-proxy", no_argument, NULL, OPT_BEHIND_PROXY },
+	{ "max-queue-per-sender", required_argument, NULL,
+	    OPT_MAX_QUEUE_PER_SENDER },
+	{ "account-quota", required_argument, NULL, OPT_ACCOUNT_QUOTA },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -145,7 +186,10 @@ struct options {
 	const char *ready_file;
 	const char *password_file;
 	int quiet;
+	int behind_proxy;
 	unsigned int rate, burst, threads, max_connections;
+	unsigned int max_per_address, request_timeout_s;
+	unsigned int password_threads, password_queue, throttle_delay_ms;
 	struct dir_api_config api;
 };
 
@@ -246,6 +290,39 @@ parse_options(int argc, char **argv, struct options *o)
 		case OPT_PASSWORD_FILE:
 			o->password_file = optarg;
 			break;
+		case OPT_MAX_PER_ADDRESS:
+			o->max_per_address = number_arg("max-per-address",
+			    optarg, 0, 1000000);
+			if (o->max_per_address == 0)
+				o->max_per_address = DIR_UNLIMITED;
+			break;
+		case OPT_REQUEST_TIMEOUT:
+			o->request_timeout_s = number_arg("request-timeout",
+			    optarg, 1, 3600);
+			break;
+		case OPT_PASSWORD_THREADS:
+			o->password_threads = number_arg("password-threads",
+			    optarg, 1, DIR_POOL_THREADS_MAX);
+			break;
+		case OPT_PASSWORD_QUEUE:
+			o->password_queue = number_arg("password-queue",
+			    optarg, 1, DIR_POOL_QUEUE_MAX);
+			break;
+		case OPT_THROTTLE_DELAY:
+			o->throttle_delay_ms = number_arg("throttle-delay",
+			    optarg, 0, DIR_THROTTLE_DELAY_MAX_MS);
+			break;
+		case OPT_BEHIND_PROXY:
+			o->behind_proxy = 1;
+			break;
+		case OPT_MAX_QUEUE_PER_SENDER:
+			o->api.max_queue_per_sender = number_arg(
+			    "max-queue-per-sender", optarg, 1, 10000000);
+			break;
+		case OPT_ACCOUNT_QUOTA:
+			o->api.account_quota = number_arg("account-quota",
+			    optarg, 1, INT64_MAX);
+			break;
 		default:
 			fprintf(stderr, "Try '" PROG " --help'.\n");
 			exit(2);
@@ -341,6 +418,29 @@ raise_fd_limit(unsigned int max_connections)
 		    (unsigned long long)rl.rlim_cur, max_connections);
 }
 
+/*
+ * A database made by an older version (or copied in) may be readable by
+ * group or others: say so at every start rather than change its mode
+ * behind the operator's back.
+ */
+static void
+warn_if_readable(const char *db)
+{
+	static const char *const suffix[] = { "", "-wal", "-shm" };
+	struct stat st;
+	char path[4096];
+	size_t i;
+
+	for (i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+		snprintf(path, sizeof(path), "%s%s", db, suffix[i]);
+		if (stat(path, &st) == 0 && (st.st_mode & 077) != 0)
+			dir_log("warning: %s is readable by group or others "
+			    "(mode %03o): it holds password hashes and "
+			    "sessions; run chmod 600 on it", path,
+			    (unsigned int)(st.st_mode & 0777));
+	}
+}
+
 static int
 cmd_serve(struct options *o)
 {
@@ -368,9 +468,15 @@ cmd_serve(struct options *o)
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* The database, its journal and the head key are nobody else's. */
+	umask(077);
+	/* Before SQLite starts: no process-wide memory statistics, whose
+	 * mutex every allocation of every thread would take. */
+	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 	raise_fd_limit(o->max_connections != 0 ? o->max_connections :
 	    DIR_CONNECTIONS_DEFAULT);
 
+	warn_if_readable(o->db);
 	if (dir_store_sqlite_open(o->db, &store, &e) != 0) {
 		fprintf(stderr, PROG ": %s\n", err_msg(&e));
 		goto out;
@@ -391,11 +497,20 @@ cmd_serve(struct options *o)
 	sc.rate = o->rate;
 	sc.burst = o->burst;
 	sc.max_connections = o->max_connections;
+	sc.max_per_address = o->max_per_address;
+	sc.request_timeout_s = o->request_timeout_s;
+	sc.job_threads = o->password_threads;
+	sc.job_queue = o->password_queue;
+	sc.throttle_delay_ms = o->throttle_delay_ms;
+	sc.behind_proxy = o->behind_proxy;
 	sc.quiet = o->quiet;
 	sc.handler = dir_api_handle;
+	sc.preauth = dir_api_preauth;
 	sc.handler_arg = &api;
 	if (dir_server_start(&sc, &srv, &e) != 0) {
 		fprintf(stderr, PROG ": %s\n", err_msg(&e));
+		if (e.code == ERR_CONFIG)
+			ret = 2;
 		goto out;
 	}
 	dir_api_set_server(&api, srv);
@@ -696,6 +811,7 @@ main(int argc, char **argv)
 	memset(&o, 0, sizeof(o));
 	dir_api_config_default(&o.api);
 	o.rate = DIR_RATE_DEFAULT;
+	o.throttle_delay_ms = DIR_THROTTLE_DELAY_DEFAULT_MS;
 	if (argc < 2 || argv[1][0] == '-') {
 		parse_options(argc, argv, &o);
 		usage(stderr);

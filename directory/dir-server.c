@@ -15,20 +15,42 @@
  * after the registration either finds the request suspended (and resumes
  * it) or is seen before the suspension.
  *
+ * Work for the worker pool (dir_request_run_job) suspends its request the
+ * same way: the job marks the request woken and resumes it when it is
+ * done, under wait_lock, so a job that finishes before the suspension is
+ * not missed either.  A held answer (dir_reply_hold) is a waiter without
+ * a key that only its deadline (the timer) or the stop resumes.
+ *
+ * Connections: libmicrohttpd tells us when each one starts and ends
+ * (on_connection); we count them per client network and give each a
+ * deadline by which its next request must have arrived whole.  The
+ * accept policy (on_accept) refuses a network over its limit and, once
+ * stopping, everyone -- this is how the server stops accepting without
+ * MHD_quiesce_daemon(), whose removal of the listening socket from the
+ * pool threads' epoll sets races with the threads themselves in
+ * libmicrohttpd 0.9.75 and can abort the process.  The timer cuts a
+ * connection that missed its deadline with shutdown(2): libmicrohttpd
+ * sees the end of the stream and closes it itself, so the descriptor is
+ * never closed behind its back.
+ *
  * Lock order: wait_lock, then libmicrohttpd's internal locks (taken by
- * MHD_suspend_connection/MHD_resume_connection).  Nothing here calls back
- * into the handler while holding wait_lock.
+ * MHD_suspend_connection/MHD_resume_connection).  conn_lock and rate_lock
+ * are leaves.  Nothing here calls back into the handler while holding a
+ * lock.
  */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,9 +59,11 @@
 #include <microhttpd.h>
 
 #include "crypto.h"
-#include "dir-server.h"
 #include "dir-log.h"
+#include "dir-net.h"
 #include "dir-parse.h"
+#include "dir-pool.h"
+#include "dir-server.h"
 #include "errors.h"
 #include "fileio.h"
 
@@ -48,6 +72,9 @@
 #define RATE_ENTRIES_MAX 100000
 #define RATE_IDLE_MS 60000
 #define CLIENT_MAX 64
+#define NET_TABLE_SIZE 1024
+#define REAP_INTERVAL_MS 500
+#define GONE_CHECK_MS 2000               /* closed long-poll clients */
 
 struct rate_bucket {
 	char client[CLIENT_MAX];
@@ -56,12 +83,37 @@ struct rate_bucket {
 	struct rate_bucket *next;
 };
 
+/* Open connections of one client network. */
+struct net_count {
+	char net[DIR_NET_KEY_MAX];
+	unsigned int open;
+	struct net_count *next;
+};
+
+/* One connection, libmicrohttpd's socket context; guarded by conn_lock. */
+struct dir_conn {
+	int fd;
+	char net[DIR_NET_KEY_MAX];
+	uint64_t deadline_ms;            /* 0: a request is being handled */
+	int cut;                         /* shut down by the timer */
+	struct dir_conn *prev, *next;
+};
+
+/* A job on its way through the pool. */
+struct job {
+	struct dir_request *rq;
+	dir_job_fn fn;
+	void *arg;
+};
+
 struct dir_request {
 	struct dir_server *srv;
 	struct MHD_Connection *conn;
 	char method[16];                 /* a copy: "GET", "POST", ... */
 	char *path;
-	char client[CLIENT_MAX];
+	char client[CLIENT_MAX];         /* address text, for logs */
+	char net[DIR_NET_KEY_MAX];       /* the limits' key */
+	struct dir_conn *dconn;          /* may be NULL */
 	uint64_t start_ms;
 
 	uint8_t *body;
@@ -76,6 +128,8 @@ struct dir_request {
 	char *resp;                      /* JSON text, malloc'd */
 	size_t resp_len;
 	const char *auth_scheme;
+	unsigned int retry_after_s;
+	int hold;                        /* dir_reply_hold() asked */
 	int queued;
 
 	/* long-poll; the fields below key are guarded by srv->wait_lock */
@@ -85,6 +139,9 @@ struct dir_request {
 	int registered;
 	int woken;
 	int suspended;
+	int job_pending;                 /* a pool job will wake it */
+	int job_started;                 /* this handler run queued one */
+	int gone;                        /* its client closed the connection */
 	struct dir_request *wprev, *wnext;
 
 	void *state;
@@ -105,6 +162,7 @@ struct dir_server {
 	int stopping;
 	int timer_stop;
 	uint64_t timer_next;             /* the deadline the timer sleeps to */
+	uint64_t gone_checked_ms;        /* last look for closed clients */
 	pthread_t timer;
 	int timer_started;
 
@@ -115,6 +173,14 @@ struct dir_server {
 	pthread_mutex_t rate_lock;
 	struct rate_bucket *rate[RATE_TABLE_SIZE];
 	size_t rate_entries;
+
+	pthread_mutex_t conn_lock;
+	struct dir_conn *conns;
+	struct net_count *nets[NET_TABLE_SIZE];
+	int refusing;                    /* on_accept refuses everyone */
+	uint64_t refused_logged_ms;
+
+	struct dir_pool *pool;
 };
 
 static uint64_t
@@ -162,6 +228,12 @@ dir_status_for(int err, const char **code)
 	case ERR_TOO_LARGE:
 		*code = "too_large";
 		return MHD_HTTP_CONTENT_TOO_LARGE;
+	case ERR_FAIR_SHARE:
+		*code = "sender_share";
+		return MHD_HTTP_TOO_MANY_REQUESTS;
+	case ERR_QUOTA:
+		*code = "quota_exceeded";
+		return MHD_HTTP_TOO_MANY_REQUESTS;
 	case ERR_ALLOC:
 	case ERR_IO:
 		*code = "overloaded";
@@ -201,6 +273,20 @@ dir_reply_json(struct dir_request *rq, unsigned int status, json_t *body)
 }
 
 void
+dir_reply_text(struct dir_request *rq, unsigned int status, char *json,
+    size_t len)
+{
+	if (rq->replied) {
+		free(json);
+		return;
+	}
+	rq->replied = 1;
+	rq->status = status;
+	rq->resp = json;
+	rq->resp_len = len;
+}
+
+void
 dir_reply_error(struct dir_request *rq, unsigned int status, const char *code,
     const char *fmt, ...)
 {
@@ -220,6 +306,24 @@ dir_reply_auth_scheme(struct dir_request *rq, const char *scheme)
 	rq->auth_scheme = scheme;
 }
 
+void
+dir_reply_hold(struct dir_request *rq)
+{
+	rq->hold = rq->srv->cfg.throttle_delay_ms > 0;
+}
+
+void
+dir_reply_retry_after(struct dir_request *rq, unsigned int seconds)
+{
+	rq->retry_after_s = seconds > 0 ? seconds : 1;
+}
+
+static int
+server_stopping(struct dir_server *srv)
+{
+	return __atomic_load_n(&srv->refusing, __ATOMIC_ACQUIRE);
+}
+
 static enum MHD_Result
 queue_reply(struct dir_request *rq)
 {
@@ -228,7 +332,7 @@ queue_reply(struct dir_request *rq)
 	    "later\"}}";
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
-	char www[64];
+	char www[64], retry[16];
 
 	if (rq->resp != NULL) {
 		resp = MHD_create_response_from_buffer(rq->resp_len, rq->resp,
@@ -253,9 +357,18 @@ queue_reply(struct dir_request *rq)
 		MHD_add_response_header(resp,
 		    MHD_HTTP_HEADER_WWW_AUTHENTICATE, www);
 	}
-	if (rq->status == MHD_HTTP_TOO_MANY_REQUESTS)
+	if (rq->status == MHD_HTTP_TOO_MANY_REQUESTS ||
+	    rq->status == MHD_HTTP_SERVICE_UNAVAILABLE ||
+	    rq->retry_after_s > 0) {
+		snprintf(retry, sizeof(retry), "%u",
+		    rq->retry_after_s > 0 ? rq->retry_after_s : 1);
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER,
-		    "1");
+		    retry);
+	}
+	/* Draining: let keep-alive clients go rather than send more. */
+	if (server_stopping(rq->srv))
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION,
+		    "close");
 	ret = MHD_queue_response(rq->conn, rq->status, resp);
 	MHD_destroy_response(resp);
 	rq->queued = 1;
@@ -300,6 +413,12 @@ const char *
 dir_request_client(const struct dir_request *rq)
 {
 	return rq->client;
+}
+
+const char *
+dir_request_network(const struct dir_request *rq)
+{
+	return rq->net;
 }
 
 int
@@ -398,11 +517,56 @@ dir_request_expired(const struct dir_request *rq)
 	int stopping;
 
 	pthread_mutex_lock(&rq->srv->wait_lock);
-	stopping = rq->srv->stopping;
+	stopping = rq->srv->stopping || rq->gone;
 	pthread_mutex_unlock(&rq->srv->wait_lock);
 	if (stopping)
 		return 1;
 	return rq->deadline_ms != 0 && mono_ms() >= rq->deadline_ms;
+}
+
+/* Runs on a pool thread: the job, then wakes its request. */
+static void
+job_main(void *arg)
+{
+	struct job *j = arg;
+	struct dir_request *rq = j->rq;
+	struct dir_server *srv = rq->srv;
+
+	j->fn(j->arg);
+	free(j);
+	pthread_mutex_lock(&srv->wait_lock);
+	rq->job_pending = 0;
+	rq->woken = 1;
+	if (rq->suspended) {
+		rq->suspended = 0;
+		MHD_resume_connection(rq->conn);
+	}
+	pthread_mutex_unlock(&srv->wait_lock);
+}
+
+int
+dir_request_run_job(struct dir_request *rq, dir_job_fn fn, void *arg)
+{
+	struct job *j;
+	int r;
+
+	if ((j = calloc(1, sizeof(*j))) == NULL)
+		return ERR_ALLOC;
+	j->rq = rq;
+	j->fn = fn;
+	j->arg = arg;
+	pthread_mutex_lock(&rq->srv->wait_lock);
+	rq->job_pending = 1;
+	pthread_mutex_unlock(&rq->srv->wait_lock);
+	if ((r = dir_pool_submit(rq->srv->pool, job_main, j)) != 0) {
+		pthread_mutex_lock(&rq->srv->wait_lock);
+		rq->job_pending = 0;
+		pthread_mutex_unlock(&rq->srv->wait_lock);
+		free(j);
+		return r;
+	}
+	rq->job_started = 1;
+	return 0;
 }
 
 void
@@ -425,8 +589,63 @@ dir_server_notify(struct dir_server *srv, const char *key)
 	pthread_mutex_unlock(&srv->wait_lock);
 }
 
-/* Resumes suspended requests whose deadline passed; sleeps until the next
- * deadline or until woken by a new waiter or the stop. */
+/*
+ * Cuts every connection whose request did not arrive whole by its
+ * deadline: shutdown(2) ends the stream, and libmicrohttpd closes the
+ * connection (and tells on_connection) when it next looks at it.
+ */
+static void
+reap_connections(struct dir_server *srv, uint64_t now)
+{
+	struct dir_conn *c;
+
+	pthread_mutex_lock(&srv->conn_lock);
+	for (c = srv->conns; c != NULL; c = c->next) {
+		if (c->cut || c->deadline_ms == 0 || c->deadline_ms > now)
+			continue;
+		c->cut = 1;
+		(void)shutdown(c->fd, SHUT_RDWR);
+	}
+	pthread_mutex_unlock(&srv->conn_lock);
+}
+
+/*
+ * libmicrohttpd does not watch a suspended connection, so a long-poll
+ * whose client went away would hold its descriptor (and its place in the
+ * per-address limit) until its wait ends.  This looks at each one's socket
+ * (poll with POLLRDHUP, which also sees a shutdown behind unread TLS
+ * bytes) and ends the long-poll of a client that is gone.  wait_lock held.
+ */
+static void
+check_gone(struct dir_server *srv, uint64_t now)
+{
+	struct dir_request *rq;
+	struct pollfd pfd;
+
+	if (now - srv->gone_checked_ms < GONE_CHECK_MS)
+		return;
+	srv->gone_checked_ms = now;
+	for (rq = srv->waiters; rq != NULL; rq = rq->wnext) {
+		if (!rq->suspended || rq->key == NULL || rq->dconn == NULL ||
+		    rq->dconn->fd < 0)
+			continue;
+		pfd.fd = rq->dconn->fd;
+		pfd.events = POLLRDHUP;
+		pfd.revents = 0;
+		if (poll(&pfd, 1, 0) != 1 ||
+		    (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)) == 0)
+			continue;
+		rq->gone = 1;
+		rq->woken = 1;
+		rq->suspended = 0;
+		MHD_resume_connection(rq->conn);
+	}
+}
+
+/* Resumes suspended requests whose deadline passed, ends those whose
+ * client is gone and cuts overdue connections; sleeps until the next
+ * deadline (at most REAP_INTERVAL_MS) or until woken by a new waiter or
+ * the stop. */
 static void *
 timer_main(void *arg)
 {
@@ -438,7 +657,9 @@ timer_main(void *arg)
 	pthread_mutex_lock(&srv->wait_lock);
 	while (!srv->timer_stop) {
 		now = mono_ms();
-		next = UINT64_MAX;
+		reap_connections(srv, now);
+		check_gone(srv, now);
+		next = now + REAP_INTERVAL_MS;
 		for (rq = srv->waiters; rq != NULL; rq = rq->wnext) {
 			if (!rq->suspended)
 				continue;
@@ -451,20 +672,15 @@ timer_main(void *arg)
 			}
 		}
 		srv->timer_next = next;
-		if (next == UINT64_MAX) {
-			pthread_cond_wait(&srv->wait_cond, &srv->wait_lock);
-		} else {
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			next -= now;
-			ts.tv_sec += (time_t)(next / 1000);
-			ts.tv_nsec += (long)(next % 1000) * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
-			pthread_cond_timedwait(&srv->wait_cond, &srv->wait_lock,
-			    &ts);
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		next -= now;
+		ts.tv_sec += (time_t)(next / 1000);
+		ts.tv_nsec += (long)(next % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
 		}
+		pthread_cond_timedwait(&srv->wait_cond, &srv->wait_lock, &ts);
 	}
 	pthread_mutex_unlock(&srv->wait_lock);
 	return NULL;
@@ -534,23 +750,220 @@ rate_take(struct dir_server *srv, const char *client)
 	return r;
 }
 
+/* --- connections: counts per network and request deadlines --- */
+
+static size_t
+net_slot(const char *net)
+{
+	return rate_slot(net) % NET_TABLE_SIZE;
+}
+
+/* The count of net, created when create is set; conn_lock held. */
+static struct net_count *
+net_find(struct dir_server *srv, const char *net, int create)
+{
+	struct net_count *n;
+	size_t slot = net_slot(net);
+
+	for (n = srv->nets[slot]; n != NULL; n = n->next)
+		if (strcmp(n->net, net) == 0)
+			return n;
+	if (!create || (n = calloc(1, sizeof(*n))) == NULL)
+		return NULL;
+	snprintf(n->net, sizeof(n->net), "%s", net);
+	n->next = srv->nets[slot];
+	srv->nets[slot] = n;
+	return n;
+}
+
+/* Drops the count of net once it reached 0; conn_lock held. */
+static void
+net_release(struct dir_server *srv, const char *net)
+{
+	struct net_count **pp, *n;
+
+	for (pp = &srv->nets[net_slot(net)]; (n = *pp) != NULL;
+	    pp = &n->next) {
+		if (strcmp(n->net, net) != 0)
+			continue;
+		if (n->open > 0)
+			n->open--;
+		if (n->open == 0) {
+			*pp = n->next;
+			free(n);
+		}
+		return;
+	}
+}
+
+/*
+ * The accept policy: nobody once stopping; otherwise a network at its
+ * limit of open connections is refused (the socket is closed at once).
+ * Counting happens in on_connection, so several threads accepting at the
+ * same moment may overshoot the limit by a connection or two.
+ */
+static enum MHD_Result
+on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+	struct dir_server *srv = cls;
+	struct net_count *n;
+	char net[DIR_NET_KEY_MAX];
+	unsigned int open = 0;
+	uint64_t now;
+	int log = 0;
+
+	(void)addrlen;
+	if (server_stopping(srv))
+		return MHD_NO;
+	if (srv->cfg.max_per_address == DIR_UNLIMITED)
+		return MHD_YES;
+	dir_net_key(addr, net, sizeof(net));
+	pthread_mutex_lock(&srv->conn_lock);
+	if ((n = net_find(srv, net, 0)) != NULL)
+		open = n->open;
+	if (open >= srv->cfg.max_per_address) {
+		now = mono_ms();
+		if (now - srv->refused_logged_ms >= 10000) {
+			srv->refused_logged_ms = now;
+			log = 1;
+		}
+	}
+	pthread_mutex_unlock(&srv->conn_lock);
+	if (open < srv->cfg.max_per_address)
+		return MHD_YES;
+	if (log)
+		dir_log("%s already has %u open connections, the most "
+		    "--max-per-address allows: refusing more (logged at most "
+		    "every 10 s)", net, open);
+	return MHD_NO;
+}
+
+static void
+on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+    enum MHD_ConnectionNotificationCode toe)
+{
+	struct dir_server *srv = cls;
+	struct dir_conn *c = *socket_context;
+	const union MHD_ConnectionInfo *ci;
+	struct net_count *n;
+
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		if ((c = calloc(1, sizeof(*c))) == NULL)
+			return; /* untracked: only libmicrohttpd's timeout */
+		ci = MHD_get_connection_info(conn,
+		    MHD_CONNECTION_INFO_CONNECTION_FD);
+		c->fd = ci != NULL ? ci->connect_fd : -1;
+		ci = MHD_get_connection_info(conn,
+		    MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		dir_net_key(ci != NULL ? ci->client_addr : NULL, c->net,
+		    sizeof(c->net));
+		c->deadline_ms = mono_ms() +
+		    (uint64_t)srv->cfg.request_timeout_s * 1000;
+		pthread_mutex_lock(&srv->conn_lock);
+		if ((n = net_find(srv, c->net, 1)) != NULL)
+			n->open++;
+		else
+			c->net[0] = '\0'; /* not counted */
+		c->next = srv->conns;
+		if (srv->conns != NULL)
+			srv->conns->prev = c;
+		srv->conns = c;
+		pthread_mutex_unlock(&srv->conn_lock);
+		*socket_context = c;
+		return;
+	}
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&srv->conn_lock);
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		srv->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	if (c->net[0] != '\0')
+		net_release(srv, c->net);
+	pthread_mutex_unlock(&srv->conn_lock);
+	free(c);
+	*socket_context = NULL;
+}
+
+/* Sets the connection's deadline: now + the request timeout, or none. */
+static void
+conn_deadline(struct dir_server *srv, struct dir_conn *c, int armed)
+{
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&srv->conn_lock);
+	c->deadline_ms = armed ? mono_ms() +
+	    (uint64_t)srv->cfg.request_timeout_s * 1000 : 0;
+	pthread_mutex_unlock(&srv->conn_lock);
+}
+
 /* --- libmicrohttpd callbacks --- */
 
 static void
-client_address(struct MHD_Connection *conn, char *out, size_t out_len)
+client_address(struct MHD_Connection *conn, char *out, size_t out_len,
+    char *net, size_t net_len)
 {
 	const union MHD_ConnectionInfo *ci;
-	socklen_t len;
+	const void *src = NULL;
 
 	snprintf(out, out_len, "unknown");
+	snprintf(net, net_len, "unknown");
 	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	if (ci == NULL || ci->client_addr == NULL)
 		return;
-	len = ci->client_addr->sa_family == AF_INET6 ?
-	    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-	if (getnameinfo(ci->client_addr, len, out, (socklen_t)out_len, NULL,
-	    0, NI_NUMERICHOST) != 0)
+	dir_net_key(ci->client_addr, net, net_len);
+	if (ci->client_addr->sa_family == AF_INET)
+		src = &((const struct sockaddr_in *)(const void *)
+		    ci->client_addr)->sin_addr;
+	else if (ci->client_addr->sa_family == AF_INET6)
+		src = &((const struct sockaddr_in6 *)(const void *)
+		    ci->client_addr)->sin6_addr;
+	if (src == NULL || inet_ntop(ci->client_addr->sa_family, src, out,
+	    (socklen_t)out_len) == NULL)
 		snprintf(out, out_len, "unknown");
+}
+
+/* Keeps the value of the last X-Forwarded-For header line. */
+static enum MHD_Result
+last_xff(void *cls, enum MHD_ValueKind kind, const char *key,
+    const char *value)
+{
+	const char **last = cls;
+
+	(void)kind;
+	if (key != NULL && value != NULL &&
+	    strcasecmp(key, "X-Forwarded-For") == 0)
+		*last = value;
+	return MHD_YES;
+}
+
+/*
+ * Behind a proxy the client is the last X-Forwarded-For entry: the one the
+ * proxy itself appended, either to the header's list (nginx) or as a
+ * header line of its own after any the client sent (haproxy); whatever
+ * comes before it is the client's word.  Without a usable header the peer
+ * (the proxy) stays the client.
+ */
+static void
+proxy_client(struct dir_request *rq)
+{
+	const char *xff = NULL, *last;
+	char net[DIR_NET_KEY_MAX];
+
+	MHD_get_connection_values(rq->conn, MHD_HEADER_KIND, last_xff, &xff);
+	if (xff == NULL)
+		return;
+	last = strrchr(xff, ',');
+	last = last != NULL ? last + 1 : xff;
+	if (dir_net_key_text(last, net, sizeof(net)) != 0)
+		return;
+	last += strspn(last, " \t");
+	snprintf(rq->client, sizeof(rq->client), "%.*s",
+	    (int)strcspn(last, " \t"), last);
+	snprintf(rq->net, sizeof(rq->net), "%s", net);
 }
 
 static struct dir_request *
@@ -558,6 +971,7 @@ request_new(struct dir_server *srv, struct MHD_Connection *conn,
     const char *url)
 {
 	struct dir_request *rq;
+	const union MHD_ConnectionInfo *ci;
 
 	if ((rq = calloc(1, sizeof(*rq))) == NULL)
 		return NULL;
@@ -568,7 +982,12 @@ request_new(struct dir_server *srv, struct MHD_Connection *conn,
 	rq->srv = srv;
 	rq->conn = conn;
 	rq->start_ms = mono_ms();
-	client_address(conn, rq->client, sizeof(rq->client));
+	client_address(conn, rq->client, sizeof(rq->client), rq->net,
+	    sizeof(rq->net));
+	if (srv->cfg.behind_proxy)
+		proxy_client(rq);
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	rq->dconn = ci != NULL ? ci->socket_context : NULL;
 	pthread_mutex_lock(&srv->flight_lock);
 	srv->in_flight++;
 	pthread_mutex_unlock(&srv->flight_lock);
@@ -649,6 +1068,40 @@ body_append(struct dir_request *rq, const char *data, size_t len)
 	rq->body_len += len;
 }
 
+/*
+ * Sends rq's answer, or first holds it for the throttle delay
+ * (dir_reply_hold): the request then waits in the waiter list without a
+ * key until the timer resumes it and this runs again.
+ */
+static enum MHD_Result
+finish_reply(struct dir_server *srv, struct dir_request *rq)
+{
+	pthread_mutex_lock(&srv->wait_lock);
+	if (rq->hold && !srv->stopping) {
+		rq->hold = 0;
+		free(rq->key);
+		rq->key = NULL;
+		if (!rq->registered) {
+			rq->wprev = NULL;
+			rq->wnext = srv->waiters;
+			if (srv->waiters != NULL)
+				srv->waiters->wprev = rq;
+			srv->waiters = rq;
+			rq->registered = 1;
+		}
+		rq->deadline_ms = mono_ms() + srv->cfg.throttle_delay_ms;
+		MHD_suspend_connection(rq->conn);
+		rq->suspended = 1;
+		if (rq->deadline_ms < srv->timer_next)
+			pthread_cond_signal(&srv->wait_cond);
+		pthread_mutex_unlock(&srv->wait_lock);
+		return MHD_YES;
+	}
+	waiter_unlink(srv, rq);
+	pthread_mutex_unlock(&srv->wait_lock);
+	return queue_reply(rq);
+}
+
 /* Runs the handler until it answers or may be suspended. */
 static enum MHD_Result
 run_handler(struct dir_server *srv, struct dir_request *rq)
@@ -656,18 +1109,34 @@ run_handler(struct dir_server *srv, struct dir_request *rq)
 	int expired_reruns = 0;
 
 	for (;;) {
+		if (rq->replied)
+			return finish_reply(srv, rq);
 		pthread_mutex_lock(&srv->wait_lock);
 		rq->woken = 0;
 		pthread_mutex_unlock(&srv->wait_lock);
 		rq->wait_requested = 0;
+		rq->job_started = 0;
 		srv->cfg.handler(srv->cfg.handler_arg, rq);
 		if (rq->replied)
-			break;
+			continue;
+		if (rq->job_started) {
+			/* The job may have finished already (it then marked
+			 * the request woken): run the handler again at once. */
+			pthread_mutex_lock(&srv->wait_lock);
+			if (rq->job_pending && !rq->woken) {
+				MHD_suspend_connection(rq->conn);
+				rq->suspended = 1;
+				pthread_mutex_unlock(&srv->wait_lock);
+				return MHD_YES;
+			}
+			pthread_mutex_unlock(&srv->wait_lock);
+			continue;
+		}
 		if (!rq->wait_requested || !rq->registered) {
 			dir_reply_error(rq, MHD_HTTP_INTERNAL_SERVER_ERROR,
 			    "internal", "the directory did not answer this "
 			    "request");
-			break;
+			continue;
 		}
 		if (dir_request_expired(rq)) {
 			/* The deadline or the shutdown came between the
@@ -677,7 +1146,7 @@ run_handler(struct dir_server *srv, struct dir_request *rq)
 			dir_reply_error(rq, MHD_HTTP_INTERNAL_SERVER_ERROR,
 			    "internal", "the directory did not end a "
 			    "long-poll");
-			break;
+			continue;
 		}
 		pthread_mutex_lock(&srv->wait_lock);
 		if (rq->woken || srv->stopping) {
@@ -693,10 +1162,60 @@ run_handler(struct dir_server *srv, struct dir_request *rq)
 		pthread_mutex_unlock(&srv->wait_lock);
 		return MHD_YES;
 	}
-	pthread_mutex_lock(&srv->wait_lock);
-	waiter_unlink(srv, rq);
-	pthread_mutex_unlock(&srv->wait_lock);
-	return queue_reply(rq);
+}
+
+/*
+ * The checks made once the headers are in, before any body is read:
+ * the rate limit, the announced size, and for a large body the handler's
+ * preauth.  0 lets the request go on; otherwise it has an answer.
+ */
+static int
+check_headers(struct dir_server *srv, struct dir_request *rq)
+{
+	const char *cl, *te;
+	unsigned long long n = 0;
+	char *end;
+	int r, large;
+
+	if ((r = rate_take(srv, rq->net)) != 0) {
+		if (r == ERR_TOO_LARGE) {
+			dir_reply_error(rq, MHD_HTTP_TOO_MANY_REQUESTS,
+			    "rate_limited", "more than %u requests per second "
+			    "from %s: slow down and retry", srv->cfg.rate,
+			    rq->net);
+			dir_reply_hold(rq);
+		} else {
+			dir_reply_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE,
+			    "overloaded", "the directory is tracking too many "
+			    "clients: try again later");
+		}
+		return -1;
+	}
+	cl = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_CONTENT_LENGTH);
+	te = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_TRANSFER_ENCODING);
+	if (cl != NULL) {
+		errno = 0;
+		n = strtoull(cl, &end, 10);
+		if (errno != 0 || *end != '\0' || n > srv->cfg.max_body) {
+			dir_reply_error(rq, MHD_HTTP_CONTENT_TOO_LARGE,
+			    "too_large", "the request body is larger than the "
+			    "%zu bytes this directory accepts",
+			    srv->cfg.max_body);
+			return -1;
+		}
+	}
+	large = n > DIR_BODY_PREAUTH_MAX || (cl == NULL && te != NULL);
+	if (large && srv->cfg.preauth != NULL &&
+	    srv->cfg.preauth(srv->cfg.handler_arg, rq) != 0) {
+		if (!rq->replied)
+			dir_reply_error(rq, MHD_HTTP_UNAUTHORIZED,
+			    "unauthorized", "a body of more than %zu bytes "
+			    "needs a session", DIR_BODY_PREAUTH_MAX);
+		return -1;
+	}
+	return 0;
 }
 
 static enum MHD_Result
@@ -706,62 +1225,41 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 {
 	struct dir_server *srv = cls;
 	struct dir_request *rq = *con_cls;
-	const char *cl;
-	unsigned long long n;
-	char *end;
-	int r;
 
 	if (rq == NULL) {
 		if ((rq = request_new(srv, conn, url)) == NULL)
 			return MHD_NO;
 		*con_cls = rq;
 		snprintf(rq->method, sizeof(rq->method), "%s", method);
-		if ((r = rate_take(srv, rq->client)) != 0) {
-			if (r == ERR_TOO_LARGE)
-				dir_reply_error(rq, MHD_HTTP_TOO_MANY_REQUESTS,
-				    "rate_limited", "more than %u requests per "
-				    "second from %s: slow down and retry",
-				    srv->cfg.rate, rq->client);
-			else
-				dir_reply_error(rq,
-				    MHD_HTTP_SERVICE_UNAVAILABLE, "overloaded",
-				    "the directory is tracking too many "
-				    "clients: try again later");
-			return queue_reply(rq);
-		}
-		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-		    MHD_HTTP_HEADER_CONTENT_LENGTH);
-		if (cl != NULL) {
-			errno = 0;
-			n = strtoull(cl, &end, 10);
-			if (errno != 0 || *end != '\0' ||
-			    n > srv->cfg.max_body) {
-				dir_reply_error(rq, MHD_HTTP_CONTENT_TOO_LARGE,
-				    "too_large", "the request body is larger "
-				    "than the %zu bytes this directory "
-				    "accepts", srv->cfg.max_body);
-				return queue_reply(rq);
-			}
-		}
+		if (check_headers(srv, rq) != 0)
+			return finish_reply(srv, rq);
 		return MHD_YES;
 	}
 	if (rq->queued)
 		return MHD_YES;
+	if (rq->replied) {
+		/* A held answer given before the body: never read it. */
+		*upload_data_size = 0;
+		return finish_reply(srv, rq);
+	}
 	if (*upload_data_size != 0) {
 		body_append(rq, upload_data, *upload_data_size);
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
+	/* The request is in whole: no more deadline while it is handled
+	 * (a long-poll may wait far longer). */
+	conn_deadline(srv, rq->dconn, 0);
 	if (rq->too_large) {
 		dir_reply_error(rq, MHD_HTTP_CONTENT_TOO_LARGE, "too_large",
 		    "the request body is larger than the %zu bytes this "
 		    "directory accepts", srv->cfg.max_body);
-		return queue_reply(rq);
+		return finish_reply(srv, rq);
 	}
 	if (rq->body_oom) {
 		dir_reply_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "overloaded",
 		    "the directory is out of memory: try again later");
-		return queue_reply(rq);
+		return finish_reply(srv, rq);
 	}
 	return run_handler(srv, rq);
 }
@@ -776,14 +1274,17 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 	if (rq == NULL)
 		return;
-	dir_log_sanitize(rq->method, method, sizeof(method));
-	dir_log_sanitize(rq->path, path, sizeof(path));
-	if (!srv->cfg.quiet)
+	if (!srv->cfg.quiet) {
+		dir_log_sanitize(rq->method, method, sizeof(method));
+		dir_log_sanitize(rq->path, path, sizeof(path));
 		dir_log("%s \"%s %s\" %u %zu %llums%s", rq->client, method, path,
 		    rq->queued ? rq->status : 0, rq->queued ? rq->resp_len : 0,
 		    (unsigned long long)(mono_ms() - rq->start_ms),
 		    toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" :
 		    " (connection ended early)");
+	}
+	/* The next request on a kept-alive connection has its own time. */
+	conn_deadline(srv, rq->dconn, 1);
 	request_free(rq);
 	*con_cls = NULL;
 }
@@ -868,12 +1369,20 @@ static void
 server_free(struct dir_server *srv)
 {
 	struct rate_bucket *b, *next;
+	struct net_count *n, *nnext;
 	size_t i;
 
+	dir_pool_free(srv->pool);
 	for (i = 0; i < RATE_TABLE_SIZE; i++) {
 		for (b = srv->rate[i]; b != NULL; b = next) {
 			next = b->next;
 			free(b);
+		}
+	}
+	for (i = 0; i < NET_TABLE_SIZE; i++) {
+		for (n = srv->nets[i]; n != NULL; n = nnext) {
+			nnext = n->next;
+			free(n);
 		}
 	}
 	free(srv->tls_cert);
@@ -886,6 +1395,7 @@ server_free(struct dir_server *srv)
 	pthread_mutex_destroy(&srv->flight_lock);
 	pthread_cond_destroy(&srv->flight_cond);
 	pthread_mutex_destroy(&srv->rate_lock);
+	pthread_mutex_destroy(&srv->conn_lock);
 	free(srv);
 }
 
@@ -921,6 +1431,18 @@ dir_server_start(const struct dir_server_config *cfg,
 		srv->cfg.burst = 2 * srv->cfg.rate;
 	if (srv->cfg.max_connections == 0)
 		srv->cfg.max_connections = DIR_CONNECTIONS_DEFAULT;
+	if (srv->cfg.max_per_address == 0)
+		srv->cfg.max_per_address = DIR_PER_ADDRESS_DEFAULT;
+	if (srv->cfg.behind_proxy)
+		srv->cfg.max_per_address = DIR_UNLIMITED;
+	if (srv->cfg.request_timeout_s == 0)
+		srv->cfg.request_timeout_s = DIR_REQUEST_TIMEOUT_DEFAULT_S;
+	if (srv->cfg.job_threads == 0)
+		srv->cfg.job_threads = dir_pool_default_threads();
+	if (srv->cfg.job_queue == 0)
+		srv->cfg.job_queue = DIR_POOL_QUEUE_DEFAULT;
+	if (srv->cfg.throttle_delay_ms > DIR_THROTTLE_DELAY_MAX_MS)
+		srv->cfg.throttle_delay_ms = DIR_THROTTLE_DELAY_MAX_MS;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	srv->timer_next = UINT64_MAX;
@@ -930,9 +1452,21 @@ dir_server_start(const struct dir_server_config *cfg,
 	pthread_mutex_init(&srv->flight_lock, NULL);
 	pthread_cond_init(&srv->flight_cond, NULL);
 	pthread_mutex_init(&srv->rate_lock, NULL);
+	pthread_mutex_init(&srv->conn_lock, NULL);
 
-	if ((r = parse_listen(cfg->listen, &ss, &ss_len, e)) != 0)
+	if ((r = parse_listen(cfg->listen, &ss, &ss_len, e)) != 0 ||
+	    (r = dir_pool_new(srv->cfg.job_threads, srv->cfg.job_queue,
+	    &srv->pool, e)) != 0)
 		goto out;
+	if (cfg->tls_cert == NULL && !cfg->behind_proxy &&
+	    !dir_net_is_loopback((struct sockaddr *)&ss)) {
+		r = err_set(e, ERR_CONFIG, "refusing plain HTTP on %s, which "
+		    "is not a loopback address: clients would send passwords "
+		    "and session tokens unencrypted.  Give --tls-cert and "
+		    "--tls-key, or --behind-proxy when a TLS-terminating proxy "
+		    "is in front (see docs/directory.md)", cfg->listen);
+		goto out;
+	}
 	/* Certificate paths are often symlinks into a renewal tool's tree. */
 	if (cfg->tls_cert != NULL &&
 	    ((r = fileio_read(cfg->tls_cert, TLS_FILE_MAX, FILEIO_FOLLOW,
@@ -959,7 +1493,7 @@ dir_server_start(const struct dir_server_config *cfg,
 	opts[i++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT,
 	    (intptr_t)srv->cfg.max_connections, NULL };
 	opts[i++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT,
-	    30, NULL };
+	    (intptr_t)srv->cfg.request_timeout_s, NULL };
 	if (srv->tls_cert != NULL) {
 		opts[i++] = (struct MHD_OptionItem){
 		    MHD_OPTION_HTTPS_MEM_CERT, 0, srv->tls_cert };
@@ -967,9 +1501,11 @@ dir_server_start(const struct dir_server_config *cfg,
 		    MHD_OPTION_HTTPS_MEM_KEY, 0, srv->tls_key };
 	}
 	opts[i] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
-	srv->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv,
+	srv->daemon = MHD_start_daemon(flags, 0, on_accept, srv, on_request,
+	    srv,
 	    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
 	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
 	    MHD_OPTION_ARRAY, opts,
 	    MHD_OPTION_END);
 	if (srv->daemon == NULL) {
@@ -1013,14 +1549,12 @@ dir_server_stop(struct dir_server *srv)
 {
 	struct dir_request *rq;
 	struct timespec ts;
-	MHD_socket fd;
 
 	if (srv == NULL)
 		return;
-	fd = MHD_quiesce_daemon(srv->daemon);
-	if (fd != MHD_INVALID_SOCKET)
-		close(fd);
-	/* Answer every long-poll now. */
+	/* From now on on_accept() closes every new connection. */
+	__atomic_store_n(&srv->refusing, 1, __ATOMIC_RELEASE);
+	/* Answer every long-poll and held answer now. */
 	pthread_mutex_lock(&srv->wait_lock);
 	srv->stopping = 1;
 	for (rq = srv->waiters; rq != NULL; rq = rq->wnext) {
@@ -1041,6 +1575,10 @@ dir_server_stop(struct dir_server *srv)
 			break;
 	}
 	pthread_mutex_unlock(&srv->flight_lock);
+	/* Every job still queued runs and wakes its request; after this no
+	 * other thread touches a request. */
+	dir_pool_free(srv->pool);
+	srv->pool = NULL;
 	pthread_mutex_lock(&srv->wait_lock);
 	srv->timer_stop = 1;
 	pthread_cond_signal(&srv->wait_cond);

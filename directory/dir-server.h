@@ -3,12 +3,18 @@
  *
  * dir-server.c owns everything about HTTP: the daemon and its thread pool,
  * optional TLS, reading request bodies up to a size cap, the per-client
- * rate limit, JSON responses and errors in the shape of PROTOCOL.md
- * section 5, one log line per request, long-poll waiters (suspended
- * connections woken by a change or by their deadline, never a thread
- * each), and a draining shutdown.  What a request means is dir-api.c's
+ * limits (request rate, open connections, a deadline for receiving each
+ * request), JSON responses and errors in the shape of PROTOCOL.md section
+ * 5, one log line per request, long-poll waiters (suspended connections
+ * woken by a change or by their deadline, never a thread each), a worker
+ * pool for CPU-heavy work (password hashing) that runs off the HTTP
+ * threads, and a draining shutdown.  What a request means is dir-api.c's
  * business: the server hands every request that passed the checks above
  * to one handler function.
+ *
+ * Clients are counted by network (dir-net.h: an IPv4 address, an IPv6
+ * /64); behind a reverse proxy (behind_proxy) by the last address of
+ * X-Forwarded-For, which the proxy appends.
  */
 #ifndef DEVID_DIR_SERVER_H
 #define DEVID_DIR_SERVER_H
@@ -27,6 +33,13 @@
 #define DIR_CONNECTIONS_DEFAULT 4000
 #define DIR_WAIT_MAX_S 60            /* longest long-poll */
 #define DIR_DRAIN_MS 10000           /* how long shutdown waits */
+#define DIR_PER_ADDRESS_DEFAULT 32   /* open connections per network */
+#define DIR_UNLIMITED UINT32_MAX     /* max_per_address: no limit */
+#define DIR_REQUEST_TIMEOUT_DEFAULT_S 30
+#define DIR_THROTTLE_DELAY_DEFAULT_MS 1000
+#define DIR_THROTTLE_DELAY_MAX_MS 10000
+/* Larger bodies are read only after preauth() accepted the headers. */
+#define DIR_BODY_PREAUTH_MAX ((size_t)8192)
 
 struct dir_server;
 struct dir_request;
@@ -39,6 +52,17 @@ struct dir_request;
  */
 typedef void (*dir_handler_fn)(void *arg, struct dir_request *rq);
 
+/*
+ * Decides, from the headers alone, whether a request may send a body
+ * larger than DIR_BODY_PREAUTH_MAX (or a chunked one): 0 lets the server
+ * read it; anything else means the function answered (usually 401) and
+ * the body is never read.
+ */
+typedef int (*dir_preauth_fn)(void *arg, struct dir_request *rq);
+
+/* A job for the worker pool (dir_request_run_job). */
+typedef void (*dir_job_fn)(void *arg);
+
 struct dir_server_config {
 	const char *listen;          /* "ADDR:PORT", "[ADDR]:PORT"; port 0 ok */
 	const char *tls_cert;        /* PEM files, both or neither */
@@ -48,9 +72,17 @@ struct dir_server_config {
 	unsigned int rate;           /* per client per second; 0: no limit */
 	unsigned int burst;          /* 0: 2 * rate */
 	unsigned int max_connections;/* 0: DIR_CONNECTIONS_DEFAULT */
+	unsigned int max_per_address;/* per network; 0: default,
+	                                DIR_UNLIMITED: none */
+	unsigned int request_timeout_s; /* 0: DIR_REQUEST_TIMEOUT_DEFAULT_S */
+	unsigned int job_threads;    /* 0: one per online processor */
+	unsigned int job_queue;      /* waiting jobs; 0: DIR_POOL_QUEUE_DEFAULT */
+	unsigned int throttle_delay_ms; /* how long 429s are held (as is) */
+	int behind_proxy;            /* client = last X-Forwarded-For entry */
 	int quiet;                   /* no request log lines */
 	dir_handler_fn handler;
-	void *handler_arg;
+	dir_preauth_fn preauth;      /* NULL: large bodies from anyone */
+	void *handler_arg;           /* for handler and preauth */
 };
 
 /*
@@ -65,9 +97,11 @@ int dir_server_start(const struct dir_server_config *cfg,
 const char *dir_server_address(const struct dir_server *srv);
 
 /*
- * Stops accepting connections, answers every waiting long-poll, waits up
- * to DIR_DRAIN_MS for requests in flight to finish, then stops the daemon
- * and frees srv.  NULL is fine.
+ * Stops accepting connections (new ones are closed at once), answers every
+ * waiting long-poll, waits up to DIR_DRAIN_MS for requests in flight to
+ * finish (jobs of the worker pool included; answers say "Connection:
+ * close" meanwhile), runs the jobs still queued, then stops the daemon and
+ * frees srv.  NULL is fine.
  */
 void dir_server_stop(struct dir_server *srv);
 
@@ -88,8 +122,10 @@ const char *dir_request_header(const struct dir_request *rq,
     const char *name);
 /* The body bytes (not NUL-terminated; may be empty). */
 const uint8_t *dir_request_body(const struct dir_request *rq, size_t *len);
-/* The client's numeric address. */
+/* The client's numeric address (for logs). */
 const char *dir_request_client(const struct dir_request *rq);
+/* The client's network, the key of every per-client limit (dir-net.h). */
+const char *dir_request_network(const struct dir_request *rq);
 /*
  * HTTP Basic credentials: new strings in *user and *pw (the caller wipes
  * the password and frees both with dir_request_free_credentials), or
@@ -118,11 +154,30 @@ void dir_request_wait(struct dir_request *rq, unsigned int wait_s);
 int dir_request_expired(const struct dir_request *rq);
 
 /*
+ * Runs fn(arg) on the server's worker pool, off the HTTP threads.  On 0
+ * the handler returns without answering and is called again for rq once
+ * fn returned (fn must not touch rq; it hands its result over through arg,
+ * e.g. the request state).  ERR_TOO_LARGE when the pool's queue is full,
+ * ERR_DENIED when the server is stopping, ERR_ALLOC: fn will not run and
+ * the handler answers (503) itself.
+ */
+int dir_request_run_job(struct dir_request *rq, dir_job_fn fn, void *arg);
+
+/*
  * Answers with status and body (takes ownership of body, which may be
  * NULL for an empty object).  Only the first answer counts.
  */
 void dir_reply_json(struct dir_request *rq, unsigned int status,
     json_t *body);
+/*
+ * Answers with status and a JSON text made by the caller (takes ownership
+ * of json, a malloc'd array of len bytes, which must be one JSON value):
+ * for answers assembled from stored texts without parsing them again.
+ * Only the first answer counts.
+ */
+void dir_reply_text(struct dir_request *rq, unsigned int status, char *json,
+    size_t len);
+
 /*
  * Answers with {"error": {"code": code, "message": ...}}.  For 401 the
  * WWW-Authenticate header names the scheme the endpoint expects, which
@@ -132,6 +187,18 @@ void dir_reply_error(struct dir_request *rq, unsigned int status,
     const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 void dir_reply_auth_scheme(struct dir_request *rq, const char *scheme);
+
+/*
+ * Sends the answer given (or to be given) to rq only after the server's
+ * throttle delay (throttle_delay_ms), holding the connection suspended,
+ * not a thread.  For refusals of clients that hammer: a 429 that comes at
+ * once invites the next request at once.  Not held while stopping.
+ */
+void dir_reply_hold(struct dir_request *rq);
+
+/* Adds "Retry-After: seconds" to the answer (429 and 503 get 1 unless
+ * set). */
+void dir_reply_retry_after(struct dir_request *rq, unsigned int seconds);
 
 /* The error code word and HTTP status for an ERR_* code. */
 unsigned int dir_status_for(int err, const char **code);

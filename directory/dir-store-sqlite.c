@@ -6,28 +6,177 @@
  * own connection (SQLite connections must not be shared between threads
  * that use them at once); the store remembers every connection it opened
  * so that dir_store_close() can close them all after the server threads
- * have stopped.  Writes run in BEGIN IMMEDIATE transactions, which take the
- * write lock up front: the checks inside a transaction (log tail, device
- * state, limits) then see no concurrent change.
+ * have stopped.
+ *
+ * Each connection keeps the statements it ran, compiled once: compiling
+ * SQL costs more than running these short queries.  Writes run in BEGIN
+ * IMMEDIATE transactions, which take the write lock up front: the checks
+ * inside a transaction (log tail, device state, limits) then see no
+ * concurrent change.  The threads of one process queue for that lock on
+ * a mutex, which wakes the next writer as soon as the last one is done;
+ * SQLite's busy handler, which polls with sleeps of up to 100 ms, is left
+ * to wait for other processes (the account tools).
  */
 #include "config.h"
 
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
 #include "dir-store.h"
 #include "errors.h"
 
-/* How long a connection waits for another one's write lock. */
+/* How long a connection waits for another process's write lock. */
 #define SQLITE_BUSY_MS 10000
 
+/*
+ * The statements the operations run.  Each connection compiles one on
+ * its first use and keeps it until the store closes; stmt_sql[] holds
+ * their text.
+ */
+enum stmt_id {
+	STMT_BEGIN_READ,
+	STMT_BEGIN_WRITE,
+	STMT_COMMIT,
+	STMT_ROLLBACK,
+	STMT_SCHEMA_VERSION,
+	STMT_ACCOUNT_INSERT,
+	STMT_ACCOUNT_GET,
+	STMT_ACCOUNT_LIST,
+	STMT_LOG_TAIL,
+	STMT_LOG_EVENTS,
+	STMT_EVENT_INSERT,
+	STMT_DEVICE_OWNER,
+	STMT_DEVICES_COUNT,
+	STMT_DEVICE_UPSERT,
+	STMT_DEVICE_IS_ACTIVE,
+	STMT_DEVICE_DEACTIVATE,
+	STMT_DEVICE_SESSIONS_END,
+	STMT_DEVICE_GET,
+	STMT_DEVICES_ACTIVE,
+	STMT_SESSIONS_TRIM,
+	STMT_SESSION_INSERT,
+	STMT_SESSION_GET,
+	STMT_NONCE_INSERT,
+	STMT_SESSIONS_PURGE,
+	STMT_NONCES_PURGE,
+	STMT_MESSAGE_INSERT,
+	STMT_DEVICE_ACCOUNT,
+	STMT_QUEUE_FROM_SENDER,
+	STMT_QUEUE_COUNT,
+	STMT_QUEUE_INSERT,
+	STMT_USAGE_ADD,
+	STMT_USAGE_GET,
+	STMT_INBOX_GET,
+	STMT_DROP_USAGE,
+	STMT_DROP_REFS,
+	STMT_DROP_QUEUE,
+	STMT_MESSAGES_GC,
+	STMT_COUNT
+};
+
+static const char *const stmt_sql[STMT_COUNT] = {
+	[STMT_BEGIN_READ] = "BEGIN",
+	[STMT_BEGIN_WRITE] = "BEGIN IMMEDIATE",
+	[STMT_COMMIT] = "COMMIT",
+	[STMT_ROLLBACK] = "ROLLBACK",
+	[STMT_SCHEMA_VERSION] = "SELECT value FROM meta WHERE key = 'schema'",
+	[STMT_ACCOUNT_INSERT] = "INSERT INTO accounts(name, pw_hash, created) "
+	    "VALUES (?, ?, ?)",
+	[STMT_ACCOUNT_GET] = "SELECT pw_hash, created FROM accounts "
+	    "WHERE name = ?",
+	[STMT_ACCOUNT_LIST] = "SELECT name, created FROM accounts "
+	    "ORDER BY name",
+	/* One row when the account exists, with NULLs for an empty log;
+	 * the events are read backwards along their primary key. */
+	[STMT_LOG_TAIL] = "SELECT e.seq, e.hash FROM accounts a LEFT JOIN "
+	    "events e ON e.account = a.name WHERE a.name = ? "
+	    "ORDER BY e.seq DESC LIMIT 1",
+	[STMT_LOG_EVENTS] = "SELECT seq, type, json FROM events "
+	    "WHERE account = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+	[STMT_EVENT_INSERT] = "INSERT INTO events(account, seq, time, type, "
+	    "prev, hash, json) VALUES (?, ?, ?, ?, ?, ?, ?)",
+	[STMT_DEVICE_OWNER] = "SELECT account, active FROM devices "
+	    "WHERE device = ?",
+	[STMT_DEVICES_COUNT] = "SELECT COUNT(*) FROM devices WHERE "
+	    "account = ? AND active = 1",
+	[STMT_DEVICE_UPSERT] = "INSERT INTO devices(device, account, active, "
+	    "record, sig_pub, added_time) VALUES (?, ?, 1, ?, ?, ?) "
+	    "ON CONFLICT(device) DO UPDATE SET active = 1, "
+	    "record = excluded.record, sig_pub = excluded.sig_pub, "
+	    "added_time = excluded.added_time",
+	[STMT_DEVICE_IS_ACTIVE] = "SELECT 1 FROM devices WHERE device = ? AND "
+	    "account = ? AND active = 1",
+	[STMT_DEVICE_DEACTIVATE] = "UPDATE devices SET active = 0 WHERE "
+	    "device = ?",
+	[STMT_DEVICE_SESSIONS_END] = "DELETE FROM sessions WHERE device = ?",
+	[STMT_DEVICE_GET] = "SELECT account, active, sig_pub, added_time "
+	    "FROM devices WHERE device = ?",
+	[STMT_DEVICES_ACTIVE] = "SELECT device, record FROM devices WHERE "
+	    "account = ? AND active = 1 ORDER BY device",
+	/* Keeps the newest ?2 sessions of device ?1. */
+	[STMT_SESSIONS_TRIM] = "DELETE FROM sessions WHERE device = ?1 AND "
+	    "token_hash NOT IN (SELECT token_hash FROM sessions WHERE "
+	    "device = ?1 ORDER BY expires DESC LIMIT ?2)",
+	[STMT_SESSION_INSERT] = "INSERT INTO sessions(token_hash, device, "
+	    "account, expires) VALUES (?, ?, ?, ?)",
+	[STMT_SESSION_GET] = "SELECT s.device, s.account, s.expires FROM "
+	    "sessions s JOIN devices d ON d.device = s.device WHERE "
+	    "s.token_hash = ? AND s.expires > ? AND d.active = 1",
+	[STMT_NONCE_INSERT] = "INSERT INTO nonces(device, nonce, expires) "
+	    "VALUES (?, ?, ?)",
+	[STMT_SESSIONS_PURGE] = "DELETE FROM sessions WHERE expires <= ?",
+	[STMT_NONCES_PURGE] = "DELETE FROM nonces WHERE expires <= ?",
+	[STMT_MESSAGE_INSERT] = "INSERT INTO messages(sender, msg_id, "
+	    "envelope, refs) VALUES (?, ?, ?, ?)",
+	[STMT_DEVICE_ACCOUNT] = "SELECT account FROM devices WHERE device = ?",
+	[STMT_QUEUE_FROM_SENDER] = "SELECT COUNT(*) FROM queue WHERE "
+	    "device = ? AND sender = ?",
+	[STMT_QUEUE_COUNT] = "SELECT COUNT(*) FROM queue WHERE device = ?",
+	[STMT_QUEUE_INSERT] = "INSERT INTO queue(device, message, sender, "
+	    "account, size) VALUES (?, ?, ?, ?, ?)",
+	[STMT_USAGE_ADD] = "INSERT INTO account_usage(account, bytes) "
+	    "VALUES (?1, ?2) ON CONFLICT(account) DO UPDATE SET "
+	    "bytes = bytes + excluded.bytes",
+	[STMT_USAGE_GET] = "SELECT bytes FROM account_usage WHERE "
+	    "account = ?",
+	[STMT_INBOX_GET] = "SELECT q.seq, m.envelope FROM queue q JOIN "
+	    "messages m ON m.id = q.message WHERE q.device = ? AND "
+	    "q.seq > ? ORDER BY q.seq LIMIT ?",
+	/* queue_drop: the usage and the references first, then the queue
+	 * entries, then the envelopes nobody waits for any more. */
+	[STMT_DROP_USAGE] = "UPDATE account_usage SET bytes = bytes - "
+	    "(SELECT COALESCE(SUM(q.size), 0) FROM queue q WHERE "
+	    "q.device = ?1 AND q.seq <= ?2 AND "
+	    "q.account = account_usage.account) WHERE account IN (SELECT "
+	    "account FROM queue WHERE device = ?1 AND seq <= ?2)",
+	[STMT_DROP_REFS] = "UPDATE messages SET refs = refs - (SELECT "
+	    "COUNT(*) FROM queue q WHERE q.message = messages.id AND "
+	    "q.device = ?1 AND q.seq <= ?2) WHERE id IN (SELECT message "
+	    "FROM queue WHERE device = ?1 AND seq <= ?2)",
+	[STMT_DROP_QUEUE] = "DELETE FROM queue WHERE device = ?1 AND "
+	    "seq <= ?2",
+	[STMT_MESSAGES_GC] = "DELETE FROM messages WHERE refs <= 0",
+};
+
+struct sqlite_store;
+
+/* One thread's connection and the statements compiled on it. */
 struct sqlite_conn {
 	sqlite3 *db;
+	struct sqlite_store *store;
+	sqlite3_stmt *stmt[STMT_COUNT];   /* NULL until first used */
+	unsigned char in_use[STMT_COUNT]; /* handed out by stmt_get() */
+	int writing;                      /* holds store->write_lock */
 	struct sqlite_conn *next;
 };
 
@@ -37,9 +186,21 @@ struct sqlite_store {
 	pthread_key_t key;              /* this thread's struct sqlite_conn */
 	pthread_mutex_t lock;           /* guards conns */
 	struct sqlite_conn *conns;
+	/* Held from BEGIN IMMEDIATE to COMMIT or ROLLBACK.  A leaf: nothing
+	 * that runs while it is held takes another lock of this file or
+	 * calls out of it. */
+	pthread_mutex_t write_lock;
 };
 
-static const char *const schema_sql =
+/*
+ * The schema is versioned in meta('schema').  Version 1 is created as it
+ * was first released; each later version is a step that brings the
+ * previous one up to date, run once in the transaction that opens the
+ * store, so a new database and an old one end up with the same tables.
+ */
+#define SCHEMA_VERSION 2
+
+static const char *const schema_v1_sql =
 	"CREATE TABLE IF NOT EXISTS meta ("
 	"  key TEXT PRIMARY KEY, value TEXT NOT NULL);"
 	"INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', '1');"
@@ -75,6 +236,32 @@ static const char *const schema_sql =
 	"  seq INTEGER PRIMARY KEY AUTOINCREMENT, device TEXT NOT NULL,"
 	"  message INTEGER NOT NULL REFERENCES messages(id));"
 	"CREATE INDEX IF NOT EXISTS queue_by_device ON queue(device, seq);";
+
+/*
+ * Version 2, inbox fairness: each queue entry records its sender device,
+ * the account of its device (NULL for a device never registered) and its
+ * envelope's size in bytes; account_usage keeps the sum of those sizes
+ * per account so that a quota check is one lookup.  Entries queued before
+ * take their values from the rows they came from.
+ */
+static const char *const schema_v2_sql =
+	"ALTER TABLE queue ADD COLUMN sender TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE queue ADD COLUMN account TEXT;"
+	"ALTER TABLE queue ADD COLUMN size INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE queue SET"
+	"  sender = COALESCE((SELECT m.sender FROM messages m"
+	"    WHERE m.id = queue.message), ''),"
+	"  size = COALESCE((SELECT length(CAST(m.envelope AS BLOB))"
+	"    FROM messages m WHERE m.id = queue.message), 0),"
+	"  account = (SELECT d.account FROM devices d"
+	"    WHERE d.device = queue.device);"
+	"CREATE INDEX queue_by_sender ON queue(device, sender);"
+	"CREATE TABLE account_usage ("
+	"  account TEXT PRIMARY KEY, bytes INTEGER NOT NULL) WITHOUT ROWID;"
+	"INSERT INTO account_usage(account, bytes)"
+	"  SELECT account, SUM(size) FROM queue WHERE account IS NOT NULL"
+	"  GROUP BY account;"
+	"UPDATE meta SET value = '2' WHERE key = 'schema';";
 
 static struct sqlite_store *
 to_sqlite(struct dir_store *s)
@@ -126,26 +313,41 @@ conn_open(const char *path, sqlite3 **out, struct err_ctx *e)
 	return r;
 }
 
+/* Finalizes c's statements, closes its database and frees c. */
+static void
+conn_free(struct sqlite_conn *c)
+{
+	size_t i;
+
+	if (c == NULL)
+		return;
+	for (i = 0; i < STMT_COUNT; i++)
+		sqlite3_finalize(c->stmt[i]);
+	sqlite3_close(c->db);
+	free(c);
+}
+
 /* This thread's connection, opened on first use. */
 static int
-conn_get(struct sqlite_store *st, sqlite3 **out, struct err_ctx *e)
+conn_get(struct sqlite_store *st, struct sqlite_conn **out,
+    struct err_ctx *e)
 {
 	struct sqlite_conn *c;
 	int r;
 
 	if ((c = pthread_getspecific(st->key)) != NULL) {
-		*out = c->db;
+		*out = c;
 		return 0;
 	}
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return err_set(e, ERR_ALLOC, "out of memory");
+	c->store = st;
 	if ((r = conn_open(st->path, &c->db, e)) != 0) {
 		free(c);
 		return r;
 	}
 	if (pthread_setspecific(st->key, c) != 0) {
-		sqlite3_close(c->db);
-		free(c);
+		conn_free(c);
 		return err_set(e, ERR_INTERNAL, "cannot keep a database "
 		    "connection for this thread");
 	}
@@ -153,10 +355,11 @@ conn_get(struct sqlite_store *st, sqlite3 **out, struct err_ctx *e)
 	c->next = st->conns;
 	st->conns = c;
 	pthread_mutex_unlock(&st->lock);
-	*out = c->db;
+	*out = c;
 	return 0;
 }
 
+/* Compiles sql for one use; the caller finalizes *st. */
 static int
 prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, struct err_ctx *e)
 {
@@ -165,10 +368,55 @@ prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, struct err_ctx *e)
 	return 0;
 }
 
+/*
+ * Statement id on c, ready to bind, in *out: the one c keeps, compiled on
+ * first use.  While that one is handed out (a listing callback that calls
+ * the store again on the same thread) a new one is compiled instead, so
+ * that no statement is ever stepped by two callers at once.  Every
+ * statement got here goes back with stmt_put() on every path.
+ */
+static int
+stmt_get(struct sqlite_conn *c, enum stmt_id id, sqlite3_stmt **out,
+    struct err_ctx *e)
+{
+	if (c->in_use[id])
+		return prepare(c->db, stmt_sql[id], out, e);
+	if (c->stmt[id] == NULL && sqlite3_prepare_v3(c->db, stmt_sql[id], -1,
+	    SQLITE_PREPARE_PERSISTENT, &c->stmt[id], NULL) != SQLITE_OK)
+		return db_fail(c->db, e, "preparing a statement");
+	c->in_use[id] = 1;
+	*out = c->stmt[id];
+	return 0;
+}
+
+/*
+ * Gives back st (NULL is fine) got from stmt_get(c, id): a kept statement
+ * is reset, which ends the read transaction of a query stopped before its
+ * last row, and loses its bindings; another one is finalized.
+ */
+static void
+stmt_put(struct sqlite_conn *c, enum stmt_id id, sqlite3_stmt *st)
+{
+	if (st == NULL)
+		return;
+	if (st != c->stmt[id]) {
+		sqlite3_finalize(st);
+		return;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	c->in_use[id] = 0;
+}
+
+/*
+ * Binders.  Strings and blobs are not copied: what they point to must
+ * stay valid until the statement has run and gone back with stmt_put(),
+ * or has been bound again.
+ */
 static int
 bind_text(sqlite3_stmt *st, int i, const char *s)
 {
-	return sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT) == SQLITE_OK ?
+	return sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC) == SQLITE_OK ?
 	    0 : ERR_INTERNAL;
 }
 
@@ -177,7 +425,7 @@ bind_blob(sqlite3_stmt *st, int i, const void *p, size_t len)
 {
 	if (len > INT32_MAX)
 		return ERR_TOO_LARGE;
-	return sqlite3_bind_blob(st, i, p, (int)len, SQLITE_TRANSIENT) ==
+	return sqlite3_bind_blob(st, i, p, (int)len, SQLITE_STATIC) ==
 	    SQLITE_OK ? 0 : ERR_INTERNAL;
 }
 
@@ -207,23 +455,79 @@ step_done(sqlite3 *db, sqlite3_stmt *st, struct err_ctx *e, const char *what)
 	return 0;
 }
 
+/* Runs the kept statement id, which takes no parameters and returns no
+ * rows. */
 static int
-tx_begin(sqlite3 *db, struct err_ctx *e)
+stmt_exec(struct sqlite_conn *c, enum stmt_id id, struct err_ctx *e,
+    const char *what)
 {
-	return db_exec(db, "BEGIN IMMEDIATE;", e, "starting a transaction");
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = stmt_get(c, id, &st, e)) == 0)
+		r = step_done(c->db, st, e, what);
+	stmt_put(c, id, st);
+	return r;
 }
 
+/*
+ * Starts a write transaction on c, after this process's other writers
+ * are done; end it with tx_commit() or tx_rollback().
+ */
 static int
-tx_commit(sqlite3 *db, struct err_ctx *e)
+tx_begin(struct sqlite_conn *c, struct err_ctx *e)
 {
-	return db_exec(db, "COMMIT;", e, "committing a transaction");
+	int r;
+
+	pthread_mutex_lock(&c->store->write_lock);
+	if ((r = stmt_exec(c, STMT_BEGIN_WRITE, e,
+	    "starting a transaction")) != 0) {
+		pthread_mutex_unlock(&c->store->write_lock);
+		return r;
+	}
+	c->writing = 1;
+	return 0;
 }
 
+/* Starts a read transaction: its queries see one snapshot. */
+static int
+tx_begin_read(struct sqlite_conn *c, struct err_ctx *e)
+{
+	return stmt_exec(c, STMT_BEGIN_READ, e, "starting a transaction");
+}
+
+/* Lets the next writer of this process in, when c was writing. */
 static void
-tx_rollback(sqlite3 *db)
+tx_end(struct sqlite_conn *c)
 {
-	if (!sqlite3_get_autocommit(db))
-		(void)sqlite3_exec(db, "ROLLBACK;", NULL, NULL, NULL);
+	if (c->writing) {
+		c->writing = 0;
+		pthread_mutex_unlock(&c->store->write_lock);
+	}
+}
+
+/* Commits; on failure the transaction is still open and the caller
+ * calls tx_rollback(). */
+static int
+tx_commit(struct sqlite_conn *c, struct err_ctx *e)
+{
+	int r;
+
+	if ((r = stmt_exec(c, STMT_COMMIT, e,
+	    "committing a transaction")) != 0)
+		return r;
+	tx_end(c);
+	return 0;
+}
+
+/* Rolls back whatever c has open (nothing is fine); the statements of
+ * the transaction went back with stmt_put() already. */
+static void
+tx_rollback(struct sqlite_conn *c)
+{
+	if (!sqlite3_get_autocommit(c->db))
+		(void)stmt_exec(c, STMT_ROLLBACK, NULL, "rolling back");
+	tx_end(c);
 }
 
 /* --- operations --- */
@@ -238,10 +542,10 @@ sqlite_close(struct dir_store *s)
 		return;
 	for (c = st->conns; c != NULL; c = next) {
 		next = c->next;
-		sqlite3_close(c->db);
-		free(c);
+		conn_free(c);
 	}
 	pthread_key_delete(st->key);
+	pthread_mutex_destroy(&st->write_lock);
 	pthread_mutex_destroy(&st->lock);
 	free(st->path);
 	free(st);
@@ -250,21 +554,21 @@ sqlite_close(struct dir_store *s)
 static int
 sqlite_health(struct dir_store *s, struct err_ctx *e)
 {
-	sqlite3 *db;
+	struct sqlite_conn *c;
 	sqlite3_stmt *st = NULL;
 	int r;
 
-	if ((r = conn_get(to_sqlite(s), &db, e)) != 0 ||
-	    (r = prepare(db, "SELECT value FROM meta WHERE key = 'schema'",
-	    &st, e)) != 0)
+	if ((r = conn_get(to_sqlite(s), &c, e)) != 0)
+		return r;
+	if ((r = stmt_get(c, STMT_SCHEMA_VERSION, &st, e)) != 0)
 		goto out;
 	if (sqlite3_step(st) != SQLITE_ROW) {
-		r = db_fail(db, e, "reading the schema version");
+		r = db_fail(c->db, e, "reading the schema version");
 		goto out;
 	}
 	r = 0;
  out:
-	sqlite3_finalize(st);
+	stmt_put(c, STMT_SCHEMA_VERSION, st);
 	return r;
 }
 
@@ -272,15 +576,14 @@ static int
 sqlite_account_create(struct dir_store *s, const char *name,
     const char *pw_hash, uint64_t now, struct err_ctx *e)
 {
-	sqlite3 *db;
+	struct sqlite_conn *c;
 	sqlite3_stmt *st = NULL;
 	int r, rc;
 
-	if ((r = conn_get(to_sqlite(s), &db, e)) != 0 ||
-	    (r = prepare(db, "INSERT INTO accounts(name, pw_hash, created) "
-	    "VALUES (?, ?, ?)", &st, e)) != 0)
-		goto out;
-	if ((r = bind_text(st, 1, name)) != 0 ||
+	if ((r = conn_get(to_sqlite(s), &c, e)) != 0)
+		return r;
+	if ((r = stmt_get(c, STMT_ACCOUNT_INSERT, &st, e)) != 0 ||
+	    (r = bind_text(st, 1, name)) != 0 ||
 	    (r = bind_text(st, 2, pw_hash)) != 0 ||
 	    (r = bind_u64(st, 3, now)) != 0)
 		goto out;
@@ -291,12 +594,12 @@ sqlite_account_create(struct dir_store *s, const char *name,
 		goto out;
 	}
 	if (rc != SQLITE_DONE) {
-		r = db_fail(db, e, "creating an account");
+		r = db_fail(c->db, e, "creating an account");
 		goto out;
 	}
 	r = 0;
  out:
-	sqlite3_finalize(st);
+	stmt_put(c, STMT_ACCOUNT_INSERT, st);
 	return r;
 }
 
@@ -304,14 +607,14 @@ static int
 sqlite_account_get(struct dir_store *s, const char *name, char **pw_hash,
     uint64_t *created, struct err_ctx *e)
 {
-	sqlite3 *db;
+	struct sqlite_conn *c;
 	sqlite3_stmt *st = NULL;
 	char *h = NULL;
 	int r, rc;
 
-	if ((r = conn_get(to_sqlite(s), &db, e)) != 0 ||
-	    (r = prepare(db, "SELECT pw_hash, created FROM accounts "
-	    "WHERE name = ?", &st, e)) != 0 ||
+	if ((r = conn_get(to_sqlite(s), &c, e)) != 0)
+		return r;
+	if ((r = stmt_get(c, STMT_ACCOUNT_GET, &st, e)) != 0 ||
 	    (r = bind_text(st, 1, name)) != 0)
 		goto out;
 	rc = sqlite3_step(st);
@@ -321,7 +624,7 @@ sqlite_account_get(struct dir_store *s, const char *name, char **pw_hash,
 		goto out;
 	}
 	if (rc != SQLITE_ROW) {
-		r = db_fail(db, e, "reading an account");
+		r = db_fail(c->db, e, "reading an account");
 		goto out;
 	}
 	if (pw_hash != NULL) {
@@ -338,7 +641,7 @@ sqlite_account_get(struct dir_store *s, const char *name, char **pw_hash,
 	r = 0;
  out:
 	free(h);
-	sqlite3_finalize(st);
+	stmt_put(c, STMT_ACCOUNT_GET, st);
 	return r;
 }
 
@@ -346,13 +649,13 @@ static int
 sqlite_account_list(struct dir_store *s, dir_account_cb cb, void *arg,
     struct err_ctx *e)
 {
-	sqlite3 *db;
+	struct sqlite_conn *c;
 	sqlite3_stmt *st = NULL;
 	int r, rc;
 
-	if ((r = conn_get(to_sqlite(s), &db, e)) != 0 ||
-	    (r = prepare(db, "SELECT name, created FROM accounts "
-	    "ORDER BY name", &st, e)) != 0)
+	if ((r = conn_get(to_sqlite(s), &c, e)) != 0)
+		return r;
+	if ((r = stmt_get(c, STMT_ACCOUNT_LIST, &st, e)) != 0)
 		goto out;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if ((r = cb(arg, (const char *)sqlite3_column_text(st, 0),
@@ -360,25 +663,26 @@ sqlite_account_list(struct dir_store *s, dir_account_cb cb, void *arg,
 			goto out;
 	}
 	if (rc != SQLITE_DONE) {
-		r = db_fail(db, e, "listing accounts");
+		r = db_fail(c->db, e, "listing accounts");
 		goto out;
 	}
 	r = 0;
  out:
-	sqlite3_finalize(st);
+	stmt_put(c, STMT_ACCOUNT_LIST, st);
 	return r;
 }
 
-/* The tail of account's log on an open connection. */
+/* The tail of account's log on c, in one query (one read transaction
+ * unless the caller has one open). */
 static int
-tail_read(sqlite3 *db, const char *account, uint64_t *seq, uint8_t hash[32],
-    struct err_ctx *e)
+tail_read(struct sqlite_conn *c, const char *account, uint64_t *seq,
+    uint8_t hash[32], struct err_ctx *e)
 {
 	sqlite3_stmt *st = NULL;
 	int r, rc;
 
-	if ((r = prepare(db, "SELECT 1 FROM accounts WHERE name = ?", &st,
-	    e)) != 0 || (r = bind_text(st, 1, account)) != 0)
+	if ((r = stmt_get(c, STMT_LOG_TAIL, &st, e)) != 0 ||
+	    (r = bind_text(st, 1, account)) != 0)
 		goto out;
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_DONE) {
@@ -386,31 +690,19 @@ tail_read(sqlite3 *db, const char *account, uint64_t *seq, uint8_t hash[32],
 		    account);
 		goto out;
 	}
-	if (rc != SQLITE_ROW) {
-		r = db_fail(db, e, "reading an account");
-		goto out;
-	}
-	sqlite3_finalize(st);
-	st = NULL;
-	if ((r = prepare(db, "SELECT seq, hash FROM events WHERE account = ? "
-	    "ORDER BY seq DESC LIMIT 1", &st, e)) != 0 ||
-	    (r = bind_text(st, 1, account)) != 0)
-		goto out;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
+	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_NULL) {
 		*seq = 0;
 		memset(hash, 0, 32);
-	} else if (rc == SQLITE_ROW &&
-	    sqlite3_column_bytes(st, 1) == 32) {
+	} else if (rc == SQLITE_ROW && sqlite3_column_bytes(st, 1) == 32) {
 		*seq = col_u64(st, 0);
 		memcpy(hash, sqlite3_column_blob(st, 1), 32);
 	} else {
-		r = db_fail(db, e, "reading the log tail");
+		r = db_fail(c->db, e, "reading the log tail");
 		goto out;
 	}
 	r = 0;
  out:
-	sqlite3_finalize(st);
+	stmt_put(c, STMT_LOG_TAIL, st);
 	return r;
 }
 
@@ -418,12 +710,12 @@ static int
 sqlite_log_tail(struct dir_store *s, const char *account, uint64_t *seq,
     uint8_t hash[32], struct err_ctx *e)
 {
-	sqlite3 *db;
+	struct sqlite_conn *c;
 	int r;
 
-	if ((r = conn_get(to_sqlite(s), &db, e)) != 0)
+	if ((r = conn_get(to_sqlite(s), &c, e)) != 0)
 		return r;
-	return tail_read(db, account, seq, hash, e);
+	return tail_read(c, account, seq, hash, e);
 }
 
 static int
@@ -431,14 +723,13 @@ sqlite_log_events(struct dir_store *s, const char *account, uint64_t since,
     uint64_t upto, unsigned int limit, dir_event_cb cb, void *arg,
     struct err_ctx *e)
 {
-	sqlite3 *db;
+	struct sqlite_conn *c;
 	sqlite3_stmt *st = NULL;
 	int r, rc;
 
-	if ((r = conn_get(to_sqlite(s), &db, e)) != 0 ||
-	    (r = prepare(db, "SELECT seq, type, json FROM events "
-	    "WHERE account = ? AND seq > ? AND seq <= ? ORDER BY seq "
-	    "LIMIT ?", &st, e)) != 0 ||
+	if ((r = conn_get(to_sqlite(s), &c, e)) != 0)
+		return r;
+	if ((r = stmt_get(c, STMT_LOG_EVENTS, &st, e)) != 0 ||
 	    (r = bind_text(st, 1, account)) != 0 ||
 	    (r = bind_u64(st, 2, since)) != 0 ||
 	    (r = bind_u64(st, 3, upto > INT64_MAX ? INT64_MAX : upto)) != 0 ||
@@ -451,24 +742,25 @@ sqlite_log_events(struct dir_store *s, const char *account, uint64_t since,
 			goto out;
 	}
 	if (rc != SQLITE_DONE) {
-		r = db_fail(db, e, "reading the log");
+		r = db_fail(c->db, e, "reading the log");
 		goto out;
 	}
 	r = 0;
  out:
-	sqlite3_finalize(st);
+	stmt_put(c, STMT_LOG_EVENTS, st);
 	return r;
 }
 
 /* Inside a transaction: the tail must still be (ev->seq - 1, ev->prev). */
 static int
-tail_check(sqlite3 *db, const struct dir_event_row *ev, struct err_ctx *e)
+tail_check(struct sqlite_conn *c, const struct dir_event_row *ev,
+    struct err_ctx *e)
 {
 	uint64_t seq;
 	uint8_t hash[32];
 	int r;
 
-	if ((r = tail_read(db, ev->account, &seq, hash, e)) != 0)
+	if ((r = tail_read(c, ev->account, &seq, hash, e)) != 0)
 		return r;
 	if (seq + 1 != ev->seq || memcmp(hash, ev->prev, 32) != 0)
 		return err_set(e, ERR_CHAIN, "the log of '%s' changed "
@@ -477,15 +769,14 @@ tail_check(sqlite3 *db, const struct dir_event_row *ev, struct err_ctx *e)
 }
 
 static int
-event_insert(sqlite3 *db, const struct dir_event_row *ev, struct err_ctx *e)
+event_insert(struct sqlite_conn *c, const struct dir_event_row *ev,
+    struct err_ctx *e)
 {
 	sqlite3_stmt *st = NULL;
 	int r;
 
-	if ((r = prepare(db, "INSERT INTO events(account, seq, time, type, "
-	    "prev, hash, json) VALUES (?, ?, ?, ?, ?, ?, ?)", &st, e)) != 0)
-		goto out;
-	if ((r = bind_text(st, 1, ev->account)) != 0 ||
+	if ((r = stmt_get(c, STMT_EVENT_INSERT, &st, e)) != 0 ||
+	    (r = bind_text(st, 1, ev->account)) != 0 ||
 	    (r = bind_u64(st, 2, ev->seq)) != 0 ||
 	    (r = bind_u64(st, 3, ev->time)) != 0 ||
 	    (r = bind_text(st, 4, ev->type)) != 0 ||
@@ -493,21 +784,22 @@ event_insert(sqlite3 *db, const struct dir_event_row *ev, struct err_ctx *e)
 	    (r = bind_blob(st, 6, ev->hash, 32)) != 0 ||
 	    (r = bind_text(st, 7, ev->json)) != 0)
 		goto out;
-	r = step_done(db, st, e, "appending an event");
+	r = step_done(c->db, st, e, "appending an event");
  out:
-	sqlite3_finalize(st);
+	stmt_put(c, STMT_EVENT_INSERT, st);
 	return r;
 }
 
-/* Runs a one-row, one-integer query with one text parameter. */
+/* Runs statement id, a one-row, one-integer query with one text
+ * parameter; *found tells whether it returned its row. */
 static int
-query_u64(sqlite3 *db, const char *sql, const char *param, uint64_t *out,
-    int *found, struct err_ctx *e)
+query_u64(struct sqlite_conn *c, enum stmt_id id, const char *param,
+    uint64_t *out, int *found, struct err_ctx *e)
 {
 	sqlite3_stmt *st = NULL;
 	int r, rc;
 
-	if ((r = prepare(db, sql, &st, e)) != 0 ||
+	if ((r = stmt_get(c, id, &st, e)) != 0 ||
 	    (r = bind_text(st, 1, param)) != 0)
 		goto out;
 	rc = sqlite3_step(st);
@@ -518,12 +810,48 @@ query_u64(sqlite3 *db, const char *sql, const char *param, uint64_t *out,
 		*out = 0;
 		*found = 0;
 	} else {
-		r = db_fail(db, e, "reading");
+		r = db_fail(c->db, e, "reading");
 		goto out;
 	}
 	r = 0;
  out:
-	sqlite3_finalize(st);
+	stmt_put(c, id, st);
+	return r;
+}
+
+/* Inside log_append_add's transaction: dev may be added to account, being
+ * unknown or a revoked device of that account. */
+static int
+device_addable(struct sqlite_conn *c, const char *device,
+    const char *account, struct err_ctx *e)
+{
+	sqlite3_stmt *st = NULL;
+	const char *owner;
+	int r, rc;
+
+	if ((r = stmt_get(c, STMT_DEVICE_OWNER, &st, e)) != 0 ||
+	    (r = bind_text(st, 1, device)) != 0)
+		goto out;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		owner = (const char *)sqlite3_column_text(st, 0);
+		if (owner == NULL || strcmp(owner, account) != 0) {
+			r = err_set(e, ERR_EXISTS, "device %.16s is registered "
+			    "to another account", device);
+			goto out;
+		}
+		if (sqlite3_column_int(st, 1) != 0) {
+			r = err_set(e, ERR_EXISTS, "device %.16s is already an "
+			    "active device of '%s'", device, account);
+			goto out;
+		}
+	} else if (rc != SQLITE_DONE) {
+		r = db_fail(c->db, e, "reading a device");
+		goto out;
+	}
+	r = 0;
+ out:
+	stmt_put(c, STMT_DEVICE_OWNER, st);
 	return r;
 }
 
@@ -532,40 +860,18 @@ sqlite_log_append_add(struct dir_store *s, const struct dir_event_row *ev,
     const struct dir_device_row *dev, unsigned int max_devices,
     struct err_ctx *e)
 {
-	sqlite3 *db;
+	struct sqlite_conn *c;
 	sqlite3_stmt *st = NULL;
 	uint64_t n;
 	int r, found;
-	char owner[DIR_ACCOUNT_MAX + 1];
 
-	if ((r = conn_get(to_sqlite(s), &db, e)) != 0 ||
-	    (r = tx_begin(db, e)) != 0)
+	if ((r = conn_get(to_sqlite(s), &c, e)) != 0 ||
+	    (r = tx_begin(c, e)) != 0)
 		return r;
-	if ((r = tail_check(db, ev, e)) != 0)
-		goto out;
-	/* The device: unknown, or a revoked device of this account. */
-	if ((r = prepare(db, "SELECT account, active FROM devices "
-	    "WHERE device = ?", &st, e)) != 0 ||
-	    (r = bind_text(st, 1, dev->device)) != 0)
-		goto out;
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		snprintf(owner, sizeof(owner), "%s",
-		    (const char *)sqlite3_column_text(st, 0));
-		if (strcmp(owner, ev->account) != 0) {
-			r = err_set(e, ERR_EXISTS, "device %.16s is registered "
-			    "to another account", dev->device);
-			goto out;
-		}
-		if (sqlite3_column_int(st, 1) != 0) {
-			r = err_set(e, ERR_EXISTS, "device %.16s is already an "
-			    "active device of '%s'", dev->device, ev->account);
-			goto out;
-		}
-	}
-	sqlite3_finalize(st);
-	st = NULL;
-	if ((r = query_u64(db, "SELECT COUNT(*) FROM devices WHERE "
-	    "account = ? AND active = 1", ev->account, &n, &found, e)) != 0)
+	if ((r = tail_check(c, ev, e)) != 0 ||
+	    (r = device_addable(c, dev->device, ev->account, e)) != 0 ||
+	    (r = query_u64(c, STMT_DEVICES_COUNT, ev->account, &n, &found,
+	    e)) != 0)
 		goto out;
 	if (n >= max_devices) {
 		r = err_set(e, ERR_TOO_LARGE, "account '%s' already has %u "
@@ -573,87 +879,90 @@ sqlite_log_append_add(struct dir_store *s, const struct dir_event_row *ev,
 		    "one first", ev->account, max_devices);
 		goto out;
 	}
-	if ((r = event_insert(db, ev, e)) != 0)
-		goto out;
-	if ((r = prepare(db, "INSERT INTO devices(device, account, active, "
-	    "record, sig_pub, added_time) VALUES (?, ?, 1, ?, ?, ?) "
-	    "ON CONFLICT(device) DO UPDATE SET active = 1, "
-	    "record = excluded.record, sig_pub = excluded.sig_pub, "
-	    "added_time = excluded.added_time", &st, e)) != 0)
-		goto out;
-	if ((r = bind_text(st, 1, dev->device)) != 0 ||
+	if ((r = event_insert(c, ev, e)) != 0 ||
+	    (r = stmt_get(c, STMT_DEVICE_UPSERT, &st, e)) != 0 ||
+	    (r = bind_text(st, 1, dev->device)) != 0 ||
 	    (r = bind_text(st, 2, ev->account)) != 0 ||
 	    (r = bind_text(st, 3, dev->record_json)) != 0 ||
 	    (r = bind_blob(st, 4, dev->sig_pub, dev->sig_pub_len)) != 0 ||
-	    (r = bind_u64(st, 5, ev->time)) != 0)
+	    (r = bind_u64(st, 5, ev->time)) != 0 ||
+	    (r = step_done(c->db, st, e, "storing a device")) != 0)
 		goto out;
-	if ((r = step_done(db, st, e, "storing a device")) != 0 ||
-	    (r = tx_commit(db, e)) != 0)
-		goto out;
-	r = 0;
+	stmt_put(c, STMT_DEVICE_UPSERT, st);
+	st = NULL;
+	r = tx_commit(c, e);
  out:
-	sqlite3_finalize(st);
+	stmt_put(c, STMT_DEVICE_UPSERT, st);
 	if (r != 0)
-		tx_rollback(db);
+		tx_rollback(c);
 	return r;
 }
 
+/* Runs statement id, which returns no rows, with one text parameter. */
 static int
-exec_text(sqlite3 *db, const char *sql, const char *param, struct err_ctx *e,
-    const char *what)
+exec_text(struct sqlite_conn *c, enum stmt_id id, const char *param,
+    struct err_ctx *e, const char *what)
 {
 	sqlite3_stmt *st = NULL;
 	int r;
 
-	if ((r = prepare(db, sql, &st, e)) != 0 ||
+	if ((r = stmt_get(c, id, &st, e)) != 0 ||
 	    (r = bind_text(st, 1, param)) != 0)
 		goto out;
-	r = step_done(db, st, e, what);
+	r = step_done(c->db, st, e, what);
  out:
-	sqlite3_finalize(st);
+	stmt_put(c, id, st);
 	return r;
 }
 
-static int queue_drop(sqlite3 *db, const char *device, uint64_t upto,
-    uint64_t *removed, struct err_ctx *e);
+static int queue_drop(struct sqlite_conn *c, const char *device,
+    uint64_t upto, uint64_t *removed, struct err_ctx *e);
+
+/* Inside log_append_revoke's transaction: device must be an active device
+ * of account. */
+static int
+device_revocable(struct sqlite_conn *c, const char *device,
+    const char *account, struct err_ctx *e)
+{
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = stmt_get(c, STMT_DEVICE_IS_ACTIVE, &st, e)) != 0 ||
+	    (r = bind_text(st, 1, device)) != 0 ||
+	    (r = bind_text(st, 2, account)) != 0)
+		goto out;
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		r = rc == SQLITE_DONE ? err_set(e, ERR_NOT_FOUND, "device "
+		    "%.16s is not an active device of '%s'", device,
+		    account) : db_fail(c->db, e, "reading a device");
+		goto out;
+	}
+	r = 0;
+ out:
+	stmt_put(c, STMT_DEVICE_IS_ACTIVE, st);
+	return r;
+}
 
 static int
 sqlite_log_append_revoke(struct dir_store *s, const struct dir_event_row *ev,
     const char *device, struct err_ctx *e)
 {
-	sqlite3 *db;
-	sqlite3_stmt *st = NULL;
-	int r, rc;
+	struct sqlite_conn *c;
+	int r;
 
-	if ((r = conn_get(to_sqlite(s), &db, e)) != 0 ||
-	    (r = tx_begin(db, e)) != 0)
+	if ((r = conn_get(to_sqlite(s), &c, e)) != 0 ||
+	    (r = tx_begin(c, e)) != 0)
 		return r;
-	if ((r = tail_check(db, ev, e)) != 0)
-		goto out;
-	if ((r = prepare(db, "SELECT 1 FROM devices WHERE device = ? AND "
-	    "account = ? AND active = 1", &st, e)) != 0 ||
-	    (r = bind_text(st, 1, device)) != 0 ||
-	    (r = bind_text(st, 2, ev->account)) != 0)
-		goto out;
-	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
-		r = rc == SQLITE_DONE ? err_set(e, ERR_NOT_FOUND, "device "
-		    "%.16s is not an active device of '%s'", device,
-		    ev->account) : db_fail(db, e, "reading a device");
-		goto out;
-	}
-	if ((r = event_insert(db, ev, e)) != 0 ||
-	    (r = exec_text(db, "UPDATE devices SET active = 0 WHERE "
-	    "device = ?", device, e, "revoking a device")) != 0 ||
-	    (r = exec_text(db, "DELETE FROM sessions WHERE device = ?",
-	    device, e, "ending sessions")) != 0 ||
-	    (r = queue_drop(db, device, INT64_MAX, NULL, e)) != 0 ||
-	    (r = tx_commit(db, e)) != 0)
-		goto out;
-	r = 0;
- out:
-	sqlite3_finalize(st);
-	if (r != 0)
-		tx_rollback(db);
+	if ((r = tail_check(c, ev, e)) != 0 ||
+	    (r = device_revocable(c, device, ev->account, e)) != 0 ||
+	    (r = event_insert(c, ev, e)) != 0 ||
+	    (r = exec_text(c, STMT_DEVICE_DEACTIVATE, device, e,
+	    "revoking a device")) != 0 ||
+	    (r = exec_text(c, STMT_DEVICE_SESSIONS_END, device, e,
+	    "ending sessions")) != 0 ||
+	    (r = queue_drop(c, device, INT64_MAX, NULL, e)) != 0 ||
+	    (r = tx_commit(c, e)) != 0)
+		tx_rollback(c);
 	return r;
 }
 
@@ -661,13 +970,13 @@ static int
 sqlite_device_get(struct dir_store *s, const char *device,
     struct dir_device_info *out, struct err_ctx *e)
 {
-	sqlite3 *db;
+	struct sqlite_conn *c;
 	sqlite3_stmt *st = NULL;
 	int r, rc, n;
 
-	if ((r = conn_get(to_sqlite(s), &db, e)) != 0 ||
-	    (r = prepare(db, "SELECT account, active, sig_pub, added_time "
-	    "FROM devices WHERE device = ?", &st, e)) != 0 ||
+	if ((r = conn_get(to_sqlite(s), &c, e)) != 0)
+		return r;
+	if ((r = stmt_get(c, STMT_DEVICE_GET, &st, e)) != 0 ||
 	    (r = bind_text(st, 1, device)) != 0)
 		goto out;
 	rc = sqlite3_step(st);
@@ -678,7 +987,7 @@ sqlite_device_get(struct dir_store *s, const char *device,
 	}
 	n = sqlite3_column_bytes(st, 2);
 	if (rc != SQLITE_ROW || n <= 0 || (size_t)n > sizeof(out->sig_pub)) {
-		r = db_fail(db, e, "reading a device");
+		r = db_fail(c->db, e, "reading a device");
 		goto out;
 	}
 	memset(out, 0, sizeof(*out));
@@ -690,7 +999,7 @@ sqlite_device_get(struct dir_store *s, const char *device,
 	out->added_time = col_u64(st, 3);
 	r = 0;
  out:
-	sqlite3_finalize(st);
+	stmt_put(c, STMT_DEVICE_GET, st);
 	return r;
 }
 
@@ -699,18 +1008,17 @@ sqlite_devices_active(struct dir_store *s, const char *account,
     uint64_t *seq, uint8_t hash[32], dir_device_cb cb, void *arg,
     struct err_ctx *e)
 {
-	sqlite3 *db;
+	struct sqlite_conn *c;
 	sqlite3_stmt *st = NULL;
 	int r, rc;
 
-	if ((r = conn_get(to_sqlite(s), &db, e)) != 0)
+	if ((r = conn_get(to_sqlite(s), &c, e)) != 0)
 		return r;
 	/* A read transaction: the devices and the tail of one snapshot. */
-	if ((r = db_exec(db, "BEGIN;", e, "starting a transaction")) != 0)
+	if ((r = tx_begin_read(c, e)) != 0)
 		return r;
-	if ((r = tail_read(db, account, seq, hash, e)) != 0 ||
-	    (r = prepare(db, "SELECT device, record FROM devices WHERE "
-	    "account = ? AND active = 1 ORDER BY device", &st, e)) != 0 ||
+	if ((r = tail_read(c, account, seq, hash, e)) != 0 ||
+	    (r = stmt_get(c, STMT_DEVICES_ACTIVE, &st, e)) != 0 ||
 	    (r = bind_text(st, 1, account)) != 0)
 		goto out;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -719,16 +1027,16 @@ sqlite_devices_active(struct dir_store *s, const char *account,
 			goto out;
 	}
 	if (rc != SQLITE_DONE) {
-		r = db_fail(db, e, "listing devices");
+		r = db_fail(c->db, e, "listing devices");
 		goto out;
 	}
-	sqlite3_finalize(st);
+	stmt_put(c, STMT_DEVICES_ACTIVE, st);
 	st = NULL;
-	r = tx_commit(db, e);
+	r = tx_commit(c, e);
  out:
-	sqlite3_finalize(st);
+	stmt_put(c, STMT_DEVICES_ACTIVE, st);
 	if (r != 0)
-		tx_rollback(db);
+		tx_rollback(c);
 	return r;
 }
 
@@ -737,39 +1045,36 @@ sqlite_session_put(struct dir_store *s, const uint8_t token_hash[32],
     const char *device, const char *account, uint64_t expires,
     unsigned int max_per_device, struct err_ctx *e)
 {
-	sqlite3 *db;
-	sqlite3_stmt *st = NULL;
+	struct sqlite_conn *c;
+	sqlite3_stmt *trim = NULL, *ins = NULL;
 	int r;
 
 	if (max_per_device == 0)
 		return err_set(e, ERR_INVALID_ARG, "no sessions allowed");
-	if ((r = conn_get(to_sqlite(s), &db, e)) != 0 ||
-	    (r = tx_begin(db, e)) != 0)
+	if ((r = conn_get(to_sqlite(s), &c, e)) != 0 ||
+	    (r = tx_begin(c, e)) != 0)
 		return r;
 	/* Keep the newest max_per_device - 1, then add this one. */
-	if ((r = prepare(db, "DELETE FROM sessions WHERE device = ?1 AND "
-	    "token_hash NOT IN (SELECT token_hash FROM sessions WHERE "
-	    "device = ?1 ORDER BY expires DESC LIMIT ?2)", &st, e)) != 0 ||
-	    (r = bind_text(st, 1, device)) != 0 ||
-	    (r = bind_u64(st, 2, max_per_device - 1)) != 0 ||
-	    (r = step_done(db, st, e, "ending old sessions")) != 0)
+	if ((r = stmt_get(c, STMT_SESSIONS_TRIM, &trim, e)) != 0 ||
+	    (r = bind_text(trim, 1, device)) != 0 ||
+	    (r = bind_u64(trim, 2, max_per_device - 1)) != 0 ||
+	    (r = step_done(c->db, trim, e, "ending old sessions")) != 0 ||
+	    (r = stmt_get(c, STMT_SESSION_INSERT, &ins, e)) != 0 ||
+	    (r = bind_blob(ins, 1, token_hash, 32)) != 0 ||
+	    (r = bind_text(ins, 2, device)) != 0 ||
+	    (r = bind_text(ins, 3, account)) != 0 ||
+	    (r = bind_u64(ins, 4, expires)) != 0 ||
+	    (r = step_done(c->db, ins, e, "storing a session")) != 0)
 		goto out;
-	sqlite3_finalize(st);
-	st = NULL;
-	if ((r = prepare(db, "INSERT INTO sessions(token_hash, device, "
-	    "account, expires) VALUES (?, ?, ?, ?)", &st, e)) != 0 ||
-	    (r = bind_blob(st, 1, token_hash, 32)) != 0 ||
-	    (r = bind_text(st, 2, device)) != 0 ||
-	    (r = bind_text(st, 3, account)) != 0 ||
-	    (r = bind_u64(st, 4, expires)) != 0 ||
-	    (r = step_done(db, st, e, "storing a session")) != 0 ||
-	    (r = tx_commit(db, e)) != 0)
-		goto out;
-	r = 0;
+	stmt_put(c, STMT_SESSIONS_TRIM, trim);
+	stmt_put(c, STMT_SESSION_INSERT, ins);
+	trim = ins = NULL;
+	r = tx_commit(c, e);
  out:
-	sqlite3_finalize(st);
+	stmt_put(c, STMT_SESSIONS_TRIM, trim);
+	stmt_put(c, STMT_SESSION_INSERT, ins);
 	if (r != 0)
-		tx_rollback(db);
+		tx_rollback(c);
 	return r;
 }
 
@@ -777,15 +1082,13 @@ static int
 sqlite_session_get(struct dir_store *s, const uint8_t token_hash[32],
     uint64_t now, struct dir_session_info *out, struct err_ctx *e)
 {
-	sqlite3 *db;
+	struct sqlite_conn *c;
 	sqlite3_stmt *st = NULL;
 	int r, rc;
 
-	if ((r = conn_get(to_sqlite(s), &db, e)) != 0 ||
-	    (r = prepare(db, "SELECT s.device, s.account, s.expires FROM "
-	    "sessions s JOIN devices d ON d.device = s.device WHERE "
-	    "s.token_hash = ? AND s.expires > ? AND d.active = 1", &st,
-	    e)) != 0 ||
+	if ((r = conn_get(to_sqlite(s), &c, e)) != 0)
+		return r;
+	if ((r = stmt_get(c, STMT_SESSION_GET, &st, e)) != 0 ||
 	    (r = bind_blob(st, 1, token_hash, 32)) != 0 ||
 	    (r = bind_u64(st, 2, now)) != 0)
 		goto out;
@@ -795,7 +1098,7 @@ sqlite_session_get(struct dir_store *s, const uint8_t token_hash[32],
 		goto out;
 	}
 	if (rc != SQLITE_ROW) {
-		r = db_fail(db, e, "reading a session");
+		r = db_fail(c->db, e, "reading a session");
 		goto out;
 	}
 	memset(out, 0, sizeof(*out));
@@ -806,7 +1109,7 @@ sqlite_session_get(struct dir_store *s, const uint8_t token_hash[32],
 	out->expires = col_u64(st, 2);
 	r = 0;
  out:
-	sqlite3_finalize(st);
+	stmt_put(c, STMT_SESSION_GET, st);
 	return r;
 }
 
@@ -815,13 +1118,13 @@ sqlite_nonce_use(struct dir_store *s, const char *device,
     const uint8_t *nonce, size_t nonce_len, uint64_t expires,
     struct err_ctx *e)
 {
-	sqlite3 *db;
+	struct sqlite_conn *c;
 	sqlite3_stmt *st = NULL;
 	int r, rc;
 
-	if ((r = conn_get(to_sqlite(s), &db, e)) != 0 ||
-	    (r = prepare(db, "INSERT INTO nonces(device, nonce, expires) "
-	    "VALUES (?, ?, ?)", &st, e)) != 0 ||
+	if ((r = conn_get(to_sqlite(s), &c, e)) != 0)
+		return r;
+	if ((r = stmt_get(c, STMT_NONCE_INSERT, &st, e)) != 0 ||
 	    (r = bind_text(st, 1, device)) != 0 ||
 	    (r = bind_blob(st, 2, nonce, nonce_len)) != 0 ||
 	    (r = bind_u64(st, 3, expires)) != 0)
@@ -833,67 +1136,212 @@ sqlite_nonce_use(struct dir_store *s, const char *device,
 		goto out;
 	}
 	if (rc != SQLITE_DONE) {
-		r = db_fail(db, e, "storing a nonce");
+		r = db_fail(c->db, e, "storing a nonce");
 		goto out;
 	}
 	r = 0;
  out:
-	sqlite3_finalize(st);
+	stmt_put(c, STMT_NONCE_INSERT, st);
 	return r;
 }
 
+/* Runs statement id, which returns no rows, with one integer parameter. */
 static int
-exec_u64(sqlite3 *db, const char *sql, uint64_t v, struct err_ctx *e,
-    const char *what)
+exec_u64(struct sqlite_conn *c, enum stmt_id id, uint64_t v,
+    struct err_ctx *e, const char *what)
 {
 	sqlite3_stmt *st = NULL;
 	int r;
 
-	if ((r = prepare(db, sql, &st, e)) != 0 ||
+	if ((r = stmt_get(c, id, &st, e)) != 0 ||
 	    (r = bind_u64(st, 1, v)) != 0)
 		goto out;
-	r = step_done(db, st, e, what);
+	r = step_done(c->db, st, e, what);
  out:
-	sqlite3_finalize(st);
+	stmt_put(c, id, st);
 	return r;
 }
 
 static int
 sqlite_purge(struct dir_store *s, uint64_t now, struct err_ctx *e)
 {
-	sqlite3 *db;
+	struct sqlite_conn *c;
 	int r;
 
-	if ((r = conn_get(to_sqlite(s), &db, e)) != 0 ||
-	    (r = tx_begin(db, e)) != 0)
+	if ((r = conn_get(to_sqlite(s), &c, e)) != 0 ||
+	    (r = tx_begin(c, e)) != 0)
 		return r;
-	if ((r = exec_u64(db, "DELETE FROM sessions WHERE expires <= ?", now,
-	    e, "purging sessions")) != 0 ||
-	    (r = exec_u64(db, "DELETE FROM nonces WHERE expires <= ?", now,
-	    e, "purging nonces")) != 0 ||
-	    (r = tx_commit(db, e)) != 0)
-		tx_rollback(db);
+	if ((r = exec_u64(c, STMT_SESSIONS_PURGE, now, e,
+	    "purging sessions")) != 0 ||
+	    (r = exec_u64(c, STMT_NONCES_PURGE, now, e,
+	    "purging nonces")) != 0 ||
+	    (r = tx_commit(c, e)) != 0)
+		tx_rollback(c);
 	return r;
+}
+
+/* The statements message_put runs once per recipient device. */
+struct put_stmts {
+	sqlite3_stmt *account;          /* the device's account */
+	sqlite3_stmt *from_sender;      /* its entries from the sender */
+	sqlite3_stmt *queued;           /* all its entries */
+	sqlite3_stmt *insert;           /* a new entry */
+	sqlite3_stmt *usage_add;        /* the account's usage + size */
+	sqlite3_stmt *usage_get;        /* the account's usage */
+};
+
+static int
+put_stmts_get(struct sqlite_conn *c, struct put_stmts *ps, struct err_ctx *e)
+{
+	int r;
+
+	if ((r = stmt_get(c, STMT_DEVICE_ACCOUNT, &ps->account, e)) != 0 ||
+	    (r = stmt_get(c, STMT_QUEUE_FROM_SENDER, &ps->from_sender,
+	    e)) != 0 ||
+	    (r = stmt_get(c, STMT_QUEUE_COUNT, &ps->queued, e)) != 0 ||
+	    (r = stmt_get(c, STMT_QUEUE_INSERT, &ps->insert, e)) != 0 ||
+	    (r = stmt_get(c, STMT_USAGE_ADD, &ps->usage_add, e)) != 0 ||
+	    (r = stmt_get(c, STMT_USAGE_GET, &ps->usage_get, e)) != 0)
+		return r;
+	return 0;
+}
+
+static void
+put_stmts_put(struct sqlite_conn *c, struct put_stmts *ps)
+{
+	stmt_put(c, STMT_DEVICE_ACCOUNT, ps->account);
+	stmt_put(c, STMT_QUEUE_FROM_SENDER, ps->from_sender);
+	stmt_put(c, STMT_QUEUE_COUNT, ps->queued);
+	stmt_put(c, STMT_QUEUE_INSERT, ps->insert);
+	stmt_put(c, STMT_USAGE_ADD, ps->usage_add);
+	stmt_put(c, STMT_USAGE_GET, ps->usage_get);
+	memset(ps, 0, sizeof(*ps));
+}
+
+/* Steps st (bound already) for one row of one integer, then resets it. */
+static int
+step_u64(sqlite3 *db, sqlite3_stmt *st, uint64_t *out, struct err_ctx *e,
+    const char *what)
+{
+	int rc = sqlite3_step(st);
+
+	*out = rc == SQLITE_ROW ? col_u64(st, 0) : 0;
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(db, e, what);
+	return 0;
+}
+
+/*
+ * Inside message_put's transaction: queues message id (size bytes, from
+ * sender) for device after checking lim, and counts the entry against the
+ * quota of the device's account.  On failure the caller rolls back.  The
+ * statements are bound anew for every device: account[] is bound without
+ * a copy and is only valid here.
+ */
+static int
+queue_one(sqlite3 *db, struct put_stmts *ps, const char *sender,
+    const char *device, sqlite3_int64 id, uint64_t size,
+    const struct dir_queue_limits *lim, struct err_ctx *e)
+{
+	char account[DIR_ACCOUNT_MAX + 1];
+	const char *a;
+	uint64_t n;
+	int r, rc, has_account = 0;
+
+	/* A device never changes account, so the entry can keep it. */
+	sqlite3_reset(ps->account);
+	if ((r = bind_text(ps->account, 1, device)) != 0)
+		return r;
+	rc = sqlite3_step(ps->account);
+	if (rc == SQLITE_ROW &&
+	    (a = (const char *)sqlite3_column_text(ps->account, 0)) != NULL) {
+		snprintf(account, sizeof(account), "%s", a);
+		has_account = 1;
+	} else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		r = db_fail(db, e, "reading a device");
+		sqlite3_reset(ps->account);
+		return r;
+	}
+	sqlite3_reset(ps->account);
+
+	if ((r = bind_text(ps->from_sender, 1, device)) != 0 ||
+	    (r = bind_text(ps->from_sender, 2, sender)) != 0 ||
+	    (r = step_u64(db, ps->from_sender, &n, e,
+	    "counting a sender's messages")) != 0)
+		return r;
+	if (n >= lim->max_per_sender) {
+		if (has_account)
+			return err_set(e, ERR_FAIR_SHARE, "device %.16s of "
+			    "'%s' already holds %llu unread messages from "
+			    "this device, the most one sender may queue "
+			    "there: wait until it reads them", device,
+			    account, (unsigned long long)n);
+		return err_set(e, ERR_FAIR_SHARE, "device %.16s already "
+		    "holds %llu unread messages from this device, the most "
+		    "one sender may queue there: wait until it reads them",
+		    device, (unsigned long long)n);
+	}
+	if ((r = bind_text(ps->queued, 1, device)) != 0 ||
+	    (r = step_u64(db, ps->queued, &n, e, "counting a queue")) != 0)
+		return r;
+	if (n >= lim->max_queue)
+		return err_set(e, ERR_TOO_LARGE, "the queue of device %.16s "
+		    "is full (%u messages): it must fetch and acknowledge "
+		    "first", device, lim->max_queue);
+
+	sqlite3_reset(ps->insert);
+	if ((r = bind_text(ps->insert, 1, device)) != 0 ||
+	    (r = bind_u64(ps->insert, 2, (uint64_t)id)) != 0 ||
+	    (r = bind_text(ps->insert, 3, sender)) != 0 ||
+	    (r = (has_account ? bind_text(ps->insert, 4, account) :
+	    (sqlite3_bind_null(ps->insert, 4) == SQLITE_OK ? 0 :
+	    ERR_INTERNAL))) != 0 ||
+	    (r = bind_u64(ps->insert, 5, size)) != 0 ||
+	    (r = step_done(db, ps->insert, e, "queueing a message")) != 0)
+		return r;
+	if (!has_account)
+		return 0;
+
+	sqlite3_reset(ps->usage_add);
+	if ((r = bind_text(ps->usage_add, 1, account)) != 0 ||
+	    (r = bind_u64(ps->usage_add, 2, size)) != 0 ||
+	    (r = step_done(db, ps->usage_add, e,
+	    "counting an account's usage")) != 0 ||
+	    (r = bind_text(ps->usage_get, 1, account)) != 0 ||
+	    (r = step_u64(db, ps->usage_get, &n, e,
+	    "reading an account's usage")) != 0)
+		return r;
+	if (n > lim->quota_bytes)
+		return err_set(e, ERR_QUOTA, "account '%s' has no room for "
+		    "this message: with it, the messages queued for its "
+		    "devices would take more than its quota of %llu bytes; "
+		    "try again when its devices have read their messages",
+		    account, (unsigned long long)lim->quota_bytes);
+	return 0;
 }
 
 static int
 sqlite_message_put(struct dir_store *s, const char *sender_device,
     const uint8_t *msg_id, size_t msg_id_len, const char *envelope,
-    const char *const *devices, size_t n, unsigned int max_queue,
+    const char *const *devices, size_t n, const struct dir_queue_limits *lim,
     struct err_ctx *e)
 {
-	sqlite3 *db;
+	struct sqlite_conn *c;
 	sqlite3_stmt *st = NULL;
+	struct put_stmts ps;
 	sqlite3_int64 id;
-	uint64_t queued;
+	uint64_t size;
 	size_t i;
-	int r, rc, found;
+	int r, rc;
 
-	if ((r = conn_get(to_sqlite(s), &db, e)) != 0 ||
-	    (r = tx_begin(db, e)) != 0)
+	return_val_if_fail(lim != NULL, ERR_INVALID_ARG);
+	memset(&ps, 0, sizeof(ps));
+	size = (uint64_t)strlen(envelope);
+	if ((r = conn_get(to_sqlite(s), &c, e)) != 0 ||
+	    (r = tx_begin(c, e)) != 0)
 		return r;
-	if ((r = prepare(db, "INSERT INTO messages(sender, msg_id, envelope, "
-	    "refs) VALUES (?, ?, ?, ?)", &st, e)) != 0 ||
+	if ((r = stmt_get(c, STMT_MESSAGE_INSERT, &st, e)) != 0 ||
 	    (r = bind_text(st, 1, sender_device)) != 0 ||
 	    (r = bind_blob(st, 2, msg_id, msg_id_len)) != 0 ||
 	    (r = bind_text(st, 3, envelope)) != 0 ||
@@ -906,38 +1354,26 @@ sqlite_message_put(struct dir_store *s, const char *sender_device,
 		goto out;
 	}
 	if (rc != SQLITE_DONE) {
-		r = db_fail(db, e, "storing a message");
+		r = db_fail(c->db, e, "storing a message");
 		goto out;
 	}
-	id = sqlite3_last_insert_rowid(db);
-	sqlite3_finalize(st);
-	st = NULL;
-	if ((r = prepare(db, "INSERT INTO queue(device, message) "
-	    "VALUES (?, ?)", &st, e)) != 0)
+	id = sqlite3_last_insert_rowid(c->db);
+	if ((r = put_stmts_get(c, &ps, e)) != 0)
 		goto out;
 	for (i = 0; i < n; i++) {
-		if ((r = query_u64(db, "SELECT COUNT(*) FROM queue WHERE "
-		    "device = ?", devices[i], &queued, &found, e)) != 0)
-			goto out;
-		if (queued >= max_queue) {
-			r = err_set(e, ERR_TOO_LARGE, "the queue of device "
-			    "%.16s is full (%u messages): it must fetch and "
-			    "acknowledge first", devices[i], max_queue);
-			goto out;
-		}
-		sqlite3_reset(st);
-		if ((r = bind_text(st, 1, devices[i])) != 0 ||
-		    (r = bind_u64(st, 2, (uint64_t)id)) != 0 ||
-		    (r = step_done(db, st, e, "queueing a message")) != 0)
+		if ((r = queue_one(c->db, &ps, sender_device, devices[i], id,
+		    size, lim, e)) != 0)
 			goto out;
 	}
-	if ((r = tx_commit(db, e)) != 0)
-		goto out;
-	r = 0;
+	put_stmts_put(c, &ps);
+	stmt_put(c, STMT_MESSAGE_INSERT, st);
+	st = NULL;
+	r = tx_commit(c, e);
  out:
-	sqlite3_finalize(st);
+	put_stmts_put(c, &ps);
+	stmt_put(c, STMT_MESSAGE_INSERT, st);
 	if (r != 0)
-		tx_rollback(db);
+		tx_rollback(c);
 	return r;
 }
 
@@ -946,16 +1382,15 @@ sqlite_inbox_get(struct dir_store *s, const char *device, uint64_t after,
     unsigned int limit, size_t max_bytes, dir_queue_cb cb, void *arg,
     struct err_ctx *e)
 {
-	sqlite3 *db;
+	struct sqlite_conn *c;
 	sqlite3_stmt *st = NULL;
 	size_t total = 0, len;
 	unsigned int n = 0;
 	int r, rc;
 
-	if ((r = conn_get(to_sqlite(s), &db, e)) != 0 ||
-	    (r = prepare(db, "SELECT q.seq, m.envelope FROM queue q JOIN "
-	    "messages m ON m.id = q.message WHERE q.device = ? AND "
-	    "q.seq > ? ORDER BY q.seq LIMIT ?", &st, e)) != 0 ||
+	if ((r = conn_get(to_sqlite(s), &c, e)) != 0)
+		return r;
+	if ((r = stmt_get(c, STMT_INBOX_GET, &st, e)) != 0 ||
 	    (r = bind_text(st, 1, device)) != 0 ||
 	    (r = bind_u64(st, 2, after)) != 0 ||
 	    (r = bind_u64(st, 3, limit)) != 0)
@@ -971,69 +1406,164 @@ sqlite_inbox_get(struct dir_store *s, const char *device, uint64_t after,
 			goto out;
 	}
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-		r = db_fail(db, e, "reading the inbox");
+		r = db_fail(c->db, e, "reading the inbox");
 		goto out;
 	}
 	r = 0;
  out:
-	sqlite3_finalize(st);
+	stmt_put(c, STMT_INBOX_GET, st);
 	return r;
 }
 
-/*
- * Inside a transaction: removes device's queue entries with seq <= upto
- * and the envelopes no queue refers to any more; *removed (may be NULL)
- * gets the number of entries.
- */
+/* Runs statement id, which returns no rows, with parameters device and
+ * upto. */
 static int
-queue_drop(sqlite3 *db, const char *device, uint64_t upto, uint64_t *removed,
-    struct err_ctx *e)
+exec_device_upto(struct sqlite_conn *c, enum stmt_id id, const char *device,
+    uint64_t upto, struct err_ctx *e, const char *what)
 {
 	sqlite3_stmt *st = NULL;
 	int r;
 
-	/* Drop the references first, then the queue entries, then the
-	 * envelopes nobody waits for any more. */
-	if ((r = prepare(db, "UPDATE messages SET refs = refs - (SELECT "
-	    "COUNT(*) FROM queue q WHERE q.message = messages.id AND "
-	    "q.device = ?1 AND q.seq <= ?2) WHERE id IN (SELECT message "
-	    "FROM queue WHERE device = ?1 AND seq <= ?2)", &st, e)) != 0 ||
+	if ((r = stmt_get(c, id, &st, e)) != 0 ||
 	    (r = bind_text(st, 1, device)) != 0 ||
-	    (r = bind_u64(st, 2, upto)) != 0 ||
-	    (r = step_done(db, st, e, "acknowledging")) != 0)
+	    (r = bind_u64(st, 2, upto)) != 0)
 		goto out;
-	sqlite3_finalize(st);
-	st = NULL;
-	if ((r = prepare(db, "DELETE FROM queue WHERE device = ?1 AND "
-	    "seq <= ?2", &st, e)) != 0 ||
-	    (r = bind_text(st, 1, device)) != 0 ||
-	    (r = bind_u64(st, 2, upto)) != 0 ||
-	    (r = step_done(db, st, e, "acknowledging")) != 0)
-		goto out;
-	if (removed != NULL)
-		*removed = (uint64_t)sqlite3_changes(db);
-	r = db_exec(db, "DELETE FROM messages WHERE refs <= 0;", e,
-	    "deleting delivered messages");
+	r = step_done(c->db, st, e, what);
  out:
-	sqlite3_finalize(st);
+	stmt_put(c, id, st);
 	return r;
+}
+
+/*
+ * Inside a transaction: removes device's queue entries with seq <= upto,
+ * takes their sizes off their account's usage, and removes the envelopes
+ * no queue refers to any more; *removed (may be NULL) gets the number of
+ * entries.
+ */
+static int
+queue_drop(struct sqlite_conn *c, const char *device, uint64_t upto,
+    uint64_t *removed, struct err_ctx *e)
+{
+	int r;
+
+	if ((r = exec_device_upto(c, STMT_DROP_USAGE, device, upto, e,
+	    "counting an account's usage")) != 0 ||
+	    (r = exec_device_upto(c, STMT_DROP_REFS, device, upto, e,
+	    "acknowledging")) != 0 ||
+	    (r = exec_device_upto(c, STMT_DROP_QUEUE, device, upto, e,
+	    "acknowledging")) != 0)
+		return r;
+	if (removed != NULL)
+		*removed = (uint64_t)sqlite3_changes(c->db);
+	return stmt_exec(c, STMT_MESSAGES_GC, e, "deleting delivered messages");
 }
 
 static int
 sqlite_inbox_ack(struct dir_store *s, const char *device, uint64_t upto,
     uint64_t *removed, struct err_ctx *e)
 {
-	sqlite3 *db;
+	struct sqlite_conn *c;
 	int r;
 
-	if ((r = conn_get(to_sqlite(s), &db, e)) != 0 ||
-	    (r = tx_begin(db, e)) != 0)
+	if ((r = conn_get(to_sqlite(s), &c, e)) != 0 ||
+	    (r = tx_begin(c, e)) != 0)
 		return r;
-	if ((r = queue_drop(db, device, upto, removed, e)) != 0 ||
-	    (r = tx_commit(db, e)) != 0)
-		tx_rollback(db);
+	if ((r = queue_drop(c, device, upto, removed, e)) != 0 ||
+	    (r = tx_commit(c, e)) != 0)
+		tx_rollback(c);
 	return r;
 }
+
+static int
+sqlite_account_usage(struct dir_store *s, const char *account,
+    uint64_t *bytes, struct err_ctx *e)
+{
+	struct sqlite_conn *c;
+	int r, found;
+
+	if ((r = conn_get(to_sqlite(s), &c, e)) != 0)
+		return r;
+	return query_u64(c, STMT_USAGE_GET, account, bytes, &found, e);
+}
+/*
+ * Creates path mode 0600 when it does not exist, whatever the umask:
+ * SQLite gives a database's -wal and -shm files the mode of the database
+ * file, so none of them is readable by others.  An existing file is left
+ * as it is.
+ */
+static int
+db_file_create(const char *path, struct err_ctx *e)
+{
+	int fd, r;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY,
+	    S_IRUSR | S_IWUSR);
+	if (fd == -1) {
+		if (errno == EEXIST)
+			return 0;
+		return err_set(e, ERR_IO, "cannot create database %s: %s",
+		    path, strerror(errno));
+	}
+	/* The umask may have taken bits away from 0600. */
+	if (fchmod(fd, S_IRUSR | S_IWUSR) != 0) {
+		r = err_set(e, ERR_IO, "cannot set mode 0600 on database %s: "
+		    "%s", path, strerror(errno));
+		close(fd);
+		unlink(path);
+		return r;
+	}
+	if (close(fd) != 0)
+		return err_set(e, ERR_IO, "cannot create database %s: %s",
+		    path, strerror(errno));
+	return 0;
+}
+
+/*
+ * Inside the opening transaction: creates the version 1 tables where they
+ * are missing, then runs every later step the database has not had.
+ * ERR_CONFIG for a version this code does not know.
+ */
+static int
+schema_update(sqlite3 *db, const char *path, struct err_ctx *e)
+{
+	sqlite3_stmt *st = NULL;
+	const char *text;
+	char *end;
+	long version;
+	int r;
+
+	if ((r = db_exec(db, schema_v1_sql, e, "creating the schema")) != 0 ||
+	    (r = prepare(db, stmt_sql[STMT_SCHEMA_VERSION], &st, e)) != 0)
+		goto out;
+	if (sqlite3_step(st) != SQLITE_ROW ||
+	    (text = (const char *)sqlite3_column_text(st, 0)) == NULL) {
+		r = db_fail(db, e, "reading the schema version");
+		goto out;
+	}
+	errno = 0;
+	version = strtol(text, &end, 10);
+	if (errno != 0 || end == text || *end != '\0' || version < 1) {
+		r = err_set(e, ERR_CONFIG, "database %s has the schema version "
+		    "'%.32s', which devid-directory never writes: is it a "
+		    "devid-directory database?", path, text);
+		goto out;
+	}
+	if (version > SCHEMA_VERSION) {
+		r = err_set(e, ERR_CONFIG, "database %s has schema version "
+		    "%ld, newer than the %d this devid-directory knows: run "
+		    "the devid-directory that wrote it, or a newer one", path,
+		    version, SCHEMA_VERSION);
+		goto out;
+	}
+	if (version < 2 && (r = db_exec(db, schema_v2_sql, e,
+	    "updating the schema to version 2")) != 0)
+		goto out;
+	r = 0;
+ out:
+	sqlite3_finalize(st);
+	return r;
+}
+
 
 static const struct dir_store_ops sqlite_ops = {
 	.name = "sqlite",
@@ -1055,6 +1585,7 @@ static const struct dir_store_ops sqlite_ops = {
 	.message_put = sqlite_message_put,
 	.inbox_get = sqlite_inbox_get,
 	.inbox_ack = sqlite_inbox_ack,
+	.account_usage = sqlite_account_usage,
 };
 
 int
@@ -1062,8 +1593,8 @@ dir_store_sqlite_open(const char *path, struct dir_store **out,
     struct err_ctx *e)
 {
 	struct sqlite_store *st = NULL;
-	sqlite3 *db;
-	int r = ERR_INTERNAL, key_ok = 0, lock_ok = 0;
+	struct sqlite_conn *c;
+	int r = ERR_INTERNAL, key_ok = 0, locks_ok = 0;
 
 	return_val_if_fail(path != NULL && out != NULL, ERR_INVALID_ARG);
 	if (sqlite3_threadsafe() == 0)
@@ -1084,13 +1615,19 @@ dir_store_sqlite_open(const char *path, struct dir_store **out,
 		r = err_set(e, ERR_INTERNAL, "cannot create a mutex");
 		goto out;
 	}
-	lock_ok = 1;
-	if ((r = conn_get(st, &db, e)) != 0 ||
-	    (r = tx_begin(db, e)) != 0)
+	if (pthread_mutex_init(&st->write_lock, NULL) != 0) {
+		pthread_mutex_destroy(&st->lock);
+		r = err_set(e, ERR_INTERNAL, "cannot create a mutex");
 		goto out;
-	if ((r = db_exec(db, schema_sql, e, "creating the schema")) != 0 ||
-	    (r = tx_commit(db, e)) != 0) {
-		tx_rollback(db);
+	}
+	locks_ok = 1;
+	if ((r = db_file_create(path, e)) != 0 ||
+	    (r = conn_get(st, &c, e)) != 0 ||
+	    (r = tx_begin(c, e)) != 0)
+		goto out;
+	if ((r = schema_update(c->db, path, e)) != 0 ||
+	    (r = tx_commit(c, e)) != 0) {
+		tx_rollback(c);
 		goto out;
 	}
 	*out = &st->head;
@@ -1098,7 +1635,7 @@ dir_store_sqlite_open(const char *path, struct dir_store **out,
 	r = 0;
  out:
 	if (st != NULL) {
-		if (lock_ok && key_ok) {
+		if (locks_ok && key_ok) {
 			sqlite_close(&st->head);
 		} else {
 			if (key_ok)

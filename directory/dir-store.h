@@ -79,6 +79,15 @@ typedef int (*dir_device_cb)(void *arg, const char *device,
     const char *record_json);
 typedef int (*dir_queue_cb)(void *arg, uint64_t seq, const char *envelope);
 
+/* The bounds message_put keeps on the queues. */
+struct dir_queue_limits {
+	unsigned int max_queue;       /* messages queued for one device */
+	unsigned int max_per_sender;  /* of those, from one sender device */
+	uint64_t quota_bytes;         /* envelope bytes queued for the devices
+	                               * of one account, each entry counting
+	                               * its envelope's size */
+};
+
 struct dir_store_ops {
 	const char *name;
 
@@ -167,15 +176,21 @@ struct dir_store_ops {
 	/* --- messages --- */
 
 	/*
-	 * Stores an envelope once and queues it for each of the n devices.
+	 * Stores an envelope once and queues it for each of the n devices,
+	 * within lim; when any bound would be passed nothing is stored.
 	 * ERR_EXISTS when the sender device already posted msg_id;
-	 * ERR_TOO_LARGE (naming the device) when a queue already holds
-	 * max_queue messages.
+	 * ERR_FAIR_SHARE (naming the device and its account) when a
+	 * device's queue already holds lim->max_per_sender messages from
+	 * sender_device; ERR_TOO_LARGE (naming the device) when a queue
+	 * already holds lim->max_queue messages; ERR_QUOTA (naming the
+	 * account) when the entries would take a recipient account past
+	 * lim->quota_bytes.  A device that was never registered has no
+	 * account and no quota.
 	 */
 	int (*message_put)(struct dir_store *s, const char *sender_device,
 	    const uint8_t *msg_id, size_t msg_id_len, const char *envelope,
-	    const char *const *devices, size_t n, unsigned int max_queue,
-	    struct err_ctx *e);
+	    const char *const *devices, size_t n,
+	    const struct dir_queue_limits *lim, struct err_ctx *e);
 	/* Queued envelopes of device with seq > after, oldest first, at most
 	 * limit of them and (after the first) at most max_bytes of
 	 * envelope text in total. */
@@ -186,6 +201,10 @@ struct dir_store_ops {
 	 * no queue refers to any more); *removed gets their number. */
 	int (*inbox_ack)(struct dir_store *s, const char *device,
 	    uint64_t upto, uint64_t *removed, struct err_ctx *e);
+	/* The bytes counted against account's quota: the envelope sizes of
+	 * every entry queued for its devices (0 when there is none). */
+	int (*account_usage)(struct dir_store *s, const char *account,
+	    uint64_t *bytes, struct err_ctx *e);
 };
 
 /* Every store object starts with this head. */
@@ -195,8 +214,12 @@ struct dir_store {
 
 /*
  * Opens (creating when needed) the SQLite database at path: WAL journal,
- * synchronous=FULL, foreign keys on, schema created or checked.  On
- * success *out is a new store; close it with dir_store_close().
+ * synchronous=FULL, foreign keys on, schema created, or checked and
+ * brought up to date.  A new database file is created mode 0600 whatever
+ * the umask (SQLite gives its -wal and -shm files the same mode); an
+ * existing file keeps its mode.  On success *out is a new store; close it
+ * with dir_store_close().  ERR_CONFIG for a database written by a newer
+ * devid-directory.
  */
 int dir_store_sqlite_open(const char *path, struct dir_store **out,
     struct err_ctx *e);

@@ -32,11 +32,13 @@ directory_devid_directory_CFLAGS = $(AM_CFLAGS) $(MHD_CFLAGS) $(SQLITE_CFLAGS)
 directory_devid_directory_LDADD = $(DIRECTORY_LIBS)
 
 # Unit tests: the store, password and token handling, the request
-# parsers, and the endpoints (driven over HTTP against an in-process
-# server).
+# parsers, the client-network keys, the password-failure brake, the
+# worker pool, the in-memory caches, the HTTP layer with handlers of the test's making, and the
+# endpoints (driven over HTTP against an in-process server).
 check_PROGRAMS += tests/unit/test_dir_store
 TESTS += tests/unit/test_dir_store
-tests_unit_test_dir_store_CFLAGS = $(UNIT_CFLAGS) -I$(top_srcdir)/directory
+tests_unit_test_dir_store_CFLAGS = $(UNIT_CFLAGS) $(SQLITE_CFLAGS) \
+	-I$(top_srcdir)/directory
 tests_unit_test_dir_store_LDADD = $(DIRECTORY_LIBS) $(UNIT_LIBS)
 
 check_PROGRAMS += tests/unit/test_dir_auth
@@ -61,6 +63,12 @@ tests_unit_test_dir_throttle_CFLAGS = $(UNIT_CFLAGS) -I$(top_srcdir)/directory
 tests_unit_test_dir_throttle_LDADD = $(DIRECTORY_LIBS) $(UNIT_LIBS)
 tests_unit_test_dir_pool_CFLAGS = $(UNIT_CFLAGS) -I$(top_srcdir)/directory
 tests_unit_test_dir_pool_LDADD = $(DIRECTORY_LIBS) $(UNIT_LIBS)
+
+check_PROGRAMS += tests/unit/test_dir_server
+TESTS += tests/unit/test_dir_server
+tests_unit_test_dir_server_CFLAGS = $(UNIT_CFLAGS) $(MHD_CFLAGS) \
+	-I$(top_srcdir)/directory
+tests_unit_test_dir_server_LDADD = $(DIRECTORY_LIBS) $(UNIT_LIBS)
 
 check_PROGRAMS += tests/unit/test_dir_api
 TESTS += tests/unit/test_dir_api

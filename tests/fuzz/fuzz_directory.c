@@ -12,6 +12,7 @@
  *   5  account request body (POST /v1/accounts)
  *   6  Authorization header with HTTP Basic credentials
  *   7  stored password hash
+ *   8  client address from X-Forwarded-For (dir-net.c)
  * Nothing may crash, leak or trip a sanitizer.  Parsers with one canonical
  * text (paths, query numbers, Basic credentials, password hashes) must
  * re-encode what they accept to the same bytes; JSON bodies, whose text is
@@ -30,6 +31,7 @@
 
 #include "devrec.h"
 #include "dir-auth.h"
+#include "dir-net.h"
 #include "dir-parse.h"
 #include "errors.h"
 
@@ -385,12 +387,40 @@ fuzz_pwhash(const uint8_t *p, size_t len)
 	free(s);
 }
 
+/*
+ * An address that is accepted gives a key that is either the IPv4 address
+ * again (and accepted again, to itself) or an IPv6 /64 prefix.
+ */
+static void
+fuzz_forwarded(const uint8_t *p, size_t len)
+{
+	char *s = text_copy(p, len);
+	char key[DIR_NET_KEY_MAX], again[DIR_NET_KEY_MAX];
+	size_t n;
+
+	if (dir_net_key_text(s, key, sizeof(key)) == 0) {
+		n = strlen(key);
+		if (n == 0 || n >= sizeof(key))
+			abort();
+		if (strchr(key, ':') != NULL) {
+			if (n < 4 || strcmp(key + n - 3, "/64") != 0)
+				abort();
+		} else if (dir_net_key_text(key, again, sizeof(again)) != 0 ||
+		    strcmp(again, key) != 0) {
+			abort();
+		}
+	} else if (strcmp(key, "unknown") != 0) {
+		abort();
+	}
+	free(s);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1)
 		return 0;
-	switch (data[0] % 8) {
+	switch (data[0] % 9) {
 	case 0:
 		fuzz_path(data + 1, size - 1);
 		break;
@@ -412,8 +442,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 6:
 		fuzz_basic(data + 1, size - 1);
 		break;
-	default:
+	case 7:
 		fuzz_pwhash(data + 1, size - 1);
+		break;
+	default:
+		fuzz_forwarded(data + 1, size - 1);
 		break;
 	}
 	return 0;

@@ -634,7 +634,7 @@ test_cli(void **state)
 	assert_int_equal(run("frobnicate", NULL, out, sizeof(out)), 2);
 	snprintf(args, sizeof(args), "serve --db '%s/other.db' --listen "
 	    "nowhere", s->dir);
-	assert_int_equal(run(args, NULL, out, sizeof(out)), 1);
+	assert_int_equal(run(args, NULL, out, sizeof(out)), 2);
 	assert_non_null(strstr(out, "ADDR:PORT"));
 	assert_int_equal(run("--help", NULL, out, sizeof(out)), 0);
 	assert_non_null(strstr(out, "--signing-key"));

@@ -19,10 +19,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <curl/curl.h>
 #include <jansson.h>
 
 #include "acctlog.h"
@@ -40,6 +42,8 @@
 #include "dir-test-util.h"
 #include "transcript.h"
 
+#define DEV_ZERO \
+    "0000000000000000000000000000000000000000000000000000000000000000"
 #define ALICE "alice@example.org"
 #define BOB "bob@example.org"
 #define PW "alice's password"
@@ -349,8 +353,10 @@ test_info_health_routing(void **state)
 	 * JSON error (the path is sanitised before it is echoed). */
 	expect_err(f, "GET", "/v1/%0A%FFinfo", NULL, NULL, NULL, NULL, 404,
 	    "not_found");
+	/* Credentials come first: without them even a malformed account
+	 * is 401 (with a session it is 400: see test_log_and_devices). */
 	expect_err(f, "GET", "/v1/accounts/%FF/log", NULL, NULL, NULL, NULL,
-	    400, "bad_request");
+	    401, "unauthorized");
 	expect_err(f, "POST", "/v1/info", "{}", NULL, NULL, NULL, 405,
 	    "bad_method");
 	expect_err(f, "DELETE", "/v1/inbox", NULL, NULL, NULL, NULL, 405,
@@ -430,8 +436,9 @@ test_register(void **state)
 	    "unauthorized");
 	expect_err(f, "POST", path, text, "Authorization: Basic !!!", NULL,
 	    NULL, 401, "unauthorized");
+	/* An unknown account fails like a wrong password, to the byte. */
 	expect_err(f, "POST", "/v1/accounts/carol/devices", text, NULL,
-	    "carol", PW, 404, "not_found");
+	    "carol", PW, 401, "unauthorized");
 	expect_err(f, "POST", "/v1/accounts/Alice/devices", text, NULL,
 	    "Alice", PW, 400, "bad_request");
 	/* The record: posted to the wrong account. */
@@ -704,6 +711,18 @@ test_log_and_devices(void **state)
 	    400, "bad_request");
 	expect_err(f, "GET", "/v1/accounts/carol/devices", NULL, hdr, NULL,
 	    NULL, 404, "not_found");
+	expect_err(f, "GET", "/v1/accounts/%FF/log", NULL, hdr, NULL, NULL,
+	    400, "bad_request");
+	/* Without a session, an unknown account and a known one look the
+	 * same. */
+	expect_err(f, "GET", "/v1/accounts/carol/log", NULL, NULL, NULL, NULL,
+	    401, "unauthorized");
+	expect_err(f, "GET", "/v1/accounts/" ALICE "/log", NULL, NULL, NULL,
+	    NULL, 401, "unauthorized");
+	expect_err(f, "GET", "/v1/accounts/carol/devices", NULL, NULL, NULL,
+	    NULL, 401, "unauthorized");
+	expect_err(f, "DELETE", "/v1/accounts/carol/devices/" DEV_ZERO, "{}",
+	    NULL, NULL, NULL, 401, "unauthorized");
 	/* The log verifies with common/acctlog from scratch... */
 	err_clear(&e);
 	assert_int_equal(dirc_get_log(c, ALICE, 0, 0, &resp, &e), 0);
@@ -1159,6 +1178,224 @@ test_rate_limit(void **state)
 	dir_server_stop(srv);
 }
 
+/* An answer with its Retry-After header. */
+struct answer_ra {
+	char body[4096];
+	size_t len;
+	long retry_after;               /* -1: no header */
+};
+
+static size_t
+ra_body(char *p, size_t size, size_t n, void *arg)
+{
+	struct answer_ra *a = arg;
+	size_t len = size * n;
+
+	if (len > sizeof(a->body) - 1 - a->len)
+		return 0;
+	memcpy(a->body + a->len, p, len);
+	a->len += len;
+	a->body[a->len] = '\0';
+	return len;
+}
+
+static size_t
+ra_header(char *p, size_t size, size_t n, void *arg)
+{
+	struct answer_ra *a = arg;
+	size_t len = size * n;
+	char line[128];
+
+	snprintf(line, sizeof(line), "%.*s", (int)(len < 127 ? len : 127), p);
+	if (strncasecmp(line, "Retry-After:", 12) == 0)
+		a->retry_after = strtol(line + 12, NULL, 10);
+	return len;
+}
+
+/* POSTs an envelope with header; the status, body and Retry-After. */
+static long
+post_envelope(struct fx *f, const char *json, size_t len, const char *header,
+    struct answer_ra *a)
+{
+	struct curl_slist *hdrs = NULL;
+	char url[256];
+	long status = 0;
+	CURL *c;
+
+	memset(a, 0, sizeof(*a));
+	a->retry_after = -1;
+	assert_non_null(c = curl_easy_init());
+	snprintf(url, sizeof(url), "%s/v1/messages", f->base);
+	hdrs = curl_slist_append(hdrs, header);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, json);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, ra_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, a);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, ra_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, a);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 90L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_slist_free_all(hdrs);
+	curl_easy_cleanup(c);
+	return status;
+}
+
+/* The answer must be 429 with code, Retry-After >= 1 and a sentence
+ * containing each of the words. */
+static void
+expect_429(const struct answer_ra *a, long status, const char *code,
+    const char *const *words, size_t n_words)
+{
+	json_t *ans;
+	const char *msg;
+	size_t i;
+
+	if (status != 429)
+		fail_msg("got %ld %s, want 429 %s", status, a->body, code);
+	assert_non_null(ans = json_loads(a->body, 0, NULL));
+	assert_string_equal(terror_code(ans), code);
+	assert_true(a->retry_after >= 1);
+	msg = json_string_value(json_object_get(json_object_get(ans, "error"),
+	    "message"));
+	assert_non_null(msg);
+	for (i = 0; i < n_words; i++)
+		if (strstr(msg, words[i]) == NULL)
+			fail_msg("\"%s\" does not say \"%s\"", msg, words[i]);
+	json_decref(ans);
+}
+
+/* The limits of GET /v1/info include the inbox limits. */
+static void
+check_info_limits(struct fx *f, unsigned int per_sender, uint64_t quota)
+{
+	json_t *ans = NULL, *lim;
+
+	assert_int_equal(thttp(f->base, "GET", "/v1/info", NULL, 0, NULL,
+	    NULL, NULL, &ans), 200);
+	lim = json_object_get(ans, "limits");
+	assert_int_equal(json_integer_value(json_object_get(lim,
+	    "max_queue_per_sender")), per_sender);
+	assert_int_equal(json_integer_value(json_object_get(lim,
+	    "account_quota")), quota);
+	json_decref(ans);
+}
+
+static void
+test_sender_share(void **state)
+{
+	struct fx *f = *state;
+	static const char *const to[] = { ALICE, BOB };
+	static const char *const words[] = { "device ", " of '" BOB "'",
+	    "1 unread message", "wait until it reads them" };
+	const struct tdev *r_b1[] = { &f->b1 };
+	struct acctlog_head v[2];
+	struct answer_ra a;
+	struct dirc *c1, *c2, *cb;
+	struct dirc_inbox *in = NULL;
+	struct snap before;
+	struct err_ctx e;
+	char hdr1[128], hdr2[128], *json = NULL;
+	size_t len = 0;
+	uint64_t removed = 0;
+	long st;
+
+	/* One message per sender per device; the queue holds 2. */
+	f->api.cfg.max_queue_per_sender = 1;
+	check_info_limits(f, 1, DIR_ACCOUNT_QUOTA_DEFAULT);
+	register_dev(f, &f->a1, PW);
+	register_dev(f, &f->a2, PW);
+	register_dev(f, &f->b1, BOB_PW);
+	c1 = login(f, &f->a1);
+	c2 = login(f, &f->a2);
+	cb = login(f, &f->b1);
+	bearer_of(c1, hdr1, sizeof(hdr1));
+	bearer_of(c2, hdr2, sizeof(hdr2));
+	views(c1, v);
+	assert_int_equal(tenv_make(&f->a1, to, 2, v, 2, r_b1, 1, &json,
+	    &len), 0);
+	assert_int_equal(post_envelope(f, json, len, hdr1, &a), 201);
+	free(json);
+	/* The first sender's second message: its share is used up. */
+	before = snapshot(f);
+	assert_int_equal(tenv_make(&f->a1, to, 2, v, 2, r_b1, 1, &json,
+	    &len), 0);
+	st = post_envelope(f, json, len, hdr1, &a);
+	expect_429(&a, st, "sender_share", words,
+	    sizeof(words) / sizeof(words[0]));
+	assert_unchanged(f, before);
+	/* Another sender still gets through to the same device. */
+	{
+		char *json2 = NULL;
+		size_t len2 = 0;
+
+		assert_int_equal(tenv_make(&f->a2, to, 2, v, 2, r_b1, 1,
+		    &json2, &len2), 0);
+		assert_int_equal(post_envelope(f, json2, len2, hdr2, &a), 201);
+		free(json2);
+	}
+	/* Once bob's device read the first message, the refused one
+	 * passes. */
+	err_clear(&e);
+	assert_int_equal(dirc_inbox(cb, 0, 1, &in, &e), 0);
+	assert_int_equal(in->n_items, 1);
+	assert_int_equal(dirc_ack(cb, in->items[0].seq, &removed, &e), 0);
+	dirc_inbox_free(in);
+	assert_int_equal(post_envelope(f, json, len, hdr1, &a), 201);
+	free(json);
+	dirc_free(c1);
+	dirc_free(c2);
+	dirc_free(cb);
+}
+
+static void
+test_quota(void **state)
+{
+	struct fx *f = *state;
+	static const char *const to[] = { ALICE, BOB };
+	static const char *const words[] = { "account '" BOB "'", "quota" };
+	const struct tdev *r_b1[] = { &f->b1 };
+	struct acctlog_head v[2];
+	struct answer_ra a;
+	struct dirc *c1, *c2;
+	struct snap before;
+	char hdr1[128], hdr2[128], *j1 = NULL, *j2 = NULL;
+	size_t l1 = 0, l2 = 0;
+	long st;
+
+	register_dev(f, &f->a1, PW);
+	register_dev(f, &f->a2, PW);
+	register_dev(f, &f->b1, BOB_PW);
+	c1 = login(f, &f->a1);
+	c2 = login(f, &f->a2);
+	bearer_of(c1, hdr1, sizeof(hdr1));
+	bearer_of(c2, hdr2, sizeof(hdr2));
+	views(c1, v);
+	assert_int_equal(tenv_make(&f->a1, to, 2, v, 2, r_b1, 1, &j1,
+	    &l1), 0);
+	assert_int_equal(tenv_make(&f->a2, to, 2, v, 2, r_b1, 1, &j2,
+	    &l2), 0);
+	/* Room for the first envelope, not for both. */
+	f->api.cfg.account_quota = l1 + l2 - 1;
+	check_info_limits(f, DIR_MAX_QUEUE_PER_SENDER_DEFAULT, l1 + l2 - 1);
+	assert_int_equal(post_envelope(f, j1, l1, hdr1, &a), 201);
+	before = snapshot(f);
+	st = post_envelope(f, j2, l2, hdr2, &a);
+	expect_429(&a, st, "quota_exceeded", words,
+	    sizeof(words) / sizeof(words[0]));
+	assert_unchanged(f, before);
+	/* One byte more and it fits. */
+	f->api.cfg.account_quota = l1 + l2;
+	assert_int_equal(post_envelope(f, j2, l2, hdr2, &a), 201);
+	free(j1);
+	free(j2);
+	dirc_free(c1);
+	dirc_free(c2);
+}
+
 int
 main(void)
 {
@@ -1177,6 +1414,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_revoke, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_messages, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_sender_share, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_quota, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_longpoll, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(

@@ -1,10 +1,20 @@
 /*
  * test_dir_store.c - the directory's SQLite store: every operation, the
- * invariants it checks inside its transaction, and that a refused change
- * leaves the database exactly as it was.
+ * invariants it checks inside its transaction, that a refused change
+ * leaves the database exactly as it was, the inbox limits, the update of
+ * a database written by an older schema, the files' modes, and the
+ * statements each connection keeps: reads stopped early, listings that
+ * call the store again, writers on several threads, and closing.
  */
 #include "config.h"
 
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +25,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "dir-store.h"
 #include "errors.h"
@@ -22,10 +33,15 @@
 #define ALICE "alice@example.org"
 #define BOB "bob@example.org"
 
+/* Queue limits as an argument. */
+#define LIM(queue, sender, quota) \
+	(&(const struct dir_queue_limits){ (queue), (sender), (quota) })
+
 struct fx {
 	char dir[64];
 	char path[128];
 	struct dir_store *s;
+	mode_t umask_saved;
 };
 
 static int
@@ -39,6 +55,8 @@ setup(void **state)
 	    getenv("TMPDIR") != NULL ? getenv("TMPDIR") : P_tmpdir);
 	assert_non_null(mkdtemp(f->dir));
 	snprintf(f->path, sizeof(f->path), "%s/dir.db", f->dir);
+	f->umask_saved = umask(022);
+	umask(f->umask_saved);
 	err_clear(&e);
 	assert_int_equal(dir_store_sqlite_open(f->path, &f->s, &e), 0);
 	assert_int_equal(f->s->ops->account_create(f->s, ALICE, "h-alice",
@@ -53,14 +71,23 @@ static int
 teardown(void **state)
 {
 	struct fx *f = *state;
-	char p[192];
+	struct dirent *de;
+	DIR *d;
+	char p[384];
 
 	dir_store_close(f->s);
-	snprintf(p, sizeof(p), "%s-wal", f->path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-shm", f->path);
-	unlink(p);
-	unlink(f->path);
+	umask(f->umask_saved);
+	/* Every database the test made, with its -wal and -shm. */
+	if ((d = opendir(f->dir)) != NULL) {
+		while ((de = readdir(d)) != NULL) {
+			if (strcmp(de->d_name, ".") == 0 ||
+			    strcmp(de->d_name, "..") == 0)
+				continue;
+			snprintf(p, sizeof(p), "%s/%s", f->dir, de->d_name);
+			unlink(p);
+		}
+		closedir(d);
+	}
 	rmdir(f->dir);
 	free(f);
 	return 0;
@@ -460,19 +487,19 @@ test_messages(void **state)
 	memset(id3, 3, 16);
 	err_clear(&e);
 	assert_int_equal(f->s->ops->message_put(f->s, d3, id1, 16, "{\"m\":1}",
-	    to12, 2, 2, &e), 0);
+	    to12, 2, LIM(2, UINT_MAX, UINT64_MAX), &e), 0);
 	/* The same id from the same sender is refused... */
 	assert_int_equal(f->s->ops->message_put(f->s, d3, id1, 16, "{\"m\":9}",
-	    to12, 2, 2, &e), ERR_EXISTS);
+	    to12, 2, LIM(2, UINT_MAX, UINT64_MAX), &e), ERR_EXISTS);
 	/* ...from another sender it is a different message. */
 	err_clear(&e);
 	assert_int_equal(f->s->ops->message_put(f->s, d1, id1, 16, "{\"m\":2}",
-	    to2, 1, 2, &e), 0);
+	    to2, 1, LIM(2, UINT_MAX, UINT64_MAX), &e), 0);
 	/* d2's queue is full now (2): the whole message is refused, d1's
 	 * queue does not get it either. */
 	err_clear(&e);
 	assert_int_equal(f->s->ops->message_put(f->s, d3, id3, 16, "{\"m\":3}",
-	    to12, 2, 2, &e), ERR_TOO_LARGE);
+	    to12, 2, LIM(2, UINT_MAX, UINT64_MAX), &e), ERR_TOO_LARGE);
 	assert_non_null(strstr(err_msg(&e), "bbbbbbbb"));
 	s = inbox(f, d1, 100, 1 << 20);
 	assert_int_equal(s.n, 1);
@@ -503,12 +530,823 @@ test_messages(void **state)
 	/* Acknowledged everywhere, the envelope is deleted and its id is
 	 * free again (recipients' replay stores catch a replayed id). */
 	assert_int_equal(f->s->ops->message_put(f->s, d3, id1, 16, "{\"m\":4}",
-	    to2, 1, 5, &e), 0);
+	    to2, 1, LIM(5, UINT_MAX, UINT64_MAX), &e), 0);
 	/* Revoking d2 empties its queue. */
 	assert_int_equal(inbox(f, d2, 100, 1 << 20).n, 2);
 	assert_int_equal(add(f, BOB, d2, 10, &e), 0);
 	assert_int_equal(do_revoke(f, BOB, d2, &e), 0);
 	assert_int_equal(inbox(f, d2, 100, 1 << 20).n, 0);
+}
+
+/* The number of entries queued for device. */
+static int
+queued_cb(void *arg, uint64_t seq, const char *envelope)
+{
+	(*(int *)arg)++;
+	return 0;
+}
+
+static int
+queued(struct fx *f, const char *device)
+{
+	struct err_ctx e;
+	int n = 0;
+
+	err_clear(&e);
+	assert_int_equal(f->s->ops->inbox_get(f->s, device, 0, 100000,
+	    SIZE_MAX, queued_cb, &n, &e), 0);
+	return n;
+}
+
+/* The oldest entry queued for device (0 for none). */
+static int
+first_cb(void *arg, uint64_t seq, const char *envelope)
+{
+	*(uint64_t *)arg = seq;
+	return 1;
+}
+
+static uint64_t
+first_seq(struct fx *f, const char *device)
+{
+	struct err_ctx e;
+	uint64_t seq = 0;
+
+	err_clear(&e);
+	(void)f->s->ops->inbox_get(f->s, device, 0, 1, SIZE_MAX, first_cb,
+	    &seq, &e);
+	return seq;
+}
+
+static uint64_t
+usage(struct fx *f, const char *account)
+{
+	struct err_ctx e;
+	uint64_t bytes = 0;
+
+	err_clear(&e);
+	assert_int_equal(f->s->ops->account_usage(f->s, account, &bytes, &e),
+	    0);
+	return bytes;
+}
+
+/* Posts envelope from sender with an id made of the byte id_byte. */
+static int
+put(struct fx *f, const char *sender, int id_byte, const char *envelope,
+    const char *const *to, size_t n, const struct dir_queue_limits *lim,
+    struct err_ctx *e)
+{
+	uint8_t id[16];
+
+	memset(id, id_byte, sizeof(id));
+	err_clear(e);
+	return f->s->ops->message_put(f->s, sender, id, sizeof(id), envelope,
+	    to, n, lim, e);
+}
+
+static void
+test_sender_share(void **state)
+{
+	struct fx *f = *state;
+	const struct dir_queue_limits *lim = LIM(10, 3, UINT64_MAX);
+	struct err_ctx e;
+	char s1[65], s2[65], b1[65], b2[65];
+	const char *to_b1[1], *to_b2[1], *to_both[2];
+	uint64_t removed, used;
+	int i;
+
+	dev_id(s1, 'a');
+	dev_id(s2, 'c');
+	dev_id(b1, 'b');
+	dev_id(b2, 'd');
+	to_b1[0] = b1;
+	to_b2[0] = b2;
+	to_both[0] = b2;
+	to_both[1] = b1;
+	err_clear(&e);
+	assert_int_equal(add(f, ALICE, s1, 10, &e), 0);
+	assert_int_equal(add(f, ALICE, s2, 10, &e), 0);
+	assert_int_equal(add(f, BOB, b1, 10, &e), 0);
+	assert_int_equal(add(f, BOB, b2, 10, &e), 0);
+	/* Up to the share, then no further. */
+	for (i = 0; i < 3; i++)
+		assert_int_equal(put(f, s1, 1 + i, "{\"m\":1}", to_b1, 1, lim,
+		    &e), 0);
+	used = usage(f, BOB);
+	assert_int_equal(used, 3 * 7);
+	assert_int_equal(put(f, s1, 10, "{\"m\":1}", to_b1, 1, lim, &e),
+	    ERR_FAIR_SHARE);
+	/* The sentence names the device and its account and says what to
+	 * do. */
+	assert_non_null(strstr(err_msg(&e), "bbbbbbbbbbbbbbbb"));
+	assert_non_null(strstr(err_msg(&e), "'" BOB "'"));
+	assert_non_null(strstr(err_msg(&e), "3 unread messages"));
+	assert_non_null(strstr(err_msg(&e), "wait until it reads them"));
+	/* Refused with another recipient whose queue had room: nothing is
+	 * queued for that one either, and nothing was counted. */
+	assert_int_equal(put(f, s1, 11, "{\"m\":1}", to_both, 2, lim, &e),
+	    ERR_FAIR_SHARE);
+	assert_int_equal(queued(f, b1), 3);
+	assert_int_equal(queued(f, b2), 0);
+	assert_int_equal(usage(f, BOB), used);
+	/* The id of a refused message was not kept. */
+	assert_int_equal(put(f, s1, 10, "{\"m\":1}", to_b2, 1, lim, &e), 0);
+	/* Another sender still gets through to the same device. */
+	assert_int_equal(put(f, s2, 1, "{\"m\":2}", to_b1, 1, lim, &e), 0);
+	assert_int_equal(queued(f, b1), 4);
+	/* Reading frees the share: one acknowledged, one more fits. */
+	assert_int_equal(f->s->ops->inbox_ack(f->s, b1, first_seq(f, b1),
+	    &removed, &e), 0);
+	assert_int_equal(removed, 1);
+	assert_int_equal(put(f, s1, 12, "{\"m\":1}", to_b1, 1, lim, &e), 0);
+	assert_int_equal(put(f, s1, 13, "{\"m\":1}", to_b1, 1, lim, &e),
+	    ERR_FAIR_SHARE);
+	/* The share is per recipient device: b2 has room for s1. */
+	assert_int_equal(put(f, s1, 14, "{\"m\":1}", to_both, 2, lim, &e),
+	    ERR_FAIR_SHARE);
+	assert_int_equal(queued(f, b2), 1);
+	/* A device never registered has no account to name. */
+	{
+		char u[65];
+		const char *to_u[1];
+
+		dev_id(u, 'e');
+		to_u[0] = u;
+		for (i = 0; i < 3; i++)
+			assert_int_equal(put(f, s1, 20 + i, "{}", to_u, 1, lim,
+			    &e), 0);
+		assert_int_equal(put(f, s1, 23, "{}", to_u, 1, lim, &e),
+		    ERR_FAIR_SHARE);
+		assert_non_null(strstr(err_msg(&e), "eeeeeeee"));
+	}
+}
+
+static void
+test_quota(void **state)
+{
+	struct fx *f = *state;
+	const struct dir_queue_limits *lim = LIM(100, 100, 25);
+	static const char ten[] = "0123456789";
+	struct err_ctx e;
+	char a1[65], a2[65], b1[65], b2[65];
+	const char *to_b[2], *to_b1[1], *to_b2[1], *to_a2b1[2], *to_a2[1];
+	uint64_t removed;
+
+	dev_id(a1, 'a');
+	dev_id(a2, 'c');
+	dev_id(b1, 'b');
+	dev_id(b2, 'd');
+	to_b[0] = b1;
+	to_b[1] = b2;
+	to_b1[0] = b1;
+	to_b2[0] = b2;
+	to_a2b1[0] = a2;
+	to_a2b1[1] = b1;
+	to_a2[0] = a2;
+	err_clear(&e);
+	assert_int_equal(add(f, ALICE, a1, 10, &e), 0);
+	assert_int_equal(add(f, ALICE, a2, 10, &e), 0);
+	assert_int_equal(add(f, BOB, b1, 10, &e), 0);
+	assert_int_equal(add(f, BOB, b2, 10, &e), 0);
+	assert_int_equal(usage(f, BOB), 0);
+	/* Each entry counts: one envelope for two devices is 20 bytes. */
+	assert_int_equal(put(f, a1, 1, ten, to_b, 2, lim, &e), 0);
+	assert_int_equal(usage(f, BOB), 20);
+	assert_int_equal(usage(f, ALICE), 0);
+	/* 30 > 25: refused, naming the account, nothing stored. */
+	assert_int_equal(put(f, a1, 2, ten, to_b1, 1, lim, &e), ERR_QUOTA);
+	assert_non_null(strstr(err_msg(&e), "'" BOB "'"));
+	assert_non_null(strstr(err_msg(&e), "25 bytes"));
+	assert_int_equal(usage(f, BOB), 20);
+	assert_int_equal(queued(f, b1), 1);
+	assert_int_equal(queued(f, b2), 1);
+	/* One account over quota refuses the whole message: alice's device
+	 * gets nothing either. */
+	assert_int_equal(put(f, a1, 3, ten, to_a2b1, 2, lim, &e), ERR_QUOTA);
+	assert_int_equal(queued(f, a2), 0);
+	assert_int_equal(usage(f, ALICE), 0);
+	assert_int_equal(usage(f, BOB), 20);
+	/* Exactly at the quota is allowed, one byte more is not. */
+	assert_int_equal(put(f, a1, 4, "01234", to_b1, 1, lim, &e), 0);
+	assert_int_equal(usage(f, BOB), 25);
+	assert_int_equal(put(f, a1, 5, "0", to_b2, 1, lim, &e), ERR_QUOTA);
+	assert_int_equal(usage(f, BOB), 25);
+	/* Alice's quota is her own. */
+	assert_int_equal(put(f, b1, 1, ten, to_a2, 1, lim, &e), 0);
+	assert_int_equal(usage(f, ALICE), 10);
+	/* Acknowledging gives the room back. */
+	assert_int_equal(f->s->ops->inbox_ack(f->s, b1, UINT32_MAX, &removed,
+	    &e), 0);
+	assert_int_equal(removed, 2);
+	assert_int_equal(usage(f, BOB), 10);
+	assert_int_equal(put(f, a1, 6, ten, to_b1, 1, lim, &e), 0);
+	assert_int_equal(usage(f, BOB), 20);
+	/* A message larger than the quota on its own never fits. */
+	assert_int_equal(f->s->ops->inbox_ack(f->s, b1, UINT32_MAX, &removed,
+	    &e), 0);
+	assert_int_equal(f->s->ops->inbox_ack(f->s, b2, UINT32_MAX, &removed,
+	    &e), 0);
+	assert_int_equal(usage(f, BOB), 0);
+	assert_int_equal(put(f, a1, 7, "0123456789abcdefghijklmnopqrstuvwxyz",
+	    to_b1, 1, lim, &e), ERR_QUOTA);
+	assert_int_equal(usage(f, BOB), 0);
+	/* Revoking a device empties its queue and its share of the usage. */
+	assert_int_equal(put(f, a1, 8, ten, to_b, 2, lim, &e), 0);
+	assert_int_equal(usage(f, BOB), 20);
+	assert_int_equal(do_revoke(f, BOB, b2, &e), 0);
+	assert_int_equal(usage(f, BOB), 10);
+	assert_int_equal(queued(f, b1), 1);
+	assert_int_equal(do_revoke(f, BOB, b1, &e), 0);
+	assert_int_equal(usage(f, BOB), 0);
+	assert_int_equal(usage(f, ALICE), 10);
+	/* An account without entries, or unknown, uses nothing. */
+	assert_int_equal(usage(f, "carol"), 0);
+}
+
+/* The schema of version 1, as devid-directory first wrote it. */
+static const char *const schema_v1_sql =
+	"CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+	"INSERT INTO meta(key, value) VALUES ('schema', '1');"
+	"CREATE TABLE accounts (name TEXT PRIMARY KEY, pw_hash TEXT NOT NULL,"
+	"  created INTEGER NOT NULL);"
+	"CREATE TABLE events ("
+	"  account TEXT NOT NULL REFERENCES accounts(name),"
+	"  seq INTEGER NOT NULL, time INTEGER NOT NULL, type TEXT NOT NULL,"
+	"  prev BLOB NOT NULL, hash BLOB NOT NULL, json TEXT NOT NULL,"
+	"  PRIMARY KEY (account, seq)) WITHOUT ROWID;"
+	"CREATE TABLE devices (device TEXT PRIMARY KEY,"
+	"  account TEXT NOT NULL REFERENCES accounts(name),"
+	"  active INTEGER NOT NULL, record TEXT NOT NULL,"
+	"  sig_pub BLOB NOT NULL, added_time INTEGER NOT NULL);"
+	"CREATE INDEX devices_by_account ON devices(account, active, device);"
+	"CREATE TABLE sessions (token_hash BLOB PRIMARY KEY,"
+	"  device TEXT NOT NULL, account TEXT NOT NULL,"
+	"  expires INTEGER NOT NULL);"
+	"CREATE INDEX sessions_by_device ON sessions(device, expires);"
+	"CREATE TABLE nonces (device TEXT NOT NULL, nonce BLOB NOT NULL,"
+	"  expires INTEGER NOT NULL, PRIMARY KEY (device, nonce))"
+	"  WITHOUT ROWID;"
+	"CREATE TABLE messages (id INTEGER PRIMARY KEY, sender TEXT NOT NULL,"
+	"  msg_id BLOB NOT NULL, envelope TEXT NOT NULL,"
+	"  refs INTEGER NOT NULL, UNIQUE (sender, msg_id));"
+	"CREATE TABLE queue ("
+	"  seq INTEGER PRIMARY KEY AUTOINCREMENT, device TEXT NOT NULL,"
+	"  message INTEGER NOT NULL REFERENCES messages(id));"
+	"CREATE INDEX queue_by_device ON queue(device, seq);";
+
+/* Runs sql on the database at path with a plain SQLite connection. */
+static void
+raw_exec(const char *path, const char *sql)
+{
+	sqlite3 *db = NULL;
+	char *msg = NULL;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		fprintf(stderr, "%s\n", msg != NULL ? msg : "?");
+		sqlite3_free(msg);
+		sqlite3_close(db);
+		fail();
+	}
+	assert_int_equal(sqlite3_close(db), SQLITE_OK);
+}
+
+/* meta('schema') of the database at path. */
+static int
+raw_schema_version(const char *path)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int v;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT CAST(value AS "
+	    "INTEGER) FROM meta WHERE key = 'schema'", -1, &st, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	assert_int_equal(sqlite3_close(db), SQLITE_OK);
+	return v;
+}
+
+static void
+test_schema_update(void **state)
+{
+	struct fx *f = *state;
+	const struct dir_queue_limits *lim = LIM(100, 2, 1000);
+	struct err_ctx e;
+	char path[160], sql[2048], a1[65], a2[65], b1[65], u[65];
+	const char *to_b1[1];
+	uint64_t removed;
+
+	dev_id(a1, 'a');
+	dev_id(a2, 'c');
+	dev_id(b1, 'b');
+	dev_id(u, 'e');
+	to_b1[0] = b1;
+	/* A version 1 database with queued messages: a1 sent one envelope
+	 * of 10 bytes to b1 and a2, and one of 6 bytes ("h\u00e9llo" in
+	 * UTF-8) to b1 and a device never registered. */
+	snprintf(path, sizeof(path), "%s/old.db", f->dir);
+	raw_exec(path, schema_v1_sql);
+	snprintf(sql, sizeof(sql),
+	    "INSERT INTO accounts VALUES ('%s', 'h', 1), ('%s', 'h', 1);"
+	    "INSERT INTO devices VALUES ('%s', '%s', 1, '{}', x'01', 1),"
+	    "  ('%s', '%s', 1, '{}', x'01', 1), ('%s', '%s', 1, '{}',"
+	    "  x'01', 1);"
+	    "INSERT INTO messages VALUES (1, '%s', x'01', '0123456789', 2),"
+	    "  (2, '%s', x'02', 'h\xc3\xa9llo', 2);"
+	    "INSERT INTO queue(device, message) VALUES ('%s', 1), ('%s', 1),"
+	    "  ('%s', 2), ('%s', 2);",
+	    ALICE, BOB, a1, ALICE, a2, ALICE, b1, BOB, a1, a1, b1, a2, b1, u);
+	raw_exec(path, sql);
+	dir_store_close(f->s);
+	f->s = NULL;
+	err_clear(&e);
+	assert_int_equal(dir_store_sqlite_open(path, &f->s, &e), 0);
+	assert_int_equal(raw_schema_version(path), 2);
+	/* The usage was computed from the rows that were there. */
+	assert_int_equal(usage(f, BOB), 16);
+	assert_int_equal(usage(f, ALICE), 10);
+	assert_int_equal(queued(f, b1), 2);
+	/* The senders were too: a1 has used its share of b1. */
+	assert_int_equal(put(f, a1, 3, "{}", to_b1, 1, lim, &e),
+	    ERR_FAIR_SHARE);
+	assert_int_equal(put(f, a2, 3, "{}", to_b1, 1, lim, &e), 0);
+	assert_int_equal(usage(f, BOB), 18);
+	/* Acknowledging old entries takes their sizes off. */
+	assert_int_equal(f->s->ops->inbox_ack(f->s, b1, UINT32_MAX, &removed,
+	    &e), 0);
+	assert_int_equal(removed, 3);
+	assert_int_equal(usage(f, BOB), 0);
+	assert_int_equal(queued(f, u), 1);
+	assert_int_equal(f->s->ops->inbox_ack(f->s, a2, UINT32_MAX, &removed,
+	    &e), 0);
+	assert_int_equal(usage(f, ALICE), 0);
+	/* Opening an up-to-date database again changes nothing. */
+	assert_int_equal(put(f, a1, 4, "0123", to_b1, 1, lim, &e), 0);
+	dir_store_close(f->s);
+	f->s = NULL;
+	assert_int_equal(dir_store_sqlite_open(path, &f->s, &e), 0);
+	assert_int_equal(raw_schema_version(path), 2);
+	assert_int_equal(usage(f, BOB), 4);
+	assert_int_equal(queued(f, b1), 1);
+	assert_int_equal(queued(f, u), 1);
+}
+
+static void
+test_schema_newer_refused(void **state)
+{
+	struct fx *f = *state;
+	struct dir_store *s = NULL;
+	struct err_ctx e;
+	char path[160];
+
+	snprintf(path, sizeof(path), "%s/new.db", f->dir);
+	raw_exec(path, "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT "
+	    "NOT NULL); INSERT INTO meta VALUES ('schema', '3');");
+	err_clear(&e);
+	assert_int_equal(dir_store_sqlite_open(path, &s, &e), ERR_CONFIG);
+	assert_null(s);
+	assert_non_null(strstr(err_msg(&e), "version 3"));
+	assert_int_equal(raw_schema_version(path), 3);
+}
+
+/* The permission bits of path. */
+static mode_t
+file_mode(const char *path)
+{
+	struct stat sb;
+
+	if (stat(path, &sb) != 0)
+		fail_msg("%s is missing", path);
+	return sb.st_mode & 07777;
+}
+
+/* Opens a new database under umask mask and checks the three files. */
+static void
+modes_under(struct fx *f, mode_t mask)
+{
+	struct dir_store *s = NULL;
+	struct err_ctx e;
+	char path[160], side[192];
+
+	snprintf(path, sizeof(path), "%s/umask%03o.db", f->dir,
+	    (unsigned int)mask);
+	umask(mask);
+	err_clear(&e);
+	assert_int_equal(dir_store_sqlite_open(path, &s, &e), 0);
+	umask(f->umask_saved);
+	/* A write, so that the -wal holds something. */
+	assert_int_equal(s->ops->account_create(s, "carol", "h", 1, &e), 0);
+	assert_int_equal(file_mode(path), 0600);
+	snprintf(side, sizeof(side), "%s-wal", path);
+	assert_int_equal(file_mode(side), 0600);
+	snprintf(side, sizeof(side), "%s-shm", path);
+	assert_int_equal(file_mode(side), 0600);
+	dir_store_close(s);
+}
+
+static void
+test_file_modes(void **state)
+{
+	struct fx *f = *state;
+
+	modes_under(f, 022);
+	modes_under(f, 0);
+	modes_under(f, 077);
+}
+
+static void
+test_existing_file_mode_kept(void **state)
+{
+	struct fx *f = *state;
+	struct dir_store *s = NULL;
+	struct err_ctx e;
+	char path[160];
+	FILE *fp;
+
+	/* An empty file the operator made: its mode is the operator's. */
+	snprintf(path, sizeof(path), "%s/given.db", f->dir);
+	assert_non_null(fp = fopen(path, "w"));
+	assert_int_equal(fclose(fp), 0);
+	assert_int_equal(chmod(path, 0640), 0);
+	err_clear(&e);
+	assert_int_equal(dir_store_sqlite_open(path, &s, &e), 0);
+	assert_int_equal(s->ops->account_create(s, "carol", "h", 1, &e), 0);
+	assert_int_equal(file_mode(path), 0640);
+	dir_store_close(s);
+}
+
+/* --- the statements each connection keeps --- */
+
+struct add_job {
+	struct fx *f;
+	const char *account;
+	const char *device;
+	int r;
+};
+
+static void *
+add_thread(void *arg)
+{
+	struct add_job *j = arg;
+	struct err_ctx e;
+
+	err_clear(&e);
+	j->r = add(j->f, j->account, j->device, 100, &e);
+	return NULL;
+}
+
+/* add() on a thread of its own, which uses a database connection of its
+ * own. */
+static int
+add_elsewhere(struct fx *f, const char *account, const char *device)
+{
+	struct add_job j = { f, account, device, ERR_INTERNAL };
+	pthread_t t;
+
+	assert_int_equal(pthread_create(&t, NULL, add_thread, &j), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	return j.r;
+}
+
+/*
+ * Another connection appends to ALICE's log; this thread must see the
+ * new tail at once.  A statement of this thread's connection left in the
+ * middle of its rows would keep its read transaction open, and with it
+ * the snapshot from before the append.
+ */
+static void
+sees_fresh_tail(struct fx *f, char *next_dev, uint64_t *seq)
+{
+	char d[65];
+
+	dev_id(d, (*next_dev)++);
+	assert_int_equal(add_elsewhere(f, ALICE, d), 0);
+	(*seq)++;
+	assert_int_equal(tail(f, ALICE), *seq);
+}
+
+static int
+stop_event_cb(void *arg, uint64_t seq, const char *type, const char *json)
+{
+	(*(int *)arg)++;
+	return ERR_FORMAT;
+}
+
+static int
+stop_account_cb(void *arg, const char *name, uint64_t created)
+{
+	(*(int *)arg)++;
+	return ERR_FORMAT;
+}
+
+static int
+stop_device_cb(void *arg, const char *device, const char *record_json)
+{
+	(*(int *)arg)++;
+	return ERR_FORMAT;
+}
+
+static int
+stop_queue_cb(void *arg, uint64_t seq, const char *envelope)
+{
+	(*(int *)arg)++;
+	return ERR_FORMAT;
+}
+
+static void
+test_stopped_reads_end_their_snapshot(void **state)
+{
+	struct fx *f = *state;
+	struct err_ctx e;
+	struct dir_session_info si;
+	struct dir_device_info di;
+	char d1[65], d2[65], next_dev = '0';
+	const char *to_d1[1];
+	uint8_t token[32];
+	uint64_t seq = 2;
+	uint8_t h[32];
+	char *pw = NULL;
+	int n;
+
+	dev_id(d1, 'a');
+	dev_id(d2, 'b');
+	to_d1[0] = d1;
+	memset(token, 7, sizeof(token));
+	err_clear(&e);
+	assert_int_equal(add(f, ALICE, d1, 100, &e), 0);
+	assert_int_equal(add(f, ALICE, d2, 100, &e), 0);
+	assert_int_equal(f->s->ops->session_put(f->s, token, d1, ALICE, 1000,
+	    4, &e), 0);
+	assert_int_equal(put(f, d2, 1, "{\"m\":1}", to_d1, 1,
+	    LIM(10, 10, UINT64_MAX), &e), 0);
+	assert_int_equal(put(f, d2, 2, "{\"m\":2}", to_d1, 1,
+	    LIM(10, 10, UINT64_MAX), &e), 0);
+
+	/* Listings stopped by their callback after the first row. */
+	n = 0;
+	assert_int_equal(f->s->ops->log_events(f->s, ALICE, 0, 100, 100,
+	    stop_event_cb, &n, &e), ERR_FORMAT);
+	assert_int_equal(n, 1);
+	sees_fresh_tail(f, &next_dev, &seq);
+	n = 0;
+	assert_int_equal(f->s->ops->account_list(f->s, stop_account_cb, &n,
+	    &e), ERR_FORMAT);
+	assert_int_equal(n, 1);
+	sees_fresh_tail(f, &next_dev, &seq);
+	n = 0;
+	assert_int_equal(f->s->ops->devices_active(f->s, ALICE, &seq, h,
+	    stop_device_cb, &n, &e), ERR_FORMAT);
+	assert_int_equal(n, 1);
+	sees_fresh_tail(f, &next_dev, &seq);
+	n = 0;
+	assert_int_equal(f->s->ops->inbox_get(f->s, d1, 0, 100, SIZE_MAX,
+	    stop_queue_cb, &n, &e), ERR_FORMAT);
+	assert_int_equal(n, 1);
+	sees_fresh_tail(f, &next_dev, &seq);
+	/* The byte bound ends the inbox before its last row. */
+	assert_int_equal(inbox(f, d1, 100, 1).n, 1);
+	sees_fresh_tail(f, &next_dev, &seq);
+
+	/* Lookups that read one row and stop there. */
+	assert_int_equal(f->s->ops->session_get(f->s, token, 10, &si, &e), 0);
+	sees_fresh_tail(f, &next_dev, &seq);
+	assert_int_equal(f->s->ops->device_get(f->s, d1, &di, &e), 0);
+	sees_fresh_tail(f, &next_dev, &seq);
+	assert_int_equal(f->s->ops->account_get(f->s, ALICE, &pw, NULL, &e),
+	    0);
+	free(pw);
+	sees_fresh_tail(f, &next_dev, &seq);
+	assert_int_equal(usage(f, BOB), 0);
+	sees_fresh_tail(f, &next_dev, &seq);
+	assert_int_equal(f->s->ops->health(f->s, &e), 0);
+	sees_fresh_tail(f, &next_dev, &seq);
+	assert_int_equal(f->s->ops->log_tail(f->s, ALICE, &seq, h, &e), 0);
+	sees_fresh_tail(f, &next_dev, &seq);
+
+	/* Refused writes, then reads. */
+	assert_int_equal(put(f, d2, 1, "{}", to_d1, 1, LIM(10, 10,
+	    UINT64_MAX), &e), ERR_EXISTS);
+	sees_fresh_tail(f, &next_dev, &seq);
+	err_clear(&e);
+	assert_int_equal(add(f, ALICE, d1, 100, &e), ERR_EXISTS);
+	sees_fresh_tail(f, &next_dev, &seq);
+
+	/* And this thread still writes. */
+	err_clear(&e);
+	assert_int_equal(f->s->ops->inbox_ack(f->s, d1, UINT32_MAX, NULL, &e),
+	    0);
+	assert_int_equal(queued(f, d1), 0);
+	assert_int_equal(do_revoke(f, ALICE, d2, &e), 0);
+	assert_int_equal(tail(f, ALICE), seq + 1);
+}
+
+/* A log_events callback that reads the same log again, twice over. */
+struct nest {
+	struct fx *f;
+	uint64_t last;
+	int inner_ok;
+};
+
+static int
+nested_event_cb(void *arg, uint64_t seq, const char *type, const char *json)
+{
+	struct nest *n = arg;
+	struct err_ctx e;
+	uint64_t t;
+	uint8_t h[32];
+	int inner = 0, stopped = 0;
+
+	/* The outer listing goes on in order whatever the inner ones do. */
+	if (seq != n->last + 1)
+		return ERR_CHAIN;
+	n->last = seq;
+	err_clear(&e);
+	if (n->f->s->ops->log_events(n->f->s, ALICE, 0, 100, 100, count_cb,
+	    &inner, &e) != 0 || inner != 3)
+		return ERR_INTERNAL;
+	if (n->f->s->ops->log_events(n->f->s, ALICE, 1, 100, 100,
+	    stop_event_cb, &stopped, &e) != ERR_FORMAT || stopped != 1)
+		return ERR_INTERNAL;
+	if (n->f->s->ops->log_tail(n->f->s, ALICE, &t, h, &e) != 0 || t != 3)
+		return ERR_INTERNAL;
+	n->inner_ok++;
+	return 0;
+}
+
+static void
+test_nested_listing(void **state)
+{
+	struct fx *f = *state;
+	struct nest n = { f, 0, 0 };
+	struct err_ctx e;
+	char d[65];
+	int i, count = 0;
+
+	err_clear(&e);
+	for (i = 0; i < 3; i++) {
+		dev_id(d, (char)('a' + i));
+		assert_int_equal(add(f, ALICE, d, 100, &e), 0);
+	}
+	assert_int_equal(f->s->ops->log_events(f->s, ALICE, 0, 100, 100,
+	    nested_event_cb, &n, &e), 0);
+	assert_int_equal(n.last, 3);
+	assert_int_equal(n.inner_ok, 3);
+	/* The statements are free for the next operation. */
+	assert_int_equal(f->s->ops->log_events(f->s, ALICE, 0, 100, 100,
+	    count_cb, &count, &e), 0);
+	assert_int_equal(count, 3);
+	dev_id(d, 'f');
+	assert_int_equal(add_elsewhere(f, ALICE, d), 0);
+	assert_int_equal(tail(f, ALICE), 4);
+}
+
+#define WRITERS 4
+#define WRITER_POSTS 20
+
+struct writer_job {
+	struct fx *f;
+	int id;
+	char recipient[65];
+	int posted, added, refused, failed;
+};
+
+/*
+ * Posts WRITER_POSTS messages, each followed by the same one again
+ * (refused: the transaction rolls back), and every fifth time adds a
+ * device to ALICE's log, racing the other writers for each event.
+ */
+static void *
+writer_thread(void *arg)
+{
+	struct writer_job *j = arg;
+	struct err_ctx e;
+	const char *to[1] = { j->recipient };
+	char sender[65], device[65];
+	uint8_t id[16];
+	int i, r;
+
+	dev_id(sender, (char)('0' + j->id));
+	for (i = 0; i < WRITER_POSTS; i++) {
+		memset(id, 0, sizeof(id));
+		id[0] = (uint8_t)j->id;
+		id[1] = (uint8_t)i;
+		err_clear(&e);
+		r = j->f->s->ops->message_put(j->f->s, sender, id, sizeof(id),
+		    "{}", to, 1, LIM(1000, 1000, UINT64_MAX), &e);
+		if (r == 0)
+			j->posted++;
+		else
+			j->failed++;
+		err_clear(&e);
+		r = j->f->s->ops->message_put(j->f->s, sender, id, sizeof(id),
+		    "{}", to, 1, LIM(1000, 1000, UINT64_MAX), &e);
+		if (r == ERR_EXISTS)
+			j->refused++;
+		else
+			j->failed++;
+		if (i % 5 != 0)
+			continue;
+		dev_id(device, (char)('a' + j->id));
+		device[1] = (char)('0' + i / 5);
+		do {
+			err_clear(&e);
+			r = add(j->f, ALICE, device, 100, &e);
+		} while (r == ERR_CHAIN);
+		if (r == 0)
+			j->added++;
+		else
+			j->failed++;
+	}
+	return NULL;
+}
+
+static void
+test_concurrent_writers(void **state)
+{
+	struct fx *f = *state;
+	struct writer_job jobs[WRITERS];
+	pthread_t t[WRITERS];
+	struct err_ctx e;
+	char b1[65];
+	uint64_t seq;
+	uint8_t h[32];
+	int i, n = 0;
+
+	dev_id(b1, 'b');
+	memset(jobs, 0, sizeof(jobs));
+	for (i = 0; i < WRITERS; i++) {
+		jobs[i].f = f;
+		jobs[i].id = i;
+		memcpy(jobs[i].recipient, b1, sizeof(b1));
+		assert_int_equal(pthread_create(&t[i], NULL, writer_thread,
+		    &jobs[i]), 0);
+	}
+	for (i = 0; i < WRITERS; i++)
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+	for (i = 0; i < WRITERS; i++) {
+		assert_int_equal(jobs[i].failed, 0);
+		assert_int_equal(jobs[i].posted, WRITER_POSTS);
+		assert_int_equal(jobs[i].refused, WRITER_POSTS);
+		assert_int_equal(jobs[i].added, WRITER_POSTS / 5);
+	}
+	assert_int_equal(queued(f, b1), WRITERS * WRITER_POSTS);
+	assert_int_equal(tail(f, ALICE), WRITERS * (WRITER_POSTS / 5));
+	err_clear(&e);
+	assert_int_equal(f->s->ops->devices_active(f->s, ALICE, &seq, h,
+	    count_dev_cb, &n, &e), 0);
+	assert_int_equal(n, WRITERS * (WRITER_POSTS / 5));
+}
+
+/*
+ * Closing finalizes every statement the connections kept: SQLite closes
+ * a connection only without statements, and the last connection to close
+ * removes the -wal file.
+ */
+static void
+test_close_with_kept_statements(void **state)
+{
+	struct fx *f = *state;
+	struct err_ctx e;
+	struct dir_session_info si;
+	char d1[65], d2[65], wal[160];
+	const char *to_d1[1];
+	uint8_t token[32];
+	int n = 0;
+
+	dev_id(d1, 'a');
+	dev_id(d2, 'b');
+	to_d1[0] = d1;
+	memset(token, 9, sizeof(token));
+	err_clear(&e);
+	/* Statements kept on two connections, one of them stopped in the
+	 * middle of a listing. */
+	assert_int_equal(add(f, ALICE, d1, 100, &e), 0);
+	assert_int_equal(add_elsewhere(f, ALICE, d2), 0);
+	assert_int_equal(f->s->ops->session_put(f->s, token, d1, ALICE, 1000,
+	    4, &e), 0);
+	assert_int_equal(f->s->ops->session_get(f->s, token, 10, &si, &e), 0);
+	assert_int_equal(put(f, d2, 1, "{}", to_d1, 1, LIM(10, 10,
+	    UINT64_MAX), &e), 0);
+	assert_int_equal(inbox(f, d1, 100, SIZE_MAX).n, 1);
+	assert_int_equal(f->s->ops->log_events(f->s, ALICE, 0, 100, 100,
+	    stop_event_cb, &n, &e), ERR_FORMAT);
+	assert_int_equal(f->s->ops->purge(f->s, 1, &e), 0);
+	snprintf(wal, sizeof(wal), "%s-wal", f->path);
+	assert_int_equal(access(wal, F_OK), 0);
+	dir_store_close(f->s);
+	f->s = NULL;
+	errno = 0;
+	assert_int_equal(access(wal, F_OK), -1);
+	assert_int_equal(errno, ENOENT);
+	/* Everything written is there. */
+	assert_int_equal(dir_store_sqlite_open(f->path, &f->s, &e), 0);
+	assert_int_equal(tail(f, ALICE), 2);
+	assert_int_equal(queued(f, d1), 1);
+	assert_int_equal(f->s->ops->session_get(f->s, token, 10, &si, &e), 0);
 }
 
 int
@@ -528,6 +1366,25 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_nonces, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_messages, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_sender_share, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_quota, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_schema_update, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_schema_newer_refused,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_file_modes, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_existing_file_mode_kept,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_stopped_reads_end_their_snapshot, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_nested_listing, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_writers, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_close_with_kept_statements, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
