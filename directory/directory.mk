@@ -79,6 +79,17 @@ tests_unit_test_dir_api_CFLAGS = $(UNIT_CFLAGS) $(CURL_CFLAGS) \
 tests_unit_test_dir_api_LDADD = common/libdevidclient.a $(DIRECTORY_LIBS) \
 	$(UNIT_LIBS) $(CURL_LIBS)
 
+# Stopping and restarting the in-process server many times while
+# requests and long-polls are out: no abort, no lost acknowledged write.
+check_PROGRAMS += tests/unit/test_dir_shutdown
+TESTS += tests/unit/test_dir_shutdown
+tests_unit_test_dir_shutdown_SOURCES = tests/unit/test_dir_shutdown.c \
+	tests/unit/test_dir_util.c tests/unit/dir-test-util.h
+tests_unit_test_dir_shutdown_CFLAGS = $(UNIT_CFLAGS) $(CURL_CFLAGS) \
+	-I$(top_srcdir)/directory -I$(top_srcdir)/tests/unit
+tests_unit_test_dir_shutdown_LDADD = common/libdevidclient.a \
+	$(DIRECTORY_LIBS) $(UNIT_LIBS) $(CURL_LIBS)
+
 # Integration: the real devid-directory on a loopback port, driven with
 # common/dirclient.  It finds the binary through $top_builddir and the
 # openssl tool through $OPENSSL_BIN, SoftHSM2 through $SOFTHSM2_UTIL and
@@ -93,4 +104,30 @@ tests_integration_test_directory_SOURCES = \
 tests_integration_test_directory_CFLAGS = $(UNIT_CFLAGS) $(CURL_CFLAGS) \
 	-I$(top_srcdir)/tests/unit
 tests_integration_test_directory_LDADD = common/libdevidclient.a \
+	$(UNIT_LIBS) $(CURL_LIBS) -lpthread
+
+# The limits under abuse: throttled passwords, authentication before
+# anything is revealed or a large body read, connection limits and
+# timeouts, the password pool, plain HTTP only on loopback, private files.
+check_PROGRAMS += tests/integration/test_dir_hardening
+TESTS += tests/integration/test_dir_hardening
+tests_integration_test_dir_hardening_SOURCES = \
+	tests/integration/test_dir_hardening.c \
+	tests/unit/test_dir_util.c tests/unit/dir-test-util.h
+tests_integration_test_dir_hardening_CFLAGS = $(UNIT_CFLAGS) \
+	$(CURL_CFLAGS) -I$(top_srcdir)/tests/unit
+tests_integration_test_dir_hardening_LDADD = common/libdevidclient.a \
+	$(UNIT_LIBS) $(CURL_LIBS) -lpthread
+
+# kill -9 of the real server under load from several source addresses:
+# after a restart every acknowledged write is there and every log
+# verifies.
+check_PROGRAMS += tests/integration/test_dir_durability
+TESTS += tests/integration/test_dir_durability
+tests_integration_test_dir_durability_SOURCES = \
+	tests/integration/test_dir_durability.c \
+	tests/unit/test_dir_util.c tests/unit/dir-test-util.h
+tests_integration_test_dir_durability_CFLAGS = $(UNIT_CFLAGS) \
+	$(CURL_CFLAGS) -I$(top_srcdir)/tests/unit
+tests_integration_test_dir_durability_LDADD = common/libdevidclient.a \
 	$(UNIT_LIBS) $(CURL_LIBS) -lpthread
