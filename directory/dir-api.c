@@ -48,6 +48,16 @@ struct dir_head_cache {
 	size_t text_len;
 };
 
+/* Wall-clock milliseconds, the cache's clock. */
+static uint64_t
+wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 static uint64_t
 now_s(void)
 {
@@ -205,13 +215,13 @@ bearer(struct dir_api *api, struct dir_request *rq,
 		return err_set(e, ERR_DENIED, "the bearer token is not the "
 		    "base64url text of 32 bytes: send the token POST "
 		    "/v1/session returned");
-	now = now_s();
+	now = wall_ms();
 	if (dir_cache_session_get(api->cache, th, now, s) == 0) {
 		crypto_wipe(th, sizeof(th));
 		return 0;
 	}
 	epoch = dir_cache_session_epoch(api->cache);
-	if ((r = api->store->ops->session_get(api->store, th, now, s,
+	if ((r = api->store->ops->session_get(api->store, th, now / 1000, s,
 	    e)) == 0)
 		dir_cache_session_put(api->cache, th, s, epoch, now);
 	crypto_wipe(th, sizeof(th));
@@ -1032,15 +1042,15 @@ static int
 log_tail_cached(struct dir_api *api, const char *account, uint64_t *seq,
     uint8_t hash[32], struct err_ctx *e)
 {
-	uint64_t epoch;
+	uint64_t epoch, now = wall_ms();
 	int r;
 
-	if (dir_cache_tail_get(api->cache, account, seq, hash) == 0)
+	if (dir_cache_tail_get(api->cache, account, now, seq, hash) == 0)
 		return 0;
 	epoch = dir_cache_log_epoch(api->cache);
 	if ((r = api->store->ops->log_tail(api->store, account, seq, hash,
 	    e)) == 0)
-		dir_cache_tail_put(api->cache, account, *seq, hash, epoch);
+		dir_cache_tail_put(api->cache, account, *seq, hash, epoch, now);
 	return r;
 }
 
@@ -1063,6 +1073,7 @@ handle_log(struct dir_api *api, struct dir_request *rq, const char *account)
 	uint8_t hash[32];
 	char key[KEY_MAX + 1];
 	size_t start;
+	uint64_t now;
 	static const char open_events[] = "{\"events\":[";
 	static const char open_head[] = "],\"head\":";
 
@@ -1101,13 +1112,14 @@ handle_log(struct dir_api *api, struct dir_request *rq, const char *account)
 	/* Events since < seq <= tail never change: a page read once is
 	 * kept. */
 	start = buf_len(tc.b);
+	now = wall_ms();
 	if (since < seq && dir_cache_page_get(api->cache, account, since, seq,
-	    tc.b) != 0) {
+	    now, tc.b) != 0) {
 		if (api->store->ops->log_events(api->store, account, since,
 		    seq, ACCTLOG_MAX_EVENTS, add_event_text, &tc, &e) != 0)
 			goto fail;
 		dir_cache_page_put(api->cache, account, since, seq,
-		    buf_ptr(tc.b) + start, buf_len(tc.b) - start);
+		    buf_ptr(tc.b) + start, buf_len(tc.b) - start, now);
 	}
 	if (head_get(api, account, seq, hash, &head, &e) != 0)
 		goto fail;

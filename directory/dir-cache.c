@@ -29,12 +29,14 @@ struct session_slot {
 
 struct tail_slot {
 	int used;
+	uint64_t cached_at;
 	char account[DIR_ACCOUNT_MAX + 1];
 	uint64_t seq;
 	uint8_t hash[32];
 };
 
 struct page_slot {
+	uint64_t cached_at;
 	char account[DIR_ACCOUNT_MAX + 1];
 	uint64_t since, upto;
 	char *text;                      /* NULL: empty slot */
@@ -95,6 +97,13 @@ dir_cache_free(struct dir_cache *c)
 	free(c);
 }
 
+/* Whether an entry cached at cached_at may still be used at now_ms. */
+static int
+fresh(uint64_t cached_at, uint64_t now_ms)
+{
+	return cached_at <= now_ms && now_ms - cached_at < DIR_CACHE_TTL_MS;
+}
+
 static uint64_t
 epoch_get(uint64_t *epoch)
 {
@@ -117,7 +126,7 @@ dir_cache_session_epoch(struct dir_cache *c)
 
 int
 dir_cache_session_get(struct dir_cache *c, const uint8_t token_hash[32],
-    uint64_t now, struct dir_session_info *out)
+    uint64_t now_ms, struct dir_session_info *out)
 {
 	/* The token hash is uniformly random: its first bytes are a hash. */
 	size_t i = (size_t)(token_hash[0] | token_hash[1] << 8) %
@@ -127,8 +136,7 @@ dir_cache_session_get(struct dir_cache *c, const uint8_t token_hash[32],
 
 	pthread_mutex_lock(&c->lock[i % STRIPES]);
 	if (x->used && crypto_memeq_ct(x->token_hash, token_hash, 32) == 0 &&
-	    x->s.expires > now && now - x->cached_at < DIR_CACHE_SESSION_S &&
-	    x->cached_at <= now) {
+	    x->s.expires > now_ms / 1000 && fresh(x->cached_at, now_ms)) {
 		*out = x->s;
 		r = 0;
 	}
@@ -138,7 +146,7 @@ dir_cache_session_get(struct dir_cache *c, const uint8_t token_hash[32],
 
 void
 dir_cache_session_put(struct dir_cache *c, const uint8_t token_hash[32],
-    const struct dir_session_info *s, uint64_t epoch, uint64_t now)
+    const struct dir_session_info *s, uint64_t epoch, uint64_t now_ms)
 {
 	size_t i = (size_t)(token_hash[0] | token_hash[1] << 8) %
 	    DIR_CACHE_SESSION_SLOTS;
@@ -149,7 +157,7 @@ dir_cache_session_put(struct dir_cache *c, const uint8_t token_hash[32],
 		x->used = 1;
 		memcpy(x->token_hash, token_hash, 32);
 		x->s = *s;
-		x->cached_at = now;
+		x->cached_at = now_ms;
 	}
 	pthread_mutex_unlock(&c->lock[i % STRIPES]);
 }
@@ -180,15 +188,16 @@ dir_cache_log_epoch(struct dir_cache *c)
 }
 
 int
-dir_cache_tail_get(struct dir_cache *c, const char *account, uint64_t *seq,
-    uint8_t hash[32])
+dir_cache_tail_get(struct dir_cache *c, const char *account, uint64_t now_ms,
+    uint64_t *seq, uint8_t hash[32])
 {
 	size_t i = hash_str(account) % DIR_CACHE_TAIL_SLOTS;
 	struct tail_slot *x = &c->tails[i];
 	int r = -1;
 
 	pthread_mutex_lock(&c->lock[i % STRIPES]);
-	if (x->used && strcmp(x->account, account) == 0) {
+	if (x->used && fresh(x->cached_at, now_ms) &&
+	    strcmp(x->account, account) == 0) {
 		*seq = x->seq;
 		memcpy(hash, x->hash, 32);
 		r = 0;
@@ -199,7 +208,7 @@ dir_cache_tail_get(struct dir_cache *c, const char *account, uint64_t *seq,
 
 void
 dir_cache_tail_put(struct dir_cache *c, const char *account, uint64_t seq,
-    const uint8_t hash[32], uint64_t epoch)
+    const uint8_t hash[32], uint64_t epoch, uint64_t now_ms)
 {
 	size_t i = hash_str(account) % DIR_CACHE_TAIL_SLOTS;
 	struct tail_slot *x = &c->tails[i];
@@ -209,6 +218,7 @@ dir_cache_tail_put(struct dir_cache *c, const char *account, uint64_t seq,
 	pthread_mutex_lock(&c->lock[i % STRIPES]);
 	if (epoch_get(&c->log_epoch) == epoch) {
 		x->used = 1;
+		x->cached_at = now_ms;
 		memcpy(x->account, account, strlen(account) + 1);
 		x->seq = seq;
 		memcpy(x->hash, hash, 32);
@@ -241,7 +251,7 @@ page_index(const char *account, uint64_t since, uint64_t upto)
 
 int
 dir_cache_page_get(struct dir_cache *c, const char *account, uint64_t since,
-    uint64_t upto, struct buf *b)
+    uint64_t upto, uint64_t now_ms, struct buf *b)
 {
 	size_t i = page_index(account, since, upto);
 	struct page_slot *x = &c->pages[i];
@@ -249,7 +259,7 @@ dir_cache_page_get(struct dir_cache *c, const char *account, uint64_t since,
 
 	pthread_mutex_lock(&c->lock[i % STRIPES]);
 	if (x->text != NULL && x->since == since && x->upto == upto &&
-	    strcmp(x->account, account) == 0)
+	    fresh(x->cached_at, now_ms) && strcmp(x->account, account) == 0)
 		r = buf_put(b, x->text, x->len);
 	pthread_mutex_unlock(&c->lock[i % STRIPES]);
 	return r;
@@ -257,7 +267,7 @@ dir_cache_page_get(struct dir_cache *c, const char *account, uint64_t since,
 
 void
 dir_cache_page_put(struct dir_cache *c, const char *account, uint64_t since,
-    uint64_t upto, const void *text, size_t len)
+    uint64_t upto, const void *text, size_t len, uint64_t now_ms)
 {
 	size_t i = page_index(account, since, upto);
 	struct page_slot *x = &c->pages[i];
@@ -272,6 +282,7 @@ dir_cache_page_put(struct dir_cache *c, const char *account, uint64_t since,
 	free(x->text);
 	x->text = copy;
 	x->len = len;
+	x->cached_at = now_ms;
 	x->since = since;
 	x->upto = upto;
 	memcpy(x->account, account, strlen(account) + 1);
