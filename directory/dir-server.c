@@ -477,6 +477,20 @@ waiter_unlink(struct dir_server *srv, struct dir_request *rq)
 	rq->registered = 0;
 }
 
+/* Links rq at the head of the waiter list; wait_lock held. */
+static void
+waiter_link(struct dir_server *srv, struct dir_request *rq)
+{
+	if (rq->registered)
+		return;
+	rq->wprev = NULL;
+	rq->wnext = srv->waiters;
+	if (srv->waiters != NULL)
+		srv->waiters->wprev = rq;
+	srv->waiters = rq;
+	rq->registered = 1;
+}
+
 int
 dir_request_watch(struct dir_request *rq, const char *key)
 {
@@ -491,12 +505,7 @@ dir_request_watch(struct dir_request *rq, const char *key)
 	free(rq->key);
 	rq->key = k;
 	rq->woken = 0;
-	rq->wprev = NULL;
-	rq->wnext = srv->waiters;
-	if (srv->waiters != NULL)
-		srv->waiters->wprev = rq;
-	srv->waiters = rq;
-	rq->registered = 1;
+	waiter_link(srv, rq);
 	pthread_mutex_unlock(&srv->wait_lock);
 	return 0;
 }
@@ -1081,14 +1090,7 @@ finish_reply(struct dir_server *srv, struct dir_request *rq)
 		rq->hold = 0;
 		free(rq->key);
 		rq->key = NULL;
-		if (!rq->registered) {
-			rq->wprev = NULL;
-			rq->wnext = srv->waiters;
-			if (srv->waiters != NULL)
-				srv->waiters->wprev = rq;
-			srv->waiters = rq;
-			rq->registered = 1;
-		}
+		waiter_link(srv, rq);
 		rq->deadline_ms = mono_ms() + srv->cfg.throttle_delay_ms;
 		MHD_suspend_connection(rq->conn);
 		rq->suspended = 1;

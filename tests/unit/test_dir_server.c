@@ -56,6 +56,20 @@ connect_to(const char *address)
 	return fd;
 }
 
+/* Copies as much of src as fits into dst, always NUL-terminated. */
+static void
+copy_text(char *dst, size_t dst_len, const char *src)
+{
+	size_t n = strlen(src);
+
+	if (dst_len == 0)
+		return;
+	if (n >= dst_len)
+		n = dst_len - 1;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
 /*
  * Sends "GET path" with the extra header lines (each ending in \r\n) and
  * reads the whole answer (Connection: close).  Returns the status, the
@@ -89,9 +103,9 @@ request(const char *address, const char *path, const char *extra,
 		return 0;
 	*sep = '\0';
 	if (head != NULL)
-		snprintf(head, head_len, "%s", buf);
+		copy_text(head, head_len, buf);
 	if (body != NULL)
-		snprintf(body, body_len, "%s", sep + 4);
+		copy_text(body, body_len, sep + 4);
 	return status;
 }
 
