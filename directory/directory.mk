@@ -96,11 +96,15 @@ tests_unit_test_dir_shutdown_LDADD = common/libdevidclient.a \
 # $SOFTHSM2_MODULE, pkcs11-tool through $PKCS11_TOOL, and
 # swtpm-ci/softhsm-token through $top_srcdir
 # (AM_TESTS_ENVIRONMENT); `make check` builds bin_PROGRAMS first.
+# tests/integration/dir-server-fixture starts, stops, kills and restarts
+# the binary and runs its tools for the three programs below.
+DIR_SERVER_FIXTURE = tests/integration/dir-server-fixture.c \
+	tests/integration/dir-server-fixture.h \
+	tests/unit/test_dir_util.c tests/unit/dir-test-util.h
 check_PROGRAMS += tests/integration/test_directory
 TESTS += tests/integration/test_directory
 tests_integration_test_directory_SOURCES = \
-	tests/integration/test_directory.c \
-	tests/unit/test_dir_util.c tests/unit/dir-test-util.h
+	tests/integration/test_directory.c $(DIR_SERVER_FIXTURE)
 tests_integration_test_directory_CFLAGS = $(UNIT_CFLAGS) $(CURL_CFLAGS) \
 	-I$(top_srcdir)/tests/unit
 tests_integration_test_directory_LDADD = common/libdevidclient.a \
@@ -112,8 +116,7 @@ tests_integration_test_directory_LDADD = common/libdevidclient.a \
 check_PROGRAMS += tests/integration/test_dir_hardening
 TESTS += tests/integration/test_dir_hardening
 tests_integration_test_dir_hardening_SOURCES = \
-	tests/integration/test_dir_hardening.c \
-	tests/unit/test_dir_util.c tests/unit/dir-test-util.h
+	tests/integration/test_dir_hardening.c $(DIR_SERVER_FIXTURE)
 tests_integration_test_dir_hardening_CFLAGS = $(UNIT_CFLAGS) \
 	$(CURL_CFLAGS) -I$(top_srcdir)/tests/unit
 tests_integration_test_dir_hardening_LDADD = common/libdevidclient.a \
@@ -125,8 +128,7 @@ tests_integration_test_dir_hardening_LDADD = common/libdevidclient.a \
 check_PROGRAMS += tests/integration/test_dir_durability
 TESTS += tests/integration/test_dir_durability
 tests_integration_test_dir_durability_SOURCES = \
-	tests/integration/test_dir_durability.c \
-	tests/unit/test_dir_util.c tests/unit/dir-test-util.h
+	tests/integration/test_dir_durability.c $(DIR_SERVER_FIXTURE)
 tests_integration_test_dir_durability_CFLAGS = $(UNIT_CFLAGS) \
 	$(CURL_CFLAGS) -I$(top_srcdir)/tests/unit
 tests_integration_test_dir_durability_LDADD = common/libdevidclient.a \

@@ -58,10 +58,8 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -76,6 +74,7 @@
 #include "dirclient.h"
 #include "errors.h"
 #include "dir-test-util.h"
+#include "dir-server-fixture.h"
 
 #define N_ADDRS 10                   /* 127.0.0.2 .. 127.0.0.11 */
 #define CONNS_PER_ADDR 25            /* below --max-per-address (32) */
@@ -94,7 +93,6 @@
 #define N_RECIPS 4
 #define MBOX "mbox@example.org"
 #define PW "durability test password"
-#define READY_WAIT_MS 30000
 #define CONNECT_WAIT_MS 10000
 #define ROUND_WAIT_MS 120000         /* a round that makes no progress */
 #define DEAD_WAIT_MS 30000           /* sockets of the killed server */
@@ -150,13 +148,9 @@ struct load {
 	int killed;
 };
 
-struct server {
-	char *dir;
-	pid_t pid;
-	char url[160];
-	char addr[128];                  /* ADDR:PORT */
-	char db[512];
-	/* Released by teardown on every path. */
+/* The test's state, released by teardown on every path. */
+struct fx {
+	struct tsrv *srv;
 	struct load *ld;
 	struct dirc *c, *cr;
 	struct dirc_inbox *in;
@@ -167,127 +161,10 @@ struct server {
 	char (*seen[N_RECIPS])[ID_MAX];
 };
 
-static double
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 static uint64_t
 now_s(void)
 {
 	return (uint64_t)time(NULL);
-}
-
-static const char *
-binary(void)
-{
-	static char path[1024];
-	const char *top = getenv("top_builddir");
-
-	snprintf(path, sizeof(path), "%s/directory/devid-directory",
-	    top != NULL ? top : ".");
-	return path;
-}
-
-/* --- the server process --- */
-
-/* Starts `serve` on the database in s->dir and waits for its ready file. */
-static void
-server_start(struct server *s)
-{
-	const char *argv[24];
-	char ready[600];
-	FILE *f;
-	double t0;
-	size_t n = 0;
-	int status;
-
-	snprintf(ready, sizeof(ready), "%s/ready", s->dir);
-	unlink(ready);
-	argv[n++] = binary();
-	argv[n++] = "serve";
-	argv[n++] = "--db";
-	argv[n++] = s->db;
-	argv[n++] = "--listen";
-	argv[n++] = "127.0.0.1:0";
-	argv[n++] = "--ready-file";
-	argv[n++] = ready;
-	argv[n++] = "--scrypt-cost";
-	argv[n++] = "10";
-	argv[n++] = "--rate";
-	argv[n++] = "0";
-	argv[n++] = "--quiet";
-	argv[n] = NULL;
-	s->pid = fork();
-	assert_true(s->pid >= 0);
-	if (s->pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		execv(argv[0], (char *const *)(uintptr_t)argv);
-		fprintf(stderr, "cannot run %s: %s\n", argv[0],
-		    strerror(errno));
-		_exit(127);
-	}
-	t0 = mono_ms();
-	while ((f = fopen(ready, "r")) == NULL) {
-		if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
-			s->pid = 0;
-			fail_msg("devid-directory exited before it was ready");
-		}
-		if (mono_ms() - t0 > READY_WAIT_MS)
-			fail_msg("devid-directory did not become ready");
-		usleep(20 * 1000);
-	}
-	if (fgets(s->addr, sizeof(s->addr), f) == NULL)
-		s->addr[0] = '\0';
-	fclose(f);
-	s->addr[strcspn(s->addr, "\n")] = '\0';
-	assert_true(s->addr[0] != '\0');
-	snprintf(s->url, sizeof(s->url), "http://%s", s->addr);
-}
-
-/* Sends sig and reaps the server; its exit status, or -1 when a signal
- * ended it. */
-static int
-server_signal(struct server *s, int sig)
-{
-	int status = 0, ret = -1;
-
-	if (s->pid > 0) {
-		kill(s->pid, sig);
-		if (waitpid(s->pid, &status, 0) == s->pid &&
-		    WIFEXITED(status))
-			ret = WEXITSTATUS(status);
-		s->pid = 0;
-	}
-	return ret;
-}
-
-/* Runs `devid-directory args`; 0 when it exits 0. */
-static int
-run_tool(const char *args)
-{
-	char cmd[4096], out[4096];
-	size_t n = 0;
-	FILE *p;
-	int status;
-
-	snprintf(cmd, sizeof(cmd), "'%s' %s 2>&1", binary(), args);
-	if ((p = popen(cmd, "r")) == NULL)
-		return -1;
-	while (n + 1 < sizeof(out) &&
-	    fgets(out + n, (int)(sizeof(out) - n), p) != NULL)
-		n = strlen(out);
-	out[n] = '\0';
-	status = pclose(p);
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		fprintf(stderr, "devid-directory %s failed:\n%s\n", args, out);
-		return -1;
-	}
-	return 0;
 }
 
 static void
@@ -317,64 +194,44 @@ load_free(struct load *ld)
 static int
 setup(void **state)
 {
-	struct server *s = calloc(1, sizeof(*s));
+	struct fx *fx = calloc(1, sizeof(*fx));
 
-	if (s == NULL)
+	if (fx == NULL)
 		return -1;
-	if ((s->dir = ttmpdir_make()) == NULL) {
-		free(s);
+	if ((fx->srv = tsrv_new(0)) == NULL) {
+		free(fx);
 		return -1;
 	}
-	snprintf(s->db, sizeof(s->db), "%s/dir.db", s->dir);
-	*state = s;
+	*state = fx;
 	return 0;
 }
 
 static int
 teardown(void **state)
 {
-	struct server *s = *state;
+	struct fx *fx = *state;
 	int j;
 
-	if (s == NULL)
+	if (fx == NULL)
 		return 0;
-	if (s->pid > 0) {
-		kill(s->pid, SIGKILL);
-		waitpid(s->pid, NULL, 0);
-	}
-	load_free(s->ld);
-	dirc_free(s->c);
-	dirc_free(s->cr);
-	if (s->in != NULL)
-		dirc_inbox_free(s->in);
-	acctlog_response_free(s->resp);
-	if (s->st_live)
-		acctlog_state_clear(&s->st);
-	EVP_PKEY_free(s->dir_pub);
+	/* The server first: it is killed before the sockets close. */
+	tsrv_free(fx->srv);
+	load_free(fx->ld);
+	dirc_free(fx->c);
+	dirc_free(fx->cr);
+	if (fx->in != NULL)
+		dirc_inbox_free(fx->in);
+	acctlog_response_free(fx->resp);
+	if (fx->st_live)
+		acctlog_state_clear(&fx->st);
+	EVP_PKEY_free(fx->dir_pub);
 	for (j = 0; j < N_RECIPS; j++)
-		free(s->seen[j]);
-	ttmpdir_remove(s->dir);
-	free(s);
+		free(fx->seen[j]);
+	free(fx);
 	return 0;
 }
 
 /* --- planning --- */
-
-/* The "id" member of JSON text into id; 0 or -1. */
-static int
-json_id(const char *json, size_t len, char id[ID_MAX])
-{
-	json_t *o = json_loadb(json, len, 0, NULL);
-	const char *s = json_string_value(json_object_get(o, "id"));
-	int r = -1;
-
-	if (s != NULL && strlen(s) < ID_MAX) {
-		snprintf(id, ID_MAX, "%s", s);
-		r = 0;
-	}
-	json_decref(o);
-	return r;
-}
 
 /* The whole HTTP/1.1 request into q->http. */
 static void
@@ -425,7 +282,7 @@ plan_one(struct load *ld, struct req *q)
 		if ((r = tenv_make(&a->sender, to, 2, views, 2, rc, 2, &body,
 		    &len)) != 0)
 			fail_msg("cannot make an envelope: %s", err_str(r));
-		if (json_id(body, len, q->id) != 0) {
+		if (tenv_id(body, len, q->id, sizeof(q->id)) != 0) {
 			free(body);
 			fail_msg("an envelope without an id");
 		}
@@ -709,7 +566,7 @@ kill_order(int i)
 static unsigned int
 run_round(struct load *ld, int r)
 {
-	double t0 = mono_ms();
+	double t0 = tmono_ms();
 	unsigned int acked = 0;
 	int k, i;
 
@@ -722,7 +579,7 @@ run_round(struct load *ld, int r)
 		send_req(ld, &ld->req[r * N_CONNS + k]);
 	}
 	while (outstanding(ld) > 0) {
-		if (mono_ms() - t0 > ROUND_WAIT_MS)
+		if (tmono_ms() - t0 > ROUND_WAIT_MS)
 			fail_msg("round %d: %d requests still unanswered after "
 			    "%d s", r, outstanding(ld), ROUND_WAIT_MS / 1000);
 		pump(ld, 1000);
@@ -746,62 +603,35 @@ run_round(struct load *ld, int r)
 
 /* --- checks after the restart --- */
 
-static struct dirc *
-client_new(const struct server *s)
-{
-	struct dirc *c = NULL;
-	struct err_ctx e;
-
-	err_clear(&e);
-	if (dirc_new(s->url, NULL, &c, &e) != 0)
-		fail_msg("%s", err_msg(&e));
-	return c;
-}
-
-static struct dirc *
-login(const struct server *s, const char *dir_id, struct tdev *d)
-{
-	struct dirc *c = client_new(s);
-	struct err_ctx e;
-
-	err_clear(&e);
-	if (dirc_login(c, dir_id, d->rec.device, tdev_sign, d, NULL, &e) !=
-	    0) {
-		dirc_free(c);
-		fail_msg("login of %.16s: %s", d->rec.device, err_msg(&e));
-	}
-	return c;
-}
-
 /*
  * Fetches the whole log of account and verifies it from scratch under
- * dir_pub into s->st (cleared by the caller).
+ * dir_pub into fx->st (cleared by the caller).
  */
 static void
-verify_log(struct server *s, struct dirc *c, const char *account,
+verify_log(struct fx *fx, struct dirc *c, const char *account,
     const char *dir_id)
 {
 	struct err_ctx e;
 
 	err_clear(&e);
-	memset(&s->st, 0, sizeof(s->st));
-	if (acctlog_state_init(&s->st, account, dir_id, &e) != 0)
+	memset(&fx->st, 0, sizeof(fx->st));
+	if (acctlog_state_init(&fx->st, account, dir_id, &e) != 0)
 		fail_msg("%s", err_msg(&e));
-	s->st_live = 1;
+	fx->st_live = 1;
 	/* These logs are far shorter than one answer's ACCTLOG_MAX_EVENTS. */
-	if (dirc_get_log(c, account, 0, 0, &s->resp, &e) != 0 ||
-	    acctlog_verify_update(&s->st, s->resp->events, s->resp->n_events,
-	    &s->resp->head, s->dir_pub, now_s(), 900, NULL, &e) != 0)
+	if (dirc_get_log(c, account, 0, 0, &fx->resp, &e) != 0 ||
+	    acctlog_verify_update(&fx->st, fx->resp->events, fx->resp->n_events,
+	    &fx->resp->head, fx->dir_pub, now_s(), 900, NULL, &e) != 0)
 		fail_msg("log of %s does not verify: %s", account, err_msg(&e));
-	acctlog_response_free(s->resp);
-	s->resp = NULL;
+	acctlog_response_free(fx->resp);
+	fx->resp = NULL;
 }
 
 static void
-state_done(struct server *s)
+state_done(struct fx *fx)
 {
-	acctlog_state_clear(&s->st);
-	s->st_live = 0;
+	acctlog_state_clear(&fx->st);
+	fx->st_live = 0;
 }
 
 /* The sender of an envelope JSON among the client accounts, or NULL. */
@@ -853,12 +683,14 @@ raise_nofile(void)
 static void
 test_kill_under_load(void **state)
 {
-	struct server *s = *state;
+	struct fx *fx = *state;
 	struct load *ld;
 	struct dirc_info info, again;
 	struct err_ctx e;
 	size_t n_seen[N_RECIPS];
-	char pwfile[600], args[2048], label[32], *colon;
+	char pwfile[600], out[4096], label[32];
+	const char *add[] = { "account", "add", NULL, "--db", fx->srv->db,
+		"--scrypt-cost", "10", "--password-file", pwfile, NULL };
 	unsigned int acked_before = 0, in_flight = 0, regs_in_flight = 0;
 	unsigned int sent_last = 0, acked_after_kill = 0, never = 0;
 	unsigned int late_in_flight = 0, acked = 0, acked_regs = 0;
@@ -869,7 +701,7 @@ test_kill_under_load(void **state)
 
 	raise_nofile();
 	assert_non_null(ld = calloc(1, sizeof(*ld)));
-	s->ld = ld;
+	fx->ld = ld;
 	ld->ep = -1;
 	for (k = 0; k < N_CONNS; k++)
 		ld->conn[k].fd = -1;
@@ -877,7 +709,7 @@ test_kill_under_load(void **state)
 	err_clear(&e);
 
 	/* Accounts, made with the tool before the server runs. */
-	snprintf(pwfile, sizeof(pwfile), "%s/pw", s->dir);
+	snprintf(pwfile, sizeof(pwfile), "%s/pw", fx->srv->dir);
 	assert_non_null(f = fopen(pwfile, "w"));
 	fprintf(f, "%s\n", PW);
 	fclose(f);
@@ -889,24 +721,23 @@ test_kill_under_load(void **state)
 			    "load%02d@example.org", i);
 			name = ld->acct[i].name;
 		}
-		snprintf(args, sizeof(args), "account add %s --db '%s' "
-		    "--scrypt-cost 10 --password-file '%s'", name, s->db,
-		    pwfile);
-		assert_int_equal(run_tool(args), 0);
+		add[2] = name;
+		if (tsrv_run(fx->srv, add, NULL, 0, out, sizeof(out)) != 0)
+			fail_msg("account add %s: %s", name, out);
 	}
 
-	server_start(s);
-	s->c = client_new(s);
-	assert_int_equal(dirc_info(s->c, &info, &e), 0);
+	tsrv_start(fx->srv, NULL);
+	fx->c = tsrv_client(fx->srv);
+	assert_int_equal(dirc_info(fx->c, &info, &e), 0);
 	assert_int_equal(crypto_spki_import(info.head_key, info.head_key_len,
-	    &s->dir_pub, &e), 0);
+	    &fx->dir_pub, &e), 0);
 	/* The mailbox devices, and a sender with a session per account. */
 	for (j = 0; j < N_RECIPS; j++) {
 		snprintf(label, sizeof(label), "mailbox-%d", j);
 		assert_int_equal(tdev_make(&ld->recips[j], MBOX, label,
 		    now_s()), 0);
 		ld->n_recips++;
-		if (dirc_register_device(s->c, PW, &ld->recips[j].rec, NULL,
+		if (dirc_register_device(fx->c, PW, &ld->recips[j].rec, NULL,
 		    &e) != 0)
 			fail_msg("registration: %s", err_msg(&e));
 	}
@@ -916,37 +747,34 @@ test_kill_under_load(void **state)
 		assert_int_equal(tdev_make(&a->sender, a->name, "sender",
 		    now_s()), 0);
 		a->has_sender = 1;
-		if (dirc_register_device(s->c, PW, &a->sender.rec, NULL,
+		if (dirc_register_device(fx->c, PW, &a->sender.rec, NULL,
 		    &e) != 0)
 			fail_msg("registration: %s", err_msg(&e));
-		s->cr = login(s, info.directory_id, &a->sender);
+		fx->cr = tsrv_login(fx->srv, info.directory_id, &a->sender);
 		snprintf(a->bearer, sizeof(a->bearer),
-		    "Authorization: Bearer %s", dirc_token(s->cr));
+		    "Authorization: Bearer %s", dirc_token(fx->cr));
 		basic_header(a->name, PW, a->basic, sizeof(a->basic));
-		assert_int_equal(dirc_get_log(s->cr, a->name, 0, 0, &s->resp,
+		assert_int_equal(dirc_get_log(fx->cr, a->name, 0, 0, &fx->resp,
 		    &e), 0);
-		a->head = s->resp->head;
-		acctlog_response_free(s->resp);
-		s->resp = NULL;
-		dirc_free(s->cr);
-		s->cr = NULL;
+		a->head = fx->resp->head;
+		acctlog_response_free(fx->resp);
+		fx->resp = NULL;
+		dirc_free(fx->cr);
+		fx->cr = NULL;
 	}
-	s->cr = login(s, info.directory_id, &ld->acct[0].sender);
-	assert_int_equal(dirc_get_log(s->cr, MBOX, 0, 0, &s->resp, &e), 0);
-	ld->mbox_head = s->resp->head;
-	acctlog_response_free(s->resp);
-	s->resp = NULL;
-	dirc_free(s->cr);
-	s->cr = NULL;
+	fx->cr = tsrv_login(fx->srv, info.directory_id, &ld->acct[0].sender);
+	assert_int_equal(dirc_get_log(fx->cr, MBOX, 0, 0, &fx->resp, &e), 0);
+	ld->mbox_head = fx->resp->head;
+	acctlog_response_free(fx->resp);
+	fx->resp = NULL;
+	dirc_free(fx->cr);
+	fx->cr = NULL;
 
 	/* Where the load goes. */
-	snprintf(ld->host, sizeof(ld->host), "%s", s->addr);
-	assert_non_null(colon = strrchr(s->addr, ':'));
-	*colon = '\0';
+	snprintf(ld->host, sizeof(ld->host), "%s", fx->srv->addr);
 	ld->server.sin_family = AF_INET;
-	assert_int_equal(inet_pton(AF_INET, s->addr, &ld->server.sin_addr), 1);
-	ld->server.sin_port = htons((uint16_t)atoi(colon + 1));
-	*colon = ':';
+	ld->server.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ld->server.sin_port = htons(fx->srv->port);
 
 	/* Every request planned before the first goes out. */
 	for (k = 0; k < N_CONNS; k++) {
@@ -996,7 +824,7 @@ test_kill_under_load(void **state)
 	 * the rest.
 	 */
 	{
-		double t0 = mono_ms();
+		double t0 = tmono_ms();
 		unsigned int answered, waiting;
 
 		for (;;) {
@@ -1011,7 +839,7 @@ test_kill_under_load(void **state)
 			}
 			if (answered >= ANSWERS_BEFORE_KILL ||
 			    waiting <= MIN_IN_FLIGHT + KILL_MARGIN ||
-			    mono_ms() - t0 > KILL_WAIT_MS)
+			    tmono_ms() - t0 > KILL_WAIT_MS)
 				break;
 			pump(ld, 1);
 		}
@@ -1025,17 +853,17 @@ test_kill_under_load(void **state)
 		regs_in_flight += q->in_flight_at_kill && !q->is_message;
 	}
 	ld->killed = 1;
-	assert_int_equal(server_signal(s, SIGKILL), -1);
+	assert_int_equal(tsrv_kill(fx->srv), -1);
 	/* Whatever the server wrote before it died is read now. */
 	{
-		double t0 = mono_ms();
+		double t0 = tmono_ms();
 		int open;
 
 		do {
 			pump(ld, 200);
 			for (k = open = 0; k < N_CONNS; k++)
 				open += ld->conn[k].fd >= 0;
-		} while (open > 0 && mono_ms() - t0 < DEAD_WAIT_MS);
+		} while (open > 0 && tmono_ms() - t0 < DEAD_WAIT_MS);
 		if (open > 0)
 			fail_msg("%d connections still open %d s after the "
 			    "server was killed", open, DEAD_WAIT_MS / 1000);
@@ -1063,19 +891,19 @@ test_kill_under_load(void **state)
 	/* The restart on the same database. */
 	for (k = 0; k < N_CONNS; k++)
 		conn_close(ld, &ld->conn[k]);
-	dirc_free(s->c);
-	s->c = NULL;
-	server_start(s);
-	s->c = client_new(s);
-	assert_int_equal(dirc_info(s->c, &again, &e), 0);
+	dirc_free(fx->c);
+	fx->c = NULL;
+	tsrv_restart(fx->srv);
+	fx->c = tsrv_client(fx->srv);
+	assert_int_equal(dirc_info(fx->c, &again, &e), 0);
 	assert_string_equal(again.directory_id, info.directory_id);
-	dirc_free(s->c);
-	s->c = login(s, info.directory_id, &ld->acct[0].sender);
+	dirc_free(fx->c);
+	fx->c = tsrv_login(fx->srv, info.directory_id, &ld->acct[0].sender);
 
 	/* Every log verifies and holds every acknowledged device. */
 	for (i = 0; i < N_ACCTS; i++) {
-		verify_log(s, s->c, ld->acct[i].name, info.directory_id);
-		assert_non_null(acctlog_state_find(&s->st,
+		verify_log(fx, fx->c, ld->acct[i].name, info.directory_id);
+		assert_non_null(acctlog_state_find(&fx->st,
 		    ld->acct[i].sender.rec.device));
 		for (k = 0; k < N_REQS; k++) {
 			const struct req *q = &ld->req[k];
@@ -1083,7 +911,7 @@ test_kill_under_load(void **state)
 
 			if (q->is_message || ld->conn[q->conn].acct != i)
 				continue;
-			present = acctlog_state_find(&s->st, q->id) != NULL;
+			present = acctlog_state_find(&fx->st, q->id) != NULL;
 			if (q->status >= 200 && q->status <= 299) {
 				acked_regs++;
 				if (!present)
@@ -1095,39 +923,40 @@ test_kill_under_load(void **state)
 				unacked_present++;
 			}
 		}
-		state_done(s);
+		state_done(fx);
 	}
-	verify_log(s, s->c, MBOX, info.directory_id);
-	assert_int_equal(s->st.n_devices, N_RECIPS);
-	state_done(s);
+	verify_log(fx, fx->c, MBOX, info.directory_id);
+	assert_int_equal(fx->st.n_devices, N_RECIPS);
+	state_done(fx);
 
 	/* Every envelope queued for a mailbox device opens for it. */
 	for (j = 0; j < N_RECIPS; j++) {
 		const struct tdev *sender;
 
-		s->cr = login(s, info.directory_id, &ld->recips[j]);
+		fx->cr = tsrv_login(fx->srv, info.directory_id, &ld->recips[j]);
 		err_clear(&e);
-		if (dirc_inbox(s->cr, 0, 1000, &s->in, &e) != 0)
+		if (dirc_inbox(fx->cr, 0, 1000, &fx->in, &e) != 0)
 			fail_msg("inbox: %s", err_msg(&e));
 		/* One page holds it all. */
-		assert_true(s->in->n_items < 1000);
-		assert_non_null(s->seen[j] = calloc(s->in->n_items + 1,
-		    sizeof(*s->seen[j])));
-		for (n = 0; n < s->in->n_items; n++) {
-			const struct dirc_inbox_item *it = &s->in->items[n];
+		assert_true(fx->in->n_items < 1000);
+		assert_non_null(fx->seen[j] = calloc(fx->in->n_items + 1,
+		    sizeof(*fx->seen[j])));
+		for (n = 0; n < fx->in->n_items; n++) {
+			const struct dirc_inbox_item *it = &fx->in->items[n];
 
-			assert_int_equal(json_id(it->envelope,
-			    it->envelope_len, s->seen[j][n_seen[j]]), 0);
+			assert_int_equal(tenv_id(it->envelope,
+			    it->envelope_len, fx->seen[j][n_seen[j]],
+			    sizeof(fx->seen[j][0])), 0);
 			n_seen[j]++;
 			sender = sender_of(ld, it->envelope, it->envelope_len);
 			assert_non_null(sender);
 			assert_int_equal(tenv_open(&ld->recips[j], sender,
 			    it->envelope, it->envelope_len), 0);
 		}
-		dirc_inbox_free(s->in);
-		s->in = NULL;
-		dirc_free(s->cr);
-		s->cr = NULL;
+		dirc_inbox_free(fx->in);
+		fx->in = NULL;
+		dirc_free(fx->cr);
+		fx->cr = NULL;
 	}
 	/* ...and holds every acknowledged message addressed to it. */
 	for (k = 0; k < N_REQS; k++) {
@@ -1139,9 +968,9 @@ test_kill_under_load(void **state)
 			acked++;
 		if (!q->is_message)
 			continue;
-		present[0] = seen_has(s->seen[q->recips[0]],
+		present[0] = seen_has(fx->seen[q->recips[0]],
 		    n_seen[q->recips[0]], q->id);
-		present[1] = seen_has(s->seen[q->recips[1]],
+		present[1] = seen_has(fx->seen[q->recips[1]],
 		    n_seen[q->recips[1]], q->id);
 		if (q->status >= 200 && q->status <= 299) {
 			acked_msgs++;
@@ -1169,9 +998,9 @@ test_kill_under_load(void **state)
 	    in_flight - regs_in_flight, late_in_flight, acked_after_kill,
 	    never, sent, acked, unacked_present);
 
-	dirc_free(s->c);
-	s->c = NULL;
-	assert_int_equal(server_signal(s, SIGTERM), 0);
+	dirc_free(fx->c);
+	fx->c = NULL;
+	assert_int_equal(tsrv_stop(fx->srv), 0);
 }
 
 int

@@ -35,7 +35,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -48,10 +47,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -66,6 +63,7 @@
 #include "errors.h"
 #include "transcript.h"
 #include "dir-test-util.h"
+#include "dir-server-fixture.h"
 
 #define ALICE "alice@example.org"
 #define ALICE_PATH "alice%40example.org"
@@ -74,17 +72,8 @@
 #define NOSUCH_PATH "nosuch%40example.org"
 #define PW "alice's password"
 #define BOB_PW "bob's password!"
-#define READY_WAIT_MS 30000
 #define ANSWER_WAIT_MS 30000
 #define OUT_MAX 16384
-
-struct server {
-	char *dir;
-	pid_t pid;
-	char url[160];           /* http://127.0.0.1:PORT */
-	char db[512];
-	uint16_t port;
-};
 
 /* One HTTP answer as received. */
 struct hans {
@@ -99,229 +88,13 @@ struct hans {
 	json_t *json;            /* the body parsed, or NULL */
 };
 
-static double
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static void
-sleep_ms(unsigned int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
-static const char *
-binary(void)
-{
-	static char path[1024];
-	const char *top = getenv("top_builddir");
-
-	snprintf(path, sizeof(path), "%s/directory/devid-directory",
-	    top != NULL ? top : ".");
-	return path;
-}
-
-/*
- * Runs devid-directory with args (NULL-terminated; the program name is
- * added) under umask 022, its standard output and error in out.  Waits at
- * most timeout_ms, then kills it.  Returns the exit status, -1 when it
- * died of a signal, -2 when it was still running at the deadline.
- */
-static int
-run_timed(const struct server *s, const char *const *args,
-    unsigned int timeout_ms, char *out, size_t out_len)
-{
-	const char *argv[48];
-	char path[600];
-	size_t n = 0, i, got;
-	double t0;
-	pid_t pid;
-	int fd, status = 0, ret = -2;
-
-	argv[n++] = binary();
-	for (i = 0; args[i] != NULL && n < 47; i++)
-		argv[n++] = args[i];
-	argv[n] = NULL;
-	snprintf(path, sizeof(path), "%s/run.out", s->dir);
-	unlink(path);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		umask(022);
-		if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600)) < 0 ||
-		    dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
-			_exit(126);
-		close(fd);
-		fd = open("/dev/null", O_RDONLY);
-		if (fd >= 0)
-			dup2(fd, 0);
-		execv(argv[0], (char *const *)(uintptr_t)argv);
-		fprintf(stderr, "cannot run %s: %s\n", argv[0],
-		    strerror(errno));
-		_exit(127);
-	}
-	t0 = mono_ms();
-	for (;;) {
-		if (waitpid(pid, &status, WNOHANG) == pid) {
-			ret = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-			break;
-		}
-		if (mono_ms() - t0 > timeout_ms) {
-			kill(pid, SIGKILL);
-			waitpid(pid, NULL, 0);
-			break;
-		}
-		sleep_ms(20);
-	}
-	out[0] = '\0';
-	if ((fd = open(path, O_RDONLY)) >= 0) {
-		got = 0;
-		for (;;) {
-			ssize_t k = read(fd, out + got, out_len - 1 - got);
-
-			if (k <= 0)
-				break;
-			got += (size_t)k;
-			if (got == out_len - 1)
-				break;
-		}
-		out[got] = '\0';
-		close(fd);
-	}
-	return ret;
-}
-
-/*
- * Starts the server listening on listen ("127.0.0.1:0" when NULL) with
- * the test defaults and the extra arguments (NULL-terminated; later
- * flags win), under umask 022, and waits for its ready file.
- */
-static void
-server_start(struct server *s, const char *listen, const char *const *extra)
-{
-	const char *argv[48];
-	char ready[512], addr[128], *colon;
-	FILE *f;
-	double t0;
-	size_t n = 0, i;
-	int status;
-	long port;
-
-	assert_non_null(s->dir);
-	snprintf(s->db, sizeof(s->db), "%s/dir.db", s->dir);
-	snprintf(ready, sizeof(ready), "%s/ready", s->dir);
-	unlink(ready);
-	argv[n++] = binary();
-	argv[n++] = "serve";
-	argv[n++] = "--db";
-	argv[n++] = s->db;
-	argv[n++] = "--listen";
-	argv[n++] = listen != NULL ? listen : "127.0.0.1:0";
-	argv[n++] = "--ready-file";
-	argv[n++] = ready;
-	argv[n++] = "--open-signup";
-	argv[n++] = "--scrypt-cost";
-	argv[n++] = "10";
-	argv[n++] = "--rate";
-	argv[n++] = "0";
-	argv[n++] = "--quiet";
-	for (i = 0; extra != NULL && extra[i] != NULL && n < 47; i++)
-		argv[n++] = extra[i];
-	argv[n] = NULL;
-	s->pid = fork();
-	assert_true(s->pid >= 0);
-	if (s->pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		umask(022);
-		execv(argv[0], (char *const *)(uintptr_t)argv);
-		fprintf(stderr, "cannot run %s: %s\n", argv[0],
-		    strerror(errno));
-		_exit(127);
-	}
-	t0 = mono_ms();
-	while ((f = fopen(ready, "r")) == NULL) {
-		if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
-			s->pid = 0;
-			fail_msg("devid-directory exited (status %d) before it "
-			    "was ready", WIFEXITED(status) ?
-			    WEXITSTATUS(status) : -1);
-		}
-		if (mono_ms() - t0 > READY_WAIT_MS)
-			fail_msg("devid-directory did not become ready");
-		sleep_ms(20);
-	}
-	assert_non_null(fgets(addr, sizeof(addr), f));
-	fclose(f);
-	addr[strcspn(addr, "\n")] = '\0';
-	assert_non_null(colon = strrchr(addr, ':'));
-	port = strtol(colon + 1, NULL, 10);
-	assert_true(port > 0 && port < 65536);
-	s->port = (uint16_t)port;
-	/* Whatever it listens on, it is reached over loopback. */
-	snprintf(s->url, sizeof(s->url), "http://127.0.0.1:%ld", port);
-}
-
-/* SIGTERM; returns the exit status (or -1 when killed by a signal). */
-static int
-server_stop(struct server *s)
-{
-	int status = 0, ret = -1;
-
-	if (s->pid > 0) {
-		kill(s->pid, SIGTERM);
-		if (waitpid(s->pid, &status, 0) == s->pid &&
-		    WIFEXITED(status))
-			ret = WEXITSTATUS(status);
-		s->pid = 0;
-	}
-	return ret;
-}
-
-static void
-server_cleanup(struct server *s)
-{
-	if (s->pid > 0) {
-		kill(s->pid, SIGKILL);
-		waitpid(s->pid, NULL, 0);
-		s->pid = 0;
-	}
-	ttmpdir_remove(s->dir);
-	s->dir = NULL;
-}
-
-static int
-teardown(void **state)
-{
-	struct server *s = *state;
-
-	if (s != NULL) {
-		server_cleanup(s);
-		free(s);
-	}
-	return 0;
-}
-
+/* Files private whatever the umask: the tests hold the server and its
+ * tools to umask 022. */
 static int
 setup(void **state)
 {
-	struct server *s = calloc(1, sizeof(*s));
-
-	if (s == NULL)
-		return -1;
-	if ((s->dir = ttmpdir_make()) == NULL) {
-		free(s);
-		return -1;
-	}
-	*state = s;
-	return 0;
+	return (*state = tsrv_new(TSRV_OPEN_SIGNUP | TSRV_UMASK_022)) !=
+	    NULL ? 0 : -1;
 }
 
 /* --- raw HTTP from a chosen loopback source address --- */
@@ -333,7 +106,7 @@ setup(void **state)
  * client threads below use it.
  */
 static int
-hconnect(const struct server *s, const char *src)
+hconnect(const struct tsrv *s, const char *src)
 {
 	struct sockaddr_in from, to;
 	int fd, err;
@@ -447,7 +220,7 @@ hans_parse(struct hans *a)
 static int
 hread(int fd, struct hans *a, unsigned int timeout_ms)
 {
-	double deadline = mono_ms() + timeout_ms;
+	double deadline = tmono_ms() + timeout_ms;
 	size_t cap = 0, want = 0;
 	const char *hend;
 	char v[32];
@@ -473,7 +246,7 @@ hread(int fd, struct hans *a, unsigned int timeout_ms)
 			hans_parse(a);
 			return 1;
 		}
-		left = (int)(deadline - mono_ms());
+		left = (int)(deadline - tmono_ms());
 		if (left <= 0)
 			return -1;
 		pfd.fd = fd;
@@ -511,14 +284,14 @@ hread(int fd, struct hans *a, unsigned int timeout_ms)
 static int
 hwait_closed(int fd, unsigned int timeout_ms)
 {
-	double deadline = mono_ms() + timeout_ms;
+	double deadline = tmono_ms() + timeout_ms;
 	struct pollfd pfd;
 	char junk[4096];
 	ssize_t k;
 	int left;
 
 	for (;;) {
-		if ((left = (int)(deadline - mono_ms())) <= 0)
+		if ((left = (int)(deadline - tmono_ms())) <= 0)
 			return 0;
 		pfd.fd = fd;
 		pfd.events = POLLIN;
@@ -538,7 +311,7 @@ hwait_closed(int fd, unsigned int timeout_ms)
  * Never asserts: the client threads below use it.
  */
 static int
-hreq(const struct server *s, const char *src, const char *method,
+hreq(const struct tsrv *s, const char *src, const char *method,
     const char *path, const char *headers, const void *body, size_t body_len,
     struct hans *a)
 {
@@ -631,7 +404,7 @@ account_url(const char *account, const char *suffix, char *out,
  * account:password; the answer in *a.
  */
 static int
-register_from(const struct server *s, const char *src, const char *account,
+register_from(const struct tsrv *s, const char *src, const char *account,
     const char *password, const struct tdev *d, struct hans *a)
 {
 	char hdr[1024], path[512], *body = devrec_body(d);
@@ -649,7 +422,7 @@ register_from(const struct server *s, const char *src, const char *account,
  * does it; the status, and the token in token[] on 200.
  */
 static int
-login_from(const struct server *s, const char *src, const char *dir_id,
+login_from(const struct tsrv *s, const char *src, const char *dir_id,
     struct tdev *d, char *token, size_t token_len)
 {
 	uint8_t nonce[32], sig[64];
@@ -691,27 +464,15 @@ login_from(const struct server *s, const char *src, const char *dir_id,
 
 /* --- the usual client, from 127.0.0.1 --- */
 
-static struct dirc *
-client(const struct server *s)
-{
-	struct dirc *c = NULL;
-	struct err_ctx e;
-
-	err_clear(&e);
-	if (dirc_new(s->url, NULL, &c, &e) != 0)
-		fail_msg("%s", err_msg(&e));
-	return c;
-}
-
 /*
  * Creates account with password, makes *d a device of it and registers it
  * (from 127.0.0.1, with dirclient); the directory's id in dir_id.
  */
 static void
-account_with_device(const struct server *s, const char *account,
+account_with_device(const struct tsrv *s, const char *account,
     const char *password, struct tdev *d, char dir_id[DEVREC_ID_HEX_LEN + 1])
 {
-	struct dirc *c = client(s);
+	struct dirc *c = tsrv_client(s);
 	struct dirc_info info;
 	struct err_ctx e;
 
@@ -727,31 +488,18 @@ account_with_device(const struct server *s, const char *account,
 	dirc_free(c);
 }
 
-/* A session of d (from 127.0.0.1) as a new client. */
-static struct dirc *
-login(const struct server *s, const char *dir_id, struct tdev *d)
-{
-	struct dirc *c = client(s);
-	struct err_ctx e;
-
-	err_clear(&e);
-	if (dirc_login(c, dir_id, d->rec.device, tdev_sign, d, NULL, &e) != 0)
-		fail_msg("login: %s", err_msg(&e));
-	return c;
-}
-
 /*
  * What `devid-directory account show` prints about account: its log and
  * devices as stored, to compare before and after a refused request.
  */
 static void
-snapshot(const struct server *s, const char *account, char *out,
+snapshot(const struct tsrv *s, const char *account, char *out,
     size_t out_len)
 {
 	const char *args[] = { "account", "show", account, "--db", s->db,
 		NULL };
 
-	if (run_timed(s, args, 20000, out, out_len) != 0)
+	if (tsrv_run(s, args, NULL, 20000, out, out_len) != 0)
 		fail_msg("account show %s: %s", account, out);
 }
 
@@ -765,7 +513,7 @@ snapshot(const struct server *s, const char *account, char *out,
 static void
 test_password_throttling(void **state)
 {
-	struct server *s = *state;
+	struct tsrv *s = *state;
 	static const char *const extra[] = { "--throttle-delay", "0", NULL };
 	static const char *const guessers[] = { "127.0.0.4", "127.0.0.5",
 		"127.0.0.6" };
@@ -777,7 +525,7 @@ test_password_throttling(void **state)
 	long wait_s;
 	size_t i;
 
-	server_start(s, NULL, extra);
+	tsrv_start(s, extra);
 	account_with_device(s, ALICE, PW, &d1, dir_id);
 	assert_int_equal(tdev_make(&d2, ALICE, "phone", (uint64_t)time(NULL)),
 	    0);
@@ -836,7 +584,7 @@ test_password_throttling(void **state)
 	snapshot(s, BOB, after, sizeof(after));
 	assert_string_equal(before, after);
 	/* After Retry-After, the right password is checked and accepted. */
-	sleep_ms((unsigned int)wait_s * 1000 + 200);
+	tsleep_ms((unsigned int)wait_s * 1000 + 200);
 	assert_int_equal(register_from(s, "127.0.0.7", BOB, BOB_PW, &bob2,
 	    &a), 201);
 	hans_free(&a);
@@ -871,7 +619,7 @@ test_password_throttling(void **state)
 	tdev_clear(&d2);
 	tdev_clear(&bob1);
 	tdev_clear(&bob2);
-	assert_int_equal(server_stop(s), 0);
+	assert_int_equal(tsrv_stop(s), 0);
 }
 
 /* The answer's head without its Date line, to compare two answers. */
@@ -897,13 +645,13 @@ head_without_date(const struct hans *a, char *out, size_t out_len)
 static void
 test_unknown_vs_wrong(void **state)
 {
-	struct server *s = *state;
+	struct tsrv *s = *state;
 	static const char *const extra[] = { "--throttle-delay", "0", NULL };
 	char dir_id[DEVREC_ID_HEX_LEN + 1], h1[4096], h2[4096];
 	struct tdev d1, da, dn;
 	struct hans wrong, unknown;
 
-	server_start(s, NULL, extra);
+	tsrv_start(s, extra);
 	account_with_device(s, ALICE, PW, &d1, dir_id);
 	assert_int_equal(tdev_make(&da, ALICE, "phone", (uint64_t)time(NULL)),
 	    0);
@@ -927,7 +675,7 @@ test_unknown_vs_wrong(void **state)
 	tdev_clear(&d1);
 	tdev_clear(&da);
 	tdev_clear(&dn);
-	assert_int_equal(server_stop(s), 0);
+	assert_int_equal(tsrv_stop(s), 0);
 }
 
 /* body with every occurrence of account replaced by "{a}". */
@@ -958,7 +706,7 @@ without_account(const struct hans *a, const char *account, char *out,
 static void
 test_auth_before_reveal(void **state)
 {
-	struct server *s = *state;
+	struct tsrv *s = *state;
 	static const char *const accounts[] = { NOSUCH, ALICE };
 	static const char *const suffixes[] = { "/log?since=0", "/devices" };
 	char dir_id[DEVREC_ID_HEX_LEN + 1], before[OUT_MAX], after[OUT_MAX];
@@ -972,9 +720,9 @@ test_auth_before_reveal(void **state)
 	uint64_t now = (uint64_t)time(NULL);
 	size_t i, j;
 
-	server_start(s, NULL, NULL);
+	tsrv_start(s, NULL);
 	account_with_device(s, ALICE, PW, &d1, dir_id);
-	c = login(s, dir_id, &d1);
+	c = tsrv_login(s, dir_id, &d1);
 	bearer_header(dirc_token(c), hdr, sizeof(hdr));
 	bearer_header("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", bad,
 	    sizeof(bad));
@@ -1059,22 +807,7 @@ test_auth_before_reveal(void **state)
 	dirc_free(c);
 	tdev_clear(&d1);
 	tdev_clear(&dn);
-	assert_int_equal(server_stop(s), 0);
-}
-
-/* Brings st up to date from the directory, verifying everything. */
-static void
-watch(struct dirc *c, struct acctlog_state *st, EVP_PKEY *dir_pub)
-{
-	struct acctlog_response *resp = NULL;
-	struct err_ctx e;
-
-	err_clear(&e);
-	if (dirc_get_log(c, st->account, st->seq, 0, &resp, &e) != 0 ||
-	    acctlog_verify_update(st, resp->events, resp->n_events,
-	    &resp->head, dir_pub, (uint64_t)time(NULL), 900, NULL, &e) != 0)
-		fail_msg("log of %s: %s", st->account, err_msg(&e));
-	acctlog_response_free(resp);
+	assert_int_equal(tsrv_stop(s), 0);
 }
 
 /*
@@ -1083,7 +816,7 @@ watch(struct dirc *c, struct acctlog_state *st, EVP_PKEY *dir_pub)
  * connection must be closed after it.  Returns the answer's status.
  */
 static int
-head_only(const struct server *s, const char *src, const char *head)
+head_only(const struct tsrv *s, const char *src, const char *head)
 {
 	struct hans a;
 	int fd, st;
@@ -1108,7 +841,7 @@ head_only(const struct server *s, const char *src, const char *head)
 static void
 test_preauth_body(void **state)
 {
-	struct server *s = *state;
+	struct tsrv *s = *state;
 	static const char *const extra[] = { "--max-body", "2097152", NULL };
 	static const char *const to[] = { ALICE, BOB };
 	char dir_id[DEVREC_ID_HEX_LEN + 1], dir_id2[DEVREC_ID_HEX_LEN + 1];
@@ -1125,11 +858,11 @@ test_preauth_body(void **state)
 	struct hans a;
 	size_t len = 0, big_len = 20 * 1024;
 
-	server_start(s, NULL, extra);
+	tsrv_start(s, extra);
 	account_with_device(s, ALICE, PW, &d1, dir_id);
 	account_with_device(s, BOB, BOB_PW, &bob1, dir_id2);
-	ca = login(s, dir_id, &d1);
-	cb = login(s, dir_id, &bob1);
+	ca = tsrv_login(s, dir_id, &d1);
+	cb = tsrv_login(s, dir_id, &bob1);
 
 	/* 1 MiB announced, no credentials, nothing sent: 401 at once. */
 	snprintf(head, sizeof(head), "POST /v1/messages HTTP/1.1\r\n"
@@ -1174,7 +907,7 @@ test_preauth_body(void **state)
 	hans_free(&a);
 	/* ...and a real envelope padded with 20 KiB of JSON whitespace is
 	 * delivered. */
-	c = client(s);
+	c = tsrv_client(s);
 	assert_int_equal(dirc_info(c, &info, &e), 0);
 	assert_int_equal(crypto_spki_import(info.head_key, info.head_key_len,
 	    &dir_pub, &e), 0);
@@ -1182,8 +915,8 @@ test_preauth_body(void **state)
 	    &e), 0);
 	assert_int_equal(acctlog_state_init(&bob, BOB, info.directory_id,
 	    &e), 0);
-	watch(ca, &alice, dir_pub);
-	watch(ca, &bob, dir_pub);
+	tsrv_watch(ca, &alice, dir_pub);
+	tsrv_watch(ca, &bob, dir_pub);
 	views[0] = alice.head;
 	views[1] = bob.head;
 	recips[0] = &bob1;
@@ -1212,7 +945,7 @@ test_preauth_body(void **state)
 	dirc_free(cb);
 	tdev_clear(&d1);
 	tdev_clear(&bob1);
-	assert_int_equal(server_stop(s), 0);
+	assert_int_equal(tsrv_stop(s), 0);
 }
 
 /* GET /v1/health on fd, keeping the connection open; the status. */
@@ -1236,14 +969,14 @@ health_keepalive(int fd)
 static void
 test_per_address_limit(void **state)
 {
-	struct server *s = *state;
+	struct tsrv *s = *state;
 	static const char *const extra[] = { "--max-per-address", "4", NULL };
 	static const char req[] = "GET /v1/health HTTP/1.1\r\n"
 	    "Host: 127.0.0.1\r\nConnection: close\r\n\r\n";
 	struct hans a;
 	int fds[4], fd, r, i, ok = 0;
 
-	server_start(s, NULL, extra);
+	tsrv_start(s, extra);
 	/* Four connections from 127.0.0.2, each known to be accepted (it
 	 * was answered once), then idle. */
 	for (i = 0; i < 4; i++) {
@@ -1278,14 +1011,14 @@ test_per_address_limit(void **state)
 		    &a) == 200;
 		hans_free(&a);
 		if (!ok)
-			sleep_ms(100);
+			tsleep_ms(100);
 	}
 	assert_true(ok);
-	assert_int_equal(server_stop(s), 0);
+	assert_int_equal(tsrv_stop(s), 0);
 }
 
 struct poller {
-	const struct server *s;
+	const struct tsrv *s;
 	const char *src;
 	char hdr[512];
 	int status;
@@ -1299,10 +1032,10 @@ inbox_poller(void *arg)
 	struct poller *p = arg;
 	struct hans a;
 
-	p->start_ms = mono_ms();
+	p->start_ms = tmono_ms();
 	p->status = hreq(p->s, p->src, "GET", "/v1/inbox?wait=5", p->hdr,
 	    NULL, 0, &a);
-	p->end_ms = mono_ms();
+	p->end_ms = tmono_ms();
 	snprintf(p->body, sizeof(p->body), "%s", a.body != NULL ? a.body : "");
 	hans_free(&a);
 	return NULL;
@@ -1316,7 +1049,7 @@ inbox_poller(void *arg)
 static void
 test_request_timeout(void **state)
 {
-	struct server *s = *state;
+	struct tsrv *s = *state;
 	static const char *const extra[] = { "--request-timeout", "2", NULL };
 	static const char trickle[] = "GET /v1/health HTTP/1.1\r\n"
 	    "Host: 127.0.0.1\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -1333,9 +1066,9 @@ test_request_timeout(void **state)
 	size_t sent = 0;
 	int fd, fds[2], i, n, answered = 0, ka_status = 0;
 
-	server_start(s, NULL, extra);
+	tsrv_start(s, extra);
 	account_with_device(s, ALICE, PW, &d1, dir_id);
-	c = login(s, dir_id, &d1);
+	c = tsrv_login(s, dir_id, &d1);
 	memset(&p, 0, sizeof(p));
 	p.s = s;
 	p.src = "127.0.0.4";
@@ -1349,13 +1082,13 @@ test_request_timeout(void **state)
 	 * A connection that sends nothing, and one that is idle after an
 	 * answered request: both closed by the server.
 	 */
-	t0 = mono_ms();
+	t0 = tmono_ms();
 	fds[0] = hconnect(s, "127.0.0.3");
 	fds[1] = hconnect(s, "127.0.0.5");
 	if (fds[1] >= 0)
 		ka_status = health_keepalive(fds[1]);
 	while (fds[0] >= 0 && fds[1] >= 0 &&
-	    (idle_ms[0] < 0 || idle_ms[1] < 0) && mono_ms() - t0 < 15000) {
+	    (idle_ms[0] < 0 || idle_ms[1] < 0) && tmono_ms() - t0 < 15000) {
 		for (i = 0, n = 0; i < 2; i++) {
 			if (idle_ms[i] >= 0)
 				continue;
@@ -1372,7 +1105,7 @@ test_request_timeout(void **state)
 			k = recv(fds[i], junk, sizeof(junk), MSG_DONTWAIT);
 			if (k == 0 || (k < 0 && errno != EAGAIN &&
 			    errno != EINTR))
-				idle_ms[i] = mono_ms() - t0;
+				idle_ms[i] = tmono_ms() - t0;
 		}
 	}
 	for (i = 0; i < 2; i++)
@@ -1382,11 +1115,11 @@ test_request_timeout(void **state)
 	/* One byte every 500 ms: cut long before the request is complete
 	 * (it would take 50 s). */
 	fd = hconnect(s, "127.0.0.2");
-	t0 = mono_ms();
+	t0 = tmono_ms();
 	while (fd >= 0 && sent < sizeof(trickle) - 1 &&
-	    mono_ms() - t0 < 15000) {
+	    tmono_ms() - t0 < 15000) {
 		if (hsend(fd, trickle + sent, 1) != 0) {
-			cut_ms = mono_ms() - t0;
+			cut_ms = tmono_ms() - t0;
 			break;
 		}
 		sent++;
@@ -1401,7 +1134,7 @@ test_request_timeout(void **state)
 			}
 			if (k == 0 || (k < 0 && errno != EINTR) ||
 			    hwait_closed(fd, 5000)) {
-				cut_ms = mono_ms() - t0;
+				cut_ms = tmono_ms() - t0;
 				break;
 			}
 		}
@@ -1433,13 +1166,13 @@ test_request_timeout(void **state)
 	assert_true(p.end_ms - p.start_ms >= 4000);
 	dirc_free(c);
 	tdev_clear(&d1);
-	assert_int_equal(server_stop(s), 0);
+	assert_int_equal(tsrv_stop(s), 0);
 }
 
 #define FLOOD 8
 
 struct flood {
-	const struct server *s;
+	const struct tsrv *s;
 	pthread_mutex_t *mu;
 	pthread_cond_t *cv;
 	int *go;
@@ -1486,7 +1219,7 @@ flood_one(void *arg)
 static void
 test_password_pool_overload(void **state)
 {
-	struct server *s = *state;
+	struct tsrv *s = *state;
 	static const char *const extra[] = { "--password-threads", "1",
 		"--password-queue", "1", "--scrypt-cost", "17",
 		"--throttle-delay", "0", NULL };
@@ -1502,9 +1235,9 @@ test_password_pool_overload(void **state)
 	int created;
 	double t0, read_ms;
 
-	server_start(s, NULL, extra);
+	tsrv_start(s, extra);
 	account_with_device(s, ALICE, PW, &d1, dir_id);
-	c = login(s, dir_id, &d1);
+	c = tsrv_login(s, dir_id, &d1);
 	bearer_header(dirc_token(c), hdr, sizeof(hdr));
 	account_url(ALICE, "/log?since=0", path, sizeof(path));
 	for (i = 0; i < FLOOD; i++) {
@@ -1533,7 +1266,7 @@ test_password_pool_overload(void **state)
 		if (pthread_create(&th[i], NULL, flood_one, &f[i]) != 0)
 			break;
 	created = i;
-	t0 = mono_ms();
+	t0 = tmono_ms();
 	pthread_mutex_lock(&mu);
 	go = 1;
 	pthread_cond_broadcast(&cv);
@@ -1548,7 +1281,7 @@ test_password_pool_overload(void **state)
 	/* A bearer read from another address, while scrypt is busy. */
 	st = hreq(s, "127.0.0.3", "GET", path, hdr, NULL, 0, &a);
 	hans_free(&a);
-	read_ms = mono_ms() - t0;
+	read_ms = tmono_ms() - t0;
 	pthread_mutex_lock(&mu);
 	pending_at_read = created - answered;
 	pthread_mutex_unlock(&mu);
@@ -1557,7 +1290,7 @@ test_password_pool_overload(void **state)
 	assert_int_equal(created, FLOOD);
 	print_message("bearer read answered %d at %.0f ms with %d password "
 	    "checks still pending; the flood ended at %.0f ms\n", st, read_ms,
-	    pending_at_read, mono_ms() - t0);
+	    pending_at_read, tmono_ms() - t0);
 	for (overloaded = 0, i = 0; i < FLOOD; i++) {
 		if (f[i].status == 503) {
 			overloaded++;
@@ -1576,11 +1309,11 @@ test_password_pool_overload(void **state)
 	assert_true(pending_at_read >= 1);
 	dirc_free(c);
 	tdev_clear(&d1);
-	assert_int_equal(server_stop(s), 0);
+	assert_int_equal(tsrv_stop(s), 0);
 }
 
 struct held {
-	const struct server *s;
+	const struct tsrv *s;
 	char path[512];
 	char hdr[1024];
 	char *body;
@@ -1596,7 +1329,7 @@ held_one(void *arg)
 
 	h->status = hreq(h->s, "127.0.0.2", "POST", h->path, h->hdr, h->body,
 	    strlen(h->body), &a);
-	h->end_ms = mono_ms();
+	h->end_ms = tmono_ms();
 	hans_free(&a);
 	return NULL;
 }
@@ -1608,7 +1341,7 @@ held_one(void *arg)
 static void
 test_throttle_delay(void **state)
 {
-	struct server *s = *state;
+	struct tsrv *s = *state;
 	static const char *const extra[] = { "--throttle-delay", "1500",
 		"--threads", "1", NULL };
 	struct tdev u[4];
@@ -1619,7 +1352,7 @@ test_throttle_delay(void **state)
 	double t0, health_end;
 	int i, health;
 
-	server_start(s, NULL, extra);
+	tsrv_start(s, extra);
 	for (i = 0; i < 4; i++) {
 		snprintf(acct[i], sizeof(acct[i]), "held%d@example.org", i);
 		assert_int_equal(tdev_make(&u[i], acct[i], "x",
@@ -1635,12 +1368,12 @@ test_throttle_delay(void **state)
 	h.body = devrec_body(&u[3]);
 	basic_header(acct[3], "guess", h.hdr, sizeof(h.hdr));
 	account_url(acct[3], "/devices", h.path, sizeof(h.path));
-	t0 = mono_ms();
+	t0 = tmono_ms();
 	assert_int_equal(pthread_create(&th, NULL, held_one, &h), 0);
 	/* While it is held, the only HTTP thread serves someone else. */
-	sleep_ms(300);
+	tsleep_ms(300);
 	health = hreq(s, "127.0.0.3", "GET", "/v1/health", NULL, NULL, 0, &a);
-	health_end = mono_ms();
+	health_end = tmono_ms();
 	hans_free(&a);
 	pthread_join(th, NULL);
 	free(h.body);
@@ -1652,7 +1385,7 @@ test_throttle_delay(void **state)
 	assert_true(health_end < h.end_ms);
 	for (i = 0; i < 4; i++)
 		tdev_clear(&u[i]);
-	assert_int_equal(server_stop(s), 0);
+	assert_int_equal(tsrv_stop(s), 0);
 }
 
 /*
@@ -1662,12 +1395,11 @@ test_throttle_delay(void **state)
 static void
 test_plain_http_listen(void **state)
 {
-	struct server *s = *state;
-	const char *openssl = getenv("OPENSSL_BIN");
+	struct tsrv *s = *state;
 	static const char *const proxy[] = { "--behind-proxy",
 		"--throttle-delay", "0", NULL };
-	const char *tls[5];
-	char db[600], ready[600], out[OUT_MAX], cmd[2048], cert[600], key[600];
+	struct tsrv_tls tls;
+	char db[600], ready[600], out[OUT_MAX];
 	char acct[64], xff[128];
 	const char *args[] = { "serve", "--db", db, "--listen", "0.0.0.0:0",
 		"--ready-file", ready, "--quiet", NULL };
@@ -1677,7 +1409,7 @@ test_plain_http_listen(void **state)
 
 	snprintf(db, sizeof(db), "%s/plain.db", s->dir);
 	snprintf(ready, sizeof(ready), "%s/plain.ready", s->dir);
-	st = run_timed(s, args, 10000, out, sizeof(out));
+	st = tsrv_run(s, args, NULL, 10000, out, sizeof(out));
 	if (st != 2)
 		fail_msg("serve --listen 0.0.0.0:0 without TLS: status %d "
 		    "(-2: still running after 10 s), output:\n%s", st, out);
@@ -1686,7 +1418,7 @@ test_plain_http_listen(void **state)
 	assert_int_equal(access(ready, F_OK), -1);
 
 	/* With --behind-proxy it serves. */
-	server_start(s, "0.0.0.0:0", proxy);
+	tsrv_start_on(s, "0.0.0.0:0", NULL, proxy);
 	assert_int_equal(hreq(s, "127.0.0.2", "GET", "/v1/health", NULL, NULL,
 	    0, &a), 200);
 	hans_free(&a);
@@ -1717,24 +1449,12 @@ test_plain_http_listen(void **state)
 		hans_free(&a);
 		tdev_clear(&u);
 	}
-	assert_int_equal(server_stop(s), 0);
+	assert_int_equal(tsrv_stop(s), 0);
 
 	/* With TLS, any address is fine. */
-	snprintf(cert, sizeof(cert), "%s/cert.pem", s->dir);
-	snprintf(key, sizeof(key), "%s/key.pem", s->dir);
-	snprintf(cmd, sizeof(cmd), "'%s' req -x509 -newkey ec -pkeyopt "
-	    "ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=127.0.0.1 "
-	    "-addext subjectAltName=IP:127.0.0.1 -keyout '%s' -out '%s' "
-	    ">/dev/null 2>&1", openssl != NULL && *openssl != '\0' ? openssl :
-	    "openssl", key, cert);
-	assert_int_equal(system(cmd), 0);
-	tls[0] = "--tls-cert";
-	tls[1] = cert;
-	tls[2] = "--tls-key";
-	tls[3] = key;
-	tls[4] = NULL;
-	server_start(s, "0.0.0.0:0", tls);
-	assert_int_equal(server_stop(s), 0);
+	tsrv_tls_make(s, &tls);
+	tsrv_start_on(s, "0.0.0.0:0", NULL, tls.args);
+	assert_int_equal(tsrv_stop(s), 0);
 }
 
 /* st's permission bits, or -1 when path does not exist. */
@@ -1764,7 +1484,7 @@ assert_private(const char *path)
 static void
 test_file_modes(void **state)
 {
-	struct server *s = *state;
+	struct tsrv *s = *state;
 	char path[640], key[640], db2[600], out[OUT_MAX];
 	const char *serve[] = { "serve", "--db", s->db, "--listen",
 		"127.0.0.1:0", "--quiet", NULL };
@@ -1776,8 +1496,8 @@ test_file_modes(void **state)
 	FILE *f;
 	int st;
 
-	server_start(s, NULL, NULL);
-	c = client(s);
+	tsrv_start(s, NULL);
+	c = tsrv_client(s);
 	err_clear(&e);
 	assert_int_equal(dirc_create_account(c, ALICE, PW, &e), 0);
 	dirc_free(c);
@@ -1790,18 +1510,18 @@ test_file_modes(void **state)
 	assert_private(path);
 	snprintf(key, sizeof(key), "%s.key", s->db);
 	assert_private(key);
-	assert_int_equal(server_stop(s), 0);
+	assert_int_equal(tsrv_stop(s), 0);
 
 	/* A key file that others can read: the server refuses to start and
 	 * names the file. */
 	assert_int_equal(chmod(key, 0644), 0);
-	st = run_timed(s, serve, 10000, out, sizeof(out));
+	st = tsrv_run(s, serve, NULL, 10000, out, sizeof(out));
 	if (st == 0 || st == -2 || strstr(out, key) == NULL)
 		fail_msg("serve with a key file of mode 0644: status %d "
 		    "(-2: still running after 10 s), output:\n%s", st, out);
 	assert_int_equal(chmod(key, 0600), 0);
-	server_start(s, NULL, NULL);
-	assert_int_equal(server_stop(s), 0);
+	tsrv_start(s, NULL);
+	assert_int_equal(tsrv_stop(s), 0);
 
 	/* The command-line tools create private files too. */
 	snprintf(db2, sizeof(db2), "%s/tool.db", s->dir);
@@ -1809,9 +1529,10 @@ test_file_modes(void **state)
 	assert_non_null(f = fopen(path, "w"));
 	fprintf(f, "%s\n", BOB_PW);
 	fclose(f);
-	assert_int_equal(run_timed(s, add, 20000, out, sizeof(out)), 0);
+	assert_int_equal(tsrv_run(s, add, NULL, 20000, out, sizeof(out)), 0);
 	assert_private(db2);
-	assert_int_equal(run_timed(s, keycmd, 20000, out, sizeof(out)), 0);
+	assert_int_equal(tsrv_run(s, keycmd, NULL, 20000, out, sizeof(out)),
+	    0);
 	snprintf(path, sizeof(path), "%s.key", db2);
 	assert_private(path);
 }
@@ -1821,25 +1542,25 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_password_throttling,
-		    setup, teardown),
+		    setup, tsrv_teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_vs_wrong, setup,
-		    teardown),
+		    tsrv_teardown),
 		cmocka_unit_test_setup_teardown(test_auth_before_reveal, setup,
-		    teardown),
+		    tsrv_teardown),
 		cmocka_unit_test_setup_teardown(test_preauth_body, setup,
-		    teardown),
+		    tsrv_teardown),
 		cmocka_unit_test_setup_teardown(test_per_address_limit, setup,
-		    teardown),
+		    tsrv_teardown),
 		cmocka_unit_test_setup_teardown(test_request_timeout, setup,
-		    teardown),
+		    tsrv_teardown),
 		cmocka_unit_test_setup_teardown(test_password_pool_overload,
-		    setup, teardown),
+		    setup, tsrv_teardown),
 		cmocka_unit_test_setup_teardown(test_throttle_delay, setup,
-		    teardown),
+		    tsrv_teardown),
 		cmocka_unit_test_setup_teardown(test_plain_http_listen, setup,
-		    teardown),
+		    tsrv_teardown),
 		cmocka_unit_test_setup_teardown(test_file_modes, setup,
-		    teardown),
+		    tsrv_teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

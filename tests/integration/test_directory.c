@@ -1,18 +1,17 @@
 /*
  * test_directory.c - the real devid-directory binary over HTTP.
  *
- * Each test starts $top_builddir/directory/devid-directory on a free
- * loopback port (port 0; the server writes the bound address to a ready
- * file) with a fresh database in a temporary directory, talks to it with
- * common/dirclient (libcurl), and stops it with SIGTERM, which must drain
- * and exit 0 -- under the sanitizers that also means without leaks.  The
- * server dies with the test process (PR_SET_PDEATHSIG) if the test
- * crashes, and the temporary directory is removed on every path.
+ * Each test starts $top_builddir/directory/devid-directory (through
+ * dir-server-fixture) on a free loopback port (port 0; the server writes
+ * the bound address to a ready file) with a fresh database in a temporary
+ * directory, talks to it with common/dirclient (libcurl), and stops it
+ * with SIGTERM, which must drain and exit 0 -- under the sanitizers that
+ * also means without leaks.  The server dies with the test process
+ * (PR_SET_PDEATHSIG) if the test crashes, and the temporary directory is
+ * removed on every path.
  */
 #include "config.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -22,9 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,192 +33,17 @@
 #include "dirclient.h"
 #include "errors.h"
 #include "dir-test-util.h"
+#include "dir-server-fixture.h"
 
 #define ALICE "alice@example.org"
 #define BOB "bob@example.org"
 #define PW "alice's password"
 #define BOB_PW "bob's password!"
-#define READY_WAIT_MS 30000
-
-struct server {
-	char *dir;
-	pid_t pid;
-	char url[160];
-	char db[512];
-};
-
-static double
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static const char *
-binary(void)
-{
-	static char path[1024];
-	const char *top = getenv("top_builddir");
-
-	snprintf(path, sizeof(path), "%s/directory/devid-directory",
-	    top != NULL ? top : ".");
-	return path;
-}
-
-/*
- * Starts the server with extra arguments (NULL-terminated) and waits for
- * its ready file.  scheme is "http" or "https".
- */
-static void
-server_start(struct server *s, const char *scheme, const char *const *extra)
-{
-	const char *argv[32];
-	char ready[512], addr[128];
-	FILE *f;
-	double t0;
-	size_t n = 0, i;
-	int status;
-
-	assert_non_null(s->dir);
-	snprintf(s->db, sizeof(s->db), "%s/dir.db", s->dir);
-	snprintf(ready, sizeof(ready), "%s/ready", s->dir);
-	unlink(ready);
-	argv[n++] = binary();
-	argv[n++] = "serve";
-	argv[n++] = "--db";
-	argv[n++] = s->db;
-	argv[n++] = "--listen";
-	argv[n++] = "127.0.0.1:0";
-	argv[n++] = "--ready-file";
-	argv[n++] = ready;
-	argv[n++] = "--open-signup";
-	argv[n++] = "--scrypt-cost";
-	argv[n++] = "10";
-	argv[n++] = "--rate";
-	argv[n++] = "0";
-	argv[n++] = "--quiet";
-	for (i = 0; extra != NULL && extra[i] != NULL; i++)
-		argv[n++] = extra[i];
-	argv[n] = NULL;
-	s->pid = fork();
-	assert_true(s->pid >= 0);
-	if (s->pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		execv(argv[0], (char *const *)(uintptr_t)argv);
-		fprintf(stderr, "cannot run %s: %s\n", argv[0],
-		    strerror(errno));
-		_exit(127);
-	}
-	t0 = mono_ms();
-	while ((f = fopen(ready, "r")) == NULL) {
-		if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
-			s->pid = 0;
-			fail_msg("devid-directory exited before it was ready");
-		}
-		if (mono_ms() - t0 > READY_WAIT_MS)
-			fail_msg("devid-directory did not become ready");
-		usleep(20 * 1000);
-	}
-	assert_non_null(fgets(addr, sizeof(addr), f));
-	fclose(f);
-	addr[strcspn(addr, "\n")] = '\0';
-	snprintf(s->url, sizeof(s->url), "%s://%s", scheme, addr);
-}
-
-/* SIGTERM; returns the exit status (or -1 when killed by a signal). */
-static int
-server_stop(struct server *s)
-{
-	int status = 0, ret = -1;
-
-	if (s->pid > 0) {
-		kill(s->pid, SIGTERM);
-		if (waitpid(s->pid, &status, 0) == s->pid &&
-		    WIFEXITED(status))
-			ret = WEXITSTATUS(status);
-		s->pid = 0;
-	}
-	return ret;
-}
-
-static void
-server_cleanup(struct server *s)
-{
-	if (s->pid > 0) {
-		kill(s->pid, SIGKILL);
-		waitpid(s->pid, NULL, 0);
-		s->pid = 0;
-	}
-	ttmpdir_remove(s->dir);
-	s->dir = NULL;
-}
-
-static int
-teardown(void **state)
-{
-	struct server *s = *state;
-
-	if (s != NULL) {
-		server_cleanup(s);
-		free(s);
-	}
-	return 0;
-}
 
 static int
 setup(void **state)
 {
-	struct server *s = calloc(1, sizeof(*s));
-
-	if (s == NULL)
-		return -1;
-	if ((s->dir = ttmpdir_make()) == NULL) {
-		free(s);
-		return -1;
-	}
-	*state = s;
-	return 0;
-}
-
-static struct dirc *
-client(const struct server *s)
-{
-	struct dirc *c = NULL;
-	struct err_ctx e;
-
-	err_clear(&e);
-	if (dirc_new(s->url, NULL, &c, &e) != 0)
-		fail_msg("%s", err_msg(&e));
-	return c;
-}
-
-static struct dirc *
-login(const struct server *s, const char *dir_id, struct tdev *d)
-{
-	struct dirc *c = client(s);
-	struct err_ctx e;
-
-	err_clear(&e);
-	if (dirc_login(c, dir_id, d->rec.device, tdev_sign, d, NULL, &e) != 0)
-		fail_msg("login: %s", err_msg(&e));
-	return c;
-}
-
-/* Brings st up to date from the directory, verifying everything. */
-static void
-watch(struct dirc *c, struct acctlog_state *st, EVP_PKEY *dir_pub)
-{
-	struct acctlog_response *resp = NULL;
-	struct err_ctx e;
-
-	err_clear(&e);
-	if (dirc_get_log(c, st->account, st->seq, 0, &resp, &e) != 0 ||
-	    acctlog_verify_update(st, resp->events, resp->n_events,
-	    &resp->head, dir_pub, (uint64_t)time(NULL), 900, NULL, &e) != 0)
-		fail_msg("log of %s: %s", st->account, err_msg(&e));
-	acctlog_response_free(resp);
+	return (*state = tsrv_new(TSRV_OPEN_SIGNUP)) != NULL ? 0 : -1;
 }
 
 struct waiter {
@@ -243,9 +65,9 @@ inbox_waiter(void *arg)
 	struct err_ctx e;
 
 	err_clear(&e);
-	w->start_ms = mono_ms();
+	w->start_ms = tmono_ms();
 	w->rc = dirc_inbox(w->c, w->wait_s, 0, &w->in, &e);
-	w->end_ms = mono_ms();
+	w->end_ms = tmono_ms();
 	return NULL;
 }
 
@@ -256,17 +78,17 @@ log_waiter(void *arg)
 	struct err_ctx e;
 
 	err_clear(&e);
-	w->start_ms = mono_ms();
+	w->start_ms = tmono_ms();
 	w->rc = dirc_get_log(w->c, w->account, w->since, w->wait_s, &w->resp,
 	    &e);
-	w->end_ms = mono_ms();
+	w->end_ms = tmono_ms();
 	return NULL;
 }
 
 static void
 test_end_to_end(void **state)
 {
-	struct server *s = *state;
+	struct tsrv *s = *state;
 	static const char *const to[] = { ALICE, BOB };
 	struct tdev laptop, phone, tablet, desk, card;
 	const struct tdev *recips[3];
@@ -287,8 +109,8 @@ test_end_to_end(void **state)
 	double post_start, post_end;
 	struct stat sb;
 
-	server_start(s, "http", NULL);
-	c = client(s);
+	tsrv_start(s, NULL);
+	c = tsrv_client(s);
 	err_clear(&e);
 	assert_int_equal(dirc_info(c, &info, &e), 0);
 	assert_int_equal(crypto_spki_import(info.head_key, info.head_key_len,
@@ -317,10 +139,10 @@ test_end_to_end(void **state)
 	assert_non_null(strstr(err_msg(&e), "wrong account name or password"));
 
 	/* Sessions by device signature. */
-	cl = login(s, info.directory_id, &laptop);
-	cp = login(s, info.directory_id, &phone);
-	ct = login(s, info.directory_id, &tablet);
-	cd = login(s, info.directory_id, &desk);
+	cl = tsrv_login(s, info.directory_id, &laptop);
+	cp = tsrv_login(s, info.directory_id, &phone);
+	ct = tsrv_login(s, info.directory_id, &tablet);
+	cd = tsrv_login(s, info.directory_id, &desk);
 
 	/* The laptop's watcher verifies alice's log; the desktop pins
 	 * bob's. */
@@ -328,8 +150,8 @@ test_end_to_end(void **state)
 	    &e), 0);
 	assert_int_equal(acctlog_state_init(&bob, BOB, info.directory_id,
 	    &e), 0);
-	watch(cl, &alice, dir_pub);
-	watch(cl, &bob, dir_pub);
+	tsrv_watch(cl, &alice, dir_pub);
+	tsrv_watch(cl, &bob, dir_pub);
 	assert_int_equal(alice.seq, 3);
 	assert_int_equal(alice.n_devices, 3);
 	assert_int_equal(bob.n_devices, 1);
@@ -350,9 +172,9 @@ test_end_to_end(void **state)
 	w.rc = -1;
 	assert_int_equal(pthread_create(&th, NULL, inbox_waiter, &w), 0);
 	usleep(500 * 1000);
-	post_start = mono_ms();
+	post_start = tmono_ms();
 	assert_int_equal(dirc_post_message(cl, json, len, &queued, &e), 0);
-	post_end = mono_ms();
+	post_end = tmono_ms();
 	pthread_join(th, NULL);
 	assert_int_equal(w.rc, 0);
 	assert_int_equal(w.in->n_items, 1);
@@ -411,7 +233,7 @@ test_end_to_end(void **state)
 	assert_int_equal(w.resp->events[0].seq, 4);
 	assert_true(w.end_ms - w.start_ms < 20000);
 	acctlog_response_free(w.resp);
-	watch(cl, &alice, dir_pub);
+	tsrv_watch(cl, &alice, dir_pub);
 	assert_int_equal(alice.n_devices, 4);
 
 	/* The laptop revokes the tablet; the log proves it, the tablet's
@@ -421,7 +243,7 @@ test_end_to_end(void **state)
 	    now, sig), 0);
 	assert_int_equal(dirc_revoke(cl, ALICE, tablet.rec.device, now, sig,
 	    NULL, &e), 0);
-	watch(cl, &alice, dir_pub);
+	tsrv_watch(cl, &alice, dir_pub);
 	assert_int_equal(alice.seq, 5);
 	assert_int_equal(alice.n_devices, 3);
 	assert_null(acctlog_state_find(&alice, tablet.rec.device));
@@ -451,7 +273,7 @@ test_end_to_end(void **state)
 	tdev_clear(&desk);
 	/* SIGTERM: a clean exit, and the database closed cleanly (the last
 	 * connection folds the WAL back and removes it). */
-	assert_int_equal(server_stop(s), 0);
+	assert_int_equal(tsrv_stop(s), 0);
 	snprintf(wal, sizeof(wal), "%s-wal", s->db);
 	assert_int_equal(stat(wal, &sb), -1);
 }
@@ -459,17 +281,16 @@ test_end_to_end(void **state)
 static void
 test_sigterm_answers_long_polls(void **state)
 {
-	struct server *s = *state;
+	struct tsrv *s = *state;
 	struct dirc_info info;
 	struct dirc *c;
 	struct tdev d;
 	struct waiter w;
 	struct err_ctx e;
 	pthread_t th;
-	int status;
 
-	server_start(s, "http", NULL);
-	c = client(s);
+	tsrv_start(s, NULL);
+	c = tsrv_client(s);
 	err_clear(&e);
 	assert_int_equal(dirc_info(c, &info, &e), 0);
 	assert_int_equal(dirc_create_account(c, ALICE, PW, &e), 0);
@@ -477,7 +298,7 @@ test_sigterm_answers_long_polls(void **state)
 	    0);
 	assert_int_equal(dirc_register_device(c, PW, &d.rec, NULL, &e), 0);
 	dirc_free(c);
-	c = login(s, info.directory_id, &d);
+	c = tsrv_login(s, info.directory_id, &d);
 	memset(&w, 0, sizeof(w));
 	w.c = c;
 	w.wait_s = 60;
@@ -491,10 +312,8 @@ test_sigterm_answers_long_polls(void **state)
 	assert_int_equal(w.in->n_items, 0);
 	assert_true(w.end_ms - w.start_ms < 30000);
 	dirc_inbox_free(w.in);
-	assert_int_equal(waitpid(s->pid, &status, 0), s->pid);
-	s->pid = 0;
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
+	/* ...and the server exits 0 of its own accord. */
+	assert_int_equal(tsrv_wait(s), 0);
 	dirc_free(c);
 	tdev_clear(&d);
 }
@@ -502,32 +321,18 @@ test_sigterm_answers_long_polls(void **state)
 static void
 test_tls(void **state)
 {
-	struct server *s = *state;
-	const char *openssl = getenv("OPENSSL_BIN");
-	char cmd[2048], cert[600], key[600];
-	const char *extra[5];
+	struct tsrv *s = *state;
+	struct tsrv_tls tls;
 	struct dirc_options opt;
 	struct dirc_info info;
 	struct dirc *c = NULL;
 	struct err_ctx e;
 	char plain[200];
 
-	snprintf(cert, sizeof(cert), "%s/cert.pem", s->dir);
-	snprintf(key, sizeof(key), "%s/key.pem", s->dir);
-	snprintf(cmd, sizeof(cmd), "'%s' req -x509 -newkey ec -pkeyopt "
-	    "ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=127.0.0.1 "
-	    "-addext subjectAltName=IP:127.0.0.1 -keyout '%s' -out '%s' "
-	    ">/dev/null 2>&1", openssl != NULL && *openssl != '\0' ? openssl :
-	    "openssl", key, cert);
-	assert_int_equal(system(cmd), 0);
-	extra[0] = "--tls-cert";
-	extra[1] = cert;
-	extra[2] = "--tls-key";
-	extra[3] = key;
-	extra[4] = NULL;
-	server_start(s, "https", extra);
+	tsrv_tls_make(s, &tls);
+	tsrv_start_on(s, NULL, "https", tls.args);
 	memset(&opt, 0, sizeof(opt));
-	opt.ca_file = cert;
+	opt.ca_file = tls.cert;
 	err_clear(&e);
 	assert_int_equal(dirc_new(s->url, &opt, &c, &e), 0);
 	assert_int_equal(dirc_info(c, &info, &e), 0);
@@ -544,42 +349,42 @@ test_tls(void **state)
 	err_clear(&e);
 	assert_int_not_equal(dirc_info(c, &info, &e), 0);
 	dirc_free(c);
-	assert_int_equal(server_stop(s), 0);
-}
-
-/* Runs the binary with args; its standard output in out. */
-static int
-run(const char *args, const char *input, char *out, size_t out_len)
-{
-	char cmd[4096];
-	FILE *p;
-	size_t n = 0;
-	int status;
-
-	snprintf(cmd, sizeof(cmd), "%s'%s' %s 2>&1", input != NULL ?
-	    input : "", binary(), args);
-	if ((p = popen(cmd, "r")) == NULL)
-		return -1;
-	while (n + 1 < out_len && fgets(out + n, (int)(out_len - n), p) != NULL)
-		n = strlen(out);
-	out[n] = '\0';
-	status = pclose(p);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	assert_int_equal(tsrv_stop(s), 0);
 }
 
 static void
 test_cli(void **state)
 {
-	struct server *s = *state;
+	struct tsrv *s = *state;
 	struct dirc_info info;
 	struct dirc *c;
 	struct tdev d;
 	struct err_ctx e;
-	char args[1200], out[8192], pwfile[600], input[700];
+	char out[8192], pwfile[600], other_db[600];
+	const char *add_alice[] = { "account", "add", ALICE, "--db", s->db,
+		"--scrypt-cost", "10", "--password-file", pwfile, NULL };
+	const char *add_bob[] = { "account", "add", BOB, "--db", s->db,
+		"--scrypt-cost", "10", NULL };
+	const char *add_bad_name[] = { "account", "add", "Alice", "--db",
+		s->db, "--password-file", pwfile, NULL };
+	const char *add_carol[] = { "account", "add", "carol", "--db", s->db,
+		"--scrypt-cost", "10", NULL };
+	const char *list[] = { "account", "list", "--db", s->db, NULL };
+	const char *show_alice[] = { "account", "show", ALICE, "--db", s->db,
+		NULL };
+	const char *show_nobody[] = { "account", "show", "nobody", "--db",
+		s->db, NULL };
+	const char *key[] = { "key", "--db", s->db, NULL };
+	const char *none[] = { NULL };
+	const char *serve[] = { "serve", NULL };
+	const char *frobnicate[] = { "frobnicate", NULL };
+	const char *bad_listen[] = { "serve", "--db", other_db, "--listen",
+		"nowhere", NULL };
+	const char *help[] = { "--help", NULL };
 	FILE *f;
 
-	server_start(s, "http", NULL);
-	c = client(s);
+	tsrv_start(s, NULL);
+	c = tsrv_client(s);
 	err_clear(&e);
 	assert_int_equal(dirc_info(c, &info, &e), 0);
 	/* account add from a file and from standard input. */
@@ -587,60 +392,50 @@ test_cli(void **state)
 	assert_non_null(f = fopen(pwfile, "w"));
 	fprintf(f, "%s\n", PW);
 	fclose(f);
-	snprintf(args, sizeof(args), "account add " ALICE " --db '%s' "
-	    "--scrypt-cost 10 --password-file '%s'", s->db, pwfile);
-	assert_int_equal(run(args, NULL, out, sizeof(out)), 0);
-	snprintf(args, sizeof(args), "account add " BOB " --db '%s' "
-	    "--scrypt-cost 10", s->db);
-	snprintf(input, sizeof(input), "echo 'bobs password' | ");
-	assert_int_equal(run(args, input, out, sizeof(out)), 0);
+	assert_int_equal(tsrv_run(s, add_alice, NULL, 0, out, sizeof(out)), 0);
+	assert_int_equal(tsrv_run(s, add_bob, "bobs password\n", 0, out,
+	    sizeof(out)), 0);
 	/* Refusals: a bad name, a taken name, a short password. */
-	snprintf(args, sizeof(args), "account add Alice --db '%s' "
-	    "--password-file '%s'", s->db, pwfile);
-	assert_int_equal(run(args, NULL, out, sizeof(out)), 2);
+	assert_int_equal(tsrv_run(s, add_bad_name, NULL, 0, out, sizeof(out)),
+	    2);
 	assert_non_null(strstr(out, "account name"));
-	snprintf(args, sizeof(args), "account add " ALICE " --db '%s' "
-	    "--scrypt-cost 10 --password-file '%s'", s->db, pwfile);
-	assert_int_equal(run(args, NULL, out, sizeof(out)), 1);
+	assert_int_equal(tsrv_run(s, add_alice, NULL, 0, out, sizeof(out)), 1);
 	assert_non_null(strstr(out, "already exists"));
-	snprintf(args, sizeof(args), "account add carol --db '%s' "
-	    "--scrypt-cost 10", s->db);
-	assert_int_equal(run(args, "echo short | ", out, sizeof(out)), 1);
+	assert_int_equal(tsrv_run(s, add_carol, "short\n", 0, out,
+	    sizeof(out)), 1);
 	/* The running server sees the accounts the tool made. */
 	assert_int_equal(tdev_make(&d, ALICE, "laptop", (uint64_t)time(NULL)),
 	    0);
 	assert_int_equal(dirc_register_device(c, PW, &d.rec, NULL, &e), 0);
-	snprintf(args, sizeof(args), "account list --db '%s'", s->db);
-	assert_int_equal(run(args, NULL, out, sizeof(out)), 0);
+	assert_int_equal(tsrv_run(s, list, NULL, 0, out, sizeof(out)), 0);
 	assert_non_null(strstr(out, ALICE));
 	assert_non_null(strstr(out, BOB));
 	assert_null(strstr(out, "carol"));
-	snprintf(args, sizeof(args), "account show " ALICE " --db '%s'",
-	    s->db);
-	assert_int_equal(run(args, NULL, out, sizeof(out)), 0);
+	assert_int_equal(tsrv_run(s, show_alice, NULL, 0, out, sizeof(out)),
+	    0);
 	assert_non_null(strstr(out, "'laptop'"));
 	assert_non_null(strstr(out, d.rec.device));
 	assert_non_null(strstr(out, "add"));
-	snprintf(args, sizeof(args), "account show nobody --db '%s'", s->db);
-	assert_int_equal(run(args, NULL, out, sizeof(out)), 1);
+	assert_int_equal(tsrv_run(s, show_nobody, NULL, 0, out, sizeof(out)),
+	    1);
 	assert_non_null(strstr(out, "does not exist"));
 	/* key: the same directory id the server announces. */
-	snprintf(args, sizeof(args), "key --db '%s'", s->db);
-	assert_int_equal(run(args, NULL, out, sizeof(out)), 0);
+	assert_int_equal(tsrv_run(s, key, NULL, 0, out, sizeof(out)), 0);
 	assert_non_null(strstr(out, info.directory_id));
 	/* Usage errors. */
-	assert_int_equal(run("", NULL, out, sizeof(out)), 2);
-	assert_int_equal(run("serve", NULL, out, sizeof(out)), 2);
-	assert_int_equal(run("frobnicate", NULL, out, sizeof(out)), 2);
-	snprintf(args, sizeof(args), "serve --db '%s/other.db' --listen "
-	    "nowhere", s->dir);
-	assert_int_equal(run(args, NULL, out, sizeof(out)), 2);
+	assert_int_equal(tsrv_run(s, none, NULL, 0, out, sizeof(out)), 2);
+	assert_int_equal(tsrv_run(s, serve, NULL, 0, out, sizeof(out)), 2);
+	assert_int_equal(tsrv_run(s, frobnicate, NULL, 0, out, sizeof(out)),
+	    2);
+	snprintf(other_db, sizeof(other_db), "%s/other.db", s->dir);
+	assert_int_equal(tsrv_run(s, bad_listen, NULL, 0, out, sizeof(out)),
+	    2);
 	assert_non_null(strstr(out, "ADDR:PORT"));
-	assert_int_equal(run("--help", NULL, out, sizeof(out)), 0);
+	assert_int_equal(tsrv_run(s, help, NULL, 0, out, sizeof(out)), 0);
 	assert_non_null(strstr(out, "--signing-key"));
 	dirc_free(c);
 	tdev_clear(&d);
-	assert_int_equal(server_stop(s), 0);
+	assert_int_equal(tsrv_stop(s), 0);
 }
 
 /*
@@ -682,12 +477,13 @@ assert_token_holds_sig_only(const char *tool, const char *module,
 static void
 test_pkcs11_head_key(void **state)
 {
-	struct server *s = *state;
+	struct tsrv *s = *state;
 	const char *util = getenv("SOFTHSM2_UTIL");
 	const char *module = getenv("SOFTHSM2_MODULE");
 	const char *tool = getenv("PKCS11_TOOL");
 	const char *top = getenv("top_srcdir");
-	char cmd[2048], line[1024], uri[1024], args[1200], out[4096];
+	char cmd[2048], line[1024], uri[1024], out[4096];
+	const char *keycmd[] = { "key", "--signing-key", uri, NULL };
 	const char *extra[3];
 	struct dirc_info info;
 	struct dirc *c;
@@ -716,14 +512,13 @@ test_pkcs11_head_key(void **state)
 	    "?module-path=%s&pin-value=1234", module);
 	/* `key` creates the key in the token and prints its id; no
 	 * encryption key is made beside it. */
-	snprintf(args, sizeof(args), "key --signing-key '%s'", uri);
-	assert_int_equal(run(args, NULL, out, sizeof(out)), 0);
+	assert_int_equal(tsrv_run(s, keycmd, NULL, 0, out, sizeof(out)), 0);
 	assert_token_holds_sig_only(tool, module, "dirkey");
 	extra[0] = "--signing-key";
 	extra[1] = uri;
 	extra[2] = NULL;
-	server_start(s, "http", extra);
-	c = client(s);
+	tsrv_start(s, extra);
+	c = tsrv_client(s);
 	err_clear(&e);
 	assert_int_equal(dirc_info(c, &info, &e), 0);
 	assert_non_null(strstr(out, info.directory_id));
@@ -736,18 +531,18 @@ test_pkcs11_head_key(void **state)
 	assert_int_equal(dirc_register_device(c, PW, &d.rec, &head, &e), 0);
 	assert_int_equal(acctlog_head_verify(&head, pub, info.directory_id,
 	    &e), 0);
-	assert_int_equal(server_stop(s), 0);
+	assert_int_equal(tsrv_stop(s), 0);
 	/* The same key again on the next start. */
-	server_start(s, "http", extra);
+	tsrv_restart(s);
 	dirc_free(c);
-	c = client(s);
+	c = tsrv_client(s);
 	{
 		struct dirc_info again;
 
 		assert_int_equal(dirc_info(c, &again, &e), 0);
 		assert_string_equal(again.directory_id, info.directory_id);
 	}
-	assert_int_equal(server_stop(s), 0);
+	assert_int_equal(tsrv_stop(s), 0);
 	assert_token_holds_sig_only(tool, module, "dirkey");
 	unsetenv("SOFTHSM2_CONF");
 	EVP_PKEY_free(pub);
@@ -758,16 +553,16 @@ test_pkcs11_head_key(void **state)
 static void
 test_unreachable(void **state)
 {
-	struct server *s = *state;
+	struct tsrv *s = *state;
 	struct dirc *c = NULL;
 	struct dirc_info info;
 	struct err_ctx e;
 	char url[200];
 
 	/* A port that was just served and is closed now. */
-	server_start(s, "http", NULL);
+	tsrv_start(s, NULL);
 	snprintf(url, sizeof(url), "%s", s->url);
-	assert_int_equal(server_stop(s), 0);
+	assert_int_equal(tsrv_stop(s), 0);
 	err_clear(&e);
 	assert_int_equal(dirc_new(url, NULL, &c, &e), 0);
 	assert_int_equal(dirc_info(c, &info, &e), ERR_NETWORK);
@@ -783,15 +578,15 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_end_to_end, setup,
-		    teardown),
+		    tsrv_teardown),
 		cmocka_unit_test_setup_teardown(
-		    test_sigterm_answers_long_polls, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_tls, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_cli, setup, teardown),
+		    test_sigterm_answers_long_polls, setup, tsrv_teardown),
+		cmocka_unit_test_setup_teardown(test_tls, setup, tsrv_teardown),
+		cmocka_unit_test_setup_teardown(test_cli, setup, tsrv_teardown),
 		cmocka_unit_test_setup_teardown(test_pkcs11_head_key, setup,
-		    teardown),
+		    tsrv_teardown),
 		cmocka_unit_test_setup_teardown(test_unreachable, setup,
-		    teardown),
+		    tsrv_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,8 +1,8 @@
 /*
  * dir-test-util.h - fixtures shared by the directory tests: software
  * devices standing in for tokens, envelopes made with common/envelope,
- * temporary directories, and a small raw HTTP helper for requests that a
- * well-behaved client would never send.
+ * temporary directories, a monotonic clock, and a small raw HTTP helper
+ * for requests that a well-behaved client would never send.
  */
 #ifndef DEVID_DIR_TEST_UTIL_H
 #define DEVID_DIR_TEST_UTIL_H
@@ -55,6 +55,15 @@ int tenv_make(const struct tdev *sender, const char *const *to, size_t n_to,
 int tenv_open(const struct tdev *self, const struct tdev *sender,
     const char *json, size_t len);
 
+/* The "id" member of JSON text (an envelope's id) into id, a string of
+ * fewer than id_len bytes; 0, or -1 when there is none that fits. */
+int tenv_id(const char *json, size_t len, char *id, size_t id_len);
+
+/* A monotonic clock in milliseconds, and a sleep that resumes after
+ * signals. */
+double tmono_ms(void);
+void tsleep_ms(unsigned int ms);
+
 /* A new private temporary directory (caller frees the string) and its
  * recursive removal. */
 char *ttmpdir_make(void);
@@ -68,6 +77,13 @@ void ttmpdir_remove(char *path);
  */
 long thttp(const char *base, const char *method, const char *path,
     const char *body, size_t body_len, const char *header,
+    const char *user, const char *password, json_t **out);
+
+/* thttp() from the source address or interface iface (curl's
+ * CURLOPT_INTERFACE, e.g. "host!127.0.0.2"; NULL: any).  Safe to call
+ * from several threads once curl_global_init() has run. */
+long thttp_from(const char *iface, const char *base, const char *method,
+    const char *path, const char *body, size_t body_len, const char *header,
     const char *user, const char *password, json_t **out);
 
 /* The "code" word of a JSON error answer, or "" . */

@@ -162,15 +162,6 @@ now_s(void)
 	return (uint64_t)time(NULL);
 }
 
-static double
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 static void
 fail_worker(struct worker *w, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -257,67 +248,7 @@ record_write(struct worker *w, const char *account, const char *id,
 	pthread_mutex_unlock(&f->lock);
 }
 
-/* The "id" of an envelope's JSON text into id; 0 or -1. */
-static int
-envelope_id(const char *json, size_t len, char id[ID_MAX])
-{
-	json_t *o = json_loadb(json, len, 0, NULL);
-	const char *s = json_string_value(json_object_get(o, "id"));
-	int r = -1;
-
-	if (s != NULL && strlen(s) < ID_MAX) {
-		snprintf(id, ID_MAX, "%s", s);
-		r = 0;
-	}
-	json_decref(o);
-	return r;
-}
-
 /* --- the client threads --- */
-
-static size_t
-discard(char *data, size_t size, size_t nmemb, void *arg)
-{
-	return size * nmemb;
-}
-
-/*
- * POSTs body to base + path with HTTP Basic on a new connection from the
- * source address iface ("host!127.0.0.2").  The HTTP status, 0 when no
- * answer came.
- */
-static long
-post_basic(const char *iface, const char *base, const char *path,
-    const char *body, const char *user, const char *pw)
-{
-	struct curl_slist *hdrs;
-	char url[512];
-	long status = 0;
-	CURL *c;
-
-	if ((c = curl_easy_init()) == NULL)
-		return 0;
-	hdrs = curl_slist_append(NULL, "Content-Type: application/json");
-	snprintf(url, sizeof(url), "%s%s", base, path);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_INTERFACE, iface);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
-	    (curl_off_t)strlen(body));
-	curl_easy_setopt(c, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
-	curl_easy_setopt(c, CURLOPT_USERNAME, user);
-	curl_easy_setopt(c, CURLOPT_PASSWORD, pw);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 90L);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-	if (curl_easy_perform(c) == CURLE_OK)
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-	curl_slist_free_all(hdrs);
-	curl_easy_cleanup(c);
-	return status;
-}
 
 /* Answers a write may get here: 2xx, 503 while the server drains, or
  * none. */
@@ -357,7 +288,10 @@ registrar_main(void *arg)
 			break;
 		}
 		set_busy(w, 1);
-		st = post_basic(iface, cy->base, path, text, account, PW);
+		/* A new connection from the worker's own address. */
+		st = thttp_from(iface, cy->base, "POST", path, text,
+		    strlen(text), "Content-Type: application/json", account,
+		    PW, NULL);
 		record_write(w, account, d.rec.device, st);
 		check_write_status(w, st);
 		free(text);
@@ -396,7 +330,7 @@ poster_main(void *arg)
 		json = NULL;
 		if (tenv_make(&f->senders[w->idx], to, 1, &f->mail_head, 1,
 		    recips, 1, &json, &len) != 0 ||
-		    envelope_id(json, len, id) != 0) {
+		    tenv_id(json, len, id, sizeof(id)) != 0) {
 			fail_worker(w, "cannot make an envelope");
 			free(json);
 			break;
@@ -567,8 +501,8 @@ note_queued(void *arg, uint64_t seq, const char *envelope)
 		f->queued = nq;
 		f->cap_queued = cap;
 	}
-	if (envelope_id(envelope, strlen(envelope),
-	    f->queued[f->n_queued].id) != 0) {
+	if (tenv_id(envelope, strlen(envelope), f->queued[f->n_queued].id,
+	    sizeof(f->queued[f->n_queued].id)) != 0) {
 		qc->bad = 1;
 		return ERR_FORMAT;
 	}
@@ -985,9 +919,9 @@ run_cycle(struct fx *f, int n)
 	}
 	pthread_mutex_unlock(&f->lock);
 
-	t0 = mono_ms();
+	t0 = tmono_ms();
 	dir_server_stop(srv);
-	stop_ms = mono_ms() - t0;
+	stop_ms = tmono_ms() - t0;
 	if (stop_ms > f->stop_ms_max)
 		f->stop_ms_max = stop_ms;
 	for (i = 0; i < N_WORKERS; i++)

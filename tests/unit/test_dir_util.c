@@ -3,6 +3,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -201,6 +202,39 @@ tenv_open(const struct tdev *self, const struct tdev *sender,
 	return r;
 }
 
+int
+tenv_id(const char *json, size_t len, char *id, size_t id_len)
+{
+	json_t *o = json_loadb(json, len, 0, NULL);
+	const char *s = json_string_value(json_object_get(o, "id"));
+	int r = -1;
+
+	if (s != NULL && strlen(s) < id_len) {
+		snprintf(id, id_len, "%s", s);
+		r = 0;
+	}
+	json_decref(o);
+	return r;
+}
+
+double
+tmono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+void
+tsleep_ms(unsigned int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
 char *
 ttmpdir_make(void)
 {
@@ -261,6 +295,15 @@ thttp(const char *base, const char *method, const char *path,
     const char *body, size_t body_len, const char *header, const char *user,
     const char *password, json_t **out)
 {
+	return thttp_from(NULL, base, method, path, body, body_len, header,
+	    user, password, out);
+}
+
+long
+thttp_from(const char *iface, const char *base, const char *method,
+    const char *path, const char *body, size_t body_len, const char *header,
+    const char *user, const char *password, json_t **out)
+{
 	struct curl_slist *hdrs = NULL;
 	struct tanswer a = { NULL, 0 };
 	char url[4096];
@@ -275,6 +318,8 @@ thttp(const char *base, const char *method, const char *path,
 	if (header != NULL)
 		hdrs = curl_slist_append(hdrs, header);
 	curl_easy_setopt(c, CURLOPT_URL, url);
+	if (iface != NULL)
+		curl_easy_setopt(c, CURLOPT_INTERFACE, iface);
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
