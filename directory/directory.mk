@@ -133,3 +133,14 @@ tests_integration_test_dir_durability_CFLAGS = $(UNIT_CFLAGS) \
 	$(CURL_CFLAGS) -I$(top_srcdir)/tests/unit
 tests_integration_test_dir_durability_LDADD = common/libdevidclient.a \
 	$(UNIT_LIBS) $(CURL_LIBS) -lpthread
+
+# Throughput, long-polls and latency under password floods of the real
+# server on loopback; built, never run by `make check` (see
+# docs/performance.md).
+noinst_PROGRAMS += tests/bench/bench-directory
+tests_bench_bench_directory_SOURCES = tests/bench/bench-directory.c \
+	tests/unit/test_dir_util.c tests/unit/dir-test-util.h
+tests_bench_bench_directory_CFLAGS = $(AM_CFLAGS) $(MHD_CFLAGS) \
+	$(CURL_CFLAGS) -I$(top_srcdir)/tests/unit
+tests_bench_bench_directory_LDADD = common/libdevidclient.a $(COMMON_LIBS) \
+	$(MHD_LIBS) $(CURL_LIBS) -lpthread
