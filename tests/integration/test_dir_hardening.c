@@ -72,6 +72,8 @@
 #define NOSUCH_PATH "nosuch%40example.org"
 #define PW "alice's password"
 #define BOB_PW "bob's password!"
+#define CAROL "carol@example.org"
+#define CAROL_PW "carol's password"
 #define ANSWER_WAIT_MS 30000
 #define OUT_MAX 16384
 
@@ -948,6 +950,164 @@ test_preauth_body(void **state)
 	assert_int_equal(tsrv_stop(s), 0);
 }
 
+/* The number of messages queued for the device of c. */
+static size_t
+inbox_count(struct dirc *c)
+{
+	struct dirc_inbox *in = NULL;
+	struct err_ctx e;
+	size_t n;
+
+	err_clear(&e);
+	if (dirc_inbox(c, 0, 0, &in, &e) != 0)
+		fail_msg("inbox: %s", err_msg(&e));
+	n = in->n_items;
+	dirc_inbox_free(in);
+	return n;
+}
+
+/*
+ * An envelope from sender (session c) to recipient device r of account
+ * rcpt, with the heads of both accounts as views; the JSON text in
+ * *json (caller frees).
+ */
+static size_t
+envelope_to(struct dirc *c, const struct tdev *sender, const char *rcpt,
+    const struct tdev *r, EVP_PKEY *dir_pub, const char *dir_id, char **json)
+{
+	const char *to[2];
+	const struct tdev *recips[1] = { r };
+	struct acctlog_state st[2];
+	struct acctlog_head views[2];
+	struct err_ctx e;
+	size_t len = 0, i;
+
+	err_clear(&e);
+	/* "to" is sorted. */
+	if (strcmp(sender->rec.account, rcpt) < 0) {
+		to[0] = sender->rec.account;
+		to[1] = rcpt;
+	} else {
+		to[0] = rcpt;
+		to[1] = sender->rec.account;
+	}
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(acctlog_state_init(&st[i], to[i], dir_id, &e),
+		    0);
+		tsrv_watch(c, &st[i], dir_pub);
+		views[i] = st[i].head;
+	}
+	assert_int_equal(tenv_make(sender, to, 2, views, 2, recips, 1, json,
+	    &len), 0);
+	for (i = 0; i < 2; i++)
+		acctlog_state_clear(&st[i]);
+	return len;
+}
+
+/*
+ * Inbox fairness against the real server, each sender on its own
+ * address: one sender may fill only its share of a recipient device's
+ * queue while another still gets through, and the recipient account's
+ * quota holds; refused posts store nothing, and reading frees the share.
+ */
+static void
+test_inbox_fairness(void **state)
+{
+	struct tsrv *s = *state;
+	char dir_id[DEVREC_ID_HEX_LEN + 1], dir_id2[DEVREC_ID_HEX_LEN + 1];
+	char dir_id3[DEVREC_ID_HEX_LEN + 1], quota[32], ha[512], hc[512];
+	const char *extra[] = { "--max-queue-per-sender", "2",
+		"--account-quota", quota, NULL };
+	char *env[6];
+	struct tdev a1, b1, c1;
+	struct dirc *ca, *cb, *cc, *c;
+	struct dirc_info info;
+	EVP_PKEY *dir_pub = NULL;
+	struct err_ctx e;
+	struct hans a;
+	size_t len[6], i;
+	uint64_t removed = 0;
+
+	err_clear(&e);
+	/* The quota holds three of these envelopes and a half. */
+	snprintf(quota, sizeof(quota), "%u", 100000u);
+	tsrv_start(s, extra);
+	account_with_device(s, ALICE, PW, &a1, dir_id);
+	account_with_device(s, BOB, BOB_PW, &b1, dir_id2);
+	account_with_device(s, CAROL, CAROL_PW, &c1, dir_id3);
+	ca = tsrv_login(s, dir_id, &a1);
+	cb = tsrv_login(s, dir_id, &b1);
+	cc = tsrv_login(s, dir_id, &c1);
+	c = tsrv_client(s);
+	assert_int_equal(dirc_info(c, &info, &e), 0);
+	assert_int_equal(crypto_spki_import(info.head_key, info.head_key_len,
+	    &dir_pub, &e), 0);
+	for (i = 0; i < 6; i++)
+		len[i] = envelope_to(i < 3 ? ca : cc, i < 3 ? &a1 : &c1, BOB,
+		    &b1, dir_pub, dir_id, &env[i]);
+	/* Restart with the quota set to what three and a half take. */
+	assert_int_equal(tsrv_stop(s), 0);
+	snprintf(quota, sizeof(quota), "%zu", len[0] * 3 + len[0] / 2);
+	tsrv_start(s, extra);
+	dirc_free(ca);
+	dirc_free(cb);
+	dirc_free(cc);
+	ca = tsrv_login(s, dir_id, &a1);
+	cb = tsrv_login(s, dir_id, &b1);
+	cc = tsrv_login(s, dir_id, &c1);
+	bearer_header(dirc_token(ca), ha, sizeof(ha));
+	bearer_header(dirc_token(cc), hc, sizeof(hc));
+
+	/* alice's share of bob's device: two, then 429. */
+	assert_int_equal(hreq(s, "127.0.0.2", "POST", "/v1/messages", ha,
+	    env[0], len[0], &a), 201);
+	hans_free(&a);
+	assert_int_equal(hreq(s, "127.0.0.2", "POST", "/v1/messages", ha,
+	    env[1], len[1], &a), 201);
+	hans_free(&a);
+	assert_int_equal(hreq(s, "127.0.0.2", "POST", "/v1/messages", ha,
+	    env[2], len[2], &a), 429);
+	assert_string_equal(hcode(&a), "sender_share");
+	assert_true(a.retry_after >= 1);
+	hans_free(&a);
+	assert_int_equal(inbox_count(cb), 2);
+	/* carol, from elsewhere, still gets through... */
+	assert_int_equal(hreq(s, "127.0.0.3", "POST", "/v1/messages", hc,
+	    env[3], len[3], &a), 201);
+	hans_free(&a);
+	/* ...until bob's account holds what its quota allows. */
+	assert_int_equal(hreq(s, "127.0.0.3", "POST", "/v1/messages", hc,
+	    env[4], len[4], &a), 429);
+	assert_string_equal(hcode(&a), "quota_exceeded");
+	assert_non_null(strstr(json_string_value(json_object_get(
+	    json_object_get(a.json, "error"), "message")), BOB));
+	hans_free(&a);
+	assert_int_equal(inbox_count(cb), 3);
+	/* bob reads and acknowledges: alice's share and the quota are free
+	 * again, and the refused envelopes may be sent now. */
+	assert_int_equal(dirc_ack(cb, UINT64_MAX >> 12, &removed, &e), 0);
+	assert_int_equal(removed, 3);
+	assert_int_equal(hreq(s, "127.0.0.2", "POST", "/v1/messages", ha,
+	    env[2], len[2], &a), 201);
+	hans_free(&a);
+	assert_int_equal(hreq(s, "127.0.0.3", "POST", "/v1/messages", hc,
+	    env[4], len[4], &a), 201);
+	hans_free(&a);
+	assert_int_equal(inbox_count(cb), 2);
+
+	for (i = 0; i < 6; i++)
+		free(env[i]);
+	EVP_PKEY_free(dir_pub);
+	dirc_free(c);
+	dirc_free(ca);
+	dirc_free(cb);
+	dirc_free(cc);
+	tdev_clear(&a1);
+	tdev_clear(&b1);
+	tdev_clear(&c1);
+	assert_int_equal(tsrv_stop(s), 0);
+}
+
 /* GET /v1/health on fd, keeping the connection open; the status. */
 static int
 health_keepalive(int fd)
@@ -1548,6 +1708,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_auth_before_reveal, setup,
 		    tsrv_teardown),
 		cmocka_unit_test_setup_teardown(test_preauth_body, setup,
+		    tsrv_teardown),
+		cmocka_unit_test_setup_teardown(test_inbox_fairness, setup,
 		    tsrv_teardown),
 		cmocka_unit_test_setup_teardown(test_per_address_limit, setup,
 		    tsrv_teardown),
