@@ -48,14 +48,28 @@ struct dir_head_cache {
 	size_t text_len;
 };
 
-/* Wall-clock milliseconds, the cache's clock. */
+/* Milliseconds of clock: CLOCK_REALTIME for the caches (whose entries
+ * expire by the wall clock, as sessions do), CLOCK_MONOTONIC for the
+ * password brake. */
 static uint64_t
-wall_ms(void)
+clock_ms(clockid_t clock)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
+	clock_gettime(clock, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t
+wall_ms(void)
+{
+	return clock_ms(CLOCK_REALTIME);
+}
+
+static uint64_t
+mono_ms(void)
+{
+	return clock_ms(CLOCK_MONOTONIC);
 }
 
 static uint64_t
@@ -563,15 +577,6 @@ handle_health(struct dir_api *api, struct dir_request *rq)
 }
 
 /* --- passwords: checked and hashed on the server's worker pool --- */
-
-static uint64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /*
  * One password check or hash in flight, the request's state while the
