@@ -1448,15 +1448,10 @@ handle_message(struct dir_api *api, struct dir_request *rq)
 	goto out;
  fail:
 	/* The store's refusals: the sender's share of a recipient's queue
-	 * and an account's quota pass with time (429, Retry-After); a full
+	 * and an account's quota pass with time (429 "sender_share" and
+	 * "quota_exceeded" with Retry-After, from dir_status_for()); a full
 	 * queue waits for its device (503). */
-	if (e.code == ERR_FAIR_SHARE)
-		dir_reply_error(rq, MHD_HTTP_TOO_MANY_REQUESTS,
-		    "sender_share", "%s", err_msg(&e));
-	else if (e.code == ERR_QUOTA)
-		dir_reply_error(rq, MHD_HTTP_TOO_MANY_REQUESTS,
-		    "quota_exceeded", "%s", err_msg(&e));
-	else if (e.code == ERR_TOO_LARGE && env != NULL)
+	if (e.code == ERR_TOO_LARGE && env != NULL)
 		dir_reply_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE,
 		    "queue_full", "%s", err_msg(&e));
 	else
