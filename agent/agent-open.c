@@ -25,6 +25,7 @@
 #include "agent-log.h"
 #include "agent-ops.h"
 #include "agent-registry.h"
+#include "agent-req.h"
 #include "agent-sock.h"
 #include "agent-token.h"
 #include "buf.h"
@@ -355,10 +356,25 @@ agent_gossip_check(struct agent *a)
 	}
 }
 
+int
+agent_open_args(const json_t *req, struct err_ctx *e)
+{
+	static const char *const keys[] = { "envelope", "sender_key" };
+	int r;
+
+	if ((r = agent_req_keys(req, keys, 2, e)) != 0)
+		return r;
+	if (!json_is_object(json_object_get(req, "envelope")))
+		return err_set(e, ERR_FORMAT, "envelope must be an object");
+	if (json_object_get(req, "sender_key") != NULL &&
+	    agent_req_str(req, "sender_key", 2048, e) == NULL)
+		return ERR_FORMAT;
+	return 0;
+}
+
 json_t *
 agent_op_open(struct agent *a, const json_t *req, struct err_ctx *e)
 {
-	static const char *const keys[] = { "envelope", "sender_key" };
 	struct env_opened opened;
 	struct env_open_ops ops;
 	struct env_limits lim;
@@ -373,20 +389,11 @@ agent_op_open(struct agent *a, const json_t *req, struct err_ctx *e)
 	int r;
 
 	memset(&opened, 0, sizeof(opened));
-	if ((r = agent_req_keys(req, keys, 2, e)) != 0)
-		return agent_reply_err(r, e);
 	env = json_object_get(req, "envelope");
-	if (!json_is_object(env))
-		return agent_reply_err(err_set(e, ERR_FORMAT, "envelope must be an "
-		    "object"), e);
 	oc.a = a;
-	oc.sender_key_b64 = NULL;
-	if (json_object_get(req, "sender_key") != NULL &&
-	    (oc.sender_key_b64 = agent_req_str(req, "sender_key", 2048, e)) == NULL)
-		return agent_reply_err(ERR_FORMAT, e);
-	if (!a->reg_verified)
-		return agent_reply_err(err_set(e, ERR_PIN_REQUIRED, "the agent is "
-		    "locked: run devid-agent unlock"), e);
+	/* NULL when absent: agent_open_args() let only a string through. */
+	oc.sender_key_b64 = json_string_value(json_object_get(req,
+	    "sender_key"));
 	if ((t = agent_token_backend(&a->tok, e)) == NULL)
 		return agent_reply_err(e->code != 0 ? e->code : ERR_TOKEN, e);
 	memset(&self, 0, sizeof(self));

@@ -20,6 +20,7 @@
 #include "agent-log.h"
 #include "agent-ops.h"
 #include "agent-registry.h"
+#include "agent-req.h"
 #include "agent-sock.h"
 #include "agent-token.h"
 #include "agent-watch.h"
@@ -395,53 +396,7 @@ agent_tick(struct agent *a)
 	alert_reap();
 }
 
-/* --- reading requests, writing answers --- */
-
-json_t *
-agent_reply_err(int r, const struct err_ctx *e)
-{
-	return sock_error_reply(sock_err_code(r), err_msg(e));
-}
-
-static json_t *
-reply_ok(void)
-{
-	return json_pack("{s:b}", "ok", 1);
-}
-
-/* Checks that req has only these keys (plus "op" and "id"). */
-int
-agent_req_keys(const json_t *req, const char *const *allowed, size_t n,
-    struct err_ctx *e)
-{
-	const char *key;
-	json_t *v;
-	size_t i;
-
-	json_object_foreach((json_t *)req, key, v) {
-		(void)v;
-		if (strcmp(key, "op") == 0 || strcmp(key, "id") == 0)
-			continue;
-		for (i = 0; i < n; i++)
-			if (strcmp(key, allowed[i]) == 0)
-				break;
-		if (i == n)
-			return err_set(e, ERR_FORMAT, "unknown field '%.32s' "
-			    "in the request", key);
-	}
-	return 0;
-}
-
-const char *
-agent_req_str(const json_t *req, const char *key, size_t max,
-    struct err_ctx *e)
-{
-	const char *s = NULL;
-
-	if (devrec_json_str(req, key, max, &s, "request", e) != 0)
-		return NULL;
-	return s;
-}
+/* --- pieces of the answers --- */
 
 static void
 stats_json(json_t *o, const struct token_stats *s)
@@ -469,7 +424,8 @@ alerts_array(struct agent *a)
 /* --- the operations (lock held unless said otherwise) --- */
 
 static json_t *
-op_info(struct agent *a)
+op_info(struct agent *a, struct sock_conn *conn, const json_t *req,
+    struct err_ctx *e)
 {
 	char short_id[DEVREC_SHORT_ID_LEN + 1] = "";
 	char *sig = NULL, *enc = NULL;
@@ -496,7 +452,8 @@ op_info(struct agent *a)
 }
 
 static json_t *
-op_status(struct agent *a)
+op_status(struct agent *a, struct sock_conn *conn, const json_t *req,
+    struct err_ctx *e)
 {
 	struct token_stats st;
 	json_t *o, *tok, *w;
@@ -539,7 +496,8 @@ op_status(struct agent *a)
 }
 
 static json_t *
-op_devices(struct agent *a)
+op_devices(struct agent *a, struct sock_conn *conn, const json_t *req,
+    struct err_ctx *e)
 {
 	char short_id[DEVREC_SHORT_ID_LEN + 1], hash[65];
 	json_t *arr = json_array(), *d;
@@ -581,22 +539,44 @@ op_devices(struct agent *a)
 	    a->reg.account, "seq", (json_int_t)a->reg.log.seq, "devices", arr);
 }
 
-static json_t *
-op_approve(struct agent *a, const json_t *req, struct err_ctx *e)
+/*
+ * The fields of approve and revoke: only "device", a device id or a
+ * prefix of one.  Checked before the lock test, so that a malformed
+ * request is answered as such by a locked agent too.
+ */
+static int
+device_args(const json_t *req, struct err_ctx *e)
 {
 	static const char *const keys[] = { "device" };
+
+	if (agent_req_keys(req, keys, 1, e) != 0 ||
+	    agent_req_str(req, "device", 80, e) == NULL)
+		return ERR_FORMAT;
+	return 0;
+}
+
+/* The registry's device that the request names (fields checked by
+ * device_args()) in *out, borrowed from a->reg; else an error in e. */
+static int
+request_device(struct agent *a, const json_t *req, struct reg_device **out,
+    struct err_ctx *e)
+{
+	const char *prefix;
+
+	if ((prefix = agent_req_str(req, "device", 80, e)) == NULL)
+		return ERR_FORMAT;
+	return reg_match(&a->reg, prefix, out, e);
+}
+
+static json_t *
+op_approve(struct agent *a, struct sock_conn *conn, const json_t *req,
+    struct err_ctx *e)
+{
 	struct reg_device *d, saved;
 	char short_id[DEVREC_SHORT_ID_LEN + 1];
-	const char *prefix;
 	int r;
 
-	if ((r = agent_req_keys(req, keys, 1, e)) != 0 ||
-	    (prefix = agent_req_str(req, "device", 80, e)) == NULL)
-		return agent_reply_err(ERR_FORMAT, e);
-	if (!a->reg_verified)
-		return agent_reply_err(err_set(e, ERR_PIN_REQUIRED, "the agent is "
-		    "locked: run devid-agent unlock"), e);
-	if ((r = reg_match(&a->reg, prefix, &d, e)) != 0)
+	if ((r = request_device(a, req, &d, e)) != 0)
 		return agent_reply_err(r, e);
 	(void)devrec_short_id(d->device, short_id);
 	if (d->state == REG_REVOKED)
@@ -626,7 +606,8 @@ op_approve(struct agent *a, const json_t *req, struct err_ctx *e)
 }
 
 static json_t *
-op_ack(struct agent *a, const json_t *req, struct err_ctx *e)
+op_ack(struct agent *a, struct sock_conn *conn, const json_t *req,
+    struct err_ctx *e)
 {
 	static const char *const keys[] = { "alert" };
 	const struct alert *al;
@@ -646,7 +627,7 @@ op_ack(struct agent *a, const json_t *req, struct err_ctx *e)
 }
 
 static json_t *
-op_alerts(struct agent *a, struct sock_conn *c, const json_t *req,
+op_alerts(struct agent *a, struct sock_conn *conn, const json_t *req,
     struct err_ctx *e)
 {
 	static const char *const keys[] = { "follow" };
@@ -660,12 +641,13 @@ op_alerts(struct agent *a, struct sock_conn *c, const json_t *req,
 		return agent_reply_err(err_set(e, ERR_FORMAT, "follow must be true or "
 		    "false"), e);
 	if (json_is_true(f))
-		sock_conn_set_follow(c, 1);
+		sock_conn_set_follow(conn, 1);
 	return json_pack("{s:b, s:o}", "ok", 1, "alerts", alerts_array(a));
 }
 
 static json_t *
-op_unlock(struct agent *a, const json_t *req, struct err_ctx *e)
+op_unlock(struct agent *a, struct sock_conn *conn, const json_t *req,
+    struct err_ctx *e)
 {
 	static const char *const keys[] = { "pin" };
 	const json_t *pv;
@@ -692,19 +674,21 @@ op_unlock(struct agent *a, const json_t *req, struct err_ctx *e)
 		agent_log(LOG_ERR, "registry not saved: %s", err_msg(e));
 	a->refresh = 1;
 	pthread_cond_signal(&a->wake_watch);
-	return reply_ok();
+	return agent_reply_ok();
 }
 
 static json_t *
-op_lock(struct agent *a)
+op_lock(struct agent *a, struct sock_conn *conn, const json_t *req,
+    struct err_ctx *e)
 {
 	agent_token_lock(&a->tok);
 	agent_log(LOG_NOTICE, "locked");
-	return reply_ok();
+	return agent_reply_ok();
 }
 
 static json_t *
-op_sign(struct agent *a, const json_t *req, struct err_ctx *e)
+op_sign(struct agent *a, struct sock_conn *conn, const json_t *req,
+    struct err_ctx *e)
 {
 	static const char *const keys[] = { "transcript" };
 	const char *t;
@@ -744,9 +728,9 @@ op_sign(struct agent *a, const json_t *req, struct err_ctx *e)
 /* --- revoke: signs here, talks to the directory without the lock --- */
 
 static json_t *
-op_revoke(struct agent *a, const json_t *req, struct err_ctx *e)
+op_revoke(struct agent *a, struct sock_conn *conn, const json_t *req,
+    struct err_ctx *e)
 {
-	static const char *const keys[] = { "device" };
 	struct reg_device *d;
 	struct dirc_options opt;
 	struct dirc *c = NULL;
@@ -755,16 +739,9 @@ op_revoke(struct agent *a, const json_t *req, struct err_ctx *e)
 	uint8_t digest[32], sig[64];
 	uint64_t now = (uint64_t)time(NULL);
 	enum reg_state old_state;
-	const char *prefix;
 	int r;
 
-	if ((r = agent_req_keys(req, keys, 1, e)) != 0 ||
-	    (prefix = agent_req_str(req, "device", 80, e)) == NULL)
-		return agent_reply_err(ERR_FORMAT, e);
-	if (!a->reg_verified)
-		return agent_reply_err(err_set(e, ERR_PIN_REQUIRED, "the agent is "
-		    "locked: run devid-agent unlock"), e);
-	if ((r = reg_match(&a->reg, prefix, &d, e)) != 0)
+	if ((r = request_device(a, req, &d, e)) != 0)
 		return agent_reply_err(r, e);
 	memcpy(device, d->device, sizeof(device));
 	memcpy(account, a->reg.account, sizeof(account));
@@ -836,7 +813,8 @@ op_revoke(struct agent *a, const json_t *req, struct err_ctx *e)
  * is none.  The login waits for the directory without the lock.
  */
 static json_t *
-op_session(struct agent *a, const json_t *req, struct err_ctx *e)
+op_session(struct agent *a, struct sock_conn *conn, const json_t *req,
+    struct err_ctx *e)
 {
 	struct dirc_options opt;
 	struct dirc *c = NULL;
@@ -849,8 +827,7 @@ op_session(struct agent *a, const json_t *req, struct err_ctx *e)
 		return agent_reply_err(r, e);
 	if (!agent_session_cached(a, &token, &expires)) {
 		if (!a->reg_verified || agent_token_locked(&a->tok))
-			return agent_reply_err(err_set(e, ERR_PIN_REQUIRED, "the "
-			    "agent is locked: run devid-agent unlock"), e);
+			return agent_reply_err(agent_err_locked(e), e);
 		pthread_mutex_unlock(&a->lock);
 		memset(&opt, 0, sizeof(opt));
 		opt.timeout_s = (long)a->cfg->http_timeout;
@@ -875,48 +852,99 @@ op_session(struct agent *a, const json_t *req, struct err_ctx *e)
 	return o;
 }
 
+/* --- dispatch --- */
+
+static json_t *
+op_open(struct agent *a, struct sock_conn *conn, const json_t *req,
+    struct err_ctx *e)
+{
+	return agent_op_open(a, req, e);
+}
+
+static json_t *
+op_gossip_alert(struct agent *a, struct sock_conn *conn, const json_t *req,
+    struct err_ctx *e)
+{
+	return agent_op_gossip_alert(a, req, e);
+}
+
+/*
+ * One socket operation.  An operation that needs the token unlocked is
+ * refused while the registry is unverified (until the first unlock); its
+ * fields are checked by `args` before that test, so that a malformed
+ * request is answered as such whether the agent is locked or not.
+ * `args` is NULL where `run` checks the fields itself.
+ */
+struct agent_op {
+	const char *name;
+	int needs_unlocked;
+	int (*args)(const json_t *req, struct err_ctx *e);
+	json_t *(*run)(struct agent *a, struct sock_conn *conn,
+	    const json_t *req, struct err_ctx *e);
+};
+
+static const struct agent_op agent_ops[] = {
+	{ "info",         0, NULL,            op_info },
+	{ "status",       0, NULL,            op_status },
+	{ "devices",      0, NULL,            op_devices },
+	{ "approve",      1, device_args,     op_approve },
+	{ "ack",          0, NULL,            op_ack },
+	{ "revoke",       1, device_args,     op_revoke },
+	{ "alerts",       0, NULL,            op_alerts },
+	{ "unlock",       0, NULL,            op_unlock },
+	{ "lock",         0, NULL,            op_lock },
+	{ "sign",         0, NULL,            op_sign },
+	{ "open",         1, agent_open_args, op_open },
+	{ "gossip_alert", 0, NULL,            op_gossip_alert },
+	/* Locked only when no session is cached: checked by op_session. */
+	{ "session",      0, NULL,            op_session },
+};
+
+static const struct agent_op *
+find_op(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(agent_ops) / sizeof(agent_ops[0]); i++)
+		if (strcmp(agent_ops[i].name, name) == 0)
+			return &agent_ops[i];
+	return NULL;
+}
+
+/* The answer of op to req (lock held); NULL when out of memory. */
+static json_t *
+run_op(struct agent *a, const struct agent_op *op, struct sock_conn *conn,
+    const json_t *req, struct err_ctx *e)
+{
+	int r;
+
+	if (op->args != NULL && (r = op->args(req, e)) != 0)
+		return agent_reply_err(r, e);
+	if (op->needs_unlocked && !a->reg_verified)
+		return agent_reply_err(agent_err_locked(e), e);
+	return op->run(a, conn, req, e);
+}
+
 json_t *
 agent_handle(void *arg, struct sock_conn *c, json_t *req)
 {
 	struct agent *a = arg;
+	const struct agent_op *op;
 	struct err_ctx e;
-	const char *op;
+	const char *name;
 	json_t *resp = NULL, *id;
 
 	err_clear(&e);
-	if ((op = agent_req_str(req, "op", 32, &e)) == NULL)
+	if ((name = agent_req_str(req, "op", 32, &e)) == NULL)
 		return agent_reply_err(ERR_FORMAT, &e);
-	pthread_mutex_lock(&a->lock);
-	if (strcmp(op, "info") == 0)
-		resp = op_info(a);
-	else if (strcmp(op, "status") == 0)
-		resp = op_status(a);
-	else if (strcmp(op, "devices") == 0)
-		resp = op_devices(a);
-	else if (strcmp(op, "approve") == 0)
-		resp = op_approve(a, req, &e);
-	else if (strcmp(op, "ack") == 0)
-		resp = op_ack(a, req, &e);
-	else if (strcmp(op, "revoke") == 0)
-		resp = op_revoke(a, req, &e);
-	else if (strcmp(op, "alerts") == 0)
-		resp = op_alerts(a, c, req, &e);
-	else if (strcmp(op, "unlock") == 0)
-		resp = op_unlock(a, req, &e);
-	else if (strcmp(op, "lock") == 0)
-		resp = op_lock(a);
-	else if (strcmp(op, "sign") == 0)
-		resp = op_sign(a, req, &e);
-	else if (strcmp(op, "open") == 0)
-		resp = agent_op_open(a, req, &e);
-	else if (strcmp(op, "gossip_alert") == 0)
-		resp = agent_op_gossip_alert(a, req, &e);
-	else if (strcmp(op, "session") == 0)
-		resp = op_session(a, req, &e);
-	else
+	if ((op = find_op(name)) == NULL) {
 		resp = agent_reply_err(ERR_FORMAT, (err_set(&e, ERR_FORMAT,
-		    "unknown op '%s'", op), &e));
-	pthread_mutex_unlock(&a->lock);
+		    "unknown op '%s'", name), &e));
+	} else {
+		pthread_mutex_lock(&a->lock);
+		resp = run_op(a, op, c, req, &e);
+		pthread_mutex_unlock(&a->lock);
+	}
 	if (resp == NULL)
 		resp = sock_error_reply("internal", "out of memory");
 	/* Echo a request id so that clients may pipeline. */

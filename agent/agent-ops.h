@@ -108,17 +108,13 @@ int agent_load(struct agent *a, const struct agent_config *cfg,
     struct err_ctx *e);
 void agent_free(struct agent *a);
 
-/* The socket handler (sock_handler_fn); arg is the agent. */
-/* --- shared by the request handlers (agent-ops.c, agent-open.c) --- */
-
-/* An error answer for code r with the message in e (a new object). */
-json_t *agent_reply_err(int r, const struct err_ctx *e);
-/* 0 when req has only these keys besides "op" and "id"; else ERR_FORMAT. */
-int agent_req_keys(const json_t *req, const char *const *allowed, size_t n,
-    struct err_ctx *e);
-/* A required string field of 1..max bytes (borrowed), or NULL with e set. */
-const char *agent_req_str(const json_t *req, const char *key, size_t max,
-    struct err_ctx *e);
+/*
+ * The socket handler (sock_handler_fn); arg is the agent.  Looks the
+ * request's "op" up in the table of operations, answers an unknown one
+ * with a format error, and runs a known one with the agent lock held.
+ * Returns a new answer, with the request's "id" echoed.
+ */
+json_t *agent_handle(void *arg, struct sock_conn *c, json_t *req);
 
 /* --- agent-open.c --- */
 
@@ -126,7 +122,11 @@ const char *agent_req_str(const json_t *req, const char *key, size_t max,
  * AGENT_REPLAY_MAX; rewrites it when it has grown large. */
 int agent_replay_load(struct agent *a, struct err_ctx *e);
 
-/* The `open` request (lock held); see docs/agent.md. */
+/* The fields of an `open` request: 0, or ERR_FORMAT with e set. */
+int agent_open_args(const json_t *req, struct err_ctx *e);
+
+/* The `open` request (lock held; fields checked by agent_open_args() and
+ * the registry verified, both by agent_handle()); see docs/agent.md. */
 json_t *agent_op_open(struct agent *a, const json_t *req, struct err_ctx *e);
 
 /*
@@ -138,7 +138,6 @@ json_t *agent_op_open(struct agent *a, const json_t *req, struct err_ctx *e);
  */
 json_t *agent_op_gossip_alert(struct agent *a, const json_t *req,
     struct err_ctx *e);
-json_t *agent_handle(void *arg, struct sock_conn *c, json_t *req);
 
 /*
  * Raises an alert (agent lock held) and queues it for followers.  Takes

@@ -11,6 +11,7 @@ agent_libdevid_agent_a_SOURCES = \
 	agent/agent-registry.c agent/agent-registry.h \
 	agent/agent-alert.c agent/agent-alert.h \
 	agent/agent-token.c agent/agent-token.h \
+	agent/agent-req.c agent/agent-req.h \
 	agent/agent-ops.c agent/agent-ops.h agent/agent-open.c \
 	agent/agent-watch.c agent/agent-watch.h
 agent_libdevid_agent_a_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tpm \

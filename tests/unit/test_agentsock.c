@@ -23,6 +23,7 @@
 #include <jansson.h>
 
 #include "agent-config.h"
+#include "agent-ops.h"
 #include "agent-sock.h"
 #include "errors.h"
 
@@ -326,6 +327,78 @@ test_client_no_agent(void **state)
 	assert_non_null(strstr(err_msg(&e), "is devid-agent running"));
 }
 
+/* The answer of agent_handle() to the request in text. */
+static json_t *
+dispatch(struct agent *a, const char *text)
+{
+	json_t *req, *resp;
+
+	req = json_loads(text, 0, NULL);
+	assert_non_null(req);
+	resp = agent_handle(a, NULL, req);
+	json_decref(req);
+	assert_non_null(resp);
+	return resp;
+}
+
+static void
+assert_refused(json_t *resp, const char *code, const char *msg)
+{
+	json_t *err = json_object_get(resp, "error");
+
+	assert_true(json_is_false(json_object_get(resp, "ok")));
+	assert_string_equal(json_string_value(json_object_get(err, "code")),
+	    code);
+	if (msg != NULL)
+		assert_string_equal(json_string_value(json_object_get(err,
+		    "message")), msg);
+	json_decref(resp);
+}
+
+/* The table of operations: unknown names, the lock test and its order
+ * after the field checks, and a known operation reaching its handler. */
+static void
+test_dispatch(void **state)
+{
+	static const char locked[] = "the agent is locked: run devid-agent "
+	    "unlock";
+	struct agent a;
+	json_t *resp;
+
+	(void)state;
+	memset(&a, 0, sizeof(a));
+	pthread_mutex_init(&a.lock, NULL);
+	/* A fresh agent whose token was never unlocked: reg_verified 0. */
+	resp = dispatch(&a, "{\"op\": \"frobnicate\", \"id\": 7}");
+	assert_int_equal(json_integer_value(json_object_get(resp, "id")), 7);
+	assert_refused(resp, "bad_request", "unknown op 'frobnicate'");
+	assert_refused(dispatch(&a, "{\"id\": 1}"), "bad_request", NULL);
+	assert_refused(dispatch(&a, "{\"op\": \"approve\", \"device\": "
+	    "\"ab12\"}"), "locked", locked);
+	assert_refused(dispatch(&a, "{\"op\": \"revoke\", \"device\": "
+	    "\"ab12\"}"), "locked", locked);
+	assert_refused(dispatch(&a, "{\"op\": \"open\", \"envelope\": {}}"),
+	    "locked", locked);
+	/* A malformed request is answered as such, locked or not. */
+	assert_refused(dispatch(&a, "{\"op\": \"revoke\"}"), "bad_request",
+	    NULL);
+	assert_refused(dispatch(&a, "{\"op\": \"approve\", \"device\": "
+	    "\"ab12\", \"x\": 1}"), "bad_request",
+	    "unknown field 'x' in the request");
+	assert_refused(dispatch(&a, "{\"op\": \"open\", \"envelope\": 1}"),
+	    "bad_request", "envelope must be an object");
+	/* Known operations reach their handlers. */
+	assert_refused(dispatch(&a, "{\"op\": \"alerts\", \"follow\": 3}"),
+	    "bad_request", "follow must be true or false");
+	resp = dispatch(&a, "{\"op\": \"alerts\", \"id\": \"q\"}");
+	assert_true(json_is_true(json_object_get(resp, "ok")));
+	assert_int_equal(json_array_size(json_object_get(resp, "alerts")), 0);
+	assert_string_equal(json_string_value(json_object_get(resp, "id")),
+	    "q");
+	json_decref(resp);
+	pthread_mutex_destroy(&a.lock);
+}
+
 int
 main(void)
 {
@@ -342,6 +415,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_server_exclusive,
 		    srv_setup, srv_teardown),
 		cmocka_unit_test(test_client_no_agent),
+		cmocka_unit_test(test_dispatch),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
