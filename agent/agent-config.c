@@ -19,6 +19,7 @@
 #include "dirclient.h"
 #include "errors.h"
 #include "fileio.h"
+#include "tpm-token.h"
 
 /* Order matters: cfg_parse's `locked` mask indexes this table. */
 const struct cfg_key cfg_keys[] = {
@@ -47,6 +48,29 @@ const struct cfg_key cfg_keys[] = {
 	    "(0: never)" },
 	{ NULL, NULL, NULL }
 };
+
+int
+agent_token_spec_parse(const char *spec, struct agent_token_spec *out,
+    struct err_ctx *e)
+{
+	if (spec == NULL)
+		return err_set(e, ERR_CONFIG, "no token configured: give --token "
+		    "tpm2 or --token 'pkcs11:...'");
+	if (strcmp(spec, "tpm2") == 0) {
+		out->kind = AGENT_TOKEN_TPM2;
+		out->backend = "tpm2";
+		out->pin_max = TPM_PIN_MAX;
+		return 0;
+	}
+	if (strncmp(spec, "pkcs11:", 7) == 0) {
+		out->kind = AGENT_TOKEN_PKCS11;
+		out->backend = "pkcs11";
+		out->pin_max = 0;
+		return 0;
+	}
+	return err_set(e, ERR_CONFIG, "token must be 'tpm2' or a 'pkcs11:' "
+	    "URI");
+}
 
 void
 cfg_init(struct agent_config *c)
@@ -182,10 +206,13 @@ cfg_set(struct agent_config *c, const char *key, const char *value,
 		return set_str(&c->label, value);
 	}
 	if (strcmp(key, "token") == 0) {
-		if (strcmp(value, "tpm2") != 0 &&
-		    strncmp(value, "pkcs11:", 7) != 0)
-			return err_set(e, ERR_CONFIG, "%s: token must be "
-			    "'tpm2' or a 'pkcs11:' URI", where);
+		struct agent_token_spec spec;
+		struct err_ctx why;
+		int r;
+
+		err_clear(&why);
+		if ((r = agent_token_spec_parse(value, &spec, &why)) != 0)
+			return err_set(e, r, "%s: %s", where, err_msg(&why));
 		return set_str(&c->token, value);
 	}
 	if (strcmp(key, "directory_key") == 0) {

@@ -32,6 +32,34 @@
 #define CFG_LONG_POLL_DEFAULT 60
 #define CFG_HTTP_TIMEOUT_DEFAULT 30
 
+/* The backends a `token` setting can name. */
+enum agent_token_kind {
+	AGENT_TOKEN_TPM2,
+	AGENT_TOKEN_PKCS11,
+};
+
+/* What a `token` setting names, as agent_token_spec_parse reads it. */
+struct agent_token_spec {
+	enum agent_token_kind kind;
+	/* The backend's name, the ops->name of the token it makes: "tpm2"
+	 * or "pkcs11".  A static string. */
+	const char *backend;
+	/* The longest PIN the backend takes as the keys' auth value when it
+	 * creates them; 0: no limit of its own. */
+	size_t pin_max;
+};
+
+/*
+ * The one place that decides which backend a `token` setting names (the
+ * config check and the agent's token factory both ask it):
+ * exactly "tpm2" (the TPM on the `tcti` setting), or an RFC 7512 URI
+ * starting with "pkcs11:" (checked in full only by the PKCS#11 backend).
+ * Fills out and returns 0, or returns ERR_CONFIG with the reason in e
+ * (spec NULL: no token is configured); out is untouched on failure.
+ */
+int agent_token_spec_parse(const char *spec, struct agent_token_spec *out,
+    struct err_ctx *e);
+
 /*
  * Every setting.  Strings are owned (NULL when unset); numbers are in
  * seconds.  cfg_free() releases the strings.

@@ -28,13 +28,11 @@ int
 agent_token_init(struct agent_token *at, const char *spec, const char *tcti,
     const char *state_dir, int interactive, struct err_ctx *e)
 {
+	int r;
+
 	memset(at, 0, sizeof(*at));
-	if (spec == NULL)
-		return err_set(e, ERR_CONFIG, "no token configured: give --token "
-		    "tpm2 or --token 'pkcs11:...'");
-	if (strcmp(spec, "tpm2") != 0 && strncmp(spec, "pkcs11:", 7) != 0)
-		return err_set(e, ERR_CONFIG, "token must be 'tpm2' or a "
-		    "'pkcs11:' URI");
+	if ((r = agent_token_spec_parse(spec, &at->parsed, e)) != 0)
+		return r;
 	if ((at->spec = strdup(spec)) == NULL ||
 	    (tcti != NULL && (at->tcti = strdup(tcti)) == NULL) ||
 	    (at->state_dir = strdup(state_dir)) == NULL) {
@@ -42,8 +40,7 @@ agent_token_init(struct agent_token *at, const char *spec, const char *tcti,
 		return ERR_ALLOC;
 	}
 	at->interactive = interactive;
-	snprintf(at->backend, sizeof(at->backend), "%s",
-	    strcmp(spec, "tpm2") == 0 ? "tpm2" : "pkcs11");
+	snprintf(at->backend, sizeof(at->backend), "%s", at->parsed.backend);
 	return 0;
 }
 
@@ -194,7 +191,8 @@ pin_for_backend(struct agent_token *at, char *pin, size_t pin_max)
 		int r;
 
 		snprintf(prompt, sizeof(prompt), "PIN for the device keys in "
-		    "the %s token: ", at->backend);
+		    "the %s token: ", at->t != NULL ? at->t->ops->name :
+		    at->backend);
 		r = agent_read_secret(prompt, buf, sizeof(buf), NULL);
 		if (r == 0)
 			r = agent_token_set_pin(at, buf, strlen(buf), NULL);
@@ -236,22 +234,25 @@ backend_new(struct agent_token *at, int with_pin, struct err_ctx *e)
 
 	if (at->t != NULL)
 		return 0;
-	if (strcmp(at->spec, "tpm2") == 0) {
+	switch (at->parsed.kind) {
+	case AGENT_TOKEN_TPM2:
 		memset(&topt, 0, sizeof(topt));
 		if (with_pin && at->pin_set) {
-			if (at->pin_len > TPM_PIN_MAX)
+			if (at->pin_len > at->parsed.pin_max)
 				return err_set(e, ERR_CONFIG, "a TPM PIN is at "
-				    "most %d bytes", TPM_PIN_MAX);
+				    "most %zu bytes", at->parsed.pin_max);
 			topt.pin = at->pin;
 		}
 		topt.pin_cb = tpm_pin_cb;
 		topt.pin_cb_arg = at;
 		return tpm_token_new(at->tcti, at->state_dir, &topt, &at->t, e);
+	case AGENT_TOKEN_PKCS11:
+		memset(&popt, 0, sizeof(popt));
+		popt.pin_prompt = p11_pin_cb;
+		popt.pin_prompt_arg = at;
+		return p11_token_new(at->spec, &popt, &at->t, e);
 	}
-	memset(&popt, 0, sizeof(popt));
-	popt.pin_prompt = p11_pin_cb;
-	popt.pin_prompt_arg = at;
-	return p11_token_new(at->spec, &popt, &at->t, e);
+	return err_set(e, ERR_INTERNAL, "unknown token backend");
 }
 
 /* Reads the public keys; the first time fixes them, later checks them. */

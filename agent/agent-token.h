@@ -26,6 +26,7 @@
 
 #include <openssl/evp.h>
 
+#include "agent-config.h"
 #include "crypto.h"
 #include "devrec.h"
 #include "errors.h"
@@ -34,7 +35,8 @@
 #define AGENT_PIN_MAX 256
 
 struct agent_token {
-	char *spec;             /* "tpm2" or "pkcs11:..." */
+	char *spec;             /* the `token` setting, as given */
+	struct agent_token_spec parsed;
 	char *tcti;
 	char *state_dir;
 	int interactive;        /* prompt on the terminal when no PIN */
@@ -54,11 +56,12 @@ struct agent_token {
 	size_t enc_spki_len;
 	enum token_enc_alg enc_alg;
 	char device[DEVREC_ID_HEX_LEN + 1];
-	char backend[16];
+	char backend[16];       /* parsed.backend, for status and init */
 	struct token_stats closed;      /* counts of closed backends */
 };
 
-/* Sets up at for spec (nothing is opened).  Copies the strings. */
+/* Sets up at for spec (nothing is opened); refuses what
+ * agent_token_spec_parse refuses, with its message.  Copies the strings. */
 int agent_token_init(struct agent_token *at, const char *spec,
     const char *tcti, const char *state_dir, int interactive,
     struct err_ctx *e);

@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "agent-config.h"
+#include "agent-token.h"
 #include "dirclient.h"
 #include "errors.h"
 
@@ -402,6 +403,106 @@ test_directory_url(void **state)
 	}
 }
 
+/* One parser decides which backend a `token` setting names. */
+static void
+test_token_spec(void **state)
+{
+	static const struct {
+		const char *spec;
+		enum agent_token_kind kind;
+		const char *backend;
+		size_t pin_max;
+	} good[] = {
+		{ "tpm2", AGENT_TOKEN_TPM2, "tpm2", 32 },
+		{ "pkcs11:", AGENT_TOKEN_PKCS11, "pkcs11", 0 },
+		{ "pkcs11:token=card?module-name=softhsm2", AGENT_TOKEN_PKCS11,
+		    "pkcs11", 0 },
+		{ "pkcs11:token=devid;object=sig?pin-value=1234",
+		    AGENT_TOKEN_PKCS11, "pkcs11", 0 },
+	};
+	static const char *const bad[] = {
+		"", "tpm", "tpm3", "TPM2", "tpm2 ", " tpm2", "tpm2:",
+		"tpm2:swtpm:path=/x/sock", "pkcs11", "PKCS11:token=x",
+		"pkcs:token=x", " pkcs11:token=x", "p11-kit:token=x",
+	};
+	struct agent_token_spec spec, untouched;
+	struct agent_config c;
+	struct agent_token at;
+	struct err_ctx e;
+	size_t i;
+
+	(void)state;
+	memset(&untouched, 0xa5, sizeof(untouched));
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		err_clear(&e);
+		memset(&spec, 0xa5, sizeof(spec));
+		if (agent_token_spec_parse(good[i].spec, &spec, &e) != 0)
+			fail_msg("good case %zu '%s': %s", i, good[i].spec,
+			    err_msg(&e));
+		assert_int_equal(spec.kind, good[i].kind);
+		assert_string_equal(spec.backend, good[i].backend);
+		assert_int_equal(spec.pin_max, good[i].pin_max);
+		/* The config takes what the parser takes. */
+		cfg_init(&c);
+		assert_int_equal(cfg_set(&c, "token", good[i].spec, "x.conf",
+		    &e), 0);
+		assert_string_equal(c.token, good[i].spec);
+		cfg_free(&c);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err_clear(&e);
+		memset(&spec, 0xa5, sizeof(spec));
+		if (agent_token_spec_parse(bad[i], &spec, &e) != ERR_CONFIG ||
+		    strcmp(err_msg(&e), "token must be 'tpm2' or a 'pkcs11:' "
+		    "URI") != 0)
+			fail_msg("bad case %zu '%s': msg '%s'", i, bad[i],
+			    err_msg(&e));
+		assert_memory_equal(&spec, &untouched, sizeof(spec));
+	}
+	err_clear(&e);
+	assert_int_equal(agent_token_spec_parse(NULL, &spec, &e), ERR_CONFIG);
+	assert_string_equal(err_msg(&e), "no token configured: give --token "
+	    "tpm2 or --token 'pkcs11:...'");
+
+	/* The config puts the file and line in front (the empty value is
+	 * refused before the parser sees it). */
+	cfg_init(&c);
+	err_clear(&e);
+	assert_int_equal(cfg_set(&c, "token", "tpm2:x", "x.conf:3", &e),
+	    ERR_CONFIG);
+	assert_string_equal(err_msg(&e), "x.conf:3: token must be 'tpm2' or a "
+	    "'pkcs11:' URI");
+	assert_null(c.token);
+	err_clear(&e);
+	assert_int_equal(cfg_set(&c, "token", "", "x.conf:4", &e), ERR_CONFIG);
+	assert_string_equal(err_msg(&e), "x.conf:4: token is empty");
+	cfg_free(&c);
+
+	/* agent_token_init refuses the same specs and names the backend. */
+	err_clear(&e);
+	assert_int_equal(agent_token_init(&at, "tpm3", NULL, "/nonexistent",
+	    0, &e), ERR_CONFIG);
+	assert_string_equal(err_msg(&e), "token must be 'tpm2' or a "
+	    "'pkcs11:' URI");
+	agent_token_free(&at);
+	err_clear(&e);
+	assert_int_equal(agent_token_init(&at, NULL, NULL, "/nonexistent",
+	    0, &e), ERR_CONFIG);
+	agent_token_free(&at);
+	err_clear(&e);
+	assert_int_equal(agent_token_init(&at, "tpm2", "swtpm:path=/x", "/x",
+	    0, &e), 0);
+	assert_string_equal(at.backend, "tpm2");
+	assert_int_equal(at.parsed.kind, AGENT_TOKEN_TPM2);
+	assert_null(at.t);
+	agent_token_free(&at);
+	assert_int_equal(agent_token_init(&at, "pkcs11:token=card", NULL, "/x",
+	    0, &e), 0);
+	assert_string_equal(at.backend, "pkcs11");
+	assert_int_equal(at.parsed.kind, AGENT_TOKEN_PKCS11);
+	agent_token_free(&at);
+}
+
 int
 main(void)
 {
@@ -415,6 +516,7 @@ main(void)
 		cmocka_unit_test(test_xdg),
 		cmocka_unit_test(test_private_dir),
 		cmocka_unit_test(test_directory_url),
+		cmocka_unit_test(test_token_spec),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
