@@ -27,14 +27,14 @@
 extern char **environ;
 
 static void
-alert_free_fields(struct alert *a)
+alert_free_fields(struct agent_alert *a)
 {
 	json_decref(a->details);
 	a->details = NULL;
 }
 
 void
-alert_list_free(struct alert_list *list)
+agent_alert_list_free(struct agent_alert_list *list)
 {
 	size_t i;
 
@@ -76,11 +76,11 @@ id_valid(const char *id)
 		if (!((id[i] >= '0' && id[i] <= '9') ||
 		    (id[i] >= 'a' && id[i] <= 'f')))
 			return 0;
-	return i == ALERT_ID_LEN;
+	return i == AGENT_ALERT_ID_LEN;
 }
 
 int
-alert_parse_line(const char *line, size_t len, struct alert *a,
+agent_alert_parse_line(const char *line, size_t len, struct agent_alert *a,
     char how[16], struct err_ctx *e)
 {
 	static const char *const top_raise[] = { "op", "alert" };
@@ -93,8 +93,8 @@ alert_parse_line(const char *line, size_t len, struct alert *a,
 	int r = ERR_FORMAT;
 
 	memset(a, 0, sizeof(*a));
-	if ((r = devrec_json_load(line, len, ALERT_LINE_MAX, &o, "journal",
-	    e)) != 0)
+	if ((r = devrec_json_load(line, len, AGENT_ALERT_LINE_MAX, &o,
+	    "journal", e)) != 0)
 		return r;
 	if ((r = devrec_json_str(o, "op", 8, &op, "journal", e)) != 0)
 		goto out;
@@ -104,16 +104,17 @@ alert_parse_line(const char *line, size_t len, struct alert *a,
 		al = json_object_get(o, "alert");
 		if ((r = devrec_json_keys(al, fields, 9, "journal alert",
 		    e)) != 0 ||
-		    (r = copy_field(al, "id", a->id, ALERT_ID_LEN, 1, e)) != 0 ||
-		    (r = copy_field(al, "kind", a->kind, ALERT_KIND_MAX, 1,
+		    (r = copy_field(al, "id", a->id, AGENT_ALERT_ID_LEN, 1,
 		    e)) != 0 ||
+		    (r = copy_field(al, "kind", a->kind, AGENT_ALERT_KIND_MAX,
+		    1, e)) != 0 ||
 		    (r = copy_field(al, "account", a->account, 128, 0,
 		    e)) != 0 ||
 		    (r = copy_field(al, "device", a->device, 64, 0, e)) != 0 ||
 		    (r = copy_field(al, "label", a->label, 64, 0, e)) != 0 ||
 		    (r = copy_field(al, "message", a->message,
-		    ALERT_MESSAGE_MAX, 1, e)) != 0 ||
-		    (r = copy_field(al, "key", a->key, ALERT_KEY_MAX, 1,
+		    AGENT_ALERT_MESSAGE_MAX, 1, e)) != 0 ||
+		    (r = copy_field(al, "key", a->key, AGENT_ALERT_KEY_MAX, 1,
 		    e)) != 0 ||
 		    (r = devrec_json_u64(al, "time", &a->time, "journal alert",
 		    e)) != 0)
@@ -137,7 +138,8 @@ alert_parse_line(const char *line, size_t len, struct alert *a,
 		r = 1;
 	} else if (strcmp(op, "close") == 0) {
 		if ((r = devrec_json_keys(o, top_close, 4, "journal", e)) != 0 ||
-		    (r = copy_field(o, "id", a->id, ALERT_ID_LEN, 1, e)) != 0 ||
+		    (r = copy_field(o, "id", a->id, AGENT_ALERT_ID_LEN, 1,
+		    e)) != 0 ||
 		    (r = copy_field(o, "how", how, 15, 1, e)) != 0 ||
 		    (r = devrec_json_u64(o, "time", &a->time, "journal",
 		    e)) != 0)
@@ -160,18 +162,18 @@ alert_parse_line(const char *line, size_t len, struct alert *a,
 
 /* Removes open[i]. */
 static void
-remove_at(struct alert_list *list, size_t i)
+remove_at(struct agent_alert_list *list, size_t i)
 {
 	alert_free_fields(&list->open[i]);
 	list->open[i] = list->open[--list->n_open];
 }
 
 static int
-append_open(struct alert_list *list, struct alert *a)
+append_open(struct agent_alert_list *list, struct agent_alert *a)
 {
-	struct alert *n;
+	struct agent_alert *n;
 
-	if (list->n_open >= ALERT_MAX_OPEN)
+	if (list->n_open >= AGENT_ALERT_MAX_OPEN)
 		return ERR_TOO_LARGE;
 	n = realloc(list->open, (list->n_open + 1) * sizeof(*n));
 	if (n == NULL)
@@ -187,7 +189,7 @@ append_open(struct alert_list *list, struct alert *a)
  * the journal is left as it was.
  */
 static int
-journal_compact(struct alert_list *list, struct err_ctx *e)
+journal_compact(struct agent_alert_list *list, struct err_ctx *e)
 {
 	char *all = NULL, *text;
 	json_t *aj, *line;
@@ -198,7 +200,7 @@ journal_compact(struct alert_list *list, struct err_ctx *e)
 	if ((f = open_memstream(&all, &len)) == NULL)
 		return ERR_ALLOC;
 	for (i = 0; i < list->n_open && !failed; i++) {
-		aj = alert_to_json(&list->open[i]);
+		aj = agent_alert_to_json(&list->open[i]);
 		if (aj != NULL)
 			(void)json_object_del(aj, "short_id");
 		line = aj != NULL ? json_pack("{s:s, s:o}", "op", "raise",
@@ -231,10 +233,10 @@ journal_compact(struct alert_list *list, struct err_ctx *e)
 }
 
 int
-alert_list_open(struct alert_list *list, const char *path,
+agent_alert_list_open(struct agent_alert_list *list, const char *path,
     const char *command, struct err_ctx *e)
 {
-	struct alert a;
+	struct agent_alert a;
 	char how[16], *text = NULL;
 	size_t len = 0, pos = 0, n, i;
 	int fd, r = ERR_INTERNAL;
@@ -252,7 +254,7 @@ alert_list_open(struct alert_list *list, const char *path,
 		goto out;
 	}
 	close(fd);
-	if ((r = fileio_read(path, ALERT_JOURNAL_MAX, 0, &text, &len,
+	if ((r = fileio_read(path, AGENT_ALERT_JOURNAL_MAX, 0, &text, &len,
 	    e)) != 0)
 		goto out;
 	while (pos < len) {
@@ -262,10 +264,10 @@ alert_list_open(struct alert_list *list, const char *path,
 			pos++;
 			continue;
 		}
-		r = alert_parse_line(text + pos, n, &a, how, NULL);
+		r = agent_alert_parse_line(text + pos, n, &a, how, NULL);
 		pos += n + 1;
 		if (r == 1) {
-			if (alert_find_key(list, a.key) != NULL ||
+			if (agent_alert_find_key(list, a.key) != NULL ||
 			    append_open(list, &a) != 0)
 				alert_free_fields(&a);
 		} else if (r == 2) {
@@ -292,7 +294,7 @@ alert_list_open(struct alert_list *list, const char *path,
 		}
 		close(fd);
 	}
-	if (len > ALERT_COMPACT_AT && (r = journal_compact(list, e)) != 0)
+	if (len > AGENT_ALERT_COMPACT_AT && (r = journal_compact(list, e)) != 0)
 		goto out;
 	if (list->bad_lines > 0)
 		agent_log(LOG_WARNING, "alert journal %s: skipped %llu lines "
@@ -302,13 +304,13 @@ alert_list_open(struct alert_list *list, const char *path,
  out:
 	free(text);
 	if (r != 0)
-		alert_list_free(list);
+		agent_alert_list_free(list);
 	return r;
 }
 
 /* Appends one line and fsyncs. */
 static int
-journal_append(struct alert_list *list, json_t *o, struct err_ctx *e)
+journal_append(struct agent_alert_list *list, json_t *o, struct err_ctx *e)
 {
 	char *text = NULL;
 	size_t len;
@@ -352,7 +354,7 @@ journal_append(struct alert_list *list, json_t *o, struct err_ctx *e)
 }
 
 json_t *
-alert_to_json(const struct alert *a)
+agent_alert_to_json(const struct agent_alert *a)
 {
 	char short_id[DEVREC_SHORT_ID_LEN + 1] = "";
 
@@ -378,7 +380,7 @@ env_pair(const char *name, const char *value)
 
 /* Starts sh -c command with the alert in the environment; no waiting. */
 static void
-run_command(const char *command, const struct alert *a)
+run_command(const char *command, const struct agent_alert *a)
 {
 	char tbuf[32], **envp = NULL;
 	size_t n_env = 0, i, k = 0;
@@ -423,7 +425,7 @@ run_command(const char *command, const struct alert *a)
 }
 
 void
-alert_reap(void)
+agent_alert_reap(void)
 {
 	int status;
 
@@ -431,8 +433,8 @@ alert_reap(void)
 		;
 }
 
-const struct alert *
-alert_find_key(const struct alert_list *list, const char *key)
+const struct agent_alert *
+agent_alert_find_key(const struct agent_alert_list *list, const char *key)
 {
 	size_t i;
 
@@ -443,15 +445,15 @@ alert_find_key(const struct alert_list *list, const char *key)
 }
 
 int
-alert_raise(struct alert_list *list, const char *kind, const char *key,
-    const char *account, const char *device, const char *label,
-    const char *message, json_t *details, const struct alert **out,
+agent_alert_raise(struct agent_alert_list *list, const char *kind,
+    const char *key, const char *account, const char *device, const char *label,
+    const char *message, json_t *details, const struct agent_alert **out,
     struct err_ctx *e)
 {
-	struct alert a;
+	struct agent_alert a;
 	json_t *line = NULL, *aj = NULL;
-	uint8_t rnd[ALERT_ID_LEN / 2];
-	const struct alert *have;
+	uint8_t rnd[AGENT_ALERT_ID_LEN / 2];
+	const struct agent_alert *have;
 	int r = ERR_INTERNAL;
 
 	memset(&a, 0, sizeof(a));
@@ -459,7 +461,7 @@ alert_raise(struct alert_list *list, const char *kind, const char *key,
 		details = json_object();
 	if (details == NULL)
 		return ERR_ALLOC;
-	if ((have = alert_find_key(list, key)) != NULL) {
+	if ((have = agent_alert_find_key(list, key)) != NULL) {
 		json_decref(details);
 		if (out != NULL)
 			*out = have;
@@ -477,7 +479,7 @@ alert_raise(struct alert_list *list, const char *kind, const char *key,
 	snprintf(a.label, sizeof(a.label), "%s", label ? label : "");
 	snprintf(a.message, sizeof(a.message), "%s", message);
 	a.time = (uint64_t)time(NULL);
-	if ((aj = alert_to_json(&a)) == NULL ||
+	if ((aj = agent_alert_to_json(&a)) == NULL ||
 	    json_object_del(aj, "short_id") != 0 ||
 	    (line = json_pack("{s:s, s:O}", "op", "raise", "alert", aj)) ==
 	    NULL) {
@@ -504,8 +506,8 @@ alert_raise(struct alert_list *list, const char *kind, const char *key,
 }
 
 int
-alert_close(struct alert_list *list, const char *id, const char *how,
-    struct err_ctx *e)
+agent_alert_close(struct agent_alert_list *list, const char *id,
+    const char *how, struct err_ctx *e)
 {
 	json_t *line;
 	size_t i;
@@ -530,10 +532,10 @@ alert_close(struct alert_list *list, const char *id, const char *how,
 }
 
 int
-alert_close_matching(struct alert_list *list, const char *kind,
+agent_alert_close_matching(struct agent_alert_list *list, const char *kind,
     const char *device, const char *how, struct err_ctx *e)
 {
-	char id[ALERT_ID_LEN + 1];
+	char id[AGENT_ALERT_ID_LEN + 1];
 	size_t i;
 	int r, n = 0;
 
@@ -541,7 +543,7 @@ alert_close_matching(struct alert_list *list, const char *kind,
 		if (strcmp(list->open[i].kind, kind) == 0 && (device == NULL ||
 		    strcmp(list->open[i].device, device) == 0)) {
 			memcpy(id, list->open[i].id, sizeof(id));
-			if ((r = alert_close(list, id, how, e)) != 0)
+			if ((r = agent_alert_close(list, id, how, e)) != 0)
 				return r;
 			n++;
 			continue;       /* open[i] is another alert now */
@@ -552,15 +554,15 @@ alert_close_matching(struct alert_list *list, const char *kind,
 }
 
 int
-alert_find(struct alert_list *list, const char *prefix,
-    const struct alert **out, struct err_ctx *e)
+agent_alert_find(struct agent_alert_list *list, const char *prefix,
+    const struct agent_alert **out, struct err_ctx *e)
 {
-	const struct alert *found = NULL;
+	const struct agent_alert *found = NULL;
 	size_t i, n = strlen(prefix);
 
-	if (n < 4 || n > ALERT_ID_LEN)
+	if (n < 4 || n > AGENT_ALERT_ID_LEN)
 		return err_set(e, ERR_FORMAT, "give 4 to %d characters of the "
-		    "alert id", ALERT_ID_LEN);
+		    "alert id", AGENT_ALERT_ID_LEN);
 	for (i = 0; i < list->n_open; i++) {
 		if (strncmp(list->open[i].id, prefix, n) != 0)
 			continue;

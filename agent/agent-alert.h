@@ -27,44 +27,44 @@
 
 #include "errors.h"
 
-#define ALERT_JOURNAL "alerts.jsonl"
-#define ALERT_JOURNAL_MAX ((size_t)64 * 1024 * 1024)
+#define AGENT_ALERT_JOURNAL "alerts.jsonl"
+#define AGENT_ALERT_JOURNAL_MAX ((size_t)64 * 1024 * 1024)
 /* A journal larger than this is rewritten with only the open alerts
  * when it is opened. */
-#define ALERT_COMPACT_AT ((size_t)1024 * 1024)
-#define ALERT_LINE_MAX ((size_t)256 * 1024)
-#define ALERT_ID_LEN 16
-#define ALERT_KIND_MAX 31
-#define ALERT_KEY_MAX 191
-#define ALERT_MESSAGE_MAX 511
-#define ALERT_MAX_OPEN 4096
+#define AGENT_ALERT_COMPACT_AT ((size_t)1024 * 1024)
+#define AGENT_ALERT_LINE_MAX ((size_t)256 * 1024)
+#define AGENT_ALERT_ID_LEN 16
+#define AGENT_ALERT_KIND_MAX 31
+#define AGENT_ALERT_KEY_MAX 191
+#define AGENT_ALERT_MESSAGE_MAX 511
+#define AGENT_ALERT_MAX_OPEN 4096
 
 /* The kinds of alert. */
-#define ALERT_DEVICE_ADDED "device_added"
-#define ALERT_DEVICE_REVOKED "device_revoked"
-#define ALERT_ROLLBACK "rollback"
-#define ALERT_FORK "fork"
-#define ALERT_WRONG_KEY "wrong_key"
-#define ALERT_LOG_INVALID "log_invalid"
-#define ALERT_STALE "stale"
-#define ALERT_REGISTRY "registry_tampered"
+#define AGENT_ALERT_DEVICE_ADDED "device_added"
+#define AGENT_ALERT_DEVICE_REVOKED "device_revoked"
+#define AGENT_ALERT_ROLLBACK "rollback"
+#define AGENT_ALERT_FORK "fork"
+#define AGENT_ALERT_WRONG_KEY "wrong_key"
+#define AGENT_ALERT_LOG_INVALID "log_invalid"
+#define AGENT_ALERT_STALE "stale"
+#define AGENT_ALERT_REGISTRY "registry_tampered"
 
-struct alert {
-	char id[ALERT_ID_LEN + 1];
-	char kind[ALERT_KIND_MAX + 1];
+struct agent_alert {
+	char id[AGENT_ALERT_ID_LEN + 1];
+	char kind[AGENT_ALERT_KIND_MAX + 1];
 	uint64_t time;
 	char account[129];
 	char device[65];        /* "" when no device is concerned */
 	char label[65];
-	char message[ALERT_MESSAGE_MAX + 1];
-	char key[ALERT_KEY_MAX + 1];    /* one open alert per key */
+	char message[AGENT_ALERT_MESSAGE_MAX + 1];
+	char key[AGENT_ALERT_KEY_MAX + 1];    /* one open alert per key */
 	json_t *details;        /* owned; an object, maybe empty */
 };
 
-struct alert_list {
+struct agent_alert_list {
 	char *journal;          /* path */
 	char *command;          /* alert_command or NULL */
-	struct alert *open;
+	struct agent_alert *open;
 	size_t n_open;
 	uint64_t raised;        /* alerts raised since start */
 	uint64_t bad_lines;     /* journal lines skipped at load */
@@ -74,22 +74,22 @@ struct alert_list {
  * Opens the journal at path (created 0600 when missing) and replays it:
  * raised alerts not closed later are open.  A line that does not parse
  * (for example one cut short by a crash) is skipped and counted.  A
- * journal over ALERT_COMPACT_AT is rewritten with the open alerts only
+ * journal over AGENT_ALERT_COMPACT_AT is rewritten with the open alerts only
  * (closed ones stay in the log lines).  command
  * may be NULL.  list is initialised here.
  */
-int alert_list_open(struct alert_list *list, const char *path,
+int agent_alert_list_open(struct agent_alert_list *list, const char *path,
     const char *command, struct err_ctx *e);
 
 /* Frees the list.  NULL is fine. */
-void alert_list_free(struct alert_list *list);
+void agent_alert_list_free(struct agent_alert_list *list);
 
 /*
  * Parses one journal line (len bytes, no newline) into *op: 1 for a
  * raise (alert filled; caller frees details), 2 for a close (id and how
  * filled).  ERR_FORMAT for anything else.  For the replay and the tests.
  */
-int alert_parse_line(const char *line, size_t len, struct alert *a,
+int agent_alert_parse_line(const char *line, size_t len, struct agent_alert *a,
     char how[16], struct err_ctx *e);
 
 /*
@@ -99,34 +99,34 @@ int alert_parse_line(const char *line, size_t len, struct alert *a,
  * added.  Logs the alert and starts alert_command.  Returns 1 when a new
  * alert was raised.
  */
-int alert_raise(struct alert_list *list, const char *kind, const char *key,
-    const char *account, const char *device, const char *label,
-    const char *message, json_t *details, const struct alert **out,
+int agent_alert_raise(struct agent_alert_list *list, const char *kind,
+    const char *key, const char *account, const char *device, const char *label,
+    const char *message, json_t *details, const struct agent_alert **out,
     struct err_ctx *e);
 
 /* Closes the open alert with this id; how is "ack", "approve" or
  * "clear".  ERR_NOT_FOUND. */
-int alert_close(struct alert_list *list, const char *id, const char *how,
-    struct err_ctx *e);
+int agent_alert_close(struct agent_alert_list *list, const char *id,
+    const char *how, struct err_ctx *e);
 
 /* Closes every open alert of kind (and, when device is not NULL, of that
  * device).  Returns the number closed or an error. */
-int alert_close_matching(struct alert_list *list, const char *kind,
+int agent_alert_close_matching(struct agent_alert_list *list, const char *kind,
     const char *device, const char *how, struct err_ctx *e);
 
 /* The one open alert whose id starts with prefix (at least 4 chars);
  * ERR_NOT_FOUND, ERR_EXISTS when ambiguous. */
-int alert_find(struct alert_list *list, const char *prefix,
-    const struct alert **out, struct err_ctx *e);
+int agent_alert_find(struct agent_alert_list *list, const char *prefix,
+    const struct agent_alert **out, struct err_ctx *e);
 
 /* The open alert with this key, or NULL. */
-const struct alert *alert_find_key(const struct alert_list *list,
-    const char *key);
+const struct agent_alert *agent_alert_find_key(
+    const struct agent_alert_list *list, const char *key);
 
 /* A new JSON object describing a. */
-json_t *alert_to_json(const struct alert *a);
+json_t *agent_alert_to_json(const struct agent_alert *a);
 
 /* Reaps finished alert_command children; call from time to time. */
-void alert_reap(void);
+void agent_alert_reap(void);
 
 #endif /* DEVID_AGENT_ALERT_H */

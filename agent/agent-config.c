@@ -19,10 +19,11 @@
 #include "dirclient.h"
 #include "errors.h"
 #include "fileio.h"
+#include "paths.h"
 #include "tpm-token.h"
 
-/* Order matters: cfg_parse's `locked` mask indexes this table. */
-const struct cfg_key cfg_keys[] = {
+/* Order matters: agent_config_parse's `locked` mask indexes this table. */
+const struct agent_config_key agent_config_keys[] = {
 	{ "account", "ACCOUNT", "the account this device belongs to" },
 	{ "label", "LABEL", "this device's label (1-64 bytes of UTF-8)" },
 	{ "token", "TOKEN", "'tpm2' or an RFC 7512 'pkcs11:' URI" },
@@ -73,17 +74,17 @@ agent_token_spec_parse(const char *spec, struct agent_token_spec *out,
 }
 
 void
-cfg_init(struct agent_config *c)
+agent_config_init(struct agent_config *c)
 {
 	memset(c, 0, sizeof(*c));
-	c->check_interval = CFG_CHECK_INTERVAL_DEFAULT;
-	c->max_stale = CFG_MAX_STALE_DEFAULT;
-	c->long_poll = CFG_LONG_POLL_DEFAULT;
-	c->http_timeout = CFG_HTTP_TIMEOUT_DEFAULT;
+	c->check_interval = AGENT_CONFIG_CHECK_INTERVAL_DEFAULT;
+	c->max_stale = AGENT_CONFIG_MAX_STALE_DEFAULT;
+	c->long_poll = AGENT_CONFIG_LONG_POLL_DEFAULT;
+	c->http_timeout = AGENT_CONFIG_HTTP_TIMEOUT_DEFAULT;
 }
 
 void
-cfg_free(struct agent_config *c)
+agent_config_free(struct agent_config *c)
 {
 	if (c == NULL)
 		return;
@@ -103,12 +104,12 @@ cfg_free(struct agent_config *c)
 }
 
 int
-cfg_key_index(const char *key)
+agent_config_key_index(const char *key)
 {
 	int i;
 
-	for (i = 0; cfg_keys[i].key != NULL; i++)
-		if (strcmp(cfg_keys[i].key, key) == 0)
+	for (i = 0; agent_config_keys[i].key != NULL; i++)
+		if (strcmp(agent_config_keys[i].key, key) == 0)
 			return i;
 	return -1;
 }
@@ -149,7 +150,7 @@ set_str(char **slot, const char *value)
 }
 
 int
-cfg_set(struct agent_config *c, const char *key, const char *value,
+agent_config_set(struct agent_config *c, const char *key, const char *value,
     const char *where, struct err_ctx *e)
 {
 	uint64_t n = 0;
@@ -159,9 +160,9 @@ cfg_set(struct agent_config *c, const char *key, const char *value,
 	    ERR_INVALID_ARG);
 	if (where == NULL)
 		where = "config";
-	if (strlen(value) > CFG_VALUE_MAX)
+	if (strlen(value) > AGENT_CONFIG_VALUE_MAX)
 		return err_set(e, ERR_CONFIG, "%s: the value of %s is longer "
-		    "than %d bytes", where, key, CFG_VALUE_MAX);
+		    "than %d bytes", where, key, AGENT_CONFIG_VALUE_MAX);
 	for (i = 0; value[i] != '\0'; i++)
 		if ((unsigned char)value[i] < 0x20 || value[i] == 0x7f)
 			return err_set(e, ERR_CONFIG, "%s: the value of %s "
@@ -270,10 +271,10 @@ is_space(char ch)
 }
 
 int
-cfg_parse(struct agent_config *c, const char *text, size_t len,
+agent_config_parse(struct agent_config *c, const char *text, size_t len,
     const char *name, uint64_t locked, struct err_ctx *e)
 {
-	char line[CFG_LINE_MAX + 1], where[PATH_MAX + 32];
+	char line[AGENT_CONFIG_LINE_MAX + 1], where[PATH_MAX + 32];
 	uint64_t seen = 0;
 	size_t pos = 0, n, i;
 	unsigned int lineno = 0;
@@ -283,17 +284,17 @@ cfg_parse(struct agent_config *c, const char *text, size_t len,
 	return_val_if_fail(c != NULL && text != NULL, ERR_INVALID_ARG);
 	if (name == NULL)
 		name = "config";
-	if (len > CFG_FILE_MAX)
+	if (len > AGENT_CONFIG_FILE_MAX)
 		return err_set(e, ERR_CONFIG, "%s: larger than %zu bytes",
-		    name, CFG_FILE_MAX);
+		    name, AGENT_CONFIG_FILE_MAX);
 	while (pos < len) {
 		lineno++;
 		for (n = 0; pos + n < len && text[pos + n] != '\n'; n++)
 			;
 		snprintf(where, sizeof(where), "%s:%u", name, lineno);
-		if (n > CFG_LINE_MAX)
+		if (n > AGENT_CONFIG_LINE_MAX)
 			return err_set(e, ERR_CONFIG, "%s: line longer than %d "
-			    "bytes", where, CFG_LINE_MAX);
+			    "bytes", where, AGENT_CONFIG_LINE_MAX);
 		memcpy(line, text + pos, n);
 		line[n] = '\0';
 		pos += n + (pos + n < len ? 1 : 0);
@@ -334,7 +335,7 @@ cfg_parse(struct agent_config *c, const char *text, size_t len,
 		end = val + strlen(val);
 		while (end > val && is_space(end[-1]))
 			*--end = '\0';
-		if ((idx = cfg_key_index(key)) < 0)
+		if ((idx = agent_config_key_index(key)) < 0)
 			return err_set(e, ERR_CONFIG, "%s: unknown setting "
 			    "'%.64s'", where, key);
 		if (seen & ((uint64_t)1 << idx))
@@ -343,21 +344,21 @@ cfg_parse(struct agent_config *c, const char *text, size_t len,
 		seen |= (uint64_t)1 << idx;
 		if (locked & ((uint64_t)1 << idx))
 			continue;
-		if ((r = cfg_set(c, key, val, where, e)) != 0)
+		if ((r = agent_config_set(c, key, val, where, e)) != 0)
 			return r;
 	}
 	return 0;
 }
 
 int
-cfg_load(struct agent_config *c, const char *path, uint64_t locked,
+agent_config_load(struct agent_config *c, const char *path, uint64_t locked,
     struct err_ctx *e)
 {
 	char *text = NULL;
 	size_t len = 0;
 	int r;
 
-	r = fileio_read(path, CFG_FILE_MAX, 0, &text, &len, e);
+	r = fileio_read(path, AGENT_CONFIG_FILE_MAX, 0, &text, &len, e);
 	if (r == ERR_NOT_FOUND)
 		return err_wrap(e, r, "config file %s does not exist (run "
 		    "devid-agent init)", path);
@@ -365,7 +366,7 @@ cfg_load(struct agent_config *c, const char *path, uint64_t locked,
 		return err_wrap(e, ERR_CONFIG, "%s", err_msg(e));
 	if (r != 0)
 		return r;
-	r = cfg_parse(c, text, len, path, locked, e);
+	r = agent_config_parse(c, text, len, path, locked, e);
 	free(text);
 	return r;
 }
@@ -379,7 +380,8 @@ write_kv(FILE *f, const char *key, const char *value)
 }
 
 int
-cfg_write(const struct agent_config *c, const char *path, struct err_ctx *e)
+agent_config_write(const struct agent_config *c, const char *path,
+    struct err_ctx *e)
 {
 	char *text = NULL;
 	size_t len = 0;
@@ -420,117 +422,45 @@ cfg_write(const struct agent_config *c, const char *path, struct err_ctx *e)
 	return r;
 }
 
-char *
-cfg_path_join(const char *dir, const char *name)
-{
-	char *out;
-
-	if (asprintf(&out, "%s/%s", dir, name) < 0)
-		return NULL;
-	return out;
-}
-
-/* $var/sub when var is set and absolute, else $HOME/home_sub/sub. */
-static int
-xdg_path(const char *var, const char *home_sub, const char *sub, char **out,
-    struct err_ctx *e)
-{
-	const char *base = getenv(var), *home;
-	char *p;
-
-	if (base != NULL && base[0] == '/') {
-		if (asprintf(&p, "%s/%s", base, sub) < 0)
-			return ERR_ALLOC;
-	} else {
-		if (home_sub == NULL)
-			return err_set(e, ERR_CONFIG, "%s is not set: give the "
-			    "path with a flag", var);
-		if ((home = getenv("HOME")) == NULL || home[0] != '/')
-			return err_set(e, ERR_CONFIG, "neither %s nor HOME is "
-			    "set", var);
-		if (asprintf(&p, "%s/%s/%s", home, home_sub, sub) < 0)
-			return ERR_ALLOC;
-	}
-	*out = p;
-	return 0;
-}
-
 int
-cfg_default_config_path(char **out, struct err_ctx *e)
+agent_config_default_config_path(char **out, struct err_ctx *e)
 {
-	return xdg_path("XDG_CONFIG_HOME", ".config", "devid/agent.conf", out,
+	return path_xdg("XDG_CONFIG_HOME", ".config", "devid/agent.conf", out,
 	    e);
 }
 
 int
-cfg_default_state_dir(char **out, struct err_ctx *e)
+agent_config_default_state_dir(char **out, struct err_ctx *e)
 {
-	return xdg_path("XDG_DATA_HOME", ".local/share", "devid", out, e);
+	return path_default_state_dir(out, e);
 }
 
 int
-cfg_default_socket(char **out, struct err_ctx *e)
+agent_config_default_socket(char **out, struct err_ctx *e)
 {
 	int r;
 
-	if ((r = xdg_path("XDG_RUNTIME_DIR", NULL, "devid/agent.sock", out,
-	    e)) != 0)
+	if ((r = path_default_socket(out, e)) != 0)
 		return err_wrap(e, r, "no socket path: XDG_RUNTIME_DIR is not "
 		    "set; give --socket PATH");
 	return 0;
 }
 
 int
-cfg_finish(struct agent_config *c, int want_socket, struct err_ctx *e)
+agent_config_finish(struct agent_config *c, int want_socket, struct err_ctx *e)
 {
 	int r;
 
 	if (c->state_dir == NULL &&
-	    (r = cfg_default_state_dir(&c->state_dir, e)) != 0)
+	    (r = agent_config_default_state_dir(&c->state_dir, e)) != 0)
 		return r;
 	if (c->socket == NULL && want_socket &&
-	    (r = cfg_default_socket(&c->socket, e)) != 0)
+	    (r = agent_config_default_socket(&c->socket, e)) != 0)
 		return r;
 	if (c->socket != NULL && strlen(c->socket) >= 108)
 		return err_set(e, ERR_CONFIG, "the socket path %s is longer "
 		    "than 107 bytes", c->socket);
 	if (c->long_poll > 60)
 		c->long_poll = 60;
-	return 0;
-}
-
-int
-cfg_private_dir(const char *dir, struct err_ctx *e)
-{
-	char path[PATH_MAX];
-	struct stat st;
-	size_t i, len = strlen(dir);
-
-	if (len == 0 || len >= sizeof(path))
-		return err_set(e, ERR_CONFIG, "bad directory path");
-	memcpy(path, dir, len + 1);
-	/* Parents with the default mode, the last one 0700. */
-	for (i = 1; i <= len; i++) {
-		if (path[i] != '/' && path[i] != '\0')
-			continue;
-		path[i] = '\0';
-		if (mkdir(path, i == len ? 0700 : 0755) != 0 &&
-		    errno != EEXIST)
-			return err_set(e, ERR_IO, "cannot create %s: %s", path,
-			    strerror(errno));
-		if (i < len)
-			path[i] = '/';
-	}
-	if (lstat(dir, &st) != 0)
-		return err_set(e, ERR_IO, "%s: %s", dir, strerror(errno));
-	if (!S_ISDIR(st.st_mode))
-		return err_set(e, ERR_DENIED, "%s is not a directory", dir);
-	if (st.st_uid != geteuid())
-		return err_set(e, ERR_DENIED, "%s belongs to uid %u, not to "
-		    "this user", dir, (unsigned int)st.st_uid);
-	if ((st.st_mode & 077) != 0)
-		return err_set(e, ERR_DENIED, "%s may be accessed by others "
-		    "(mode %03o): run chmod 700 %s", dir,
-		    (unsigned int)(st.st_mode & 0777), dir);
 	return 0;
 }

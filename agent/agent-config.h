@@ -23,14 +23,14 @@
 
 #include "errors.h"
 
-#define CFG_FILE_MAX ((size_t)64 * 1024)
-#define CFG_LINE_MAX 1024
-#define CFG_VALUE_MAX 1000
+#define AGENT_CONFIG_FILE_MAX ((size_t)64 * 1024)
+#define AGENT_CONFIG_LINE_MAX 1024
+#define AGENT_CONFIG_VALUE_MAX 1000
 
-#define CFG_CHECK_INTERVAL_DEFAULT 60
-#define CFG_MAX_STALE_DEFAULT 900
-#define CFG_LONG_POLL_DEFAULT 60
-#define CFG_HTTP_TIMEOUT_DEFAULT 30
+#define AGENT_CONFIG_CHECK_INTERVAL_DEFAULT 60
+#define AGENT_CONFIG_MAX_STALE_DEFAULT 900
+#define AGENT_CONFIG_LONG_POLL_DEFAULT 60
+#define AGENT_CONFIG_HTTP_TIMEOUT_DEFAULT 30
 
 /* The backends a `token` setting can name. */
 enum agent_token_kind {
@@ -62,7 +62,7 @@ int agent_token_spec_parse(const char *spec, struct agent_token_spec *out,
 
 /*
  * Every setting.  Strings are owned (NULL when unset); numbers are in
- * seconds.  cfg_free() releases the strings.
+ * seconds.  agent_config_free() releases the strings.
  */
 struct agent_config {
 	char *account;
@@ -85,20 +85,20 @@ struct agent_config {
 };
 
 /* One setting: its INI key, a line of help, and the value's shape. */
-struct cfg_key {
+struct agent_config_key {
 	const char *key;
 	const char *arg;        /* "N", "URL", ... for --help */
 	const char *help;
 };
 
 /* The table of settings, terminated by a NULL key. */
-extern const struct cfg_key cfg_keys[];
+extern const struct agent_config_key agent_config_keys[];
 
 /* Sets the defaults (numbers; strings stay NULL). */
-void cfg_init(struct agent_config *c);
+void agent_config_init(struct agent_config *c);
 
 /* Frees every string in c and zeroes it; NULL is fine. */
-void cfg_free(struct agent_config *c);
+void agent_config_free(struct agent_config *c);
 
 /*
  * Sets key to value (NUL-terminated), checking it: numbers are decimal
@@ -109,30 +109,32 @@ void cfg_free(struct agent_config *c);
  * or a bad value; c is unchanged then.  where ("file:line" or "--flag")
  * prefixes messages.
  */
-int cfg_set(struct agent_config *c, const char *key, const char *value,
+int agent_config_set(struct agent_config *c, const char *key, const char *value,
     const char *where, struct err_ctx *e);
 
 /*
- * Parses len bytes of INI text (at most CFG_FILE_MAX) into c; name is the
+ * Parses len bytes of INI text (at most AGENT_CONFIG_FILE_MAX) into c; name is
+  * the
  * file name for messages.  Keys already in `locked` (set from flags, a
- * bitmask by cfg_keys index) are skipped so that flags win.  On failure c
+ * bitmask by agent_config_keys index) are skipped so that flags win.  On
+  * failure c
  * may hold the settings before the bad line.
  */
-int cfg_parse(struct agent_config *c, const char *text, size_t len,
+int agent_config_parse(struct agent_config *c, const char *text, size_t len,
     const char *name, uint64_t locked, struct err_ctx *e);
 
 /* Reads and parses a file.  ERR_NOT_FOUND when it does not exist. */
-int cfg_load(struct agent_config *c, const char *path, uint64_t locked,
+int agent_config_load(struct agent_config *c, const char *path, uint64_t locked,
     struct err_ctx *e);
 
-/* The index of key in cfg_keys or -1. */
-int cfg_key_index(const char *key);
+/* The index of key in agent_config_keys or -1. */
+int agent_config_key_index(const char *key);
 
 /*
  * Writes c as INI to path (mode 0600, replacing the file atomically).
  * Only settings that are set are written.
  */
-int cfg_write(const struct agent_config *c, const char *path,
+int agent_config_write(const struct agent_config *c, const char *path,
     struct err_ctx *e);
 
 /*
@@ -143,21 +145,15 @@ int cfg_write(const struct agent_config *c, const char *path,
  *  - socket: $XDG_RUNTIME_DIR/devid/agent.sock (ERR_CONFIG when
  *    XDG_RUNTIME_DIR is unset: pass --socket).
  */
-int cfg_default_config_path(char **out, struct err_ctx *e);
-int cfg_default_state_dir(char **out, struct err_ctx *e);
-int cfg_default_socket(char **out, struct err_ctx *e);
+int agent_config_default_config_path(char **out, struct err_ctx *e);
+int agent_config_default_state_dir(char **out, struct err_ctx *e);
+int agent_config_default_socket(char **out, struct err_ctx *e);
 
 /*
  * Fills state_dir and socket from the XDG defaults when unset.
  * want_socket: whether a missing socket path is an error.
  */
-int cfg_finish(struct agent_config *c, int want_socket, struct err_ctx *e);
-
-/* Creates dir (and its parents) with mode 0700 and checks that it is a
- * directory owned by the current user that nobody else may access. */
-int cfg_private_dir(const char *dir, struct err_ctx *e);
-
-/* path joined with name in a new string, or NULL when out of memory. */
-char *cfg_path_join(const char *dir, const char *name);
+int agent_config_finish(struct agent_config *c, int want_socket,
+    struct err_ctx *e);
 
 #endif /* DEVID_AGENT_CONFIG_H */

@@ -25,7 +25,6 @@
 #include "agent-config.h"
 #include "agent-log.h"
 #include "agent-ops.h"
-#include "agent-registry.h"
 #include "agent-sock.h"
 #include "agent-token.h"
 #include "agent-watch.h"
@@ -35,6 +34,8 @@
 #include "dirclient.h"
 #include "errors.h"
 #include "fileio.h"
+#include "paths.h"
+#include "registry.h"
 #include "timefmt.h"
 #include "token.h"
 
@@ -98,16 +99,16 @@ usage(FILE *f)
 "\n"
 "Settings (config file keys; each is also a flag, --check-interval for\n"
 "check_interval):\n");
-	for (i = 0; cfg_keys[i].key != NULL; i++) {
+	for (i = 0; agent_config_keys[i].key != NULL; i++) {
 		char flag[64];
 		size_t k;
 
-		snprintf(flag, sizeof(flag), "--%s %s", cfg_keys[i].key,
-		    cfg_keys[i].arg);
+		snprintf(flag, sizeof(flag), "--%s %s",
+		    agent_config_keys[i].key, agent_config_keys[i].arg);
 		for (k = 2; flag[k] != ' ' && flag[k] != '\0'; k++)
 			if (flag[k] == '_')
 				flag[k] = '-';
-		fprintf(f, "  %-26s %s\n", flag, cfg_keys[i].help);
+		fprintf(f, "  %-26s %s\n", flag, agent_config_keys[i].help);
 	}
 	fprintf(f, "\nSee docs/agent.md for the files, the socket protocol and "
 	    "the alerts.\n");
@@ -178,12 +179,12 @@ parse_args(int argc, char **argv, struct cli *cli, struct agent_config *flags,
 				cli->password_file = val;
 			continue;
 		}
-		if ((idx = cfg_key_index(key)) < 0)
+		if ((idx = agent_config_key_index(key)) < 0)
 			return err_set(e, ERR_CONFIG, "unknown option %s (see "
 			    PROG " --help)", arg);
 		if (val == NULL && (val = argv[++i]) == NULL)
 			return err_set(e, ERR_CONFIG, "%s needs a value", arg);
-		if ((r = cfg_set(flags, key, val, arg, e)) != 0)
+		if ((r = agent_config_set(flags, key, val, arg, e)) != 0)
 			return r;
 		cli->locked |= (uint64_t)1 << idx;
 	}
@@ -203,7 +204,8 @@ apply_flags(struct agent_config *c, const struct agent_config *flags,
 		}							\
 	} while (0)
 #define NUM(f) do {							\
-		if (locked & ((uint64_t)1 << cfg_key_index(#f)))	\
+		if (locked &						\
+		    ((uint64_t)1 << agent_config_key_index(#f)))	\
 			c->f = flags->f;				\
 	} while (0)
 	STR(account);
@@ -240,14 +242,14 @@ load_settings(const struct cli *cli, const struct agent_config *flags,
 	char *path = NULL;
 	int r;
 
-	cfg_init(c);
+	agent_config_init(c);
 	if (cli->config != NULL) {
 		if ((path = strdup(cli->config)) == NULL)
 			return ERR_ALLOC;
-	} else if ((r = cfg_default_config_path(&path, e)) != 0) {
+	} else if ((r = agent_config_default_config_path(&path, e)) != 0) {
 		return r;
 	}
-	r = cfg_load(c, path, cli->locked, e);
+	r = agent_config_load(c, path, cli->locked, e);
 	if (r == ERR_NOT_FOUND && may_miss) {
 		err_clear(e);
 		r = 0;
@@ -255,7 +257,7 @@ load_settings(const struct cli *cli, const struct agent_config *flags,
 	if (r == 0)
 		r = apply_flags(c, flags, cli->locked);
 	if (r == 0)
-		r = cfg_finish(c, want_socket, e);
+		r = agent_config_finish(c, want_socket, e);
 	if (r == 0 && config_path != NULL) {
 		*config_path = path;
 		path = NULL;
@@ -348,11 +350,11 @@ cmd_init(const struct cli *cli, const struct agent_config *flags)
 	}
 	if (c.enc_alg != NULL && strcmp(c.enc_alg, "auto") != 0)
 		(void)token_enc_alg_parse(c.enc_alg, &alg);
-	if ((r = cfg_private_dir(c.state_dir, &e)) != 0) {
+	if ((r = path_private_dir(c.state_dir, &e)) != 0) {
 		die("state directory", &e);
 		goto out;
 	}
-	if ((path = cfg_path_join(c.state_dir, REG_FILE)) == NULL)
+	if ((path = path_join(c.state_dir, REG_FILE)) == NULL)
 		goto out;
 	if (stat(path, &st) == 0) {
 		fprintf(stderr, PROG ": %s exists: this device is already "
@@ -425,7 +427,7 @@ cmd_init(const struct cli *cli, const struct agent_config *flags)
 	}
 
 	/* Pin the directory key, write the registry and the config. */
-	if ((path = cfg_path_join(c.state_dir, AGENT_DIRKEY_FILE)) == NULL ||
+	if ((path = path_join(c.state_dir, AGENT_DIRKEY_FILE)) == NULL ||
 	    (r = fileio_write_atomic(path, info.head_key, info.head_key_len,
 	    0600, &e)) != 0) {
 		die("directory key", &e);
@@ -447,7 +449,7 @@ cmd_init(const struct cli *cli, const struct agent_config *flags)
 		goto out;
 	}
 	if ((r = make_parent(config_path, &e)) != 0 ||
-	    (r = cfg_write(&c, config_path, &e)) != 0) {
+	    (r = agent_config_write(&c, config_path, &e)) != 0) {
 		die("config", &e);
 		goto out;
 	}
@@ -466,7 +468,7 @@ cmd_init(const struct cli *cli, const struct agent_config *flags)
 	agent_token_free(&at);
 	free(path);
 	free(config_path);
-	cfg_free(&c);
+	agent_config_free(&c);
 	return rc;
 }
 
@@ -557,7 +559,7 @@ cmd_register(const struct cli *cli, const struct agent_config *flags)
 	dirc_free(dc);
 	reg_clear(&reg);
 	agent_token_free(&at);
-	cfg_free(&c);
+	agent_config_free(&c);
 	return rc;
 }
 
@@ -628,7 +630,7 @@ cmd_run(const struct cli *cli, const struct agent_config *flags)
 	    !cli->foreground, cli->debug);
 	if (!cli->foreground && daemonize() != 0) {
 		agent_log(LOG_ERR, "cannot detach: %s", strerror(errno));
-		cfg_free(&c);
+		agent_config_free(&c);
 		return 1;
 	}
 	if ((a = calloc(1, sizeof(*a))) == NULL)
@@ -637,7 +639,7 @@ cmd_run(const struct cli *cli, const struct agent_config *flags)
 		agent_log(LOG_ERR, "cannot start: %s", err_msg(&e));
 		goto out;
 	}
-	if ((r = sock_server_open(c.socket, agent_handle, a, &a->srv,
+	if ((r = agent_sock_server_open(c.socket, agent_handle, a, &a->srv,
 	    &e)) != 0) {
 		agent_log(LOG_ERR, "socket: %s", err_msg(&e));
 		goto out;
@@ -651,7 +653,7 @@ cmd_run(const struct cli *cli, const struct agent_config *flags)
 	sigaction(SIGHUP, &sa, NULL);
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
-	if ((r = watch_start(a, &th, &e)) != 0) {
+	if ((r = agent_watch_start(a, &th, &e)) != 0) {
 		agent_log(LOG_ERR, "%s", err_msg(&e));
 		goto out;
 	}
@@ -660,7 +662,7 @@ cmd_run(const struct cli *cli, const struct agent_config *flags)
 	    "on %s%s", PACKAGE_VERSION, c.account, a->tok.device, c.socket,
 	    agent_token_locked(&a->tok) ? " (locked)" : "");
 	while (!got_signal) {
-		r = sock_server_poll(a->srv, 1000, a->wake_pipe[0]);
+		r = agent_sock_server_poll(a->srv, 1000, a->wake_pipe[0]);
 		if (r == 1)
 			while (read(a->wake_pipe[0], drain, sizeof(drain)) > 0)
 				;
@@ -685,7 +687,7 @@ cmd_run(const struct cli *cli, const struct agent_config *flags)
 		if (a->watch_running) {
 			agent_log(LOG_NOTICE, "watcher still in a request: "
 			    "exiting without waiting");
-			sock_server_close(a->srv);
+			agent_sock_server_close(a->srv);
 			a->srv = NULL;
 			pthread_mutex_lock(&a->lock);
 			agent_token_lock(&a->tok);
@@ -696,12 +698,12 @@ cmd_run(const struct cli *cli, const struct agent_config *flags)
 	}
 	signal_fd = -1;
 	if (a != NULL) {
-		sock_server_close(a->srv);
+		agent_sock_server_close(a->srv);
 		a->srv = NULL;
 		agent_free(a);
 		free(a);
 	}
-	cfg_free(&c);
+	agent_config_free(&c);
 	return rc;
 }
 
@@ -854,14 +856,15 @@ cmd_client(const struct cli *cli, const struct agent_config *flags)
 	if (req == NULL)
 		goto out;
 	if (strcmp(cmd, "alerts") == 0 && cli->follow) {
-		if ((r = sock_client_connect(c.socket, &fd, &e)) != 0 ||
-		    (r = sock_client_send(fd, req, &e)) != 0) {
+		if ((r = agent_sock_client_connect(c.socket, &fd, &e)) != 0 ||
+		    (r = agent_sock_client_send(fd, req, &e)) != 0) {
 			die(cmd, &e);
 			goto out;
 		}
 		setvbuf(stdout, NULL, _IOLBF, 0);
 		for (;;) {
-			if ((r = sock_client_recv(fd, -1, &resp, &e)) != 0)
+			if ((r = agent_sock_client_recv(fd, -1, &resp,
+			    &e)) != 0)
 				break;
 			if (cli->json)
 				print_json(resp);
@@ -880,7 +883,7 @@ cmd_client(const struct cli *cli, const struct agent_config *flags)
 		rc = 0;
 		goto out;
 	}
-	r = sock_client_call(c.socket, req, CLIENT_TIMEOUT_MS, &resp, &e);
+	r = agent_sock_client_call(c.socket, req, CLIENT_TIMEOUT_MS, &resp, &e);
 	if (strcmp(cmd, "unlock") == 0) {
 		const json_t *pv = json_object_get(req, "pin");
 
@@ -925,7 +928,7 @@ cmd_client(const struct cli *cli, const struct agent_config *flags)
 	json_decref(req);
 	json_decref(resp);
 	agent_token_free(&pinsrc);
-	cfg_free(&c);
+	agent_config_free(&c);
 	return rc;
 }
 
@@ -939,7 +942,7 @@ main(int argc, char **argv)
 
 	memset(&cli, 0, sizeof(cli));
 	err_clear(&e);
-	cfg_init(&flags);
+	agent_config_init(&flags);
 	if (parse_args(argc, argv, &cli, &flags, &e) != 0) {
 		rc = die(NULL, &e);
 		goto out;
@@ -958,6 +961,6 @@ main(int argc, char **argv)
 	else
 		rc = cmd_client(&cli, &flags);
  out:
-	cfg_free(&flags);
+	agent_config_free(&flags);
 	return rc;
 }

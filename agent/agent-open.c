@@ -24,7 +24,6 @@
 #include "agent-alert.h"
 #include "agent-log.h"
 #include "agent-ops.h"
-#include "agent-registry.h"
 #include "agent-req.h"
 #include "agent-sock.h"
 #include "agent-token.h"
@@ -35,6 +34,8 @@
 #include "envelope.h"
 #include "errors.h"
 #include "fileio.h"
+#include "paths.h"
+#include "registry.h"
 #include "timefmt.h"
 #include "token.h"
 
@@ -47,7 +48,7 @@ replay_rewrite(struct agent *a, struct err_ctx *e)
 	size_t i;
 	int r = ERR_ALLOC;
 
-	if ((path = cfg_path_join(a->cfg->state_dir, AGENT_REPLAY_FILE)) ==
+	if ((path = path_join(a->cfg->state_dir, AGENT_REPLAY_FILE)) ==
 	    NULL || (b = buf_new(0)) == NULL)
 		goto out;
 	for (i = 0; i < a->n_replay; i++) {
@@ -77,7 +78,7 @@ agent_replay_load(struct agent *a, struct err_ctx *e)
 	struct agent_replay *rp;
 	int r;
 
-	if ((path = cfg_path_join(a->cfg->state_dir, AGENT_REPLAY_FILE)) ==
+	if ((path = path_join(a->cfg->state_dir, AGENT_REPLAY_FILE)) ==
 	    NULL)
 		return ERR_ALLOC;
 	r = fileio_read(path, (size_t)64 * 1024 * 1024, 0, &text, &len, e);
@@ -203,7 +204,7 @@ open_replay_record(void *arg, const char *device, const uint8_t id[16],
 	if ((rp = realloc(a->replay, (a->n_replay + 1) * sizeof(*rp))) == NULL)
 		return ERR_ALLOC;
 	a->replay = rp;
-	if ((path = cfg_path_join(a->cfg->state_dir, AGENT_REPLAY_FILE)) ==
+	if ((path = path_join(a->cfg->state_dir, AGENT_REPLAY_FILE)) ==
 	    NULL || b64url_encode(id, 16, &b64) != 0 ||
 	    asprintf(&line, "{\"device\":\"%s\",\"id\":\"%s\",\"sent\":%llu}\n",
 	    device, b64, (unsigned long long)sent) < 0) {
@@ -236,7 +237,8 @@ static void
 gossip_alert(struct agent *a, const struct acctlog_head *view,
     const char *sender_device, const char *what)
 {
-	char key[ALERT_KEY_MAX + 1], msg[ALERT_MESSAGE_MAX + 1], hex[65];
+	char key[AGENT_ALERT_KEY_MAX + 1], msg[AGENT_ALERT_MESSAGE_MAX + 1],
+	    hex[65];
 	json_t *det = json_object(), *h = NULL;
 
 	hex_encode(view->hash, 32, hex);
@@ -253,7 +255,7 @@ gossip_alert(struct agent *a, const struct acctlog_head *view,
 		if (acctlog_head_to_json(view, &h, NULL) == 0)
 			json_object_set_new(det, "conflicting_head", h);
 	}
-	agent_raise(a, ALERT_FORK, key, NULL, NULL, msg, det);
+	agent_raise(a, AGENT_ALERT_FORK, key, NULL, NULL, msg, det);
 }
 
 /*
@@ -417,7 +419,7 @@ agent_op_open(struct agent *a, const json_t *req, struct err_ctx *e)
 	ops.gossip = open_gossip;
 	ops.arg = &oc;
 	memset(&lim, 0, sizeof(lim));
-	lim.max_bytes = SOCK_FRAME_MAX;
+	lim.max_bytes = AGENT_SOCK_FRAME_MAX;
 	if ((text = json_dumps(env, JSON_COMPACT)) == NULL) {
 		r = ERR_ALLOC;
 		goto out;
@@ -544,7 +546,7 @@ report_conflict(const char *kind, const char *what,
  */
 static int
 report_key(const char *alert_kind, const struct acctlog_head *v,
-    const struct acctlog_head *c, char key[ALERT_KEY_MAX + 1])
+    const struct acctlog_head *c, char key[AGENT_ALERT_KEY_MAX + 1])
 {
 	const struct acctlog_head *first = v, *second = c;
 	struct buf *b = NULL;
@@ -552,7 +554,7 @@ report_key(const char *alert_kind, const struct acctlog_head *v,
 	char hex[65];
 	int r = ERR_ALLOC;
 
-	if (strcmp(alert_kind, ALERT_FORK) == 0 &&
+	if (strcmp(alert_kind, AGENT_ALERT_FORK) == 0 &&
 	    memcmp(v->hash, c->hash, 32) > 0) {
 		first = c;
 		second = v;
@@ -568,7 +570,7 @@ report_key(const char *alert_kind, const struct acctlog_head *v,
 	    (r = crypto_sha256(buf_ptr(b), buf_len(b), d)) != 0)
 		goto out;
 	hex_encode(d, 16, hex);
-	snprintf(key, ALERT_KEY_MAX + 1, "%s:report:%s", alert_kind, hex);
+	snprintf(key, AGENT_ALERT_KEY_MAX + 1, "%s:report:%s", alert_kind, hex);
 	r = 0;
  out:
 	buf_free(b);
@@ -604,10 +606,11 @@ agent_op_gossip_alert(struct agent *a, const json_t *req, struct err_ctx *e)
 	static const char *const keys[] = { "account", "kind",
 	    "verified_head", "conflicting_head", "reporter" };
 	struct acctlog_head v, c;
-	const struct alert *al = NULL;
+	const struct agent_alert *al = NULL;
 	const char *account, *kind, *reporter = NULL, *alert_kind, *what;
-	char key[ALERT_KEY_MAX + 1], msg[ALERT_MESSAGE_MAX + 1];
-	char id[ALERT_ID_LEN + 1], vhex[65], chex[65], vwhen[32], cwhen[32];
+	char key[AGENT_ALERT_KEY_MAX + 1], msg[AGENT_ALERT_MESSAGE_MAX + 1];
+	char id[AGENT_ALERT_ID_LEN + 1], vhex[65], chex[65], vwhen[32],
+	    cwhen[32];
 	json_t *det = NULL, *o = NULL;
 	int r;
 
@@ -630,13 +633,13 @@ agent_op_gossip_alert(struct agent *a, const json_t *req, struct err_ctx *e)
 		goto out;
 	}
 	if (strcmp(kind, REPORT_SPLIT_VIEW) == 0) {
-		alert_kind = ALERT_FORK;
+		alert_kind = AGENT_ALERT_FORK;
 		what = "split view";
 	} else if (strcmp(kind, REPORT_FORK) == 0) {
-		alert_kind = ALERT_FORK;
+		alert_kind = AGENT_ALERT_FORK;
 		what = "fork";
 	} else if (strcmp(kind, REPORT_ROLLBACK) == 0) {
-		alert_kind = ALERT_ROLLBACK;
+		alert_kind = AGENT_ALERT_ROLLBACK;
 		what = "rollback";
 	} else {
 		r = err_set(e, ERR_FORMAT, "kind must be split_view, fork or "
@@ -651,7 +654,7 @@ agent_op_gossip_alert(struct agent *a, const json_t *req, struct err_ctx *e)
 		goto out;
 	hex_encode(v.hash, 32, vhex);
 	hex_encode(c.hash, 32, chex);
-	if (strcmp(alert_kind, ALERT_ROLLBACK) == 0) {
+	if (strcmp(alert_kind, AGENT_ALERT_ROLLBACK) == 0) {
 		timefmt_utc(v.time, vwhen, sizeof(vwhen));
 		timefmt_utc(c.time, cwhen, sizeof(cwhen));
 		snprintf(msg, sizeof(msg), "rollback of %s: the directory "

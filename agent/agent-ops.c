@@ -19,7 +19,6 @@
 #include "agent-alert.h"
 #include "agent-log.h"
 #include "agent-ops.h"
-#include "agent-registry.h"
 #include "agent-req.h"
 #include "agent-sock.h"
 #include "agent-token.h"
@@ -32,6 +31,8 @@
 #include "envelope.h"
 #include "errors.h"
 #include "fileio.h"
+#include "paths.h"
+#include "registry.h"
 #include "timefmt.h"
 #include "token.h"
 #include "transcript.h"
@@ -46,7 +47,7 @@ load_dir_key(struct agent *a, struct err_ctx *e)
 	size_t len = 0;
 	int r;
 
-	if ((path = cfg_path_join(a->cfg->state_dir, AGENT_DIRKEY_FILE)) ==
+	if ((path = path_join(a->cfg->state_dir, AGENT_DIRKEY_FILE)) ==
 	    NULL)
 		return ERR_ALLOC;
 	r = fileio_read(path, CRYPTO_SPKI_MAX, 0, &der, &len, e);
@@ -95,7 +96,7 @@ static int
 verify_registry(struct agent *a, struct err_ctx *e)
 {
 	struct err_ctx local;
-	char *path = NULL, *aside = NULL, msg[ALERT_MESSAGE_MAX + 1];
+	char *path = NULL, *aside = NULL, msg[AGENT_ALERT_MESSAGE_MAX + 1];
 	char key[64];
 	int r;
 
@@ -119,7 +120,7 @@ verify_registry(struct agent *a, struct err_ctx *e)
 	if (r == ERR_ALLOC || r == ERR_IO)
 		return err_set(e, r, "%s", err_msg(&local));
 	/* Tampered: keep the evidence, alert, start afresh. */
-	path = cfg_path_join(a->cfg->state_dir, REG_FILE);
+	path = path_join(a->cfg->state_dir, REG_FILE);
 	if (path != NULL && asprintf(&aside, "%s.rejected-%llu", path,
 	    (unsigned long long)time(NULL)) > 0)
 		(void)rename(path, aside);
@@ -130,7 +131,7 @@ verify_registry(struct agent *a, struct err_ctx *e)
 	    err_msg(&local));
 	snprintf(key, sizeof(key), "registry:%llu",
 	    (unsigned long long)time(NULL));
-	agent_raise(a, ALERT_REGISTRY, key, NULL, NULL, msg, NULL);
+	agent_raise(a, AGENT_ALERT_REGISTRY, key, NULL, NULL, msg, NULL);
 	free(path);
 	free(aside);
 	if ((r = fresh_registry(a, e)) != 0)
@@ -161,11 +162,11 @@ agent_load(struct agent *a, const struct agent_config *cfg,
 		return ERR_ALLOC;
 	if (pipe2(a->wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
 		return err_set(e, ERR_IO, "pipe: %s", strerror(errno));
-	if ((r = cfg_private_dir(cfg->state_dir, e)) != 0)
+	if ((r = path_private_dir(cfg->state_dir, e)) != 0)
 		return r;
-	if ((path = cfg_path_join(cfg->state_dir, ALERT_JOURNAL)) == NULL)
+	if ((path = path_join(cfg->state_dir, AGENT_ALERT_JOURNAL)) == NULL)
 		return ERR_ALLOC;
-	r = alert_list_open(&a->alerts, path, cfg->alert_command, e);
+	r = agent_alert_list_open(&a->alerts, path, cfg->alert_command, e);
 	free(path);
 	if (r != 0)
 		return r;
@@ -200,7 +201,7 @@ agent_free(struct agent *a)
 	agent_token_free(&a->tok);
 	crypto_wipe(a->session, sizeof(a->session));
 	reg_clear(&a->reg);
-	alert_list_free(&a->alerts);
+	agent_alert_list_free(&a->alerts);
 	EVP_PKEY_free(a->dir_pub);
 	free(a->replay);
 	json_decref(a->pending_bcast);
@@ -249,13 +250,13 @@ agent_wake_main(struct agent *a)
 int
 agent_raise_alert(struct agent *a, const char *kind, const char *key,
     const char *account, const char *device, const char *label,
-    const char *message, json_t *details, const struct alert **out,
+    const char *message, json_t *details, const struct agent_alert **out,
     struct err_ctx *e)
 {
-	const struct alert *al = NULL;
+	const struct agent_alert *al = NULL;
 	int r;
 
-	r = alert_raise(&a->alerts, kind, key, account, device, label,
+	r = agent_alert_raise(&a->alerts, kind, key, account, device, label,
 	    message, details, &al, e);
 	if (r < 0) {
 		agent_log(LOG_ERR, "ALERT NOT RECORDED [%s]: %s (%s)", kind,
@@ -263,7 +264,8 @@ agent_raise_alert(struct agent *a, const char *kind, const char *key,
 		return r;
 	}
 	if (r == 1 && al != NULL && a->pending_bcast != NULL) {
-		json_array_append_new(a->pending_bcast, alert_to_json(al));
+		json_array_append_new(a->pending_bcast,
+		    agent_alert_to_json(al));
 		agent_wake_main(a);
 	}
 	if (out != NULL)
@@ -315,7 +317,7 @@ agent_flush_broadcast(struct agent *a)
 		msg = json_pack("{s:b, s:s, s:O}", "ok", 1, "event", "alert",
 		    "alert", json_array_get(list, i));
 		if (msg != NULL)
-			sock_server_broadcast(a->srv, msg);
+			agent_sock_server_broadcast(a->srv, msg);
 		json_decref(msg);
 	}
 	json_decref(list);
@@ -329,7 +331,8 @@ agent_flush_broadcast(struct agent *a)
 static void
 check_registry_files(struct agent *a, uint64_t now)
 {
-	char hex[65], key[ALERT_KEY_MAX + 1], msg[ALERT_MESSAGE_MAX + 1];
+	char hex[65], key[AGENT_ALERT_KEY_MAX + 1],
+	    msg[AGENT_ALERT_MESSAGE_MAX + 1];
 	char *path = NULL, *aside = NULL;
 	uint8_t d[32];
 	struct err_ctx e;
@@ -343,7 +346,7 @@ check_registry_files(struct agent *a, uint64_t now)
 	if (r == ERR_ALLOC)
 		return;
 	hex_encode(d, 32, hex);
-	path = cfg_path_join(a->cfg->state_dir, REG_FILE);
+	path = path_join(a->cfg->state_dir, REG_FILE);
 	if (r == 0 && path != NULL && asprintf(&aside, "%s.rejected-%llu",
 	    path, (unsigned long long)now) > 0)
 		(void)rename(path, aside);
@@ -354,7 +357,7 @@ check_registry_files(struct agent *a, uint64_t now)
 	if (aside != NULL)
 		strncat(msg, ")", sizeof(msg) - strlen(msg) - 1);
 	snprintf(key, sizeof(key), "registry:%.16s", r == 0 ? hex : "missing");
-	agent_raise(a, ALERT_REGISTRY, key, NULL, NULL, msg, NULL);
+	agent_raise(a, AGENT_ALERT_REGISTRY, key, NULL, NULL, msg, NULL);
 	free(path);
 	free(aside);
 	if (agent_save_registry(a, &e) != 0)
@@ -365,11 +368,12 @@ void
 agent_tick(struct agent *a)
 {
 	uint64_t now = (uint64_t)time(NULL), age;
-	char msg[ALERT_MESSAGE_MAX + 1], when[TIMEFMT_UTC_LEN];
+	char msg[AGENT_ALERT_MESSAGE_MAX + 1], when[TIMEFMT_UTC_LEN];
 
 	pthread_mutex_lock(&a->lock);
 	age = now > a->last_success ? now - a->last_success : 0;
-	if (age > a->cfg->max_stale && alert_find_key(&a->alerts, "stale") ==
+	if (age > a->cfg->max_stale && agent_alert_find_key(&a->alerts,
+	    "stale") ==
 	    NULL) {
 		timefmt_utc(a->last_success, when, sizeof(when));
 		snprintf(msg, sizeof(msg), "no successful, fresh check of the "
@@ -380,7 +384,7 @@ agent_tick(struct agent *a)
 		    agent_token_locked(&a->tok) ? "; the agent is locked" : "",
 		    a->last_error[0] != '\0' ? "; last error: " : "",
 		    a->last_error);
-		agent_raise(a, ALERT_STALE, "stale", NULL, NULL, msg,
+		agent_raise(a, AGENT_ALERT_STALE, "stale", NULL, NULL, msg,
 		    json_pack("{s:I, s:I}", "last_success",
 		    (json_int_t)a->last_success, "max_stale",
 		    (json_int_t)a->cfg->max_stale));
@@ -393,7 +397,7 @@ agent_tick(struct agent *a)
 		agent_token_lock(&a->tok);
 	}
 	pthread_mutex_unlock(&a->lock);
-	alert_reap();
+	agent_alert_reap();
 }
 
 /* --- pieces of the answers --- */
@@ -417,14 +421,15 @@ alerts_array(struct agent *a)
 	size_t i;
 
 	for (i = 0; arr != NULL && i < a->alerts.n_open; i++)
-		json_array_append_new(arr, alert_to_json(&a->alerts.open[i]));
+		json_array_append_new(arr,
+		    agent_alert_to_json(&a->alerts.open[i]));
 	return arr;
 }
 
 /* --- the operations (lock held unless said otherwise) --- */
 
 static json_t *
-op_info(struct agent *a, struct sock_conn *conn, const json_t *req,
+op_info(struct agent *a, struct agent_sock_conn *conn, const json_t *req,
     struct err_ctx *e)
 {
 	char short_id[DEVREC_SHORT_ID_LEN + 1] = "";
@@ -452,7 +457,7 @@ op_info(struct agent *a, struct sock_conn *conn, const json_t *req,
 }
 
 static json_t *
-op_status(struct agent *a, struct sock_conn *conn, const json_t *req,
+op_status(struct agent *a, struct agent_sock_conn *conn, const json_t *req,
     struct err_ctx *e)
 {
 	struct token_stats st;
@@ -489,14 +494,14 @@ op_status(struct agent *a, struct sock_conn *conn, const json_t *req,
 	    "registry_unsaved", a->reg_dirty,
 	    "token", tok, "watcher", w, "alerts", alerts_array(a),
 	    "clients", (json_int_t)(a->srv != NULL ?
-	    sock_server_clients(a->srv) : 0),
+	    agent_sock_server_clients(a->srv) : 0),
 	    "refused_peers", (json_int_t)(a->srv != NULL ?
-	    sock_server_refused_peers(a->srv) : 0));
+	    agent_sock_server_refused_peers(a->srv) : 0));
 	return o;
 }
 
 static json_t *
-op_devices(struct agent *a, struct sock_conn *conn, const json_t *req,
+op_devices(struct agent *a, struct agent_sock_conn *conn, const json_t *req,
     struct err_ctx *e)
 {
 	char short_id[DEVREC_SHORT_ID_LEN + 1], hash[65];
@@ -569,7 +574,7 @@ request_device(struct agent *a, const json_t *req, struct reg_device **out,
 }
 
 static json_t *
-op_approve(struct agent *a, struct sock_conn *conn, const json_t *req,
+op_approve(struct agent *a, struct agent_sock_conn *conn, const json_t *req,
     struct err_ctx *e)
 {
 	struct reg_device *d, saved;
@@ -598,7 +603,8 @@ op_approve(struct agent *a, struct sock_conn *conn, const json_t *req,
 		    "%llu)", d->label, short_id,
 		    (unsigned long long)d->add_seq);
 	}
-	(void)alert_close_matching(&a->alerts, ALERT_DEVICE_ADDED, d->device,
+	(void)agent_alert_close_matching(&a->alerts, AGENT_ALERT_DEVICE_ADDED,
+	    d->device,
 	    "approve", NULL);
 	return json_pack("{s:b, s:s, s:s, s:s, s:I}", "ok", 1, "device",
 	    d->device, "short_id", short_id, "label", d->label, "add_seq",
@@ -606,28 +612,28 @@ op_approve(struct agent *a, struct sock_conn *conn, const json_t *req,
 }
 
 static json_t *
-op_ack(struct agent *a, struct sock_conn *conn, const json_t *req,
+op_ack(struct agent *a, struct agent_sock_conn *conn, const json_t *req,
     struct err_ctx *e)
 {
 	static const char *const keys[] = { "alert" };
-	const struct alert *al;
-	char id[ALERT_ID_LEN + 1];
+	const struct agent_alert *al;
+	char id[AGENT_ALERT_ID_LEN + 1];
 	const char *prefix;
 	int r;
 
 	if ((r = agent_req_keys(req, keys, 1, e)) != 0 ||
 	    (prefix = agent_req_str(req, "alert", 64, e)) == NULL)
 		return agent_reply_err(ERR_FORMAT, e);
-	if ((r = alert_find(&a->alerts, prefix, &al, e)) != 0)
+	if ((r = agent_alert_find(&a->alerts, prefix, &al, e)) != 0)
 		return agent_reply_err(r, e);
 	memcpy(id, al->id, sizeof(id));
-	if ((r = alert_close(&a->alerts, id, "ack", e)) != 0)
+	if ((r = agent_alert_close(&a->alerts, id, "ack", e)) != 0)
 		return agent_reply_err(r, e);
 	return json_pack("{s:b, s:s}", "ok", 1, "alert", id);
 }
 
 static json_t *
-op_alerts(struct agent *a, struct sock_conn *conn, const json_t *req,
+op_alerts(struct agent *a, struct agent_sock_conn *conn, const json_t *req,
     struct err_ctx *e)
 {
 	static const char *const keys[] = { "follow" };
@@ -641,12 +647,12 @@ op_alerts(struct agent *a, struct sock_conn *conn, const json_t *req,
 		return agent_reply_err(err_set(e, ERR_FORMAT, "follow must be true or "
 		    "false"), e);
 	if (json_is_true(f))
-		sock_conn_set_follow(conn, 1);
+		agent_sock_conn_set_follow(conn, 1);
 	return json_pack("{s:b, s:o}", "ok", 1, "alerts", alerts_array(a));
 }
 
 static json_t *
-op_unlock(struct agent *a, struct sock_conn *conn, const json_t *req,
+op_unlock(struct agent *a, struct agent_sock_conn *conn, const json_t *req,
     struct err_ctx *e)
 {
 	static const char *const keys[] = { "pin" };
@@ -678,7 +684,7 @@ op_unlock(struct agent *a, struct sock_conn *conn, const json_t *req,
 }
 
 static json_t *
-op_lock(struct agent *a, struct sock_conn *conn, const json_t *req,
+op_lock(struct agent *a, struct agent_sock_conn *conn, const json_t *req,
     struct err_ctx *e)
 {
 	agent_token_lock(&a->tok);
@@ -687,7 +693,7 @@ op_lock(struct agent *a, struct sock_conn *conn, const json_t *req,
 }
 
 static json_t *
-op_sign(struct agent *a, struct sock_conn *conn, const json_t *req,
+op_sign(struct agent *a, struct agent_sock_conn *conn, const json_t *req,
     struct err_ctx *e)
 {
 	static const char *const keys[] = { "transcript" };
@@ -699,9 +705,11 @@ op_sign(struct agent *a, struct sock_conn *conn, const json_t *req,
 	int r;
 
 	if ((r = agent_req_keys(req, keys, 1, e)) != 0 ||
-	    (t = agent_req_str(req, "transcript", SOCK_FRAME_MAX, e)) == NULL)
+	    (t = agent_req_str(req, "transcript", AGENT_SOCK_FRAME_MAX,
+	    e)) == NULL)
 		return agent_reply_err(ERR_FORMAT, e);
-	if ((r = b64url_decode(t, strlen(t), SOCK_FRAME_MAX, &tr, &len)) != 0)
+	if ((r = b64url_decode(t, strlen(t), AGENT_SOCK_FRAME_MAX, &tr,
+	    &len)) != 0)
 		return agent_reply_err(r, (err_set(e, r, "transcript is not "
 		    "base64url"), e));
 	/* Registry signatures are the agent's own business (made directly
@@ -728,7 +736,7 @@ op_sign(struct agent *a, struct sock_conn *conn, const json_t *req,
 /* --- revoke: signs here, talks to the directory without the lock --- */
 
 static json_t *
-op_revoke(struct agent *a, struct sock_conn *conn, const json_t *req,
+op_revoke(struct agent *a, struct agent_sock_conn *conn, const json_t *req,
     struct err_ctx *e)
 {
 	struct reg_device *d;
@@ -773,7 +781,7 @@ op_revoke(struct agent *a, struct sock_conn *conn, const json_t *req,
 		pthread_mutex_unlock(&a->lock);
 		if (r == 0 && expires == 0) {
 			r = dirc_login(c, a->dir_id, a->tok.device,
-			    watch_sign_transcript, a, &expires, e);
+			    agent_watch_sign_transcript, a, &expires, e);
 			pthread_mutex_lock(&a->lock);
 			if (r == 0)
 				agent_session_store(a, dirc_token(c), expires);
@@ -798,7 +806,8 @@ op_revoke(struct agent *a, struct sock_conn *conn, const json_t *req,
 			agent_log(LOG_ERR, "registry not saved: %s",
 			    err_msg(e));
 	}
-	(void)alert_close_matching(&a->alerts, ALERT_DEVICE_ADDED, device,
+	(void)agent_alert_close_matching(&a->alerts, AGENT_ALERT_DEVICE_ADDED,
+	    device,
 	    "clear", NULL);
 	agent_log(LOG_NOTICE, "revoked device %s", short_id);
 	a->refresh = 1;
@@ -813,7 +822,7 @@ op_revoke(struct agent *a, struct sock_conn *conn, const json_t *req,
  * is none.  The login waits for the directory without the lock.
  */
 static json_t *
-op_session(struct agent *a, struct sock_conn *conn, const json_t *req,
+op_session(struct agent *a, struct agent_sock_conn *conn, const json_t *req,
     struct err_ctx *e)
 {
 	struct dirc_options opt;
@@ -834,7 +843,7 @@ op_session(struct agent *a, struct sock_conn *conn, const json_t *req,
 		r = dirc_new(a->cfg->directory, &opt, &c, e);
 		if (r == 0)
 			r = dirc_login(c, a->dir_id, a->tok.device,
-			    watch_sign_transcript, a, &expires, e);
+			    agent_watch_sign_transcript, a, &expires, e);
 		pthread_mutex_lock(&a->lock);
 		if (r == 0)
 			agent_session_store(a, dirc_token(c), expires);
@@ -855,15 +864,15 @@ op_session(struct agent *a, struct sock_conn *conn, const json_t *req,
 /* --- dispatch --- */
 
 static json_t *
-op_open(struct agent *a, struct sock_conn *conn, const json_t *req,
+op_open(struct agent *a, struct agent_sock_conn *conn, const json_t *req,
     struct err_ctx *e)
 {
 	return agent_op_open(a, req, e);
 }
 
 static json_t *
-op_gossip_alert(struct agent *a, struct sock_conn *conn, const json_t *req,
-    struct err_ctx *e)
+op_gossip_alert(struct agent *a, struct agent_sock_conn *conn,
+    const json_t *req, struct err_ctx *e)
 {
 	return agent_op_gossip_alert(a, req, e);
 }
@@ -879,7 +888,7 @@ struct agent_op {
 	const char *name;
 	int needs_unlocked;
 	int (*args)(const json_t *req, struct err_ctx *e);
-	json_t *(*run)(struct agent *a, struct sock_conn *conn,
+	json_t *(*run)(struct agent *a, struct agent_sock_conn *conn,
 	    const json_t *req, struct err_ctx *e);
 };
 
@@ -913,7 +922,7 @@ find_op(const char *name)
 
 /* The answer of op to req (lock held); NULL when out of memory. */
 static json_t *
-run_op(struct agent *a, const struct agent_op *op, struct sock_conn *conn,
+run_op(struct agent *a, const struct agent_op *op, struct agent_sock_conn *conn,
     const json_t *req, struct err_ctx *e)
 {
 	int r;
@@ -926,7 +935,7 @@ run_op(struct agent *a, const struct agent_op *op, struct sock_conn *conn,
 }
 
 json_t *
-agent_handle(void *arg, struct sock_conn *c, json_t *req)
+agent_handle(void *arg, struct agent_sock_conn *c, json_t *req)
 {
 	struct agent *a = arg;
 	const struct agent_op *op;
@@ -946,7 +955,7 @@ agent_handle(void *arg, struct sock_conn *c, json_t *req)
 		pthread_mutex_unlock(&a->lock);
 	}
 	if (resp == NULL)
-		resp = sock_error_reply("internal", "out of memory");
+		resp = agent_sock_error_reply("internal", "out of memory");
 	/* Echo a request id so that clients may pipeline. */
 	if (resp != NULL && (id = json_object_get(req, "id")) != NULL &&
 	    (json_is_integer(id) || json_is_string(id)))

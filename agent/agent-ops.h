@@ -22,15 +22,11 @@
 
 #include "agent-alert.h"
 #include "agent-config.h"
-#include "agent-registry.h"
 #include "agent-sock.h"
 #include "agent-token.h"
 #include "errors.h"
+#include "registry.h"
 #include "transcript.h"
-
-/* The domain tag of devid-msg's contact pins (a registry of another
- * account, signed by this device's token through `sign`). */
-#define AGENT_TAG_CONTACT TR_TAG_CONTACT
 
 #define AGENT_REPLAY_FILE "replay.jsonl"
 #define AGENT_DIRKEY_FILE "directory.pub"
@@ -57,7 +53,7 @@ struct agent {
 	uint8_t reg_files[32];  /* reg_files_digest of what is on disk */
 	int reg_files_known;
 	uint64_t reg_checked;   /* when the files were last compared */
-	struct alert_list alerts;
+	struct agent_alert_list alerts;
 	EVP_PKEY *dir_pub;      /* the pinned directory key */
 	char dir_id[65];
 
@@ -92,7 +88,7 @@ struct agent {
 	int wake_pipe[2];       /* watcher -> main: new alerts */
 	json_t *pending_bcast;  /* alerts not yet sent to followers */
 	volatile int stop;
-	struct sock_server *srv;
+	struct agent_sock_server *srv;
 };
 
 /*
@@ -109,12 +105,12 @@ int agent_load(struct agent *a, const struct agent_config *cfg,
 void agent_free(struct agent *a);
 
 /*
- * The socket handler (sock_handler_fn); arg is the agent.  Looks the
+ * The socket handler (agent_sock_handler_fn); arg is the agent.  Looks the
  * request's "op" up in the table of operations, answers an unknown one
  * with a format error, and runs a known one with the agent lock held.
  * Returns a new answer, with the request's "id" echoed.
  */
-json_t *agent_handle(void *arg, struct sock_conn *c, json_t *req);
+json_t *agent_handle(void *arg, struct agent_sock_conn *c, json_t *req);
 
 /* --- agent-open.c --- */
 
@@ -155,7 +151,7 @@ int agent_raise(struct agent *a, const char *kind, const char *key,
  */
 int agent_raise_alert(struct agent *a, const char *kind, const char *key,
     const char *account, const char *device, const char *label,
-    const char *message, json_t *details, const struct alert **out,
+    const char *message, json_t *details, const struct agent_alert **out,
     struct err_ctx *e);
 
 /* Signs and writes the registry (agent lock held); on a locked token the

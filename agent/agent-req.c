@@ -15,7 +15,7 @@
 json_t *
 agent_reply_err(int r, const struct err_ctx *e)
 {
-	return sock_error_reply(sock_err_code(r), err_msg(e));
+	return agent_sock_error_reply(agent_sock_err_code(r), err_msg(e));
 }
 
 json_t *

@@ -21,22 +21,22 @@
 
 #include <jansson.h>
 
-#include "agent-config.h"
 #include "agent-log.h"
 #include "agent-sock.h"
 #include "crypto.h"
 #include "devrec.h"
 #include "errors.h"
+#include "paths.h"
 
 /* --- frames --- */
 
 int
-sock_frame_header(const uint8_t hdr[4], size_t max, uint32_t *len)
+agent_sock_frame_header(const uint8_t hdr[4], size_t max, uint32_t *len)
 {
 	uint32_t n;
 
-	if (max == 0 || max > SOCK_FRAME_MAX)
-		max = SOCK_FRAME_MAX;
+	if (max == 0 || max > AGENT_SOCK_FRAME_MAX)
+		max = AGENT_SOCK_FRAME_MAX;
 	n = ((uint32_t)hdr[0] << 24) | ((uint32_t)hdr[1] << 16) |
 	    ((uint32_t)hdr[2] << 8) | (uint32_t)hdr[3];
 	if (n == 0)
@@ -48,16 +48,16 @@ sock_frame_header(const uint8_t hdr[4], size_t max, uint32_t *len)
 }
 
 int
-sock_frame_decode(const uint8_t *p, size_t len, json_t **out,
+agent_sock_frame_decode(const uint8_t *p, size_t len, json_t **out,
     struct err_ctx *e)
 {
 	return_val_if_fail(p != NULL && out != NULL, ERR_INVALID_ARG);
-	return devrec_json_load((const char *)p, len, SOCK_FRAME_MAX, out,
+	return devrec_json_load((const char *)p, len, AGENT_SOCK_FRAME_MAX, out,
 	    "request", e);
 }
 
 int
-sock_frame_encode(const json_t *obj, uint8_t **out, size_t *out_len,
+agent_sock_frame_encode(const json_t *obj, uint8_t **out, size_t *out_len,
     struct err_ctx *e)
 {
 	char *text;
@@ -67,10 +67,10 @@ sock_frame_encode(const json_t *obj, uint8_t **out, size_t *out_len,
 	if ((text = json_dumps(obj, JSON_COMPACT)) == NULL)
 		return err_set(e, ERR_ALLOC, "cannot encode a frame");
 	n = strlen(text);
-	if (n == 0 || n > SOCK_FRAME_MAX) {
+	if (n == 0 || n > AGENT_SOCK_FRAME_MAX) {
 		free(text);
 		return err_set(e, ERR_TOO_LARGE, "frame of %zu bytes is over "
-		    "the limit of %zu", n, SOCK_FRAME_MAX);
+		    "the limit of %zu", n, AGENT_SOCK_FRAME_MAX);
 	}
 	if ((f = malloc(n + 4)) == NULL) {
 		free(text);
@@ -89,7 +89,7 @@ sock_frame_encode(const json_t *obj, uint8_t **out, size_t *out_len,
 }
 
 const char *
-sock_err_code(int err)
+agent_sock_err_code(int err)
 {
 	switch (err) {
 	case ERR_FORMAT:
@@ -124,7 +124,7 @@ sock_err_code(int err)
 }
 
 json_t *
-sock_error_reply(const char *code, const char *msg)
+agent_sock_error_reply(const char *code, const char *msg)
 {
 	return json_pack("{s:b, s:{s:s, s:s}}", "ok", 0, "error", "code", code,
 	    "message", msg);
@@ -132,8 +132,8 @@ sock_error_reply(const char *code, const char *msg)
 
 /* --- server --- */
 
-struct sock_conn {
-	struct sock_server *srv;
+struct agent_sock_conn {
+	struct agent_sock_server *srv;
 	int fd;
 	uid_t uid;
 	uint8_t hdr[4];
@@ -150,12 +150,12 @@ struct sock_conn {
 	time_t last_io;
 };
 
-struct sock_server {
+struct agent_sock_server {
 	char *path;
 	int fd;
-	sock_handler_fn handler;
+	agent_sock_handler_fn handler;
 	void *arg;
-	struct sock_conn *conns[SOCK_MAX_CLIENTS];
+	struct agent_sock_conn *conns[AGENT_SOCK_MAX_CLIENTS];
 	size_t n_conns;
 	uint64_t refused_peers;
 	uint64_t bad_frames;
@@ -179,10 +179,10 @@ sock_alive(const char *path)
 }
 
 int
-sock_server_open(const char *path, sock_handler_fn handler, void *arg,
-    struct sock_server **out, struct err_ctx *e)
+agent_sock_server_open(const char *path, agent_sock_handler_fn handler,
+    void *arg, struct agent_sock_server **out, struct err_ctx *e)
 {
-	struct sock_server *s = NULL;
+	struct agent_sock_server *s = NULL;
 	struct sockaddr_un sa;
 	struct stat st;
 	char dir[PATH_MAX], *slash;
@@ -199,7 +199,7 @@ sock_server_open(const char *path, sock_handler_fn handler, void *arg,
 		return err_set(e, ERR_CONFIG, "socket path %s must be absolute "
 		    "and inside a directory of its own", path);
 	*slash = '\0';
-	if ((r = cfg_private_dir(dir, e)) != 0)
+	if ((r = path_private_dir(dir, e)) != 0)
 		return r;
 	if (lstat(path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode))
@@ -255,7 +255,7 @@ sock_server_open(const char *path, sock_handler_fn handler, void *arg,
 }
 
 static void
-conn_free(struct sock_conn *c)
+conn_free(struct agent_sock_conn *c)
 {
 	if (c == NULL)
 		return;
@@ -267,7 +267,7 @@ conn_free(struct sock_conn *c)
 }
 
 void
-sock_server_close(struct sock_server *s)
+agent_sock_server_close(struct agent_sock_server *s)
 {
 	size_t i;
 
@@ -285,12 +285,12 @@ sock_server_close(struct sock_server *s)
 
 /* Appends len bytes to c's output queue. */
 static int
-conn_queue(struct sock_conn *c, const uint8_t *p, size_t len)
+conn_queue(struct agent_sock_conn *c, const uint8_t *p, size_t len)
 {
 	uint8_t *n;
 	size_t pending = c->out_len - c->out_off;
 
-	if (pending + len > SOCK_OUT_MAX + SOCK_FRAME_MAX + 4)
+	if (pending + len > AGENT_SOCK_OUT_MAX + AGENT_SOCK_FRAME_MAX + 4)
 		return ERR_TOO_LARGE;
 	if (c->out_off > 0) {
 		memmove(c->out, c->out + c->out_off, pending);
@@ -306,63 +306,63 @@ conn_queue(struct sock_conn *c, const uint8_t *p, size_t len)
 }
 
 void
-sock_conn_send(struct sock_conn *c, const json_t *obj)
+agent_sock_conn_send(struct agent_sock_conn *c, const json_t *obj)
 {
 	uint8_t *f = NULL;
 	size_t n = 0;
 
 	if (c == NULL || c->dead)
 		return;
-	if (sock_frame_encode(obj, &f, &n, NULL) != 0 ||
+	if (agent_sock_frame_encode(obj, &f, &n, NULL) != 0 ||
 	    conn_queue(c, f, n) != 0)
 		c->dead = 1;
 	free(f);
 }
 
 void
-sock_conn_set_follow(struct sock_conn *c, int follow)
+agent_sock_conn_set_follow(struct agent_sock_conn *c, int follow)
 {
 	if (c != NULL)
 		c->follow = follow;
 }
 
 void
-sock_server_broadcast(struct sock_server *s, const json_t *obj)
+agent_sock_server_broadcast(struct agent_sock_server *s, const json_t *obj)
 {
 	size_t i;
 
 	for (i = 0; i < s->n_conns; i++)
 		if (s->conns[i]->follow)
-			sock_conn_send(s->conns[i], obj);
+			agent_sock_conn_send(s->conns[i], obj);
 }
 
 size_t
-sock_server_clients(const struct sock_server *s)
+agent_sock_server_clients(const struct agent_sock_server *s)
 {
 	return s->n_conns;
 }
 
 uint64_t
-sock_server_refused_peers(const struct sock_server *s)
+agent_sock_server_refused_peers(const struct agent_sock_server *s)
 {
 	return s->refused_peers;
 }
 
 uint64_t
-sock_server_bad_frames(const struct sock_server *s)
+agent_sock_server_bad_frames(const struct agent_sock_server *s)
 {
 	return s->bad_frames;
 }
 
 /* Sends an error and closes c after it. */
 static void
-conn_fail(struct sock_conn *c, const char *code, const char *msg)
+conn_fail(struct agent_sock_conn *c, const char *code, const char *msg)
 {
-	json_t *j = sock_error_reply(code, msg);
+	json_t *j = agent_sock_error_reply(code, msg);
 
 	c->srv->bad_frames++;
 	if (j != NULL)
-		sock_conn_send(c, j);
+		agent_sock_conn_send(c, j);
 	json_decref(j);
 	c->closing = 1;
 }
@@ -371,11 +371,11 @@ conn_fail(struct sock_conn *c, const char *code, const char *msg)
 static void
 refuse_fd(int fd, const char *msg)
 {
-	json_t *j = sock_error_reply("denied", msg);
+	json_t *j = agent_sock_error_reply("denied", msg);
 	uint8_t *f = NULL;
 	size_t n = 0;
 
-	if (j != NULL && sock_frame_encode(j, &f, &n, NULL) == 0)
+	if (j != NULL && agent_sock_frame_encode(j, &f, &n, NULL) == 0)
 		(void)!write(fd, f, n);
 	free(f);
 	json_decref(j);
@@ -383,12 +383,12 @@ refuse_fd(int fd, const char *msg)
 
 /*
  * Accepts every pending connection: a peer of another uid (SO_PEERCRED)
- * or one beyond SOCK_MAX_CLIENTS gets one error frame and is closed.
+ * or one beyond AGENT_SOCK_MAX_CLIENTS gets one error frame and is closed.
  */
 static void
-server_accept(struct sock_server *s)
+server_accept(struct agent_sock_server *s)
 {
-	struct sock_conn *c;
+	struct agent_sock_conn *c;
 	struct ucred cred;
 	socklen_t clen = sizeof(cred);
 	char msg[128];
@@ -410,9 +410,9 @@ server_accept(struct sock_server *s)
 			close(fd);
 			continue;
 		}
-		if (s->n_conns >= SOCK_MAX_CLIENTS) {
+		if (s->n_conns >= AGENT_SOCK_MAX_CLIENTS) {
 			agent_log(LOG_WARNING, "socket: refused a client: "
-			    "already %d clients", SOCK_MAX_CLIENTS);
+			    "already %d clients", AGENT_SOCK_MAX_CLIENTS);
 			refuse_fd(fd, "too many clients");
 			close(fd);
 			continue;
@@ -431,20 +431,20 @@ server_accept(struct sock_server *s)
 
 /* Handles the complete frame in c->body. */
 static void
-conn_frame(struct sock_conn *c)
+conn_frame(struct agent_sock_conn *c)
 {
 	struct err_ctx e;
 	json_t *req = NULL, *resp = NULL;
 
 	err_clear(&e);
-	if (sock_frame_decode(c->body, c->body_len, &req, &e) != 0) {
+	if (agent_sock_frame_decode(c->body, c->body_len, &req, &e) != 0) {
 		c->srv->bad_frames++;
-		resp = sock_error_reply("bad_request", err_msg(&e));
+		resp = agent_sock_error_reply("bad_request", err_msg(&e));
 	} else {
 		resp = c->srv->handler(c->srv->arg, c, req);
 	}
 	if (resp != NULL)
-		sock_conn_send(c, resp);
+		agent_sock_conn_send(c, resp);
 	json_decref(resp);
 	json_decref(req);
 	/* Requests may carry a PIN. */
@@ -458,7 +458,7 @@ conn_frame(struct sock_conn *c)
 
 /* Reads what c has sent and handles complete frames. */
 static void
-conn_read(struct sock_conn *c)
+conn_read(struct agent_sock_conn *c)
 {
 	uint8_t tmp[4];
 	ssize_t n;
@@ -467,8 +467,8 @@ conn_read(struct sock_conn *c)
 
 	/* A few frames per turn: a client that floods requests gets its
 	 * share, not the whole loop. */
-	while (!c->dead && !c->closing && frames < SOCK_FRAMES_PER_TURN &&
-	    c->out_len - c->out_off <= SOCK_OUT_MAX) {
+	while (!c->dead && !c->closing && frames < AGENT_SOCK_FRAMES_PER_TURN &&
+	    c->out_len - c->out_off <= AGENT_SOCK_OUT_MAX) {
 		if (c->hdr_got < 4) {
 			n = read(c->fd, c->hdr + c->hdr_got, 4 - c->hdr_got);
 		} else {
@@ -492,8 +492,8 @@ conn_read(struct sock_conn *c)
 			if (c->hdr_got < 4)
 				continue;
 			memcpy(tmp, c->hdr, 4);
-			if ((r = sock_frame_header(tmp, SOCK_FRAME_MAX,
-			    &len)) != 0) {
+			if ((r = agent_sock_frame_header(tmp,
+			    AGENT_SOCK_FRAME_MAX, &len)) != 0) {
 				conn_fail(c, r == ERR_TOO_LARGE ? "too_large" :
 				    "bad_request", r == ERR_TOO_LARGE ?
 				    "frame larger than 4 MiB" :
@@ -519,7 +519,7 @@ conn_read(struct sock_conn *c)
 /* Writes what c has queued without blocking; closes it once a closing
  * connection's queue is empty. */
 static void
-conn_write(struct sock_conn *c)
+conn_write(struct agent_sock_conn *c)
 {
 	ssize_t n;
 
@@ -542,10 +542,10 @@ conn_write(struct sock_conn *c)
 }
 
 int
-sock_server_poll(struct sock_server *s, int timeout_ms, int wake_fd)
+agent_sock_server_poll(struct agent_sock_server *s, int timeout_ms, int wake_fd)
 {
-	struct pollfd pfd[SOCK_MAX_CLIENTS + 2];
-	struct sock_conn *c;
+	struct pollfd pfd[AGENT_SOCK_MAX_CLIENTS + 2];
+	struct agent_sock_conn *c;
 	size_t i, n = 0, base;
 	time_t now;
 	int woke = 0, rc;
@@ -563,7 +563,8 @@ sock_server_poll(struct sock_server *s, int timeout_ms, int wake_fd)
 		c = s->conns[i];
 		pfd[n].fd = c->fd;
 		pfd[n].events = 0;
-		if (!c->closing && c->out_len - c->out_off <= SOCK_OUT_MAX)
+		if (!c->closing
+		    && c->out_len - c->out_off <= AGENT_SOCK_OUT_MAX)
 			pfd[n].events |= POLLIN;
 		if (c->out_off < c->out_len)
 			pfd[n].events |= POLLOUT;
@@ -593,12 +594,12 @@ sock_server_poll(struct sock_server *s, int timeout_ms, int wake_fd)
 		if (!c->dead && c->out_off < c->out_len)
 			conn_write(c);
 		if (!c->dead && (c->hdr_got > 0) &&
-		    now - c->last_io > SOCK_PARTIAL_TIMEOUT_S) {
+		    now - c->last_io > AGENT_SOCK_PARTIAL_TIMEOUT_S) {
 			s->bad_frames++;
 			c->dead = 1;
 		}
 		if (!c->dead && !c->follow && c->out_off == c->out_len &&
-		    now - c->last_io > SOCK_IDLE_TIMEOUT_S)
+		    now - c->last_io > AGENT_SOCK_IDLE_TIMEOUT_S)
 			c->dead = 1;
 		if (c->dead) {
 			conn_free(c);
@@ -613,7 +614,7 @@ sock_server_poll(struct sock_server *s, int timeout_ms, int wake_fd)
 /* --- client --- */
 
 int
-sock_client_connect(const char *path, int *fd, struct err_ctx *e)
+agent_sock_client_connect(const char *path, int *fd, struct err_ctx *e)
 {
 	struct sockaddr_un sa;
 	int s;
@@ -658,13 +659,13 @@ write_all(int fd, const uint8_t *p, size_t len)
 }
 
 int
-sock_client_send(int fd, const json_t *req, struct err_ctx *e)
+agent_sock_client_send(int fd, const json_t *req, struct err_ctx *e)
 {
 	uint8_t *f = NULL;
 	size_t n = 0;
 	int r;
 
-	if ((r = sock_frame_encode(req, &f, &n, e)) != 0)
+	if ((r = agent_sock_frame_encode(req, &f, &n, e)) != 0)
 		return r;
 	r = write_all(fd, f, n) == 0 ? 0 :
 	    err_set(e, ERR_IO, "writing to the agent: %s", strerror(errno));
@@ -708,7 +709,7 @@ read_full(int fd, uint8_t *p, size_t len, int timeout_ms, struct err_ctx *e)
 }
 
 int
-sock_client_recv(int fd, int timeout_ms, json_t **resp, struct err_ctx *e)
+agent_sock_client_recv(int fd, int timeout_ms, json_t **resp, struct err_ctx *e)
 {
 	uint8_t hdr[4], *body = NULL;
 	uint32_t len;
@@ -716,28 +717,28 @@ sock_client_recv(int fd, int timeout_ms, json_t **resp, struct err_ctx *e)
 
 	if ((r = read_full(fd, hdr, 4, timeout_ms, e)) != 0)
 		return r;
-	if ((r = sock_frame_header(hdr, SOCK_FRAME_MAX, &len)) != 0)
+	if ((r = agent_sock_frame_header(hdr, AGENT_SOCK_FRAME_MAX, &len)) != 0)
 		return err_set(e, r, "bad frame from the agent");
 	if ((body = malloc(len)) == NULL)
 		return ERR_ALLOC;
 	if ((r = read_full(fd, body, len, timeout_ms, e)) == 0)
-		r = sock_frame_decode(body, len, resp, e);
+		r = agent_sock_frame_decode(body, len, resp, e);
 	free(body);
 	return r;
 }
 
 int
-sock_client_call(const char *path, const json_t *req, int timeout_ms,
+agent_sock_client_call(const char *path, const json_t *req, int timeout_ms,
     json_t **resp, struct err_ctx *e)
 {
 	json_t *j = NULL, *err;
 	const char *msg, *code;
 	int fd = -1, r;
 
-	if ((r = sock_client_connect(path, &fd, e)) != 0)
+	if ((r = agent_sock_client_connect(path, &fd, e)) != 0)
 		return r;
-	if ((r = sock_client_send(fd, req, e)) != 0 ||
-	    (r = sock_client_recv(fd, timeout_ms, &j, e)) != 0)
+	if ((r = agent_sock_client_send(fd, req, e)) != 0 ||
+	    (r = agent_sock_client_recv(fd, timeout_ms, &j, e)) != 0)
 		goto out;
 	if (!json_is_true(json_object_get(j, "ok"))) {
 		err = json_object_get(j, "error");

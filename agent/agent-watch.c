@@ -17,18 +17,18 @@
 #include "agent-alert.h"
 #include "agent-log.h"
 #include "agent-ops.h"
-#include "agent-registry.h"
 #include "agent-watch.h"
 #include "codec.h"
+#include "crypto.h"
 #include "devrec.h"
 #include "dirclient.h"
 #include "errors.h"
+#include "registry.h"
 #include "timefmt.h"
 #include "transcript.h"
-#include "crypto.h"
 
 int
-watch_sign_locked(void *arg, const uint8_t digest[32], uint8_t sig[64],
+agent_watch_sign_locked(void *arg, const uint8_t digest[32], uint8_t sig[64],
     struct err_ctx *e)
 {
 	struct agent *a = arg;
@@ -41,7 +41,7 @@ watch_sign_locked(void *arg, const uint8_t digest[32], uint8_t sig[64],
 }
 
 int
-watch_sign_transcript(void *arg, const uint8_t *transcript, size_t len,
+agent_watch_sign_transcript(void *arg, const uint8_t *transcript, size_t len,
     uint8_t sig[64], struct err_ctx *e)
 {
 	uint8_t digest[32];
@@ -52,7 +52,7 @@ watch_sign_transcript(void *arg, const uint8_t *transcript, size_t len,
 		    "without a devid domain tag");
 	if ((r = crypto_sha256(transcript, len, digest)) != 0)
 		return r;
-	return watch_sign_locked(arg, digest, sig, e);
+	return agent_watch_sign_locked(arg, digest, sig, e);
 }
 
 static json_t *
@@ -90,7 +90,8 @@ announce_add(struct agent *a, const struct acctlog_event *evt,
 	const struct devrec *rec = &evt->record;
 	struct reg_device *endorser = NULL;
 	char short_id[DEVREC_SHORT_ID_LEN + 1], eshort[DEVREC_SHORT_ID_LEN + 1];
-	char when[32], msg[ALERT_MESSAGE_MAX + 1], key[ALERT_KEY_MAX + 1];
+	char when[32], msg[AGENT_ALERT_MESSAGE_MAX + 1],
+	    key[AGENT_ALERT_KEY_MAX + 1];
 	char hash[65], endorse[160] = "";
 	json_t *det, *recj = NULL;
 	int endorser_approved = 0;
@@ -120,8 +121,8 @@ announce_add(struct agent *a, const struct acctlog_event *evt,
 	    "endorsed", rec->has_endorsement,
 	    "endorsed_by", rec->has_endorsement ? rec->endorsed_by : "",
 	    "endorser_approved", endorser_approved, "record", recj);
-	agent_raise(a, ALERT_DEVICE_ADDED, key, evt->device, d->label, msg,
-	    det);
+	agent_raise(a, AGENT_ALERT_DEVICE_ADDED, key, evt->device, d->label,
+	    msg, det);
 }
 
 /* Brings the registry up to date with newly applied events. */
@@ -132,7 +133,7 @@ apply_events(struct agent *a, const struct acctlog_event *events, size_t n,
 	const struct acctlog_event *evt;
 	struct reg_device *d;
 	char short_id[DEVREC_SHORT_ID_LEN + 1], when[32];
-	char msg[ALERT_MESSAGE_MAX + 1], key[ALERT_KEY_MAX + 1];
+	char msg[AGENT_ALERT_MESSAGE_MAX + 1], key[AGENT_ALERT_KEY_MAX + 1];
 	struct err_ctx e;
 	size_t i;
 
@@ -188,7 +189,8 @@ apply_events(struct agent *a, const struct acctlog_event *events, size_t n,
 			    " (this device)" : "");
 			snprintf(key, sizeof(key), "revoked:%s:%llu",
 			    evt->device, (unsigned long long)evt->seq);
-			agent_raise(a, ALERT_DEVICE_REVOKED, key, evt->device,
+			agent_raise(a, AGENT_ALERT_DEVICE_REVOKED, key,
+			    evt->device,
 			    d->label, msg, json_pack("{s:I}", "seq",
 			    (json_int_t)evt->seq));
 		}
@@ -196,12 +198,13 @@ apply_events(struct agent *a, const struct acctlog_event *events, size_t n,
 }
 
 int
-watch_apply(struct agent *a, const struct acctlog_response *resp,
+agent_watch_apply(struct agent *a, const struct acctlog_response *resp,
     uint64_t now, struct err_ctx *e)
 {
 	const struct acctlog_head *h = &resp->head;
 	struct acctlog_evidence ev;
-	char hash[65], key[ALERT_KEY_MAX + 1], msg[ALERT_MESSAGE_MAX + 1];
+	char hash[65], key[AGENT_ALERT_KEY_MAX + 1],
+	    msg[AGENT_ALERT_MESSAGE_MAX + 1];
 	struct err_ctx local;
 	int r;
 
@@ -211,7 +214,7 @@ watch_apply(struct agent *a, const struct acctlog_response *resp,
 	hex_encode(h->hash, 32, hash);
 	if (strcmp(h->account, a->reg.account) != 0) {
 		snprintf(key, sizeof(key), "log_invalid:account");
-		agent_raise(a, ALERT_LOG_INVALID, key, NULL, NULL, "the "
+		agent_raise(a, AGENT_ALERT_LOG_INVALID, key, NULL, NULL, "the "
 		    "directory answered with the log of another account",
 		    json_pack("{s:o}", "head", head_json(h)));
 		r = err_set(e, ERR_FORMAT, "head of another account");
@@ -224,7 +227,7 @@ watch_apply(struct agent *a, const struct acctlog_response *resp,
 		    "%s (seq %llu) with a key other than the pinned one %.16s: "
 		    "%s", a->reg.account, (unsigned long long)h->seq,
 		    a->dir_id, err_msg(&local));
-		agent_raise(a, ALERT_WRONG_KEY, key, NULL, NULL, msg,
+		agent_raise(a, AGENT_ALERT_WRONG_KEY, key, NULL, NULL, msg,
 		    json_pack("{s:o, s:s}", "head", head_json(h),
 		    "pinned_directory", a->dir_id));
 		r = err_set(e, ERR_WRONG_KEY, "%s", err_msg(&local));
@@ -244,7 +247,7 @@ watch_apply(struct agent *a, const struct acctlog_response *resp,
 		    "of %s: it now shows seq %llu, but seq %llu was verified "
 		    "before", a->reg.account, (unsigned long long)h->seq,
 		    (unsigned long long)a->reg.log.seq);
-		agent_raise(a, ALERT_ROLLBACK, key, NULL, NULL, msg,
+		agent_raise(a, AGENT_ALERT_ROLLBACK, key, NULL, NULL, msg,
 		    evidence_json(&ev, h));
 		goto fail_local;
 	case ERR_FORK:
@@ -255,7 +258,7 @@ watch_apply(struct agent *a, const struct acctlog_response *resp,
 		    "history of %s at seq %llu than the one verified before "
 		    "(a fork or a rewritten event): %s", a->reg.account,
 		    (unsigned long long)ev.seq, err_msg(&local));
-		agent_raise(a, ALERT_FORK, key, NULL, NULL, msg,
+		agent_raise(a, AGENT_ALERT_FORK, key, NULL, NULL, msg,
 		    evidence_json(&ev, h));
 		goto fail_local;
 	case ERR_STALE:
@@ -267,15 +270,15 @@ watch_apply(struct agent *a, const struct acctlog_response *resp,
 		snprintf(msg, sizeof(msg), "the log of %s up to seq %llu does "
 		    "not verify: %s", a->reg.account,
 		    (unsigned long long)h->seq, err_msg(&local));
-		agent_raise(a, ALERT_LOG_INVALID, key, NULL, NULL, msg,
+		agent_raise(a, AGENT_ALERT_LOG_INVALID, key, NULL, NULL, msg,
 		    json_pack("{s:o}", "head", head_json(h)));
 		goto fail_local;
 	}
 	a->last_success = now;
 	a->last_error[0] = '\0';
 	agent_gossip_check(a);
-	(void)alert_close_matching(&a->alerts, ALERT_STALE, NULL, "clear",
-	    NULL);
+	(void)agent_alert_close_matching(&a->alerts, AGENT_ALERT_STALE, NULL,
+	    "clear", NULL);
 	if (ev.n_applied > 0) {
 		apply_events(a, resp->events + ev.first_applied, ev.n_applied,
 		    now);
@@ -389,7 +392,7 @@ watch_failed(struct agent *a, const struct err_ctx *e)
  * after the last verified seq (at once after a start or a failure, then as
  * a long-poll of min(long_poll, check_interval) seconds, or every
  * check_interval without long-poll) and hands every answer to
- * watch_apply().  Ends when a->stop is set.
+ * agent_watch_apply().  Ends when a->stop is set.
  */
 static void *
 watch_main(void *arg)
@@ -440,7 +443,7 @@ watch_main(void *arg)
 			}
 			pthread_mutex_unlock(&a->lock);
 			r = dirc_login(c, a->dir_id, a->tok.device,
-			    watch_sign_transcript, a, &expires, &e);
+			    agent_watch_sign_transcript, a, &expires, &e);
 			pthread_mutex_lock(&a->lock);
 			if (r == 0)
 				agent_session_store(a, dirc_token(c), expires);
@@ -484,7 +487,7 @@ watch_main(void *arg)
 			continue;
 		}
 		now = (uint64_t)time(NULL);
-		r = watch_apply(a, resp, now, &e);
+		r = agent_watch_apply(a, resp, now, &e);
 		acctlog_response_free(resp);
 		resp = NULL;
 		quick = r != 0;
@@ -501,7 +504,7 @@ watch_main(void *arg)
 }
 
 int
-watch_start(struct agent *a, pthread_t *th, struct err_ctx *e)
+agent_watch_start(struct agent *a, pthread_t *th, struct err_ctx *e)
 {
 	int r;
 

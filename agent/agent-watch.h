@@ -18,26 +18,26 @@
 #include "errors.h"
 
 /* Starts the watcher thread. */
-int watch_start(struct agent *a, pthread_t *th, struct err_ctx *e);
+int agent_watch_start(struct agent *a, pthread_t *th, struct err_ctx *e);
 
 /*
  * Applies one log response to the agent (lock held): verifies it and
  * raises the alerts it calls for, updating and re-signing the registry
  * when events were applied.  Returns 0 for a fresh, verified check.
  */
-int watch_apply(struct agent *a, const struct acctlog_response *resp,
+int agent_watch_apply(struct agent *a, const struct acctlog_response *resp,
     uint64_t now, struct err_ctx *e);
 
 /* A devrec_sign_fn that takes the agent lock and signs with its token. */
-int watch_sign_locked(void *arg, const uint8_t digest[32], uint8_t sig[64],
-    struct err_ctx *e);
+int agent_watch_sign_locked(void *arg, const uint8_t digest[32],
+    uint8_t sig[64], struct err_ctx *e);
 
 /*
  * A dirc_sign_fn (the directory client hands over the whole transcript):
  * refuses anything that does not start with a domain tag a device signs,
- * then signs its hash like watch_sign_locked.
+ * then signs its hash like agent_watch_sign_locked.
  */
-int watch_sign_transcript(void *arg, const uint8_t *transcript, size_t len,
-    uint8_t sig[64], struct err_ctx *e);
+int agent_watch_sign_transcript(void *arg, const uint8_t *transcript,
+    size_t len, uint8_t sig[64], struct err_ctx *e);
 
 #endif /* DEVID_AGENT_WATCH_H */

@@ -8,7 +8,6 @@ agent_libdevid_agent_a_SOURCES = \
 	agent/agent-config.c agent/agent-config.h \
 	agent/agent-log.c agent/agent-log.h \
 	agent/agent-sock.c agent/agent-sock.h \
-	agent/agent-registry.c agent/agent-registry.h \
 	agent/agent-alert.c agent/agent-alert.h \
 	agent/agent-token.c agent/agent-token.h \
 	agent/agent-req.c agent/agent-req.h \
@@ -30,11 +29,11 @@ agent_devid_agent_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tpm \
 agent_devid_agent_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS)
 agent_devid_agent_LDADD = $(AGENT_LIBS)
 
-# Unit tests: config parsing, frames, registry signing, the alert journal.
+# Unit tests: config parsing, frames, the alert journal.
 check_PROGRAMS += tests/unit/test_agentconfig tests/unit/test_agentsock \
-	tests/unit/test_agentregistry tests/unit/test_agentalert
+	tests/unit/test_agentalert
 TESTS += tests/unit/test_agentconfig tests/unit/test_agentsock \
-	tests/unit/test_agentregistry tests/unit/test_agentalert
+	tests/unit/test_agentalert
 AGENT_UNIT_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/agent
 tests_unit_test_agentconfig_CPPFLAGS = $(AGENT_UNIT_CPPFLAGS)
 tests_unit_test_agentconfig_CFLAGS = $(UNIT_CFLAGS)
@@ -42,9 +41,6 @@ tests_unit_test_agentconfig_LDADD = $(AGENT_LIBS) $(UNIT_LIBS)
 tests_unit_test_agentsock_CPPFLAGS = $(AGENT_UNIT_CPPFLAGS)
 tests_unit_test_agentsock_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_agentsock_LDADD = $(AGENT_LIBS) $(UNIT_LIBS)
-tests_unit_test_agentregistry_CPPFLAGS = $(AGENT_UNIT_CPPFLAGS)
-tests_unit_test_agentregistry_CFLAGS = $(UNIT_CFLAGS)
-tests_unit_test_agentregistry_LDADD = $(AGENT_LIBS) $(UNIT_LIBS)
 tests_unit_test_agentalert_CPPFLAGS = $(AGENT_UNIT_CPPFLAGS)
 tests_unit_test_agentalert_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_agentalert_LDADD = $(AGENT_LIBS) $(UNIT_LIBS)

@@ -64,6 +64,19 @@ tests_unit_test_acctlog_LDADD = $(UNIT_LIBS)
 # tests/fuzz/fuzz_acctlog.c and tests/fuzz/corpus/acctlog/ are built and
 # distributed by tests/fuzz/fuzz.mk.
 
+# --- files devid keeps: XDG paths and private directories, text files
+# with a signature line, and the registry format of the agent's registry
+# and devid-msg's contact pins.
+common_libdevid_a_SOURCES += \
+	common/paths.c common/paths.h \
+	common/sigfile.c common/sigfile.h \
+	common/registry.c common/registry.h
+
+check_PROGRAMS += tests/unit/test_registry
+TESTS += tests/unit/test_registry
+tests_unit_test_registry_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_registry_LDADD = $(UNIT_LIBS)
+
 # --- the message envelope (PROTOCOL.md section 4).
 common_libdevid_a_SOURCES += \
 	common/envelope.c common/envelope-json.c common/envelope.h \

@@ -21,6 +21,7 @@
 #include "crypto.h"
 #include "errors.h"
 #include "msg-agent.h"
+#include "paths.h"
 
 struct msg_agent {
 	int fd;
@@ -30,21 +31,17 @@ struct msg_agent {
 int
 msg_agent_socket_path(const char *path, char **out, struct err_ctx *e)
 {
-	const char *run;
+	int r;
 
 	if (path != NULL && *path != '\0') {
 		if ((*out = strdup(path)) == NULL)
 			return ERR_ALLOC;
 		return 0;
 	}
-	if ((run = getenv("XDG_RUNTIME_DIR")) == NULL || *run != '/')
-		return err_set(e, ERR_CONFIG, "XDG_RUNTIME_DIR is not set: "
-		    "give the agent's socket with --socket");
-	if (asprintf(out, "%s/devid/agent.sock", run) < 0) {
-		*out = NULL;
-		return ERR_ALLOC;
-	}
-	return 0;
+	if ((r = path_default_socket(out, e)) == ERR_CONFIG)
+		return err_wrap(e, r, "XDG_RUNTIME_DIR is not set: give the "
+		    "agent's socket with --socket");
+	return r;
 }
 
 int

@@ -11,8 +11,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "agent-config.h"
-#include "agent-registry.h"
 #include "buf.h"
 #include "codec.h"
 #include "crypto.h"
@@ -20,38 +18,17 @@
 #include "errors.h"
 #include "fileio.h"
 #include "msg-contacts.h"
+#include "paths.h"
+#include "registry.h"
+#include "sigfile.h"
 #include "timefmt.h"
 #include "transcript.h"
 
 int
 msg_contact_transcript(const char *text, size_t len, struct buf **out)
 {
-	struct buf *b;
-	int r;
-
-	if ((b = buf_new(REG_FILE_MAX + 64)) == NULL)
-		return ERR_ALLOC;
-	if ((r = buf_put_tag(b, MSG_CONTACT_TAG)) != 0 ||
-	    (r = buf_put(b, text, len)) != 0) {
-		buf_free(b);
-		return r;
-	}
-	*out = b;
-	return 0;
-}
-
-/* H(transcript) of text. */
-static int
-contact_digest(const char *text, size_t len, uint8_t out[32])
-{
-	struct buf *b = NULL;
-	int r;
-
-	if ((r = msg_contact_transcript(text, len, &b)) != 0)
-		return r;
-	r = tr_hash(b, out);
-	buf_free(b);
-	return r;
+	return sigfile_transcript(MSG_CONTACT_TAG, text, len, REG_FILE_MAX,
+	    out);
 }
 
 int
@@ -73,37 +50,23 @@ msg_contact_load(const char *dir, const char *account,
     const char *self_device, EVP_PKEY *self_pub, struct registry *pin,
     struct err_ctx *e)
 {
-	char *jpath = NULL, *spath = NULL, *text = NULL, *line = NULL;
-	size_t len = 0, line_len = 0;
-	uint8_t digest[32], sig[64];
+	char *jpath = NULL, *spath = NULL, *text = NULL;
+	size_t len = 0;
+	uint8_t sig[64];
 	int r = ERR_INTERNAL;
 
 	memset(pin, 0, sizeof(*pin));
 	if ((r = msg_contact_path(dir, account, "json", &jpath, e)) != 0 ||
-	    (r = msg_contact_path(dir, account, "sig", &spath, e)) != 0)
+	    (r = msg_contact_path(dir, account, "sig", &spath, e)) != 0 ||
+	    (r = sigfile_read(jpath, spath, REG_FILE_MAX, &text, &len, sig,
+	    e)) != 0)
 		goto out;
-	if ((r = fileio_read(jpath, REG_FILE_MAX, 0, &text, &len, e)) != 0)
-		goto out;
-	if ((r = fileio_read(spath, MSG_CONTACT_SIG_LINE_MAX, 0, &line,
-	    &line_len, e)) != 0) {
-		if (r == ERR_NOT_FOUND)
-			r = err_wrap(e, ERR_SIGNATURE, "the pin of %s has no "
-			    "signature", account);
-		goto out;
-	}
-	if (line_len > 0 && line[line_len - 1] == '\n')
-		line_len--;
-	if (b64url_decode_exact(line, line_len, sig, sizeof(sig)) != 0) {
-		r = err_set(e, ERR_SIGNATURE, "%s is not a pin signature",
-		    spath);
-		goto out;
-	}
-	if ((r = contact_digest(text, len, digest)) != 0)
-		goto out;
-	if (crypto_ecdsa_verify(self_pub, digest, sig) != 0) {
-		r = err_set(e, ERR_SIGNATURE, "the pin of %s does not verify "
-		    "under this device's key: %s was changed outside devid-msg",
-		    account, jpath);
+	if ((r = sigfile_verify(MSG_CONTACT_TAG, text, len, REG_FILE_MAX, sig,
+	    self_pub)) != 0) {
+		if (r == ERR_SIGNATURE)
+			r = err_set(e, ERR_SIGNATURE, "the pin of %s does not "
+			    "verify under this device's key: %s was changed "
+			    "outside devid-msg", account, jpath);
 		goto out;
 	}
 	if ((r = reg_parse(text, len, pin, e)) != 0)
@@ -121,7 +84,6 @@ msg_contact_load(const char *dir, const char *account,
 	free(jpath);
 	free(spath);
 	free(text);
-	free(line);
 	return r;
 }
 
@@ -130,14 +92,13 @@ msg_contact_save(const char *dir, const struct registry *pin,
     EVP_PKEY *self_pub, msg_contact_sign_fn sign, void *sign_arg,
     struct err_ctx *e)
 {
-	char *jpath = NULL, *spath = NULL, *text = NULL, *b64 = NULL;
-	char *line = NULL;
+	char *jpath = NULL, *spath = NULL, *text = NULL;
 	struct buf *tr = NULL;
 	uint8_t digest[32], sig[64];
 	size_t len = 0;
 	int r = ERR_INTERNAL;
 
-	if ((r = cfg_private_dir(dir, e)) != 0 ||
+	if ((r = path_private_dir(dir, e)) != 0 ||
 	    (r = msg_contact_path(dir, pin->account, "json", &jpath, e)) != 0 ||
 	    (r = msg_contact_path(dir, pin->account, "sig", &spath, e)) != 0 ||
 	    (r = reg_encode(pin, &text, &len, e)) != 0 ||
@@ -151,15 +112,7 @@ msg_contact_save(const char *dir, const struct registry *pin,
 		    "with another key", pin->account);
 		goto out;
 	}
-	if ((r = b64url_encode(sig, sizeof(sig), &b64)) != 0)
-		goto out;
-	if (asprintf(&line, "%s\n", b64) < 0) {
-		line = NULL;
-		r = ERR_ALLOC;
-		goto out;
-	}
-	if ((r = fileio_write_atomic(jpath, text, len, 0600, e)) != 0 ||
-	    (r = fileio_write_atomic(spath, line, strlen(line), 0600, e)) != 0)
+	if ((r = sigfile_write(jpath, spath, text, len, sig, e)) != 0)
 		goto out;
 	r = 0;
  out:
@@ -167,8 +120,6 @@ msg_contact_save(const char *dir, const struct registry *pin,
 	free(jpath);
 	free(spath);
 	free(text);
-	free(b64);
-	free(line);
 	return r;
 }
 

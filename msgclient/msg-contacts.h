@@ -2,7 +2,7 @@
  * msg-contacts.h - contact pins: the device list of another account as
  * this device accepted it.
  *
- * A pin is a file in the format of the agent's registry (agent-registry.h:
+ * A pin is a file in the format of the agent's registry (registry.h:
  * account, this device, the pinned directory id, the verified view of
  * the contact's log, and every device with its state) in
  * CONTACTS_DIR/ACCOUNT.json, signed by this device's token through the
@@ -26,16 +26,15 @@
 
 #include <openssl/evp.h>
 
-#include "agent-registry.h"
 #include "buf.h"
 #include "errors.h"
+#include "registry.h"
 #include "transcript.h"
 
 /* The contact-pin tag is the protocol's (transcript.h), which the agent's
  * `sign` accepts (tr_is_signable). */
 #define MSG_CONTACT_TAG TR_TAG_CONTACT
 #define MSG_CONTACTS_DIR "contacts"
-#define MSG_CONTACT_SIG_LINE_MAX 128
 
 /* Signs a whole transcript (tag first) with the device key: the agent's
  * "sign" operation in devid-msg, a software key in the tests. */

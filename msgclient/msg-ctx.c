@@ -20,7 +20,6 @@
 #include <jansson.h>
 
 #include "acctlog.h"
-#include "agent-config.h"
 #include "codec.h"
 #include "crypto.h"
 #include "devrec.h"
@@ -29,26 +28,21 @@
 #include "msg-agent.h"
 #include "msg-contacts.h"
 #include "msg.h"
+#include "paths.h"
 #include "timefmt.h"
 
-/* $XDG_DATA_HOME/devid, or ~/.local/share/devid, or --data-dir. */
+/* --data-dir, else the state directory the agent uses (paths.h). */
 static int
 data_dir_path(const char *given, char **out, struct err_ctx *e)
 {
-	const char *x, *home;
+	int r;
 
 	if (given != NULL)
-		*out = strdup(given);
-	else if ((x = getenv("XDG_DATA_HOME")) != NULL && *x == '/') {
-		if (asprintf(out, "%s/devid", x) < 0)
-			*out = NULL;
-	} else if ((home = getenv("HOME")) != NULL && *home == '/') {
-		if (asprintf(out, "%s/.local/share/devid", home) < 0)
-			*out = NULL;
-	} else
-		return err_set(e, ERR_CONFIG, "neither XDG_DATA_HOME nor HOME "
-		    "is set: give --data-dir");
-	return *out == NULL ? ERR_ALLOC : 0;
+		return (*out = strdup(given)) == NULL ? ERR_ALLOC : 0;
+	if ((r = path_default_state_dir(out, e)) == ERR_CONFIG)
+		return err_wrap(e, r, "neither XDG_DATA_HOME nor HOME is set: "
+		    "give --data-dir");
+	return r;
 }
 
 static const char *
@@ -188,7 +182,7 @@ msg_ctx_open(struct msg_ctx *c, const struct msg_cli *cli,
 	memset(c, 0, sizeof(*c));
 	c->cli = cli;
 	if ((r = data_dir_path(cli->data_dir, &c->data_dir, e)) != 0 ||
-	    (r = cfg_private_dir(c->data_dir, e)) != 0)
+	    (r = path_private_dir(c->data_dir, e)) != 0)
 		goto out;
 	if (asprintf(&c->contacts_dir, "%s/%s", c->data_dir,
 	    MSG_CONTACTS_DIR) < 0) {

@@ -15,7 +15,6 @@
 #include <jansson.h>
 
 #include "acctlog.h"
-#include "agent-registry.h"
 #include "codec.h"
 #include "crypto.h"
 #include "devrec.h"
@@ -27,6 +26,7 @@
 #include "msg-contacts.h"
 #include "msg-replay.h"
 #include "msg.h"
+#include "registry.h"
 #include "timefmt.h"
 
 #define PIN_CACHE_MAX 32

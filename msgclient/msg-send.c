@@ -17,7 +17,6 @@
 #include <jansson.h>
 
 #include "acctlog.h"
-#include "agent-registry.h"
 #include "codec.h"
 #include "crypto.h"
 #include "devrec.h"
@@ -27,6 +26,7 @@
 #include "msg-agent.h"
 #include "msg-contacts.h"
 #include "msg.h"
+#include "registry.h"
 #include "token.h"
 
 #define TYPE_TEXT "text/plain; charset=utf-8"

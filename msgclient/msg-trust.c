@@ -13,11 +13,11 @@
 
 #include <jansson.h>
 
-#include "agent-registry.h"
 #include "devrec.h"
 #include "errors.h"
 #include "msg-contacts.h"
 #include "msg.h"
+#include "registry.h"
 #include "timefmt.h"
 
 int

@@ -17,11 +17,11 @@
 #include <openssl/evp.h>
 
 #include "acctlog.h"
-#include "agent-registry.h"
 #include "devrec.h"
 #include "dirclient.h"
 #include "errors.h"
 #include "msg-agent.h"
+#include "registry.h"
 
 #define MSG_MAX_TO 64                    /* accounts on one send */
 #define MSG_BODY_MAX ((size_t)512 * 1024) /* fits the directory's body limit */

@@ -1,8 +1,8 @@
 # msgclient/: devid-msg, the messaging client.  The modules other than
 # msg-main.c form a small library so that the unit tests link exactly
-# what the program runs.  Contact pins reuse the registry format of
-# agent/agent-registry.c (linked from the agent's library; only the
-# registry and config objects are pulled in).
+# what the program runs.  Like every client of the agent, devid-msg stands
+# on common/ alone and talks to the agent over its socket; contact pins
+# use the registry format of common/registry.c.
 
 noinst_LIBRARIES += msgclient/libdevid-msg.a
 msgclient_libdevid_msg_a_SOURCES = \
@@ -15,15 +15,13 @@ msgclient_libdevid_msg_a_SOURCES = \
 	msgclient/msg-replay.c msgclient/msg-replay.h \
 	msgclient/msg-send.c \
 	msgclient/msg-trust.c
-msgclient_libdevid_msg_a_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/agent
 msgclient_libdevid_msg_a_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS)
 
-MSG_LIBS = msgclient/libdevid-msg.a agent/libdevid-agent.a \
+MSG_LIBS = msgclient/libdevid-msg.a \
 	common/libdevidclient.a $(COMMON_LIBS) $(CURL_LIBS)
 
 bin_PROGRAMS += msgclient/devid-msg
 msgclient_devid_msg_SOURCES = msgclient/msg-main.c
-msgclient_devid_msg_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/agent
 msgclient_devid_msg_LDADD = $(MSG_LIBS)
 
 # Unit tests: contact pins, the replay store, the command line, frames
@@ -32,8 +30,7 @@ check_PROGRAMS += tests/unit/test_msgcontacts tests/unit/test_msgreplay \
 	tests/unit/test_msgcli
 TESTS += tests/unit/test_msgcontacts tests/unit/test_msgreplay \
 	tests/unit/test_msgcli
-MSG_UNIT_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/agent \
-	-I$(top_srcdir)/msgclient
+MSG_UNIT_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/msgclient
 tests_unit_test_msgcontacts_CPPFLAGS = $(MSG_UNIT_CPPFLAGS)
 tests_unit_test_msgcontacts_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_msgcontacts_LDADD = $(MSG_LIBS) $(UNIT_LIBS)

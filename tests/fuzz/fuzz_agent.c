@@ -17,7 +17,7 @@
 
 #include "agent-alert.h"
 #include "agent-config.h"
-#include "agent-registry.h"
+#include "registry.h"
 #include "agent-sock.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -27,7 +27,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct agent_config cfg;
 	struct registry reg;
-	struct alert a;
+	struct agent_alert a;
 	char how[16];
 	json_t *obj = NULL;
 	const char *text;
@@ -38,12 +38,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size--;
 	switch (data[0] % 4) {
 	case 0:
-		cfg_init(&cfg);
-		(void)cfg_parse(&cfg, text, size, "fuzz", 0, NULL);
-		cfg_free(&cfg);
+		agent_config_init(&cfg);
+		(void)agent_config_parse(&cfg, text, size, "fuzz", 0, NULL);
+		agent_config_free(&cfg);
 		break;
 	case 1:
-		if (sock_frame_decode((const uint8_t *)text, size, &obj,
+		if (agent_sock_frame_decode((const uint8_t *)text, size, &obj,
 		    NULL) == 0)
 			json_decref(obj);
 		break;
@@ -54,7 +54,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	default:
 		memset(&a, 0, sizeof(a));
-		if (alert_parse_line(text, size, &a, how, NULL) == 1)
+		if (agent_alert_parse_line(text, size, &a, how, NULL) == 1)
 			json_decref(a.details);
 		break;
 	}

@@ -23,6 +23,7 @@
 #include "agent-alert.h"
 #include "agent-config.h"
 #include "errors.h"
+#include "paths.h"
 
 #define DEV "3f2a9c0177deb410" "0000000000000000" "0000000000000000" \
 	"0000000000000001"
@@ -43,8 +44,8 @@ setup(void **state)
 	snprintf(f->dir, sizeof(f->dir), "%s/devid-alert-XXXXXX", P_tmpdir);
 	if (mkdtemp(f->dir) == NULL)
 		return -1;
-	f->journal = cfg_path_join(f->dir, ALERT_JOURNAL);
-	f->envout = cfg_path_join(f->dir, "env.out");
+	f->journal = path_join(f->dir, AGENT_ALERT_JOURNAL);
+	f->envout = path_join(f->dir, "env.out");
 	*state = f;
 	return 0;
 }
@@ -67,60 +68,63 @@ static void
 test_raise_close_reopen(void **state)
 {
 	struct fx *f = *state;
-	struct alert_list l;
-	const struct alert *a = NULL, *b = NULL;
+	struct agent_alert_list l;
+	const struct agent_alert *a = NULL, *b = NULL;
 	struct err_ctx e;
 	struct stat st;
-	char id1[ALERT_ID_LEN + 1], id2[ALERT_ID_LEN + 1];
+	char id1[AGENT_ALERT_ID_LEN + 1], id2[AGENT_ALERT_ID_LEN + 1];
 
 	err_clear(&e);
-	assert_int_equal(alert_list_open(&l, f->journal, NULL, &e), 0);
+	assert_int_equal(agent_alert_list_open(&l, f->journal, NULL, &e), 0);
 	assert_int_equal(stat(f->journal, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
-	assert_int_equal(alert_raise(&l, ALERT_DEVICE_ADDED, "added:x:2",
+	assert_int_equal(agent_alert_raise(&l, AGENT_ALERT_DEVICE_ADDED,
+	    "added:x:2",
 	    "alice@example.org", DEV, "card", "new device 'card'",
 	    json_pack("{s:i}", "seq", 2), &a, &e), 1);
-	assert_int_equal(strlen(a->id), ALERT_ID_LEN);
+	assert_int_equal(strlen(a->id), AGENT_ALERT_ID_LEN);
 	memcpy(id1, a->id, sizeof(id1));
 	/* same key: no second alert */
-	assert_int_equal(alert_raise(&l, ALERT_DEVICE_ADDED, "added:x:2",
+	assert_int_equal(agent_alert_raise(&l, AGENT_ALERT_DEVICE_ADDED,
+	    "added:x:2",
 	    "alice@example.org", DEV, "card", "again", NULL, &b, &e), 0);
 	assert_string_equal(b->id, id1);
 	assert_int_equal(l.n_open, 1);
-	assert_int_equal(alert_raise(&l, ALERT_STALE, "stale",
+	assert_int_equal(agent_alert_raise(&l, AGENT_ALERT_STALE, "stale",
 	    "alice@example.org", NULL, NULL, "no check for 900 s", NULL, &a,
 	    &e), 1);
 	memcpy(id2, a->id, sizeof(id2));
 	assert_int_equal(l.n_open, 2);
 	assert_int_equal(l.raised, 2);
-	alert_list_free(&l);
+	agent_alert_list_free(&l);
 
 	/* Reopen: both still open. */
-	assert_int_equal(alert_list_open(&l, f->journal, NULL, &e), 0);
+	assert_int_equal(agent_alert_list_open(&l, f->journal, NULL, &e), 0);
 	assert_int_equal(l.n_open, 2);
-	assert_non_null(alert_find_key(&l, "added:x:2"));
-	assert_int_equal(alert_find(&l, id1, &a, &e), 0);
+	assert_non_null(agent_alert_find_key(&l, "added:x:2"));
+	assert_int_equal(agent_alert_find(&l, id1, &a, &e), 0);
 	assert_string_equal(a->label, "card");
 	assert_string_equal(a->device, DEV);
 	assert_int_equal(json_integer_value(json_object_get(a->details,
 	    "seq")), 2);
 	/* close by id; the other by kind */
-	assert_int_equal(alert_close(&l, id1, "ack", &e), 0);
-	assert_int_equal(alert_close(&l, id1, "ack", &e), ERR_NOT_FOUND);
-	assert_int_equal(alert_close_matching(&l, ALERT_STALE, NULL, "clear",
-	    &e), 1);
+	assert_int_equal(agent_alert_close(&l, id1, "ack", &e), 0);
+	assert_int_equal(agent_alert_close(&l, id1, "ack", &e), ERR_NOT_FOUND);
+	assert_int_equal(agent_alert_close_matching(&l, AGENT_ALERT_STALE, NULL,
+	    "clear", &e), 1);
 	assert_int_equal(l.n_open, 0);
 	/* after closing, the same key raises anew */
-	assert_int_equal(alert_raise(&l, ALERT_DEVICE_ADDED, "added:x:2",
+	assert_int_equal(agent_alert_raise(&l, AGENT_ALERT_DEVICE_ADDED,
+	    "added:x:2",
 	    "alice@example.org", DEV, "card", "new device 'card'", NULL, &a,
 	    &e), 1);
 	assert_string_not_equal(a->id, id1);
-	alert_list_free(&l);
+	agent_alert_list_free(&l);
 
-	assert_int_equal(alert_list_open(&l, f->journal, NULL, &e), 0);
+	assert_int_equal(agent_alert_list_open(&l, f->journal, NULL, &e), 0);
 	assert_int_equal(l.n_open, 1);
-	assert_null(alert_find_key(&l, "stale"));
-	alert_list_free(&l);
+	assert_null(agent_alert_find_key(&l, "stale"));
+	agent_alert_list_free(&l);
 	(void)id2;
 }
 
@@ -128,32 +132,32 @@ static void
 test_damaged_journal(void **state)
 {
 	struct fx *f = *state;
-	struct alert_list l;
-	const struct alert *a;
+	struct agent_alert_list l;
+	const struct agent_alert *a;
 	struct err_ctx e;
 	FILE *fp;
 
 	err_clear(&e);
-	assert_int_equal(alert_list_open(&l, f->journal, NULL, &e), 0);
-	assert_int_equal(alert_raise(&l, ALERT_FORK, "fork:3", "a@b", NULL,
-	    NULL, "fork at 3", NULL, &a, &e), 1);
-	alert_list_free(&l);
+	assert_int_equal(agent_alert_list_open(&l, f->journal, NULL, &e), 0);
+	assert_int_equal(agent_alert_raise(&l, AGENT_ALERT_FORK, "fork:3",
+	    "a@b", NULL, NULL, "fork at 3", NULL, &a, &e), 1);
+	agent_alert_list_free(&l);
 	fp = fopen(f->journal, "a");
 	fputs("garbage\n{\"op\":\"raise\"}\n{\"op\":\"close\",\"id\":\"zz\"}\n"
 	    "{\"op\":\"raise\",\"alert\":{\"id\":\"0123456789abcdef\",\"kind\":"
 	    "\"stale\",\"time\":1,\"message\":\"m\",\"key\":\"stale\",\"ev", fp);
 	fclose(fp);
-	assert_int_equal(alert_list_open(&l, f->journal, NULL, &e), 0);
+	assert_int_equal(agent_alert_list_open(&l, f->journal, NULL, &e), 0);
 	assert_int_equal(l.n_open, 1);
 	assert_int_equal(l.bad_lines, 4);
-	assert_non_null(alert_find_key(&l, "fork:3"));
+	assert_non_null(agent_alert_find_key(&l, "fork:3"));
 	/* appending still works after a cut line */
-	assert_int_equal(alert_raise(&l, ALERT_STALE, "stale", "a@b", NULL,
-	    NULL, "stale", NULL, &a, &e), 1);
-	alert_list_free(&l);
-	assert_int_equal(alert_list_open(&l, f->journal, NULL, &e), 0);
+	assert_int_equal(agent_alert_raise(&l, AGENT_ALERT_STALE, "stale",
+	    "a@b", NULL, NULL, "stale", NULL, &a, &e), 1);
+	agent_alert_list_free(&l);
+	assert_int_equal(agent_alert_list_open(&l, f->journal, NULL, &e), 0);
 	assert_int_equal(l.n_open, 2);
-	alert_list_free(&l);
+	agent_alert_list_free(&l);
 }
 
 static void
@@ -190,7 +194,7 @@ test_parse_line(void **state)
 		    "\"label\":\"" "0123456789012345678901234567890123456789"
 		    "012345678901234567890123456789\"}}",
 	};
-	struct alert a;
+	struct agent_alert a;
 	char how[16];
 	struct err_ctx e;
 	size_t i;
@@ -201,10 +205,12 @@ test_parse_line(void **state)
 	(void)state;
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err_clear(&e);
-		if (alert_parse_line(bad[i], strlen(bad[i]), &a, how, &e) >= 0)
+		if (agent_alert_parse_line(bad[i], strlen(bad[i]), &a, how,
+		    &e) >= 0)
 			fail_msg("accepted line %zu: %s", i, bad[i]);
 	}
-	assert_int_equal(alert_parse_line(good, strlen(good), &a, how, &e), 1);
+	assert_int_equal(agent_alert_parse_line(good, strlen(good), &a, how,
+	    &e), 1);
 	assert_true(json_is_object(a.details));
 	json_decref(a.details);
 }
@@ -213,33 +219,33 @@ static void
 test_find_prefix(void **state)
 {
 	struct fx *f = *state;
-	struct alert_list l;
-	const struct alert *a, *b;
+	struct agent_alert_list l;
+	const struct agent_alert *a, *b;
 	struct err_ctx e;
 	char p[8];
 
 	err_clear(&e);
-	assert_int_equal(alert_list_open(&l, f->journal, NULL, &e), 0);
-	assert_int_equal(alert_raise(&l, "x", "k1", "a@b", NULL, NULL, "m",
-	    NULL, &a, &e), 1);
+	assert_int_equal(agent_alert_list_open(&l, f->journal, NULL, &e), 0);
+	assert_int_equal(agent_alert_raise(&l, "x", "k1", "a@b", NULL, NULL,
+	    "m", NULL, &a, &e), 1);
 	memcpy(p, a->id, 6);
 	p[6] = '\0';
-	assert_int_equal(alert_find(&l, p, &b, &e), 0);
+	assert_int_equal(agent_alert_find(&l, p, &b, &e), 0);
 	assert_ptr_equal(a, b);
-	assert_int_equal(alert_find(&l, "abc", &b, &e), ERR_FORMAT);
-	assert_int_equal(alert_find(&l, "0123456789abcdef0", &b, &e),
+	assert_int_equal(agent_alert_find(&l, "abc", &b, &e), ERR_FORMAT);
+	assert_int_equal(agent_alert_find(&l, "0123456789abcdef0", &b, &e),
 	    ERR_FORMAT);
 	p[0] = p[0] == 'f' ? 'e' : 'f';
-	assert_int_equal(alert_find(&l, p, &b, &e), ERR_NOT_FOUND);
-	alert_list_free(&l);
+	assert_int_equal(agent_alert_find(&l, p, &b, &e), ERR_NOT_FOUND);
+	agent_alert_list_free(&l);
 }
 
 static void
 test_command_env(void **state)
 {
 	struct fx *f = *state;
-	struct alert_list l;
-	const struct alert *a;
+	struct agent_alert_list l;
+	const struct agent_alert *a;
 	struct err_ctx e;
 	char *cmd, *text = NULL;
 	int i;
@@ -248,12 +254,13 @@ test_command_env(void **state)
 	    "%s.tmp && mv %s.tmp %s", f->envout, f->envout, f->envout) > 0);
 	err_clear(&e);
 	setenv("DEVID_ALERT_KIND", "inherited-must-not-leak", 1);
-	assert_int_equal(alert_list_open(&l, f->journal, cmd, &e), 0);
-	assert_int_equal(alert_raise(&l, ALERT_DEVICE_ADDED, "k", "alice@x.org",
+	assert_int_equal(agent_alert_list_open(&l, f->journal, cmd, &e), 0);
+	assert_int_equal(agent_alert_raise(&l, AGENT_ALERT_DEVICE_ADDED, "k",
+	    "alice@x.org",
 	    DEV, "card", "new device 'card' added", NULL, &a, &e), 1);
 	for (i = 0; i < 100 && access(f->envout, F_OK) != 0; i++)
 		usleep(50000);
-	alert_reap();
+	agent_alert_reap();
 	{
 		FILE *fp = fopen(f->envout, "r");
 		size_t n;
@@ -276,8 +283,8 @@ test_command_env(void **state)
 	unsetenv("DEVID_ALERT_KIND");
 	free(text);
 	free(cmd);
-	alert_list_free(&l);
-	alert_list_free(NULL);
+	agent_alert_list_free(&l);
+	agent_alert_list_free(NULL);
 }
 
 int

@@ -23,15 +23,16 @@
 #include "agent-token.h"
 #include "dirclient.h"
 #include "errors.h"
+#include "paths.h"
 
 #define ID64 "5c7a655f4354ad30ee348a2235da1e4af5c21822e90ad926f88fea1e9d01278f"
 
 static int
 parse(struct agent_config *c, const char *text, struct err_ctx *e)
 {
-	cfg_init(c);
+	agent_config_init(c);
 	err_clear(e);
-	return cfg_parse(c, text, strlen(text), "test.conf", 0, e);
+	return agent_config_parse(c, text, strlen(text), "test.conf", 0, e);
 }
 
 static void
@@ -40,13 +41,13 @@ test_defaults(void **state)
 	struct agent_config c;
 
 	(void)state;
-	cfg_init(&c);
+	agent_config_init(&c);
 	assert_int_equal(c.check_interval, 60);
 	assert_int_equal(c.max_stale, 900);
 	assert_int_equal(c.long_poll, 60);
 	assert_null(c.account);
-	cfg_free(&c);
-	cfg_free(NULL);
+	agent_config_free(&c);
+	agent_config_free(NULL);
 }
 
 static void
@@ -85,7 +86,7 @@ test_parse_good(void **state)
 	assert_string_equal(c.alert_command,
 	    "notify-send devid \"$DEVID_ALERT_MESSAGE\"");
 	assert_string_equal(c.log, "syslog");
-	cfg_free(&c);
+	agent_config_free(&c);
 }
 
 static void
@@ -96,16 +97,17 @@ test_flags_win(void **state)
 	uint64_t locked;
 
 	(void)state;
-	cfg_init(&c);
+	agent_config_init(&c);
 	err_clear(&e);
-	assert_int_equal(cfg_set(&c, "check_interval", "5", "--check-interval",
-	    &e), 0);
-	locked = (uint64_t)1 << cfg_key_index("check_interval");
-	assert_int_equal(cfg_parse(&c, "check_interval = 99\nmax_stale = 7\n",
+	assert_int_equal(agent_config_set(&c, "check_interval", "5",
+	    "--check-interval", &e), 0);
+	locked = (uint64_t)1 << agent_config_key_index("check_interval");
+	assert_int_equal(agent_config_parse(&c,
+	    "check_interval = 99\nmax_stale = 7\n",
 	    strlen("check_interval = 99\nmax_stale = 7\n"), "f", locked, &e), 0);
 	assert_int_equal(c.check_interval, 5);
 	assert_int_equal(c.max_stale, 7);
-	cfg_free(&c);
+	agent_config_free(&c);
 }
 
 /* Each of these must fail, naming the line. */
@@ -157,7 +159,7 @@ test_parse_bad(void **state)
 		if (r != ERR_CONFIG || strstr(err_msg(&e), bad[i].msg) == NULL)
 			fail_msg("case %zu '%s': r=%d msg '%s'", i, bad[i].text,
 			    r, err_msg(&e));
-		cfg_free(&c);
+		agent_config_free(&c);
 	}
 }
 
@@ -170,27 +172,27 @@ test_parse_limits(void **state)
 
 	(void)state;
 	/* A line over the limit. */
-	big = malloc(CFG_FILE_MAX + 2);
+	big = malloc(AGENT_CONFIG_FILE_MAX + 2);
 	assert_non_null(big);
-	memset(big, '#', CFG_LINE_MAX + 1);
-	big[CFG_LINE_MAX + 1] = '\0';
+	memset(big, '#', AGENT_CONFIG_LINE_MAX + 1);
+	big[AGENT_CONFIG_LINE_MAX + 1] = '\0';
 	assert_int_equal(parse(&c, big, &e), ERR_CONFIG);
 	assert_non_null(strstr(err_msg(&e), "longer than"));
-	cfg_free(&c);
+	agent_config_free(&c);
 	/* A line of exactly the limit is fine. */
-	big[CFG_LINE_MAX] = '\0';
+	big[AGENT_CONFIG_LINE_MAX] = '\0';
 	assert_int_equal(parse(&c, big, &e), 0);
-	cfg_free(&c);
+	agent_config_free(&c);
 	/* A file over the limit, even of short lines. */
-	memset(big, '\n', CFG_FILE_MAX + 1);
-	cfg_init(&c);
-	assert_int_equal(cfg_parse(&c, big, CFG_FILE_MAX + 1, "f", 0, &e),
-	    ERR_CONFIG);
-	cfg_free(&c);
+	memset(big, '\n', AGENT_CONFIG_FILE_MAX + 1);
+	agent_config_init(&c);
+	assert_int_equal(agent_config_parse(&c, big, AGENT_CONFIG_FILE_MAX + 1,
+	    "f", 0, &e), ERR_CONFIG);
+	agent_config_free(&c);
 	/* A NUL inside the text is a control character. */
-	assert_int_equal(cfg_parse(&c, "label = a\0b\n", 12, "f", 0, &e),
-	    ERR_CONFIG);
-	cfg_free(&c);
+	assert_int_equal(agent_config_parse(&c, "label = a\0b\n", 12, "f", 0,
+	    &e), ERR_CONFIG);
+	agent_config_free(&c);
 	free(big);
 }
 
@@ -205,30 +207,32 @@ test_write_roundtrip(void **state)
 	(void)state;
 	snprintf(dir, sizeof(dir), "%s/devid-cfg-XXXXXX", P_tmpdir);
 	assert_non_null(mkdtemp(dir));
-	path = cfg_path_join(dir, "agent.conf");
+	path = path_join(dir, "agent.conf");
 	assert_non_null(path);
-	cfg_init(&c);
+	agent_config_init(&c);
 	err_clear(&e);
-	assert_int_equal(cfg_set(&c, "account", "bob@example.org", NULL, &e), 0);
-	assert_int_equal(cfg_set(&c, "token", "tpm2", NULL, &e), 0);
-	assert_int_equal(cfg_set(&c, "tcti", "swtpm:path=/x/sock", NULL, &e), 0);
-	assert_int_equal(cfg_set(&c, "max_stale", "42", NULL, &e), 0);
-	assert_int_equal(cfg_write(&c, path, &e), 0);
+	assert_int_equal(agent_config_set(&c, "account", "bob@example.org",
+	    NULL, &e), 0);
+	assert_int_equal(agent_config_set(&c, "token", "tpm2", NULL, &e), 0);
+	assert_int_equal(agent_config_set(&c, "tcti", "swtpm:path=/x/sock",
+	    NULL, &e), 0);
+	assert_int_equal(agent_config_set(&c, "max_stale", "42", NULL, &e), 0);
+	assert_int_equal(agent_config_write(&c, path, &e), 0);
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
-	cfg_init(&d);
-	assert_int_equal(cfg_load(&d, path, 0, &e), 0);
+	agent_config_init(&d);
+	assert_int_equal(agent_config_load(&d, path, 0, &e), 0);
 	assert_string_equal(d.account, "bob@example.org");
 	assert_string_equal(d.tcti, "swtpm:path=/x/sock");
 	assert_int_equal(d.max_stale, 42);
 	assert_null(d.label);
-	cfg_free(&d);
-	cfg_free(&c);
+	agent_config_free(&d);
+	agent_config_free(&c);
 	/* Missing files are ERR_NOT_FOUND. */
 	unlink(path);
-	cfg_init(&d);
-	assert_int_equal(cfg_load(&d, path, 0, &e), ERR_NOT_FOUND);
-	cfg_free(&d);
+	agent_config_init(&d);
+	assert_int_equal(agent_config_load(&d, path, 0, &e), ERR_NOT_FOUND);
+	agent_config_free(&d);
 	free(path);
 	rmdir(dir);
 }
@@ -242,25 +246,25 @@ test_xdg(void **state)
 	(void)state;
 	err_clear(&e);
 	setenv("XDG_CONFIG_HOME", "/x/cfg", 1);
-	assert_int_equal(cfg_default_config_path(&p, &e), 0);
+	assert_int_equal(agent_config_default_config_path(&p, &e), 0);
 	assert_string_equal(p, "/x/cfg/devid/agent.conf");
 	free(p);
 	unsetenv("XDG_CONFIG_HOME");
 	setenv("HOME", "/home/u", 1);
-	assert_int_equal(cfg_default_config_path(&p, &e), 0);
+	assert_int_equal(agent_config_default_config_path(&p, &e), 0);
 	assert_string_equal(p, "/home/u/.config/devid/agent.conf");
 	free(p);
 	/* A relative XDG value is ignored, as the spec says. */
 	setenv("XDG_DATA_HOME", "rel", 1);
-	assert_int_equal(cfg_default_state_dir(&p, &e), 0);
+	assert_int_equal(agent_config_default_state_dir(&p, &e), 0);
 	assert_string_equal(p, "/home/u/.local/share/devid");
 	free(p);
 	setenv("XDG_RUNTIME_DIR", "/run/user/1000", 1);
-	assert_int_equal(cfg_default_socket(&p, &e), 0);
+	assert_int_equal(agent_config_default_socket(&p, &e), 0);
 	assert_string_equal(p, "/run/user/1000/devid/agent.sock");
 	free(p);
 	unsetenv("XDG_RUNTIME_DIR");
-	assert_int_equal(cfg_default_socket(&p, &e), ERR_CONFIG);
+	assert_int_equal(agent_config_default_socket(&p, &e), ERR_CONFIG);
 }
 
 static void
@@ -272,16 +276,16 @@ test_private_dir(void **state)
 	(void)state;
 	snprintf(dir, sizeof(dir), "%s/devid-pdir-XXXXXX", P_tmpdir);
 	assert_non_null(mkdtemp(dir));
-	sub = cfg_path_join(dir, "a/b");
+	sub = path_join(dir, "a/b");
 	err_clear(&e);
-	assert_int_equal(cfg_private_dir(sub, &e), 0);
+	assert_int_equal(path_private_dir(sub, &e), 0);
 	assert_int_equal(chmod(sub, 0750), 0);
 	err_clear(&e);
-	assert_int_equal(cfg_private_dir(sub, &e), ERR_DENIED);
+	assert_int_equal(path_private_dir(sub, &e), ERR_DENIED);
 	assert_non_null(strstr(err_msg(&e), "chmod 700"));
 	rmdir(sub);
 	free(sub);
-	sub = cfg_path_join(dir, "a");
+	sub = path_join(dir, "a");
 	rmdir(sub);
 	free(sub);
 	rmdir(dir);
@@ -379,17 +383,18 @@ test_directory_url(void **state)
 			fail_msg("case %zu '%s': r=%d msg '%s'", i,
 			    cases[i].url, r, err_msg(&e));
 		/* The agent's setting (and so --directory) says the same. */
-		cfg_init(&c);
+		agent_config_init(&c);
 		err_clear(&e);
-		r = cfg_set(&c, "directory", cases[i].url, "--directory", &e);
+		r = agent_config_set(&c, "directory", cases[i].url,
+		    "--directory", &e);
 		if (cases[i].url[0] != '\0' && (cases[i].ok ? r != 0 :
 		    (r != ERR_CONFIG || strncmp(err_msg(&e), "--directory: ",
 		    13) != 0 || strstr(err_msg(&e), cases[i].msg) == NULL)))
-			fail_msg("cfg_set case %zu '%s': r=%d msg '%s'", i,
-			    cases[i].url, r, err_msg(&e));
+			fail_msg("agent_config_set case %zu '%s': r=%d "
+			    "msg '%s'", i, cases[i].url, r, err_msg(&e));
 		if (!cases[i].ok)
 			assert_null(c.directory);
-		cfg_free(&c);
+		agent_config_free(&c);
 		/* And the client refuses what the rule refuses. */
 		err_clear(&e);
 		r = dirc_new(cases[i].url, NULL, &dc, &e);
@@ -443,11 +448,11 @@ test_token_spec(void **state)
 		assert_string_equal(spec.backend, good[i].backend);
 		assert_int_equal(spec.pin_max, good[i].pin_max);
 		/* The config takes what the parser takes. */
-		cfg_init(&c);
-		assert_int_equal(cfg_set(&c, "token", good[i].spec, "x.conf",
-		    &e), 0);
+		agent_config_init(&c);
+		assert_int_equal(agent_config_set(&c, "token", good[i].spec,
+		    "x.conf", &e), 0);
 		assert_string_equal(c.token, good[i].spec);
-		cfg_free(&c);
+		agent_config_free(&c);
 	}
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err_clear(&e);
@@ -466,17 +471,18 @@ test_token_spec(void **state)
 
 	/* The config puts the file and line in front (the empty value is
 	 * refused before the parser sees it). */
-	cfg_init(&c);
+	agent_config_init(&c);
 	err_clear(&e);
-	assert_int_equal(cfg_set(&c, "token", "tpm2:x", "x.conf:3", &e),
-	    ERR_CONFIG);
+	assert_int_equal(agent_config_set(&c, "token", "tpm2:x", "x.conf:3",
+	    &e), ERR_CONFIG);
 	assert_string_equal(err_msg(&e), "x.conf:3: token must be 'tpm2' or a "
 	    "'pkcs11:' URI");
 	assert_null(c.token);
 	err_clear(&e);
-	assert_int_equal(cfg_set(&c, "token", "", "x.conf:4", &e), ERR_CONFIG);
+	assert_int_equal(agent_config_set(&c, "token", "", "x.conf:4", &e),
+	    ERR_CONFIG);
 	assert_string_equal(err_msg(&e), "x.conf:4: token is empty");
-	cfg_free(&c);
+	agent_config_free(&c);
 
 	/* agent_token_init refuses the same specs and names the backend. */
 	err_clear(&e);

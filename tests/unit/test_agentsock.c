@@ -35,21 +35,21 @@ test_header(void **state)
 
 	(void)state;
 	memset(h, 0, 4);
-	assert_int_equal(sock_frame_header(h, 0, &len), ERR_FORMAT);
+	assert_int_equal(agent_sock_frame_header(h, 0, &len), ERR_FORMAT);
 	h[3] = 1;
-	assert_int_equal(sock_frame_header(h, 0, &len), 0);
+	assert_int_equal(agent_sock_frame_header(h, 0, &len), 0);
 	assert_int_equal(len, 1);
 	/* exactly 4 MiB is allowed, one more is not */
 	h[0] = 0x00; h[1] = 0x40; h[2] = 0x00; h[3] = 0x00;
-	assert_int_equal(sock_frame_header(h, 0, &len), 0);
+	assert_int_equal(agent_sock_frame_header(h, 0, &len), 0);
 	assert_int_equal(len, 4 * 1024 * 1024);
 	h[3] = 0x01;
-	assert_int_equal(sock_frame_header(h, 0, &len), ERR_TOO_LARGE);
+	assert_int_equal(agent_sock_frame_header(h, 0, &len), ERR_TOO_LARGE);
 	memset(h, 0xff, 4);
-	assert_int_equal(sock_frame_header(h, 0, &len), ERR_TOO_LARGE);
+	assert_int_equal(agent_sock_frame_header(h, 0, &len), ERR_TOO_LARGE);
 	/* a smaller cap */
 	h[0] = 0; h[1] = 0; h[2] = 1; h[3] = 0;
-	assert_int_equal(sock_frame_header(h, 255, &len), ERR_TOO_LARGE);
+	assert_int_equal(agent_sock_frame_header(h, 255, &len), ERR_TOO_LARGE);
 }
 
 static void
@@ -67,12 +67,12 @@ test_decode(void **state)
 	(void)state;
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err_clear(&e);
-		if (sock_frame_decode((const uint8_t *)bad[i], strlen(bad[i]),
-		    &j, &e) == 0)
+		if (agent_sock_frame_decode((const uint8_t *)bad[i],
+		    strlen(bad[i]), &j, &e) == 0)
 			fail_msg("accepted '%s'", bad[i]);
 	}
-	assert_int_equal(sock_frame_decode((const uint8_t *)"{\"op\":\"x\"}",
-	    10, &j, &e), 0);
+	assert_int_equal(agent_sock_frame_decode(
+	    (const uint8_t *)"{\"op\":\"x\"}", 10, &j, &e), 0);
 	assert_string_equal(json_string_value(json_object_get(j, "op")), "x");
 	json_decref(j);
 }
@@ -90,21 +90,21 @@ test_encode(void **state)
 	(void)state;
 	err_clear(&e);
 	o = json_pack("{s:s, s:i}", "op", "status", "id", 3);
-	assert_int_equal(sock_frame_encode(o, &f, &n, &e), 0);
-	assert_int_equal(sock_frame_header(f, 0, &len), 0);
+	assert_int_equal(agent_sock_frame_encode(o, &f, &n, &e), 0);
+	assert_int_equal(agent_sock_frame_header(f, 0, &len), 0);
 	assert_int_equal(len + 4, n);
-	assert_int_equal(sock_frame_decode(f + 4, len, &back, &e), 0);
+	assert_int_equal(agent_sock_frame_decode(f + 4, len, &back, &e), 0);
 	assert_true(json_equal(o, back));
 	json_decref(back);
 	json_decref(o);
 	free(f);
 	/* over the cap */
-	big = malloc(SOCK_FRAME_MAX + 1);
-	memset(big, 'a', SOCK_FRAME_MAX);
-	big[SOCK_FRAME_MAX] = '\0';
+	big = malloc(AGENT_SOCK_FRAME_MAX + 1);
+	memset(big, 'a', AGENT_SOCK_FRAME_MAX);
+	big[AGENT_SOCK_FRAME_MAX] = '\0';
 	o = json_pack("{s:s}", "x", big);
 	f = NULL;
-	assert_int_equal(sock_frame_encode(o, &f, &n, &e), ERR_TOO_LARGE);
+	assert_int_equal(agent_sock_frame_encode(o, &f, &n, &e), ERR_TOO_LARGE);
 	assert_null(f);
 	json_decref(o);
 	free(big);
@@ -112,7 +112,7 @@ test_encode(void **state)
 
 /* Echoes the op back; "boom" gets no answer. */
 static json_t *
-echo_handler(void *arg, struct sock_conn *c, json_t *req)
+echo_handler(void *arg, struct agent_sock_conn *c, json_t *req)
 {
 	int *calls = arg;
 
@@ -125,7 +125,7 @@ echo_handler(void *arg, struct sock_conn *c, json_t *req)
 struct srv {
 	char dir[64];
 	char path[128];
-	struct sock_server *s;
+	struct agent_sock_server *s;
 	int calls;
 };
 
@@ -142,7 +142,8 @@ srv_setup(void **state)
 		return -1;
 	snprintf(t->path, sizeof(t->path), "%s/run/agent.sock", t->dir);
 	err_clear(&e);
-	if (sock_server_open(t->path, echo_handler, &t->calls, &t->s, &e) != 0)
+	if (agent_sock_server_open(t->path, echo_handler, &t->calls, &t->s,
+	    &e) != 0)
 		return -1;
 	*state = t;
 	return 0;
@@ -154,7 +155,7 @@ srv_teardown(void **state)
 	struct srv *t = *state;
 	char run[128];
 
-	sock_server_close(t->s);
+	agent_sock_server_close(t->s);
 	snprintf(run, sizeof(run), "%s/run", t->dir);
 	rmdir(run);
 	rmdir(t->dir);
@@ -169,7 +170,7 @@ pump(struct srv *t, int n)
 	int i;
 
 	for (i = 0; i < n; i++)
-		assert_true(sock_server_poll(t->s, 20, -1) >= 0);
+		assert_true(agent_sock_server_poll(t->s, 20, -1) >= 0);
 }
 
 static void
@@ -196,11 +197,11 @@ test_server_roundtrip(void **state)
 	int fd = -1;
 
 	err_clear(&e);
-	assert_int_equal(sock_client_connect(t->path, &fd, &e), 0);
+	assert_int_equal(agent_sock_client_connect(t->path, &fd, &e), 0);
 	req = json_pack("{s:s}", "op", "hello");
-	assert_int_equal(sock_client_send(fd, req, &e), 0);
+	assert_int_equal(agent_sock_client_send(fd, req, &e), 0);
 	pump(t, 5);
-	assert_int_equal(sock_client_recv(fd, 2000, &resp, &e), 0);
+	assert_int_equal(agent_sock_client_recv(fd, 2000, &resp, &e), 0);
 	assert_string_equal(json_string_value(json_object_get(resp, "echo")),
 	    "hello");
 	json_decref(resp);
@@ -211,20 +212,20 @@ test_server_roundtrip(void **state)
 		assert_int_equal(write(fd, f, sizeof(f)), (ssize_t)sizeof(f));
 	}
 	pump(t, 5);
-	assert_int_equal(sock_client_recv(fd, 2000, &resp, &e), 0);
+	assert_int_equal(agent_sock_client_recv(fd, 2000, &resp, &e), 0);
 	assert_false(json_is_true(json_object_get(resp, "ok")));
 	assert_string_equal(json_string_value(json_object_get(json_object_get(
 	    resp, "error"), "code")), "bad_request");
 	json_decref(resp);
-	assert_int_equal(sock_client_send(fd, req, &e), 0);
+	assert_int_equal(agent_sock_client_send(fd, req, &e), 0);
 	pump(t, 5);
-	assert_int_equal(sock_client_recv(fd, 2000, &resp, &e), 0);
+	assert_int_equal(agent_sock_client_recv(fd, 2000, &resp, &e), 0);
 	assert_true(json_is_true(json_object_get(resp, "ok")));
 	json_decref(resp);
 	json_decref(req);
 	close(fd);
 	pump(t, 3);
-	assert_int_equal(sock_server_clients(t->s), 0);
+	assert_int_equal(agent_sock_server_clients(t->s), 0);
 }
 
 static void
@@ -238,10 +239,10 @@ test_server_oversize(void **state)
 	int fd = -1, calls = t->calls;
 
 	err_clear(&e);
-	assert_int_equal(sock_client_connect(t->path, &fd, &e), 0);
+	assert_int_equal(agent_sock_client_connect(t->path, &fd, &e), 0);
 	assert_int_equal(write(fd, h, 4), 4);
 	pump(t, 5);
-	assert_int_equal(sock_client_recv(fd, 2000, &resp, &e), 0);
+	assert_int_equal(agent_sock_client_recv(fd, 2000, &resp, &e), 0);
 	assert_string_equal(json_string_value(json_object_get(json_object_get(
 	    resp, "error"), "code")), "too_large");
 	json_decref(resp);
@@ -249,24 +250,24 @@ test_server_oversize(void **state)
 	/* closed by the server, the handler never called */
 	assert_int_equal(read(fd, &c, 1), 0);
 	assert_int_equal(t->calls, calls);
-	assert_true(sock_server_bad_frames(t->s) >= 1);
+	assert_true(agent_sock_server_bad_frames(t->s) >= 1);
 	close(fd);
 	/* a truncated frame, then EOF: dropped, nothing called */
-	assert_int_equal(sock_client_connect(t->path, &fd, &e), 0);
+	assert_int_equal(agent_sock_client_connect(t->path, &fd, &e), 0);
 	h[0] = 0; h[1] = 0; h[2] = 0; h[3] = 50;
 	assert_int_equal(write(fd, h, 4), 4);
 	assert_int_equal(write(fd, "{\"op\"", 5), 5);
 	close(fd);
 	pump(t, 5);
 	assert_int_equal(t->calls, calls);
-	assert_int_equal(sock_server_clients(t->s), 0);
+	assert_int_equal(agent_sock_server_clients(t->s), 0);
 }
 
 static void
 test_server_exclusive(void **state)
 {
 	struct srv *t = *state;
-	struct sock_server *other = NULL;
+	struct agent_sock_server *other = NULL;
 	struct err_ctx e;
 	char stale[100];
 	int fd;
@@ -274,8 +275,8 @@ test_server_exclusive(void **state)
 
 	/* A live agent on the path: refused. */
 	err_clear(&e);
-	assert_int_equal(sock_server_open(t->path, echo_handler, &t->calls,
-	    &other, &e), ERR_EXISTS);
+	assert_int_equal(agent_sock_server_open(t->path, echo_handler,
+	    &t->calls, &other, &e), ERR_EXISTS);
 	/* A stale socket (nobody listening) is replaced. */
 	snprintf(stale, sizeof(stale), "%s/run/stale.sock", t->dir);
 	fd = socket(AF_UNIX, SOCK_STREAM, 0);
@@ -285,15 +286,15 @@ test_server_exclusive(void **state)
 	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	close(fd);
 	err_clear(&e);
-	assert_int_equal(sock_server_open(stale, echo_handler, &t->calls,
+	assert_int_equal(agent_sock_server_open(stale, echo_handler, &t->calls,
 	    &other, &e), 0);
-	sock_server_close(other);
+	agent_sock_server_close(other);
 	/* Not a socket: refused, left alone. */
 	fd = open(stale, O_CREAT | O_WRONLY, 0600);
 	assert_true(fd >= 0);
 	close(fd);
 	err_clear(&e);
-	assert_int_equal(sock_server_open(stale, echo_handler, &t->calls,
+	assert_int_equal(agent_sock_server_open(stale, echo_handler, &t->calls,
 	    &other, &e), ERR_EXISTS);
 	unlink(stale);
 	/* A socket directory others may enter: refused. */
@@ -305,12 +306,12 @@ test_server_exclusive(void **state)
 		assert_int_equal(chmod(dir, 0755), 0);
 		snprintf(path, sizeof(path), "%s/agent.sock", dir);
 		err_clear(&e);
-		assert_int_equal(sock_server_open(path, echo_handler,
+		assert_int_equal(agent_sock_server_open(path, echo_handler,
 		    &t->calls, &other, &e), ERR_DENIED);
 		rmdir(dir);
 	}
 	/* Relative or directory-less paths are refused. */
-	assert_int_equal(sock_server_open("agent.sock", echo_handler,
+	assert_int_equal(agent_sock_server_open("agent.sock", echo_handler,
 	    &t->calls, &other, &e), ERR_CONFIG);
 }
 
@@ -322,8 +323,8 @@ test_client_no_agent(void **state)
 
 	(void)state;
 	err_clear(&e);
-	assert_int_equal(sock_client_connect("/nonexistent/devid/agent.sock",
-	    &fd, &e), ERR_NOT_FOUND);
+	assert_int_equal(agent_sock_client_connect(
+	    "/nonexistent/devid/agent.sock", &fd, &e), ERR_NOT_FOUND);
 	assert_non_null(strstr(err_msg(&e), "is devid-agent running"));
 }
 

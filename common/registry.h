@@ -1,5 +1,5 @@
 /*
- * agent-registry.h - the token-signed registry of an account's devices.
+ * registry.h - the token-signed registry of an account's devices.
  *
  * registry.json holds the account, this device, the pinned directory id,
  * the last verified view of the account log (acctlog_state: seq, hash,
@@ -13,12 +13,17 @@
  *   pending   seen in the log, not (yet) approved;
  *   revoked   revoked in the log or by this agent.
  *
- * registry.sig holds base64url(raw r||s) and a newline: the device's
- * signing key over H("devid-registry-v1"\0 || registry.json bytes).  It is
- * verified with the public key read from the token, never from a file.
+ * registry.sig holds base64url(raw r||s) and a newline (sigfile.h): the
+ * device's signing key over H("devid-registry-v1"\0 || registry.json
+ * bytes).  It is verified with the public key read from the token, never
+ * from a file.
+ *
+ * The same format, under a tag of its own, holds devid-msg's contact pins
+ * (msgclient/msg-contacts.h): the device list of another account as this
+ * device accepted it.
  */
-#ifndef DEVID_AGENT_REGISTRY_H
-#define DEVID_AGENT_REGISTRY_H
+#ifndef DEVID_REGISTRY_H
+#define DEVID_REGISTRY_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -141,4 +146,4 @@ int reg_files_digest(const char *dir, uint8_t out[32], struct err_ctx *e);
 int reg_verify(const char *text, size_t len, const uint8_t sig[64],
     EVP_PKEY *pub, struct err_ctx *e);
 
-#endif /* DEVID_AGENT_REGISTRY_H */
+#endif /* DEVID_REGISTRY_H */

@@ -1,5 +1,5 @@
 /*
- * test_agentregistry.c - the token-signed registry: encode/parse,
+ * test_registry.c - the token-signed registry: encode/parse,
  * signature over H("devid-registry-v1"\0 || file), verification that
  * catches every change to the file or the signature, the strict parser's
  * refusals and device-prefix matching.  A software P-256 key stands in
@@ -22,14 +22,14 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
-#include "agent-config.h"
-#include "agent-registry.h"
 #include "buf.h"
 #include "codec.h"
 #include "crypto.h"
 #include "devrec.h"
 #include "errors.h"
 #include "fileio.h"
+#include "paths.h"
+#include "registry.h"
 #include "transcript.h"
 
 #define DIRID "5c7a655f4354ad30ee348a2235da1e4af5c21822e90ad926f88fea1e9d01278f"
@@ -76,10 +76,10 @@ teardown(void **state)
 	struct fx *f = *state;
 	char *p;
 
-	p = cfg_path_join(f->dir, REG_FILE);
+	p = path_join(f->dir, REG_FILE);
 	unlink(p);
 	free(p);
-	p = cfg_path_join(f->dir, REG_SIG_FILE);
+	p = path_join(f->dir, REG_SIG_FILE);
 	unlink(p);
 	free(p);
 	rmdir(f->dir);
@@ -116,7 +116,7 @@ make_reg(struct fx *f, struct registry *reg)
 static char *
 path_of(struct fx *f, const char *name)
 {
-	char *p = cfg_path_join(f->dir, name);
+	char *p = path_join(f->dir, name);
 
 	assert_non_null(p);
 	return p;

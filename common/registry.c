@@ -1,5 +1,5 @@
 /*
- * agent-registry.c - the registry file, its signature and its entries.
+ * registry.c - the registry file, its signature and its entries.
  */
 #include "config.h"
 
@@ -11,14 +11,14 @@
 
 #include <jansson.h>
 
-#include "agent-config.h"
-#include "agent-registry.h"
 #include "buf.h"
 #include "codec.h"
 #include "crypto.h"
 #include "devrec.h"
 #include "errors.h"
-#include "fileio.h"
+#include "paths.h"
+#include "registry.h"
+#include "sigfile.h"
 #include "transcript.h"
 
 const char *
@@ -145,7 +145,8 @@ reg_match(struct registry *reg, const char *prefix, struct reg_device **out,
 		if (prefix[i] == '-')
 			continue;
 		if (n >= DEVREC_ID_HEX_LEN || !((prefix[i] >= '0' &&
-		    prefix[i] <= '9') || (prefix[i] >= 'a' && prefix[i] <= 'f')))
+		    prefix[i] <= '9') || (prefix[i] >= 'a'
+		    && prefix[i] <= 'f')))
 			return err_set(e, ERR_FORMAT, "'%.80s' is not a device "
 			    "id prefix (lowercase hex)", prefix);
 		hex[n++] = prefix[i];
@@ -304,8 +305,7 @@ device_from_json(const json_t *o, struct reg_device *d, struct err_ctx *e)
 }
 
 int
-reg_parse(const char *text, size_t len, struct registry *reg,
-    struct err_ctx *e)
+reg_parse(const char *text, size_t len, struct registry *reg, struct err_ctx *e)
 {
 	json_t *o = NULL;
 	const json_t *arr, *v;
@@ -320,8 +320,7 @@ reg_parse(const char *text, size_t len, struct registry *reg,
 	    e)) != 0)
 		return r;
 	if ((r = devrec_json_keys(o, reg_keys, 7, "registry", e)) != 0 ||
-	    (r = devrec_json_u64(o, "version", &version, "registry",
-	    e)) != 0 ||
+	    (r = devrec_json_u64(o, "version", &version, "registry", e)) != 0 ||
 	    (r = devrec_json_str(o, "account", DEVREC_ACCOUNT_MAX, &account,
 	    "registry", e)) != 0 ||
 	    (r = devrec_json_id(o, "device", reg->device, "registry",
@@ -380,30 +379,35 @@ reg_parse(const char *text, size_t len, struct registry *reg,
 int
 reg_digest(const char *text, size_t len, uint8_t out[32])
 {
-	struct buf *b;
-	int r;
-
-	if ((b = buf_new(len + 64)) == NULL)
-		return ERR_ALLOC;
-	if ((r = tr_registry(b, (const uint8_t *)text, len)) == 0)
-		r = tr_hash(b, out);
-	buf_free(b);
-	return r;
+	return sigfile_digest(TR_TAG_REGISTRY, text, len, REG_FILE_MAX, out);
 }
 
 int
 reg_verify(const char *text, size_t len, const uint8_t sig[64],
     EVP_PKEY *pub, struct err_ctx *e)
 {
-	uint8_t digest[32];
 	int r;
 
-	if ((r = reg_digest(text, len, digest)) != 0)
-		return r;
-	if ((r = crypto_ecdsa_verify(pub, digest, sig)) != 0)
+	if ((r = sigfile_verify(TR_TAG_REGISTRY, text, len, REG_FILE_MAX, sig,
+	    pub)) == ERR_SIGNATURE)
 		return err_set(e, ERR_SIGNATURE, "the registry signature does "
 		    "not verify with this device's token key: the registry "
 		    "was changed outside the agent");
+	return r;
+}
+
+/* dir/registry.json and dir/registry.sig, new strings. */
+static int
+reg_paths(const char *dir, char **path, char **sig_path)
+{
+	*path = path_join(dir, REG_FILE);
+	*sig_path = path_join(dir, REG_SIG_FILE);
+	if (*path == NULL || *sig_path == NULL) {
+		free(*path);
+		free(*sig_path);
+		*path = *sig_path = NULL;
+		return ERR_ALLOC;
+	}
 	return 0;
 }
 
@@ -411,40 +415,20 @@ int
 reg_save(const struct registry *reg, const char *dir, reg_sign_fn sign,
     void *sign_arg, struct err_ctx *e)
 {
-	char *text = NULL, *b64 = NULL, *line = NULL, *path = NULL;
-	char *sig_path = NULL;
+	char *text = NULL, *path = NULL, *sig_path = NULL;
 	uint8_t digest[32], sig[64];
 	size_t len = 0;
 	int r = ERR_INTERNAL;
 
-	if ((r = reg_encode(reg, &text, &len, e)) != 0)
-		goto out;
-	if ((r = reg_digest(text, len, digest)) != 0 ||
-	    (r = sign(sign_arg, digest, sig, e)) != 0)
-		goto out;
-	if ((r = b64url_encode(sig, sizeof(sig), &b64)) != 0)
-		goto out;
-	if (asprintf(&line, "%s\n", b64) < 0) {
-		line = NULL;
-		r = ERR_ALLOC;
-		goto out;
-	}
-	if ((path = cfg_path_join(dir, REG_FILE)) == NULL ||
-	    (sig_path = cfg_path_join(dir, REG_SIG_FILE)) == NULL) {
-		r = ERR_ALLOC;
-		goto out;
-	}
-	/* The file first, the signature last: a crash in between leaves a
-	 * mismatch, which is reported as an alert, never trusted. */
-	if ((r = fileio_write_atomic(path, text, len, 0600, e)) != 0 ||
-	    (r = fileio_write_atomic(sig_path, line, strlen(line), 0600,
-	    e)) != 0)
+	if ((r = reg_encode(reg, &text, &len, e)) != 0 ||
+	    (r = reg_digest(text, len, digest)) != 0 ||
+	    (r = sign(sign_arg, digest, sig, e)) != 0 ||
+	    (r = reg_paths(dir, &path, &sig_path)) != 0 ||
+	    (r = sigfile_write(path, sig_path, text, len, sig, e)) != 0)
 		goto out;
 	r = 0;
  out:
 	free(text);
-	free(b64);
-	free(line);
 	free(path);
 	free(sig_path);
 	return r;
@@ -454,63 +438,35 @@ int
 reg_load(const char *dir, EVP_PKEY *pub, struct registry *reg,
     struct err_ctx *e)
 {
-	char *path = NULL, *sig_path = NULL, *text = NULL, *sigtext = NULL;
+	char *path = NULL, *sig_path = NULL, *text = NULL;
 	uint8_t sig[64];
-	size_t len = 0, slen = 0;
+	size_t len = 0;
 	int r = ERR_INTERNAL;
 
 	memset(reg, 0, sizeof(*reg));
-	if ((path = cfg_path_join(dir, REG_FILE)) == NULL ||
-	    (sig_path = cfg_path_join(dir, REG_SIG_FILE)) == NULL) {
-		r = ERR_ALLOC;
-		goto out;
-	}
-	if ((r = fileio_read(path, REG_FILE_MAX, 0, &text, &len, e)) != 0)
-		goto out;
-	if ((r = fileio_read(sig_path, 256, 0, &sigtext, &slen, e)) != 0) {
-		if (r == ERR_NOT_FOUND)
-			r = err_wrap(e, ERR_SIGNATURE, "the registry has no "
-			    "signature file %s", sig_path);
-		goto out;
-	}
-	if (slen < 2 || sigtext[slen - 1] != '\n' ||
-	    b64url_decode_exact(sigtext, slen - 1, sig, sizeof(sig)) != 0) {
-		r = err_set(e, ERR_SIGNATURE, "%s is not a registry signature",
-		    sig_path);
-		goto out;
-	}
-	if ((r = reg_verify(text, len, sig, pub, e)) != 0)
+	if ((r = reg_paths(dir, &path, &sig_path)) != 0 ||
+	    (r = sigfile_read(path, sig_path, REG_FILE_MAX, &text, &len, sig,
+	    e)) != 0 ||
+	    (r = reg_verify(text, len, sig, pub, e)) != 0)
 		goto out;
 	r = reg_parse(text, len, reg, e);
  out:
 	free(path);
 	free(sig_path);
 	free(text);
-	free(sigtext);
 	return r;
 }
 
 int
 reg_files_digest(const char *dir, uint8_t out[32], struct err_ctx *e)
 {
-	static const char *const names[2] = { REG_FILE, REG_SIG_FILE };
-	uint8_t both[64];
-	char *path, *text = NULL;
-	size_t len = 0, i;
+	char *path = NULL, *sig_path = NULL;
 	int r;
 
-	for (i = 0; i < 2; i++) {
-		if ((path = cfg_path_join(dir, names[i])) == NULL)
-			return ERR_ALLOC;
-		r = fileio_read(path, REG_FILE_MAX, 0, &text, &len, e);
-		free(path);
-		if (r != 0)
-			return r;
-		r = crypto_sha256(text, len, both + 32 * i);
-		free(text);
-		text = NULL;
-		if (r != 0)
-			return r;
-	}
-	return crypto_sha256(both, sizeof(both), out);
+	if ((r = reg_paths(dir, &path, &sig_path)) != 0)
+		return r;
+	r = sigfile_files_digest(path, sig_path, REG_FILE_MAX, out, e);
+	free(path);
+	free(sig_path);
+	return r;
 }
