@@ -13,6 +13,10 @@
  *
  * with the events in increasing seq order, consecutive, at most
  * ACCTLOG_MAX_EVENTS of them.
+ *
+ * Events, heads and responses are in acctlog.c, the state's life and JSON
+ * in acctlog-state.c, and the rules that move a state forward in
+ * acctlog-verify.c.
  */
 #ifndef DEVID_ACCTLOG_H
 #define DEVID_ACCTLOG_H

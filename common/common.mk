@@ -51,7 +51,8 @@ EXTRA_DIST += tests/data/rfc9180-a3-p256-base.json
 # --- device records and account logs (PROTOCOL.md sections 2 and 3).
 common_libdevid_a_SOURCES += \
 	common/devrec.c common/devrec.h \
-	common/acctlog.c common/acctlog.h
+	common/acctlog.c common/acctlog-state.c common/acctlog-verify.c \
+	common/acctlog.h common/acctlog-private.h
 
 check_PROGRAMS += tests/unit/test_devrec tests/unit/test_acctlog
 TESTS += tests/unit/test_devrec tests/unit/test_acctlog

@@ -219,42 +219,32 @@ devrec_short_id(const char *id, char out[DEVREC_SHORT_ID_LEN + 1])
 int
 devrec_binding_hash(const struct devrec *rec, uint8_t out[32])
 {
-	struct buf *b = NULL;
-	int r = ERR_INTERNAL;
+	struct buf *b;
+	int r;
 
 	return_val_if_fail(rec != NULL && out != NULL, ERR_INVALID_ARG);
 	if ((b = buf_new(DEVREC_TRANSCRIPT_MAX)) == NULL)
 		return ERR_ALLOC;
-	if ((r = tr_device_binding(b, rec->account, rec->label, rec->sig_pub,
+	r = tr_device_binding(b, rec->account, rec->label, rec->sig_pub,
 	    rec->sig_pub_len, rec->enc_alg, rec->enc_pub, rec->enc_pub_len,
-	    rec->created)) != 0 ||
-	    (r = tr_hash(b, out)) != 0)
-		goto out;
-	r = 0;
- out:
-	buf_free(b);
-	return r;
+	    rec->created);
+	return tr_hash_free(b, r, out);
 }
 
 int
 devrec_endorsement_hash(const struct devrec *rec, uint8_t out[32])
 {
-	struct buf *b = NULL;
+	struct buf *b;
 	uint8_t hb[32];
-	int r = ERR_INTERNAL;
+	int r;
 
 	return_val_if_fail(rec != NULL && out != NULL, ERR_INVALID_ARG);
 	if ((r = devrec_binding_hash(rec, hb)) != 0)
 		return r;
 	if ((b = buf_new(DEVREC_TRANSCRIPT_MAX)) == NULL)
 		return ERR_ALLOC;
-	if ((r = tr_endorsement(b, rec->account, rec->device, hb)) != 0 ||
-	    (r = tr_hash(b, out)) != 0)
-		goto out;
-	r = 0;
- out:
-	buf_free(b);
-	return r;
+	r = tr_endorsement(b, rec->account, rec->device, hb);
+	return tr_hash_free(b, r, out);
 }
 
 /* --- keys --- */

@@ -147,3 +147,15 @@ tr_hash(const struct buf *b, uint8_t out[32])
 		return ERR_CRYPTO;
 	return 0;
 }
+
+int
+tr_hash_free(struct buf *b, int built, uint8_t out[32])
+{
+	int r = built;
+
+	return_val_if_fail(b != NULL || built != 0, ERR_INVALID_ARG);
+	if (r == 0)
+		r = tr_hash(b, out);
+	buf_free(b);
+	return r;
+}

@@ -74,4 +74,16 @@ int tr_is_signable(const uint8_t *p, size_t len);
 /* H(contents of b) into out.  0 or ERR_CRYPTO. */
 int tr_hash(const struct buf *b, uint8_t out[32]);
 
+/*
+ * The tail of every function that builds a transcript only to hash it:
+ * when built is 0 (the builder that filled b succeeded), H(contents of b)
+ * into out.  Frees b either way; NULL is fine when built is not 0.
+ * Returns built when it is not 0, else 0 or ERR_CRYPTO.  So
+ *
+ *     if ((b = buf_new(max_len)) == NULL)
+ *             return ERR_ALLOC;
+ *     return tr_hash_free(b, tr_head(b, ...), out);
+ */
+int tr_hash_free(struct buf *b, int built, uint8_t out[32]);
+
 #endif /* DEVID_TRANSCRIPT_H */

@@ -125,6 +125,26 @@ test_hash(void **state)
 	buf_free(b);
 }
 
+/* tr_hash_free: hashes only what was built, frees the buffer either way
+ * (the sanitizer build checks the freeing). */
+static void
+test_hash_free(void **state)
+{
+	struct buf *b = buf_from("abc", 3, 0);
+	uint8_t want[32], h[32], untouched[32];
+
+	assert_int_equal(tr_hash(b, want), 0);
+	buf_free(b);
+	assert_int_equal(tr_hash_free(buf_from("abc", 3, 0), 0, h), 0);
+	assert_memory_equal(h, want, 32);
+	memset(h, 0xa5, sizeof(h));
+	memset(untouched, 0xa5, sizeof(untouched));
+	assert_int_equal(tr_hash_free(buf_from("abc", 3, 0), ERR_TOO_LARGE,
+	    h), ERR_TOO_LARGE);
+	assert_memory_equal(h, untouched, 32);
+	assert_int_equal(tr_hash_free(NULL, ERR_ALLOC, h), ERR_ALLOC);
+}
+
 static void
 test_signable(void **state)
 {
@@ -161,6 +181,7 @@ main(void)
 		cmocka_unit_test(test_event_and_head),
 		cmocka_unit_test(test_small_transcripts),
 		cmocka_unit_test(test_hash),
+		cmocka_unit_test(test_hash_free),
 		cmocka_unit_test(test_signable),
 	};
 
