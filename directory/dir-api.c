@@ -1,11 +1,12 @@
 /*
- * dir-api.c - the endpoints of PROTOCOL.md section 5.
+ * dir-api.c - the endpoints of PROTOCOL.md section 5 and their routing.
  *
  * Each handler validates its whole input first (syntax, signatures, the
  * log rules of section 3 through acctlog_state_apply()) and only then
  * asks the store for one transactional change; a refusal never reaches
  * the store.  Long-poll handlers register the key they watch before they
- * read, and are called again by the server when it changes.
+ * read, and are called again by the server when it changes.  Appending
+ * to an account's log and signing its heads are in dir-account.c.
  */
 #include "config.h"
 
@@ -26,6 +27,7 @@
 #include "codec.h"
 #include "crypto.h"
 #include "devrec.h"
+#include "dir-account.h"
 #include "dir-api.h"
 #include "dir-auth.h"
 #include "dir-cache.h"
@@ -40,13 +42,6 @@
 #define KEY_MAX (8 + DIR_ACCOUNT_MAX)          /* "log:" / "inbox:" + name */
 #define APPEND_ATTEMPTS 5
 #define PURGE_INTERVAL_S 60
-
-/* A signed head and its JSON text, as log reads hand it out. */
-struct dir_head_cache {
-	struct acctlog_head h;
-	char text[ACCTLOG_HEAD_JSON_MAX + 1];
-	size_t text_len;
-};
 
 /* Milliseconds of clock: CLOCK_REALTIME for the caches (whose entries
  * expire by the wall clock, as sessions do), CLOCK_MONOTONIC for the
@@ -259,237 +254,6 @@ reply_auth_err(struct dir_request *rq, const struct err_ctx *e)
 }
 
 int
-dir_api_sign_head(struct dir_api *api, const char *account, uint64_t seq,
-    const uint8_t hash[32], uint64_t now, struct acctlog_head *head,
-    struct err_ctx *e)
-{
-	memset(head, 0, sizeof(*head));
-	if (strlen(account) > ACCTLOG_ACCOUNT_MAX)
-		return err_set(e, ERR_INVALID_ARG, "account name too long");
-	memcpy(head->account, account, strlen(account) + 1);
-	head->seq = seq;
-	memcpy(head->hash, hash, 32);
-	head->time = now;
-	return acctlog_head_sign(head, dir_key_id(api->key), dir_key_sign,
-	    api->key, e);
-}
-
-static size_t
-head_slot(const char *account)
-{
-	uint32_t h = 2166136261u;
-
-	for (; *account != '\0'; account++)
-		h = (h ^ (uint8_t)*account) * 16777619u;
-	return h % DIR_HEAD_CACHE;
-}
-
-/*
- * A signed head of account at (seq, hash) in *out: the one signed within
- * the last DIR_HEAD_REUSE_S seconds for exactly this point of the log, or
- * a freshly signed one (which then replaces it in the cache).
- */
-static int
-head_get(struct dir_api *api, const char *account, uint64_t seq,
-    const uint8_t hash[32], struct dir_head_cache *out, struct err_ctx *e)
-{
-	struct dir_head_cache *c;
-	json_t *j = NULL;
-	char *text = NULL;
-	uint64_t now = now_s();
-	int r, hit = 0;
-
-	c = &api->heads[head_slot(account)];
-	pthread_mutex_lock(&api->head_lock);
-	if (c->text_len > 0 && c->h.seq == seq && c->h.time <= now &&
-	    now - c->h.time <= DIR_HEAD_REUSE_S &&
-	    strcmp(c->h.account, account) == 0 &&
-	    memcmp(c->h.hash, hash, 32) == 0) {
-		*out = *c;
-		hit = 1;
-	}
-	pthread_mutex_unlock(&api->head_lock);
-	if (hit)
-		return 0;
-	memset(out, 0, sizeof(*out));
-	if ((r = dir_api_sign_head(api, account, seq, hash, now, &out->h,
-	    e)) != 0 ||
-	    (r = acctlog_head_to_json(&out->h, &j, e)) != 0)
-		goto done;
-	if ((text = json_dumps(j, JSON_COMPACT)) == NULL ||
-	    strlen(text) > ACCTLOG_HEAD_JSON_MAX) {
-		r = err_set(e, ERR_ALLOC, "out of memory");
-		goto done;
-	}
-	out->text_len = strlen(text);
-	memcpy(out->text, text, out->text_len + 1);
-	pthread_mutex_lock(&api->head_lock);
-	*c = *out;
-	pthread_mutex_unlock(&api->head_lock);
-	r = 0;
- done:
-	free(text);
-	json_decref(j);
-	return r;
-}
-
-static int
-head_json(struct dir_api *api, const char *account, uint64_t seq,
-    const uint8_t hash[32], json_t **out, struct err_ctx *e)
-{
-	struct dir_head_cache c;
-	int r;
-
-	if ((r = head_get(api, account, seq, hash, &c, e)) != 0)
-		return r;
-	return acctlog_head_to_json(&c.h, out, e);
-}
-
-/* --- the verified state of an account, rebuilt from the stored log --- */
-
-struct load_ctx {
-	struct acctlog_state *st;
-	struct err_ctx *e;
-};
-
-static int
-load_event(void *arg, uint64_t seq, const char *type, const char *json)
-{
-	struct load_ctx *lc = arg;
-	struct acctlog_event ev;
-	json_t *obj;
-	int r;
-
-	if ((obj = json_loads(json, 0, NULL)) == NULL)
-		return err_set(lc->e, ERR_INTERNAL, "stored event %" PRIu64
-		    " of %s is not JSON", seq, lc->st->account);
-	r = acctlog_event_from_json(obj, &ev, lc->e);
-	json_decref(obj);
-	if (r != 0)
-		return err_wrap(lc->e, ERR_INTERNAL, "stored event: %s",
-		    err_msg(lc->e));
-	if ((r = acctlog_state_apply(lc->st, &ev, 1, lc->e)) != 0)
-		return err_wrap(lc->e, ERR_INTERNAL, "stored log of %s does "
-		    "not verify: %s", lc->st->account, err_msg(lc->e));
-	return 0;
-}
-
-/*
- * Rebuilds the verified state of account from its stored log: every event
- * is checked again, so a damaged database is noticed before it is
- * extended.  st must be cleared by the caller either way.
- */
-static int
-state_load(struct dir_api *api, const char *account,
-    struct acctlog_state *st, struct err_ctx *e)
-{
-	struct load_ctx lc = { st, e };
-	uint64_t seq;
-	uint8_t hash[32];
-	int r;
-
-	if ((r = acctlog_state_init(st, account, dir_key_id(api->key), e)) !=
-	    0 ||
-	    (r = api->store->ops->log_tail(api->store, account, &seq, hash,
-	    e)) != 0)
-		return r;
-	return api->store->ops->log_events(api->store, account, 0, seq,
-	    UINT32_MAX, load_event, &lc, e);
-}
-
-/* Maps acctlog_state_apply() failures of a new event to client errors. */
-static int
-apply_error(struct err_ctx *e)
-{
-	switch (e->code) {
-	case ERR_ALLOC:
-	case ERR_INTERNAL:
-	case ERR_CRYPTO:
-		return e->code;
-	case ERR_EXISTS:
-		return ERR_EXISTS;
-	case ERR_TOO_LARGE:
-		return err_wrap(e, ERR_DENIED, "%s", err_msg(e));
-	case ERR_SIGNATURE:
-		return ERR_SIGNATURE;
-	default:
-		return err_wrap(e, ERR_FORMAT, "%s", err_msg(e));
-	}
-}
-
-/*
- * One attempt at appending an add event for rec: rebuilds the verified
- * state from the stored log, applies the new event to it (every check of
- * section 3), and asks the store to append it if the tail has not moved.
- * ERR_CHAIN means another change won the race: try again.  On success *ev
- * is the appended event and *evj its JSON (caller json_decref).
- */
-static int
-add_attempt(struct dir_api *api, const struct devrec *rec, uint64_t now,
-    struct acctlog_event *ev, json_t **evj, struct err_ctx *e)
-{
-	struct acctlog_state st;
-	struct dir_event_row row;
-	struct dir_device_row dev;
-	json_t *obj = NULL;
-	char *text = NULL, *rec_text = NULL;
-	int r = ERR_INTERNAL;
-
-	memset(&st, 0, sizeof(st));
-	if ((r = state_load(api, rec->account, &st, e)) != 0)
-		goto out;
-	if (st.n_devices >= api->cfg.max_devices) {
-		r = err_set(e, ERR_DENIED, "account '%s' already has %u active "
-		    "devices, the most this directory allows: revoke one "
-		    "first", rec->account, api->cfg.max_devices);
-		goto out;
-	}
-	if ((r = acctlog_event_add(ev, st.seq + 1, now, st.hash, rec, e)) != 0)
-		goto out;
-	if ((r = acctlog_state_apply(&st, ev, 1, e)) != 0) {
-		r = apply_error(e);
-		goto out;
-	}
-	if ((r = acctlog_event_to_json(ev, &obj, e)) != 0)
-		goto out;
-	if ((text = json_dumps(obj, JSON_COMPACT)) == NULL ||
-	    (rec_text = json_dumps(json_object_get(obj, "record"),
-	    JSON_COMPACT)) == NULL) {
-		r = err_set(e, ERR_ALLOC, "out of memory");
-		goto out;
-	}
-	memset(&row, 0, sizeof(row));
-	row.account = rec->account;
-	row.seq = ev->seq;
-	row.time = ev->time;
-	row.type = "add";
-	memcpy(row.prev, ev->prev, 32);
-	memcpy(row.hash, ev->hash, 32);
-	row.json = text;
-	/* The device as the log shows it. */
-	dev.device = rec->device;
-	dev.record_json = rec_text;
-	dev.sig_pub = rec->sig_pub;
-	dev.sig_pub_len = rec->sig_pub_len;
-	r = api->store->ops->log_append_add(api->store, &row, &dev,
-	    api->cfg.max_devices, e);
-	/* Before anyone hears of it (and even after a failure, which might
-	 * hide a commit): the cached tail is stale. */
-	dir_cache_log_changed(api->cache, rec->account);
-	if (r != 0)
-		goto out;
-	*evj = obj;
-	obj = NULL; /* transferred */
-	r = 0;
- out:
-	acctlog_state_clear(&st);
-	json_decref(obj);
-	free(text);
-	free(rec_text);
-	return r;
-}
-
-int
 dir_api_add_device(struct dir_api *api, const struct devrec *rec,
     struct acctlog_head *head, json_t **event_json, struct err_ctx *e)
 {
@@ -503,15 +267,16 @@ dir_api_add_device(struct dir_api *api, const struct devrec *rec,
 	for (attempt = 0; attempt < APPEND_ATTEMPTS; attempt++) {
 		err_clear(e);
 		now = now_s();
-		if ((r = add_attempt(api, rec, now, &ev, &evj, e)) != ERR_CHAIN)
+		if ((r = dir_account_append_add(api, rec, now, &ev, &evj,
+		    e)) != ERR_CHAIN)
 			break;
 	}
 	if (r != 0)
 		goto out;
 	if (api->srv != NULL)
 		notify(api, "log", rec->account);
-	if (head != NULL && (r = dir_api_sign_head(api, rec->account, ev.seq,
-	    ev.hash, now, head, e)) != 0)
+	if (head != NULL && (r = dir_account_sign_head(api, rec->account,
+	    ev.seq, ev.hash, now, head, e)) != 0)
 		goto out;
 	if (event_json != NULL) {
 		*event_json = evj;
@@ -743,6 +508,88 @@ handle_account_create(struct dir_api *api, struct dir_request *rq)
 }
 
 /*
+ * The second call of basic_auth(): the verdict of j, which is counted for
+ * the throttle.  0 when the password matched; -1: answered (401, or the
+ * error that kept the check from running).
+ */
+static int
+basic_auth_verdict(struct dir_api *api, struct dir_request *rq,
+    struct pw_job *j)
+{
+	if (j->result == 0) {
+		dir_throttle_end(api->throttle, j->account, j->net,
+		    DIR_THROTTLE_OK, mono_ms());
+		j->throttled = 0;
+		return 0;
+	}
+	if (j->result == ERR_DENIED) {
+		dir_throttle_end(api->throttle, j->account, j->net,
+		    DIR_THROTTLE_FAILED, mono_ms());
+		j->throttled = 0;
+		dir_reply_error(rq, MHD_HTTP_UNAUTHORIZED, "unauthorized",
+		    "wrong account name or password");
+		return -1;
+	}
+	reply_err(rq, &j->e);
+	return -1;
+}
+
+/*
+ * A job that checks the password *pw (pw_len bytes, taken over: *pw is
+ * set to NULL) of account against its stored hash, or against the dummy
+ * hash for an unknown account, counted by the throttle from now on.  NULL
+ * when it answered instead (429, 503 or the store's error).
+ */
+static struct pw_job *
+verify_job_new(struct dir_api *api, struct dir_request *rq,
+    const char *account, char **pw, size_t pw_len)
+{
+	struct err_ctx e;
+	struct pw_job *j;
+	unsigned int retry_s;
+	int r;
+
+	err_clear(&e);
+	if ((j = calloc(1, sizeof(*j))) == NULL) {
+		dir_reply_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "overloaded",
+		    "out of memory");
+		return NULL;
+	}
+	j->verify = 1;
+	j->pw = *pw;
+	j->pw_len = pw_len;
+	*pw = NULL; /* transferred */
+	j->throttle = api->throttle;
+	snprintf(j->account, sizeof(j->account), "%.*s", DIR_ACCOUNT_MAX,
+	    account);
+	snprintf(j->net, sizeof(j->net), "%s", dir_request_network(rq));
+	if (dir_throttle_begin(api->throttle, j->account, j->net, mono_ms(),
+	    &retry_s) != 0) {
+		pw_job_free(j);
+		reply_throttled(rq, retry_s);
+		return NULL;
+	}
+	j->throttled = 1;
+	r = api->store->ops->account_get(api->store, account, &j->stored,
+	    NULL, &e);
+	if (r == ERR_NOT_FOUND) {
+		err_clear(&e);
+		if ((j->stored = strdup(api->dummy_hash)) == NULL)
+			r = err_set(&e, ERR_ALLOC, "out of memory");
+		else
+			r = 0;
+	} else if (r == 0) {
+		j->known = 1;
+	}
+	if (r != 0) {
+		pw_job_free(j);
+		reply_err(rq, &e);
+		return NULL;
+	}
+	return j;
+}
+
+/*
  * HTTP Basic with the password of account, in two calls of the handler.
  * The first checks the form of the credentials and the throttle, looks up
  * the stored hash (a dummy one for an unknown account, so that both cost
@@ -753,34 +600,14 @@ handle_account_create(struct dir_api *api, struct dir_request *rq)
 static int
 basic_auth(struct dir_api *api, struct dir_request *rq, const char *account)
 {
-	struct err_ctx e;
 	struct pw_job *j = dir_request_state(rq);
 	char *user = NULL, *pw = NULL;
 	size_t pw_len = 0;
-	unsigned int retry_s;
 	int r;
 
-	err_clear(&e);
 	dir_reply_auth_scheme(rq, "Basic");
-	if (j != NULL) {
-		/* The verdict. */
-		if (j->result == 0) {
-			dir_throttle_end(api->throttle, j->account, j->net,
-			    DIR_THROTTLE_OK, mono_ms());
-			j->throttled = 0;
-			return 0;
-		}
-		if (j->result == ERR_DENIED) {
-			dir_throttle_end(api->throttle, j->account, j->net,
-			    DIR_THROTTLE_FAILED, mono_ms());
-			j->throttled = 0;
-			dir_reply_error(rq, MHD_HTTP_UNAUTHORIZED,
-			    "unauthorized", "wrong account name or password");
-			return -1;
-		}
-		reply_err(rq, &j->e);
-		return -1;
-	}
+	if (j != NULL)
+		return basic_auth_verdict(api, rq, j);
 	if ((r = dir_request_basic_auth(rq, &user, &pw, &pw_len)) != 0) {
 		if (r == ERR_ALLOC)
 			dir_reply_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE,
@@ -798,42 +625,8 @@ basic_auth(struct dir_api *api, struct dir_request *rq, const char *account)
 		    account);
 		goto out;
 	}
-	if ((j = calloc(1, sizeof(*j))) == NULL) {
-		dir_reply_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "overloaded",
-		    "out of memory");
+	if ((j = verify_job_new(api, rq, account, &pw, pw_len)) == NULL)
 		goto out;
-	}
-	j->verify = 1;
-	j->pw = pw;
-	j->pw_len = pw_len;
-	pw = NULL; /* transferred */
-	j->throttle = api->throttle;
-	snprintf(j->account, sizeof(j->account), "%.*s", DIR_ACCOUNT_MAX,
-	    account);
-	snprintf(j->net, sizeof(j->net), "%s", dir_request_network(rq));
-	if (dir_throttle_begin(api->throttle, j->account, j->net, mono_ms(),
-	    &retry_s) != 0) {
-		pw_job_free(j);
-		reply_throttled(rq, retry_s);
-		goto out;
-	}
-	j->throttled = 1;
-	r = api->store->ops->account_get(api->store, account, &j->stored,
-	    NULL, &e);
-	if (r == ERR_NOT_FOUND) {
-		err_clear(&e);
-		if ((j->stored = strdup(api->dummy_hash)) == NULL)
-			r = err_set(&e, ERR_ALLOC, "out of memory");
-		else
-			r = 0;
-	} else if (r == 0) {
-		j->known = 1;
-	}
-	if (r != 0) {
-		pw_job_free(j);
-		reply_err(rq, &e);
-		goto out;
-	}
 	if (pw_job_start(rq, j) == 0) {
 		dir_request_free_credentials(user, pw, pw_len);
 		return 1;
@@ -902,6 +695,56 @@ maybe_purge(struct dir_api *api, uint64_t now)
 		dir_log("purging expired sessions failed: %s", err_msg(&e));
 }
 
+/* H(login transcript) of device at req's time and nonce: what the device
+ * signs to log in here.  0, ERR_ALLOC or ERR_CRYPTO. */
+static int
+login_digest(struct dir_api *api, const char *device,
+    const struct dir_login_req *req, uint8_t out[32])
+{
+	struct buf *b;
+	int r;
+
+	if ((b = buf_new(1024)) == NULL)
+		return ERR_ALLOC;
+	r = tr_login(b, dir_key_id(api->key), device, req->time, req->nonce,
+	    req->nonce_len);
+	return tr_hash_free(b, r, out);
+}
+
+/*
+ * After a verified login of device (of dev's account): a new session,
+ * stored by the hash of its token, and the 200 answer with the token.
+ * The token is wiped here on every path.
+ */
+static int
+session_open(struct dir_api *api, struct dir_request *rq,
+    const char *device, const struct dir_device_info *dev, uint64_t now,
+    struct err_ctx *e)
+{
+	char token[DIR_TOKEN_B64_LEN + 1];
+	uint8_t th[32];
+	int r;
+
+	memset(token, 0, sizeof(token));
+	memset(th, 0, sizeof(th));
+	maybe_purge(api, now);
+	if ((r = dir_token_new(token, th, e)) != 0 ||
+	    (r = api->store->ops->session_put(api->store, th, device,
+	    dev->account, now + DIR_SESSION_TTL_S, api->cfg.max_sessions,
+	    e)) != 0)
+		goto out;
+	/* The device's oldest sessions may have ended to make room. */
+	dir_cache_device_changed(api->cache, device);
+	dir_reply_json(rq, MHD_HTTP_OK, json_pack("{s:s,s:I,s:s,s:s}",
+	    "token", token, "expires", (json_int_t)(now + DIR_SESSION_TTL_S),
+	    "account", dev->account, "device", device));
+	r = 0;
+ out:
+	crypto_wipe(token, sizeof(token));
+	crypto_wipe(th, sizeof(th));
+	return r;
+}
+
 /*
  * POST /v1/session: a registered active device signs the login transcript
  * over its own fresh nonce and the time; the nonce is recorded only after
@@ -915,15 +758,12 @@ handle_session(struct dir_api *api, struct dir_request *rq)
 	struct dir_login_req req;
 	const uint8_t *body;
 	const char *device = req.device;
-	char token[DIR_TOKEN_B64_LEN + 1];
-	uint8_t digest[32], th[32];
+	uint8_t digest[32];
 	size_t len;
 	uint64_t now = now_s();
 	EVP_PKEY *pub = NULL;
-	struct buf *b = NULL;
 
 	err_clear(&e);
-	memset(token, 0, sizeof(token));
 	dir_reply_auth_scheme(rq, "Bearer");
 	body = dir_request_body(rq, &len);
 	if (dir_parse_login(body, len, &req, &e) != 0)
@@ -945,9 +785,7 @@ handle_session(struct dir_api *api, struct dir_request *rq)
 		    err_msg(&e));
 		goto out;
 	}
-	if ((b = buf_new(1024)) == NULL ||
-	    tr_login(b, dir_key_id(api->key), device, req.time, req.nonce,
-	    req.nonce_len) != 0 || tr_hash(b, digest) != 0) {
+	if (login_digest(api, device, &req, digest) != 0) {
 		err_set(&e, ERR_ALLOC, "out of memory");
 		goto fail;
 	}
@@ -970,24 +808,13 @@ handle_session(struct dir_api *api, struct dir_request *rq)
 		}
 		goto fail;
 	}
-	maybe_purge(api, now);
-	if (dir_token_new(token, th, &e) != 0 ||
-	    api->store->ops->session_put(api->store, th, device, dev.account,
-	    now + DIR_SESSION_TTL_S, api->cfg.max_sessions, &e) != 0)
+	if (session_open(api, rq, device, &dev, now, &e) != 0)
 		goto fail;
-	/* The device's oldest sessions may have ended to make room. */
-	dir_cache_device_changed(api->cache, device);
-	dir_reply_json(rq, MHD_HTTP_OK, json_pack("{s:s,s:I,s:s,s:s}",
-	    "token", token, "expires", (json_int_t)(now + DIR_SESSION_TTL_S),
-	    "account", dev.account, "device", device));
 	goto out;
  fail:
 	reply_err(rq, &e);
  out:
-	crypto_wipe(token, sizeof(token));
-	crypto_wipe(th, sizeof(th));
 	EVP_PKEY_free(pub);
-	buf_free(b);
 }
 
 struct events_ctx {
@@ -1126,7 +953,8 @@ handle_log(struct dir_api *api, struct dir_request *rq, const char *account)
 		dir_cache_page_put(api->cache, account, since, seq,
 		    buf_ptr(tc.b) + start, buf_len(tc.b) - start, now);
 	}
-	if (head_get(api, account, seq, hash, &head, &e) != 0)
+	if (dir_account_head(api, account, seq, hash, now_s(), &head,
+	    &e) != 0)
 		goto fail;
 	if (buf_put(tc.b, open_head, sizeof(open_head) - 1) != 0 ||
 	    buf_put(tc.b, head.text, head.text_len) != 0 ||
@@ -1184,7 +1012,8 @@ handle_devices(struct dir_api *api, struct dir_request *rq,
 	}
 	if (api->store->ops->devices_active(api->store, account, &seq, hash,
 	    add_device_json, &ec, &e) != 0 ||
-	    head_json(api, account, seq, hash, &hj, &e) != 0)
+	    dir_account_head_json(api, account, seq, hash, now_s(), &hj,
+	    &e) != 0)
 		goto fail;
 	dir_reply_json(rq, MHD_HTTP_OK, json_pack("{s:o,s:o}", "devices",
 	    ec.arr, "head", hj));
@@ -1192,56 +1021,6 @@ handle_devices(struct dir_api *api, struct dir_request *rq,
  fail:
 	json_decref(ec.arr);
 	reply_err(rq, &e);
-}
-
-/* One attempt at appending a revoke event; like add_attempt(). */
-static int
-revoke_attempt(struct dir_api *api, const char *account, const char *device,
-    uint64_t t, const uint8_t sig[64], struct acctlog_event *ev,
-    json_t **evj, struct err_ctx *e)
-{
-	struct acctlog_state st;
-	struct dir_event_row row;
-	json_t *obj = NULL;
-	char *text = NULL;
-	int r = ERR_INTERNAL;
-
-	memset(&st, 0, sizeof(st));
-	if ((r = state_load(api, account, &st, e)) != 0 ||
-	    (r = acctlog_event_revoke(ev, st.seq + 1, t, st.hash, device, sig,
-	    e)) != 0)
-		goto out;
-	if ((r = acctlog_state_apply(&st, ev, 1, e)) != 0) {
-		r = apply_error(e);
-		goto out;
-	}
-	if ((r = acctlog_event_to_json(ev, &obj, e)) != 0)
-		goto out;
-	if ((text = json_dumps(obj, JSON_COMPACT)) == NULL) {
-		r = err_set(e, ERR_ALLOC, "out of memory");
-		goto out;
-	}
-	memset(&row, 0, sizeof(row));
-	row.account = account;
-	row.seq = ev->seq;
-	row.time = ev->time;
-	row.type = "revoke";
-	memcpy(row.prev, ev->prev, 32);
-	memcpy(row.hash, ev->hash, 32);
-	row.json = text;
-	r = api->store->ops->log_append_revoke(api->store, &row, device, e);
-	dir_cache_log_changed(api->cache, account);
-	dir_cache_device_changed(api->cache, device);
-	if (r != 0)
-		goto out;
-	*evj = obj;
-	obj = NULL; /* transferred */
-	r = 0;
- out:
-	acctlog_state_clear(&st);
-	json_decref(obj);
-	free(text);
-	return r;
 }
 
 /*
@@ -1305,14 +1084,15 @@ handle_revoke(struct dir_api *api, struct dir_request *rq,
 	}
 	for (attempt = 0; attempt < APPEND_ATTEMPTS; attempt++) {
 		err_clear(&e);
-		if ((r = revoke_attempt(api, account, device, req.time, req.sig,
-		    &ev, &evj, &e)) != ERR_CHAIN)
+		if ((r = dir_account_append_revoke(api, account, device,
+		    req.time, req.sig, &ev, &evj, &e)) != ERR_CHAIN)
 			break;
 	}
 	if (r != 0)
 		goto fail;
 	notify(api, "log", account);
-	if (head_json(api, account, ev.seq, ev.hash, &hj, &e) != 0)
+	if (dir_account_head_json(api, account, ev.seq, ev.hash, now_s(), &hj,
+	    &e) != 0)
 		goto fail;
 	devrec_short_id(device, short_id);
 	dir_log("device %s of '%s' revoked as event %" PRIu64, short_id,
@@ -1357,6 +1137,59 @@ cmp_id(const void *a, const void *b)
 }
 
 /*
+ * The recipient devices of env as an array of env->n_recipients ids
+ * borrowed from env in *out (caller frees the array), each checked to be
+ * an active device of an account in env's "to".
+ */
+static int
+recipients_check(struct dir_api *api, const struct env *env,
+    const char ***out, struct err_ctx *e)
+{
+	struct active_set as;
+	const char **devs = NULL;
+	uint64_t seq;
+	uint8_t hash[32];
+	size_t i;
+	int r = ERR_INTERNAL;
+
+	memset(&as, 0, sizeof(as));
+	as.e = e;
+	for (i = 0; i < env->n_to; i++) {
+		if ((r = api->store->ops->devices_active(api->store, env->to[i],
+		    &seq, hash, collect_device, &as, e)) != 0) {
+			if (e->code == ERR_NOT_FOUND)
+				r = err_wrap(e, ERR_NOT_FOUND, "recipient "
+				    "account '%s' does not exist", env->to[i]);
+			goto out;
+		}
+	}
+	if (as.n > 0)
+		qsort(as.ids, as.n, sizeof(*as.ids), cmp_id);
+	if ((devs = calloc(env->n_recipients, sizeof(*devs))) == NULL) {
+		r = err_set(e, ERR_ALLOC, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < env->n_recipients; i++) {
+		if (as.n == 0 || bsearch(env->recipients[i].device, as.ids,
+		    as.n, sizeof(*as.ids), cmp_id) == NULL) {
+			r = err_set(e, ERR_FORMAT, "recipient %.16s is not an "
+			    "active device of an account in \"to\": fetch "
+			    "the logs again and re-encrypt",
+			    env->recipients[i].device);
+			goto out;
+		}
+		devs[i] = env->recipients[i].device;
+	}
+	*out = devs;
+	devs = NULL; /* transferred */
+	r = 0;
+ out:
+	free(devs);
+	free(as.ids);
+	return r;
+}
+
+/*
  * POST /v1/messages: a strictly parsed envelope from the session's own
  * device, every recipient an active device of an account in "to"; stored
  * once and queued per recipient in one transaction, which wakes each
@@ -1370,17 +1203,12 @@ handle_message(struct dir_api *api, struct dir_request *rq)
 	struct env_limits lim;
 	struct dir_queue_limits qlim;
 	struct env *env = NULL;
-	struct active_set as;
 	const uint8_t *body;
 	const char **devs = NULL;
 	char *text = NULL, *id_b64 = NULL;
-	uint64_t seq;
-	uint8_t hash[32];
 	size_t len, i;
 
 	err_clear(&e);
-	memset(&as, 0, sizeof(as));
-	as.e = &e;
 	if (bearer(api, rq, &s, &e) != 0) {
 		reply_auth_err(rq, &e);
 		return;
@@ -1397,32 +1225,8 @@ handle_message(struct dir_api *api, struct dir_request *rq)
 		    s.account);
 		goto fail;
 	}
-	for (i = 0; i < env->n_to; i++) {
-		if (api->store->ops->devices_active(api->store, env->to[i],
-		    &seq, hash, collect_device, &as, &e) != 0) {
-			if (e.code == ERR_NOT_FOUND)
-				err_wrap(&e, ERR_NOT_FOUND, "recipient account "
-				    "'%s' does not exist", env->to[i]);
-			goto fail;
-		}
-	}
-	if (as.n > 0)
-		qsort(as.ids, as.n, sizeof(*as.ids), cmp_id);
-	if ((devs = calloc(env->n_recipients, sizeof(*devs))) == NULL) {
-		err_set(&e, ERR_ALLOC, "out of memory");
+	if (recipients_check(api, env, &devs, &e) != 0)
 		goto fail;
-	}
-	for (i = 0; i < env->n_recipients; i++) {
-		if (as.n == 0 || bsearch(env->recipients[i].device, as.ids,
-		    as.n, sizeof(*as.ids), cmp_id) == NULL) {
-			err_set(&e, ERR_FORMAT, "recipient %.16s is not an "
-			    "active device of an account in \"to\": fetch "
-			    "the logs again and re-encrypt",
-			    env->recipients[i].device);
-			goto fail;
-		}
-		devs[i] = env->recipients[i].device;
-	}
 	/* Stored as posted: the signature covers fields, not bytes, and
 	 * recipients get exactly what the sender made. */
 	if ((text = malloc(len + 1)) == NULL) {
@@ -1460,7 +1264,6 @@ handle_message(struct dir_api *api, struct dir_request *rq)
 	free(id_b64);
 	free(text);
 	free(devs);
-	free(as.ids);
 	env_free(env);
 }
 

@@ -32,14 +32,6 @@
 #define DIR_INBOX_BYTES_MAX ((size_t)4 * 1024 * 1024)
 /* The largest answer built as text (a log page of 1024 events). */
 #define DIR_ANSWER_MAX ((size_t)16 * 1024 * 1024)
-/*
- * Log reads reuse a head signed for the same (account, seq, hash) within
- * the last second instead of signing again: its time is then at most a
- * second old, far inside any client's max_stale, and a busy account costs
- * one signature per second instead of one per read.
- */
-#define DIR_HEAD_CACHE 256
-#define DIR_HEAD_REUSE_S 1
 
 struct dir_api_config {
 	int open_signup;             /* POST /v1/accounts allowed */
@@ -74,7 +66,7 @@ struct dir_api {
 	struct dir_throttle *throttle; /* password failures */
 	char *dummy_hash;            /* verified for unknown accounts */
 	pthread_mutex_t head_lock;
-	struct dir_head_cache *heads; /* DIR_HEAD_CACHE signed heads */
+	struct dir_head_cache *heads; /* signed heads (dir-account.h) */
 	struct dir_cache *cache;     /* sessions, log tails, event pages */
 };
 
@@ -110,10 +102,5 @@ struct devrec;
 struct acctlog_head;
 int dir_api_add_device(struct dir_api *api, const struct devrec *rec,
     struct acctlog_head *head, json_t **event_json, struct err_ctx *e);
-
-/* Signs a fresh head for account at (seq, hash) with time now. */
-int dir_api_sign_head(struct dir_api *api, const char *account,
-    uint64_t seq, const uint8_t hash[32], uint64_t now,
-    struct acctlog_head *head, struct err_ctx *e);
 
 #endif /* DEVID_DIR_API_H */

@@ -441,6 +441,71 @@ warn_if_readable(const char *db)
 	}
 }
 
+/*
+ * What the process sets up before any thread starts: SIGTERM, SIGINT and
+ * SIGHUP blocked (every thread inherits the mask; the main thread waits
+ * for them in *set with sigwait()), SIGPIPE ignored, a private umask,
+ * SQLite without memory statistics, and enough file descriptors.
+ */
+static void
+serve_process_setup(const struct options *o, sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	/* The database, its journal and the head key are nobody else's. */
+	umask(077);
+	/* Before SQLite starts: no process-wide memory statistics, whose
+	 * mutex every allocation of every thread would take. */
+	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+	raise_fd_limit(o->max_connections != 0 ? o->max_connections :
+	    DIR_CONNECTIONS_DEFAULT);
+}
+
+/* The server's settings from the options; api handles the requests. */
+static void
+server_config(const struct options *o, struct dir_api *api,
+    struct dir_server_config *sc)
+{
+	memset(sc, 0, sizeof(*sc));
+	sc->listen = o->listen;
+	sc->tls_cert = o->tls_cert;
+	sc->tls_key = o->tls_key;
+	sc->max_body = o->api.max_body;
+	sc->threads = o->threads;
+	sc->rate = o->rate;
+	sc->burst = o->burst;
+	sc->max_connections = o->max_connections;
+	sc->max_per_address = o->max_per_address;
+	sc->request_timeout_s = o->request_timeout_s;
+	sc->job_threads = o->password_threads;
+	sc->job_queue = o->password_queue;
+	sc->throttle_delay_ms = o->throttle_delay_ms;
+	sc->behind_proxy = o->behind_proxy;
+	sc->quiet = o->quiet;
+	sc->handler = dir_api_handle;
+	sc->preauth = dir_api_preauth;
+	sc->handler_arg = api;
+}
+
+/* Waits for a signal of set other than SIGHUP and returns it. */
+static int
+wait_for_stop(const sigset_t *set)
+{
+	int sig;
+
+	for (;;) {
+		if (sigwait(set, &sig) != 0)
+			continue;
+		if (sig == SIGHUP)
+			continue;
+		return sig;
+	}
+}
+
 static int
 cmd_serve(struct options *o)
 {
@@ -460,21 +525,7 @@ cmd_serve(struct options *o)
 		fprintf(stderr, PROG ": serve needs --listen ADDR:PORT\n");
 		return 2;
 	}
-	/* Every thread started below inherits this mask; the main thread
-	 * then waits for the signals with sigwait(). */
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	/* The database, its journal and the head key are nobody else's. */
-	umask(077);
-	/* Before SQLite starts: no process-wide memory statistics, whose
-	 * mutex every allocation of every thread would take. */
-	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
-	raise_fd_limit(o->max_connections != 0 ? o->max_connections :
-	    DIR_CONNECTIONS_DEFAULT);
+	serve_process_setup(o, &set);
 
 	warn_if_readable(o->db);
 	if (dir_store_sqlite_open(o->db, &store, &e) != 0) {
@@ -488,25 +539,7 @@ cmd_serve(struct options *o)
 		goto out;
 	}
 	api_ok = 1;
-	memset(&sc, 0, sizeof(sc));
-	sc.listen = o->listen;
-	sc.tls_cert = o->tls_cert;
-	sc.tls_key = o->tls_key;
-	sc.max_body = o->api.max_body;
-	sc.threads = o->threads;
-	sc.rate = o->rate;
-	sc.burst = o->burst;
-	sc.max_connections = o->max_connections;
-	sc.max_per_address = o->max_per_address;
-	sc.request_timeout_s = o->request_timeout_s;
-	sc.job_threads = o->password_threads;
-	sc.job_queue = o->password_queue;
-	sc.throttle_delay_ms = o->throttle_delay_ms;
-	sc.behind_proxy = o->behind_proxy;
-	sc.quiet = o->quiet;
-	sc.handler = dir_api_handle;
-	sc.preauth = dir_api_preauth;
-	sc.handler_arg = &api;
+	server_config(o, &api, &sc);
 	if (dir_server_start(&sc, &srv, &e) != 0) {
 		fprintf(stderr, PROG ": %s\n", err_msg(&e));
 		if (e.code == ERR_CONFIG)
@@ -524,13 +557,7 @@ cmd_serve(struct options *o)
 		fprintf(stderr, PROG ": ready file: %s\n", err_msg(&e));
 		goto out;
 	}
-	for (;;) {
-		if (sigwait(&set, &sig) != 0)
-			continue;
-		if (sig == SIGHUP)
-			continue;
-		break;
-	}
+	sig = wait_for_stop(&set);
 	dir_log("signal %d: draining requests and stopping", sig);
 	ret = 0;
  out:

@@ -1401,50 +1401,40 @@ server_free(struct dir_server *srv)
 	free(srv);
 }
 
-int
-dir_server_start(const struct dir_server_config *cfg,
-    struct dir_server **out, struct err_ctx *e)
+/* Gives the settings cfg leaves at 0 their defaults and caps the
+ * throttle delay. */
+static void
+config_fill_defaults(struct dir_server_config *cfg)
 {
-	struct dir_server *srv = NULL;
-	struct sockaddr_storage ss;
-	socklen_t ss_len = 0;
-	pthread_condattr_t ca;
-	struct MHD_OptionItem opts[8];
-	const union MHD_DaemonInfo *di;
-	size_t i;
-	unsigned int flags;
-	size_t cert_len = 0;
-	char host[INET6_ADDRSTRLEN + 1];
-	int r = ERR_INTERNAL;
+	if (cfg->max_body == 0)
+		cfg->max_body = DIR_BODY_MAX_DEFAULT;
+	if (cfg->threads == 0)
+		cfg->threads = DIR_THREADS_DEFAULT;
+	if (cfg->burst == 0)
+		cfg->burst = 2 * cfg->rate;
+	if (cfg->max_connections == 0)
+		cfg->max_connections = DIR_CONNECTIONS_DEFAULT;
+	if (cfg->max_per_address == 0)
+		cfg->max_per_address = DIR_PER_ADDRESS_DEFAULT;
+	if (cfg->behind_proxy)
+		cfg->max_per_address = DIR_UNLIMITED;
+	if (cfg->request_timeout_s == 0)
+		cfg->request_timeout_s = DIR_REQUEST_TIMEOUT_DEFAULT_S;
+	if (cfg->job_threads == 0)
+		cfg->job_threads = dir_pool_default_threads();
+	if (cfg->job_queue == 0)
+		cfg->job_queue = DIR_POOL_QUEUE_DEFAULT;
+	if (cfg->throttle_delay_ms > DIR_THROTTLE_DELAY_MAX_MS)
+		cfg->throttle_delay_ms = DIR_THROTTLE_DELAY_MAX_MS;
+}
 
-	return_val_if_fail(cfg != NULL && cfg->listen != NULL &&
-	    cfg->handler != NULL && out != NULL, ERR_INVALID_ARG);
-	if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL))
-		return err_set(e, ERR_CONFIG, "TLS needs both a certificate "
-		    "(--tls-cert) and its key (--tls-key)");
-	if ((srv = calloc(1, sizeof(*srv))) == NULL)
-		return err_set(e, ERR_ALLOC, "out of memory");
-	srv->cfg = *cfg;
-	if (srv->cfg.max_body == 0)
-		srv->cfg.max_body = DIR_BODY_MAX_DEFAULT;
-	if (srv->cfg.threads == 0)
-		srv->cfg.threads = DIR_THREADS_DEFAULT;
-	if (srv->cfg.burst == 0)
-		srv->cfg.burst = 2 * srv->cfg.rate;
-	if (srv->cfg.max_connections == 0)
-		srv->cfg.max_connections = DIR_CONNECTIONS_DEFAULT;
-	if (srv->cfg.max_per_address == 0)
-		srv->cfg.max_per_address = DIR_PER_ADDRESS_DEFAULT;
-	if (srv->cfg.behind_proxy)
-		srv->cfg.max_per_address = DIR_UNLIMITED;
-	if (srv->cfg.request_timeout_s == 0)
-		srv->cfg.request_timeout_s = DIR_REQUEST_TIMEOUT_DEFAULT_S;
-	if (srv->cfg.job_threads == 0)
-		srv->cfg.job_threads = dir_pool_default_threads();
-	if (srv->cfg.job_queue == 0)
-		srv->cfg.job_queue = DIR_POOL_QUEUE_DEFAULT;
-	if (srv->cfg.throttle_delay_ms > DIR_THROTTLE_DELAY_MAX_MS)
-		srv->cfg.throttle_delay_ms = DIR_THROTTLE_DELAY_MAX_MS;
+/* The locks and condition variables of srv; the timer waits on the
+ * monotonic clock. */
+static void
+server_sync_init(struct dir_server *srv)
+{
+	pthread_condattr_t ca;
+
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	srv->timer_next = UINT64_MAX;
@@ -1455,41 +1445,72 @@ dir_server_start(const struct dir_server_config *cfg,
 	pthread_cond_init(&srv->flight_cond, NULL);
 	pthread_mutex_init(&srv->rate_lock, NULL);
 	pthread_mutex_init(&srv->conn_lock, NULL);
+}
 
-	if ((r = parse_listen(cfg->listen, &ss, &ss_len, e)) != 0 ||
-	    (r = dir_pool_new(srv->cfg.job_threads, srv->cfg.job_queue,
-	    &srv->pool, e)) != 0)
-		goto out;
+/* Stops the timer thread of srv and waits for it to end. */
+static void
+timer_join(struct dir_server *srv)
+{
+	pthread_mutex_lock(&srv->wait_lock);
+	srv->timer_stop = 1;
+	pthread_cond_signal(&srv->wait_cond);
+	pthread_mutex_unlock(&srv->wait_lock);
+	pthread_join(srv->timer, NULL);
+}
+
+/*
+ * Plain HTTP only on loopback, unless a TLS-terminating proxy is in front:
+ * elsewhere clients would send passwords and tokens in the clear.
+ */
+static int
+listen_check_plain(const struct dir_server_config *cfg,
+    const struct sockaddr_storage *ss, struct err_ctx *e)
+{
 	if (cfg->tls_cert == NULL && !cfg->behind_proxy &&
-	    !dir_net_is_loopback((struct sockaddr *)&ss)) {
-		r = err_set(e, ERR_CONFIG, "refusing plain HTTP on %s, which "
-		    "is not a loopback address: clients would send passwords "
-		    "and session tokens unencrypted.  Give --tls-cert and "
-		    "--tls-key, or --behind-proxy when a TLS-terminating proxy "
-		    "is in front (see docs/directory.md)", cfg->listen);
-		goto out;
-	}
+	    !dir_net_is_loopback((const struct sockaddr *)ss))
+		return err_set(e, ERR_CONFIG, "refusing plain HTTP on %s, "
+		    "which is not a loopback address: clients would send "
+		    "passwords and session tokens unencrypted.  Give "
+		    "--tls-cert and --tls-key, or --behind-proxy when a "
+		    "TLS-terminating proxy is in front (see "
+		    "docs/directory.md)", cfg->listen);
+	return 0;
+}
+
+/* Reads the TLS certificate and key of srv->cfg, if any, into srv. */
+static int
+tls_load(struct dir_server *srv, struct err_ctx *e)
+{
+	size_t cert_len = 0;
+	int r;
+
+	if (srv->cfg.tls_cert == NULL)
+		return 0;
 	/* Certificate paths are often symlinks into a renewal tool's tree. */
-	if (cfg->tls_cert != NULL &&
-	    ((r = fileio_read(cfg->tls_cert, TLS_FILE_MAX, FILEIO_FOLLOW,
+	if ((r = fileio_read(srv->cfg.tls_cert, TLS_FILE_MAX, FILEIO_FOLLOW,
 	    &srv->tls_cert, &cert_len, e)) != 0 ||
-	    (r = fileio_read(cfg->tls_key, TLS_FILE_MAX, FILEIO_FOLLOW |
-	    FILEIO_SECRET, &srv->tls_key, &srv->tls_key_len, e)) != 0))
-		goto out;
-	if (pthread_create(&srv->timer, NULL, timer_main, srv) != 0) {
-		r = err_set(e, ERR_INTERNAL, "cannot start the timer thread");
-		goto out;
-	}
-	srv->timer_started = 1;
+	    (r = fileio_read(srv->cfg.tls_key, TLS_FILE_MAX, FILEIO_FOLLOW |
+	    FILEIO_SECRET, &srv->tls_key, &srv->tls_key_len, e)) != 0)
+		return r;
+	return 0;
+}
+
+/* Starts libmicrohttpd for srv, listening on ss. */
+static int
+daemon_start(struct dir_server *srv, struct sockaddr_storage *ss,
+    struct err_ctx *e)
+{
+	struct MHD_OptionItem opts[8];
+	unsigned int flags;
+	size_t i = 0;
 
 	flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
 	    MHD_USE_ERROR_LOG;
-	if (ss.ss_family == AF_INET6)
+	if (ss->ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	if (srv->tls_cert != NULL)
 		flags |= MHD_USE_TLS;
-	i = 0;
-	opts[i++] = (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0, &ss };
+	opts[i++] = (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0, ss };
 	opts[i++] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE,
 	    (intptr_t)srv->cfg.threads, NULL };
 	opts[i++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT,
@@ -1510,31 +1531,71 @@ dir_server_start(const struct dir_server_config *cfg,
 	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
 	    MHD_OPTION_ARRAY, opts,
 	    MHD_OPTION_END);
-	if (srv->daemon == NULL) {
-		r = err_set(e, ERR_IO, "cannot listen on %s (address in use, "
-		    "not permitted, or a bad TLS certificate or key)",
-		    cfg->listen);
-		goto out;
-	}
+	if (srv->daemon == NULL)
+		return err_set(e, ERR_IO, "cannot listen on %s (address in "
+		    "use, not permitted, or a bad TLS certificate or key)",
+		    srv->cfg.listen);
+	return 0;
+}
+
+/* srv->address: the numeric address of ss with the port bound. */
+static void
+address_set(struct dir_server *srv, const struct sockaddr_storage *ss,
+    socklen_t ss_len)
+{
+	const union MHD_DaemonInfo *di;
+	char host[INET6_ADDRSTRLEN + 1];
+
 	di = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
-	if (getnameinfo((struct sockaddr *)&ss, ss_len, host, sizeof(host),
-	    NULL, 0, NI_NUMERICHOST) != 0)
+	if (getnameinfo((const struct sockaddr *)ss, ss_len, host,
+	    sizeof(host), NULL, 0, NI_NUMERICHOST) != 0)
 		snprintf(host, sizeof(host), "?");
 	snprintf(srv->address, sizeof(srv->address),
-	    ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", host,
+	    ss->ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", host,
 	    di != NULL ? (unsigned int)di->port : 0);
+}
+
+int
+dir_server_start(const struct dir_server_config *cfg,
+    struct dir_server **out, struct err_ctx *e)
+{
+	struct dir_server *srv = NULL;
+	struct sockaddr_storage ss;
+	socklen_t ss_len = 0;
+	int r = ERR_INTERNAL;
+
+	return_val_if_fail(cfg != NULL && cfg->listen != NULL &&
+	    cfg->handler != NULL && out != NULL, ERR_INVALID_ARG);
+	if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL))
+		return err_set(e, ERR_CONFIG, "TLS needs both a certificate "
+		    "(--tls-cert) and its key (--tls-key)");
+	if ((srv = calloc(1, sizeof(*srv))) == NULL)
+		return err_set(e, ERR_ALLOC, "out of memory");
+	srv->cfg = *cfg;
+	config_fill_defaults(&srv->cfg);
+	server_sync_init(srv);
+
+	if ((r = parse_listen(cfg->listen, &ss, &ss_len, e)) != 0 ||
+	    (r = dir_pool_new(srv->cfg.job_threads, srv->cfg.job_queue,
+	    &srv->pool, e)) != 0 ||
+	    (r = listen_check_plain(cfg, &ss, e)) != 0 ||
+	    (r = tls_load(srv, e)) != 0)
+		goto out;
+	if (pthread_create(&srv->timer, NULL, timer_main, srv) != 0) {
+		r = err_set(e, ERR_INTERNAL, "cannot start the timer thread");
+		goto out;
+	}
+	srv->timer_started = 1;
+	if ((r = daemon_start(srv, &ss, e)) != 0)
+		goto out;
+	address_set(srv, &ss, ss_len);
 	*out = srv;
 	srv = NULL; /* transferred */
 	r = 0;
  out:
 	if (srv != NULL) {
-		if (srv->timer_started) {
-			pthread_mutex_lock(&srv->wait_lock);
-			srv->timer_stop = 1;
-			pthread_cond_signal(&srv->wait_cond);
-			pthread_mutex_unlock(&srv->wait_lock);
-			pthread_join(srv->timer, NULL);
-		}
+		if (srv->timer_started)
+			timer_join(srv);
 		server_free(srv);
 	}
 	return r;
@@ -1581,11 +1642,7 @@ dir_server_stop(struct dir_server *srv)
 	 * other thread touches a request. */
 	dir_pool_free(srv->pool);
 	srv->pool = NULL;
-	pthread_mutex_lock(&srv->wait_lock);
-	srv->timer_stop = 1;
-	pthread_cond_signal(&srv->wait_cond);
-	pthread_mutex_unlock(&srv->wait_lock);
-	pthread_join(srv->timer, NULL);
+	timer_join(srv);
 	MHD_stop_daemon(srv->daemon);
 	server_free(srv);
 }

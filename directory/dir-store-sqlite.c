@@ -455,6 +455,59 @@ step_done(sqlite3 *db, sqlite3_stmt *st, struct err_ctx *e, const char *what)
 	return 0;
 }
 
+/*
+ * Runs an insert: 0 when the row went in, ERR_EXISTS when a constraint
+ * (a key already taken) refused it, with no message in e: the caller
+ * says what exists.  Otherwise a database error about what.
+ */
+static int
+step_insert(sqlite3 *db, sqlite3_stmt *st, struct err_ctx *e,
+    const char *what)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_CONSTRAINT)
+		return ERR_EXISTS;
+	if (rc != SQLITE_DONE)
+		return db_fail(db, e, what);
+	return 0;
+}
+
+/*
+ * Steps a query for its one row: 0 with the row ready to read,
+ * ERR_NOT_FOUND when there is none, with no message in e: the caller says
+ * what is missing.  Otherwise a database error about what.
+ */
+static int
+step_row(sqlite3 *db, sqlite3_stmt *st, struct err_ctx *e, const char *what)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_ROW)
+		return 0;
+	if (rc == SQLITE_DONE)
+		return ERR_NOT_FOUND;
+	return db_fail(db, e, what);
+}
+
+/*
+ * The tail of running a statement that returns no rows: when bound is 0
+ * (stmt_get() and the binding of st went well), runs st.  Gives st back
+ * to c either way (NULL is fine).  Returns bound when it is not 0, else
+ * step_done()'s result.
+ */
+static int
+stmt_run_put(struct sqlite_conn *c, enum stmt_id id, sqlite3_stmt *st,
+    int bound, struct err_ctx *e, const char *what)
+{
+	int r = bound;
+
+	if (r == 0)
+		r = step_done(c->db, st, e, what);
+	stmt_put(c, id, st);
+	return r;
+}
+
 /* Runs the kept statement id, which takes no parameters and returns no
  * rows. */
 static int
@@ -464,10 +517,8 @@ stmt_exec(struct sqlite_conn *c, enum stmt_id id, struct err_ctx *e,
 	sqlite3_stmt *st = NULL;
 	int r;
 
-	if ((r = stmt_get(c, id, &st, e)) == 0)
-		r = step_done(c->db, st, e, what);
-	stmt_put(c, id, st);
-	return r;
+	r = stmt_get(c, id, &st, e);
+	return stmt_run_put(c, id, st, r, e, what);
 }
 
 /*
@@ -562,11 +613,10 @@ sqlite_health(struct dir_store *s, struct err_ctx *e)
 		return r;
 	if ((r = stmt_get(c, STMT_SCHEMA_VERSION, &st, e)) != 0)
 		goto out;
-	if (sqlite3_step(st) != SQLITE_ROW) {
+	/* No row is damage too: the store writes it when it opens. */
+	if ((r = step_row(c->db, st, e, "reading the schema version")) ==
+	    ERR_NOT_FOUND)
 		r = db_fail(c->db, e, "reading the schema version");
-		goto out;
-	}
-	r = 0;
  out:
 	stmt_put(c, STMT_SCHEMA_VERSION, st);
 	return r;
@@ -578,7 +628,7 @@ sqlite_account_create(struct dir_store *s, const char *name,
 {
 	struct sqlite_conn *c;
 	sqlite3_stmt *st = NULL;
-	int r, rc;
+	int r;
 
 	if ((r = conn_get(to_sqlite(s), &c, e)) != 0)
 		return r;
@@ -587,17 +637,10 @@ sqlite_account_create(struct dir_store *s, const char *name,
 	    (r = bind_text(st, 2, pw_hash)) != 0 ||
 	    (r = bind_u64(st, 3, now)) != 0)
 		goto out;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_CONSTRAINT) {
+	if ((r = step_insert(c->db, st, e, "creating an account")) ==
+	    ERR_EXISTS)
 		r = err_set(e, ERR_EXISTS, "account '%s' already exists",
 		    name);
-		goto out;
-	}
-	if (rc != SQLITE_DONE) {
-		r = db_fail(c->db, e, "creating an account");
-		goto out;
-	}
-	r = 0;
  out:
 	stmt_put(c, STMT_ACCOUNT_INSERT, st);
 	return r;
@@ -610,21 +653,17 @@ sqlite_account_get(struct dir_store *s, const char *name, char **pw_hash,
 	struct sqlite_conn *c;
 	sqlite3_stmt *st = NULL;
 	char *h = NULL;
-	int r, rc;
+	int r;
 
 	if ((r = conn_get(to_sqlite(s), &c, e)) != 0)
 		return r;
 	if ((r = stmt_get(c, STMT_ACCOUNT_GET, &st, e)) != 0 ||
 	    (r = bind_text(st, 1, name)) != 0)
 		goto out;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
-		r = err_set(e, ERR_NOT_FOUND, "account '%s' does not exist",
-		    name);
-		goto out;
-	}
-	if (rc != SQLITE_ROW) {
-		r = db_fail(c->db, e, "reading an account");
+	if ((r = step_row(c->db, st, e, "reading an account")) != 0) {
+		if (r == ERR_NOT_FOUND)
+			r = err_set(e, ERR_NOT_FOUND, "account '%s' does not "
+			    "exist", name);
 		goto out;
 	}
 	if (pw_hash != NULL) {
@@ -662,11 +701,7 @@ sqlite_account_list(struct dir_store *s, dir_account_cb cb, void *arg,
 		    col_u64(st, 1))) != 0)
 			goto out;
 	}
-	if (rc != SQLITE_DONE) {
-		r = db_fail(c->db, e, "listing accounts");
-		goto out;
-	}
-	r = 0;
+	r = rc == SQLITE_DONE ? 0 : db_fail(c->db, e, "listing accounts");
  out:
 	stmt_put(c, STMT_ACCOUNT_LIST, st);
 	return r;
@@ -679,21 +714,21 @@ tail_read(struct sqlite_conn *c, const char *account, uint64_t *seq,
     uint8_t hash[32], struct err_ctx *e)
 {
 	sqlite3_stmt *st = NULL;
-	int r, rc;
+	int r;
 
 	if ((r = stmt_get(c, STMT_LOG_TAIL, &st, e)) != 0 ||
 	    (r = bind_text(st, 1, account)) != 0)
 		goto out;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
-		r = err_set(e, ERR_NOT_FOUND, "account '%s' does not exist",
-		    account);
+	if ((r = step_row(c->db, st, e, "reading the log tail")) != 0) {
+		if (r == ERR_NOT_FOUND)
+			r = err_set(e, ERR_NOT_FOUND, "account '%s' does not "
+			    "exist", account);
 		goto out;
 	}
-	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_NULL) {
+	if (sqlite3_column_type(st, 0) == SQLITE_NULL) {
 		*seq = 0;
 		memset(hash, 0, 32);
-	} else if (rc == SQLITE_ROW && sqlite3_column_bytes(st, 1) == 32) {
+	} else if (sqlite3_column_bytes(st, 1) == 32) {
 		*seq = col_u64(st, 0);
 		memcpy(hash, sqlite3_column_blob(st, 1), 32);
 	} else {
@@ -741,11 +776,7 @@ sqlite_log_events(struct dir_store *s, const char *account, uint64_t since,
 		    (const char *)sqlite3_column_text(st, 2))) != 0)
 			goto out;
 	}
-	if (rc != SQLITE_DONE) {
-		r = db_fail(c->db, e, "reading the log");
-		goto out;
-	}
-	r = 0;
+	r = rc == SQLITE_DONE ? 0 : db_fail(c->db, e, "reading the log");
  out:
 	stmt_put(c, STMT_LOG_EVENTS, st);
 	return r;
@@ -775,19 +806,16 @@ event_insert(struct sqlite_conn *c, const struct dir_event_row *ev,
 	sqlite3_stmt *st = NULL;
 	int r;
 
-	if ((r = stmt_get(c, STMT_EVENT_INSERT, &st, e)) != 0 ||
-	    (r = bind_text(st, 1, ev->account)) != 0 ||
-	    (r = bind_u64(st, 2, ev->seq)) != 0 ||
-	    (r = bind_u64(st, 3, ev->time)) != 0 ||
-	    (r = bind_text(st, 4, ev->type)) != 0 ||
-	    (r = bind_blob(st, 5, ev->prev, 32)) != 0 ||
-	    (r = bind_blob(st, 6, ev->hash, 32)) != 0 ||
-	    (r = bind_text(st, 7, ev->json)) != 0)
-		goto out;
-	r = step_done(c->db, st, e, "appending an event");
- out:
-	stmt_put(c, STMT_EVENT_INSERT, st);
-	return r;
+	if ((r = stmt_get(c, STMT_EVENT_INSERT, &st, e)) == 0 &&
+	    (r = bind_text(st, 1, ev->account)) == 0 &&
+	    (r = bind_u64(st, 2, ev->seq)) == 0 &&
+	    (r = bind_u64(st, 3, ev->time)) == 0 &&
+	    (r = bind_text(st, 4, ev->type)) == 0 &&
+	    (r = bind_blob(st, 5, ev->prev, 32)) == 0 &&
+	    (r = bind_blob(st, 6, ev->hash, 32)) == 0)
+		r = bind_text(st, 7, ev->json);
+	return stmt_run_put(c, STMT_EVENT_INSERT, st, r, e,
+	    "appending an event");
 }
 
 /* Runs statement id, a one-row, one-integer query with one text
@@ -797,23 +825,19 @@ query_u64(struct sqlite_conn *c, enum stmt_id id, const char *param,
     uint64_t *out, int *found, struct err_ctx *e)
 {
 	sqlite3_stmt *st = NULL;
-	int r, rc;
+	int r;
 
 	if ((r = stmt_get(c, id, &st, e)) != 0 ||
 	    (r = bind_text(st, 1, param)) != 0)
 		goto out;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
+	if ((r = step_row(c->db, st, e, "reading")) == 0) {
 		*out = col_u64(st, 0);
 		*found = 1;
-	} else if (rc == SQLITE_DONE) {
+	} else if (r == ERR_NOT_FOUND) {
 		*out = 0;
 		*found = 0;
-	} else {
-		r = db_fail(c->db, e, "reading");
-		goto out;
+		r = 0;
 	}
-	r = 0;
  out:
 	stmt_put(c, id, st);
 	return r;
@@ -827,26 +851,25 @@ device_addable(struct sqlite_conn *c, const char *device,
 {
 	sqlite3_stmt *st = NULL;
 	const char *owner;
-	int r, rc;
+	int r;
 
 	if ((r = stmt_get(c, STMT_DEVICE_OWNER, &st, e)) != 0 ||
 	    (r = bind_text(st, 1, device)) != 0)
 		goto out;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		owner = (const char *)sqlite3_column_text(st, 0);
-		if (owner == NULL || strcmp(owner, account) != 0) {
-			r = err_set(e, ERR_EXISTS, "device %.16s is registered "
-			    "to another account", device);
-			goto out;
-		}
-		if (sqlite3_column_int(st, 1) != 0) {
-			r = err_set(e, ERR_EXISTS, "device %.16s is already an "
-			    "active device of '%s'", device, account);
-			goto out;
-		}
-	} else if (rc != SQLITE_DONE) {
-		r = db_fail(c->db, e, "reading a device");
+	if ((r = step_row(c->db, st, e, "reading a device")) != 0) {
+		if (r == ERR_NOT_FOUND)
+			r = 0;	/* never registered */
+		goto out;
+	}
+	owner = (const char *)sqlite3_column_text(st, 0);
+	if (owner == NULL || strcmp(owner, account) != 0) {
+		r = err_set(e, ERR_EXISTS, "device %.16s is registered to "
+		    "another account", device);
+		goto out;
+	}
+	if (sqlite3_column_int(st, 1) != 0) {
+		r = err_set(e, ERR_EXISTS, "device %.16s is already an active "
+		    "device of '%s'", device, account);
 		goto out;
 	}
 	r = 0;
@@ -855,45 +878,61 @@ device_addable(struct sqlite_conn *c, const char *device,
 	return r;
 }
 
+/* Inside log_append_add's transaction: account has room for one more
+ * active device. */
+static int
+device_room(struct sqlite_conn *c, const char *account,
+    unsigned int max_devices, struct err_ctx *e)
+{
+	uint64_t n;
+	int r, found;
+
+	if ((r = query_u64(c, STMT_DEVICES_COUNT, account, &n, &found,
+	    e)) != 0)
+		return r;
+	if (n >= max_devices)
+		return err_set(e, ERR_TOO_LARGE, "account '%s' already has %u "
+		    "active devices, the most this directory allows: revoke "
+		    "one first", account, max_devices);
+	return 0;
+}
+
+/* Inside log_append_add's transaction: dev, added by ev, is an active
+ * device of ev's account from now on (again, for a revoked one). */
+static int
+device_upsert(struct sqlite_conn *c, const struct dir_device_row *dev,
+    const struct dir_event_row *ev, struct err_ctx *e)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = stmt_get(c, STMT_DEVICE_UPSERT, &st, e)) == 0 &&
+	    (r = bind_text(st, 1, dev->device)) == 0 &&
+	    (r = bind_text(st, 2, ev->account)) == 0 &&
+	    (r = bind_text(st, 3, dev->record_json)) == 0 &&
+	    (r = bind_blob(st, 4, dev->sig_pub, dev->sig_pub_len)) == 0)
+		r = bind_u64(st, 5, ev->time);
+	return stmt_run_put(c, STMT_DEVICE_UPSERT, st, r, e,
+	    "storing a device");
+}
+
 static int
 sqlite_log_append_add(struct dir_store *s, const struct dir_event_row *ev,
     const struct dir_device_row *dev, unsigned int max_devices,
     struct err_ctx *e)
 {
 	struct sqlite_conn *c;
-	sqlite3_stmt *st = NULL;
-	uint64_t n;
-	int r, found;
+	int r;
 
 	if ((r = conn_get(to_sqlite(s), &c, e)) != 0 ||
 	    (r = tx_begin(c, e)) != 0)
 		return r;
 	if ((r = tail_check(c, ev, e)) != 0 ||
 	    (r = device_addable(c, dev->device, ev->account, e)) != 0 ||
-	    (r = query_u64(c, STMT_DEVICES_COUNT, ev->account, &n, &found,
-	    e)) != 0)
-		goto out;
-	if (n >= max_devices) {
-		r = err_set(e, ERR_TOO_LARGE, "account '%s' already has %u "
-		    "active devices, the most this directory allows: revoke "
-		    "one first", ev->account, max_devices);
-		goto out;
-	}
-	if ((r = event_insert(c, ev, e)) != 0 ||
-	    (r = stmt_get(c, STMT_DEVICE_UPSERT, &st, e)) != 0 ||
-	    (r = bind_text(st, 1, dev->device)) != 0 ||
-	    (r = bind_text(st, 2, ev->account)) != 0 ||
-	    (r = bind_text(st, 3, dev->record_json)) != 0 ||
-	    (r = bind_blob(st, 4, dev->sig_pub, dev->sig_pub_len)) != 0 ||
-	    (r = bind_u64(st, 5, ev->time)) != 0 ||
-	    (r = step_done(c->db, st, e, "storing a device")) != 0)
-		goto out;
-	stmt_put(c, STMT_DEVICE_UPSERT, st);
-	st = NULL;
-	r = tx_commit(c, e);
- out:
-	stmt_put(c, STMT_DEVICE_UPSERT, st);
-	if (r != 0)
+	    (r = device_room(c, ev->account, max_devices, e)) != 0 ||
+	    (r = event_insert(c, ev, e)) != 0 ||
+	    (r = device_upsert(c, dev, ev, e)) != 0 ||
+	    (r = tx_commit(c, e)) != 0)
 		tx_rollback(c);
 	return r;
 }
@@ -906,13 +945,9 @@ exec_text(struct sqlite_conn *c, enum stmt_id id, const char *param,
 	sqlite3_stmt *st = NULL;
 	int r;
 
-	if ((r = stmt_get(c, id, &st, e)) != 0 ||
-	    (r = bind_text(st, 1, param)) != 0)
-		goto out;
-	r = step_done(c->db, st, e, what);
- out:
-	stmt_put(c, id, st);
-	return r;
+	if ((r = stmt_get(c, id, &st, e)) == 0)
+		r = bind_text(st, 1, param);
+	return stmt_run_put(c, id, st, r, e, what);
 }
 
 static int queue_drop(struct sqlite_conn *c, const char *device,
@@ -925,19 +960,16 @@ device_revocable(struct sqlite_conn *c, const char *device,
     const char *account, struct err_ctx *e)
 {
 	sqlite3_stmt *st = NULL;
-	int r, rc;
+	int r;
 
 	if ((r = stmt_get(c, STMT_DEVICE_IS_ACTIVE, &st, e)) != 0 ||
 	    (r = bind_text(st, 1, device)) != 0 ||
 	    (r = bind_text(st, 2, account)) != 0)
 		goto out;
-	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
-		r = rc == SQLITE_DONE ? err_set(e, ERR_NOT_FOUND, "device "
-		    "%.16s is not an active device of '%s'", device,
-		    account) : db_fail(c->db, e, "reading a device");
-		goto out;
-	}
-	r = 0;
+	if ((r = step_row(c->db, st, e, "reading a device")) ==
+	    ERR_NOT_FOUND)
+		r = err_set(e, ERR_NOT_FOUND, "device %.16s is not an active "
+		    "device of '%s'", device, account);
  out:
 	stmt_put(c, STMT_DEVICE_IS_ACTIVE, st);
 	return r;
@@ -972,21 +1004,21 @@ sqlite_device_get(struct dir_store *s, const char *device,
 {
 	struct sqlite_conn *c;
 	sqlite3_stmt *st = NULL;
-	int r, rc, n;
+	int r, n;
 
 	if ((r = conn_get(to_sqlite(s), &c, e)) != 0)
 		return r;
 	if ((r = stmt_get(c, STMT_DEVICE_GET, &st, e)) != 0 ||
 	    (r = bind_text(st, 1, device)) != 0)
 		goto out;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
-		r = err_set(e, ERR_NOT_FOUND, "device %.16s is not registered",
-		    device);
+	if ((r = step_row(c->db, st, e, "reading a device")) != 0) {
+		if (r == ERR_NOT_FOUND)
+			r = err_set(e, ERR_NOT_FOUND, "device %.16s is not "
+			    "registered", device);
 		goto out;
 	}
 	n = sqlite3_column_bytes(st, 2);
-	if (rc != SQLITE_ROW || n <= 0 || (size_t)n > sizeof(out->sig_pub)) {
+	if (n <= 0 || (size_t)n > sizeof(out->sig_pub)) {
 		r = db_fail(c->db, e, "reading a device");
 		goto out;
 	}
@@ -1003,22 +1035,15 @@ sqlite_device_get(struct dir_store *s, const char *device,
 	return r;
 }
 
+/* Calls cb for each active device of account, in the open transaction. */
 static int
-sqlite_devices_active(struct dir_store *s, const char *account,
-    uint64_t *seq, uint8_t hash[32], dir_device_cb cb, void *arg,
-    struct err_ctx *e)
+devices_list(struct sqlite_conn *c, const char *account, dir_device_cb cb,
+    void *arg, struct err_ctx *e)
 {
-	struct sqlite_conn *c;
 	sqlite3_stmt *st = NULL;
 	int r, rc;
 
-	if ((r = conn_get(to_sqlite(s), &c, e)) != 0)
-		return r;
-	/* A read transaction: the devices and the tail of one snapshot. */
-	if ((r = tx_begin_read(c, e)) != 0)
-		return r;
-	if ((r = tail_read(c, account, seq, hash, e)) != 0 ||
-	    (r = stmt_get(c, STMT_DEVICES_ACTIVE, &st, e)) != 0 ||
+	if ((r = stmt_get(c, STMT_DEVICES_ACTIVE, &st, e)) != 0 ||
 	    (r = bind_text(st, 1, account)) != 0)
 		goto out;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -1026,18 +1051,64 @@ sqlite_devices_active(struct dir_store *s, const char *account,
 		    (const char *)sqlite3_column_text(st, 1))) != 0)
 			goto out;
 	}
-	if (rc != SQLITE_DONE) {
-		r = db_fail(c->db, e, "listing devices");
-		goto out;
-	}
-	stmt_put(c, STMT_DEVICES_ACTIVE, st);
-	st = NULL;
-	r = tx_commit(c, e);
+	r = rc == SQLITE_DONE ? 0 : db_fail(c->db, e, "listing devices");
  out:
 	stmt_put(c, STMT_DEVICES_ACTIVE, st);
-	if (r != 0)
+	return r;
+}
+
+static int
+sqlite_devices_active(struct dir_store *s, const char *account,
+    uint64_t *seq, uint8_t hash[32], dir_device_cb cb, void *arg,
+    struct err_ctx *e)
+{
+	struct sqlite_conn *c;
+	int r;
+
+	if ((r = conn_get(to_sqlite(s), &c, e)) != 0)
+		return r;
+	/* A read transaction: the devices and the tail of one snapshot. */
+	if ((r = tx_begin_read(c, e)) != 0)
+		return r;
+	if ((r = tail_read(c, account, seq, hash, e)) != 0 ||
+	    (r = devices_list(c, account, cb, arg, e)) != 0 ||
+	    (r = tx_commit(c, e)) != 0)
 		tx_rollback(c);
 	return r;
+}
+
+/* Inside session_put's transaction: ends all but the newest keep sessions
+ * of device. */
+static int
+sessions_trim(struct sqlite_conn *c, const char *device, uint64_t keep,
+    struct err_ctx *e)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = stmt_get(c, STMT_SESSIONS_TRIM, &st, e)) == 0 &&
+	    (r = bind_text(st, 1, device)) == 0)
+		r = bind_u64(st, 2, keep);
+	return stmt_run_put(c, STMT_SESSIONS_TRIM, st, r, e,
+	    "ending old sessions");
+}
+
+/* Inside session_put's transaction: stores one session. */
+static int
+session_insert(struct sqlite_conn *c, const uint8_t token_hash[32],
+    const char *device, const char *account, uint64_t expires,
+    struct err_ctx *e)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = stmt_get(c, STMT_SESSION_INSERT, &st, e)) == 0 &&
+	    (r = bind_blob(st, 1, token_hash, 32)) == 0 &&
+	    (r = bind_text(st, 2, device)) == 0 &&
+	    (r = bind_text(st, 3, account)) == 0)
+		r = bind_u64(st, 4, expires);
+	return stmt_run_put(c, STMT_SESSION_INSERT, st, r, e,
+	    "storing a session");
 }
 
 static int
@@ -1046,7 +1117,6 @@ sqlite_session_put(struct dir_store *s, const uint8_t token_hash[32],
     unsigned int max_per_device, struct err_ctx *e)
 {
 	struct sqlite_conn *c;
-	sqlite3_stmt *trim = NULL, *ins = NULL;
 	int r;
 
 	if (max_per_device == 0)
@@ -1055,25 +1125,10 @@ sqlite_session_put(struct dir_store *s, const uint8_t token_hash[32],
 	    (r = tx_begin(c, e)) != 0)
 		return r;
 	/* Keep the newest max_per_device - 1, then add this one. */
-	if ((r = stmt_get(c, STMT_SESSIONS_TRIM, &trim, e)) != 0 ||
-	    (r = bind_text(trim, 1, device)) != 0 ||
-	    (r = bind_u64(trim, 2, max_per_device - 1)) != 0 ||
-	    (r = step_done(c->db, trim, e, "ending old sessions")) != 0 ||
-	    (r = stmt_get(c, STMT_SESSION_INSERT, &ins, e)) != 0 ||
-	    (r = bind_blob(ins, 1, token_hash, 32)) != 0 ||
-	    (r = bind_text(ins, 2, device)) != 0 ||
-	    (r = bind_text(ins, 3, account)) != 0 ||
-	    (r = bind_u64(ins, 4, expires)) != 0 ||
-	    (r = step_done(c->db, ins, e, "storing a session")) != 0)
-		goto out;
-	stmt_put(c, STMT_SESSIONS_TRIM, trim);
-	stmt_put(c, STMT_SESSION_INSERT, ins);
-	trim = ins = NULL;
-	r = tx_commit(c, e);
- out:
-	stmt_put(c, STMT_SESSIONS_TRIM, trim);
-	stmt_put(c, STMT_SESSION_INSERT, ins);
-	if (r != 0)
+	if ((r = sessions_trim(c, device, max_per_device - 1, e)) != 0 ||
+	    (r = session_insert(c, token_hash, device, account, expires,
+	    e)) != 0 ||
+	    (r = tx_commit(c, e)) != 0)
 		tx_rollback(c);
 	return r;
 }
@@ -1084,7 +1139,7 @@ sqlite_session_get(struct dir_store *s, const uint8_t token_hash[32],
 {
 	struct sqlite_conn *c;
 	sqlite3_stmt *st = NULL;
-	int r, rc;
+	int r;
 
 	if ((r = conn_get(to_sqlite(s), &c, e)) != 0)
 		return r;
@@ -1092,13 +1147,10 @@ sqlite_session_get(struct dir_store *s, const uint8_t token_hash[32],
 	    (r = bind_blob(st, 1, token_hash, 32)) != 0 ||
 	    (r = bind_u64(st, 2, now)) != 0)
 		goto out;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
-		r = err_set(e, ERR_NOT_FOUND, "session unknown or expired");
-		goto out;
-	}
-	if (rc != SQLITE_ROW) {
-		r = db_fail(c->db, e, "reading a session");
+	if ((r = step_row(c->db, st, e, "reading a session")) != 0) {
+		if (r == ERR_NOT_FOUND)
+			r = err_set(e, ERR_NOT_FOUND, "session unknown or "
+			    "expired");
 		goto out;
 	}
 	memset(out, 0, sizeof(*out));
@@ -1120,7 +1172,7 @@ sqlite_nonce_use(struct dir_store *s, const char *device,
 {
 	struct sqlite_conn *c;
 	sqlite3_stmt *st = NULL;
-	int r, rc;
+	int r;
 
 	if ((r = conn_get(to_sqlite(s), &c, e)) != 0)
 		return r;
@@ -1129,17 +1181,9 @@ sqlite_nonce_use(struct dir_store *s, const char *device,
 	    (r = bind_blob(st, 2, nonce, nonce_len)) != 0 ||
 	    (r = bind_u64(st, 3, expires)) != 0)
 		goto out;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_CONSTRAINT) {
+	if ((r = step_insert(c->db, st, e, "storing a nonce")) == ERR_EXISTS)
 		r = err_set(e, ERR_REPLAY, "this login nonce was used before: "
 		    "make a new random nonce for every login");
-		goto out;
-	}
-	if (rc != SQLITE_DONE) {
-		r = db_fail(c->db, e, "storing a nonce");
-		goto out;
-	}
-	r = 0;
  out:
 	stmt_put(c, STMT_NONCE_INSERT, st);
 	return r;
@@ -1153,13 +1197,9 @@ exec_u64(struct sqlite_conn *c, enum stmt_id id, uint64_t v,
 	sqlite3_stmt *st = NULL;
 	int r;
 
-	if ((r = stmt_get(c, id, &st, e)) != 0 ||
-	    (r = bind_u64(st, 1, v)) != 0)
-		goto out;
-	r = step_done(c->db, st, e, what);
- out:
-	stmt_put(c, id, st);
-	return r;
+	if ((r = stmt_get(c, id, &st, e)) == 0)
+		r = bind_u64(st, 1, v);
+	return stmt_run_put(c, id, st, r, e, what);
 }
 
 static int
@@ -1321,6 +1361,62 @@ queue_one(sqlite3 *db, struct put_stmts *ps, const char *sender,
 	return 0;
 }
 
+/*
+ * Inside message_put's transaction: stores envelope (from sender, with
+ * msg_id, waiting for refs recipients) and sets *id to its row id.
+ * ERR_EXISTS when sender posted msg_id before.
+ */
+static int
+message_insert(struct sqlite_conn *c, const char *sender,
+    const uint8_t *msg_id, size_t msg_id_len, const char *envelope,
+    size_t refs, sqlite3_int64 *id, struct err_ctx *e)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = stmt_get(c, STMT_MESSAGE_INSERT, &st, e)) != 0 ||
+	    (r = bind_text(st, 1, sender)) != 0 ||
+	    (r = bind_blob(st, 2, msg_id, msg_id_len)) != 0 ||
+	    (r = bind_text(st, 3, envelope)) != 0 ||
+	    (r = bind_u64(st, 4, refs)) != 0)
+		goto out;
+	if ((r = step_insert(c->db, st, e, "storing a message")) != 0) {
+		if (r == ERR_EXISTS)
+			r = err_set(e, ERR_EXISTS, "this device already posted "
+			    "a message with this id");
+		goto out;
+	}
+	*id = sqlite3_last_insert_rowid(c->db);
+ out:
+	stmt_put(c, STMT_MESSAGE_INSERT, st);
+	return r;
+}
+
+/* Inside message_put's transaction: queues message id (size bytes, from
+ * sender) for each of the n devices, as queue_one() does. */
+static int
+queue_all(struct sqlite_conn *c, const char *sender,
+    const char *const *devices, size_t n, sqlite3_int64 id, uint64_t size,
+    const struct dir_queue_limits *lim, struct err_ctx *e)
+{
+	struct put_stmts ps;
+	size_t i;
+	int r;
+
+	memset(&ps, 0, sizeof(ps));
+	if ((r = put_stmts_get(c, &ps, e)) != 0)
+		goto out;
+	for (i = 0; i < n; i++) {
+		if ((r = queue_one(c->db, &ps, sender, devices[i], id, size,
+		    lim, e)) != 0)
+			goto out;
+	}
+	r = 0;
+ out:
+	put_stmts_put(c, &ps);
+	return r;
+}
+
 static int
 sqlite_message_put(struct dir_store *s, const char *sender_device,
     const uint8_t *msg_id, size_t msg_id_len, const char *envelope,
@@ -1328,51 +1424,20 @@ sqlite_message_put(struct dir_store *s, const char *sender_device,
     struct err_ctx *e)
 {
 	struct sqlite_conn *c;
-	sqlite3_stmt *st = NULL;
-	struct put_stmts ps;
-	sqlite3_int64 id;
+	sqlite3_int64 id = 0;
 	uint64_t size;
-	size_t i;
-	int r, rc;
+	int r;
 
 	return_val_if_fail(lim != NULL, ERR_INVALID_ARG);
-	memset(&ps, 0, sizeof(ps));
 	size = (uint64_t)strlen(envelope);
 	if ((r = conn_get(to_sqlite(s), &c, e)) != 0 ||
 	    (r = tx_begin(c, e)) != 0)
 		return r;
-	if ((r = stmt_get(c, STMT_MESSAGE_INSERT, &st, e)) != 0 ||
-	    (r = bind_text(st, 1, sender_device)) != 0 ||
-	    (r = bind_blob(st, 2, msg_id, msg_id_len)) != 0 ||
-	    (r = bind_text(st, 3, envelope)) != 0 ||
-	    (r = bind_u64(st, 4, n)) != 0)
-		goto out;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_CONSTRAINT) {
-		r = err_set(e, ERR_EXISTS, "this device already posted a "
-		    "message with this id");
-		goto out;
-	}
-	if (rc != SQLITE_DONE) {
-		r = db_fail(c->db, e, "storing a message");
-		goto out;
-	}
-	id = sqlite3_last_insert_rowid(c->db);
-	if ((r = put_stmts_get(c, &ps, e)) != 0)
-		goto out;
-	for (i = 0; i < n; i++) {
-		if ((r = queue_one(c->db, &ps, sender_device, devices[i], id,
-		    size, lim, e)) != 0)
-			goto out;
-	}
-	put_stmts_put(c, &ps);
-	stmt_put(c, STMT_MESSAGE_INSERT, st);
-	st = NULL;
-	r = tx_commit(c, e);
- out:
-	put_stmts_put(c, &ps);
-	stmt_put(c, STMT_MESSAGE_INSERT, st);
-	if (r != 0)
+	if ((r = message_insert(c, sender_device, msg_id, msg_id_len,
+	    envelope, n, &id, e)) != 0 ||
+	    (r = queue_all(c, sender_device, devices, n, id, size, lim,
+	    e)) != 0 ||
+	    (r = tx_commit(c, e)) != 0)
 		tx_rollback(c);
 	return r;
 }
@@ -1405,11 +1470,9 @@ sqlite_inbox_get(struct dir_store *s, const char *device, uint64_t after,
 		    (const char *)sqlite3_column_text(st, 1))) != 0)
 			goto out;
 	}
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-		r = db_fail(c->db, e, "reading the inbox");
-		goto out;
-	}
-	r = 0;
+	/* SQLITE_ROW: stopped at max_bytes. */
+	r = rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 :
+	    db_fail(c->db, e, "reading the inbox");
  out:
 	stmt_put(c, STMT_INBOX_GET, st);
 	return r;
@@ -1424,14 +1487,10 @@ exec_device_upto(struct sqlite_conn *c, enum stmt_id id, const char *device,
 	sqlite3_stmt *st = NULL;
 	int r;
 
-	if ((r = stmt_get(c, id, &st, e)) != 0 ||
-	    (r = bind_text(st, 1, device)) != 0 ||
-	    (r = bind_u64(st, 2, upto)) != 0)
-		goto out;
-	r = step_done(c->db, st, e, what);
- out:
-	stmt_put(c, id, st);
-	return r;
+	if ((r = stmt_get(c, id, &st, e)) == 0 &&
+	    (r = bind_text(st, 1, device)) == 0)
+		r = bind_u64(st, 2, upto);
+	return stmt_run_put(c, id, st, r, e, what);
 }
 
 /*
@@ -1485,6 +1544,7 @@ sqlite_account_usage(struct dir_store *s, const char *account,
 		return r;
 	return query_u64(c, STMT_USAGE_GET, account, bytes, &found, e);
 }
+
 /*
  * Creates path mode 0600 when it does not exist, whatever the umask:
  * SQLite gives a database's -wal and -shm files the mode of the database

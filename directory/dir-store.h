@@ -19,7 +19,7 @@
  *   valid during the call.
  *
  * The store does not validate protocol syntax or signatures: dir-api.c
- * does that before anything reaches it.
+ * and dir-account.c do that before anything reaches it.
  */
 #ifndef DEVID_DIR_STORE_H
 #define DEVID_DIR_STORE_H

@@ -4,6 +4,7 @@
 
 noinst_LIBRARIES += directory/libdevid-directory.a
 directory_libdevid_directory_a_SOURCES = \
+	directory/dir-account.c directory/dir-account.h \
 	directory/dir-api.c directory/dir-api.h \
 	directory/dir-auth.c directory/dir-auth.h \
 	directory/dir-cache.c directory/dir-cache.h \
