@@ -353,42 +353,24 @@ enum auth_kind {
 };
 
 /*
- * One request: method on base + path (already escaped) with an optional
- * JSON body.  On a 2xx answer *text is the NUL-terminated body (caller
- * frees) and *text_len its length.  extra_s is added to the timeout
- * (long-polls).
+ * The headers of a request into *out (caller curl_slist_free_all): JSON
+ * accepted, JSON sent when has_body, and the session's bearer token for
+ * AUTH_BEARER.  0 or ERR_ALLOC.
  */
 static int
-request(struct dirc *c, const char *method, const char *path,
-    const char *body, size_t body_len, enum auth_kind auth,
-    const char *user, const char *password, long extra_s,
-    char **text, size_t *text_len, const char *what, struct err_ctx *e)
+request_headers(const struct dirc *c, int has_body, enum auth_kind auth,
+    struct curl_slist **out, struct err_ctx *e)
 {
 	struct curl_slist *hdrs = NULL, *h;
-	struct answer a;
-	char url[URL_MAX], bearer[DIRC_TOKEN_MAX + 32];
-	char cerr[CURL_ERROR_SIZE];
-	CURLcode cc;
-	long status = 0;
+	char bearer[DIRC_TOKEN_MAX + 32];
 	int r = ERR_INTERNAL;
 
-	memset(&a, 0, sizeof(a));
 	memset(bearer, 0, sizeof(bearer));
-	a.max = c->max_response;
-	c->last_status = 0;
-	cerr[0] = '\0';
-	if (snprintf(url, sizeof(url), "%s%s", c->base, path) >=
-	    (int)sizeof(url))
-		return err_set(e, ERR_INVALID_ARG, "URL too long");
-	if (auth == AUTH_BEARER && c->token[0] == '\0')
-		return err_set(e, ERR_DENIED, "no directory session: log in "
-		    "first");
-	curl_easy_reset(c->curl);
 	if ((h = curl_slist_append(hdrs, "Accept: application/json")) ==
 	    NULL)
 		goto oom;
 	hdrs = h;
-	if (body != NULL) {
+	if (has_body) {
 		if ((h = curl_slist_append(hdrs,
 		    "Content-Type: application/json")) == NULL)
 			goto oom;
@@ -401,11 +383,33 @@ request(struct dirc *c, const char *method, const char *path,
 			goto oom;
 		hdrs = h;
 	}
+	*out = hdrs;
+	hdrs = NULL; /* transferred */
+	r = 0;
+	goto out;
+ oom:
+	r = err_set(e, ERR_ALLOC, "out of memory");
+ out:
+	crypto_wipe(bearer, sizeof(bearer));
+	curl_slist_free_all(hdrs);
+	return r;
+}
+
+/*
+ * The options of every request on c->curl (reset first): url, method and
+ * hdrs, the answer into a (errors into cerr, CURL_ERROR_SIZE bytes), the
+ * timeouts (extra_s more for long-polls), HTTP(S) only and no redirects.
+ */
+static void
+request_options(struct dirc *c, const char *url, const char *method,
+    struct curl_slist *hdrs, struct answer *a, char *cerr, long extra_s)
+{
+	curl_easy_reset(c->curl);
 	curl_easy_setopt(c->curl, CURLOPT_URL, url);
 	curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &a);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, a);
 	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, cerr);
 	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT, c->timeout_s + extra_s);
@@ -416,6 +420,57 @@ request(struct dirc *c, const char *method, const char *path,
 		curl_easy_setopt(c->curl, CURLOPT_NOPROXY, "*");
 	if (c->ca_file != NULL)
 		curl_easy_setopt(c->curl, CURLOPT_CAINFO, c->ca_file);
+}
+
+/* The error of a request that got no HTTP answer (curl failed with cc). */
+static int
+transfer_error(const struct dirc *c, CURLcode cc, const struct answer *a,
+    const char *cerr, const char *what, struct err_ctx *e)
+{
+	if (a->too_large)
+		return err_set(e, ERR_TOO_LARGE, "directory %s: the answer to "
+		    "%s is larger than %zu bytes", c->base, what, a->max);
+	if (cc == CURLE_OPERATION_TIMEDOUT)
+		return err_set(e, ERR_TIMEOUT, "directory %s did not answer "
+		    "%s in time: %s", c->base, what,
+		    cerr[0] != '\0' ? cerr : curl_easy_strerror(cc));
+	return err_set(e, ERR_NETWORK, "directory at %s is unreachable: %s",
+	    c->base, cerr[0] != '\0' ? cerr : curl_easy_strerror(cc));
+}
+
+/*
+ * One request: method on base + path (already escaped) with an optional
+ * JSON body.  On a 2xx answer *text is the NUL-terminated body (caller
+ * frees) and *text_len its length.  extra_s is added to the timeout
+ * (long-polls).
+ */
+static int
+request(struct dirc *c, const char *method, const char *path,
+    const char *body, size_t body_len, enum auth_kind auth,
+    const char *user, const char *password, long extra_s,
+    char **text, size_t *text_len, const char *what, struct err_ctx *e)
+{
+	struct curl_slist *hdrs = NULL;
+	struct answer a;
+	char url[URL_MAX];
+	char cerr[CURL_ERROR_SIZE];
+	CURLcode cc;
+	long status = 0;
+	int r = ERR_INTERNAL;
+
+	memset(&a, 0, sizeof(a));
+	a.max = c->max_response;
+	c->last_status = 0;
+	cerr[0] = '\0';
+	if (snprintf(url, sizeof(url), "%s%s", c->base, path) >=
+	    (int)sizeof(url))
+		return err_set(e, ERR_INVALID_ARG, "URL too long");
+	if (auth == AUTH_BEARER && c->token[0] == '\0')
+		return err_set(e, ERR_DENIED, "no directory session: log in "
+		    "first");
+	if ((r = request_headers(c, body != NULL, auth, &hdrs, e)) != 0)
+		goto out;
+	request_options(c, url, method, hdrs, &a, cerr, extra_s);
 	if (body != NULL) {
 		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE,
@@ -430,18 +485,7 @@ request(struct dirc *c, const char *method, const char *path,
 	if (auth == AUTH_BASIC)
 		curl_easy_setopt(c->curl, CURLOPT_PASSWORD, "");
 	if (cc != CURLE_OK) {
-		if (a.too_large)
-			r = err_set(e, ERR_TOO_LARGE, "directory %s: the "
-			    "answer to %s is larger than %zu bytes", c->base,
-			    what, a.max);
-		else if (cc == CURLE_OPERATION_TIMEDOUT)
-			r = err_set(e, ERR_TIMEOUT, "directory %s did not "
-			    "answer %s in time: %s", c->base, what,
-			    cerr[0] != '\0' ? cerr : curl_easy_strerror(cc));
-		else
-			r = err_set(e, ERR_NETWORK, "directory at %s is "
-			    "unreachable: %s", c->base, cerr[0] != '\0' ?
-			    cerr : curl_easy_strerror(cc));
+		r = transfer_error(c, cc, &a, cerr, what, e);
 		goto out;
 	}
 	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
@@ -459,11 +503,7 @@ request(struct dirc *c, const char *method, const char *path,
 	*text_len = a.len;
 	a.p = NULL; /* transferred */
 	r = 0;
-	goto out;
- oom:
-	r = err_set(e, ERR_ALLOC, "out of memory");
  out:
-	crypto_wipe(bearer, sizeof(bearer));
 	curl_slist_free_all(hdrs);
 	if (a.p != NULL) {
 		crypto_wipe(a.p, a.len);

@@ -295,29 +295,15 @@ p11_key_load_public(struct p11_token *p, struct p11_key *k,
 	    "and CKA_ID", p->token_label, k->label, num);
 }
 
-/*
- * Loads key k at handle h for its role (sig: 1 for the signing key):
- * reads its type, label and id, checks the non-exportability attributes
- * (ERR_KEY_POLICY), the curve or modulus size and the usage flags, and
- * reads its public key.
- */
-static int
-p11_key_load(struct p11_token *p, struct p11_key *k, CK_OBJECT_HANDLE h,
-    int sig, struct err_ctx *e)
+/* Fills in the label (unless k has one) and the id of the key at h,
+ * when the token tells them. */
+static void
+p11_key_read_names(struct p11_token *p, struct p11_key *k,
+    CK_OBJECT_HANDLE h)
 {
 	uint8_t *v = NULL;
 	size_t v_len = 0;
-	CK_ULONG type;
-	CK_RV rv;
-	int sens, asens, extr, nextr, local, use, r = ERR_INTERNAL;
-	const char *role = sig ? "signing" : "encryption";
 
-	k->priv = h;
-	if ((rv = p11_attr_ulong(p, h, CKA_KEY_TYPE, &type)) != CKR_OK) {
-		r = p11_fail(p, rv, e, "reading the key type");
-		goto out;
-	}
-	k->type = type;
 	if (k->label[0] == '\0' && p11_attr_get(p, h, CKA_LABEL,
 	    P11_LABEL_MAX, &v, &v_len) == CKR_OK) {
 		if (memchr(v, '\0', v_len) == NULL) {
@@ -331,30 +317,61 @@ p11_key_load(struct p11_token *p, struct p11_key *k, CK_OBJECT_HANDLE h,
 		memcpy(k->id, v, v_len);
 		k->id_len = v_len;
 		free(v);
-		v = NULL;
 	}
+}
+
+/* A boolean attribute as p11_attr_bool() read it, for messages. */
+static const char *
+p11_bool_name(int v)
+{
+	return v == 1 ? "true" : v == 0 ? "false" : "unknown";
+}
+
+/*
+ * The key at h (the role key of k) never left the token and never can:
+ * sensitive and never extractable from its creation on (ERR_KEY_POLICY
+ * otherwise).  Records what holds in k->attrs and k->always_auth.
+ */
+static int
+p11_key_check_policy(struct p11_token *p, struct p11_key *k,
+    CK_OBJECT_HANDLE h, const char *role, struct err_ctx *e)
+{
+	int sens, asens, extr, nextr, local;
 
 	sens = p11_attr_bool(p, h, CKA_SENSITIVE);
 	asens = p11_attr_bool(p, h, CKA_ALWAYS_SENSITIVE);
 	extr = p11_attr_bool(p, h, CKA_EXTRACTABLE);
 	nextr = p11_attr_bool(p, h, CKA_NEVER_EXTRACTABLE);
 	local = p11_attr_bool(p, h, CKA_LOCAL);
-	if (sens != 1 || asens != 1 || extr != 0 || nextr != 1) {
-		r = err_set(e, ERR_KEY_POLICY, "token '%s': the %s key '%s' "
-		    "could have been exported (CKA_SENSITIVE %s, "
+	if (sens != 1 || asens != 1 || extr != 0 || nextr != 1)
+		return err_set(e, ERR_KEY_POLICY, "token '%s': the %s key "
+		    "'%s' could have been exported (CKA_SENSITIVE %s, "
 		    "CKA_ALWAYS_SENSITIVE %s, CKA_EXTRACTABLE %s, "
 		    "CKA_NEVER_EXTRACTABLE %s): devid refuses it; create keys "
 		    "that never left the token", p->token_label, role,
-		    k->label,
-		    sens == 1 ? "true" : sens == 0 ? "false" : "unknown",
-		    asens == 1 ? "true" : asens == 0 ? "false" : "unknown",
-		    extr == 1 ? "true" : extr == 0 ? "false" : "unknown",
-		    nextr == 1 ? "true" : nextr == 0 ? "false" : "unknown");
-		goto out;
-	}
+		    k->label, p11_bool_name(sens), p11_bool_name(asens),
+		    p11_bool_name(extr), p11_bool_name(nextr));
 	snprintf(k->attrs, sizeof(k->attrs), "sensitive,always-sensitive,"
 	    "never-extractable%s", local == 1 ? ",local" : "");
 	k->always_auth = p11_attr_bool(p, h, CKA_ALWAYS_AUTHENTICATE) == 1;
+	return 0;
+}
+
+/*
+ * The key at h, of the given type, fits its role (sig: 1 for the signing
+ * key): EC on P-256 for either role, or RSA for encryption
+ * (ERR_UNSUPPORTED otherwise), and allowed to sign, derive or decrypt
+ * (ERR_KEY_POLICY otherwise).
+ */
+static int
+p11_key_check_usage(struct p11_token *p, const struct p11_key *k,
+    CK_OBJECT_HANDLE h, CK_ULONG type, int sig, const char *role,
+    struct err_ctx *e)
+{
+	uint8_t *v = NULL;
+	size_t v_len = 0;
+	CK_RV rv;
+	int use, r = ERR_INTERNAL;
 
 	if (type == CKK_EC) {
 		if ((rv = p11_attr_get(p, h, CKA_EC_PARAMS, P11_ATTR_MAX, &v,
@@ -385,12 +402,37 @@ p11_key_load(struct p11_token *p, struct p11_key *k, CK_OBJECT_HANDLE h,
 		    "ECDH (CKA_DERIVE)" : "decryption (CKA_DECRYPT)");
 		goto out;
 	}
-	if ((r = p11_key_load_public(p, k, e)) != 0)
-		goto out;
 	r = 0;
  out:
 	free(v);
 	return r;
+}
+
+/*
+ * Loads key k at handle h for its role (sig: 1 for the signing key):
+ * reads its type, label and id, checks the non-exportability attributes
+ * (ERR_KEY_POLICY), the curve or modulus size and the usage flags, and
+ * reads its public key.
+ */
+static int
+p11_key_load(struct p11_token *p, struct p11_key *k, CK_OBJECT_HANDLE h,
+    int sig, struct err_ctx *e)
+{
+	CK_ULONG type;
+	CK_RV rv;
+	int r;
+	const char *role = sig ? "signing" : "encryption";
+
+	k->priv = h;
+	if ((rv = p11_attr_ulong(p, h, CKA_KEY_TYPE, &type)) != CKR_OK)
+		return p11_fail(p, rv, e, "reading the key type");
+	k->type = type;
+	p11_key_read_names(p, k, h);
+	if ((r = p11_key_check_policy(p, k, h, role, e)) != 0 ||
+	    (r = p11_key_check_usage(p, k, h, type, sig, role, e)) != 0 ||
+	    (r = p11_key_load_public(p, k, e)) != 0)
+		return r;
+	return 0;
 }
 
 /*
@@ -763,6 +805,132 @@ p11_generate_pair(struct p11_token *p, const char *label, const uint8_t *id,
 	    priv);
 }
 
+/* The new signing key signs digest, and the signature verifies under
+ * its public key. */
+static int
+p11_self_test_sign(struct p11_token *p,
+    const uint8_t digest[CRYPTO_SHA256_LEN], struct err_ctx *inner)
+{
+	struct token *t = &p->base;
+	uint8_t sig[CRYPTO_ECDSA_SIG_LEN];
+	EVP_PKEY *pub = NULL;
+	int r;
+
+	if ((r = crypto_spki_import(p->sig.spki, p->sig.spki_len, &pub,
+	    inner)) != 0 ||
+	    (r = t->ops->sign_digest(t, digest, sig, inner)) != 0)
+		goto out;
+	if ((r = crypto_ecdsa_verify(pub, digest, sig)) != 0)
+		err_set(inner, r, "its signature does not verify");
+ out:
+	EVP_PKEY_free(pub);
+	return r;
+}
+
+/* ECDH of the new encryption key (public key pub) with a fresh software
+ * key gives what software ECDH gives. */
+static int
+p11_self_test_ecdh(struct p11_token *p, EVP_PKEY *pub,
+    struct err_ctx *inner)
+{
+	struct token *t = &p->base;
+	uint8_t peer[CRYPTO_P256_POINT_LEN], secret[32], want[32];
+	EVP_PKEY *eph = NULL;
+	int r = ERR_INTERNAL;
+
+	if ((r = crypto_ec_generate(&eph)) != 0 ||
+	    (r = crypto_ec_point_get(eph, peer)) != 0 ||
+	    (r = crypto_ecdh(eph, pub, want)) != 0) {
+		err_set(inner, r, "software ECDH failed");
+		goto out;
+	}
+	if ((r = t->ops->ecdh(t, peer, secret, inner)) != 0)
+		goto out;
+	if (crypto_memeq_ct(secret, want, sizeof(want)) != 0) {
+		r = err_set(inner, ERR_CRYPTO, "its ECDH result differs from "
+		    "software ECDH");
+		goto out;
+	}
+	r = 0;
+ out:
+	crypto_wipe(secret, sizeof(secret));
+	crypto_wipe(want, sizeof(want));
+	EVP_PKEY_free(eph);
+	return r;
+}
+
+/* The new encryption key (public key pub) decrypts what software
+ * RSA-OAEP-SHA256 encrypted of plain. */
+static int
+p11_self_test_rsa(struct p11_token *p, EVP_PKEY *pub,
+    const uint8_t plain[32], struct err_ctx *inner)
+{
+	struct token *t = &p->base;
+	uint8_t *ct = NULL, pt[64];
+	size_t ct_len = 0, pt_len = 0;
+	int r = ERR_INTERNAL;
+
+	if ((r = crypto_rsa_oaep_encrypt(pub, plain, 32, &ct,
+	    &ct_len)) != 0) {
+		err_set(inner, r, "software RSA-OAEP failed");
+		goto out;
+	}
+	if ((r = t->ops->rsa_decrypt(t, ct, ct_len, pt, sizeof(pt), &pt_len,
+	    inner)) != 0)
+		goto out;
+	if (pt_len != 32 || crypto_memeq_ct(pt, plain, 32) != 0) {
+		r = err_set(inner, ERR_CRYPTO, "its RSA-OAEP result is wrong");
+		goto out;
+	}
+	r = 0;
+ out:
+	crypto_wipe(pt, sizeof(pt));
+	free(ct);
+	return r;
+}
+
+/* The new encryption key works: ECDH or RSA-OAEP, by its type. */
+static int
+p11_self_test_enc(struct p11_token *p, const uint8_t plain[32],
+    struct err_ctx *inner)
+{
+	EVP_PKEY *pub = NULL;
+	int r;
+
+	if ((r = crypto_spki_import(p->enc.spki, p->enc.spki_len, &pub,
+	    inner)) != 0)
+		return r;
+	if (p->enc.type == CKK_EC)
+		r = p11_self_test_ecdh(p, pub, inner);
+	else
+		r = p11_self_test_rsa(p, pub, plain, inner);
+	EVP_PKEY_free(pub);
+	return r;
+}
+
+/*
+ * The error of a failed self-test, r with the sentence in inner, into e:
+ * a token gone and PIN trouble as they are, anything else as new keys
+ * that failed and were removed.  Returns the code.
+ */
+static int
+p11_self_test_error(struct p11_token *p, int r, const struct err_ctx *inner,
+    struct err_ctx *e)
+{
+	if (r == ERR_TOKEN_NOT_PRESENT || r == ERR_PIN_INCORRECT ||
+	    r == ERR_PIN_LOCKED)
+		return err_wrap(e, r, "%s", err_msg(inner));
+	if (p->opt.sig_only)
+		return err_wrap(e, r == ERR_UNSUPPORTED ? ERR_UNSUPPORTED :
+		    ERR_TOKEN, "token '%s': the new signing key failed its "
+		    "self-test and was removed: %s", p->token_label,
+		    err_msg(inner));
+	return err_wrap(e, r == ERR_UNSUPPORTED ? ERR_UNSUPPORTED :
+	    ERR_TOKEN, "token '%s': the new %s keys failed their "
+	    "self-test and were removed: %s", p->token_label,
+	    token_enc_alg_name(p->base.enc_alg), err_msg(inner));
+}
+
 /*
  * Proves that new keys work before they are accepted: a signature that
  * verifies and (unless opt.sig_only) an ECDH equal to software ECDH, or
@@ -773,93 +941,100 @@ p11_generate_pair(struct p11_token *p, const char *label, const uint8_t *id,
 static int
 p11_self_test(struct p11_token *p, struct err_ctx *e)
 {
-	struct token *t = &p->base;
-	uint8_t digest[CRYPTO_SHA256_LEN], sig[CRYPTO_ECDSA_SIG_LEN];
-	uint8_t peer[CRYPTO_P256_POINT_LEN], secret[32], want[32];
-	uint8_t *ct = NULL, pt[64];
-	size_t ct_len = 0, pt_len = 0;
-	EVP_PKEY *pub = NULL, *eph = NULL;
+	uint8_t digest[CRYPTO_SHA256_LEN], plain[32];
 	struct err_ctx inner;
 	int r = ERR_INTERNAL;
 
 	err_clear(&inner);
 	if (crypto_random(digest, sizeof(digest)) != 0 ||
-	    crypto_random(want, sizeof(want)) != 0) {
+	    crypto_random(plain, sizeof(plain)) != 0) {
 		r = err_set(e, ERR_CRYPTO, "no random bytes");
 		goto out;
 	}
-	if ((r = crypto_spki_import(p->sig.spki, p->sig.spki_len, &pub,
-	    &inner)) != 0 ||
-	    (r = t->ops->sign_digest(t, digest, sig, &inner)) != 0)
-		goto fail;
-	if ((r = crypto_ecdsa_verify(pub, digest, sig)) != 0) {
-		err_set(&inner, r, "its signature does not verify");
-		goto fail;
-	}
-	EVP_PKEY_free(pub);
-	pub = NULL;
-	if (p->opt.sig_only) {
-		r = 0;
-		goto out;
-	}
-
-	if ((r = crypto_spki_import(p->enc.spki, p->enc.spki_len, &pub,
-	    &inner)) != 0)
-		goto fail;
-	if (p->enc.type == CKK_EC) {
-		if ((r = crypto_ec_generate(&eph)) != 0 ||
-		    (r = crypto_ec_point_get(eph, peer)) != 0 ||
-		    (r = crypto_ecdh(eph, pub, want)) != 0) {
-			err_set(&inner, r, "software ECDH failed");
-			goto fail;
-		}
-		if ((r = t->ops->ecdh(t, peer, secret, &inner)) != 0)
-			goto fail;
-		if (crypto_memeq_ct(secret, want, sizeof(want)) != 0) {
-			r = err_set(&inner, ERR_CRYPTO, "its ECDH result "
-			    "differs from software ECDH");
-			goto fail;
-		}
-	} else {
-		if ((r = crypto_rsa_oaep_encrypt(pub, want, sizeof(want), &ct,
-		    &ct_len)) != 0) {
-			err_set(&inner, r, "software RSA-OAEP failed");
-			goto fail;
-		}
-		if ((r = t->ops->rsa_decrypt(t, ct, ct_len, pt, sizeof(pt),
-		    &pt_len, &inner)) != 0)
-			goto fail;
-		if (pt_len != sizeof(want) ||
-		    crypto_memeq_ct(pt, want, sizeof(want)) != 0) {
-			r = err_set(&inner, ERR_CRYPTO, "its RSA-OAEP result "
-			    "is wrong");
-			goto fail;
-		}
-	}
-	r = 0;
-	goto out;
- fail:
-	if (r == ERR_TOKEN_NOT_PRESENT || r == ERR_PIN_INCORRECT ||
-	    r == ERR_PIN_LOCKED)
-		err_wrap(e, r, "%s", err_msg(&inner));
-	else if (p->opt.sig_only)
-		r = err_wrap(e, r == ERR_UNSUPPORTED ? ERR_UNSUPPORTED :
-		    ERR_TOKEN, "token '%s': the new signing key failed its "
-		    "self-test and was removed: %s", p->token_label,
-		    err_msg(&inner));
-	else
-		r = err_wrap(e, r == ERR_UNSUPPORTED ? ERR_UNSUPPORTED :
-		    ERR_TOKEN, "token '%s': the new %s keys failed their "
-		    "self-test and were removed: %s", p->token_label,
-		    token_enc_alg_name(t->enc_alg), err_msg(&inner));
+	if ((r = p11_self_test_sign(p, digest, &inner)) != 0 ||
+	    (!p->opt.sig_only &&
+	    (r = p11_self_test_enc(p, plain, &inner)) != 0))
+		r = p11_self_test_error(p, r, &inner, e);
  out:
-	crypto_wipe(secret, sizeof(secret));
-	crypto_wipe(want, sizeof(want));
-	crypto_wipe(pt, sizeof(pt));
-	free(ct);
-	EVP_PKEY_free(pub);
-	EVP_PKEY_free(eph);
+	crypto_wipe(plain, sizeof(plain));
 	return r;
+}
+
+/*
+ * What p11_create_keys() makes on p's token: the signing key and (unless
+ * opt.sig_only) an encryption key for *alg, which becomes the algorithm
+ * chosen (*rsa: 1 for RSA-OAEP).  Opens the session.  ERR_UNSUPPORTED
+ * when the token cannot hold devid keys.
+ */
+static int
+p11_create_choose(struct p11_token *p, enum token_enc_alg *alg, int *rsa,
+    struct err_ctx *e)
+{
+	int r;
+
+	*rsa = 0;
+	if (p->opt.sig_only && *alg != TOKEN_ENC_NONE)
+		return err_set(e, ERR_INVALID_ARG, "token '%s': an %s "
+		    "encryption key was asked for, but the token is used for "
+		    "its signing key only", p->token_label,
+		    token_enc_alg_name(*alg));
+	if ((r = p11_ensure_session(p, e)) != 0)
+		return r;
+	if (!p11_has_mech(p, CKM_EC_KEY_PAIR_GEN, CKF_GENERATE_KEY_PAIR) ||
+	    !p11_has_mech(p, CKM_ECDSA, CKF_SIGN))
+		return err_set(e, ERR_UNSUPPORTED, "token '%s' cannot hold a "
+		    "devid signing key: it lacks CKM_EC_KEY_PAIR_GEN or "
+		    "CKM_ECDSA", p->token_label);
+	if (!p->opt.sig_only) {
+		if ((r = p11_choose_enc(p, *alg, alg, e)) != 0)
+			return r;
+		*rsa = *alg == TOKEN_ENC_RSA_OAEP;
+	}
+	return 0;
+}
+
+/* The CKA_ID of new keys into id (P11_ID_MAX bytes): the URI's id, or
+ * P11_NEW_ID_LEN random bytes. */
+static int
+p11_new_key_id(struct p11_token *p, uint8_t id[P11_ID_MAX], size_t *id_len,
+    struct err_ctx *e)
+{
+	if (p->uri->id_len > 0) {
+		memcpy(id, p->uri->id, p->uri->id_len);
+		*id_len = p->uri->id_len;
+		return 0;
+	}
+	*id_len = P11_NEW_ID_LEN;
+	if (crypto_random(id, *id_len) != 0)
+		return err_set(e, ERR_CRYPTO, "no random bytes for the key id");
+	return 0;
+}
+
+/*
+ * Generates the signing pair labelled sig_label into h[0] (public) and
+ * h[1] (private) and, unless enc_label is NULL, the encryption pair (RSA
+ * when rsa) into h[2] and h[3], all with id.  The caller destroys the
+ * handles that are set when anything fails.
+ */
+static int
+p11_generate_keys(struct p11_token *p, const char *sig_label,
+    const char *enc_label, const uint8_t *id, size_t id_len, int rsa,
+    CK_OBJECT_HANDLE h[4], struct err_ctx *e)
+{
+	char num[32];
+	CK_RV rv;
+
+	if ((rv = p11_generate_pair(p, sig_label, id, id_len, 1, 0, &h[0],
+	    &h[1])) == CKR_OK &&
+	    (enc_label == NULL || (rv = p11_generate_pair(p, enc_label, id,
+	    id_len, 0, rsa, &h[2], &h[3])) == CKR_OK))
+		return 0;
+	if (p11_rv_is_loss(rv))
+		return p11_fail(p, rv, e, "key generation");
+	return err_set(e, p11_rv_err(rv), "token '%s': generating the %s key "
+	    "failed (%s)", p->token_label,
+	    h[1] == CK_INVALID_HANDLE ? "signing" : "encryption",
+	    p11_rv_text(rv, num, sizeof(num)));
 }
 
 /*
@@ -877,69 +1052,26 @@ p11_create_keys(struct token *t, enum token_enc_alg alg, struct err_ctx *e)
 	CK_OBJECT_HANDLE h[4] = { CK_INVALID_HANDLE, CK_INVALID_HANDLE,
 	    CK_INVALID_HANDLE, CK_INVALID_HANDLE };
 	uint8_t id[P11_ID_MAX];
-	size_t id_len, i;
-	CK_RV rv;
-	char num[32];
+	size_t id_len = 0, i;
 	int r = ERR_INTERNAL, rsa = 0, sig_only = p->opt.sig_only;
 
 	memset(&sig, 0, sizeof(sig));
 	memset(&enc, 0, sizeof(enc));
+	memset(id, 0, sizeof(id));
 	if (alg == TOKEN_ENC_NONE)
 		alg = p->opt.enc_alg;
-	if (sig_only && alg != TOKEN_ENC_NONE) {
-		r = err_set(e, ERR_INVALID_ARG, "token '%s': an %s encryption "
-		    "key was asked for, but the token is used for its signing "
-		    "key only", p->token_label, token_enc_alg_name(alg));
+	if ((r = p11_create_choose(p, &alg, &rsa, e)) != 0 ||
+	    (r = p11_new_key_id(p, id, &id_len, e)) != 0)
 		goto out;
-	}
-	if ((r = p11_ensure_session(p, e)) != 0)
-		goto out;
-	if (!p11_has_mech(p, CKM_EC_KEY_PAIR_GEN, CKF_GENERATE_KEY_PAIR) ||
-	    !p11_has_mech(p, CKM_ECDSA, CKF_SIGN)) {
-		r = err_set(e, ERR_UNSUPPORTED, "token '%s' cannot hold a "
-		    "devid signing key: it lacks CKM_EC_KEY_PAIR_GEN or "
-		    "CKM_ECDSA", p->token_label);
-		goto out;
-	}
-	if (!sig_only) {
-		if ((r = p11_choose_enc(p, alg, &alg, e)) != 0)
-			goto out;
-		rsa = alg == TOKEN_ENC_RSA_OAEP;
-	}
-
-	if (p->uri->id_len > 0) {
-		memcpy(id, p->uri->id, p->uri->id_len);
-		id_len = p->uri->id_len;
-	} else {
-		id_len = P11_NEW_ID_LEN;
-		if (crypto_random(id, id_len) != 0) {
-			r = err_set(e, ERR_CRYPTO, "no random bytes for the "
-			    "key id");
-			goto out;
-		}
-	}
 	snprintf(sig.label, sizeof(sig.label), "%s-sig", p->label_base);
 	if (!sig_only)
 		snprintf(enc.label, sizeof(enc.label), "%s-enc",
 		    p->label_base);
 	if ((r = p11_check_free(p, sig.label, sig_only ? NULL : enc.label,
-	    id, id_len, e)) != 0)
+	    id, id_len, e)) != 0 ||
+	    (r = p11_generate_keys(p, sig.label, sig_only ? NULL : enc.label,
+	    id, id_len, rsa, h, e)) != 0)
 		goto out;
-
-	if ((rv = p11_generate_pair(p, sig.label, id, id_len, 1, 0, &h[0],
-	    &h[1])) != CKR_OK ||
-	    (!sig_only && (rv = p11_generate_pair(p, enc.label, id, id_len, 0,
-	    rsa, &h[2], &h[3])) != CKR_OK)) {
-		if (p11_rv_is_loss(rv))
-			r = p11_fail(p, rv, e, "key generation");
-		else
-			r = err_set(e, p11_rv_err(rv), "token '%s': generating "
-			    "the %s key failed (%s)", p->token_label,
-			    h[1] == CK_INVALID_HANDLE ? "signing" :
-			    "encryption", p11_rv_text(rv, num,
-			    sizeof(num)));
-		goto out;
-	}
 	/* Read back what the token made: a key that fails is destroyed. */
 	if ((r = p11_key_load(p, &sig, h[1], 1, e)) != 0 ||
 	    (!sig_only && (r = p11_key_load(p, &enc, h[3], 0, e)) != 0))

@@ -271,44 +271,39 @@ p11_same_token(const CK_TOKEN_INFO *a, const CK_TOKEN_INFO *b)
 }
 
 /*
- * Finds the slot of the token: the one initialised token that matches the
- * URI, or (again = 1) the token chosen before.  Sets p->slot and p->tinfo.
- * ERR_TOKEN_NOT_PRESENT when none is there, ERR_CONFIG when the URI
- * matches more than one.
+ * The slots with a token in *slots (caller frees; NULL when there are
+ * none) and their number in *n.  A token inserted between the two calls
+ * of C_GetSlotList makes the list longer: it asks again a few times.
  */
 static int
-p11_find_token(struct p11_token *p, int again, struct err_ctx *e)
+p11_slot_list(struct p11_token *p, CK_SLOT_ID **out, CK_ULONG *n,
+    struct err_ctx *e)
 {
-	CK_SLOT_ID *slots = NULL, want_slot;
-	CK_SLOT_INFO si;
-	CK_TOKEN_INFO ti, found_ti;
-	CK_ULONG n = 0, i, found = 0;
+	CK_SLOT_ID *slots = NULL;
+	CK_ULONG i;
 	CK_RV rv;
-	char first[33] = "", second[33] = "";
 	int r = ERR_INTERNAL;
 
-	/* A token inserted between the two calls makes the list longer:
-	 * ask again a few times. */
 	for (i = 0; i < 3; i++) {
 		free(slots);
 		slots = NULL;
-		if ((rv = p->module->C_GetSlotList(CK_TRUE, NULL, &n)) !=
+		if ((rv = p->module->C_GetSlotList(CK_TRUE, NULL, n)) !=
 		    CKR_OK) {
 			r = p11_fail(p, rv, e, "listing slots");
 			goto out;
 		}
-		if (n > P11_SLOTS_MAX) {
+		if (*n > P11_SLOTS_MAX) {
 			r = err_set(e, ERR_TOKEN, "PKCS#11 module %s lists %lu "
-			    "slots", p->module_desc, (unsigned long)n);
+			    "slots", p->module_desc, (unsigned long)*n);
 			goto out;
 		}
-		if (n == 0)
+		if (*n == 0)
 			break;
-		if ((slots = calloc(n, sizeof(*slots))) == NULL) {
+		if ((slots = calloc(*n, sizeof(*slots))) == NULL) {
 			r = err_set(e, ERR_ALLOC, "out of memory");
 			goto out;
 		}
-		rv = p->module->C_GetSlotList(CK_TRUE, slots, &n);
+		rv = p->module->C_GetSlotList(CK_TRUE, slots, n);
 		if (rv == CKR_OK)
 			break;
 		if (rv != CKR_BUFFER_TOO_SMALL) {
@@ -320,24 +315,59 @@ p11_find_token(struct p11_token *p, int again, struct err_ctx *e)
 		r = p11_fail(p, rv, e, "listing slots");
 		goto out;
 	}
+	*out = slots;
+	slots = NULL; /* transferred */
+	r = 0;
+ out:
+	free(slots);
+	return r;
+}
+
+/*
+ * True when slot holds an initialised token that is the one chosen before
+ * (again = 1) or that matches the URI, its slot attributes and its slot
+ * id (want_slot, (CK_SLOT_ID)-1 for any); its token info is then in *ti.
+ */
+static int
+p11_slot_matches(struct p11_token *p, CK_SLOT_ID slot, int again,
+    CK_SLOT_ID want_slot, CK_TOKEN_INFO *ti)
+{
+	CK_SLOT_INFO si;
+
+	if (p->module->C_GetTokenInfo(slot, ti) != CKR_OK ||
+	    (ti->flags & CKF_TOKEN_INITIALIZED) == 0)
+		return 0;
+	if (again)
+		return p11_same_token(ti, &p->tinfo);
+	if (p->module->C_GetSlotInfo(slot, &si) != CKR_OK)
+		return 0;
+	return p11_kit_uri_match_token_info(p->uri->kit, ti) &&
+	    p11_kit_uri_match_slot_info(p->uri->kit, &si) &&
+	    (want_slot == (CK_SLOT_ID)-1 || want_slot == slot);
+}
+
+/*
+ * Finds the slot of the token: the one initialised token that matches the
+ * URI, or (again = 1) the token chosen before.  Sets p->slot and p->tinfo.
+ * ERR_TOKEN_NOT_PRESENT when none is there, ERR_CONFIG when the URI
+ * matches more than one.
+ */
+static int
+p11_find_token(struct p11_token *p, int again, struct err_ctx *e)
+{
+	CK_SLOT_ID *slots = NULL, want_slot;
+	CK_TOKEN_INFO ti, found_ti;
+	CK_ULONG n = 0, i, found = 0;
+	char first[33] = "", second[33] = "";
+	int r = ERR_INTERNAL;
+
+	if ((r = p11_slot_list(p, &slots, &n, e)) != 0)
+		goto out;
 	want_slot = p11_kit_uri_get_slot_id(p->uri->kit);
 	memset(&found_ti, 0, sizeof(found_ti));
 	for (i = 0; i < n; i++) {
-		if (p->module->C_GetTokenInfo(slots[i], &ti) != CKR_OK ||
-		    (ti.flags & CKF_TOKEN_INITIALIZED) == 0)
+		if (!p11_slot_matches(p, slots[i], again, want_slot, &ti))
 			continue;
-		if (again) {
-			if (!p11_same_token(&ti, &p->tinfo))
-				continue;
-		} else {
-			if (p->module->C_GetSlotInfo(slots[i], &si) != CKR_OK)
-				continue;
-			if (!p11_kit_uri_match_token_info(p->uri->kit, &ti) ||
-			    !p11_kit_uri_match_slot_info(p->uri->kit, &si) ||
-			    (want_slot != (CK_SLOT_ID)-1 &&
-			    want_slot != slots[i]))
-				continue;
-		}
 		if (found == 0) {
 			p->slot = slots[i];
 			found_ti = ti;

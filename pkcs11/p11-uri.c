@@ -263,13 +263,74 @@ p11_uri_take_pin_source(struct p11_uri *u, struct err_ctx *e)
 	return 0;
 }
 
+/* Exactly one of module-name (a p11-kit name) and module-path (an
+ * absolute path). */
+static int
+p11_uri_take_module(struct p11_uri *u, struct err_ctx *e)
+{
+	const char *name, *path;
+
+	name = p11_kit_uri_get_module_name(u->kit);
+	path = p11_kit_uri_get_module_path(u->kit);
+	if (name != NULL && path != NULL)
+		return err_set(e, ERR_CONFIG, "PKCS#11 URI gives both "
+		    "module-name and module-path: keep one");
+	if (name == NULL && path == NULL)
+		return err_set(e, ERR_CONFIG, "PKCS#11 URI must name the "
+		    "module: add ?module-name=NAME (registered with p11-kit) "
+		    "or ?module-path=/path/to/module.so");
+	if (name != NULL) {
+		if (name[0] == '\0' || strchr(name, '/') != NULL)
+			return err_set(e, ERR_CONFIG, "URI module-name must be "
+			    "a p11-kit module name, not a path (use "
+			    "module-path for files)");
+		if ((u->module_name = strdup(name)) == NULL)
+			return err_set(e, ERR_ALLOC, "out of memory");
+		return 0;
+	}
+	if (path[0] != '/')
+		return err_set(e, ERR_CONFIG, "URI module-path '%s' must be an "
+		    "absolute path", path);
+	if ((u->module_path = strdup(path)) == NULL)
+		return err_set(e, ERR_ALLOC, "out of memory");
+	return 0;
+}
+
+/* The optional object label, id and type (which can only be
+ * "private"). */
+static int
+p11_uri_take_object(struct p11_uri *u, struct err_ctx *e)
+{
+	CK_ATTRIBUTE *a;
+	CK_OBJECT_CLASS cls;
+	int r;
+
+	if ((a = p11_kit_uri_get_attribute(u->kit, CKA_LABEL)) != NULL &&
+	    (r = p11_uri_attr_string(a, "object", P11_LABEL_MAX, &u->object,
+	    e)) != 0)
+		return r;
+	if ((a = p11_kit_uri_get_attribute(u->kit, CKA_ID)) != NULL) {
+		if (a->ulValueLen == 0 || a->ulValueLen > P11_ID_MAX)
+			return err_set(e, ERR_CONFIG, "URI id must be 1 to %d "
+			    "bytes", P11_ID_MAX);
+		memcpy(u->id, a->pValue, a->ulValueLen);
+		u->id_len = a->ulValueLen;
+	}
+	if ((a = p11_kit_uri_get_attribute(u->kit, CKA_CLASS)) != NULL) {
+		if (a->ulValueLen != sizeof(cls))
+			return err_set(e, ERR_CONFIG, "URI type is malformed");
+		memcpy(&cls, a->pValue, sizeof(cls));
+		if (cls != CKO_PRIVATE_KEY)
+			return err_set(e, ERR_CONFIG, "URI type must be "
+			    "'private' (device keys are private keys)");
+	}
+	return 0;
+}
+
 int
 p11_uri_parse(const char *text, struct p11_uri **out, struct err_ctx *e)
 {
 	struct p11_uri *u = NULL;
-	CK_ATTRIBUTE *a;
-	const char *name, *path;
-	CK_OBJECT_CLASS cls;
 	int kr, r = ERR_INTERNAL;
 
 	return_val_if_fail(text != NULL && out != NULL, ERR_INVALID_ARG);
@@ -298,71 +359,10 @@ p11_uri_parse(const char *text, struct p11_uri **out, struct err_ctx *e)
 		    "module-path, pin-value and pin-source");
 		goto out;
 	}
-	if ((r = p11_uri_take_pin_source(u, e)) != 0)
+	if ((r = p11_uri_take_pin_source(u, e)) != 0 ||
+	    (r = p11_uri_take_module(u, e)) != 0 ||
+	    (r = p11_uri_take_object(u, e)) != 0)
 		goto out;
-
-	name = p11_kit_uri_get_module_name(u->kit);
-	path = p11_kit_uri_get_module_path(u->kit);
-	if (name != NULL && path != NULL) {
-		r = err_set(e, ERR_CONFIG, "PKCS#11 URI gives both "
-		    "module-name and module-path: keep one");
-		goto out;
-	}
-	if (name == NULL && path == NULL) {
-		r = err_set(e, ERR_CONFIG, "PKCS#11 URI must name the module: "
-		    "add ?module-name=NAME (registered with p11-kit) or "
-		    "?module-path=/path/to/module.so");
-		goto out;
-	}
-	if (name != NULL) {
-		if (name[0] == '\0' || strchr(name, '/') != NULL) {
-			r = err_set(e, ERR_CONFIG, "URI module-name must be a "
-			    "p11-kit module name, not a path (use "
-			    "module-path for files)");
-			goto out;
-		}
-		if ((u->module_name = strdup(name)) == NULL) {
-			r = err_set(e, ERR_ALLOC, "out of memory");
-			goto out;
-		}
-	} else {
-		if (path[0] != '/') {
-			r = err_set(e, ERR_CONFIG, "URI module-path '%s' must "
-			    "be an absolute path", path);
-			goto out;
-		}
-		if ((u->module_path = strdup(path)) == NULL) {
-			r = err_set(e, ERR_ALLOC, "out of memory");
-			goto out;
-		}
-	}
-
-	if ((a = p11_kit_uri_get_attribute(u->kit, CKA_LABEL)) != NULL &&
-	    (r = p11_uri_attr_string(a, "object", P11_LABEL_MAX, &u->object,
-	    e)) != 0)
-		goto out;
-	if ((a = p11_kit_uri_get_attribute(u->kit, CKA_ID)) != NULL) {
-		if (a->ulValueLen == 0 || a->ulValueLen > P11_ID_MAX) {
-			r = err_set(e, ERR_CONFIG, "URI id must be 1 to %d "
-			    "bytes", P11_ID_MAX);
-			goto out;
-		}
-		memcpy(u->id, a->pValue, a->ulValueLen);
-		u->id_len = a->ulValueLen;
-	}
-	if ((a = p11_kit_uri_get_attribute(u->kit, CKA_CLASS)) != NULL) {
-		if (a->ulValueLen != sizeof(cls)) {
-			r = err_set(e, ERR_CONFIG, "URI type is malformed");
-			goto out;
-		}
-		memcpy(&cls, a->pValue, sizeof(cls));
-		if (cls != CKO_PRIVATE_KEY) {
-			r = err_set(e, ERR_CONFIG, "URI type must be 'private' "
-			    "(device keys are private keys)");
-			goto out;
-		}
-	}
-
 	*out = u;
 	u = NULL; /* transferred */
 	r = 0;
