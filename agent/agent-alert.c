@@ -137,7 +137,8 @@ agent_alert_parse_line(const char *line, size_t len, struct agent_alert *a,
 		}
 		r = 1;
 	} else if (strcmp(op, "close") == 0) {
-		if ((r = devrec_json_keys(o, top_close, 4, "journal", e)) != 0 ||
+		if ((r = devrec_json_keys(o, top_close, 4, "journal",
+		    e)) != 0 ||
 		    (r = copy_field(o, "id", a->id, AGENT_ALERT_ID_LEN, 1,
 		    e)) != 0 ||
 		    (r = copy_field(o, "how", how, 15, 1, e)) != 0 ||
@@ -286,8 +287,8 @@ agent_alert_list_open(struct agent_alert_list *list, const char *path,
 		if ((fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC |
 		    O_NOFOLLOW)) < 0 || write(fd, "\n", 1) != 1 ||
 		    fsync(fd) != 0) {
-			r = err_set(e, ERR_IO, "repairing the alert journal %s: "
-			    "%s", path, strerror(errno));
+			r = err_set(e, ERR_IO, "repairing the alert journal "
+			    "%s: %s", path, strerror(errno));
 			if (fd >= 0)
 				close(fd);
 			goto out;

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,8 +56,8 @@ agent_token_spec_parse(const char *spec, struct agent_token_spec *out,
     struct err_ctx *e)
 {
 	if (spec == NULL)
-		return err_set(e, ERR_CONFIG, "no token configured: give --token "
-		    "tpm2 or --token 'pkcs11:...'");
+		return err_set(e, ERR_CONFIG, "no token configured: give "
+		    "--token tpm2 or --token 'pkcs11:...'");
 	if (strcmp(spec, "tpm2") == 0) {
 		out->kind = AGENT_TOKEN_TPM2;
 		out->backend = "tpm2";
@@ -149,17 +150,163 @@ set_str(char **slot, const char *value)
 	return 0;
 }
 
-int
-agent_config_set(struct agent_config *c, const char *key, const char *value,
-    const char *where, struct err_ctx *e)
+/* The checks of string settings: 0, or ERR_CONFIG (or the error of the
+ * check it relies on) with where in front of the message. */
+
+static int
+check_account(const char *value, const char *where, struct err_ctx *e)
 {
-	uint64_t n = 0;
+	if (!devrec_account_valid(value))
+		return err_set(e, ERR_CONFIG, "%s: '%s' is not a valid account "
+		    "name (1-128 of a-z 0-9 . _ + @ -, starting with a letter "
+		    "or digit)", where, value);
+	return 0;
+}
+
+static int
+check_label(const char *value, const char *where, struct err_ctx *e)
+{
+	if (!devrec_label_valid(value))
+		return err_set(e, ERR_CONFIG, "%s: the label must be 1-64 "
+		    "bytes of UTF-8 without control characters", where);
+	return 0;
+}
+
+static int
+check_token(const char *value, const char *where, struct err_ctx *e)
+{
+	struct agent_token_spec spec;
+	struct err_ctx why;
+	int r;
+
+	err_clear(&why);
+	if ((r = agent_token_spec_parse(value, &spec, &why)) != 0)
+		return err_set(e, r, "%s: %s", where, err_msg(&why));
+	return 0;
+}
+
+static int
+check_directory_key(const char *value, const char *where, struct err_ctx *e)
+{
+	if (!devrec_id_valid(value))
+		return err_set(e, ERR_CONFIG, "%s: directory_key must be the "
+		    "64 lowercase hex digits of the directory id", where);
+	return 0;
+}
+
+static int
+check_directory(const char *value, const char *where, struct err_ctx *e)
+{
+	struct err_ctx why;
+	int r;
+
+	err_clear(&why);
+	if ((r = dirc_url_check(value, &why)) != 0)
+		return err_set(e, r, "%s: %s", where, err_msg(&why));
+	return 0;
+}
+
+static int
+check_enc_alg(const char *value, const char *where, struct err_ctx *e)
+{
+	if (strcmp(value, "auto") != 0 && strcmp(value, "hpke-p256") != 0 &&
+	    strcmp(value, "rsa-oaep-sha256") != 0)
+		return err_set(e, ERR_CONFIG, "%s: enc_alg must be auto, "
+		    "hpke-p256 or rsa-oaep-sha256", where);
+	return 0;
+}
+
+static int
+check_log(const char *value, const char *where, struct err_ctx *e)
+{
+	if (strcmp(value, "stderr") != 0 && strcmp(value, "syslog") != 0)
+		return err_set(e, ERR_CONFIG, "%s: log must be stderr or "
+		    "syslog", where);
+	return 0;
+}
+
+static int
+check_socket(const char *value, const char *where, struct err_ctx *e)
+{
+	/* The longest path a sockaddr_un holds (sun_path[108]). */
+	if (strlen(value) >= 108)
+		return err_set(e, ERR_CONFIG, "%s: the socket path is longer "
+		    "than 107 bytes", where);
+	return 0;
+}
+
+/* How agent_config_set() checks and stores one setting. */
+struct config_setting {
+	const char *key;
+	size_t offset;          /* of the field in struct agent_config */
+	int is_number;          /* a uint64_t field; else a char * */
+	uint64_t min, max;      /* numbers: the range */
+	/* strings: the check of a non-empty value; NULL: any */
+	int (*check)(const char *value, const char *where, struct err_ctx *e);
+};
+
+#define STRING_SETTING(field, check)					\
+	{ #field, offsetof(struct agent_config, field), 0, 0, 0, check }
+#define NUMBER_SETTING(field, min, max)					\
+	{ #field, offsetof(struct agent_config, field), 1, min, max, NULL }
+
+static const struct config_setting config_settings[] = {
+	STRING_SETTING(account, check_account),
+	STRING_SETTING(label, check_label),
+	STRING_SETTING(token, check_token),
+	STRING_SETTING(tcti, NULL),
+	STRING_SETTING(pin_file, NULL),
+	STRING_SETTING(directory, check_directory),
+	STRING_SETTING(directory_key, check_directory_key),
+	STRING_SETTING(enc_alg, check_enc_alg),
+	STRING_SETTING(state_dir, NULL),
+	STRING_SETTING(socket, check_socket),
+	STRING_SETTING(alert_command, NULL),
+	STRING_SETTING(log, check_log),
+	NUMBER_SETTING(check_interval, 1, 86400),
+	NUMBER_SETTING(max_stale, 1, 30 * 86400),
+	NUMBER_SETTING(long_poll, 0, 60),
+	NUMBER_SETTING(http_timeout, 1, 600),
+	NUMBER_SETTING(pin_timeout, 0, 30 * 86400),
+	{ NULL, 0, 0, 0, 0, NULL }
+};
+
+#undef STRING_SETTING
+#undef NUMBER_SETTING
+
+/* The entry of key in config_settings, or NULL. */
+static const struct config_setting *
+config_setting_find(const char *key)
+{
 	size_t i;
 
-	return_val_if_fail(c != NULL && key != NULL && value != NULL,
-	    ERR_INVALID_ARG);
-	if (where == NULL)
-		where = "config";
+	for (i = 0; config_settings[i].key != NULL; i++)
+		if (strcmp(config_settings[i].key, key) == 0)
+			return &config_settings[i];
+	return NULL;
+}
+
+/* The field of c that s describes: a char * for a string setting... */
+static char **
+config_string_field(struct agent_config *c, const struct config_setting *s)
+{
+	return (char **)(void *)((char *)c + s->offset);
+}
+
+/* ... and a uint64_t for a number. */
+static uint64_t *
+config_number_field(struct agent_config *c, const struct config_setting *s)
+{
+	return (uint64_t *)(void *)((char *)c + s->offset);
+}
+
+/* 0 unless value has a control character or is longer than the limit. */
+static int
+check_value_text(const char *key, const char *value, const char *where,
+    struct err_ctx *e)
+{
+	size_t i;
+
 	if (strlen(value) > AGENT_CONFIG_VALUE_MAX)
 		return err_set(e, ERR_CONFIG, "%s: the value of %s is longer "
 		    "than %d bytes", where, key, AGENT_CONFIG_VALUE_MAX);
@@ -167,101 +314,42 @@ agent_config_set(struct agent_config *c, const char *key, const char *value,
 		if ((unsigned char)value[i] < 0x20 || value[i] == 0x7f)
 			return err_set(e, ERR_CONFIG, "%s: the value of %s "
 			    "contains a control character", where, key);
+	return 0;
+}
 
-#define NUM(field, lo, hi) do {						\
-		if (parse_u64(value, (lo), (hi), &n) != 0)		\
-			return err_set(e, ERR_CONFIG, "%s: %s must be a "\
-			    "whole number from %llu to %llu, not '%s'",	\
-			    where, key, (unsigned long long)(lo),	\
-			    (unsigned long long)(hi), value);		\
-		c->field = n;						\
-		return 0;						\
-	} while (0)
+int
+agent_config_set(struct agent_config *c, const char *key, const char *value,
+    const char *where, struct err_ctx *e)
+{
+	const struct config_setting *s;
+	uint64_t n = 0;
+	int r;
 
-	if (strcmp(key, "check_interval") == 0)
-		NUM(check_interval, 1, 86400);
-	if (strcmp(key, "max_stale") == 0)
-		NUM(max_stale, 1, 30 * 86400);
-	if (strcmp(key, "long_poll") == 0)
-		NUM(long_poll, 0, 60);
-	if (strcmp(key, "http_timeout") == 0)
-		NUM(http_timeout, 1, 600);
-	if (strcmp(key, "pin_timeout") == 0)
-		NUM(pin_timeout, 0, 30 * 86400);
-#undef NUM
-
+	return_val_if_fail(c != NULL && key != NULL && value != NULL,
+	    ERR_INVALID_ARG);
+	if (where == NULL)
+		where = "config";
+	if ((r = check_value_text(key, value, where, e)) != 0)
+		return r;
+	s = config_setting_find(key);
+	if (s != NULL && s->is_number) {
+		if (parse_u64(value, s->min, s->max, &n) != 0)
+			return err_set(e, ERR_CONFIG, "%s: %s must be a whole "
+			    "number from %llu to %llu, not '%s'", where, key,
+			    (unsigned long long)s->min,
+			    (unsigned long long)s->max, value);
+		*config_number_field(c, s) = n;
+		return 0;
+	}
+	/* Also for an unknown key: an empty value is named as such. */
 	if (value[0] == '\0')
 		return err_set(e, ERR_CONFIG, "%s: %s is empty", where, key);
-	if (strcmp(key, "account") == 0) {
-		if (!devrec_account_valid(value))
-			return err_set(e, ERR_CONFIG, "%s: '%s' is not a valid "
-			    "account name (1-128 of a-z 0-9 . _ + @ -, "
-			    "starting with a letter or digit)", where, value);
-		return set_str(&c->account, value);
-	}
-	if (strcmp(key, "label") == 0) {
-		if (!devrec_label_valid(value))
-			return err_set(e, ERR_CONFIG, "%s: the label must be "
-			    "1-64 bytes of UTF-8 without control characters",
-			    where);
-		return set_str(&c->label, value);
-	}
-	if (strcmp(key, "token") == 0) {
-		struct agent_token_spec spec;
-		struct err_ctx why;
-		int r;
-
-		err_clear(&why);
-		if ((r = agent_token_spec_parse(value, &spec, &why)) != 0)
-			return err_set(e, r, "%s: %s", where, err_msg(&why));
-		return set_str(&c->token, value);
-	}
-	if (strcmp(key, "directory_key") == 0) {
-		if (!devrec_id_valid(value))
-			return err_set(e, ERR_CONFIG, "%s: directory_key must "
-			    "be the 64 lowercase hex digits of the directory "
-			    "id", where);
-		return set_str(&c->directory_key, value);
-	}
-	if (strcmp(key, "directory") == 0) {
-		struct err_ctx why;
-		int r;
-
-		err_clear(&why);
-		if ((r = dirc_url_check(value, &why)) != 0)
-			return err_set(e, r, "%s: %s", where, err_msg(&why));
-		return set_str(&c->directory, value);
-	}
-	if (strcmp(key, "enc_alg") == 0) {
-		if (strcmp(value, "auto") != 0 &&
-		    strcmp(value, "hpke-p256") != 0 &&
-		    strcmp(value, "rsa-oaep-sha256") != 0)
-			return err_set(e, ERR_CONFIG, "%s: enc_alg must be "
-			    "auto, hpke-p256 or rsa-oaep-sha256", where);
-		return set_str(&c->enc_alg, value);
-	}
-	if (strcmp(key, "log") == 0) {
-		if (strcmp(value, "stderr") != 0 &&
-		    strcmp(value, "syslog") != 0)
-			return err_set(e, ERR_CONFIG, "%s: log must be stderr "
-			    "or syslog", where);
-		return set_str(&c->log, value);
-	}
-	if (strcmp(key, "tcti") == 0)
-		return set_str(&c->tcti, value);
-	if (strcmp(key, "pin_file") == 0)
-		return set_str(&c->pin_file, value);
-	if (strcmp(key, "state_dir") == 0)
-		return set_str(&c->state_dir, value);
-	if (strcmp(key, "socket") == 0) {
-		if (strlen(value) >= 108)
-			return err_set(e, ERR_CONFIG, "%s: the socket path is "
-			    "longer than 107 bytes", where);
-		return set_str(&c->socket, value);
-	}
-	if (strcmp(key, "alert_command") == 0)
-		return set_str(&c->alert_command, value);
-	return err_set(e, ERR_CONFIG, "%s: unknown setting '%s'", where, key);
+	if (s == NULL)
+		return err_set(e, ERR_CONFIG, "%s: unknown setting '%s'", where,
+		    key);
+	if (s->check != NULL && (r = s->check(value, where, e)) != 0)
+		return r;
+	return set_str(config_string_field(c, s), value);
 }
 
 static int

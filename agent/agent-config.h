@@ -113,12 +113,10 @@ int agent_config_set(struct agent_config *c, const char *key, const char *value,
     const char *where, struct err_ctx *e);
 
 /*
- * Parses len bytes of INI text (at most AGENT_CONFIG_FILE_MAX) into c; name is
-  * the
- * file name for messages.  Keys already in `locked` (set from flags, a
- * bitmask by agent_config_keys index) are skipped so that flags win.  On
-  * failure c
- * may hold the settings before the bad line.
+ * Parses len bytes of INI text (at most AGENT_CONFIG_FILE_MAX) into c;
+ * name is the file name for messages.  Keys already in `locked` (set from
+ * flags, a bitmask by agent_config_keys index) are skipped so that flags
+ * win.  On failure c may hold the settings before the bad line.
  */
 int agent_config_parse(struct agent_config *c, const char *text, size_t len,
     const char *name, uint64_t locked, struct err_ctx *e);

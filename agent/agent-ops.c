@@ -291,7 +291,8 @@ agent_save_registry(struct agent *a, struct err_ctx *e)
 	int r;
 
 	if (!a->reg_verified)
-		return err_set(e, ERR_PIN_REQUIRED, "registry not verified yet");
+		return err_set(e, ERR_PIN_REQUIRED, "registry not verified "
+		    "yet");
 	r = reg_save(&a->reg, a->cfg->state_dir, agent_token_sign_cb, &a->tok,
 	    e);
 	a->reg_dirty = r != 0;
@@ -389,7 +390,8 @@ agent_tick(struct agent *a)
 		    (json_int_t)a->last_success, "max_stale",
 		    (json_int_t)a->cfg->max_stale));
 	}
-	if (a->reg_files_known && now - a->reg_checked >= a->cfg->check_interval)
+	if (a->reg_files_known &&
+	    now - a->reg_checked >= a->cfg->check_interval)
 		check_registry_files(a, now);
 	if (a->cfg->pin_timeout > 0 && a->tok.pin_set &&
 	    now - a->tok.pin_time > a->cfg->pin_timeout) {
@@ -585,12 +587,12 @@ op_approve(struct agent *a, struct agent_sock_conn *conn, const json_t *req,
 		return agent_reply_err(r, e);
 	(void)devrec_short_id(d->device, short_id);
 	if (d->state == REG_REVOKED)
-		return agent_reply_err(err_set(e, ERR_DENIED, "device %s is revoked",
-		    short_id), e);
+		return agent_reply_err(err_set(e, ERR_DENIED, "device %s is "
+		    "revoked", short_id), e);
 	if (d->state == REG_PENDING) {
 		if (d->add_seq == 0)
-			return agent_reply_err(err_set(e, ERR_DENIED, "device %s has "
-			    "no add event to approve", short_id), e);
+			return agent_reply_err(err_set(e, ERR_DENIED, "device "
+			    "%s has no add event to approve", short_id), e);
 		saved = *d;
 		d->state = REG_APPROVED;
 		d->changed = (uint64_t)time(NULL);
@@ -644,8 +646,8 @@ op_alerts(struct agent *a, struct agent_sock_conn *conn, const json_t *req,
 		return agent_reply_err(r, e);
 	f = json_object_get(req, "follow");
 	if (f != NULL && !json_is_boolean(f))
-		return agent_reply_err(err_set(e, ERR_FORMAT, "follow must be true or "
-		    "false"), e);
+		return agent_reply_err(err_set(e, ERR_FORMAT, "follow must be "
+		    "true or false"), e);
 	if (json_is_true(f))
 		agent_sock_conn_set_follow(conn, 1);
 	return json_pack("{s:b, s:o}", "ok", 1, "alerts", alerts_array(a));
@@ -665,8 +667,8 @@ op_unlock(struct agent *a, struct agent_sock_conn *conn, const json_t *req,
 		return agent_reply_err(r, e);
 	pv = json_object_get(req, "pin");
 	if (!json_is_string(pv))
-		return agent_reply_err(err_set(e, ERR_FORMAT, "pin must be a string"),
-		    e);
+		return agent_reply_err(err_set(e, ERR_FORMAT, "pin must be a "
+		    "string"), e);
 	pin = json_string_value(pv);
 	len = json_string_length(pv);
 	r = agent_token_unlock(&a->tok, pin, len, e);
@@ -755,8 +757,8 @@ op_revoke(struct agent *a, struct agent_sock_conn *conn, const json_t *req,
 	memcpy(account, a->reg.account, sizeof(account));
 	(void)devrec_short_id(device, short_id);
 	if (acctlog_state_find(&a->reg.log, device) == NULL)
-		return agent_reply_err(err_set(e, ERR_NOT_FOUND, "device %s is not "
-		    "active in the verified log", short_id), e);
+		return agent_reply_err(err_set(e, ERR_NOT_FOUND, "device %s is "
+		    "not active in the verified log", short_id), e);
 	if ((r = acctlog_revoke_digest(account, device, now, digest)) != 0 ||
 	    (r = agent_token_sign(&a->tok, digest, sig, e)) != 0)
 		return agent_reply_err(r, e);
@@ -851,8 +853,9 @@ op_session(struct agent *a, struct agent_sock_conn *conn, const json_t *req,
 		if (r != 0)
 			return agent_reply_err(r, e);
 		if (!agent_session_cached(a, &token, &expires))
-			return agent_reply_err(err_set(e, ERR_NETWORK, "the directory "
-			    "gave a session that expires within a minute"), e);
+			return agent_reply_err(err_set(e, ERR_NETWORK, "the "
+			    "directory gave a session that expires within a "
+			    "minute"), e);
 	}
 	o = json_pack("{s:b, s:s, s:I, s:s, s:s, s:s, s:s}", "ok", 1,
 	    "token", token, "expires", (json_int_t)expires,

@@ -197,30 +197,28 @@ apply_events(struct agent *a, const struct acctlog_event *events, size_t n,
 	}
 }
 
-int
-agent_watch_apply(struct agent *a, const struct acctlog_response *resp,
-    uint64_t now, struct err_ctx *e)
+/*
+ * Checks (lock held) that the head is of the registry's account and
+ * signed with the pinned directory key, raising a `log_invalid` or
+ * `wrong_key` alert when it is not.  hash is the head's hash in hex.
+ * Returns 0, or ERR_FORMAT / ERR_WRONG_KEY with the reason in e.
+ */
+static int
+watch_check_head(struct agent *a, const struct acctlog_head *h,
+    const char *hash, struct err_ctx *e)
 {
-	const struct acctlog_head *h = &resp->head;
-	struct acctlog_evidence ev;
-	char hash[65], key[AGENT_ALERT_KEY_MAX + 1],
-	    msg[AGENT_ALERT_MESSAGE_MAX + 1];
+	char key[AGENT_ALERT_KEY_MAX + 1], msg[AGENT_ALERT_MESSAGE_MAX + 1];
 	struct err_ctx local;
-	int r;
 
-	a->checks++;
-	a->last_attempt = now;
 	err_clear(&local);
-	hex_encode(h->hash, 32, hash);
 	if (strcmp(h->account, a->reg.account) != 0) {
 		snprintf(key, sizeof(key), "log_invalid:account");
 		agent_raise(a, AGENT_ALERT_LOG_INVALID, key, NULL, NULL, "the "
 		    "directory answered with the log of another account",
 		    json_pack("{s:o}", "head", head_json(h)));
-		r = err_set(e, ERR_FORMAT, "head of another account");
-		goto fail;
+		return err_set(e, ERR_FORMAT, "head of another account");
 	}
-	if ((r = acctlog_head_verify(h, a->dir_pub, NULL, &local)) != 0) {
+	if (acctlog_head_verify(h, a->dir_pub, NULL, &local) != 0) {
 		snprintf(key, sizeof(key), "wrong_key:%llu:%.16s",
 		    (unsigned long long)h->seq, hash);
 		snprintf(msg, sizeof(msg), "the directory signed the head of "
@@ -230,15 +228,26 @@ agent_watch_apply(struct agent *a, const struct acctlog_response *resp,
 		agent_raise(a, AGENT_ALERT_WRONG_KEY, key, NULL, NULL, msg,
 		    json_pack("{s:o, s:s}", "head", head_json(h),
 		    "pinned_directory", a->dir_id));
-		r = err_set(e, ERR_WRONG_KEY, "%s", err_msg(&local));
-		goto fail;
+		return err_set(e, ERR_WRONG_KEY, "%s", err_msg(&local));
 	}
-	memset(&ev, 0, sizeof(ev));
-	r = acctlog_verify_update(&a->reg.log, resp->events, resp->n_events, h,
-	    a->dir_pub, now, a->cfg->max_stale, &ev, &local);
+	return 0;
+}
+
+/*
+ * Raises (lock held) the alert for an update that acctlog_verify_update()
+ * refused with r (why says why, ev holds the evidence): `rollback`,
+ * `fork` (also for a rewritten event), `log_invalid`; none for a stale
+ * head, which max_stale alerts on its own.  hash is the presented head's
+ * hash in hex.
+ */
+static void
+watch_alert_refused_update(struct agent *a, int r,
+    const struct acctlog_evidence *ev, const struct acctlog_head *h,
+    const char *hash, const struct err_ctx *why)
+{
+	char key[AGENT_ALERT_KEY_MAX + 1], msg[AGENT_ALERT_MESSAGE_MAX + 1];
+
 	switch (r) {
-	case 0:
-		break;
 	case ERR_ROLLBACK:
 		snprintf(key, sizeof(key), "rollback:%llu:%llu",
 		    (unsigned long long)a->reg.log.seq,
@@ -248,48 +257,88 @@ agent_watch_apply(struct agent *a, const struct acctlog_response *resp,
 		    "before", a->reg.account, (unsigned long long)h->seq,
 		    (unsigned long long)a->reg.log.seq);
 		agent_raise(a, AGENT_ALERT_ROLLBACK, key, NULL, NULL, msg,
-		    evidence_json(&ev, h));
-		goto fail_local;
+		    evidence_json(ev, h));
+		break;
 	case ERR_FORK:
 	case ERR_CHAIN:
 		snprintf(key, sizeof(key), "fork:%llu:%.16s",
-		    (unsigned long long)ev.seq, hash);
+		    (unsigned long long)ev->seq, hash);
 		snprintf(msg, sizeof(msg), "the directory shows a different "
 		    "history of %s at seq %llu than the one verified before "
 		    "(a fork or a rewritten event): %s", a->reg.account,
-		    (unsigned long long)ev.seq, err_msg(&local));
+		    (unsigned long long)ev->seq, err_msg(why));
 		agent_raise(a, AGENT_ALERT_FORK, key, NULL, NULL, msg,
-		    evidence_json(&ev, h));
-		goto fail_local;
+		    evidence_json(ev, h));
+		break;
 	case ERR_STALE:
 		/* Not trusted, not an alert of its own: max_stale will. */
-		goto fail_local;
+		break;
 	default:
 		snprintf(key, sizeof(key), "log_invalid:%llu:%.16s",
 		    (unsigned long long)h->seq, hash);
 		snprintf(msg, sizeof(msg), "the log of %s up to seq %llu does "
 		    "not verify: %s", a->reg.account,
-		    (unsigned long long)h->seq, err_msg(&local));
+		    (unsigned long long)h->seq, err_msg(why));
 		agent_raise(a, AGENT_ALERT_LOG_INVALID, key, NULL, NULL, msg,
 		    json_pack("{s:o}", "head", head_json(h)));
-		goto fail_local;
+		break;
 	}
+}
+
+/*
+ * After a fresh, verified check (lock held): records the success,
+ * settles a pending gossip report, closes the `stale` alert and brings
+ * the registry up to date with the events the check applied (re-signing
+ * it).
+ */
+static void
+watch_accept_update(struct agent *a, const struct acctlog_response *resp,
+    const struct acctlog_evidence *ev, uint64_t now)
+{
+	struct err_ctx e;
+
+	err_clear(&e);
 	a->last_success = now;
 	a->last_error[0] = '\0';
 	agent_gossip_check(a);
 	(void)agent_alert_close_matching(&a->alerts, AGENT_ALERT_STALE, NULL,
 	    "clear", NULL);
-	if (ev.n_applied > 0) {
-		apply_events(a, resp->events + ev.first_applied, ev.n_applied,
+	if (ev->n_applied > 0) {
+		apply_events(a, resp->events + ev->first_applied, ev->n_applied,
 		    now);
 		a->reg.updated = now;
-		if (agent_save_registry(a, &local) != 0)
+		if (agent_save_registry(a, &e) != 0)
 			agent_log(LOG_ERR, "registry not saved: %s",
-			    err_msg(&local));
+			    err_msg(&e));
 	}
+}
+
+int
+agent_watch_apply(struct agent *a, const struct acctlog_response *resp,
+    uint64_t now, struct err_ctx *e)
+{
+	const struct acctlog_head *h = &resp->head;
+	struct acctlog_evidence ev;
+	char hash[65];
+	struct err_ctx local;
+	int r;
+
+	a->checks++;
+	a->last_attempt = now;
+	err_clear(&local);
+	hex_encode(h->hash, 32, hash);
+	if ((r = watch_check_head(a, h, hash, e)) != 0)
+		goto fail;
+	memset(&ev, 0, sizeof(ev));
+	if ((r = acctlog_verify_update(&a->reg.log, resp->events,
+	    resp->n_events, h, a->dir_pub, now, a->cfg->max_stale, &ev,
+	    &local)) != 0) {
+		watch_alert_refused_update(a, r, &ev, h, hash, &local);
+		r = err_set(e, r, "%s", err_msg(&local));
+		goto fail;
+	}
+	watch_accept_update(a, resp, &ev, now);
 	return 0;
- fail_local:
-	r = err_set(e, r, "%s", err_msg(&local));
  fail:
 	a->checks_failed++;
 	snprintf(a->last_error, sizeof(a->last_error), "%s", err_msg(e));
@@ -387,6 +436,71 @@ watch_failed(struct agent *a, const struct err_ctx *e)
 }
 
 /*
+ * Makes sure (lock held) that the directory client c has a session valid
+ * for at least another minute (*expires: until when).  Takes the session
+ * a client had the agent make or, when there is none, logs in with the
+ * token (lock released meanwhile) and shares the new session.  Returns 1
+ * when the caller may ask for the log now; 0 when it should go round
+ * again: the token is locked or the login failed (recorded in e and in
+ * the agent; either way it has waited), or a cached session was taken.
+ */
+static int
+watch_have_session(struct agent *a, struct dirc *c, uint64_t *expires,
+    struct err_ctx *e)
+{
+	const struct agent_config *cfg = a->cfg;
+	const char *token;
+	int r;
+
+	if (*expires > (uint64_t)time(NULL) + 60)
+		return 1;
+	if (agent_token_locked(&a->tok) || !a->reg_verified) {
+		snprintf(a->last_error, sizeof(a->last_error), "locked: no "
+		    "directory session until devid-agent unlock");
+		watch_wait(a, cfg->check_interval);
+		return 0;
+	}
+	/* A session a client had the agent make. */
+	if (agent_session_cached(a, &token, expires) &&
+	    dirc_set_token(c, token) == 0)
+		return 0;
+	pthread_mutex_unlock(&a->lock);
+	r = dirc_login(c, a->dir_id, a->tok.device,
+	    agent_watch_sign_transcript, a, expires, e);
+	pthread_mutex_lock(&a->lock);
+	if (r != 0) {
+		*expires = 0;
+		watch_failed(a, e);
+		watch_wait(a, cfg->check_interval);
+		return 0;
+	}
+	agent_session_store(a, dirc_token(c), *expires);
+	agent_log(LOG_INFO, "directory session until %llu",
+	    (unsigned long long)*expires);
+	return 1;
+}
+
+/*
+ * Asks (lock not held) for the account's log after seq since, waiting up
+ * to wait_s seconds for news, and joins the pages that follow.  *resp is
+ * the whole answer on success and NULL on failure.
+ */
+static int
+watch_fetch_log(struct dirc *c, const char *account, uint64_t since,
+    unsigned int wait_s, struct acctlog_response **resp, struct err_ctx *e)
+{
+	int r;
+
+	r = dirc_get_log(c, account, since, wait_s, resp, e);
+	/* A log longer than one answer comes in pages. */
+	if (r == 0 && (r = watch_fetch_rest(c, account, *resp, e)) != 0) {
+		acctlog_response_free(*resp);
+		*resp = NULL;
+	}
+	return r;
+}
+
+/*
  * The watcher thread.  Holds the agent lock except while it talks to the
  * directory; keeps one session (shared with `session`), asks for the log
  * after the last verified seq (at once after a start or a failure, then as
@@ -405,7 +519,7 @@ watch_main(void *arg)
 	struct err_ctx e;
 	uint64_t expires = 0, since, now, t0;
 	unsigned int wait_s;
-	int r, locked, quick = 1;
+	int r, quick = 1;
 
 	memset(&opt, 0, sizeof(opt));
 	opt.timeout_s = (long)cfg->http_timeout;
@@ -422,53 +536,15 @@ watch_main(void *arg)
 	pthread_mutex_lock(&a->lock);
 	while (!a->stop) {
 		err_clear(&e);
-		now = (uint64_t)time(NULL);
-		if (expires <= now + 60) {
-			locked = agent_token_locked(&a->tok) ||
-			    !a->reg_verified;
-			if (locked) {
-				snprintf(a->last_error, sizeof(a->last_error),
-				    "locked: no directory session until "
-				    "devid-agent unlock");
-				watch_wait(a, cfg->check_interval);
-				continue;
-			}
-			{
-				const char *token;
-
-				/* A session a client had the agent make. */
-				if (agent_session_cached(a, &token, &expires) &&
-				    dirc_set_token(c, token) == 0)
-					continue;
-			}
-			pthread_mutex_unlock(&a->lock);
-			r = dirc_login(c, a->dir_id, a->tok.device,
-			    agent_watch_sign_transcript, a, &expires, &e);
-			pthread_mutex_lock(&a->lock);
-			if (r == 0)
-				agent_session_store(a, dirc_token(c), expires);
-			if (r != 0) {
-				expires = 0;
-				watch_failed(a, &e);
-				watch_wait(a, cfg->check_interval);
-				continue;
-			}
-			agent_log(LOG_INFO, "directory session until %llu",
-			    (unsigned long long)expires);
-		}
+		if (!watch_have_session(a, c, &expires, &e))
+			continue;
 		since = a->reg.log.seq;
 		pthread_mutex_unlock(&a->lock);
 		t0 = (uint64_t)time(NULL);
 		/* The first check after a start or a failure answers at
 		 * once; then the long-poll waits for news. */
-		r = dirc_get_log(c, a->reg.account, since, quick ? 0 : wait_s,
-		    &resp, &e);
-		/* A log longer than one answer comes in pages. */
-		if (r == 0 &&
-		    (r = watch_fetch_rest(c, a->reg.account, resp, &e)) != 0) {
-			acctlog_response_free(resp);
-			resp = NULL;
-		}
+		r = watch_fetch_log(c, a->reg.account, since,
+		    quick ? 0 : wait_s, &resp, &e);
 		pthread_mutex_lock(&a->lock);
 		if (a->stop) {
 			acctlog_response_free(resp);
@@ -483,7 +559,8 @@ watch_main(void *arg)
 			}
 			watch_failed(a, &e);
 			quick = 1;
-			watch_wait(a, r == ERR_DENIED ? 1 : cfg->check_interval);
+			watch_wait(a, r == ERR_DENIED ? 1 :
+			    cfg->check_interval);
 			continue;
 		}
 		now = (uint64_t)time(NULL);

@@ -1,6 +1,7 @@
 # agent/: devid-agent, the daemon that owns the device keys, keeps the
 # token-signed registry, watches the account log and answers local clients
-# on a Unix socket.  The modules other than agent-main.c form a small
+# on a Unix socket.  The modules other than the program's own (agent-main.c
+# and the subcommands it dispatches to, sharing agent-cmd.h) form a small
 # library so that the unit tests link exactly what the daemon runs.
 
 noinst_LIBRARIES += agent/libdevid-agent.a
@@ -23,7 +24,9 @@ AGENT_LIBS = agent/libdevid-agent.a tpm/libdevidtpm.a pkcs11/libdevidp11.a \
 	$(CURL_LIBS) -lpthread
 
 bin_PROGRAMS += agent/devid-agent
-agent_devid_agent_SOURCES = agent/agent-main.c
+agent_devid_agent_SOURCES = agent/agent-main.c agent/agent-cmd.h \
+	agent/agent-cli.c agent/agent-init.c agent/agent-run.c \
+	agent/agent-client.c
 agent_devid_agent_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tpm \
 	-I$(top_srcdir)/pkcs11
 agent_devid_agent_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS)

@@ -145,7 +145,8 @@ test_damaged_journal(void **state)
 	fp = fopen(f->journal, "a");
 	fputs("garbage\n{\"op\":\"raise\"}\n{\"op\":\"close\",\"id\":\"zz\"}\n"
 	    "{\"op\":\"raise\",\"alert\":{\"id\":\"0123456789abcdef\",\"kind\":"
-	    "\"stale\",\"time\":1,\"message\":\"m\",\"key\":\"stale\",\"ev", fp);
+	    "\"stale\",\"time\":1,\"message\":\"m\",\"key\":\"stale\","
+	    "\"ev", fp);
 	fclose(fp);
 	assert_int_equal(agent_alert_list_open(&l, f->journal, NULL, &e), 0);
 	assert_int_equal(l.n_open, 1);
@@ -177,7 +178,8 @@ test_parse_line(void **state)
 		"{\"op\":\"close\",\"id\":\"0123456789abcdef\",\"time\":1,"
 		    "\"how\":\"ack\",\"x\":1}",
 		"{\"op\":\"raise\",\"alert\":{\"id\":\"0123456789abcdef\","
-		    "\"kind\":\"\",\"time\":1,\"message\":\"m\",\"key\":\"k\"}}",
+		    "\"kind\":\"\",\"time\":1,\"message\":\"m\","
+		    "\"key\":\"k\"}}",
 		"{\"op\":\"raise\",\"alert\":{\"id\":\"0123456789abcdef\","
 		    "\"kind\":\"k\",\"time\":1,\"message\":\"m\",\"key\":\"k\","
 		    "\"details\":[]}}",

@@ -104,7 +104,8 @@ test_flags_win(void **state)
 	locked = (uint64_t)1 << agent_config_key_index("check_interval");
 	assert_int_equal(agent_config_parse(&c,
 	    "check_interval = 99\nmax_stale = 7\n",
-	    strlen("check_interval = 99\nmax_stale = 7\n"), "f", locked, &e), 0);
+	    strlen("check_interval = 99\nmax_stale = 7\n"), "f", locked,
+	    &e), 0);
 	assert_int_equal(c.check_interval, 5);
 	assert_int_equal(c.max_stale, 7);
 	agent_config_free(&c);
@@ -130,7 +131,8 @@ test_parse_bad(void **state)
 		{ "check_interval = 0\n", "whole number" },
 		{ "check_interval = 1x\n", "whole number" },
 		{ "check_interval = \n", "whole number" },
-		{ "check_interval = 99999999999999999999999\n", "whole number" },
+		{ "check_interval = 99999999999999999999999\n",
+		    "whole number" },
 		{ "max_stale = 18446744073709551616\n", "whole number" },
 		{ "long_poll = 61\n", "whole number" },
 		{ "account = Alice@example.org\n", "not a valid account" },
@@ -408,9 +410,10 @@ test_directory_url(void **state)
 	}
 }
 
-/* One parser decides which backend a `token` setting names. */
+/* One parser decides which backend a `token` setting names: the specs it
+ * takes, and the config takes them too. */
 static void
-test_token_spec(void **state)
+test_token_spec_good(void **state)
 {
 	static const struct {
 		const char *spec;
@@ -425,19 +428,12 @@ test_token_spec(void **state)
 		{ "pkcs11:token=devid;object=sig?pin-value=1234",
 		    AGENT_TOKEN_PKCS11, "pkcs11", 0 },
 	};
-	static const char *const bad[] = {
-		"", "tpm", "tpm3", "TPM2", "tpm2 ", " tpm2", "tpm2:",
-		"tpm2:swtpm:path=/x/sock", "pkcs11", "PKCS11:token=x",
-		"pkcs:token=x", " pkcs11:token=x", "p11-kit:token=x",
-	};
-	struct agent_token_spec spec, untouched;
+	struct agent_token_spec spec;
 	struct agent_config c;
-	struct agent_token at;
 	struct err_ctx e;
 	size_t i;
 
 	(void)state;
-	memset(&untouched, 0xa5, sizeof(untouched));
 	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		err_clear(&e);
 		memset(&spec, 0xa5, sizeof(spec));
@@ -454,6 +450,23 @@ test_token_spec(void **state)
 		assert_string_equal(c.token, good[i].spec);
 		agent_config_free(&c);
 	}
+}
+
+/* The specs the parser refuses, with out untouched, and no spec at all. */
+static void
+test_token_spec_bad(void **state)
+{
+	static const char *const bad[] = {
+		"", "tpm", "tpm3", "TPM2", "tpm2 ", " tpm2", "tpm2:",
+		"tpm2:swtpm:path=/x/sock", "pkcs11", "PKCS11:token=x",
+		"pkcs:token=x", " pkcs11:token=x", "p11-kit:token=x",
+	};
+	struct agent_token_spec spec, untouched;
+	struct err_ctx e;
+	size_t i;
+
+	(void)state;
+	memset(&untouched, 0xa5, sizeof(untouched));
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err_clear(&e);
 		memset(&spec, 0xa5, sizeof(spec));
@@ -468,9 +481,17 @@ test_token_spec(void **state)
 	assert_int_equal(agent_token_spec_parse(NULL, &spec, &e), ERR_CONFIG);
 	assert_string_equal(err_msg(&e), "no token configured: give --token "
 	    "tpm2 or --token 'pkcs11:...'");
+}
 
-	/* The config puts the file and line in front (the empty value is
-	 * refused before the parser sees it). */
+/* The config puts the file and line in front of the parser's refusal (the
+ * empty value is refused before the parser sees it). */
+static void
+test_token_spec_config(void **state)
+{
+	struct agent_config c;
+	struct err_ctx e;
+
+	(void)state;
 	agent_config_init(&c);
 	err_clear(&e);
 	assert_int_equal(agent_config_set(&c, "token", "tpm2:x", "x.conf:3",
@@ -483,8 +504,16 @@ test_token_spec(void **state)
 	    ERR_CONFIG);
 	assert_string_equal(err_msg(&e), "x.conf:4: token is empty");
 	agent_config_free(&c);
+}
 
-	/* agent_token_init refuses the same specs and names the backend. */
+/* agent_token_init refuses the same specs and names the backend. */
+static void
+test_token_spec_init(void **state)
+{
+	struct agent_token at;
+	struct err_ctx e;
+
+	(void)state;
 	err_clear(&e);
 	assert_int_equal(agent_token_init(&at, "tpm3", NULL, "/nonexistent",
 	    0, &e), ERR_CONFIG);
@@ -522,7 +551,10 @@ main(void)
 		cmocka_unit_test(test_xdg),
 		cmocka_unit_test(test_private_dir),
 		cmocka_unit_test(test_directory_url),
-		cmocka_unit_test(test_token_spec),
+		cmocka_unit_test(test_token_spec_good),
+		cmocka_unit_test(test_token_spec_bad),
+		cmocka_unit_test(test_token_spec_config),
+		cmocka_unit_test(test_token_spec_init),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
