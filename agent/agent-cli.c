@@ -211,6 +211,8 @@ agent_cli_load_settings(const struct agent_cli *cli,
 		*config_path = path;
 		path = NULL;
 	}
+	if (r != 0)
+		agent_config_free(c);
 	free(path);
 	return r;
 }

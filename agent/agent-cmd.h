@@ -61,8 +61,9 @@ int agent_cli_parse(int argc, char **argv, struct agent_cli *cli,
  * (--config or the XDG default; a missing file is fine when may_miss),
  * then the flags, then the XDG defaults for what is still unset
  * (want_socket: a missing socket path is an error).  When config_path is
- * not NULL it gets the config file's path (a new string) on success.  c
- * is initialised either way; the caller frees it with agent_config_free().
+ * not NULL it gets the config file's path (a new string) on success.  On
+ * success the caller frees c with agent_config_free(); on failure c is
+ * already freed (and empty, so freeing it again is harmless).
  */
 int agent_cli_load_settings(const struct agent_cli *cli,
     const struct agent_config *flags, struct agent_config *c,
