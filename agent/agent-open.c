@@ -1,10 +1,11 @@
 /*
  * agent-open.c - the `open` request: the recipient checks of PROTOCOL.md
- * section 4 run by env_open() with the agent's callbacks (sender key,
- * replay store, gossip against the own verified log), the unwrap in the
- * token and the body decrypted in the agent.  Also `gossip_alert`: the
- * conflicting heads of any account that devid-msg found in a message's
- * views or in a contact's log, kept as an alert once they verify.
+ * section 4 run by env_open_tree() on the request's envelope with the
+ * agent's callbacks (sender key, replay store, gossip against the own
+ * verified log), the unwrap in the token and the body decrypted in the
+ * agent.  Also `gossip_alert`: the conflicting heads of any account that
+ * devid-msg found in a message's views or in a contact's log, kept as an
+ * alert once they verify.
  */
 #include "config.h"
 
@@ -125,7 +126,7 @@ agent_replay_load(struct agent *a, struct err_ctx *e)
 }
 
 
-/* --- open: env_open with the agent's callbacks --- */
+/* --- open: env_open_tree with the agent's callbacks --- */
 
 struct open_ctx {
 	struct agent *a;
@@ -374,6 +375,72 @@ agent_open_args(const json_t *req, struct err_ctx *e)
 	return 0;
 }
 
+/*
+ * The receiving device for env_open(): the token backend t decrypts (ECDH
+ * for hpke-p256, RSA-OAEP otherwise).  For hpke-p256 the token's public
+ * encryption key is imported into *encpub (the caller frees it, also on
+ * failure) and its point copied into self->enc_point.
+ */
+static int
+open_self(struct agent *a, struct token *t, struct env_self *self,
+    EVP_PKEY **encpub, struct err_ctx *e)
+{
+	int r;
+
+	memset(self, 0, sizeof(*self));
+	self->device = a->tok.device;
+	self->alg = a->tok.enc_alg;
+	if (self->alg != TOKEN_ENC_HPKE_P256) {
+		self->rsa_decrypt = env_token_rsa_decrypt;
+		self->rsa_arg = t;
+		return 0;
+	}
+	if ((r = crypto_spki_import(a->tok.enc_spki, a->tok.enc_spki_len,
+	    encpub, e)) != 0 ||
+	    (r = crypto_ec_point_get(*encpub, self->enc_point)) != 0)
+		return r;
+	self->dh = token_hpke_dh;
+	self->dh_arg = t;
+	return 0;
+}
+
+/*
+ * The answer to an `open` that was accepted, in *out: the message id, the
+ * sender, the time and the payload with its body in base64url.  The
+ * encoded body is wiped after use.
+ */
+static int
+open_answer(const struct env_opened *opened, json_t **out)
+{
+	char *body = NULL, *idb = NULL;
+	json_t *payload, *o = NULL;
+	int r;
+
+	if ((r = b64url_encode(opened->payload.body, opened->payload.body_len,
+	    &body)) != 0 || (r = b64url_encode(opened->id,
+	    sizeof(opened->id), &idb)) != 0)
+		goto out;
+	payload = json_pack("{s:s, s:s, s:s?}", "type", opened->payload.type,
+	    "body", body, "name", opened->payload.name);
+	o = json_pack("{s:b, s:s, s:{s:s, s:s}, s:I, s:o}", "ok", 1,
+	    "msg_id", idb, "sender", "account", opened->sender_account,
+	    "device", opened->sender_device, "sent", (json_int_t)opened->sent,
+	    "payload", payload);
+	if (o == NULL) {
+		r = ERR_ALLOC;
+		goto out;
+	}
+	*out = o;
+	r = 0;
+ out:
+	if (body != NULL) {
+		crypto_wipe(body, strlen(body));
+		free(body);
+	}
+	free(idb);
+	return r;
+}
+
 json_t *
 agent_op_open(struct agent *a, const json_t *req, struct err_ctx *e)
 {
@@ -383,35 +450,19 @@ agent_op_open(struct agent *a, const json_t *req, struct err_ctx *e)
 	struct env_self self;
 	struct open_ctx oc;
 	struct token *t;
-	const json_t *env;
 	EVP_PKEY *encpub = NULL;
-	char *text = NULL, *body = NULL, id_b64[32] = "";
-	char *idb = NULL;
-	json_t *o = NULL, *payload;
+	json_t *o = NULL;
 	int r;
 
 	memset(&opened, 0, sizeof(opened));
-	env = json_object_get(req, "envelope");
 	oc.a = a;
 	/* NULL when absent: agent_open_args() let only a string through. */
 	oc.sender_key_b64 = json_string_value(json_object_get(req,
 	    "sender_key"));
 	if ((t = agent_token_backend(&a->tok, e)) == NULL)
 		return agent_reply_err(e->code != 0 ? e->code : ERR_TOKEN, e);
-	memset(&self, 0, sizeof(self));
-	self.device = a->tok.device;
-	self.alg = a->tok.enc_alg;
-	if (self.alg == TOKEN_ENC_HPKE_P256) {
-		if ((r = crypto_spki_import(a->tok.enc_spki,
-		    a->tok.enc_spki_len, &encpub, e)) != 0 ||
-		    (r = crypto_ec_point_get(encpub, self.enc_point)) != 0)
-			goto out;
-		self.dh = token_hpke_dh;
-		self.dh_arg = t;
-	} else {
-		self.rsa_decrypt = env_token_rsa_decrypt;
-		self.rsa_arg = t;
-	}
+	if ((r = open_self(a, t, &self, &encpub, e)) != 0)
+		goto out;
 	memset(&ops, 0, sizeof(ops));
 	ops.sender_key = open_sender_key;
 	ops.replay_check = open_replay_check;
@@ -420,11 +471,8 @@ agent_op_open(struct agent *a, const json_t *req, struct err_ctx *e)
 	ops.arg = &oc;
 	memset(&lim, 0, sizeof(lim));
 	lim.max_bytes = AGENT_SOCK_FRAME_MAX;
-	if ((text = json_dumps(env, JSON_COMPACT)) == NULL) {
-		r = ERR_ALLOC;
-		goto out;
-	}
-	r = env_open((const uint8_t *)text, strlen(text), &lim, &self, &ops,
+	/* The envelope is parsed once, from the request's tree. */
+	r = env_open_tree(json_object_get(req, "envelope"), &lim, &self, &ops,
 	    &opened, e);
 	if (r != 0) {
 		agent_log(LOG_NOTICE, "open: %s", err_msg(e));
@@ -432,24 +480,8 @@ agent_op_open(struct agent *a, const json_t *req, struct err_ctx *e)
 			err_wrap(e, r, "message rejected");
 		goto out;
 	}
-	if ((r = b64url_encode(opened.payload.body, opened.payload.body_len,
-	    &body)) != 0 || (r = b64url_encode(opened.id, sizeof(opened.id),
-	    &idb)) != 0)
-		goto out;
-	snprintf(id_b64, sizeof(id_b64), "%s", idb);
-	payload = json_pack("{s:s, s:s, s:s?}", "type", opened.payload.type,
-	    "body", body, "name", opened.payload.name);
-	o = json_pack("{s:b, s:s, s:{s:s, s:s}, s:I, s:o}", "ok", 1,
-	    "msg_id", id_b64, "sender", "account", opened.sender_account,
-	    "device", opened.sender_device, "sent", (json_int_t)opened.sent,
-	    "payload", payload);
+	r = open_answer(&opened, &o);
  out:
-	if (body != NULL) {
-		crypto_wipe(body, strlen(body));
-		free(body);
-	}
-	free(idb);
-	free(text);
 	EVP_PKEY_free(encpub);
 	env_opened_clear(&opened);
 	if (o == NULL)
@@ -600,80 +632,113 @@ report_details(const char *kind, const struct acctlog_head *v,
 	return det;
 }
 
-json_t *
-agent_op_gossip_alert(struct agent *a, const json_t *req, struct err_ctx *e)
+/*
+ * The fields of a gossip_alert request: account, kind and the optional
+ * reporter (NULL when absent), borrowed from req.  ERR_FORMAT with e set.
+ */
+static int
+report_args(const json_t *req, const char **account, const char **kind,
+    const char **reporter, struct err_ctx *e)
 {
 	static const char *const keys[] = { "account", "kind",
 	    "verified_head", "conflicting_head", "reporter" };
+	int r;
+
+	*reporter = NULL;
+	if ((r = agent_req_keys(req, keys, sizeof(keys) / sizeof(keys[0]),
+	    e)) != 0)
+		return r;
+	if ((*account = agent_req_str(req, "account", ACCTLOG_ACCOUNT_MAX,
+	    e)) == NULL ||
+	    (*kind = agent_req_str(req, "kind", 16, e)) == NULL ||
+	    (json_object_get(req, "reporter") != NULL &&
+	    (*reporter = agent_req_str(req, "reporter", DEVREC_ID_HEX_LEN,
+	    e)) == NULL))
+		return ERR_FORMAT;
+	if ((r = devrec_account_check(*account, e)) != 0)
+		return r;
+	if (*reporter != NULL && !devrec_id_valid(*reporter))
+		return err_set(e, ERR_FORMAT, "reporter must be a device id "
+		    "(64 lowercase hex digits)");
+	return 0;
+}
+
+/* The alert kind of a reported kind, and its name for people. */
+static int
+report_kind(const char *kind, const char **alert_kind, const char **what,
+    struct err_ctx *e)
+{
+	if (strcmp(kind, REPORT_SPLIT_VIEW) == 0) {
+		*alert_kind = AGENT_ALERT_FORK;
+		*what = "split view";
+	} else if (strcmp(kind, REPORT_FORK) == 0) {
+		*alert_kind = AGENT_ALERT_FORK;
+		*what = "fork";
+	} else if (strcmp(kind, REPORT_ROLLBACK) == 0) {
+		*alert_kind = AGENT_ALERT_ROLLBACK;
+		*what = "rollback";
+	} else
+		return err_set(e, ERR_FORMAT, "kind must be split_view, fork "
+		    "or rollback");
+	return 0;
+}
+
+/* The alert's message for the verified heads v and c, into msg. */
+static void
+report_message(const char *alert_kind, const char *what,
+    const char *account, const struct acctlog_head *v,
+    const struct acctlog_head *c, const char *reporter, char *msg,
+    size_t msg_len)
+{
+	char vhex[65], chex[65], vwhen[32], cwhen[32];
+
+	hex_encode(v->hash, 32, vhex);
+	hex_encode(c->hash, 32, chex);
+	if (strcmp(alert_kind, AGENT_ALERT_ROLLBACK) == 0) {
+		timefmt_utc(v->time, vwhen, sizeof(vwhen));
+		timefmt_utc(c->time, cwhen, sizeof(cwhen));
+		snprintf(msg, msg_len, "rollback of %s: the directory "
+		    "signed seq %llu (at %s) after it had signed seq %llu (at "
+		    "%s)%s%.16s; reported by a local client, both heads "
+		    "verified under the pinned directory key", account,
+		    (unsigned long long)c->seq, cwhen,
+		    (unsigned long long)v->seq, vwhen,
+		    reporter != NULL ? "; shown to device " : "",
+		    reporter != NULL ? reporter : "");
+	} else {
+		snprintf(msg, msg_len, "%s of %s: the directory signed "
+		    "two different logs at seq %llu: hash %.16s verified by "
+		    "this device, hash %.16s %s%.16s; reported by a local "
+		    "client, both heads verified under the pinned directory "
+		    "key", what, account, (unsigned long long)v->seq, vhex,
+		    chex, reporter != NULL ? "shown to device " :
+		    "shown later", reporter != NULL ? reporter : "");
+	}
+}
+
+json_t *
+agent_op_gossip_alert(struct agent *a, const json_t *req, struct err_ctx *e)
+{
 	struct acctlog_head v, c;
 	const struct agent_alert *al = NULL;
-	const char *account, *kind, *reporter = NULL, *alert_kind, *what;
+	const char *account = NULL, *kind = NULL, *reporter = NULL;
+	const char *alert_kind = NULL, *what = NULL;
 	char key[AGENT_ALERT_KEY_MAX + 1], msg[AGENT_ALERT_MESSAGE_MAX + 1];
-	char id[AGENT_ALERT_ID_LEN + 1], vhex[65], chex[65], vwhen[32],
-	    cwhen[32];
+	char id[AGENT_ALERT_ID_LEN + 1];
 	json_t *det = NULL, *o = NULL;
 	int r;
 
-	if ((r = agent_req_keys(req, keys, sizeof(keys) / sizeof(keys[0]),
-	    e)) != 0)
+	if ((r = report_args(req, &account, &kind, &reporter, e)) != 0 ||
+	    (r = report_kind(kind, &alert_kind, &what, e)) != 0)
 		goto out;
-	if ((account = agent_req_str(req, "account", ACCTLOG_ACCOUNT_MAX,
-	    e)) == NULL || (kind = agent_req_str(req, "kind", 16, e)) == NULL ||
-	    (json_object_get(req, "reporter") != NULL &&
-	    (reporter = agent_req_str(req, "reporter", DEVREC_ID_HEX_LEN,
-	    e)) == NULL)) {
-		r = ERR_FORMAT;
-		goto out;
-	}
-	if ((r = devrec_account_check(account, e)) != 0)
-		goto out;
-	if (reporter != NULL && !devrec_id_valid(reporter)) {
-		r = err_set(e, ERR_FORMAT, "reporter must be a device id (64 "
-		    "lowercase hex digits)");
-		goto out;
-	}
-	if (strcmp(kind, REPORT_SPLIT_VIEW) == 0) {
-		alert_kind = AGENT_ALERT_FORK;
-		what = "split view";
-	} else if (strcmp(kind, REPORT_FORK) == 0) {
-		alert_kind = AGENT_ALERT_FORK;
-		what = "fork";
-	} else if (strcmp(kind, REPORT_ROLLBACK) == 0) {
-		alert_kind = AGENT_ALERT_ROLLBACK;
-		what = "rollback";
-	} else {
-		r = err_set(e, ERR_FORMAT, "kind must be split_view, fork or "
-		    "rollback");
-		goto out;
-	}
 	if ((r = report_head(a, req, "verified_head", account, &v, e)) != 0 ||
 	    (r = report_head(a, req, "conflicting_head", account, &c,
 	    e)) != 0 ||
 	    (r = report_conflict(kind, what, &v, &c, e)) != 0 ||
 	    (r = report_key(alert_kind, &v, &c, key)) != 0)
 		goto out;
-	hex_encode(v.hash, 32, vhex);
-	hex_encode(c.hash, 32, chex);
-	if (strcmp(alert_kind, AGENT_ALERT_ROLLBACK) == 0) {
-		timefmt_utc(v.time, vwhen, sizeof(vwhen));
-		timefmt_utc(c.time, cwhen, sizeof(cwhen));
-		snprintf(msg, sizeof(msg), "rollback of %s: the directory "
-		    "signed seq %llu (at %s) after it had signed seq %llu (at "
-		    "%s)%s%.16s; reported by a local client, both heads "
-		    "verified under the pinned directory key", account,
-		    (unsigned long long)c.seq, cwhen,
-		    (unsigned long long)v.seq, vwhen,
-		    reporter != NULL ? "; shown to device " : "",
-		    reporter != NULL ? reporter : "");
-	} else {
-		snprintf(msg, sizeof(msg), "%s of %s: the directory signed "
-		    "two different logs at seq %llu: hash %.16s verified by "
-		    "this device, hash %.16s %s%.16s; reported by a local "
-		    "client, both heads verified under the pinned directory "
-		    "key", what, account, (unsigned long long)v.seq, vhex,
-		    chex, reporter != NULL ? "shown to device " :
-		    "shown later", reporter != NULL ? reporter : "");
-	}
+	report_message(alert_kind, what, account, &v, &c, reporter, msg,
+	    sizeof(msg));
 	if ((det = report_details(kind, &v, &c, reporter, e)) == NULL) {
 		r = e->code != 0 ? e->code : ERR_ALLOC;
 		goto out;

@@ -70,6 +70,36 @@ env_json_depth_ok(const uint8_t *p, size_t len, int max_depth)
 	return 1;
 }
 
+/*
+ * env_json_depth_ok() for a tree that jansson built already (an envelope
+ * inside a larger request): 1 when objects and arrays nest at most
+ * max_depth deep.  The recursion stops at max_depth + 1 levels.
+ */
+static int
+env_json_tree_depth_ok(json_t *j, int max_depth)
+{
+	const char *key;
+	json_t *v;
+	size_t i;
+
+	if (!json_is_object(j) && !json_is_array(j))
+		return 1;
+	if (max_depth == 0)
+		return 0;
+	if (json_is_array(j)) {
+		json_array_foreach(j, i, v) {
+			if (!env_json_tree_depth_ok(v, max_depth - 1))
+				return 0;
+		}
+		return 1;
+	}
+	json_object_foreach(j, key, v) {
+		if (!env_json_tree_depth_ok(v, max_depth - 1))
+			return 0;
+	}
+	return 1;
+}
+
 /* Loads text with duplicate keys rejected; depth checked first. */
 static int
 env_json_load(const uint8_t *p, size_t len, int max_depth, const char *what,
@@ -308,13 +338,75 @@ env_recipient_to_json(const struct env_recipient *rc, json_t **out)
 	return 0;
 }
 
+/* The sender as a new object {"account", "device"} in *out. */
+static int
+env_sender_to_json(const struct env *env, json_t **out)
+{
+	json_t *o;
+	int r;
+
+	if ((o = json_object()) == NULL)
+		return ERR_ALLOC;
+	if ((r = env_json_set(o, "account",
+	    json_string(env->sender_account))) != 0 ||
+	    (r = env_json_set(o, "device",
+	    json_string(env->sender_device))) != 0) {
+		json_decref(o);
+		return r;
+	}
+	*out = o;
+	return 0;
+}
+
+/*
+ * The lists of env as new arrays: "to" (account names), "views" (signed
+ * heads in acctlog's own JSON form) and "recipients".  On failure nothing
+ * is left to release.
+ */
+static int
+env_lists_to_json(const struct env *env, json_t **to_out,
+    json_t **views_out, json_t **recips_out)
+{
+	json_t *to = NULL, *views = NULL, *recips = NULL, *j = NULL;
+	size_t i;
+	int r = ERR_ALLOC;
+
+	if ((to = json_array()) == NULL || (views = json_array()) == NULL ||
+	    (recips = json_array()) == NULL)
+		goto out;
+	for (i = 0; i < env->n_to; i++) {
+		if ((r = env_json_append(to, json_string(env->to[i]))) != 0)
+			goto out;
+	}
+	for (i = 0; i < env->n_views; i++) {
+		if ((r = acctlog_head_to_json(&env->views[i], &j, NULL)) != 0 ||
+		    (r = env_json_append(views, j)) != 0)
+			goto out;
+	}
+	for (i = 0; i < env->n_recipients; i++) {
+		if ((r = env_recipient_to_json(&env->recipients[i], &j)) != 0 ||
+		    (r = env_json_append(recips, j)) != 0)
+			goto out;
+	}
+	*to_out = to;
+	*views_out = views;
+	*recips_out = recips;
+	to = views = recips = NULL;	/* transferred */
+	r = 0;
+ out:
+	json_decref(to);
+	json_decref(views);
+	json_decref(recips);
+	return r;
+}
+
 int
 env_to_json(const struct env *env, char **out, size_t *out_len)
 {
 	json_t *root = NULL, *sender = NULL, *to = NULL, *views = NULL;
-	json_t *recips = NULL, *j = NULL;
+	json_t *recips = NULL;
 	uint8_t *text = NULL;
-	size_t i, len = 0;
+	size_t len = 0;
 	int r = ERR_INTERNAL;
 
 	return_val_if_fail(env != NULL && out != NULL && out_len != NULL,
@@ -329,61 +421,32 @@ env_to_json(const struct env *env, char **out, size_t *out_len)
 	if (env->sent > ENV_JSON_INT_MAX)
 		return ERR_INVALID_ARG;
 
-	if ((root = json_object()) == NULL ||
-	    (sender = json_object()) == NULL || (to = json_array()) == NULL ||
-	    (views = json_array()) == NULL ||
-	    (recips = json_array()) == NULL) {
+	if ((r = env_sender_to_json(env, &sender)) != 0 ||
+	    (r = env_lists_to_json(env, &to, &views, &recips)) != 0)
+		goto out;
+	if ((root = json_object()) == NULL) {
 		r = ERR_ALLOC;
 		goto out;
 	}
-	if ((r = env_json_set(sender, "account",
-	    json_string(env->sender_account))) != 0 ||
-	    (r = env_json_set(sender, "device",
-	    json_string(env->sender_device))) != 0)
-		goto out;
-	for (i = 0; i < env->n_to; i++) {
-		if ((r = env_json_append(to, json_string(env->to[i]))) != 0)
-			goto out;
-	}
-	for (i = 0; i < env->n_views; i++) {
-		/* A view is a signed head in acctlog's own JSON form. */
-		if ((r = acctlog_head_to_json(&env->views[i], &j, NULL)) != 0 ||
-		    (r = env_json_append(views, j)) != 0)
-			goto out;
-	}
-	for (i = 0; i < env->n_recipients; i++) {
-		if ((r = env_recipient_to_json(&env->recipients[i], &j)) != 0 ||
-		    (r = env_json_append(recips, j)) != 0)
-			goto out;
-	}
-	/* env_json_set consumes its value even on failure. */
-	r = env_json_set(root, "v", json_integer(ENV_VERSION));
-	if (r == 0)
-		r = env_json_set(root, "id",
-		    env_json_b64_new(env->id, sizeof(env->id)));
-	if (r == 0)
-		r = env_json_set(root, "sender", json_incref(sender));
-	if (r == 0)
-		r = env_json_set(root, "sent",
-		    json_integer((json_int_t)env->sent));
-	if (r == 0)
-		r = env_json_set(root, "to", json_incref(to));
-	if (r == 0)
-		r = env_json_set(root, "views", json_incref(views));
-	if (r == 0)
-		r = env_json_set(root, "recipients", json_incref(recips));
-	if (r == 0)
-		r = env_json_set(root, "nonce",
-		    env_json_b64_new(env->nonce, sizeof(env->nonce)));
-	if (r == 0)
-		r = env_json_set(root, "ciphertext",
-		    env_json_b64_new(env->ciphertext == NULL ?
-		    (const uint8_t *)"" : env->ciphertext,
-		    env->ciphertext_len));
-	if (r == 0)
-		r = env_json_set(root, "sig",
-		    env_json_b64_new(env->sig, sizeof(env->sig)));
-	if (r != 0)
+	/* The members in the order of section 4; env_json_set consumes its
+	 * value even on failure. */
+	if ((r = env_json_set(root, "v", json_integer(ENV_VERSION))) != 0 ||
+	    (r = env_json_set(root, "id",
+	    env_json_b64_new(env->id, sizeof(env->id)))) != 0 ||
+	    (r = env_json_set(root, "sender", json_incref(sender))) != 0 ||
+	    (r = env_json_set(root, "sent",
+	    json_integer((json_int_t)env->sent))) != 0 ||
+	    (r = env_json_set(root, "to", json_incref(to))) != 0 ||
+	    (r = env_json_set(root, "views", json_incref(views))) != 0 ||
+	    (r = env_json_set(root, "recipients", json_incref(recips))) != 0 ||
+	    (r = env_json_set(root, "nonce",
+	    env_json_b64_new(env->nonce, sizeof(env->nonce)))) != 0 ||
+	    (r = env_json_set(root, "ciphertext",
+	    env_json_b64_new(env->ciphertext == NULL ?
+	    (const uint8_t *)"" : env->ciphertext,
+	    env->ciphertext_len))) != 0 ||
+	    (r = env_json_set(root, "sig",
+	    env_json_b64_new(env->sig, sizeof(env->sig)))) != 0)
 		goto out;
 	if ((r = env_json_dump(root, &text, &len)) != 0)
 		goto out;
@@ -480,31 +543,15 @@ env_parse_recipient(json_t *o, struct env_recipient *rc, struct err_ctx *e)
 	    "unknown algorithm", rc->device);
 }
 
+/* The sender: an account name and a device id, nothing else. */
 static int
-env_parse_tree(json_t *root, size_t max_bytes, size_t max_recipients,
-    struct env *env, struct err_ctx *e)
+env_parse_sender(json_t *root, struct env *env, struct err_ctx *e)
 {
-	static const char *const members[] = {
-		"v", "id", "sender", "sent", "to", "views", "recipients",
-		"nonce", "ciphertext", "sig"
-	};
 	static const char *const sender_members[] = { "account", "device" };
-	json_t *v, *sender, *to, *views, *recips;
+	json_t *sender;
 	const char *s;
-	size_t i, len, n;
-	int r = ERR_FORMAT, found_sender = 0;
-
-	if ((v = env_json_get(root, "v", JSON_INTEGER, "envelope", &r,
-	    e)) == NULL)
-		return r;
-	if (json_integer_value(v) != ENV_VERSION)
-		return err_set(e, ERR_FORMAT, "envelope: version %lld is not "
-		    "supported (only %d)", (long long)json_integer_value(v),
-		    ENV_VERSION);
-	if ((r = env_json_members(root, members, 10, "envelope", e)) != 0 ||
-	    (r = env_json_b64_exact(root, "id", "envelope", env->id,
-	    sizeof(env->id), e)) != 0)
-		return r;
+	size_t len;
+	int r = ERR_FORMAT;
 
 	if ((sender = env_json_get(root, "sender", JSON_OBJECT, "envelope",
 	    &r, e)) == NULL)
@@ -525,10 +572,18 @@ env_parse_tree(json_t *root, size_t max_bytes, size_t max_recipients,
 		return err_set(e, ERR_FORMAT, "envelope: the sender device is "
 		    "not 64 lowercase hex digits");
 	memcpy(env->sender_device, s, len + 1);
-	if ((r = env_json_u64(root, "sent", "envelope", &env->sent, e)) != 0)
-		return r;
+	return 0;
+}
 
-	/* to: sorted, unique, valid names, naming the sender's account. */
+/* "to": sorted, unique, valid names, naming the sender's account. */
+static int
+env_parse_to(json_t *root, struct env *env, struct err_ctx *e)
+{
+	json_t *to, *v;
+	const char *s;
+	size_t i, n;
+	int r = ERR_FORMAT, found_sender = 0;
+
 	if ((to = env_json_get(root, "to", JSON_ARRAY, "envelope", &r,
 	    e)) == NULL)
 		return r;
@@ -559,8 +614,17 @@ env_parse_tree(json_t *root, size_t max_bytes, size_t max_recipients,
 	if (!found_sender)
 		return err_set(e, ERR_FORMAT, "envelope: \"to\" does not "
 		    "include the sender's account");
+	return 0;
+}
 
-	/* views: one per "to" account, same order. */
+/* "views": one signed head per "to" account, in the same order. */
+static int
+env_parse_views(json_t *root, struct env *env, struct err_ctx *e)
+{
+	json_t *views;
+	size_t i, n = env->n_to;
+	int r = ERR_FORMAT;
+
 	if ((views = env_json_get(root, "views", JSON_ARRAY, "envelope", &r,
 	    e)) == NULL)
 		return r;
@@ -575,8 +639,18 @@ env_parse_tree(json_t *root, size_t max_bytes, size_t max_recipients,
 			return r;
 		env->n_views++;
 	}
+	return 0;
+}
 
-	/* recipients: bounded, sorted by device, unique, not the sender. */
+/* "recipients": bounded, sorted by device, unique, not the sender. */
+static int
+env_parse_recipients(json_t *root, size_t max_recipients, struct env *env,
+    struct err_ctx *e)
+{
+	json_t *recips;
+	size_t i, n;
+	int r = ERR_FORMAT;
+
 	if ((recips = env_json_get(root, "recipients", JSON_ARRAY, "envelope",
 	    &r, e)) == NULL)
 		return r;
@@ -604,8 +678,41 @@ env_parse_tree(json_t *root, size_t max_bytes, size_t max_recipients,
 			return err_set(e, ERR_FORMAT, "envelope: the sender "
 			    "device is listed as a recipient");
 	}
+	return 0;
+}
 
-	if ((r = env_json_b64_exact(root, "nonce", "envelope", env->nonce,
+/*
+ * Reads every member of the envelope object root into env, in the order
+ * of section 4, checking each as it goes.  On failure env holds what was
+ * read so far (env_free() releases it).
+ */
+static int
+env_parse_members(json_t *root, size_t max_bytes, size_t max_recipients,
+    struct env *env, struct err_ctx *e)
+{
+	static const char *const members[] = {
+		"v", "id", "sender", "sent", "to", "views", "recipients",
+		"nonce", "ciphertext", "sig"
+	};
+	json_t *v;
+	int r = ERR_FORMAT;
+
+	if ((v = env_json_get(root, "v", JSON_INTEGER, "envelope", &r,
+	    e)) == NULL)
+		return r;
+	if (json_integer_value(v) != ENV_VERSION)
+		return err_set(e, ERR_FORMAT, "envelope: version %lld is not "
+		    "supported (only %d)", (long long)json_integer_value(v),
+		    ENV_VERSION);
+	if ((r = env_json_members(root, members, 10, "envelope", e)) != 0 ||
+	    (r = env_json_b64_exact(root, "id", "envelope", env->id,
+	    sizeof(env->id), e)) != 0 ||
+	    (r = env_parse_sender(root, env, e)) != 0 ||
+	    (r = env_json_u64(root, "sent", "envelope", &env->sent, e)) != 0 ||
+	    (r = env_parse_to(root, env, e)) != 0 ||
+	    (r = env_parse_views(root, env, e)) != 0 ||
+	    (r = env_parse_recipients(root, max_recipients, env, e)) != 0 ||
+	    (r = env_json_b64_exact(root, "nonce", "envelope", env->nonce,
 	    sizeof(env->nonce), e)) != 0 ||
 	    (r = env_json_b64_alloc(root, "ciphertext", "envelope", max_bytes,
 	    &env->ciphertext, &env->ciphertext_len, e)) != 0)
@@ -617,47 +724,96 @@ env_parse_tree(json_t *root, size_t max_bytes, size_t max_recipients,
 	    sizeof(env->sig), e);
 }
 
-int
-env_parse(const uint8_t *json, size_t len, const struct env_limits *lim,
+/* The limits in force: lim's, or the defaults for its zero fields. */
+static int
+env_limits_get(const struct env_limits *lim, size_t *max_bytes,
+    size_t *max_recipients, struct err_ctx *e)
+{
+	*max_bytes = ENV_MAX_BYTES_DEFAULT;
+	*max_recipients = ENV_MAX_RECIPIENTS;
+	if (lim != NULL && lim->max_bytes != 0)
+		*max_bytes = lim->max_bytes;
+	if (lim != NULL && lim->max_recipients != 0)
+		*max_recipients = lim->max_recipients;
+	if (*max_recipients > ENV_MAX_RECIPIENTS)
+		return err_set(e, ERR_INVALID_ARG, "envelope: at most %d "
+		    "recipients may be allowed", ENV_MAX_RECIPIENTS);
+	return 0;
+}
+
+/* A new envelope from the loaded object root, in *out; untouched on
+ * failure. */
+static int
+env_from_tree(json_t *root, size_t max_bytes, size_t max_recipients,
     struct env **out, struct err_ctx *e)
 {
-	size_t max_bytes = ENV_MAX_BYTES_DEFAULT;
-	size_t max_recipients = ENV_MAX_RECIPIENTS;
-	struct env *env = NULL;
+	struct env *env;
+	int r;
+
+	if ((env = calloc(1, sizeof(*env))) == NULL)
+		return ERR_ALLOC;
+	if ((r = env_parse_members(root, max_bytes, max_recipients, env,
+	    e)) != 0) {
+		env_free(env);
+		return r;
+	}
+	*out = env;
+	return 0;
+}
+
+int
+env_parse_keep_tree(const uint8_t *json, size_t len,
+    const struct env_limits *lim, struct env **out, json_t **tree,
+    struct err_ctx *e)
+{
+	size_t max_bytes, max_recipients;
 	json_t *root = NULL;
 	int r = ERR_INTERNAL;
 
 	return_val_if_fail(json != NULL && out != NULL, ERR_INVALID_ARG);
-	if (lim != NULL && lim->max_bytes != 0)
-		max_bytes = lim->max_bytes;
-	if (lim != NULL && lim->max_recipients != 0)
-		max_recipients = lim->max_recipients;
-	if (max_recipients > ENV_MAX_RECIPIENTS)
-		return err_set(e, ERR_INVALID_ARG, "envelope: at most %d "
-		    "recipients may be allowed", ENV_MAX_RECIPIENTS);
-
-	if (len > max_bytes) {
-		r = err_set(e, ERR_TOO_LARGE, "envelope: %zu bytes, more than "
-		    "the %zu allowed", len, max_bytes);
-		goto out;
-	}
+	if ((r = env_limits_get(lim, &max_bytes, &max_recipients, e)) != 0)
+		return r;
+	if (len > max_bytes)
+		return err_set(e, ERR_TOO_LARGE, "envelope: %zu bytes, more "
+		    "than the %zu allowed", len, max_bytes);
 	if ((r = env_json_load(json, len, ENV_JSON_MAX_DEPTH, "envelope",
-	    &root, e)) != 0)
+	    &root, e)) != 0 ||
+	    (r = env_from_tree(root, max_bytes, max_recipients, out, e)) != 0)
 		goto out;
-	if ((env = calloc(1, sizeof(*env))) == NULL) {
-		r = ERR_ALLOC;
-		goto out;
+	if (tree != NULL) {
+		*tree = root;
+		root = NULL;	/* transferred */
 	}
-	if ((r = env_parse_tree(root, max_bytes, max_recipients, env,
-	    e)) != 0)
-		goto out;
-	*out = env;
-	env = NULL;		/* transferred */
 	r = 0;
  out:
-	env_free(env);
 	json_decref(root);
 	return r;
+}
+
+int
+env_parse(const uint8_t *json, size_t len, const struct env_limits *lim,
+    struct env **out, struct err_ctx *e)
+{
+	return env_parse_keep_tree(json, len, lim, out, NULL, e);
+}
+
+int
+env_parse_tree(json_t *root, const struct env_limits *lim, struct env **out,
+    struct err_ctx *e)
+{
+	size_t max_bytes, max_recipients;
+	int r;
+
+	return_val_if_fail(root != NULL && out != NULL, ERR_INVALID_ARG);
+	if ((r = env_limits_get(lim, &max_bytes, &max_recipients, e)) != 0)
+		return r;
+	/* What env_json_load() checks on the text, on the tree. */
+	if (!env_json_tree_depth_ok(root, ENV_JSON_MAX_DEPTH))
+		return err_set(e, ERR_FORMAT, "envelope: JSON nested deeper "
+		    "than %d levels", ENV_JSON_MAX_DEPTH);
+	if (!json_is_object(root))
+		return err_set(e, ERR_FORMAT, "envelope: not a JSON object");
+	return env_from_tree(root, max_bytes, max_recipients, out, e);
 }
 
 /* --- the inner payload --- */

@@ -146,21 +146,12 @@ env_hdr(const struct env *env, struct buf *b)
 int
 env_hdr_hash(const struct env *env, uint8_t out[32])
 {
-	struct buf *b = NULL;
-	int r = ERR_INTERNAL;
+	struct buf *b;
 
 	return_val_if_fail(env != NULL && out != NULL, ERR_INVALID_ARG);
-	if ((b = buf_new(0)) == NULL) {
-		r = ERR_ALLOC;
-		goto out;
-	}
-	if ((r = env_hdr(env, b)) != 0 ||
-	    (r = tr_hash(b, out)) != 0)
-		goto out;
-	r = 0;
- out:
-	buf_free(b);
-	return r;
+	if ((b = buf_new(0)) == NULL)
+		return ERR_ALLOC;
+	return tr_hash_free(b, env_hdr(env, b), out);
 }
 
 /* SIG = "devid-env-sig-v1"\0 lp(H(HDR)) lp(nonce) lp(H(ciphertext))
@@ -210,23 +201,15 @@ int
 env_sig_digest(const struct env *env, uint8_t out[32])
 {
 	uint8_t hdr_hash[CRYPTO_SHA256_LEN];
-	struct buf *b = NULL;
-	int r = ERR_INTERNAL;
+	struct buf *b;
+	int r;
 
 	return_val_if_fail(env != NULL && out != NULL, ERR_INVALID_ARG);
 	if ((r = env_hdr_hash(env, hdr_hash)) != 0)
-		goto out;
-	if ((b = buf_new(0)) == NULL) {
-		r = ERR_ALLOC;
-		goto out;
-	}
-	if ((r = env_sig_transcript_hdr(env, hdr_hash, b)) != 0 ||
-	    (r = tr_hash(b, out)) != 0)
-		goto out;
-	r = 0;
- out:
-	buf_free(b);
-	return r;
+		return r;
+	if ((b = buf_new(0)) == NULL)
+		return ERR_ALLOC;
+	return tr_hash_free(b, env_sig_transcript_hdr(env, hdr_hash, b), out);
 }
 
 int
@@ -274,6 +257,85 @@ env_cmp_rkey_ptr(const void *a, const void *b)
 	return strcmp(ra->device, rb->device);
 }
 
+/* Copies a's sender account and device into env once they are valid. */
+static int
+env_seal_fill_sender(struct env *env, const struct env_seal_args *a,
+    struct err_ctx *e)
+{
+	size_t len;
+
+	len = strnlen(a->sender_account, ENV_ACCOUNT_MAX + 1);
+	if (!env_account_valid(a->sender_account, len))
+		return err_set(e, ERR_INVALID_ARG, "envelope: sender account "
+		    "is not a valid account name");
+	memcpy(env->sender_account, a->sender_account, len + 1);
+	len = strnlen(a->sender_device, ENV_DEVICE_LEN + 1);
+	if (!env_device_valid(a->sender_device, len))
+		return err_set(e, ERR_INVALID_ARG, "envelope: sender device is "
+		    "not a 64-digit lowercase hex device id");
+	memcpy(env->sender_device, a->sender_device, len + 1);
+	return 0;
+}
+
+/*
+ * The distinct accounts of a->to, sorted, in a new array *out of *n
+ * pointers borrowed from a->to (the caller frees the array).
+ */
+static int
+env_seal_sorted_to(const struct env_seal_args *a, const char ***out,
+    size_t *n_out, struct err_ctx *e)
+{
+	const char **sorted;
+	size_t i, n = 0;
+
+	if (a->n_to == 0 || a->n_to > ENV_MAX_TO)
+		return err_set(e, ERR_INVALID_ARG, "envelope: between 1 and %d "
+		    "accounts in \"to\" are needed", ENV_MAX_TO);
+	if ((sorted = calloc(a->n_to, sizeof(*sorted))) == NULL)
+		return ERR_ALLOC;
+	for (i = 0; i < a->n_to; i++) {
+		if (a->to[i] == NULL || !env_account_valid(a->to[i],
+		    strnlen(a->to[i], ENV_ACCOUNT_MAX + 1))) {
+			free(sorted);
+			return err_set(e, ERR_INVALID_ARG, "envelope: \"to\" "
+			    "entry %zu is not a valid account name", i);
+		}
+		sorted[i] = a->to[i];
+	}
+	qsort(sorted, a->n_to, sizeof(*sorted), env_cmp_str_ptr);
+	for (i = 0; i < a->n_to; i++) {
+		if (n == 0 || strcmp(sorted[n - 1], sorted[i]) != 0)
+			sorted[n++] = sorted[i];
+	}
+	*out = sorted;
+	*n_out = n;
+	return 0;
+}
+
+/* The one view in a->views of account, in *out. */
+static int
+env_seal_find_view(const struct env_seal_args *a, const char *account,
+    const struct acctlog_head **out, struct err_ctx *e)
+{
+	const struct acctlog_head *view = NULL;
+	size_t j;
+
+	for (j = 0; j < a->n_views; j++) {
+		if (strncmp(a->views[j].account, account,
+		    sizeof(a->views[j].account)) != 0)
+			continue;
+		if (view != NULL)
+			return err_set(e, ERR_INVALID_ARG, "envelope: two "
+			    "views for account %s", account);
+		view = &a->views[j];
+	}
+	if (view == NULL)
+		return err_set(e, ERR_INVALID_ARG, "envelope: no view (signed "
+		    "head) for account %s", account);
+	*out = view;
+	return 0;
+}
+
 /*
  * Copies the sender, the sorted distinct accounts of a->to and the view of
  * each into env.  Argument errors are ERR_INVALID_ARG with the reason in e.
@@ -283,48 +345,13 @@ env_seal_fill_to(struct env *env, const struct env_seal_args *a,
     struct err_ctx *e)
 {
 	const char **sorted = NULL;
-	const struct acctlog_head *view;
-	size_t i, j, n = 0, len;
+	const struct acctlog_head *view = NULL;
+	size_t i, n = 0;
 	int r = ERR_INTERNAL, found_sender = 0;
 
-	len = strnlen(a->sender_account, ENV_ACCOUNT_MAX + 1);
-	if (!env_account_valid(a->sender_account, len)) {
-		r = err_set(e, ERR_INVALID_ARG, "envelope: sender account "
-		    "is not a valid account name");
+	if ((r = env_seal_fill_sender(env, a, e)) != 0 ||
+	    (r = env_seal_sorted_to(a, &sorted, &n, e)) != 0)
 		goto out;
-	}
-	memcpy(env->sender_account, a->sender_account, len + 1);
-	len = strnlen(a->sender_device, ENV_DEVICE_LEN + 1);
-	if (!env_device_valid(a->sender_device, len)) {
-		r = err_set(e, ERR_INVALID_ARG, "envelope: sender device is "
-		    "not a 64-digit lowercase hex device id");
-		goto out;
-	}
-	memcpy(env->sender_device, a->sender_device, len + 1);
-
-	if (a->n_to == 0 || a->n_to > ENV_MAX_TO) {
-		r = err_set(e, ERR_INVALID_ARG, "envelope: between 1 and %d "
-		    "accounts in \"to\" are needed", ENV_MAX_TO);
-		goto out;
-	}
-	if ((sorted = calloc(a->n_to, sizeof(*sorted))) == NULL) {
-		r = ERR_ALLOC;
-		goto out;
-	}
-	for (i = 0; i < a->n_to; i++) {
-		if (a->to[i] == NULL || !env_account_valid(a->to[i],
-		    strnlen(a->to[i], ENV_ACCOUNT_MAX + 1))) {
-			r = err_set(e, ERR_INVALID_ARG, "envelope: \"to\" "
-			    "entry %zu is not a valid account name", i);
-			goto out;
-		}
-		sorted[i] = a->to[i];
-	}
-	qsort(sorted, a->n_to, sizeof(*sorted), env_cmp_str_ptr);
-	for (i = 0; i < a->n_to; i++) {
-		if (n == 0 || strcmp(sorted[n - 1], sorted[i]) != 0)
-			sorted[n++] = sorted[i];
-	}
 	if (a->n_views != n) {
 		r = err_set(e, ERR_INVALID_ARG, "envelope: %zu views given "
 		    "for %zu accounts; one signed head per account is needed",
@@ -344,23 +371,8 @@ env_seal_fill_to(struct env *env, const struct env_seal_args *a,
 		env->n_to++;
 		if (strcmp(sorted[i], a->sender_account) == 0)
 			found_sender = 1;
-		view = NULL;
-		for (j = 0; j < a->n_views; j++) {
-			if (strncmp(a->views[j].account, sorted[i],
-			    sizeof(a->views[j].account)) != 0)
-				continue;
-			if (view != NULL) {
-				r = err_set(e, ERR_INVALID_ARG, "envelope: two "
-				    "views for account %s", sorted[i]);
-				goto out;
-			}
-			view = &a->views[j];
-		}
-		if (view == NULL) {
-			r = err_set(e, ERR_INVALID_ARG, "envelope: no view "
-			    "(signed head) for account %s", sorted[i]);
+		if ((r = env_seal_find_view(a, sorted[i], &view, e)) != 0)
 			goto out;
-		}
 		env->views[i] = *view;
 		env->n_views++;
 	}
@@ -509,16 +521,105 @@ env_wrap_rsa(struct env_recipient *rc, EVP_PKEY *pub,
 	return 0;
 }
 
+/*
+ * The body, once: AES-256-GCM of a->payload under key with AAD = HDR of
+ * env (complete but for the wraps and the signature) into
+ * env->ciphertext; hdr_hash gets H(HDR), to which every wrap is bound.
+ */
+static int
+env_seal_body(struct env *env, const struct env_seal_args *a,
+    const uint8_t key[ENV_KEY_LEN], uint8_t hdr_hash[CRYPTO_SHA256_LEN],
+    struct err_ctx *e)
+{
+	struct buf *hdr = NULL;
+	int r = ERR_INTERNAL;
+
+	if ((hdr = buf_new(0)) == NULL) {
+		r = ERR_ALLOC;
+		goto out;
+	}
+	if ((r = env_hdr(env, hdr)) != 0 ||
+	    (r = tr_hash(hdr, hdr_hash)) != 0)
+		goto out;
+	env->ciphertext_len = a->payload_len + ENV_TAG_LEN;
+	if ((env->ciphertext = malloc(env->ciphertext_len)) == NULL) {
+		r = ERR_ALLOC;
+		goto out;
+	}
+	if ((r = crypto_aes_gcm_seal(key, ENV_KEY_LEN, env->nonce,
+	    buf_ptr(hdr), buf_len(hdr), a->payload, a->payload_len,
+	    env->ciphertext)) != 0) {
+		err_set(e, r, "envelope: body encryption failed");
+		goto out;
+	}
+	r = 0;
+ out:
+	buf_free(hdr);
+	return r;
+}
+
+/* One wrap of key per recipient device of env, keys[i] for the i-th. */
+static int
+env_seal_wrap_all(struct env *env, EVP_PKEY **keys,
+    const uint8_t hdr_hash[CRYPTO_SHA256_LEN],
+    const uint8_t key[ENV_KEY_LEN], struct err_ctx *e)
+{
+	struct env_recipient *rc;
+	struct buf *info = NULL;
+	size_t i;
+	int r = ERR_INTERNAL;
+
+	if ((info = buf_new(0)) == NULL)
+		return ERR_ALLOC;
+	for (i = 0; i < env->n_recipients; i++) {
+		rc = &env->recipients[i];
+		if (rc->alg == TOKEN_ENC_HPKE_P256)
+			r = env_wrap_hpke(env, rc, keys[i], hdr_hash, key, info,
+			    e);
+		else
+			r = env_wrap_rsa(rc, keys[i], key, e);
+		if (r != 0) {
+			err_set(e, r, "envelope: wrapping the content key to "
+			    "device %.16s failed", rc->device);
+			goto out;
+		}
+	}
+	r = 0;
+ out:
+	buf_free(info);
+	return r;
+}
+
+/* Has a->sign sign the SIG transcript of env into env->sig. */
+static int
+env_seal_sign(struct env *env, const struct env_seal_args *a,
+    struct err_ctx *e)
+{
+	struct buf *sigt = NULL;
+	int r = ERR_INTERNAL;
+
+	if ((sigt = buf_new(0)) == NULL)
+		return ERR_ALLOC;
+	if ((r = env_sig_transcript(env, sigt)) != 0)
+		goto out;
+	if ((r = a->sign(a->sign_arg, buf_ptr(sigt), buf_len(sigt), env->sig,
+	    e)) != 0) {
+		err_set(e, r, "envelope: signing failed");
+		goto out;
+	}
+	r = 0;
+ out:
+	buf_free(sigt);
+	return r;
+}
+
 int
 env_seal(const struct env_seal_args *a, struct env **out, struct err_ctx *e)
 {
 	struct env *env = NULL;
 	EVP_PKEY **keys = NULL;
-	struct buf *hdr = NULL, *info = NULL, *sigt = NULL;
 	uint8_t key[ENV_KEY_LEN];
 	uint8_t hdr_hash[CRYPTO_SHA256_LEN];
-	struct env_recipient *rc;
-	size_t i;
 	int r = ERR_INTERNAL;
 
 	return_val_if_fail(a != NULL && out != NULL, ERR_INVALID_ARG);
@@ -551,61 +652,15 @@ env_seal(const struct env_seal_args *a, struct env **out, struct err_ctx *e)
 		err_set(e, r, "envelope: no random bytes");
 		goto out;
 	}
-
-	/* The body, once: AES-256-GCM under K with AAD = HDR. */
-	if ((hdr = buf_new(0)) == NULL || (info = buf_new(0)) == NULL) {
-		r = ERR_ALLOC;
+	if ((r = env_seal_body(env, a, key, hdr_hash, e)) != 0 ||
+	    (r = env_seal_wrap_all(env, keys, hdr_hash, key, e)) != 0 ||
+	    (r = env_seal_sign(env, a, e)) != 0)
 		goto out;
-	}
-	if ((r = env_hdr(env, hdr)) != 0 ||
-	    (r = tr_hash(hdr, hdr_hash)) != 0)
-		goto out;
-	env->ciphertext_len = a->payload_len + ENV_TAG_LEN;
-	if ((env->ciphertext = malloc(env->ciphertext_len)) == NULL) {
-		r = ERR_ALLOC;
-		goto out;
-	}
-	if ((r = crypto_aes_gcm_seal(key, sizeof(key), env->nonce,
-	    buf_ptr(hdr), buf_len(hdr), a->payload, a->payload_len,
-	    env->ciphertext)) != 0) {
-		err_set(e, r, "envelope: body encryption failed");
-		goto out;
-	}
-
-	/* One wrap of K per recipient device. */
-	for (i = 0; i < env->n_recipients; i++) {
-		rc = &env->recipients[i];
-		if (rc->alg == TOKEN_ENC_HPKE_P256)
-			r = env_wrap_hpke(env, rc, keys[i], hdr_hash, key, info,
-			    e);
-		else
-			r = env_wrap_rsa(rc, keys[i], key, e);
-		if (r != 0) {
-			err_set(e, r, "envelope: wrapping the content key to "
-			    "device %.16s failed", rc->device);
-			goto out;
-		}
-	}
-
-	if ((sigt = buf_new(0)) == NULL) {
-		r = ERR_ALLOC;
-		goto out;
-	}
-	if ((r = env_sig_transcript(env, sigt)) != 0)
-		goto out;
-	if ((r = a->sign(a->sign_arg, buf_ptr(sigt), buf_len(sigt), env->sig,
-	    e)) != 0) {
-		err_set(e, r, "envelope: signing failed");
-		goto out;
-	}
 	*out = env;
 	env = NULL;		/* transferred */
 	r = 0;
  out:
 	crypto_wipe(key, sizeof(key));
-	buf_free(hdr);
-	buf_free(info);
-	buf_free(sigt);
 	free(keys);
 	env_free(env);
 	return r;
@@ -798,6 +853,126 @@ env_unwrap(const struct env *env, const struct env_recipient *own,
 	return r;
 }
 
+/*
+ * Check 2: the sender is another device, and ops->sender_key gives its
+ * signing key (in *sig_pub, which the caller frees), active and accepted.
+ */
+static int
+env_check_sender(const struct env *env, const struct env_self *self,
+    const struct env_open_ops *ops, EVP_PKEY **sig_pub, struct err_ctx *e)
+{
+	char short_id[ENV_SHORT_ID_LEN];
+	int r;
+
+	if (strcmp(env->sender_device, self->device) == 0) {
+		env_short_id(env->sender_device, short_id);
+		return err_set(e, ERR_DENIED, "reflection: the sender device "
+		    "%s is this device", short_id);
+	}
+	if ((r = ops->sender_key(ops->arg, env->sender_account,
+	    env->sender_device, sig_pub, e)) != 0)
+		return r;
+	return env_check_sender_key(*sig_pub, env->sender_device, e);
+}
+
+/* Check 3: sig verifies over H(SIG) under the sender's key. */
+static int
+env_check_signature(const struct env *env, EVP_PKEY *sig_pub,
+    struct err_ctx *e)
+{
+	uint8_t digest[CRYPTO_SHA256_LEN];
+	char short_id[ENV_SHORT_ID_LEN];
+	int r;
+
+	if ((r = env_sig_digest(env, digest)) != 0)
+		return r;
+	if ((r = crypto_ecdsa_verify(sig_pub, digest, env->sig)) != 0) {
+		env_short_id(env->sender_device, short_id);
+		return err_set(e, r, "the signature of sender device %s on "
+		    "%s's message does not verify", short_id,
+		    env->sender_account);
+	}
+	return 0;
+}
+
+/*
+ * Check 5: the own copy of K, then the body with AAD = HDR.  On success
+ * *pt_out (of *pt_len_out bytes; the caller wipes and frees it) is the
+ * authenticated plaintext.  K is wiped on every path.
+ */
+static int
+env_decrypt(const struct env *env, const struct env_self *self,
+    uint8_t **pt_out, size_t *pt_len_out, struct err_ctx *e)
+{
+	const struct env_recipient *own;
+	struct buf *hdr = NULL;
+	uint8_t key[ENV_KEY_LEN];
+	uint8_t hdr_hash[CRYPTO_SHA256_LEN];
+	uint8_t *pt = NULL;
+	size_t pt_len = 0;
+	char short_id[ENV_SHORT_ID_LEN];
+	int r = ERR_INTERNAL;
+
+	memset(key, 0, sizeof(key));
+	own = bsearch(self->device, env->recipients, env->n_recipients,
+	    sizeof(*env->recipients), env_cmp_device);
+	if (own == NULL) {
+		env_short_id(self->device, short_id);
+		r = err_set(e, ERR_NOT_FOUND, "the message has no copy for "
+		    "this device %s", short_id);
+		goto out;
+	}
+	if ((hdr = buf_new(0)) == NULL) {
+		r = ERR_ALLOC;
+		goto out;
+	}
+	if ((r = env_hdr(env, hdr)) != 0 ||
+	    (r = tr_hash(hdr, hdr_hash)) != 0)
+		goto out;
+	if ((r = env_unwrap(env, own, self, hdr_hash, key, e)) != 0)
+		goto out;
+	pt_len = env->ciphertext_len - ENV_TAG_LEN;
+	if ((pt = malloc(pt_len == 0 ? 1 : pt_len)) == NULL) {
+		r = ERR_ALLOC;
+		goto out;
+	}
+	if ((r = crypto_aes_gcm_open(key, sizeof(key), env->nonce,
+	    buf_ptr(hdr), buf_len(hdr), env->ciphertext, env->ciphertext_len,
+	    pt)) != 0) {
+		r = err_wrap(e, ERR_DECRYPT, "the body does not decrypt "
+		    "(AES-256-GCM tag)");
+		goto out;
+	}
+	*pt_out = pt;
+	*pt_len_out = pt_len;
+	pt = NULL;		/* transferred */
+	r = 0;
+ out:
+	crypto_wipe(key, sizeof(key));
+	if (pt != NULL) {
+		crypto_wipe(pt, pt_len);
+		free(pt);
+	}
+	buf_free(hdr);
+	return r;
+}
+
+/* What an accepted env says, into out; takes the contents of payload. */
+static void
+env_opened_fill(struct env_opened *out, const struct env *env,
+    struct env_payload *payload)
+{
+	memcpy(out->id, env->id, sizeof(out->id));
+	memcpy(out->sender_account, env->sender_account,
+	    sizeof(out->sender_account));
+	memcpy(out->sender_device, env->sender_device,
+	    sizeof(out->sender_device));
+	out->sent = env->sent;
+	out->payload = *payload;
+	memset(payload, 0, sizeof(*payload));	/* transferred */
+	out->failed = ENV_CHECK_NONE;
+}
+
 int
 env_open_parsed(const struct env *env, const struct env_self *self,
     const struct env_open_ops *ops, struct env_opened *out,
@@ -805,14 +980,9 @@ env_open_parsed(const struct env *env, const struct env_self *self,
 {
 	struct err_ctx d;
 	struct env_payload payload;
-	const struct env_recipient *own;
 	EVP_PKEY *sig_pub = NULL;
-	struct buf *hdr = NULL;
-	uint8_t key[ENV_KEY_LEN];
-	uint8_t hdr_hash[CRYPTO_SHA256_LEN], digest[CRYPTO_SHA256_LEN];
 	uint8_t *pt = NULL;
 	size_t pt_len = 0;
-	char short_id[ENV_SHORT_ID_LEN];
 	enum env_check c = ENV_CHECK_NONE;
 	int r = ERR_INTERNAL;
 
@@ -831,109 +1001,67 @@ env_open_parsed(const struct env *env, const struct env_self *self,
 
 	memset(out, 0, sizeof(*out));
 	memset(&payload, 0, sizeof(payload));
-	memset(key, 0, sizeof(key));
 	err_clear(&d);
 
-	/* 2: the sender is another device, active and accepted. */
 	c = ENV_CHECK_SENDER;
-	if (strcmp(env->sender_device, self->device) == 0) {
-		env_short_id(env->sender_device, short_id);
-		r = err_set(&d, ERR_DENIED, "reflection: the sender device "
-		    "%s is this device", short_id);
+	if ((r = env_check_sender(env, self, ops, &sig_pub, &d)) != 0)
 		goto out;
-	}
-	if ((r = ops->sender_key(ops->arg, env->sender_account,
-	    env->sender_device, &sig_pub, &d)) != 0)
-		goto out;
-	if ((r = env_check_sender_key(sig_pub, env->sender_device, &d)) != 0)
-		goto out;
-
-	/* 3: the signature over H(SIG). */
 	c = ENV_CHECK_SIGNATURE;
-	if ((r = env_sig_digest(env, digest)) != 0)
+	if ((r = env_check_signature(env, sig_pub, &d)) != 0)
 		goto out;
-	if ((r = crypto_ecdsa_verify(sig_pub, digest, env->sig)) != 0) {
-		env_short_id(env->sender_device, short_id);
-		err_set(&d, r, "the signature of sender device %s on %s's "
-		    "message does not verify", short_id, env->sender_account);
-		goto out;
-	}
-
 	/* 4: never accepted before from this sender device. */
 	c = ENV_CHECK_REPLAY;
 	if ((r = ops->replay_check(ops->arg, env->sender_device, env->id,
 	    &d)) != 0)
 		goto out;
-
-	/* 5: the own copy of K, then the body with AAD = HDR. */
 	c = ENV_CHECK_DECRYPT;
-	own = bsearch(self->device, env->recipients, env->n_recipients,
-	    sizeof(*env->recipients), env_cmp_device);
-	if (own == NULL) {
-		env_short_id(self->device, short_id);
-		r = err_set(&d, ERR_NOT_FOUND, "the message has no copy for "
-		    "this device %s", short_id);
+	if ((r = env_decrypt(env, self, &pt, &pt_len, &d)) != 0)
 		goto out;
-	}
-	if ((hdr = buf_new(0)) == NULL) {
-		r = ERR_ALLOC;
-		goto out;
-	}
-	if ((r = env_hdr(env, hdr)) != 0 ||
-	    (r = tr_hash(hdr, hdr_hash)) != 0)
-		goto out;
-	if ((r = env_unwrap(env, own, self, hdr_hash, key, &d)) != 0)
-		goto out;
-	pt_len = env->ciphertext_len - ENV_TAG_LEN;
-	if ((pt = malloc(pt_len == 0 ? 1 : pt_len)) == NULL) {
-		r = ERR_ALLOC;
-		goto out;
-	}
-	if ((r = crypto_aes_gcm_open(key, sizeof(key), env->nonce,
-	    buf_ptr(hdr), buf_len(hdr), env->ciphertext, env->ciphertext_len,
-	    pt)) != 0) {
-		r = err_wrap(&d, ERR_DECRYPT, "the body does not decrypt "
-		    "(AES-256-GCM tag)");
-		goto out;
-	}
-
 	/* 6: the inner payload, only now that it is authenticated. */
 	c = ENV_CHECK_PAYLOAD;
 	if ((r = env_payload_parse(pt, pt_len, &payload, &d)) != 0)
 		goto out;
-
 	/* 7: the sender's views against the own verified logs. */
 	c = ENV_CHECK_GOSSIP;
 	if ((r = ops->gossip(ops->arg, env->sender_account,
 	    env->sender_device, env->views, env->n_views, &d)) != 0)
 		goto out;
-
 	c = ENV_CHECK_RECORD;
 	if ((r = ops->replay_record(ops->arg, env->sender_device, env->id,
 	    env->sent, &d)) != 0)
 		goto out;
-
-	memcpy(out->id, env->id, sizeof(out->id));
-	memcpy(out->sender_account, env->sender_account,
-	    sizeof(out->sender_account));
-	memcpy(out->sender_device, env->sender_device,
-	    sizeof(out->sender_device));
-	out->sent = env->sent;
-	out->payload = payload;
-	memset(&payload, 0, sizeof(payload));	/* transferred */
-	out->failed = ENV_CHECK_NONE;
+	env_opened_fill(out, env, &payload);
 	r = 0;
  out:
-	crypto_wipe(key, sizeof(key));
 	if (pt != NULL) {
 		crypto_wipe(pt, pt_len);
 		free(pt);
 	}
 	env_payload_clear(&payload);
 	EVP_PKEY_free(sig_pub);
-	buf_free(hdr);
 	if (r != 0)
 		r = env_open_fail(out, c, r, &d, e);
+	return r;
+}
+
+/*
+ * The rest of env_open() once check 1 gave parse_r: a failure (reason in
+ * d) reported as env_open() reports it, or checks 2 to 7 of env, which
+ * is freed here.
+ */
+static int
+env_open_rest(int parse_r, struct env *env, const struct err_ctx *d,
+    const struct env_self *self, const struct env_open_ops *ops,
+    struct env_opened *out, struct err_ctx *e)
+{
+	int r;
+
+	if (parse_r == ERR_INVALID_ARG)
+		return err_wrap(e, parse_r, "%s", err_msg(d));
+	if (parse_r != 0)
+		return env_open_fail(out, ENV_CHECK_PARSE, parse_r, d, e);
+	r = env_open_parsed(env, self, ops, out, e);
+	env_free(env);
 	return r;
 }
 
@@ -950,14 +1078,25 @@ env_open(const uint8_t *json, size_t len, const struct env_limits *lim,
 	    out != NULL, ERR_INVALID_ARG);
 	memset(out, 0, sizeof(*out));
 	err_clear(&d);
-
 	/* 1: bounded parse. */
-	if ((r = env_parse(json, len, lim, &env, &d)) != 0) {
-		if (r == ERR_INVALID_ARG)
-			return err_wrap(e, r, "%s", err_msg(&d));
-		return env_open_fail(out, ENV_CHECK_PARSE, r, &d, e);
-	}
-	r = env_open_parsed(env, self, ops, out, e);
-	env_free(env);
-	return r;
+	r = env_parse(json, len, lim, &env, &d);
+	return env_open_rest(r, env, &d, self, ops, out, e);
+}
+
+int
+env_open_tree(json_t *root, const struct env_limits *lim,
+    const struct env_self *self, const struct env_open_ops *ops,
+    struct env_opened *out, struct err_ctx *e)
+{
+	struct env *env = NULL;
+	struct err_ctx d;
+	int r;
+
+	return_val_if_fail(root != NULL && self != NULL && ops != NULL &&
+	    out != NULL, ERR_INVALID_ARG);
+	memset(out, 0, sizeof(*out));
+	err_clear(&d);
+	/* 1: bounded parse, of the tree. */
+	r = env_parse_tree(root, lim, &env, &d);
+	return env_open_rest(r, env, &d, self, ops, out, e);
 }

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
 #include <openssl/evp.h>
 
 #include "acctlog.h"
@@ -186,6 +187,28 @@ int env_to_json(const struct env *env, char **out, size_t *out_len);
 int env_parse(const uint8_t *json, size_t len, const struct env_limits *lim,
     struct env **out, struct err_ctx *e);
 
+/*
+ * env_parse() that also hands back the JSON tree it read the envelope
+ * from: on success *tree, when tree is not NULL, is a new reference to it
+ * (release it with json_decref()), so that the caller can pass the same
+ * envelope on -- devid-msg puts it into its `open` request to devid-agent
+ * -- without parsing the bytes again.  *out and *tree are untouched on
+ * failure.
+ */
+int env_parse_keep_tree(const uint8_t *json, size_t len,
+    const struct env_limits *lim, struct env **out, json_t **tree,
+    struct err_ctx *e);
+
+/*
+ * env_parse() for an envelope that arrives as a JSON tree inside a larger
+ * message (devid-agent's `open` request): the same rules and messages,
+ * the nesting checked on the tree.  root is borrowed and left as it is.
+ * There are no bytes to count: lim->max_bytes bounds the ciphertext only,
+ * and whoever parsed the enclosing text bounded its size.
+ */
+int env_parse_tree(json_t *root, const struct env_limits *lim,
+    struct env **out, struct err_ctx *e);
+
 /* The inner payload: media type, body bytes, optional file name. */
 struct env_payload {
 	char *type;
@@ -319,6 +342,14 @@ void env_opened_clear(struct env_opened *o);
  * on every path.
  */
 int env_open(const uint8_t *json, size_t len, const struct env_limits *lim,
+    const struct env_self *self, const struct env_open_ops *ops,
+    struct env_opened *out, struct err_ctx *e);
+
+/*
+ * env_open() for an envelope that arrives as a JSON tree (check 1 is
+ * env_parse_tree()), with the same results; root is borrowed.
+ */
+int env_open_tree(json_t *root, const struct env_limits *lim,
     const struct env_self *self, const struct env_open_ops *ops,
     struct env_opened *out, struct err_ctx *e);
 

@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,6 +144,7 @@ struct recv_run {
 };
 
 enum outcome {
+	OUT_NEXT,               /* passed the checks so far: go on */
 	OUT_SHOWN,              /* accepted and shown: acknowledge */
 	OUT_SKIPPED,            /* handled before: acknowledge */
 	OUT_REJECTED,           /* failed a check: acknowledge */
@@ -294,19 +296,161 @@ print_text(const uint8_t *p, size_t len)
 		putchar('\n');
 }
 
+static void print_entry_status(const struct recv_run *rr, const char *status,
+    uint64_t qseq, const struct env *env, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/*
+ * Says what became of an inbox entry that is not shown (status "held" or
+ * "rejected"): with --json one line {"status", "inbox_seq"} with the
+ * sender's "account" and "device" when env is not NULL, else the text of
+ * fmt.  env_parse() checked the account name and the device id: nothing
+ * in them needs escaping.
+ */
+static void
+print_entry_status(const struct recv_run *rr, const char *status,
+    uint64_t qseq, const struct env *env, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (rr->cli->json) {
+		printf("{\"status\":\"%s\",\"inbox_seq\":%llu", status,
+		    (unsigned long long)qseq);
+		if (env != NULL)
+			printf(",\"account\":\"%s\",\"device\":\"%s\"",
+			    env->sender_account, env->sender_device);
+		printf("}\n");
+	} else {
+		va_start(ap, fmt);
+		vprintf(fmt, ap);
+		va_end(ap);
+	}
+	fflush(stdout);
+}
+
+/* Prints o as one line of compact JSON; the text is wiped (it may hold a
+ * message body). */
+static int
+print_json_line(const json_t *o)
+{
+	char *s;
+
+	if ((s = json_dumps(o, JSON_COMPACT)) == NULL)
+		return ERR_ALLOC;
+	printf("%s\n", s);
+	crypto_wipe(s, strlen(s));
+	free(s);
+	return 0;
+}
+
 static void
 report_rejected(struct recv_run *rr, uint64_t qseq, const char *why)
 {
 	msg_log(rr->c, "recv: inbox entry %llu rejected: %s",
 	    (unsigned long long)qseq, why);
-	if (rr->cli->json)
-		printf("{\"status\":\"rejected\",\"inbox_seq\":%llu}\n",
-		    (unsigned long long)qseq);
+	print_entry_status(rr, "rejected", qseq, NULL, "Rejected a message "
+	    "(inbox entry %llu): it failed devid's checks; the reason is in "
+	    "the local log.\n", (unsigned long long)qseq);
+}
+
+/*
+ * 1 when the held entry qseq was named already (a --follow run fetches
+ * it again); otherwise remembers it and returns 0.
+ */
+static int
+held_named_before(struct recv_run *rr, uint64_t qseq)
+{
+	if (rr->held_qseq == qseq)
+		return 1;
+	rr->held_qseq = qseq;
+	return 0;
+}
+
+/* --- check 7 for the contacts' logs --- */
+
+/*
+ * The log of account that this device verified itself, or NULL: the own
+ * log, or the log in the contact's pin (loaded, not refreshed).
+ */
+static const struct acctlog_state *
+known_log(struct recv_run *rr, const char *account, int own)
+{
+	struct registry *pin;
+	struct err_ctx e2;
+
+	if (own)
+		return rr->c->have_own ? &rr->c->own : NULL;
+	err_clear(&e2);
+	if (pin_get(rr, account, 0, &pin, &e2) == 0 && pin != NULL)
+		return &pin->log;
+	return NULL;
+}
+
+/*
+ * A contact's view v that is newer than the log verified here: the log is
+ * fetched again (once per run).  Returns it to compare v with, or NULL
+ * when there is nothing to compare: it could not be fetched, or the
+ * directory still does not show v's seq (logged and warned about).
+ */
+static const struct acctlog_state *
+catch_up_with_view(struct recv_run *rr, const struct acctlog_head *v)
+{
+	const struct acctlog_state *st;
+	struct registry *pin;
+	struct err_ctx e2;
+
+	err_clear(&e2);
+	if (pin_get(rr, v->account, 1, &pin, &e2) != 0 || pin == NULL)
+		return NULL;
+	st = &pin->log;
+	if (v->seq <= st->seq)
+		return st;
+	msg_log(rr->c, "recv: the sender saw %s at seq %llu, the directory "
+	    "shows this device only %llu", v->account,
+	    (unsigned long long)v->seq, (unsigned long long)st->seq);
+	fprintf(stderr, "devid-msg: warning: the sender saw a newer log of %s "
+	    "than the directory shows this device (seq %llu > %llu)\n",
+	    v->account, (unsigned long long)v->seq,
+	    (unsigned long long)st->seq);
+	return NULL;
+}
+
+/*
+ * 1 when v shows another hash than st at v's seq: st's head, or an older
+ * entry st still has in its history.  0 when they agree or st knows
+ * nothing of that seq.
+ */
+static int
+view_differs(const struct acctlog_state *st, const struct acctlog_head *v)
+{
+	size_t k;
+
+	if (v->seq == st->seq)
+		return memcmp(v->hash, st->hash, 32) != 0;
+	for (k = 0; k < st->n_history; k++) {
+		if (st->history[k].seq == v->seq)
+			return memcmp(st->history[k].hash, v->hash, 32) != 0;
+	}
+	return 0;
+}
+
+/*
+ * A split view in a message from sender_device: sent to the agent as a
+ * gossip_alert (to_agent), or only named when the agent raised it already
+ * as it rejected the message.
+ */
+static void
+report_split_view(struct recv_run *rr, const struct acctlog_state *st,
+    const struct acctlog_head *v, const char *sender_device, int to_agent)
+{
+	if (to_agent)
+		(void)msg_report_split(rr->c, v->account, "split_view",
+		    &st->head, v, sender_device);
 	else
-		printf("Rejected a message (inbox entry %llu): it failed "
-		    "devid's checks; the reason is in the local log.\n",
-		    (unsigned long long)qseq);
-	fflush(stdout);
+		fprintf(stderr, "devid-msg: ALERT: split view of %s: a "
+		    "message's sender was shown another log at seq %llu than "
+		    "this device verified (devid-agent status shows the "
+		    "alert)\n", v->account, (unsigned long long)v->seq);
 }
 
 /*
@@ -322,24 +466,17 @@ gossip_check(struct recv_run *rr, const struct env *env, int forward,
 {
 	const struct acctlog_head *v;
 	const struct acctlog_state *st;
-	struct registry *pin;
 	struct err_ctx e2;
-	size_t i, k;
-	int r, split = 0, own, differs;
+	size_t i;
+	int split = 0, own;
 
 	for (i = 0; i < env->n_views; i++) {
 		v = &env->views[i];
 		own = strcmp(v->account, rr->c->account) == 0;
-		err_clear(&e2);
-		if (own)
-			st = rr->c->have_own ? &rr->c->own : NULL;
-		else if (pin_get(rr, v->account, 0, &pin, &e2) == 0 &&
-		    pin != NULL)
-			st = &pin->log;
-		else
-			st = NULL;
-		if (st == NULL || !st->has_head)
+		if ((st = known_log(rr, v->account, own)) == NULL ||
+		    !st->has_head)
 			continue;
+		err_clear(&e2);
 		if (acctlog_head_verify(v, rr->c->dir_pub, NULL, &e2) != 0) {
 			msg_log(rr->c, "recv: the view of %s in a message from "
 			    "%.16s is not signed by the pinned directory: %s",
@@ -347,388 +484,500 @@ gossip_check(struct recv_run *rr, const struct env *env, int forward,
 			split = 1;
 			continue;
 		}
-		if (v->seq > st->seq && !own) {
-			/* Newer than ours: look again now. */
-			err_clear(&e2);
-			if (pin_get(rr, v->account, 1, &pin, &e2) != 0 ||
-			    pin == NULL)
-				continue;
-			st = &pin->log;
-			if (v->seq > st->seq) {
-				msg_log(rr->c, "recv: the sender saw %s at seq "
-				    "%llu, the directory shows this device "
-				    "only %llu", v->account,
-				    (unsigned long long)v->seq,
-				    (unsigned long long)st->seq);
-				fprintf(stderr, "devid-msg: warning: the sender "
-				    "saw a newer log of %s than the directory "
-				    "shows this device (seq %llu > %llu)\n",
-				    v->account, (unsigned long long)v->seq,
-				    (unsigned long long)st->seq);
-				continue;
-			}
-		}
-		if (v->seq == st->seq)
-			differs = memcmp(v->hash, st->hash, 32) != 0;
-		else {
-			/* An older view: compare with the history kept. */
-			differs = 0;
-			for (k = 0; k < st->n_history; k++) {
-				if (st->history[k].seq == v->seq) {
-					differs = memcmp(st->history[k].hash,
-					    v->hash, 32) != 0;
-					break;
-				}
-			}
-		}
-		if (!differs)
+		/* Newer than ours: look again now. */
+		if (v->seq > st->seq && !own &&
+		    (st = catch_up_with_view(rr, v)) == NULL)
+			continue;
+		if (!view_differs(st, v))
 			continue;
 		split = 1;
-		if (forward || !own)
-			(void)msg_report_split(rr->c, v->account, "split_view",
-			    &st->head, v, env->sender_device);
-		else    /* the agent raised it when it rejected the message */
-			fprintf(stderr, "devid-msg: ALERT: split view of %s: a "
-			    "message's sender was shown another log at seq %llu "
-			    "than this device verified (devid-agent status "
-			    "shows the alert)\n", v->account,
-			    (unsigned long long)v->seq);
+		report_split_view(rr, st, v, env->sender_device,
+		    forward || !own);
 	}
-	if (split) {
-		r = err_set(e, ERR_FORK, "split view in the message's views");
-		return r;
-	}
+	if (split)
+		return err_set(e, ERR_FORK, "split view in the message's "
+		    "views");
 	return 0;
 }
 
-/* Prints an accepted message (or saves its file). */
+/* --- showing an accepted message --- */
+
+/* An accepted message as the agent's open answer gives it: strings
+ * borrowed from the answer, body decoded (opened_msg_clear() wipes it). */
+struct opened_msg {
+	const char *type;
+	const char *b64;                /* the body as the agent sent it */
+	const char *name;               /* NULL: none */
+	const char *account;
+	const char *device;
+	const char *msg_id;
+	uint64_t sent;
+	uint8_t *body;
+	size_t len;
+};
+
+static void
+opened_msg_clear(struct opened_msg *m)
+{
+	if (m->body != NULL) {
+		crypto_wipe(m->body, m->len);
+		free(m->body);
+	}
+	memset(m, 0, sizeof(*m));
+}
+
+/* Reads the agent's open answer ans into m (cleared by the caller). */
 static int
-show(struct recv_run *rr, uint64_t qseq, const json_t *ans,
-    const char *label, struct err_ctx *e)
+opened_msg_read(const json_t *ans, struct opened_msg *m, struct err_ctx *e)
 {
 	const json_t *pl = json_object_get(ans, "payload");
-	const char *type = json_string_value(json_object_get(pl, "type"));
-	const char *b64 = json_string_value(json_object_get(pl, "body"));
-	const char *name = json_string_value(json_object_get(pl, "name"));
-	const char *acct = json_string_value(json_object_get(
-	    json_object_get(ans, "sender"), "account"));
-	const char *dev = json_string_value(json_object_get(
-	    json_object_get(ans, "sender"), "device"));
-	const char *mid = json_string_value(json_object_get(ans, "msg_id"));
-	uint64_t sent = (uint64_t)json_integer_value(json_object_get(ans,
-	    "sent"));
-	char short_id[DEVREC_SHORT_ID_LEN + 1] = "?", when[48], gen[40];
-	char *path = NULL;
-	uint8_t *body = NULL;
-	size_t len = 0;
-	json_t *o = NULL;
-	int r = ERR_INTERNAL;
+	const json_t *sender = json_object_get(ans, "sender");
+	int r;
 
-	if (type == NULL || b64 == NULL || acct == NULL || dev == NULL ||
-	    mid == NULL)
+	m->type = json_string_value(json_object_get(pl, "type"));
+	m->b64 = json_string_value(json_object_get(pl, "body"));
+	m->name = json_string_value(json_object_get(pl, "name"));
+	m->account = json_string_value(json_object_get(sender, "account"));
+	m->device = json_string_value(json_object_get(sender, "device"));
+	m->msg_id = json_string_value(json_object_get(ans, "msg_id"));
+	m->sent = (uint64_t)json_integer_value(json_object_get(ans, "sent"));
+	if (m->type == NULL || m->b64 == NULL || m->account == NULL ||
+	    m->device == NULL || m->msg_id == NULL)
 		return err_set(e, ERR_FORMAT, "devid-agent's open answer lacks "
 		    "fields");
-	if ((r = b64url_decode(b64, strlen(b64), MSG_AGENT_FRAME_MAX, &body,
-	    &len)) != 0)
-		return err_set(e, r, "devid-agent's open answer has a bad body");
-	(void)devrec_short_id(dev, short_id);
-	timefmt_utc(sent, when, sizeof(when));
-	/* Anything but text is a file: saved, never written to a terminal. */
-	if (name == NULL && strncmp(type, "text/", 5) != 0) {
-		snprintf(gen, sizeof(gen), "message-%.22s", mid);
+	if ((r = b64url_decode(m->b64, strlen(m->b64), MSG_AGENT_FRAME_MAX,
+	    &m->body, &m->len)) != 0)
+		return err_set(e, r, "devid-agent's open answer has a bad "
+		    "body");
+	return 0;
+}
+
+/*
+ * --json: the message m as one line.  A file saved as path (not NULL)
+ * under name is given by its name, path and size; a text by its body.
+ */
+static int
+print_message_json(uint64_t qseq, const struct opened_msg *m,
+    const char *short_id, const char *label, const char *name,
+    const char *path)
+{
+	json_t *o;
+	int r;
+
+	o = json_pack("{s:s, s:s, s:{s:s, s:s, s:s, s:s}, s:I, s:I, s:s}",
+	    "status", "ok", "msg_id", m->msg_id, "sender", "account",
+	    m->account, "device", m->device, "short_id", short_id, "label",
+	    label, "sent", (json_int_t)m->sent, "inbox_seq", (json_int_t)qseq,
+	    "type", m->type);
+	if (o == NULL)
+		return ERR_ALLOC;
+	if (path != NULL) {
+		json_object_set_new(o, "name", json_string(name));
+		json_object_set_new(o, "file", json_string(path));
+		json_object_set_new(o, "size",
+		    json_integer((json_int_t)m->len));
+	} else
+		json_object_set_new(o, "body", json_string(m->b64));
+	r = print_json_line(o);
+	json_decref(o);
+	return r;
+}
+
+/* The message m for people: its sender, then the text or the file. */
+static void
+print_message_text(const struct opened_msg *m, const char *short_id,
+    const char *label, const char *name, const char *path)
+{
+	char when[48];
+
+	timefmt_utc(m->sent, when, sizeof(when));
+	printf("From %s '%s' %s at %s:\n", m->account, label, short_id, when);
+	if (path != NULL)
+		printf("[file '%s', %zu bytes, %s, saved as %s]\n", name,
+		    m->len, m->type, path);
+	else
+		print_text(m->body, m->len);
+}
+
+/* --- the steps of one inbox entry --- */
+
+/* One inbox entry on its way through the checks. */
+struct entry {
+	const struct dirc_inbox_item *it;
+	struct env *env;                /* check 1's parse */
+	json_t *tree;                   /* the same, for the agent */
+	int own;                        /* from the own account */
+	struct registry *pin;           /* a contact's pin (in the cache) */
+	/* The sender in its verified log; points into a cache that the
+	 * gossip check may change: not used after that. */
+	const struct acctlog_device *ad;
+	char label[DEVREC_LABEL_MAX + 1];
+	json_t *ans;                    /* the agent's open answer */
+	char why[ERR_MSG_MAX + 64];     /* why it was rejected */
+};
+
+/*
+ * A step of handle(): 0 or an error that stops the run.  A step that
+ * decides the entry sets *oc (it stays OUT_NEXT when the entry passed).
+ */
+typedef int (*recv_step)(struct recv_run *rr, struct entry *en,
+    enum outcome *oc, struct err_ctx *e);
+
+static int reject(struct entry *en, enum outcome *oc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Decides en rejected for the reason fmt (for the local log only). */
+static int
+reject(struct entry *en, enum outcome *oc, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(en->why, sizeof(en->why), fmt, ap);
+	va_end(ap);
+	*oc = OUT_REJECTED;
+	return 0;
+}
+
+/*
+ * r is the error of bringing the sender's log up to date.  A log that
+ * does not verify holds the entry (named once) and gives 0; any other
+ * error is returned as it is and stops the run.
+ */
+static int
+hold_if_log_broken(struct recv_run *rr, struct entry *en, enum outcome *oc,
+    int r, struct err_ctx *e)
+{
+	const struct env *env = en->env;
+
+	if (!view_broken(r))
+		return r;
+	msg_log(rr->c, "recv: inbox entry %llu held: the log of %s does not "
+	    "verify: %s", (unsigned long long)en->it->seq,
+	    env->sender_account, err_msg(e));
+	if (!held_named_before(rr, en->it->seq))
+		print_entry_status(rr, "held", en->it->seq, env, "Held a "
+		    "message from %s: the directory's log of %s does not "
+		    "verify (%s).\n", env->sender_account, env->sender_account,
+		    err_msg(e));
+	err_clear(e);
+	*oc = OUT_HELD;
+	return 0;
+}
+
+/* Check 1: a bounded, strict parse.  Its JSON tree is kept for the
+ * agent's open request: the envelope's bytes are parsed once. */
+static int
+parse_envelope(struct recv_run *rr, struct entry *en, enum outcome *oc,
+    struct err_ctx *e)
+{
+	struct env_limits lim;
+	struct err_ctx e2;
+
+	(void)e;
+	memset(&lim, 0, sizeof(lim));
+	lim.max_bytes = MSG_AGENT_FRAME_MAX - 4096;
+	err_clear(&e2);
+	if (env_parse_keep_tree((const uint8_t *)en->it->envelope,
+	    en->it->envelope_len, &lim, &en->env, &en->tree, &e2) != 0)
+		return reject(en, oc, "check 1 (parse): %s", err_msg(&e2));
+	en->own = strcmp(en->env->sender_account, rr->c->account) == 0;
+	return 0;
+}
+
+/*
+ * Check 2, first half: the sender is another device, active in its
+ * account's log as verified here: the own log (fetched again, once per
+ * page, for a device this run has not seen) or the contact's (brought up
+ * to date once per run; pinned on first contact).  Sets en->ad, en->label
+ * and, for a contact, en->pin.
+ */
+static int
+check_sender_known(struct recv_run *rr, struct entry *en, enum outcome *oc,
+    struct err_ctx *e)
+{
+	struct msg_ctx *c = rr->c;
+	const struct env *env = en->env;
+	const struct acctlog_state *st;
+	int r;
+
+	if (en->own) {
+		if (strcmp(env->sender_device, c->device) == 0)
+			return reject(en, oc, "check 2 (sender): a message "
+			    "from this very device (reflected)");
+		if (!rr->own_refreshed ||
+		    (acctlog_state_find(&c->own, env->sender_device) == NULL &&
+		    !rr->own_retried)) {
+			rr->own_retried = rr->own_refreshed;
+			if ((r = own_refresh(rr, e)) != 0)
+				return hold_if_log_broken(rr, en, oc, r, e);
+		}
+		st = &c->own;
+	} else {
+		if ((r = pin_get(rr, env->sender_account, 1, &en->pin,
+		    e)) != 0) {
+			if (r != ERR_NOT_FOUND)
+				return hold_if_log_broken(rr, en, oc, r, e);
+			reject(en, oc, "check 2 (sender): %s", err_msg(e));
+			err_clear(e);
+			return 0;
+		}
+		st = &en->pin->log;
+	}
+	if ((en->ad = acctlog_state_find(st, env->sender_device)) == NULL) {
+		if (en->own)
+			return reject(en, oc, "check 2 (sender): own device "
+			    "%.16s is not active in the verified log on this "
+			    "device", env->sender_device);
+		return reject(en, oc, "check 2 (sender): %.16s is not an "
+		    "active device of %s", env->sender_device,
+		    env->sender_account);
+	}
+	snprintf(en->label, sizeof(en->label), "%s", en->ad->rec.label);
+	return 0;
+}
+
+/*
+ * Check 2, second half: the sender device is accepted here -- for the
+ * own account approved by the agent, for a contact accepted in the pin.
+ * A device that waits for that (pending, or new since the pin) holds the
+ * entry until the user decides; it is named once.
+ */
+static int
+check_sender_device_accepted(struct recv_run *rr, struct entry *en,
+    enum outcome *oc, struct err_ctx *e)
+{
+	const struct env *env = en->env;
+	unsigned long long seq = (unsigned long long)en->it->seq;
+	const char *state;
+	char msg[512];
+
+	(void)e;
+	if (!en->own) {
+		if (msg_contact_accepted(en->pin, env->sender_device))
+			return 0;
+		*oc = OUT_HELD;
+		if (held_named_before(rr, en->it->seq))
+			return 0;
+		msg_contact_explain(en->pin, env->sender_device, msg,
+		    sizeof(msg));
+		msg_log(rr->c, "recv: inbox entry %llu held: sender %s", seq,
+		    msg);
+		print_entry_status(rr, "held", en->it->seq, env, "Held a "
+		    "message from %s: %s, which you have not accepted.  If %s "
+		    "confirms it, run devid-msg trust %s, then devid-msg "
+		    "recv.\n", env->sender_account, msg, env->sender_account,
+		    env->sender_account);
+		return 0;
+	}
+	state = own_state(rr, env->sender_device);
+	if (state != NULL && strcmp(state, "pending") == 0) {
+		*oc = OUT_HELD;
+		if (held_named_before(rr, en->it->seq))
+			return 0;
+		msg_log(rr->c, "recv: inbox entry %llu held: own device %s not "
+		    "approved", seq, env->sender_device);
+		print_entry_status(rr, "held", en->it->seq, env, "Held a "
+		    "message from your device '%s' %.4s..., which is not "
+		    "approved on this device.  If it is yours, run devid-agent "
+		    "approve %.8s, then devid-msg recv.\n", en->label,
+		    env->sender_device, env->sender_device);
+		return 0;
+	}
+	if (state == NULL || strcmp(state, "approved") != 0)
+		return reject(en, oc, "check 2 (sender): own device %.16s is "
+		    "%s on this device", env->sender_device,
+		    state != NULL ? state : "unknown");
+	return 0;
+}
+
+/* Check 3: the signature verifies under the sender's key from the
+ * verified log. */
+static int
+check_signature(struct recv_run *rr, struct entry *en, enum outcome *oc,
+    struct err_ctx *e)
+{
+	const struct env *env = en->env;
+	EVP_PKEY *spub = NULL;
+	uint8_t digest[32];
+	int r;
+
+	(void)rr;
+	if ((r = crypto_spki_import(en->ad->rec.sig_pub,
+	    en->ad->rec.sig_pub_len, &spub, e)) != 0)
+		return r;
+	if (env_sig_digest(env, digest) != 0 ||
+	    crypto_ecdsa_verify(spub, digest, env->sig) != 0)
+		reject(en, oc, "check 3 (signature): does not verify under the "
+		    "key of %.16s", env->sender_device);
+	EVP_PKEY_free(spub);
+	return 0;
+}
+
+/*
+ * Check 4: the message id was never seen from this sender device.  The
+ * same inbox entry again (handled, not acknowledged yet) is skipped.
+ */
+static int
+check_replay(struct recv_run *rr, struct entry *en, enum outcome *oc,
+    struct err_ctx *e)
+{
+	uint64_t q = 0;
+
+	(void)e;
+	if (!msg_replay_find(rr->replay, en->env->sender_device, en->env->id,
+	    &q))
+		return 0;
+	if (q == en->it->seq) {
+		*oc = OUT_SKIPPED;
+		return 0;
+	}
+	return reject(en, oc, "check 4 (replay): message id seen before "
+	    "(inbox entry %llu)", (unsigned long long)q);
+}
+
+/*
+ * Checks 5 to 7 in devid-agent: the unwrap in the token, AES-256-GCM, the
+ * inner payload, the gossip check of the own account.  The request
+ * carries the envelope as check 1 parsed it and, for a contact, the
+ * sender's key from the verified log.  Once the agent accepted, the id
+ * goes into the replay store before anything else; en->ans is the answer.
+ */
+static int
+open_in_agent(struct recv_run *rr, struct entry *en, enum outcome *oc,
+    struct err_ctx *e)
+{
+	const struct env *env = en->env;
+	json_t *req = NULL;
+	struct err_ctx e2;
+	char *sk = NULL;
+	int r = ERR_INTERNAL;
+
+	if ((req = json_pack("{s:s, s:O}", "op", "open", "envelope",
+	    en->tree)) == NULL)
+		return ERR_ALLOC;
+	if (!en->own) {
+		if ((r = b64url_encode(en->ad->rec.sig_pub,
+		    en->ad->rec.sig_pub_len, &sk)) != 0)
+			goto out;
+		json_object_set_new(req, "sender_key", json_string(sk));
+	}
+	if ((r = msg_agent_call(rr->c->agent, req, &en->ans, e)) != 0) {
+		if (r != ERR_REJECTED)
+			goto out;
+		err_clear(e);
+		/* Tell the user about a split view the agent saw. */
+		err_clear(&e2);
+		(void)gossip_check(rr, env, 0, &e2);
+		r = reject(en, oc, "checks 5-7 in devid-agent (its log has the "
+		    "reason)");
+		goto out;
+	}
+	r = msg_replay_add(rr->replay, env->sender_device, env->id,
+	    en->it->seq, (uint64_t)time(NULL), e);
+ out:
+	free(sk);
+	json_decref(req);
+	return r;
+}
+
+/* Check 7 for the contacts' logs: the message's views agree with them. */
+static int
+check_gossip(struct recv_run *rr, struct entry *en, enum outcome *oc,
+    struct err_ctx *e)
+{
+	struct err_ctx e2;
+
+	(void)e;
+	en->ad = NULL;          /* the pin cache may change now */
+	err_clear(&e2);
+	if (gossip_check(rr, en->env, 1, &e2) != 0)
+		return reject(en, oc, "check 7 (gossip): %s", err_msg(&e2));
+	return 0;
+}
+
+/*
+ * Shows the accepted message: a text on standard output (or one JSON
+ * line), anything else saved as a file (never written to a terminal).
+ */
+static int
+print_message(struct recv_run *rr, struct entry *en, enum outcome *oc,
+    struct err_ctx *e)
+{
+	struct opened_msg m;
+	const char *name;
+	char short_id[DEVREC_SHORT_ID_LEN + 1] = "?", gen[40];
+	char *path = NULL;
+	int r = ERR_INTERNAL;
+
+	memset(&m, 0, sizeof(m));
+	if ((r = opened_msg_read(en->ans, &m, e)) != 0)
+		goto out;
+	(void)devrec_short_id(m.device, short_id);
+	name = m.name;
+	if (name == NULL && strncmp(m.type, "text/", 5) != 0) {
+		snprintf(gen, sizeof(gen), "message-%.22s", m.msg_id);
 		name = gen;
 	}
-	if (name != NULL) {
-		if ((r = msg_save_file(rr->cli->out_dir != NULL ?
-		    rr->cli->out_dir : ".", name, body, len, &path, e)) != 0)
-			goto out;
-	}
+	if (name != NULL && (r = msg_save_file(rr->cli->out_dir != NULL ?
+	    rr->cli->out_dir : ".", name, m.body, m.len, &path, e)) != 0)
+		goto out;
 	if (rr->cli->json) {
-		o = json_pack("{s:s, s:s, s:{s:s, s:s, s:s, s:s}, s:I, s:I, "
-		    "s:s}", "status", "ok", "msg_id", mid, "sender", "account",
-		    acct, "device", dev, "short_id", short_id, "label", label,
-		    "sent", (json_int_t)sent, "inbox_seq", (json_int_t)qseq,
-		    "type", type);
-		if (o == NULL) {
-			r = ERR_ALLOC;
+		if ((r = print_message_json(en->it->seq, &m, short_id,
+		    en->label, name, path)) != 0)
 			goto out;
-		}
-		if (path != NULL) {
-			json_object_set_new(o, "name", json_string(name));
-			json_object_set_new(o, "file", json_string(path));
-			json_object_set_new(o, "size", json_integer(
-			    (json_int_t)len));
-		} else
-			json_object_set_new(o, "body", json_string(b64));
-		{
-			char *s = json_dumps(o, JSON_COMPACT);
-
-			if (s == NULL) {
-				r = ERR_ALLOC;
-				goto out;
-			}
-			printf("%s\n", s);
-			crypto_wipe(s, strlen(s));
-			free(s);
-		}
-	} else {
-		printf("From %s '%s' %s at %s:\n", acct, label, short_id, when);
-		if (path != NULL)
-			printf("[file '%s', %zu bytes, %s, saved as %s]\n", name,
-			    len, type, path);
-		else
-			print_text(body, len);
-	}
+	} else
+		print_message_text(&m, short_id, en->label, name, path);
 	fflush(stdout);
+	*oc = OUT_SHOWN;
 	r = 0;
  out:
-	if (body != NULL) {
-		crypto_wipe(body, len);
-		free(body);
-	}
-	json_decref(o);
+	opened_msg_clear(&m);
 	free(path);
 	return r;
 }
 
 /*
- * Handles one inbox entry.  Returns 0 with *oc set, or an error that
- * stops the run without acknowledging this entry (the agent is locked,
- * the directory or the agent cannot be reached, the disk is full).
+ * Handles one inbox entry: the checks of PROTOCOL.md section 4 in their
+ * order, then shows it.  Returns 0 with *oc set, or an error that stops
+ * the run without acknowledging this entry (the agent is locked, the
+ * directory or the agent cannot be reached, the disk is full).
  */
 static int
 handle(struct recv_run *rr, const struct dirc_inbox_item *it,
     enum outcome *oc, struct err_ctx *e)
 {
-	struct msg_ctx *c = rr->c;
-	struct env_limits lim;
-	struct env *env = NULL;
-	struct registry *pin = NULL;
-	const struct acctlog_device *ad;
-	const struct acctlog_state *st;
-	EVP_PKEY *spub = NULL;
-	json_t *ej = NULL, *req = NULL, *ans = NULL;
-	json_error_t jerr;
-	struct err_ctx e2;
-	char *sk = NULL, why[ERR_MSG_MAX + 64], msg[512];
-	char label[DEVREC_LABEL_MAX + 1];
-	const char *state;
-	uint8_t digest[32];
-	uint64_t q = 0;
-	int r = ERR_INTERNAL, own;
+	static const recv_step steps[] = {
+		parse_envelope,
+		check_sender_known,
+		check_sender_device_accepted,
+		check_signature,
+		check_replay,
+		open_in_agent,
+		check_gossip,
+		print_message,
+	};
+	struct entry en;
+	size_t i;
+	int r = 0;
 
-	err_clear(&e2);
-	*oc = OUT_REJECTED;
-	memset(&lim, 0, sizeof(lim));
-	lim.max_bytes = MSG_AGENT_FRAME_MAX - 4096;
-	/* 1: bounded parse. */
-	if (env_parse((const uint8_t *)it->envelope, it->envelope_len, &lim,
-	    &env, &e2) != 0) {
-		snprintf(why, sizeof(why), "check 1 (parse): %s", err_msg(&e2));
-		goto rejected;
+	memset(&en, 0, sizeof(en));
+	en.it = it;
+	*oc = OUT_NEXT;
+	for (i = 0; i < sizeof(steps) / sizeof(steps[0]) && *oc == OUT_NEXT;
+	    i++) {
+		if ((r = steps[i](rr, &en, oc, e)) != 0)
+			break;
 	}
-	own = strcmp(env->sender_account, c->account) == 0;
-	/* 2: the sender is an active device this device accepted. */
-	if (own) {
-		if (strcmp(env->sender_device, c->device) == 0) {
-			snprintf(why, sizeof(why), "check 2 (sender): a message "
-			    "from this very device (reflected)");
-			goto rejected;
-		}
-		/* A device this run has not seen: look once more per page. */
-		if (!rr->own_refreshed ||
-		    (acctlog_state_find(&c->own, env->sender_device) == NULL &&
-		    !rr->own_retried)) {
-			rr->own_retried = rr->own_refreshed;
-			if ((r = own_refresh(rr, e)) != 0) {
-				if (view_broken(r))
-					goto held_view;
-				goto out;
-			}
-		}
-		st = &c->own;
-		state = own_state(rr, env->sender_device);
-		ad = acctlog_state_find(st, env->sender_device);
-		if (ad != NULL && state != NULL &&
-		    strcmp(state, "pending") == 0) {
-			/* Kept until the user approves it (or not). */
-			*oc = OUT_HELD;
-			r = 0;
-			if (rr->held_qseq == it->seq)
-				goto out;
-			rr->held_qseq = it->seq;
-			msg_log(c, "recv: inbox entry %llu held: own device %s "
-			    "not approved", (unsigned long long)it->seq,
-			    env->sender_device);
-			if (rr->cli->json)
-				printf("{\"status\":\"held\",\"inbox_seq\":%llu,"
-				    "\"account\":\"%s\",\"device\":\"%s\"}\n",
-				    (unsigned long long)it->seq,
-				    env->sender_account, env->sender_device);
-			else
-				printf("Held a message from your device '%s' "
-				    "%.4s..., which is not approved on this "
-				    "device.  If it is yours, run devid-agent "
-				    "approve %.8s, then devid-msg recv.\n",
-				    ad->rec.label, env->sender_device,
-				    env->sender_device);
-			fflush(stdout);
-			goto out;
-		}
-		if (ad == NULL ||
-		    state == NULL || strcmp(state, "approved") != 0) {
-			snprintf(why, sizeof(why), "check 2 (sender): own device "
-			    "%.16s is %s on this device", env->sender_device,
-			    ad == NULL ? "not active in the verified log" :
-			    state != NULL ? state : "unknown");
-			goto rejected;
-		}
-	} else {
-		if ((r = pin_get(rr, env->sender_account, 1, &pin, e)) != 0) {
-			if (r == ERR_NOT_FOUND) {
-				snprintf(why, sizeof(why), "check 2 (sender): "
-				    "%s", err_msg(e));
-				err_clear(e);
-				goto rejected;
-			}
-			if (view_broken(r))
-				goto held_view;
-			goto out;
-		}
-		st = &pin->log;
-		if ((ad = acctlog_state_find(st, env->sender_device)) == NULL) {
-			snprintf(why, sizeof(why), "check 2 (sender): %.16s is "
-			    "not an active device of %s", env->sender_device,
-			    env->sender_account);
-			goto rejected;
-		}
-		if (!msg_contact_accepted(pin, env->sender_device)) {
-			*oc = OUT_HELD;
-			r = 0;
-			if (rr->held_qseq == it->seq)
-				goto out;       /* named already */
-			rr->held_qseq = it->seq;
-			msg_contact_explain(pin, env->sender_device, msg,
-			    sizeof(msg));
-			msg_log(c, "recv: inbox entry %llu held: sender %s",
-			    (unsigned long long)it->seq, msg);
-			if (rr->cli->json)
-				printf("{\"status\":\"held\",\"inbox_seq\":%llu,"
-				    "\"account\":\"%s\",\"device\":\"%s\"}\n",
-				    (unsigned long long)it->seq,
-				    env->sender_account, env->sender_device);
-			else
-				printf("Held a message from %s: %s, which you "
-				    "have not accepted.  If %s confirms it, run "
-				    "devid-msg trust %s, then devid-msg recv.\n",
-				    env->sender_account, msg,
-				    env->sender_account, env->sender_account);
-			fflush(stdout);
-			goto out;
-		}
-	}
-	/* ad points into a cache that the gossip check may change. */
-	snprintf(label, sizeof(label), "%s", ad->rec.label);
-	if ((r = crypto_spki_import(ad->rec.sig_pub, ad->rec.sig_pub_len,
-	    &spub, e)) != 0)
-		goto out;
-	/* 3: the signature. */
-	if (env_sig_digest(env, digest) != 0 ||
-	    crypto_ecdsa_verify(spub, digest, env->sig) != 0) {
-		snprintf(why, sizeof(why), "check 3 (signature): does not "
-		    "verify under the key of %.16s", env->sender_device);
-		goto rejected;
-	}
-	/* 4: seen before? */
-	if (msg_replay_find(rr->replay, env->sender_device, env->id, &q)) {
-		if (q == it->seq) {
-			*oc = OUT_SKIPPED;   /* handled, not acknowledged yet */
-			r = 0;
-			goto out;
-		}
-		snprintf(why, sizeof(why), "check 4 (replay): message id seen "
-		    "before (inbox entry %llu)", (unsigned long long)q);
-		goto rejected;
-	}
-	/* 5-7 in the agent: unwrap in the token, AES-GCM, payload, gossip
-	 * for the own account. */
-	if ((ej = json_loadb(it->envelope, it->envelope_len,
-	    JSON_REJECT_DUPLICATES, &jerr)) == NULL) {
-		snprintf(why, sizeof(why), "check 1 (parse): not JSON");
-		goto rejected;
-	}
-	if ((req = json_pack("{s:s, s:O}", "op", "open", "envelope", ej)) ==
-	    NULL) {
-		r = ERR_ALLOC;
-		goto out;
-	}
-	if (!own) {
-		if ((r = b64url_encode(ad->rec.sig_pub, ad->rec.sig_pub_len,
-		    &sk)) != 0)
-			goto out;
-		json_object_set_new(req, "sender_key", json_string(sk));
-	}
-	if ((r = msg_agent_call(c->agent, req, &ans, e)) != 0) {
-		if (r != ERR_REJECTED)
-			goto out;
-		err_clear(e);
-		/* Tell the user about a split view the agent saw. */
-		(void)gossip_check(rr, env, 0, &e2);
-		snprintf(why, sizeof(why), "checks 5-7 in devid-agent (its log "
-		    "has the reason)");
-		goto rejected;
-	}
-	/* The agent accepted: remember it before anything else. */
-	if ((r = msg_replay_add(rr->replay, env->sender_device, env->id,
-	    it->seq, (uint64_t)time(NULL), e)) != 0)
-		goto out;
-	/* 7 for the contacts' logs. */
-	err_clear(&e2);
-	if (gossip_check(rr, env, 1, &e2) != 0) {
-		snprintf(why, sizeof(why), "check 7 (gossip): %s",
-		    err_msg(&e2));
-		goto rejected;
-	}
-	if ((r = show(rr, it->seq, ans, label, e)) != 0)
-		goto out;
-	*oc = OUT_SHOWN;
-	r = 0;
-	goto out;
- held_view:
-	/* The sender's log does not verify: keep the message, say why. */
-	msg_log(c, "recv: inbox entry %llu held: the log of %s does not "
-	    "verify: %s", (unsigned long long)it->seq, env->sender_account,
-	    err_msg(e));
-	if (rr->held_qseq != it->seq) {
-		rr->held_qseq = it->seq;
-		if (rr->cli->json)
-			printf("{\"status\":\"held\",\"inbox_seq\":%llu,"
-			    "\"account\":\"%s\",\"device\":\"%s\"}\n",
-			    (unsigned long long)it->seq, env->sender_account,
-			    env->sender_device);
-		else
-			printf("Held a message from %s: the directory's log of "
-			    "%s does not verify (%s).\n", env->sender_account,
-			    env->sender_account, err_msg(e));
-		fflush(stdout);
-	}
-	err_clear(e);
-	*oc = OUT_HELD;
-	r = 0;
-	goto out;
- rejected:
-	report_rejected(rr, it->seq, why);
-	*oc = OUT_REJECTED;
-	r = 0;
- out:
-	EVP_PKEY_free(spub);
-	free(sk);
-	json_decref(ej);
-	json_decref(req);
-	json_decref(ans);
-	env_free(env);
+	if (r == 0 && *oc == OUT_REJECTED)
+		report_rejected(rr, it->seq, en.why);
+	json_decref(en.ans);
+	json_decref(en.tree);
+	env_free(en.env);
 	return r;
 }
+
+/* --- the run --- */
 
 /* Takes a new session from the agent (after the directory refused it). */
 static int
@@ -754,6 +1003,122 @@ renew_session(struct msg_ctx *c, struct err_ctx *e)
 	return r;
 }
 
+/*
+ * Starts the run rr of cli on the opened context c: the replay store and
+ * the own account's verified log.  A log that does not verify is no
+ * error: the messages of contacts can still be read.
+ */
+static int
+recv_start(struct recv_run *rr, struct msg_ctx *c, const struct msg_cli *cli,
+    struct err_ctx *e)
+{
+	char *rpath = NULL;
+	int r;
+
+	rr->c = c;
+	rr->cli = cli;
+	if (asprintf(&rpath, "%s/%s", c->data_dir, MSG_REPLAY_FILE) < 0)
+		return ERR_ALLOC;
+	r = msg_replay_open(rpath, 0, &rr->replay, e);
+	free(rpath);
+	if (r != 0)
+		return r;
+	if ((r = own_refresh(rr, e)) != 0) {
+		if (!view_broken(r))
+			return r;
+		fprintf(stderr, "devid-msg: warning: %s; messages from your "
+		    "own devices are held\n", err_msg(e));
+		err_clear(e);
+	}
+	return 0;
+}
+
+/*
+ * The next page of the inbox in *in (replacing the one there), waiting
+ * for new messages with --follow.  When the directory refuses the session
+ * the agent's new one is taken, once; with --follow a directory that
+ * cannot be reached is tried again every 10 s.
+ */
+static int
+fetch_page(struct recv_run *rr, struct dirc_inbox **in, struct err_ctx *e)
+{
+	unsigned int wait_s = rr->cli->follow ? MSG_FOLLOW_WAIT_S : 0;
+	int r, renewed = 0;
+
+	for (;;) {
+		dirc_inbox_free(*in);
+		*in = NULL;
+		if ((r = dirc_inbox(rr->c->dirc, wait_s, INBOX_PAGE, in,
+		    e)) == 0)
+			return 0;
+		if (r == ERR_DENIED && !renewed) {
+			/* The session ended: take the agent's new one. */
+			renewed = 1;
+			err_clear(e);
+			if ((r = renew_session(rr->c, e)) != 0)
+				return r;
+			continue;
+		}
+		if (!rr->cli->follow || (r != ERR_NETWORK && r != ERR_TIMEOUT))
+			return r;
+		fprintf(stderr, "devid-msg: %s; trying again in 10 s\n",
+		    err_msg(e));
+		err_clear(e);
+		sleep(10);
+	}
+}
+
+/*
+ * Handles the entries of page in order.  *ack_upto gets the last entry
+ * before the first held one (0: none), *held whether one was held, *done
+ * whether --count is reached.  An error stops at its entry.
+ */
+static int
+handle_page(struct recv_run *rr, const struct dirc_inbox *page,
+    uint64_t *ack_upto, int *held, int *done, struct err_ctx *e)
+{
+	enum outcome oc;
+	size_t i;
+	int r;
+
+	*ack_upto = 0;
+	*held = 0;
+	for (i = 0; i < page->n_items; i++) {
+		if ((r = handle(rr, &page->items[i], &oc, e)) != 0)
+			return r;
+		if (oc == OUT_HELD)
+			*held = 1;
+		else if (!*held)
+			*ack_upto = page->items[i].seq;
+		if (oc == OUT_SHOWN && rr->cli->count != 0 &&
+		    ++rr->shown >= rr->cli->count) {
+			*done = 1;
+			break;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Acknowledges the inbox up to ack_upto (0: nothing), also after the page
+ * stopped with the error r, which it returns.  When r is 0, a failed
+ * acknowledgement becomes the run's error (ERR_NETWORK, reason in e).
+ */
+static int
+acknowledge(struct recv_run *rr, uint64_t ack_upto, int r, struct err_ctx *e)
+{
+	struct err_ctx e2;
+
+	if (ack_upto == 0)
+		return r;
+	err_clear(&e2);
+	if (dirc_ack(rr->c->dirc, ack_upto, NULL, &e2) != 0 && r == 0) {
+		*e = e2;
+		return ERR_NETWORK;
+	}
+	return r;
+}
+
 int
 msg_cmd_recv(const struct msg_cli *cli)
 {
@@ -761,90 +1126,25 @@ msg_cmd_recv(const struct msg_cli *cli)
 	struct recv_run rr;
 	struct err_ctx e;
 	struct dirc_inbox *in = NULL;
-	enum outcome oc;
-	char *rpath = NULL;
 	uint64_t ack_upto;
-	size_t i;
-	int r = ERR_INTERNAL, held, renewed = 0, done = 0;
-	unsigned int wait_s;
+	int r = ERR_INTERNAL, held, done = 0;
 
 	err_clear(&e);
 	memset(&rr, 0, sizeof(rr));
-	if ((r = msg_ctx_open(&c, cli, 1, &e)) != 0)
+	if ((r = msg_ctx_open(&c, cli, 1, &e)) != 0 ||
+	    (r = recv_start(&rr, &c, cli, &e)) != 0)
 		goto out;
-	rr.c = &c;
-	rr.cli = cli;
-	if (asprintf(&rpath, "%s/%s", c.data_dir, MSG_REPLAY_FILE) < 0) {
-		rpath = NULL;
-		r = ERR_ALLOC;
-		goto out;
-	}
-	if ((r = msg_replay_open(rpath, 0, &rr.replay, &e)) != 0)
-		goto out;
-	if ((r = own_refresh(&rr, &e)) != 0) {
-		if (!view_broken(r))
-			goto out;
-		/* Messages of contacts can still be read. */
-		fprintf(stderr, "devid-msg: warning: %s; messages from your "
-		    "own devices are held\n", err_msg(&e));
-		err_clear(&e);
-	}
 	while (!done) {
-		wait_s = cli->follow ? MSG_FOLLOW_WAIT_S : 0;
-		dirc_inbox_free(in);
-		in = NULL;
-		if ((r = dirc_inbox(c.dirc, wait_s, INBOX_PAGE, &in, &e)) != 0) {
-			if (r == ERR_DENIED && !renewed) {
-				/* The session ended: take the agent's new one. */
-				renewed = 1;
-				err_clear(&e);
-				if ((r = renew_session(&c, &e)) != 0)
-					goto out;
-				continue;
-			}
-			if (cli->follow && (r == ERR_NETWORK ||
-			    r == ERR_TIMEOUT)) {
-				fprintf(stderr, "devid-msg: %s; trying again in "
-				    "10 s\n", err_msg(&e));
-				err_clear(&e);
-				sleep(10);
-				continue;
-			}
+		if ((r = fetch_page(&rr, &in, &e)) != 0)
 			goto out;
-		}
-		renewed = 0;
 		rr.own_retried = 0;
 		if (in->n_items == 0) {
 			if (!cli->follow)
 				break;
 			continue;
 		}
-		ack_upto = 0;
-		held = 0;
-		for (i = 0; i < in->n_items; i++) {
-			if ((r = handle(&rr, &in->items[i], &oc, &e)) != 0)
-				break;
-			if (oc == OUT_HELD)
-				held = 1;
-			else if (!held)
-				ack_upto = in->items[i].seq;
-			if (oc == OUT_SHOWN && cli->count != 0 &&
-			    ++rr.shown >= cli->count) {
-				done = 1;
-				break;
-			}
-		}
-		if (ack_upto > 0) {
-			struct err_ctx e2;
-
-			err_clear(&e2);
-			if (dirc_ack(c.dirc, ack_upto, NULL, &e2) != 0 &&
-			    r == 0) {
-				r = ERR_NETWORK;
-				e = e2;
-			}
-		}
-		if (r != 0)
+		r = handle_page(&rr, in, &ack_upto, &held, &done, &e);
+		if ((r = acknowledge(&rr, ack_upto, r, &e)) != 0)
 			goto out;
 		/* Held entries stay: stop instead of fetching them again. */
 		if (held && !cli->follow)
@@ -860,7 +1160,6 @@ msg_cmd_recv(const struct msg_cli *cli)
 		fprintf(stderr, "devid-msg: recv: %s\n", e.code != 0 ?
 		    err_msg(&e) : err_str(r));
 	dirc_inbox_free(in);
-	free(rpath);
 	run_clear(&rr);
 	msg_ctx_close(&c);
 	return r == 0 ? 0 : 1;

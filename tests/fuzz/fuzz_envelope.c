@@ -5,6 +5,9 @@
  * Every input goes through:
  *   - env_parse(); when it parses, encoding and parsing again must succeed
  *     and encode to the same bytes (the encoding is canonical);
+ *   - when it loads as JSON, env_parse_tree() on the tree (devid-agent's
+ *     `open` request) must judge it as env_parse() does, with the same
+ *     code and message, and env_parse_keep_tree() must keep that tree;
  *   - env_payload_parse();
  *   - env_open() for a fixed receiving device, with fixed sender and
  *     receiver keys made once from constant scalars, so that seeds sealed
@@ -18,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
 #include <openssl/evp.h>
 
 #include "codec.h"
@@ -184,6 +188,35 @@ fuzz_parse_roundtrip(const uint8_t *data, size_t size)
 	env_free(again);
 }
 
+/* The tree path must agree with the text path. */
+static void
+fuzz_parse_tree_agrees(const uint8_t *data, size_t size)
+{
+	struct env *from_text = NULL, *from_tree = NULL;
+	struct err_ctx et, ej;
+	json_t *root, *kept = NULL;
+	int rt, rj;
+
+	if (size > ENV_MAX_BYTES_DEFAULT ||
+	    (root = json_loadb((const char *)data, size,
+	    JSON_REJECT_DUPLICATES, NULL)) == NULL)
+		return;
+	err_clear(&et);
+	err_clear(&ej);
+	rt = env_parse_keep_tree(data, size, NULL, &from_text, &kept, &et);
+	rj = env_parse_tree(root, NULL, &from_tree, &ej);
+	if (rt != rj || strcmp(et.msg, ej.msg) != 0 ||
+	    (rt == 0 && !json_equal(kept, root))) {
+		fprintf(stderr, "fuzz_envelope: text and tree parses differ: "
+		    "%d (%s) and %d (%s)\n", rt, et.msg, rj, ej.msg);
+		abort();
+	}
+	json_decref(kept);
+	json_decref(root);
+	env_free(from_text);
+	env_free(from_tree);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -194,6 +227,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	fuzz_init();
 	fuzz_parse_roundtrip(data, size);
+	fuzz_parse_tree_agrees(data, size);
 
 	if (env_payload_parse(data, size, &payload, NULL) == 0)
 		env_payload_clear(&payload);

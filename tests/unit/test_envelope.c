@@ -293,29 +293,89 @@ static const struct env_open_ops ops_template = {
 	.gossip = cb_gossip,
 };
 
-/* Opens json as rx.  out is cleared by the caller. */
+/* Fills self for rx, whose keys the callbacks use. */
+static void
+self_of(struct receiver *rx, struct env_self *self)
+{
+	memset(self, 0, sizeof(*self));
+	self->device = rx->id;
+	self->alg = rx->alg;
+	if (rx->alg == TOKEN_ENC_HPKE_P256) {
+		assert_int_equal(crypto_ec_point_get(rx->enc, self->enc_point),
+		    0);
+		self->dh = cb_dh;
+		self->dh_arg = rx;
+	} else {
+		self->rsa_decrypt = cb_rsa;
+		self->rsa_arg = rx;
+	}
+}
+
+/* Asserts that two opens of one envelope came to the same result. */
+static void
+assert_same_open(int r1, const struct env_opened *o1,
+    const struct err_ctx *e1, int r2, const struct env_opened *o2,
+    const struct err_ctx *e2)
+{
+	if (r1 != r2 || o1->failed != o2->failed ||
+	    strcmp(e1->msg, e2->msg) != 0)
+		fail_msg("text: %d at check %d: %s; tree: %d at check %d: %s",
+		    r1, (int)o1->failed, e1->msg, r2, (int)o2->failed,
+		    e2->msg);
+	if (r1 != 0)
+		return;
+	assert_memory_equal(o1->id, o2->id, ENV_ID_LEN);
+	assert_string_equal(o1->sender_account, o2->sender_account);
+	assert_string_equal(o1->sender_device, o2->sender_device);
+	assert_int_equal(o1->sent, o2->sent);
+	assert_string_equal(o1->payload.type, o2->payload.type);
+	assert_int_equal(o1->payload.body_len, o2->payload.body_len);
+	if (o1->payload.body_len > 0)
+		assert_memory_equal(o1->payload.body, o2->payload.body,
+		    o1->payload.body_len);
+	assert_true((o1->payload.name == NULL) == (o2->payload.name == NULL));
+	if (o1->payload.name != NULL)
+		assert_string_equal(o1->payload.name, o2->payload.name);
+}
+
+/*
+ * Opens json as rx with env_open().  When the text loads as JSON (and is
+ * within lim: a tree has no size), env_open_tree() -- what devid-agent
+ * does with the envelope of an `open` request -- opens it first and must
+ * come to the same result, check and message; rx's replay store and
+ * gossip count are rolled back in between.  out is cleared by the caller.
+ */
 static int
 open_as(struct receiver *rx, const char *json, size_t len,
     const struct env_limits *lim, struct env_opened *out, struct err_ctx *e)
 {
 	struct env_self self;
 	struct env_open_ops ops = ops_template;
+	struct env_opened o2;
+	struct err_ctx e2;
+	size_t n_seen = rx->n_seen;
+	int gossip_calls = rx->gossip_calls, r, r2 = 0, tree = 0;
+	json_t *root = NULL;
 
-	memset(&self, 0, sizeof(self));
-	self.device = rx->id;
-	self.alg = rx->alg;
-	if (rx->alg == TOKEN_ENC_HPKE_P256) {
-		assert_int_equal(crypto_ec_point_get(rx->enc, self.enc_point),
-		    0);
-		self.dh = cb_dh;
-		self.dh_arg = rx;
-	} else {
-		self.rsa_decrypt = cb_rsa;
-		self.rsa_arg = rx;
-	}
+	self_of(rx, &self);
 	ops.arg = rx;
+	if ((lim == NULL || lim->max_bytes == 0 || len <= lim->max_bytes) &&
+	    (root = json_loadb(json, len, JSON_REJECT_DUPLICATES,
+	    NULL)) != NULL) {
+		tree = 1;
+		err_clear(&e2);
+		r2 = env_open_tree(root, lim, &self, &ops, &o2, &e2);
+		json_decref(root);
+		rx->n_seen = n_seen;
+		rx->gossip_calls = gossip_calls;
+	}
 	err_clear(e);
-	return env_open((const uint8_t *)json, len, lim, &self, &ops, out, e);
+	r = env_open((const uint8_t *)json, len, lim, &self, &ops, out, e);
+	if (tree) {
+		assert_same_open(r, out, e, r2, &o2, &e2);
+		env_opened_clear(&o2);
+	}
+	return r;
 }
 
 /* Asserts the uniform rejection at check c, said so in the message. */
@@ -2019,6 +2079,81 @@ test_deep_nesting_and_raw_text(void **state)
 	(void)state;
 }
 
+/*
+ * The tree forms: env_parse_keep_tree() hands back the tree it parsed,
+ * env_parse_tree() reads a tree as env_parse() reads the text, nesting
+ * checked on the tree.
+ */
+static void
+test_parse_tree(void **state)
+{
+	static const int to[] = { B1, B2 };
+	struct env_limits lim = { 0, ENV_MAX_RECIPIENTS + 1 };
+	struct env *env, *parsed = NULL;
+	struct err_ctx e;
+	json_t *kept = NULL, *root, *deep;
+	char *json, *again;
+	size_t len, len2, i;
+
+	env = seal_to(A1, to, 2, "as a tree");
+	json = to_json(env, &len);
+
+	err_clear(&e);
+	assert_int_equal(env_parse_keep_tree((const uint8_t *)json, len, NULL,
+	    &parsed, &kept, &e), 0);
+	root = json_loadb(json, len, 0, NULL);
+	assert_non_null(root);
+	assert_non_null(kept);
+	assert_true(json_equal(kept, root));
+	again = to_json(parsed, &len2);
+	assert_int_equal(len2, len);
+	assert_memory_equal(again, json, len);
+	free(again);
+	env_free(parsed);
+	parsed = NULL;
+	json_decref(kept);
+	kept = NULL;
+
+	assert_int_equal(env_parse_tree(root, NULL, &parsed, &e), 0);
+	again = to_json(parsed, &len2);
+	assert_int_equal(len2, len);
+	assert_memory_equal(again, json, len);
+	free(again);
+	env_free(parsed);
+	parsed = NULL;
+	assert_int_equal(env_parse_tree(root, &lim, &parsed, &e),
+	    ERR_INVALID_ARG);
+	assert_null(parsed);
+
+	/* A failure leaves both out-parameters alone. */
+	err_clear(&e);
+	assert_int_equal(env_parse_keep_tree((const uint8_t *)json, len - 1,
+	    NULL, &parsed, &kept, &e), ERR_FORMAT);
+	assert_null(parsed);
+	assert_null(kept);
+
+	/* Nesting deeper than an envelope's, in an unknown member. */
+	deep = json_array();
+	for (i = 0; i < 3; i++)
+		deep = json_pack("[o]", deep);
+	assert_non_null(deep);
+	assert_int_equal(json_object_set_new(root, "x", deep), 0);
+	err_clear(&e);
+	assert_int_equal(env_parse_tree(root, NULL, &parsed, &e), ERR_FORMAT);
+	assert_non_null(strstr(e.msg, "nested deeper"));
+	assert_null(parsed);
+	json_decref(root);
+
+	root = json_array();
+	err_clear(&e);
+	assert_int_equal(env_parse_tree(root, NULL, &parsed, &e), ERR_FORMAT);
+	assert_non_null(strstr(e.msg, "not a JSON object"));
+	json_decref(root);
+	free(json);
+	env_free(env);
+	(void)state;
+}
+
 /* Integers beyond what a u64 field may hold, written as raw text. */
 static void
 test_huge_integers(void **state)
@@ -2440,6 +2575,7 @@ main(void)
 		cmocka_unit_test_setup(test_size_limit, test_setup),
 		cmocka_unit_test_setup(test_deep_nesting_and_raw_text,
 		    test_setup),
+		cmocka_unit_test_setup(test_parse_tree, test_setup),
 		cmocka_unit_test_setup(test_huge_integers, test_setup),
 		cmocka_unit_test_setup(test_replay, test_setup),
 		cmocka_unit_test_setup(test_reflection, test_setup),
