@@ -137,14 +137,16 @@ parse_cmd(const char *s, enum msg_cmd *cmd)
 	return ERR_INVALID_ARG;
 }
 
-int
-msg_cli_parse(int argc, char **argv, struct msg_cli *cli, struct err_ctx *e)
+/*
+ * The options, one case each, into cli.  -h and -V set cli->cmd and end
+ * the parse there.  optind is left at the command.
+ */
+static int
+parse_options(int argc, char **argv, struct msg_cli *cli, struct err_ctx *e)
 {
 	uint64_t v;
-	size_t i;
-	int c, pos;
+	int c;
 
-	memset(cli, 0, sizeof(*cli));
 	optind = 0;     /* GNU: start afresh (the tests parse many times) */
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":m:f:t:o:qhV", long_opts,
@@ -217,6 +219,19 @@ msg_cli_parse(int argc, char **argv, struct msg_cli *cli, struct err_ctx *e)
 			    argv[optind - 1]);
 		}
 	}
+	return 0;
+}
+
+/*
+ * The command at argv[optind] and its accounts, each a valid account name;
+ * one named twice counts once.
+ */
+static int
+parse_command(int argc, char **argv, struct msg_cli *cli, struct err_ctx *e)
+{
+	size_t i;
+	int pos;
+
 	if (optind >= argc)
 		return err_set(e, ERR_INVALID_ARG, "no command given");
 	if (parse_cmd(argv[optind], &cli->cmd) != 0)
@@ -236,6 +251,14 @@ msg_cli_parse(int argc, char **argv, struct msg_cli *cli, struct err_ctx *e)
 		if (i == cli->n_accounts)        /* named twice: once */
 			cli->accounts[cli->n_accounts++] = argv[pos];
 	}
+	return 0;
+}
+
+/* The accounts and options that go with cli->cmd (named cmd_name). */
+static int
+check_command_args(const struct msg_cli *cli, const char *cmd_name,
+    struct err_ctx *e)
+{
 	switch (cli->cmd) {
 	case MSG_CMD_SEND:
 		if (cli->n_accounts == 0)
@@ -258,7 +281,7 @@ msg_cli_parse(int argc, char **argv, struct msg_cli *cli, struct err_ctx *e)
 	case MSG_CMD_HELP:
 		if (cli->n_accounts != 0)
 			return err_set(e, ERR_INVALID_ARG, "%s takes no accounts",
-			    argv[optind]);
+			    cmd_name);
 		break;
 	default:
 		break;
@@ -273,4 +296,19 @@ msg_cli_parse(int argc, char **argv, struct msg_cli *cli, struct err_ctx *e)
 	if (cli->cmd != MSG_CMD_TRUST && cli->device != NULL)
 		return err_set(e, ERR_INVALID_ARG, "--device goes with trust");
 	return 0;
+}
+
+int
+msg_cli_parse(int argc, char **argv, struct msg_cli *cli, struct err_ctx *e)
+{
+	int r;
+
+	memset(cli, 0, sizeof(*cli));
+	if ((r = parse_options(argc, argv, cli, e)) != 0)
+		return r;
+	if (cli->cmd == MSG_CMD_HELP || cli->cmd == MSG_CMD_VERSION)
+		return 0;       /* -h, -V */
+	if ((r = parse_command(argc, argv, cli, e)) != 0)
+		return r;
+	return check_command_args(cli, argv[optind], e);
 }

@@ -258,24 +258,195 @@ own_recipients(struct msg_ctx *c, struct rcpts *rc, size_t *skipped,
 	return r;
 }
 
+/*
+ * Brings the pin of every recipient account other than the own one up to
+ * date (pins[0..*n_pins), which the caller clears, also on failure): the
+ * log verified against the pin, or on first contact pinned whole, and
+ * then listed.  An account without an active device is an error.
+ */
+static int
+pin_recipients(struct msg_ctx *c, const struct msg_cli *cli,
+    struct registry *pins, size_t *n_pins, struct err_ctx *e)
+{
+	struct registry *pin;
+	char msg[512];
+	size_t i, j;
+	int r, first;
+
+	for (i = 0; i < cli->n_accounts; i++) {
+		if (strcmp(cli->accounts[i], c->account) == 0)
+			continue;
+		pin = &pins[*n_pins];
+		first = 0;
+		if ((r = msg_contact_refresh(c, cli->accounts[i], pin, &first,
+		    e)) != 0) {
+			reg_clear(pin);
+			return r;
+		}
+		(*n_pins)++;
+		if (pin->log.n_devices == 0)
+			return err_set(e, ERR_NOT_FOUND, "%s has no active "
+			    "device to send to", cli->accounts[i]);
+		if (!first || cli->quiet)
+			continue;
+		printf("First contact with %s: pinned its %zu device(s):\n",
+		    cli->accounts[i], pin->log.n_devices);
+		for (j = 0; j < pin->log.n_devices; j++) {
+			msg_contact_explain(pin, pin->log.devices[j].rec.device,
+			    msg, sizeof(msg));
+			printf("  %s\n", msg);
+		}
+	}
+	return 0;
+}
+
+/*
+ * Any active device of a recipient that the user has not accepted stops
+ * the send before anything is sealed: each is named with what to do.
+ * ERR_DENIED then.
+ */
+static int
+refuse_unaccepted(struct msg_ctx *c, const struct registry *pins,
+    size_t n_pins, struct err_ctx *e)
+{
+	const char *dev;
+	char msg[512];
+	size_t i, j;
+	int here, blocked = 0;
+
+	for (i = 0; i < n_pins; i++) {
+		here = 0;
+		for (j = 0; j < pins[i].log.n_devices; j++) {
+			dev = pins[i].log.devices[j].rec.device;
+			if (msg_contact_accepted(&pins[i], dev))
+				continue;
+			msg_contact_explain(&pins[i], dev, msg, sizeof(msg));
+			fprintf(stderr, "devid-msg: %s has a device you have "
+			    "not accepted: %s.\n", pins[i].account, msg);
+			here++;
+		}
+		if (here == 0)
+			continue;
+		fprintf(stderr, "devid-msg: not sent.  Ask %s (not through "
+		    "this channel) whether they added it; if they did, run: "
+		    "devid-msg trust %s\n", pins[i].account, pins[i].account);
+		msg_log(c, "send: refused, %d unaccepted device(s) on %s", here,
+		    pins[i].account);
+		blocked += here;
+	}
+	if (blocked > 0)
+		return err_set(e, ERR_DENIED, "message not sent: %d device(s) "
+		    "not accepted", blocked);
+	return 0;
+}
+
+/*
+ * The devices to encrypt to, into rc: the own account's approved devices
+ * (from its verified log; *skipped counts those left out) and every
+ * device of the pinned recipients.  ERR_NOT_FOUND when there is none.
+ */
+static int
+collect_recipients(struct msg_ctx *c, const struct registry *pins,
+    size_t n_pins, struct rcpts *rc, size_t *skipped, struct err_ctx *e)
+{
+	size_t i, j;
+	int r;
+
+	if ((r = msg_own_log(c, e)) != 0 ||
+	    (r = own_recipients(c, rc, skipped, e)) != 0)
+		return r;
+	for (i = 0; i < n_pins; i++)
+		for (j = 0; j < pins[i].log.n_devices; j++)
+			if ((r = rcpts_add(rc, &pins[i].log.devices[j].rec,
+			    e)) != 0)
+				return r;
+	if (rc->n == 0)
+		return err_set(e, ERR_NOT_FOUND, "nobody to send to: no other "
+		    "approved device");
+	return 0;
+}
+
+/*
+ * Seals payload to rc with, as "to" and "views", the own account and
+ * every pinned one with its verified head (gossip); the agent signs, and
+ * the signature must verify under this device's key.  *out: the new
+ * envelope (env_free()).
+ */
+static int
+seal_message(struct msg_ctx *c, const struct registry *pins, size_t n_pins,
+    const struct rcpts *rc, const uint8_t *payload, size_t payload_len,
+    struct env **out, struct err_ctx *e)
+{
+	struct acctlog_head views[MSG_MAX_TO + 1];
+	const char *to[MSG_MAX_TO + 1];
+	struct env_seal_args sa;
+	struct env *env = NULL;
+	uint8_t digest[32];
+	size_t i, n_to = 0;
+	int r;
+
+	to[n_to] = c->account;
+	views[n_to++] = c->own.head;
+	for (i = 0; i < n_pins; i++) {
+		to[n_to] = pins[i].account;
+		views[n_to++] = pins[i].log.head;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sender_account = c->account;
+	sa.sender_device = c->device;
+	sa.sent = (uint64_t)time(NULL);
+	sa.to = to;
+	sa.n_to = n_to;
+	sa.views = views;
+	sa.n_views = n_to;
+	sa.recipients = rc->keys;
+	sa.n_recipients = rc->n;
+	sa.payload = payload;
+	sa.payload_len = payload_len;
+	sa.sign = seal_sign;
+	sa.sign_arg = c;
+	if ((r = env_seal(&sa, &env, e)) != 0)
+		return r;
+	/* The agent signs with the token: check it is this device's key. */
+	if ((r = env_sig_digest(env, digest)) != 0 ||
+	    crypto_ecdsa_verify(c->self_pub, digest, env->sig) != 0) {
+		env_free(env);
+		return err_set(e, ERR_SIGNATURE, "the agent's signature does "
+		    "not verify under this device's key");
+	}
+	*out = env;
+	return 0;
+}
+
+/* "Sent to ACCOUNT...: N device(s) ... (message ID)." */
+static void
+print_sent(const struct msg_cli *cli, size_t n_devices, size_t skipped,
+    const char *msg_id)
+{
+	size_t i;
+
+	printf("Sent to");
+	for (i = 0; i < cli->n_accounts; i++)
+		printf(" %s", cli->accounts[i]);
+	printf(": %zu device(s)", n_devices);
+	if (skipped > 0)
+		printf(", %zu own device(s) left out", skipped);
+	printf(" (message %s).\n", msg_id);
+}
+
 int
 msg_cmd_send(const struct msg_cli *cli)
 {
 	struct msg_ctx c;
 	struct err_ctx e;
 	struct registry pins[MSG_MAX_TO];
-	struct acctlog_head views[MSG_MAX_TO + 1];
-	const char *to[MSG_MAX_TO + 1];
 	struct rcpts *rc = NULL;
-	struct env_seal_args sa;
 	struct env *env = NULL;
-	uint8_t *payload = NULL, digest[32];
-	size_t payload_len = 0, json_len = 0, n_pins = 0, n_to = 0, i, j;
-	size_t skipped = 0;
-	char *json = NULL, msg[512];
-	char *idb = NULL;
+	uint8_t *payload = NULL;
+	size_t payload_len = 0, json_len = 0, n_pins = 0, i, skipped = 0;
+	char *json = NULL, *idb = NULL;
 	uint64_t queued = 0;
-	int r = ERR_INTERNAL, first, blocked = 0;
+	int r = ERR_INTERNAL;
 
 	err_clear(&e);
 	memset(pins, 0, sizeof(pins));
@@ -287,107 +458,13 @@ msg_cmd_send(const struct msg_cli *cli)
 		r = ERR_ALLOC;
 		goto out;
 	}
-	/* The recipients' accounts: verified logs against their pins. */
-	for (i = 0; i < cli->n_accounts; i++) {
-		if (strcmp(cli->accounts[i], c.account) == 0)
-			continue;
-		first = 0;
-		if ((r = msg_contact_refresh(&c, cli->accounts[i],
-		    &pins[n_pins], &first, &e)) != 0) {
-			reg_clear(&pins[n_pins]);
-			goto out;
-		}
-		n_pins++;
-		if (pins[n_pins - 1].log.n_devices == 0) {
-			r = err_set(&e, ERR_NOT_FOUND, "%s has no active device "
-			    "to send to", cli->accounts[i]);
-			goto out;
-		}
-		if (first && !cli->quiet) {
-			printf("First contact with %s: pinned its %zu "
-			    "device(s):\n", cli->accounts[i],
-			    pins[n_pins - 1].log.n_devices);
-			for (j = 0; j < pins[n_pins - 1].log.n_devices; j++) {
-				msg_contact_explain(&pins[n_pins - 1],
-				    pins[n_pins - 1].log.devices[j].rec.device,
-				    msg, sizeof(msg));
-				printf("  %s\n", msg);
-			}
-		}
-	}
-	/* Any device not accepted stops the send, before anything is sealed. */
-	for (i = 0; i < n_pins; i++) {
-		int here = 0;
-
-		for (j = 0; j < pins[i].log.n_devices; j++) {
-			const char *dev = pins[i].log.devices[j].rec.device;
-
-			if (msg_contact_accepted(&pins[i], dev))
-				continue;
-			msg_contact_explain(&pins[i], dev, msg, sizeof(msg));
-			fprintf(stderr, "devid-msg: %s has a device you have not "
-			    "accepted: %s.\n", pins[i].account, msg);
-			here++;
-		}
-		if (here > 0) {
-			fprintf(stderr, "devid-msg: not sent.  Ask %s (not "
-			    "through this channel) whether they added it; if "
-			    "they did, run: devid-msg trust %s\n",
-			    pins[i].account, pins[i].account);
-			msg_log(&c, "send: refused, %d unaccepted device(s) on "
-			    "%s", here, pins[i].account);
-			blocked += here;
-		}
-	}
-	if (blocked > 0) {
-		r = err_set(&e, ERR_DENIED, "message not sent: %d device(s) "
-		    "not accepted", blocked);
+	if ((r = pin_recipients(&c, cli, pins, &n_pins, &e)) != 0 ||
+	    (r = refuse_unaccepted(&c, pins, n_pins, &e)) != 0 ||
+	    (r = collect_recipients(&c, pins, n_pins, rc, &skipped,
+	    &e)) != 0 ||
+	    (r = seal_message(&c, pins, n_pins, rc, payload, payload_len,
+	    &env, &e)) != 0)
 		goto out;
-	}
-	/* The own account: its verified log and the agent's approvals. */
-	if ((r = msg_own_log(&c, &e)) != 0 ||
-	    (r = own_recipients(&c, rc, &skipped, &e)) != 0)
-		goto out;
-	for (i = 0; i < n_pins; i++)
-		for (j = 0; j < pins[i].log.n_devices; j++)
-			if ((r = rcpts_add(rc, &pins[i].log.devices[j].rec,
-			    &e)) != 0)
-				goto out;
-	if (rc->n == 0) {
-		r = err_set(&e, ERR_NOT_FOUND, "nobody to send to: no other "
-		    "approved device");
-		goto out;
-	}
-	/* to and views: every account named, and the own one. */
-	to[n_to] = c.account;
-	views[n_to++] = c.own.head;
-	for (i = 0; i < n_pins; i++) {
-		to[n_to] = pins[i].account;
-		views[n_to++] = pins[i].log.head;
-	}
-	memset(&sa, 0, sizeof(sa));
-	sa.sender_account = c.account;
-	sa.sender_device = c.device;
-	sa.sent = (uint64_t)time(NULL);
-	sa.to = to;
-	sa.n_to = n_to;
-	sa.views = views;
-	sa.n_views = n_to;
-	sa.recipients = rc->keys;
-	sa.n_recipients = rc->n;
-	sa.payload = payload;
-	sa.payload_len = payload_len;
-	sa.sign = seal_sign;
-	sa.sign_arg = &c;
-	if ((r = env_seal(&sa, &env, &e)) != 0)
-		goto out;
-	/* The agent signs with the token: check it is this device's key. */
-	if ((r = env_sig_digest(env, digest)) != 0 ||
-	    crypto_ecdsa_verify(c.self_pub, digest, env->sig) != 0) {
-		r = err_set(&e, ERR_SIGNATURE, "the agent's signature does not "
-		    "verify under this device's key");
-		goto out;
-	}
 	if ((r = env_to_json(env, &json, &json_len)) != 0 ||
 	    (r = dirc_post_message(c.dirc, json, json_len, &queued,
 	    &e)) != 0)
@@ -395,15 +472,8 @@ msg_cmd_send(const struct msg_cli *cli)
 	if ((r = b64url_encode(env->id, ENV_ID_LEN, &idb)) != 0)
 		goto out;
 	msg_log(&c, "send: message %s to %zu device(s)", idb, rc->n);
-	if (!cli->quiet) {
-		printf("Sent to");
-		for (i = 0; i < cli->n_accounts; i++)
-			printf(" %s", cli->accounts[i]);
-		printf(": %zu device(s)", rc->n);
-		if (skipped > 0)
-			printf(", %zu own device(s) left out", skipped);
-		printf(" (message %s).\n", idb);
-	}
+	if (!cli->quiet)
+		print_sent(cli, rc->n, skipped, idb);
 	r = 0;
  out:
 	if (r != 0)
