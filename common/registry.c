@@ -85,6 +85,7 @@ reg_copy(struct registry *dst, const struct registry *src)
 	memcpy(dst->device, src->device, sizeof(dst->device));
 	memcpy(dst->directory, src->directory, sizeof(dst->directory));
 	dst->updated = src->updated;
+	dst->trust_endorsed = src->trust_endorsed;
 	if ((r = acctlog_state_copy(&dst->log, &src->log)) != 0)
 		return r;
 	if (src->n_devs > 0) {
@@ -226,6 +227,12 @@ reg_encode(const struct registry *reg, char **out, size_t *out_len,
 		r = ERR_ALLOC;
 		goto out;
 	}
+	/* Written only when on, so that a file without it reads the same. */
+	if (reg->trust_endorsed &&
+	    json_object_set_new(o, "trust_endorsed", json_true()) != 0) {
+		r = ERR_ALLOC;
+		goto out;
+	}
 	for (i = 0; i < reg->n_devs; i++) {
 		if ((r = device_to_json(&reg->devs[i], &d, e)) != 0)
 			goto out;
@@ -253,7 +260,7 @@ reg_encode(const struct registry *reg, char **out, size_t *out_len,
 
 static const char *const reg_keys[] = {
 	"version", "account", "device", "directory", "updated", "log",
-	"devices"
+	"devices", "trust_endorsed"
 };
 static const char *const dev_keys[] = {
 	"device", "label", "state", "first_seen", "changed", "add_seq",
@@ -319,7 +326,7 @@ reg_parse(const char *text, size_t len, struct registry *reg, struct err_ctx *e)
 	if ((r = devrec_json_load(text, len, REG_FILE_MAX, &o, "registry",
 	    e)) != 0)
 		return r;
-	if ((r = devrec_json_keys(o, reg_keys, 7, "registry", e)) != 0 ||
+	if ((r = devrec_json_keys(o, reg_keys, 8, "registry", e)) != 0 ||
 	    (r = devrec_json_u64(o, "version", &version, "registry", e)) != 0 ||
 	    (r = devrec_json_str(o, "account", DEVREC_ACCOUNT_MAX, &account,
 	    "registry", e)) != 0 ||
@@ -340,6 +347,14 @@ reg_parse(const char *text, size_t len, struct registry *reg, struct err_ctx *e)
 		goto out;
 	}
 	snprintf(reg->account, sizeof(reg->account), "%s", account);
+	if ((v = json_object_get(o, "trust_endorsed")) != NULL) {
+		if (!json_is_boolean(v)) {
+			r = err_set(e, ERR_FORMAT, "registry: trust_endorsed "
+			    "is not true or false");
+			goto out;
+		}
+		reg->trust_endorsed = json_is_true(v);
+	}
 	if ((v = json_object_get(o, "log")) == NULL) {
 		r = err_set(e, ERR_FORMAT, "registry: no log state");
 		goto out;

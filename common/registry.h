@@ -67,6 +67,9 @@ struct registry {
 	char device[DEVREC_ID_HEX_LEN + 1];
 	char directory[DEVREC_ID_HEX_LEN + 1];
 	uint64_t updated;
+	/* Contact pins only (devid-msg trust --endorsed): accept a new
+	 * device endorsed by an accepted one without asking. */
+	int trust_endorsed;
 	struct acctlog_state log;
 	struct reg_device *devs;
 	size_t n_devs;

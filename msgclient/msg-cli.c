@@ -20,6 +20,7 @@ enum {
 	OPT_JSON,
 	OPT_COUNT,
 	OPT_DEVICE,
+	OPT_ENDORSED,
 	OPT_SOCKET,
 	OPT_DIRECTORY,
 	OPT_DATA_DIR,
@@ -35,6 +36,7 @@ static const struct option long_opts[] = {
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "count", required_argument, NULL, OPT_COUNT },
 	{ "device", required_argument, NULL, OPT_DEVICE },
+	{ "endorsed", required_argument, NULL, OPT_ENDORSED },
 	{ "socket", required_argument, NULL, OPT_SOCKET },
 	{ "directory", required_argument, NULL, OPT_DIRECTORY },
 	{ "data-dir", required_argument, NULL, OPT_DATA_DIR },
@@ -51,7 +53,7 @@ msg_cli_usage(FILE *f)
 	fprintf(f,
 "Usage: devid-msg send ACCOUNT... [-m TEXT | -f FILE [-t TYPE]]\n"
 "       devid-msg recv [--follow] [--count N] [--json] [-o DIR]\n"
-"       devid-msg trust ACCOUNT [--device ID-PREFIX]\n"
+"       devid-msg trust ACCOUNT [--device ID-PREFIX | --endorsed yes|no]\n"
 "       devid-msg contacts [--json]\n"
 "\n"
 "Messages between devid devices.  Every message is encrypted once and its\n"
@@ -68,7 +70,9 @@ msg_cli_usage(FILE *f)
 "                    acknowledge what was handled.\n"
 "  trust ACCOUNT     accept ACCOUNT's current devices (or only the one\n"
 "                    given with --device) after you checked them with the\n"
-"                    contact, and pin them.\n"
+"                    contact, and pin them.  --endorsed yes: from now on\n"
+"                    accept (and show) a new device of ACCOUNT that a\n"
+"                    device you accepted endorsed, without asking.\n"
 "  contacts          list the pinned contacts and their devices.\n"
 "\n"
 "Options:\n"
@@ -82,6 +86,7 @@ msg_cli_usage(FILE *f)
 "      --count N        stop after N messages (recv)\n"
 "      --json           one JSON object per line\n"
 "      --device PREFIX  trust only this device (trust)\n"
+"      --endorsed yes|no  trust_endorsed for ACCOUNT (trust; default no)\n"
 "      --socket PATH    the agent's socket\n"
 "                       (default $XDG_RUNTIME_DIR/devid/agent.sock)\n"
 "      --directory URL  reach the directory at URL instead of the agent's\n"
@@ -178,6 +183,15 @@ parse_options(int argc, char **argv, struct msg_cli *cli, struct err_ctx *e)
 			break;
 		case OPT_DEVICE:
 			cli->device = optarg;
+			break;
+		case OPT_ENDORSED:
+			if (strcmp(optarg, "yes") == 0)
+				cli->endorsed = MSG_ENDORSED_YES;
+			else if (strcmp(optarg, "no") == 0)
+				cli->endorsed = MSG_ENDORSED_NO;
+			else
+				return err_set(e, ERR_INVALID_ARG, "--endorsed "
+				    "takes yes or no");
 			break;
 		case OPT_SOCKET:
 			cli->socket = optarg;
@@ -293,8 +307,13 @@ check_command_args(const struct msg_cli *cli, const char *cmd_name,
 	    cli->follow || cli->count != 0))
 		return err_set(e, ERR_INVALID_ARG, "-o, --follow and --count go "
 		    "with recv");
-	if (cli->cmd != MSG_CMD_TRUST && cli->device != NULL)
-		return err_set(e, ERR_INVALID_ARG, "--device goes with trust");
+	if (cli->cmd != MSG_CMD_TRUST && (cli->device != NULL ||
+	    cli->endorsed != MSG_ENDORSED_UNSET))
+		return err_set(e, ERR_INVALID_ARG, "--device and --endorsed go "
+		    "with trust");
+	if (cli->device != NULL && cli->endorsed != MSG_ENDORSED_UNSET)
+		return err_set(e, ERR_INVALID_ARG, "trust takes --device or "
+		    "--endorsed, not both");
 	return 0;
 }
 

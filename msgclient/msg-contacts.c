@@ -237,6 +237,52 @@ msg_contact_accepted(const struct registry *pin, const char *device)
 	return 0;
 }
 
+/* Whether device, active in pin's log and not accepted, is endorsed by a
+ * device that is active and accepted in pin. */
+static int
+endorsed_by_accepted(const struct registry *pin, const char *device)
+{
+	const struct acctlog_device *ad;
+
+	if ((ad = acctlog_state_find(&pin->log, device)) == NULL ||
+	    !ad->rec.has_endorsement ||
+	    msg_contact_accepted(pin, device))
+		return 0;
+	return msg_contact_accepted(pin, ad->rec.endorsed_by);
+}
+
+int
+msg_contact_accept_endorsed(struct registry *pin, uint64_t now,
+    msg_contact_shown_fn shown, void *arg)
+{
+	struct reg_device *d;
+	size_t i;
+	int count = 0, again = 1;
+
+	if (!pin->trust_endorsed)
+		return 0;
+	/* A device endorsed by one accepted in this pass counts too: the
+	 * endorsements form a chain back to a device the user accepted. */
+	while (again) {
+		again = 0;
+		for (i = 0; i < pin->log.n_devices; i++) {
+			const char *dev = pin->log.devices[i].rec.device;
+
+			if (!endorsed_by_accepted(pin, dev) ||
+			    (d = reg_find(pin, dev)) == NULL)
+				continue;
+			d->state = REG_APPROVED;
+			d->changed = now;
+			pin->updated = now;
+			if (shown != NULL)
+				shown(arg, pin, dev);
+			count++;
+			again = 1;
+		}
+	}
+	return count;
+}
+
 int
 msg_contact_trust(struct registry *pin, const char *prefix, uint64_t now,
     size_t *n, struct err_ctx *e)

@@ -96,6 +96,22 @@ int msg_contact_sync(struct registry *pin, int first_use, uint64_t now,
  * event that made it active, else 0. */
 int msg_contact_accepted(const struct registry *pin, const char *device);
 
+/* Told of each device msg_contact_accept_endorsed() accepts. */
+typedef void (*msg_contact_shown_fn)(void *arg, const struct registry *pin,
+    const char *device);
+
+/*
+ * When pin->trust_endorsed is on: accepts every active device of pin's
+ * log (msg_contact_sync()ed first) that is not accepted and whose record
+ * is endorsed by a device that is active and accepted in pin, repeating
+ * until nothing changes, and calls shown (may be NULL) for each so that
+ * the user sees it.  An unendorsed device, or one endorsed by a device
+ * that is pending or revoked, stays pending.  Returns how many were
+ * accepted (0 when the setting is off).
+ */
+int msg_contact_accept_endorsed(struct registry *pin, uint64_t now,
+    msg_contact_shown_fn shown, void *arg);
+
 /*
  * Accepts the active devices of pin that are not accepted yet (all of
  * them when prefix is NULL, else the one whose id starts with prefix).

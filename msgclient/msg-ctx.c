@@ -337,6 +337,21 @@ msg_contact_store(struct msg_ctx *c, const struct registry *pin,
 	    c, e);
 }
 
+/* A device accepted because trust_endorsed is on: said on stderr and in
+ * the local log, since it changes who can read what is sent. */
+static void
+show_endorsed(void *arg, const struct registry *pin, const char *device)
+{
+	struct msg_ctx *c = arg;
+	char msg[512];
+
+	msg_contact_explain(pin, device, msg, sizeof(msg));
+	fprintf(stderr, "devid-msg: %s added a device, accepted because "
+	    "trust_endorsed is on for %s: %s\n", pin->account, pin->account,
+	    msg);
+	msg_log(c, "accepted (trust_endorsed) %s", msg);
+}
+
 int
 msg_contact_refresh(struct msg_ctx *c, const char *account,
     struct registry *pin, int *first, struct err_ctx *e)
@@ -376,6 +391,9 @@ msg_contact_refresh(struct msg_ctx *c, const char *account,
 	}
 	if ((r = msg_contact_sync(pin, is_first, now, &changed, e)) != 0)
 		return r;
+	if (!is_first && msg_contact_accept_endorsed(pin, now, show_endorsed,
+	    c) > 0)
+		changed = 1;
 	if (is_first || changed || pin->log.seq != seq0) {
 		pin->updated = now;
 		if ((r = msg_contact_store(c, pin, e)) != 0)

@@ -20,6 +20,48 @@
 #include "registry.h"
 #include "timefmt.h"
 
+/* A device accepted by trust --endorsed yes, printed like trust does. */
+static void
+print_endorsed(void *arg, const struct registry *pin, const char *device)
+{
+	char msg[512];
+
+	(void)arg;
+	msg_contact_explain(pin, device, msg, sizeof(msg));
+	printf("Accepted %s\n", msg);
+}
+
+/*
+ * trust ACCOUNT --endorsed yes|no: sets trust_endorsed in the pin (signed
+ * with it, so that nobody without the token can turn it on), accepts at
+ * once what it now covers, and re-signs the pin.
+ */
+static int
+set_trust_endorsed(struct msg_ctx *c, struct registry *pin, int on,
+    uint64_t now, struct err_ctx *e)
+{
+	int r, n = 0;
+
+	pin->trust_endorsed = on;
+	pin->updated = now;
+	if (on)
+		n = msg_contact_accept_endorsed(pin, now, print_endorsed, c);
+	if ((r = msg_contact_store(c, pin, e)) != 0)
+		return r;
+	if (on)
+		printf("trust_endorsed is on for %s: a new device of %s that "
+		    "a device you accepted endorsed is accepted without "
+		    "asking, and shown when it is.\n", pin->account,
+		    pin->account);
+	else
+		printf("trust_endorsed is off for %s: every new device of %s "
+		    "stops a send until you trust it.\n", pin->account,
+		    pin->account);
+	msg_log(c, "trust: trust_endorsed %s for %s (%d device(s) "
+	    "accepted)", on ? "on" : "off", pin->account, n);
+	return 0;
+}
+
 int
 msg_cmd_trust(const struct msg_cli *cli)
 {
@@ -66,6 +108,13 @@ msg_cmd_trust(const struct msg_cli *cli)
 			    msg, sizeof(msg));
 			printf("  %s\n", msg);
 		}
+	}
+	if (cli->endorsed != MSG_ENDORSED_UNSET) {
+		r = set_trust_endorsed(&c, &pin,
+		    cli->endorsed == MSG_ENDORSED_YES, now, &e);
+		goto out;
+	}
+	if (first) {
 		r = 0;
 		goto out;
 	}
@@ -138,17 +187,19 @@ list_one(struct msg_ctx *c, const char *account, int json)
 			    pin.devs[i].device), "add_seq",
 			    (json_int_t)pin.devs[i].add_seq));
 		}
-		o = json_pack("{s:s, s:b, s:I, s:I, s:o*}", "account",
+		o = json_pack("{s:s, s:b, s:I, s:I, s:b, s:o*}", "account",
 		    account, "verified", 1, "seq", (json_int_t)pin.log.seq,
-		    "updated", (json_int_t)pin.updated, "devices", arr);
+		    "updated", (json_int_t)pin.updated, "trust_endorsed",
+		    pin.trust_endorsed, "devices", arr);
 		if (o != NULL && (s = json_dumps(o, JSON_COMPACT)) != NULL) {
 			printf("%s\n", s);
 			free(s);
 		}
 		json_decref(o);
 	} else {
-		printf("%s (log entry %llu, pinned %s)\n", account,
-		    (unsigned long long)pin.log.seq, when);
+		printf("%s (log entry %llu, pinned %s%s)\n", account,
+		    (unsigned long long)pin.log.seq, when,
+		    pin.trust_endorsed ? ", trust_endorsed" : "");
 		for (i = 0; i < pin.n_devs; i++) {
 			(void)devrec_short_id(pin.devs[i].device, short_id);
 			printf("  %-8s %s '%s'\n", msg_contact_accepted(&pin,

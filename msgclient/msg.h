@@ -50,6 +50,11 @@ struct msg_cli {
 	const char *type;                /* send --type */
 	const char *out_dir;             /* recv -o */
 	const char *device;              /* trust --device PREFIX */
+	enum {
+		MSG_ENDORSED_UNSET = 0,
+		MSG_ENDORSED_YES,
+		MSG_ENDORSED_NO,
+	} endorsed;                      /* trust --endorsed yes|no */
 	const char *socket;              /* --socket */
 	const char *directory;           /* --directory URL */
 	const char *data_dir;            /* --data-dir */

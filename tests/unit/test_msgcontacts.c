@@ -457,6 +457,105 @@ test_endorsed_explained(void **state)
 	reg_clear(&pin);
 }
 
+/* Endorses rec by the fixture's device number by. */
+static void
+endorse_by(struct fx *f, struct devrec *rec, size_t by)
+{
+	struct err_ctx e;
+	uint8_t *sd = NULL;
+	size_t sl = 0;
+
+	err_clear(&e);
+	assert_int_equal(crypto_spki_export(f->devs[by].sig, &sd, &sl), 0);
+	assert_int_equal(devrec_endorse(rec, sd, sl, devrec_sign_pkey,
+	    f->devs[by].sig, &e), 0);
+	free(sd);
+}
+
+static int shown_count;
+
+static void
+count_shown(void *arg, const struct registry *pin, const char *device)
+{
+	(void)arg;
+	assert_true(msg_contact_accepted(pin, device));
+	shown_count++;
+}
+
+/*
+ * trust_endorsed: off, nothing is accepted by itself; on, a device
+ * endorsed by an accepted one is accepted and shown, and so is one
+ * endorsed by that one (a chain back to what the user accepted); an
+ * unendorsed device stays pending.  The setting survives the signed file.
+ */
+static void
+test_trust_endorsed(void **state)
+{
+	struct fx *f = *state;
+	struct registry pin, back;
+	struct devrec phone, tablet;
+	struct err_ctx e;
+
+	err_clear(&e);
+	log_add(f, &f->devs[0].rec, 1764400001);
+	pin_with(f, &pin, 1, 1);
+	phone = f->devs[1].rec;
+	endorse_by(f, &phone, 0);               /* laptop vouches for phone */
+	tablet = f->devs[2].rec;
+	endorse_by(f, &tablet, 1);              /* phone vouches for tablet */
+	log_add(f, &phone, 1764400101);
+	log_add(f, &tablet, 1764400201);
+	assert_int_equal(acctlog_state_apply(&pin.log, &f->ev[1], 2, &e), 0);
+	assert_int_equal(msg_contact_sync(&pin, 0, 1764400600, NULL, &e), 0);
+	shown_count = 0;
+	assert_int_equal(msg_contact_accept_endorsed(&pin, 1764400600,
+	    count_shown, NULL), 0);
+	assert_false(msg_contact_accepted(&pin, phone.device));
+	pin.trust_endorsed = 1;
+	assert_int_equal(msg_contact_accept_endorsed(&pin, 1764400600,
+	    count_shown, NULL), 2);
+	assert_int_equal(shown_count, 2);
+	assert_true(msg_contact_accepted(&pin, phone.device));
+	assert_true(msg_contact_accepted(&pin, tablet.device));
+	assert_int_equal(msg_contact_accept_endorsed(&pin, 1764400700,
+	    count_shown, NULL), 0);
+	/* Saved and loaded with it; a pin without it reads as off. */
+	assert_int_equal(msg_contact_save(f->dir, &pin, f->key, soft_sign, f,
+	    &e), 0);
+	assert_int_equal(msg_contact_load(f->dir, BOB, SELF, f->key, &back,
+	    &e), 0);
+	assert_int_equal(back.trust_endorsed, 1);
+	reg_clear(&back);
+	reg_clear(&pin);
+}
+
+/* trust_endorsed never accepts an unendorsed device, nor one endorsed
+ * by a device that is itself pending. */
+static void
+test_trust_endorsed_needs_accepted_endorser(void **state)
+{
+	struct fx *f = *state;
+	struct registry pin;
+	struct devrec tablet;
+	struct err_ctx e;
+
+	err_clear(&e);
+	log_add(f, &f->devs[0].rec, 1764400001);
+	pin_with(f, &pin, 1, 1);
+	pin.trust_endorsed = 1;
+	tablet = f->devs[2].rec;
+	endorse_by(f, &tablet, 1);              /* by phone, not accepted */
+	log_add(f, &f->devs[1].rec, 1764400101); /* phone: unendorsed */
+	log_add(f, &tablet, 1764400201);
+	assert_int_equal(acctlog_state_apply(&pin.log, &f->ev[1], 2, &e), 0);
+	assert_int_equal(msg_contact_sync(&pin, 0, 1764400600, NULL, &e), 0);
+	assert_int_equal(msg_contact_accept_endorsed(&pin, 1764400600, NULL,
+	    NULL), 0);
+	assert_false(msg_contact_accepted(&pin, f->devs[1].rec.device));
+	assert_false(msg_contact_accepted(&pin, tablet.device));
+	reg_clear(&pin);
+}
+
 static void
 test_revoked_and_added_again(void **state)
 {
@@ -535,6 +634,11 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_trust_one_device, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_endorsed_explained, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_trust_endorsed, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_trust_endorsed_needs_accepted_endorser, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_revoked_and_added_again,
 		    setup, teardown),

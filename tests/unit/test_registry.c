@@ -355,6 +355,21 @@ test_parse_bad(void **state)
 	    "\"device\": \"0"), 0);
 	assert_int_not_equal(reg_parse("", 0, &back, &e), 0);
 	assert_int_not_equal(reg_parse("[]", 2, &back, &e), 0);
+	/* trust_endorsed (contact pins): true or false, nothing else */
+	assert_int_equal(parse_edited(text, "\"version\": 1",
+	    "\"version\": 1, \"trust_endorsed\": false"), 0);
+	assert_int_not_equal(parse_edited(text, "\"version\": 1",
+	    "\"version\": 1, \"trust_endorsed\": 1"), 0);
+	assert_int_not_equal(parse_edited(text, "\"version\": 1",
+	    "\"version\": 1, \"trust_endorsed\": \"yes\""), 0);
+	assert_null(strstr(text, "trust_endorsed"));    /* off: not written */
+	free(text);
+	reg.trust_endorsed = 1;
+	assert_int_equal(reg_encode(&reg, &text, &len, &e), 0);
+	assert_non_null(strstr(text, "\"trust_endorsed\": true"));
+	assert_int_equal(reg_parse(text, len, &back, &e), 0);
+	assert_int_equal(back.trust_endorsed, 1);
+	reg_clear(&back);
 	free(text);
 	reg_clear(&reg);
 }
