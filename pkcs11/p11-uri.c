@@ -74,10 +74,11 @@ p11_pin_read_file(const char *path, struct p11_pin *pin, struct err_ctx *e)
 		    path);
 		goto out;
 	}
-	if ((st.st_mode & (S_IROTH | S_IWOTH)) != 0) {
-		r = err_set(e, ERR_DENIED, "PIN file '%s' is accessible to "
-		    "other users (mode %03o): chmod o-rw it", path,
-		    (unsigned int)(st.st_mode & 0777));
+	/* Like ssh with a private key: the group may not read it either. */
+	if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+		r = err_set(e, ERR_DENIED, "PIN file '%s' is open to other "
+		    "users (mode %03o): run chmod 600 %s", path,
+		    (unsigned int)(st.st_mode & 0777), path);
 		goto out;
 	}
 	for (;;) {

@@ -362,8 +362,15 @@ test_pin_file_limits(void **state)
 	read_pin_fails("12\0" "34", 5, 0600, ERR_FORMAT);
 	read_pin_fails("s3cret", 6, 0604, ERR_DENIED);
 	read_pin_fails("s3cret", 6, 0602, ERR_DENIED);
-	/* Group access is the administrator's choice. */
+	/* The group may not read it either (as ssh with a private key), and
+	 * the message says what to run. */
+	read_pin_fails("s3cret", 6, 0640, ERR_DENIED);
+	read_pin_fails("s3cret", 6, 0620, ERR_DENIED);
 	path = write_file("pin", "s3cret", 6, 0640);
+	err_clear(&e);
+	assert_int_equal(p11_pin_read_file(path, &pin, &e), ERR_DENIED);
+	assert_non_null(strstr(e.msg, "chmod 600"));
+	path = write_file("pin", "s3cret", 6, 0400);
 	err_clear(&e);
 	assert_int_equal(p11_pin_read_file(path, &pin, &e), 0);
 	p11_pin_clear(&pin);
