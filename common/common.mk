@@ -46,6 +46,16 @@ tests_unit_test_crypto_LDADD = $(UNIT_LIBS)
 tests_unit_test_hpke_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_hpke_LDADD = $(UNIT_LIBS)
 
+# --- wipe-on-free allocation for the secrets jansson copies.  The test
+# sees every wipe through a wrapper around OPENSSL_cleanse.
+common_libdevid_a_SOURCES += common/secmem.c common/secmem.h
+
+check_PROGRAMS += tests/unit/test_secmem
+TESTS += tests/unit/test_secmem
+tests_unit_test_secmem_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_secmem_LDFLAGS = $(AM_LDFLAGS) -Wl,--wrap=OPENSSL_cleanse
+tests_unit_test_secmem_LDADD = $(UNIT_LIBS)
+
 EXTRA_DIST += tests/data/rfc9180-a3-p256-base.json
 
 # --- device records and account logs (PROTOCOL.md sections 2 and 3).

@@ -9,6 +9,7 @@
 
 #include "errors.h"
 #include "msg.h"
+#include "secmem.h"
 
 int
 main(int argc, char **argv)
@@ -16,6 +17,8 @@ main(int argc, char **argv)
 	struct msg_cli cli;
 	struct err_ctx e;
 
+	/* First: jansson's copies of payloads and sessions are wiped. */
+	secmem_json_install();
 	err_clear(&e);
 	if (msg_cli_parse(argc, argv, &cli, &e) != 0) {
 		fprintf(stderr, "devid-msg: %s (devid-msg --help)\n",
