@@ -186,6 +186,7 @@ msg_agent_error_code(const char *code)
 		{ "unavailable", ERR_NETWORK },
 		{ "token", ERR_TOKEN },
 		{ "unsupported", ERR_UNSUPPORTED },
+		{ "full", ERR_QUOTA },
 		{ "internal", ERR_INTERNAL },
 	};
 	size_t i;

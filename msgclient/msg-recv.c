@@ -815,16 +815,24 @@ check_signature(struct recv_run *rr, struct entry *en, enum outcome *oc,
 }
 
 /*
- * Check 4: the message id was never seen from this sender device.  The
- * same inbox entry again (handled, not acknowledged yet) is skipped.
+ * Check 4: the message was sent inside the replay window and its id was
+ * never seen from this sender device.  The same inbox entry again
+ * (handled, not acknowledged yet) is skipped.
  */
 static int
 check_replay(struct recv_run *rr, struct entry *en, enum outcome *oc,
     struct err_ctx *e)
 {
+	struct err_ctx why;
 	uint64_t q = 0;
 
 	(void)e;
+	/* Outside the window the store keeps ids for, a message is refused
+	 * whether or not its id is still there (msg-replay.h). */
+	err_clear(&why);
+	if (msg_replay_window(0, en->env->sent, (uint64_t)time(NULL),
+	    &why) != 0)
+		return reject(en, oc, "check 4 (replay): %s", err_msg(&why));
 	if (!msg_replay_find(rr->replay, en->env->sender_device, en->env->id,
 	    &q))
 		return 0;

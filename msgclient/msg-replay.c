@@ -1,5 +1,6 @@
 /*
- * msg-replay.c - the messaging client's bounded, fsync'd replay store.
+ * msg-replay.c - the messaging client's replay store: fsync'd, bound by
+ * time and by size (see msg-replay.h).
  */
 #include "config.h"
 
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -18,6 +20,47 @@
 #include "errors.h"
 #include "fileio.h"
 #include "msg-replay.h"
+#include "timefmt.h"
+
+static uint64_t
+horizon_of(uint64_t horizon_s)
+{
+	return horizon_s != 0 ? horizon_s : MSG_REPLAY_HORIZON_S;
+}
+
+/* Whether an entry handled at `time` has left the horizon at now: the
+ * message was sent at most MSG_REPLAY_FUTURE_S after it was handled. */
+static int
+expired(const struct msg_replay *rp, const struct msg_replay_entry *ent,
+    uint64_t now)
+{
+	uint64_t keep = rp->horizon_s + MSG_REPLAY_FUTURE_S;
+
+	return now > keep && ent->time < now - keep;
+}
+
+int
+msg_replay_window(uint64_t horizon_s, uint64_t sent, uint64_t now,
+    struct err_ctx *e)
+{
+	uint64_t h = horizon_of(horizon_s);
+	char when[TIMEFMT_UTC_LEN];
+
+	if (now > h && sent < now - h) {
+		timefmt_utc(sent, when, sizeof(when));
+		return err_set(e, ERR_STALE, "outside the replay window: sent "
+		    "%s, more than %llu days ago", when,
+		    (unsigned long long)(h / 86400));
+	}
+	if (sent > now && sent - now > MSG_REPLAY_FUTURE_S) {
+		timefmt_utc(sent, when, sizeof(when));
+		return err_set(e, ERR_STALE, "outside the replay window: sent "
+		    "%s, %llu s ahead of this device's clock (at most %llu s)",
+		    when, (unsigned long long)(sent - now),
+		    (unsigned long long)MSG_REPLAY_FUTURE_S);
+	}
+	return 0;
+}
 
 /* Parses one line; 0 or ERR_FORMAT.  Strict: exactly the four members. */
 static int
@@ -47,22 +90,38 @@ parse_line(const char *s, size_t len, struct msg_replay_entry *out)
 	return 0;
 }
 
-/* Appends ent to rp->entries, dropping the oldest beyond rp->max. */
+/* Appends ent to rp->entries (the caller keeps to the bound). */
 static int
 remember(struct msg_replay *rp, const struct msg_replay_entry *ent)
 {
 	struct msg_replay_entry *p;
+	size_t want;
 
-	if (rp->n >= rp->max) {
-		memmove(rp->entries, rp->entries + 1,
-		    (rp->n - 1) * sizeof(*rp->entries));
-		rp->n--;
+	if (rp->n == rp->alloc) {
+		want = rp->alloc < 64 ? 64 : rp->alloc * 2;
+		if ((p = realloc(rp->entries, want * sizeof(*p))) == NULL)
+			return ERR_ALLOC;
+		rp->entries = p;
+		rp->alloc = want;
 	}
-	if ((p = realloc(rp->entries, (rp->n + 1) * sizeof(*p))) == NULL)
-		return ERR_ALLOC;
-	rp->entries = p;
 	rp->entries[rp->n++] = *ent;
 	return 0;
+}
+
+/* Forgets the entries that left the horizon at now. */
+static void
+prune(struct msg_replay *rp, uint64_t now)
+{
+	size_t i, j;
+
+	for (i = 0, j = 0; i < rp->n; i++) {
+		if (expired(rp, &rp->entries[i], now))
+			continue;
+		if (j != i)
+			rp->entries[j] = rp->entries[i];
+		j++;
+	}
+	rp->n = j;
 }
 
 static int
@@ -84,8 +143,8 @@ encode_line(const struct msg_replay_entry *ent, char **out)
 }
 
 int
-msg_replay_open(const char *path, size_t max, struct msg_replay **out,
-    struct err_ctx *e)
+msg_replay_open_at(const char *path, size_t max, uint64_t horizon_s,
+    uint64_t now, struct msg_replay **out, struct err_ctx *e)
 {
 	struct msg_replay *rp = NULL;
 	struct msg_replay_entry ent;
@@ -101,8 +160,10 @@ msg_replay_open(const char *path, size_t max, struct msg_replay **out,
 		goto out;
 	}
 	rp->max = max;
-	r = fileio_read(path, (max * 2 + 16) * MSG_REPLAY_LINE_MAX, 0, &text,
-	    &len, e);
+	rp->horizon_s = horizon_of(horizon_s);
+	/* What compaction lets the file hold, and some room. */
+	r = fileio_read(path, (max * 2 + MSG_REPLAY_COMPACT_SLACK + 16) *
+	    MSG_REPLAY_LINE_MAX, 0, &text, &len, e);
 	if (r == ERR_NOT_FOUND) {
 		err_clear(e);
 		*out = rp;
@@ -117,9 +178,13 @@ msg_replay_open(const char *path, size_t max, struct msg_replay **out,
 			continue;
 		if (i > start) {
 			rp->lines++;
-			/* A damaged line is skipped; the rest still counts. */
+			/* A damaged line is skipped, an entry that left the
+			 * horizon forgotten; the rest still counts.  Within
+			 * the horizon nothing is dropped: the read bound
+			 * bounds the entries. */
 			if (i - start <= MSG_REPLAY_LINE_MAX &&
 			    parse_line(text + start, i - start, &ent) == 0 &&
+			    !expired(rp, &ent, now) &&
 			    (r = remember(rp, &ent)) != 0)
 				goto out;
 		}
@@ -132,6 +197,13 @@ msg_replay_open(const char *path, size_t max, struct msg_replay **out,
 	free(text);
 	msg_replay_free(rp);
 	return r;
+}
+
+int
+msg_replay_open(const char *path, size_t max, struct msg_replay **out,
+    struct err_ctx *e)
+{
+	return msg_replay_open_at(path, max, 0, (uint64_t)time(NULL), out, e);
 }
 
 void
@@ -198,12 +270,27 @@ msg_replay_add(struct msg_replay *rp, const char *device,
     const uint8_t id[16], uint64_t qseq, uint64_t time, struct err_ctx *e)
 {
 	struct msg_replay_entry ent;
-	char *line = NULL;
-	size_t len;
+	char *line = NULL, when[TIMEFMT_UTC_LEN];
+	uint64_t oldest;
+	size_t len, i;
 	int fd = -1, r = ERR_INTERNAL;
 
 	if (!devrec_id_valid(device))
 		return err_set(e, ERR_FORMAT, "replay store: bad device id");
+	prune(rp, time);
+	if (rp->n >= rp->max) {
+		/* Refuse rather than forget an entry of the horizon. */
+		for (i = 0, oldest = UINT64_MAX; i < rp->n; i++)
+			if (rp->entries[i].time < oldest)
+				oldest = rp->entries[i].time;
+		timefmt_utc(oldest + rp->horizon_s + MSG_REPLAY_FUTURE_S + 1,
+		    when, sizeof(when));
+		return err_set(e, ERR_QUOTA, "the replay store %s is full: it "
+		    "holds %zu messages handled in the last %llu days, its "
+		    "limit; no more can be received until the oldest leaves "
+		    "it (%s)", rp->path, rp->n,
+		    (unsigned long long)(rp->horizon_s / 86400), when);
+	}
 	memset(&ent, 0, sizeof(ent));
 	snprintf(ent.device, sizeof(ent.device), "%s", device);
 	memcpy(ent.id, id, 16);
@@ -222,7 +309,8 @@ msg_replay_add(struct msg_replay *rp, const char *device,
 	rp->lines++;
 	if ((r = remember(rp, &ent)) != 0)
 		goto out;
-	if (rp->lines >= 2 * rp->max && (r = compact(rp, e)) != 0)
+	if (rp->lines >= 2 * rp->n + MSG_REPLAY_COMPACT_SLACK &&
+	    (r = compact(rp, e)) != 0)
 		goto out;
 	r = 0;
  out:
