@@ -108,6 +108,7 @@ usage(FILE *f)
 "\n"
 "account add options:\n"
 "      --password-file FILE  read the password from the first line of FILE\n"
+"                            (mode 0600: one that others may read is refused)\n"
 "\n"
 "serve logs one line per request on standard error (never passwords,\n"
 "tokens or bodies) and stops cleanly on SIGTERM or SIGINT: it stops\n"
@@ -625,6 +626,51 @@ free_password(char *pw, size_t len)
 	}
 }
 
+/* The largest password file read: a line of DIR_PASSWORD_MAX and room. */
+#define PASSWORD_FILE_MAX ((size_t)4096)
+
+/*
+ * The first line of the password file at path in a new string (*out, of
+ * *out_len bytes; the caller wipes and frees it).  Like ssh with a key
+ * file, a file that group or others may access is refused, with the
+ * command that fixes it.  0, or -1 with the reason on standard error.
+ */
+static int
+read_password_file(const char *path, char **out, size_t *out_len)
+{
+	struct err_ctx e;
+	struct stat st;
+	char *text = NULL;
+	size_t len = 0, n;
+	int r;
+
+	err_clear(&e);
+	r = fileio_read(path, PASSWORD_FILE_MAX, FILEIO_FOLLOW |
+	    FILEIO_PRIVATE | FILEIO_SECRET, &text, &len, &e);
+	if (r == ERR_DENIED) {
+		fprintf(stderr, PROG ": the password file %s is open to other "
+		    "users (mode %04o): run chmod 600 %s\n", path,
+		    stat(path, &st) == 0 ?
+		    (unsigned int)(st.st_mode & 07777) : 0u, path);
+		return -1;
+	}
+	if (r != 0) {
+		fprintf(stderr, PROG ": the password file: %s\n", err_msg(&e));
+		return -1;
+	}
+	n = strcspn(text, "\r\n");
+	r = -1;
+	if (n == 0 || memchr(text, '\0', n) != NULL)
+		fprintf(stderr, PROG ": %s holds no password line\n", path);
+	else if ((*out = strndup(text, n)) != NULL) {
+		*out_len = n;
+		r = 0;
+	}
+	crypto_wipe(text, len);
+	free(text);
+	return r;
+}
+
 /* The new account's password: from a file, the terminal (twice) or one
  * line of standard input. */
 static int
@@ -632,22 +678,10 @@ get_new_password(const struct options *o, char **out, size_t *out_len)
 {
 	char *again = NULL;
 	size_t again_len = 0;
-	FILE *f;
 	int r;
 
-	if (o->password_file != NULL) {
-		if ((f = fopen(o->password_file, "r")) == NULL) {
-			fprintf(stderr, PROG ": cannot open %s: %s\n",
-			    o->password_file, strerror(errno));
-			return -1;
-		}
-		r = read_password_line(f, out, out_len);
-		fclose(f);
-		if (r != 0)
-			fprintf(stderr, PROG ": %s holds no password line\n",
-			    o->password_file);
-		return r;
-	}
+	if (o->password_file != NULL)
+		return read_password_file(o->password_file, out, out_len);
 	if (!isatty(STDIN_FILENO)) {
 		if (read_password_line(stdin, out, out_len) != 0) {
 			fprintf(stderr, PROG ": no password on standard "

@@ -2403,6 +2403,9 @@ main(int argc, char **argv)
 			die("%s: %s", pw, strerror(errno));
 		fprintf(f, "%s\n", PASSWORD);
 		fclose(f);
+		/* A password file others may read is refused. */
+		if (chmod(pw, 0600) != 0)
+			die("%s: %s", pw, strerror(errno));
 	}
 
 	memset(&res, 0, sizeof(res));

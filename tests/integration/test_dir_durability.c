@@ -60,6 +60,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -713,6 +714,7 @@ test_kill_under_load(void **state)
 	assert_non_null(f = fopen(pwfile, "w"));
 	fprintf(f, "%s\n", PW);
 	fclose(f);
+	assert_int_equal(chmod(pwfile, 0600), 0);	/* others: refused */
 	for (i = 0; i <= N_ACCTS; i++) {
 		const char *name = MBOX;
 

@@ -1689,6 +1689,7 @@ test_file_modes(void **state)
 	assert_non_null(f = fopen(path, "w"));
 	fprintf(f, "%s\n", BOB_PW);
 	fclose(f);
+	assert_int_equal(chmod(path, 0600), 0);	/* others: refused */
 	assert_int_equal(tsrv_run(s, add, NULL, 20000, out, sizeof(out)), 0);
 	assert_private(db2);
 	assert_int_equal(tsrv_run(s, keycmd, NULL, 20000, out, sizeof(out)),

@@ -392,6 +392,7 @@ test_cli(void **state)
 	assert_non_null(f = fopen(pwfile, "w"));
 	fprintf(f, "%s\n", PW);
 	fclose(f);
+	assert_int_equal(chmod(pwfile, 0600), 0);	/* others: refused */
 	assert_int_equal(tsrv_run(s, add_alice, NULL, 0, out, sizeof(out)), 0);
 	assert_int_equal(tsrv_run(s, add_bob, "bobs password\n", 0, out,
 	    sizeof(out)), 0);
