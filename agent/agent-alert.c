@@ -67,6 +67,38 @@ copy_field(const json_t *o, const char *key, char *dst, size_t max, int req,
 	return 0;
 }
 
+const char *
+agent_alert_default_severity(const char *kind)
+{
+	static const char *const critical[] = { AGENT_ALERT_ROLLBACK,
+	    AGENT_ALERT_FORK, AGENT_ALERT_WRONG_KEY, AGENT_ALERT_LOG_INVALID,
+	    AGENT_ALERT_REGISTRY, AGENT_ALERT_KEY_REPLACED };
+	size_t i;
+
+	for (i = 0; kind != NULL && i < sizeof(critical) / sizeof(critical[0]);
+	    i++)
+		if (strcmp(kind, critical[i]) == 0)
+			return AGENT_ALERT_CRITICAL;
+	return AGENT_ALERT_WARNING;
+}
+
+int
+agent_alert_severity_valid(const char *s)
+{
+	return s != NULL && (strcmp(s, AGENT_ALERT_INFO) == 0 ||
+	    strcmp(s, AGENT_ALERT_WARNING) == 0 ||
+	    strcmp(s, AGENT_ALERT_CRITICAL) == 0);
+}
+
+/* The words a close line may give as "how". */
+static int
+how_valid(const char *how)
+{
+	return strcmp(how, "ack") == 0 || strcmp(how, "approve") == 0 ||
+	    strcmp(how, "clear") == 0 ||
+	    strcmp(how, AGENT_ALERT_HOW_ENDORSED) == 0;
+}
+
 static int
 id_valid(const char *id)
 {
@@ -85,8 +117,9 @@ agent_alert_parse_line(const char *line, size_t len, struct agent_alert *a,
 {
 	static const char *const top_raise[] = { "op", "alert" };
 	static const char *const top_close[] = { "op", "id", "time", "how" };
-	static const char *const fields[] = { "id", "kind", "time", "account",
-	    "device", "label", "message", "key", "details" };
+	static const char *const fields[] = { "id", "kind", "severity",
+	    "time", "account", "device", "label", "message", "key",
+	    "details" };
 	json_t *o = NULL;
 	const json_t *al, *det;
 	const char *op;
@@ -102,12 +135,14 @@ agent_alert_parse_line(const char *line, size_t len, struct agent_alert *a,
 		if ((r = devrec_json_keys(o, top_raise, 2, "journal", e)) != 0)
 			goto out;
 		al = json_object_get(o, "alert");
-		if ((r = devrec_json_keys(al, fields, 9, "journal alert",
+		if ((r = devrec_json_keys(al, fields, 10, "journal alert",
 		    e)) != 0 ||
 		    (r = copy_field(al, "id", a->id, AGENT_ALERT_ID_LEN, 1,
 		    e)) != 0 ||
 		    (r = copy_field(al, "kind", a->kind, AGENT_ALERT_KIND_MAX,
 		    1, e)) != 0 ||
+		    (r = copy_field(al, "severity", a->severity,
+		    AGENT_ALERT_SEVERITY_MAX, 0, e)) != 0 ||
 		    (r = copy_field(al, "account", a->account, 128, 0,
 		    e)) != 0 ||
 		    (r = copy_field(al, "device", a->device, 64, 0, e)) != 0 ||
@@ -122,6 +157,14 @@ agent_alert_parse_line(const char *line, size_t len, struct agent_alert *a,
 		if (!id_valid(a->id) || a->kind[0] == '\0') {
 			r = err_set(e, ERR_FORMAT, "journal: bad alert id or "
 			    "kind");
+			goto out;
+		}
+		/* Lines written before severities existed have none. */
+		if (json_object_get(al, "severity") == NULL)
+			snprintf(a->severity, sizeof(a->severity), "%s",
+			    agent_alert_default_severity(a->kind));
+		else if (!agent_alert_severity_valid(a->severity)) {
+			r = err_set(e, ERR_FORMAT, "journal: bad severity");
 			goto out;
 		}
 		det = json_object_get(al, "details");
@@ -145,8 +188,7 @@ agent_alert_parse_line(const char *line, size_t len, struct agent_alert *a,
 		    (r = devrec_json_u64(o, "time", &a->time, "journal",
 		    e)) != 0)
 			goto out;
-		if (!id_valid(a->id) || (strcmp(how, "ack") != 0 &&
-		    strcmp(how, "approve") != 0 && strcmp(how, "clear") != 0)) {
+		if (!id_valid(a->id) || !how_valid(how)) {
 			r = err_set(e, ERR_FORMAT, "journal: bad close line");
 			goto out;
 		}
@@ -361,8 +403,10 @@ agent_alert_to_json(const struct agent_alert *a)
 
 	if (a->device[0] != '\0')
 		(void)devrec_short_id(a->device, short_id);
-	return json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:O}",
-	    "id", a->id, "kind", a->kind, "time", (json_int_t)a->time,
+	return json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s, "
+	    "s:O}", "id", a->id, "kind", a->kind, "severity",
+	    a->severity[0] != '\0' ? a->severity :
+	    agent_alert_default_severity(a->kind), "time", (json_int_t)a->time,
 	    "account", a->account, "device", a->device, "short_id", short_id,
 	    "label", a->label, "message", a->message, "key", a->key,
 	    "details", a->details);
@@ -384,19 +428,21 @@ static void
 run_command(const char *command, const struct agent_alert *a)
 {
 	char tbuf[32], **envp = NULL;
-	size_t n_env = 0, i, k = 0;
+	size_t n_env = 0, i, k = 0, first;
 	pid_t pid;
 
 	while (environ != NULL && environ[n_env] != NULL)
 		n_env++;
-	if ((envp = calloc(n_env + 8, sizeof(*envp))) == NULL)
+	/* The inherited environment, 8 variables of the alert, NULL. */
+	if ((envp = calloc(n_env + 9, sizeof(*envp))) == NULL)
 		return;
 	for (i = 0; i < n_env; i++)
 		if (strncmp(environ[i], "DEVID_ALERT_", 12) != 0)
 			envp[k++] = environ[i];
 	snprintf(tbuf, sizeof(tbuf), "%llu", (unsigned long long)a->time);
-	i = k;
+	first = i = k;
 	envp[k++] = env_pair("DEVID_ALERT_KIND", a->kind);
+	envp[k++] = env_pair("DEVID_ALERT_SEVERITY", a->severity);
 	envp[k++] = env_pair("DEVID_ALERT_ID", a->id);
 	envp[k++] = env_pair("DEVID_ALERT_DEVICE", a->device);
 	envp[k++] = env_pair("DEVID_ALERT_LABEL", a->label);
@@ -420,7 +466,7 @@ run_command(const char *command, const struct agent_alert *a)
 	if (pid < 0)
 		agent_log(LOG_ERR, "alert_command: fork: %s", strerror(errno));
  out:
-	for (i = k - 7; i < k; i++)
+	for (i = first; i < k; i++)
 		free(envp[i]);
 	free(envp);
 }
@@ -451,6 +497,17 @@ agent_alert_raise(struct agent_alert_list *list, const char *kind,
     const char *message, json_t *details, const struct agent_alert **out,
     struct err_ctx *e)
 {
+	return agent_alert_raise_severity(list, kind, NULL, key, account,
+	    device, label, message, details, out, e);
+}
+
+int
+agent_alert_raise_severity(struct agent_alert_list *list,
+    const char *kind, const char *severity, const char *key,
+    const char *account, const char *device, const char *label,
+    const char *message, json_t *details, const struct agent_alert **out,
+    struct err_ctx *e)
+{
 	struct agent_alert a;
 	json_t *line = NULL, *aj = NULL;
 	uint8_t rnd[AGENT_ALERT_ID_LEN / 2];
@@ -458,6 +515,13 @@ agent_alert_raise(struct agent_alert_list *list, const char *kind,
 	int r = ERR_INTERNAL;
 
 	memset(&a, 0, sizeof(a));
+	if (severity == NULL)
+		severity = agent_alert_default_severity(kind);
+	if (!agent_alert_severity_valid(severity)) {
+		json_decref(details);
+		return err_set(e, ERR_INVALID_ARG, "no alert severity '%.16s'",
+		    severity);
+	}
 	if (details == NULL)
 		details = json_object();
 	if (details == NULL)
@@ -474,6 +538,7 @@ agent_alert_raise(struct agent_alert_list *list, const char *kind,
 		goto out;
 	hex_encode(rnd, sizeof(rnd), a.id);
 	snprintf(a.kind, sizeof(a.kind), "%s", kind);
+	snprintf(a.severity, sizeof(a.severity), "%s", severity);
 	snprintf(a.key, sizeof(a.key), "%s", key);
 	snprintf(a.account, sizeof(a.account), "%s", account ? account : "");
 	snprintf(a.device, sizeof(a.device), "%s", device ? device : "");
@@ -493,7 +558,10 @@ agent_alert_raise(struct agent_alert_list *list, const char *kind,
 		goto out;
 	a.details = NULL;       /* transferred */
 	list->raised++;
-	agent_log(LOG_WARNING, "ALERT %s [%s]: %s", a.id, a.kind, a.message);
+	agent_log(strcmp(a.severity, AGENT_ALERT_INFO) == 0 ? LOG_NOTICE :
+	    strcmp(a.severity, AGENT_ALERT_CRITICAL) == 0 ? LOG_ERR :
+	    LOG_WARNING, "ALERT %s [%s, %s]: %s", a.id, a.kind, a.severity,
+	    a.message);
 	if (list->command != NULL)
 		run_command(list->command, &list->open[list->n_open - 1]);
 	if (out != NULL)

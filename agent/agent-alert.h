@@ -10,10 +10,18 @@
  * succeeds); the journal records that too, so open alerts survive a
  * restart.
  *
+ * Every alert has a severity: "info" (an announcement with nothing left
+ * to do, such as a device added with the endorsement of an approved
+ * device), "warning" or "critical"; each kind has a default and the
+ * raiser may choose another.
+ *
  * Journal lines:
- *   {"op":"raise","alert":{"id","kind","time","account","device","label",
- *    "message","key","details"}}
- *   {"op":"close","id":"...","time":N,"how":"ack"|"approve"|"clear"}
+ *   {"op":"raise","alert":{"id","kind","severity","time","account",
+ *    "device","label","message","key","details"}}
+ *   {"op":"close","id":"...","time":N,
+ *    "how":"ack"|"approve"|"clear"|"endorsed"}
+ * ("severity" is optional when reading: lines written before it existed
+ * take their kind's default.)
  *
  * Not thread-safe: the agent serialises calls.
  */
@@ -48,10 +56,23 @@
 #define AGENT_ALERT_LOG_INVALID "log_invalid"
 #define AGENT_ALERT_STALE "stale"
 #define AGENT_ALERT_REGISTRY "registry_tampered"
+#define AGENT_ALERT_KEY_REPLACED "key_replaced"
+
+/* Severities, from the least to the most urgent. */
+#define AGENT_ALERT_INFO "info"
+#define AGENT_ALERT_WARNING "warning"
+#define AGENT_ALERT_CRITICAL "critical"
+#define AGENT_ALERT_SEVERITY_MAX 15
+
+/* How an alert was closed: by the user (ack, approve), by the agent
+ * when the condition went away (clear), or at once because a device was
+ * added with the endorsement of an approved device (endorsed). */
+#define AGENT_ALERT_HOW_ENDORSED "endorsed"
 
 struct agent_alert {
 	char id[AGENT_ALERT_ID_LEN + 1];
 	char kind[AGENT_ALERT_KIND_MAX + 1];
+	char severity[AGENT_ALERT_SEVERITY_MAX + 1];
 	uint64_t time;
 	char account[129];
 	char device[65];        /* "" when no device is concerned */
@@ -93,19 +114,38 @@ int agent_alert_parse_line(const char *line, size_t len, struct agent_alert *a,
     char how[16], struct err_ctx *e);
 
 /*
+ * The default severity of an alert kind: "critical" for the kinds that
+ * show a directory or a file that lies (rollback, fork, wrong_key,
+ * log_invalid, registry_tampered, key_replaced), "warning" for every
+ * other kind.
+ */
+const char *agent_alert_default_severity(const char *kind);
+
+/* 1 when s is one of "info", "warning", "critical". */
+int agent_alert_severity_valid(const char *s);
+
+/*
  * Raises an alert unless one with the same key is open (then *out, when
  * not NULL, points at it and 0 is returned).  Takes ownership of details
  * (NULL: {}).  Writes the journal (fsync) first; on failure nothing is
  * added.  Logs the alert and starts alert_command.  Returns 1 when a new
- * alert was raised.
+ * alert was raised.  The severity is the kind's default.
  */
 int agent_alert_raise(struct agent_alert_list *list, const char *kind,
     const char *key, const char *account, const char *device, const char *label,
     const char *message, json_t *details, const struct agent_alert **out,
     struct err_ctx *e);
 
-/* Closes the open alert with this id; how is "ack", "approve" or
- * "clear".  ERR_NOT_FOUND. */
+/* Like agent_alert_raise() with a severity (NULL: the kind's default;
+ * ERR_INVALID_ARG for a word that is no severity). */
+int agent_alert_raise_severity(struct agent_alert_list *list,
+    const char *kind, const char *severity, const char *key,
+    const char *account, const char *device, const char *label,
+    const char *message, json_t *details, const struct agent_alert **out,
+    struct err_ctx *e);
+
+/* Closes the open alert with this id; how is "ack", "approve", "clear"
+ * or "endorsed".  ERR_NOT_FOUND. */
 int agent_alert_close(struct agent_alert_list *list, const char *id,
     const char *how, struct err_ctx *e);
 

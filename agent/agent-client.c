@@ -1,11 +1,12 @@
 /*
  * agent-client.c - the devid-agent commands that talk to the running
  * daemon over its socket (status, info, devices, approve, ack, revoke,
- * alerts, unlock, lock): the request each one sends and how its answer
- * is printed.
+ * alerts, unlock, lock, endorse): the request each one sends and how its
+ * answer is printed.
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,9 +17,11 @@
 
 #include "agent-cmd.h"
 #include "agent-config.h"
+#include "agent-enrol.h"
 #include "agent-sock.h"
 #include "agent-token.h"
 #include "crypto.h"
+#include "devrec.h"
 #include "errors.h"
 #include "timefmt.h"
 
@@ -27,13 +30,15 @@
 static void
 print_alert(const json_t *al)
 {
+	const char *sev = json_string_value(json_object_get(al, "severity"));
 	char when[32];
 
 	timefmt_utc((uint64_t)json_integer_value(json_object_get(al, "time")),
 	    when, sizeof(when));
-	printf("alert %s  %-17s %s  %s\n",
+	printf("alert %s  %-17s %-8s %s  %s\n",
 	    json_string_value(json_object_get(al, "id")),
-	    json_string_value(json_object_get(al, "kind")), when,
+	    json_string_value(json_object_get(al, "kind")),
+	    sev != NULL ? sev : "", when,
 	    json_string_value(json_object_get(al, "message")));
 }
 
@@ -181,6 +186,9 @@ client_request(const struct agent_cli *cli, const struct agent_config *c)
 	if (strcmp(cmd, "status") == 0 || strcmp(cmd, "devices") == 0 ||
 	    strcmp(cmd, "lock") == 0 || strcmp(cmd, "info") == 0)
 		return json_pack("{s:s}", "op", cmd);
+	if (strcmp(cmd, "approve") == 0 && cli->force)
+		return json_pack("{s:s, s:s, s:b}", "op", cmd, "device",
+		    cli->args[0], "force", 1);
 	if (strcmp(cmd, "approve") == 0 || strcmp(cmd, "revoke") == 0)
 		return json_pack("{s:s, s:s}", "op", cmd, "device",
 		    cli->args[0]);
@@ -300,6 +308,130 @@ agent_cmd_client(const struct agent_cli *cli,
 	client_print_answer(cli, resp);
 	rc = 0;
  out:
+	json_decref(req);
+	json_decref(resp);
+	agent_config_free(&c);
+	return rc;
+}
+
+/* --- endorse --- */
+
+/*
+ * The new device's record from the enrolment code given as the argument
+ * (white space around it ignored), checked for the configured account.
+ * Returns 0, or an error after printing why.
+ */
+static int
+endorse_read_code(const struct agent_cli *cli, const struct agent_config *c,
+    struct devrec *rec)
+{
+	const char *code;
+	struct err_ctx e;
+	size_t len;
+	int r;
+
+	err_clear(&e);
+	if (cli->n_args != 1) {
+		fprintf(stderr, AGENT_PROG ": endorse needs the enrolment code "
+		    "that the new device shows (" AGENT_PROG " enroll there)\n");
+		return ERR_INVALID_ARG;
+	}
+	code = cli->args[0];
+	while (isspace((unsigned char)*code))
+		code++;
+	len = strlen(code);
+	while (len > 0 && isspace((unsigned char)code[len - 1]))
+		len--;
+	if ((r = agent_enrol_code_parse(code, len, c->account, rec,
+	    &e)) != 0) {
+		agent_cli_die("enrolment code", &e);
+		return r;
+	}
+	return 0;
+}
+
+/*
+ * Shows the new device and, unless --yes, asks whether the new device
+ * shows the same.  Returns 1 when the endorsement may go ahead.
+ */
+static int
+endorse_confirm(const struct agent_cli *cli, const struct devrec *rec)
+{
+	char short_id[DEVREC_SHORT_ID_LEN + 1], when[32];
+
+	(void)devrec_short_id(rec->device, short_id);
+	timefmt_utc(rec->created, when, sizeof(when));
+	printf("New device of %s:\n    '%s' %s   (keys made %s)\n",
+	    rec->account, rec->label, short_id, when);
+	fflush(stdout);
+	if (cli->yes)
+		return 1;
+	if (!isatty(STDIN_FILENO)) {
+		fprintf(stderr, AGENT_PROG ": endorse asks whether the new "
+		    "device shows this label and id, and there is no terminal "
+		    "to ask on: compare them yourself, then run it again with "
+		    "--yes\n");
+		return 0;
+	}
+	if (agent_cli_ask_yes("Does the new device show this label and id?"))
+		return 1;
+	fprintf(stderr, AGENT_PROG ": not endorsed.  If the new device shows "
+	    "another label or id, the code was changed on its way: do not "
+	    "endorse it, and start again with " AGENT_PROG " enroll on the new "
+	    "device.\n");
+	return 0;
+}
+
+int
+agent_cmd_endorse(const struct agent_cli *cli,
+    const struct agent_config *flags)
+{
+	struct agent_config c;
+	struct devrec rec;
+	struct err_ctx e;
+	json_t *req = NULL, *resp = NULL, *recj = NULL;
+	const char *text;
+	int rc = 1;
+
+	err_clear(&e);
+	if (agent_cli_load_settings(cli, flags, &c, NULL, 1, 1, &e) != 0)
+		return agent_cli_die("endorse", &e);
+	if (endorse_read_code(cli, &c, &rec) != 0 ||
+	    !endorse_confirm(cli, &rec))
+		goto out;
+	if (devrec_to_json(&rec, &recj, &e) != 0 ||
+	    (req = json_pack("{s:s, s:o}", "op", "endorse", "record",
+	    recj)) == NULL) {
+		agent_cli_die("endorse", &e);
+		goto out;
+	}
+	recj = NULL;    /* transferred */
+	if (agent_sock_client_call(c.socket, req, CLIENT_TIMEOUT_MS, &resp,
+	    &e) != 0) {
+		agent_cli_die("endorse", &e);
+		goto out;
+	}
+	if (cli->json) {
+		print_json(resp);
+		rc = 0;
+		goto out;
+	}
+	text = json_string_value(json_object_get(resp, "endorsement"));
+	if (text == NULL) {
+		fprintf(stderr, AGENT_PROG ": endorse: the agent's answer has "
+		    "no endorsement\n");
+		goto out;
+	}
+	printf("\nEndorsed by this device '%s' %s.\nOn the new device, paste "
+	    "this line into the waiting " AGENT_PROG " enroll\n(or give it "
+	    "to " AGENT_PROG " enroll --endorsement):\n\n%s\n\n",
+	    json_string_value(json_object_get(resp, "by_label")),
+	    json_string_value(json_object_get(resp, "by_short_id")), text);
+	if (agent_cli_print_qr(stdout, text, !cli->no_qr))
+		printf("\n");
+	rc = 0;
+ out:
+	json_decref(recj);
 	json_decref(req);
 	json_decref(resp);
 	agent_config_free(&c);

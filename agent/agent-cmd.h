@@ -25,12 +25,16 @@ struct agent_cli {
 	int n_args;
 	const char *config;
 	const char *password_file;
+	const char *endorsement;        /* enroll --endorsement */
 	int foreground;
 	int use_existing;
 	int follow;
 	int json;
 	int debug;
 	int help;
+	int yes;                /* endorse: the ids were compared */
+	int force;              /* approve under require_endorsement */
+	int no_qr;
 	uint64_t locked;        /* settings given as flags */
 };
 
@@ -69,6 +73,20 @@ int agent_cli_load_settings(const struct agent_cli *cli,
     const struct agent_config *flags, struct agent_config *c,
     char **config_path, int may_miss, int want_socket, struct err_ctx *e);
 
+/*
+ * Asks question on the terminal and returns 1 for an answer starting
+ * with y or Y; 0 for anything else, and without asking when standard
+ * input is not a terminal.
+ */
+int agent_cli_ask_yes(const char *question);
+
+/*
+ * Prints text as a QR code to f (UTF-8 half blocks, white on black, two
+ * modules a character) when enabled, f is a terminal wide enough and the
+ * locale is UTF-8.  Returns 1 when a code was printed.
+ */
+int agent_cli_print_qr(FILE *f, const char *text, int enabled);
+
 /* --- the subcommands: each returns the exit status --- */
 
 /*
@@ -87,6 +105,27 @@ int agent_cmd_init(const struct agent_cli *cli,
  * path.
  */
 int agent_cmd_register(const struct agent_cli *cli,
+    const struct agent_config *flags);
+
+/*
+ * enroll (agent-init.c): on a new device after init, shows the device's
+ * short id and enrolment code, takes the endorsement an existing device
+ * made of it (--endorsement, else read from standard input), checks it,
+ * keeps the endorsed record in the registry (signed) and registers it
+ * with the account password.  Refuses while the daemon runs (it would
+ * take the changed registry for tampering).
+ */
+int agent_cmd_enroll(const struct agent_cli *cli,
+    const struct agent_config *flags);
+
+/*
+ * endorse (agent-client.c): on an existing device, decodes a new
+ * device's enrolment code, shows its label and short id, asks whether
+ * the new device shows the same (--yes: do not ask; without a terminal
+ * and --yes it refuses), has the running daemon sign the endorsement in
+ * the token and prints the endorsement string to carry back.
+ */
+int agent_cmd_endorse(const struct agent_cli *cli,
     const struct agent_config *flags);
 
 /*

@@ -48,6 +48,8 @@ const struct agent_config_key agent_config_keys[] = {
 	{ "http_timeout", "S", "directory request timeout (default 30)" },
 	{ "pin_timeout", "S", "forget an unlocked PIN after S seconds "
 	    "(0: never)" },
+	{ "require_endorsement", NULL, "unendorsed additions are critical, "
+	    "approve needs --force (=no: off)" },
 	{ NULL, NULL, NULL }
 };
 
@@ -235,20 +237,32 @@ check_socket(const char *value, const char *where, struct err_ctx *e)
 	return 0;
 }
 
+/* The shapes of settings and the C type of their field. */
+enum setting_kind {
+	SETTING_STRING,         /* char * */
+	SETTING_NUMBER,         /* uint64_t */
+	SETTING_BOOL,           /* int, 0 or 1 */
+};
+
 /* How agent_config_set() checks and stores one setting. */
 struct config_setting {
 	const char *key;
 	size_t offset;          /* of the field in struct agent_config */
-	int is_number;          /* a uint64_t field; else a char * */
+	enum setting_kind kind;
 	uint64_t min, max;      /* numbers: the range */
 	/* strings: the check of a non-empty value; NULL: any */
 	int (*check)(const char *value, const char *where, struct err_ctx *e);
 };
 
 #define STRING_SETTING(field, check)					\
-	{ #field, offsetof(struct agent_config, field), 0, 0, 0, check }
+	{ #field, offsetof(struct agent_config, field), SETTING_STRING,	\
+	    0, 0, check }
 #define NUMBER_SETTING(field, min, max)					\
-	{ #field, offsetof(struct agent_config, field), 1, min, max, NULL }
+	{ #field, offsetof(struct agent_config, field), SETTING_NUMBER,	\
+	    min, max, NULL }
+#define BOOL_SETTING(field)						\
+	{ #field, offsetof(struct agent_config, field), SETTING_BOOL,	\
+	    0, 1, NULL }
 
 static const struct config_setting config_settings[] = {
 	STRING_SETTING(account, check_account),
@@ -268,11 +282,13 @@ static const struct config_setting config_settings[] = {
 	NUMBER_SETTING(long_poll, 0, 60),
 	NUMBER_SETTING(http_timeout, 1, 600),
 	NUMBER_SETTING(pin_timeout, 0, 30 * 86400),
+	BOOL_SETTING(require_endorsement),
 	{ NULL, 0, 0, 0, 0, NULL }
 };
 
 #undef STRING_SETTING
 #undef NUMBER_SETTING
+#undef BOOL_SETTING
 
 /* The entry of key in config_settings, or NULL. */
 static const struct config_setting *
@@ -293,11 +309,37 @@ config_string_field(struct agent_config *c, const struct config_setting *s)
 	return (char **)(void *)((char *)c + s->offset);
 }
 
-/* ... and a uint64_t for a number. */
+/* ... a uint64_t for a number ... */
 static uint64_t *
 config_number_field(struct agent_config *c, const struct config_setting *s)
 {
 	return (uint64_t *)(void *)((char *)c + s->offset);
+}
+
+/* ... and an int for yes or no. */
+static int *
+config_bool_field(struct agent_config *c, const struct config_setting *s)
+{
+	return (int *)(void *)((char *)c + s->offset);
+}
+
+/* yes/true: 1, no/false: 0, anything else -1. */
+static int
+parse_bool(const char *s)
+{
+	if (strcmp(s, "yes") == 0 || strcmp(s, "true") == 0)
+		return 1;
+	if (strcmp(s, "no") == 0 || strcmp(s, "false") == 0)
+		return 0;
+	return -1;
+}
+
+int
+agent_config_key_is_bool(const char *key)
+{
+	const struct config_setting *s = config_setting_find(key);
+
+	return s != NULL && s->kind == SETTING_BOOL;
 }
 
 /* 0 unless value has a control character or is longer than the limit. */
@@ -332,7 +374,16 @@ agent_config_set(struct agent_config *c, const char *key, const char *value,
 	if ((r = check_value_text(key, value, where, e)) != 0)
 		return r;
 	s = config_setting_find(key);
-	if (s != NULL && s->is_number) {
+	if (s != NULL && s->kind == SETTING_BOOL) {
+		int b = parse_bool(value);
+
+		if (b < 0)
+			return err_set(e, ERR_CONFIG, "%s: %s must be yes or no, "
+			    "not '%s'", where, key, value);
+		*config_bool_field(c, s) = b;
+		return 0;
+	}
+	if (s != NULL && s->kind == SETTING_NUMBER) {
 		if (parse_u64(value, s->min, s->max, &n) != 0)
 			return err_set(e, ERR_CONFIG, "%s: %s must be a whole "
 			    "number from %llu to %llu, not '%s'", where, key,
@@ -493,12 +544,14 @@ agent_config_write(const struct agent_config *c, const char *path,
 	write_kv(f, "alert_command", c->alert_command);
 	write_kv(f, "log", c->log);
 	fprintf(f, "check_interval = %llu\nmax_stale = %llu\n"
-	    "long_poll = %llu\nhttp_timeout = %llu\npin_timeout = %llu\n",
+	    "long_poll = %llu\nhttp_timeout = %llu\npin_timeout = %llu\n"
+	    "require_endorsement = %s\n",
 	    (unsigned long long)c->check_interval,
 	    (unsigned long long)c->max_stale,
 	    (unsigned long long)c->long_poll,
 	    (unsigned long long)c->http_timeout,
-	    (unsigned long long)c->pin_timeout);
+	    (unsigned long long)c->pin_timeout,
+	    c->require_endorsement ? "yes" : "no");
 	/* A memory stream fails only when memory runs out. */
 	failed = ferror(f) != 0;
 	if (fclose(f) != 0 || failed) {

@@ -82,12 +82,16 @@ struct agent_config {
 	uint64_t long_poll;     /* 0: no long-poll */
 	uint64_t http_timeout;
 	uint64_t pin_timeout;   /* 0: cached until lock or stop */
+	/* An addition without the endorsement of an approved device is a
+	 * critical alert that `approve` accepts only with --force. */
+	int require_endorsement;
 };
 
 /* One setting: its INI key, a line of help, and the value's shape. */
 struct agent_config_key {
 	const char *key;
-	const char *arg;        /* "N", "URL", ... for --help */
+	const char *arg;        /* "N", "URL", ... for --help; NULL: a yes/no
+	                           setting, a flag without a value */
 	const char *help;
 };
 
@@ -127,6 +131,12 @@ int agent_config_load(struct agent_config *c, const char *path, uint64_t locked,
 
 /* The index of key in agent_config_keys or -1. */
 int agent_config_key_index(const char *key);
+
+/*
+ * 1 when key is a yes/no setting (in the file `yes`, `no`, `true` or
+ * `false`; as a flag `--key` alone means yes, `--key=no` no).
+ */
+int agent_config_key_is_bool(const char *key);
 
 /*
  * Writes c as INI to path (mode 0600, replacing the file atomically).

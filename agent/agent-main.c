@@ -1,8 +1,8 @@
 /*
  * agent-main.c - devid-agent's main(): parses the command line and hands
- * it to the subcommand (init and register in agent-init.c, run in
- * agent-run.c, the commands that ask the running daemon in
- * agent-client.c).  docs/agent.md is the manual.
+ * it to the subcommand (init, register and enroll in agent-init.c, run in
+ * agent-run.c, the commands that ask the running daemon, endorse among
+ * them, in agent-client.c).  docs/agent.md is the manual.
  */
 #include "config.h"
 
@@ -12,6 +12,7 @@
 #include "agent-cmd.h"
 #include "agent-config.h"
 #include "errors.h"
+#include "secmem.h"
 
 int
 main(int argc, char **argv)
@@ -21,6 +22,8 @@ main(int argc, char **argv)
 	struct err_ctx e;
 	int rc;
 
+	/* First: jansson's copies of PINs and payloads are wiped. */
+	secmem_json_install();
 	memset(&cli, 0, sizeof(cli));
 	err_clear(&e);
 	agent_config_init(&flags);
@@ -39,6 +42,10 @@ main(int argc, char **argv)
 		rc = agent_cmd_init(&cli, &flags);
 	else if (strcmp(cli.command, "register") == 0)
 		rc = agent_cmd_register(&cli, &flags);
+	else if (strcmp(cli.command, "enroll") == 0)
+		rc = agent_cmd_enroll(&cli, &flags);
+	else if (strcmp(cli.command, "endorse") == 0)
+		rc = agent_cmd_endorse(&cli, &flags);
 	else if (strcmp(cli.command, "run") == 0)
 		rc = agent_cmd_run(&cli, &flags);
 	else

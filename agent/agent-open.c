@@ -40,11 +40,90 @@
 #include "timefmt.h"
 #include "token.h"
 
+/* --- the replay store: ids of opened messages, bound by time --- */
+
+static uint64_t
+replay_horizon(const struct agent *a)
+{
+	return a->replay_horizon_s != 0 ? a->replay_horizon_s :
+	    AGENT_REPLAY_HORIZON_S;
+}
+
+static size_t
+replay_max(const struct agent *a)
+{
+	return a->replay_max != 0 ? a->replay_max : AGENT_REPLAY_MAX;
+}
+
+/* Whether a message sent at `sent` is older than the horizon at now. */
+static int
+replay_too_old(const struct agent *a, uint64_t sent, uint64_t now)
+{
+	uint64_t h = replay_horizon(a);
+
+	return now > h && sent < now - h;
+}
+
+int
+agent_replay_window(const struct agent *a, uint64_t sent, uint64_t now,
+    struct err_ctx *e)
+{
+	char when[TIMEFMT_UTC_LEN];
+
+	if (replay_too_old(a, sent, now)) {
+		timefmt_utc(sent, when, sizeof(when));
+		return err_set(e, ERR_STALE, "outside the replay window: sent "
+		    "%s, more than %llu s (%llu days) ago; ids that old are "
+		    "not kept, so such a message is refused", when,
+		    (unsigned long long)replay_horizon(a),
+		    (unsigned long long)(replay_horizon(a) / 86400));
+	}
+	if (sent > now && sent - now > AGENT_REPLAY_FUTURE_S) {
+		timefmt_utc(sent, when, sizeof(when));
+		return err_set(e, ERR_STALE, "outside the replay window: sent "
+		    "%s, %llu s ahead of this device's clock (at most %llu s "
+		    "are allowed)", when, (unsigned long long)(sent - now),
+		    (unsigned long long)AGENT_REPLAY_FUTURE_S);
+	}
+	return 0;
+}
+
+/* Forgets the ids whose messages the window refuses at now. */
+static void
+replay_prune(struct agent *a, uint64_t now)
+{
+	size_t i, j;
+
+	for (i = 0, j = 0; i < a->n_replay; i++) {
+		if (replay_too_old(a, a->replay[i].sent, now))
+			continue;
+		if (j != i)
+			a->replay[j] = a->replay[i];
+		j++;
+	}
+	a->n_replay = j;
+}
+
+/* The line of one id, NUL-terminated, into line. */
+static int
+replay_line(const struct agent_replay *rp, char *line, size_t len)
+{
+	char *b64 = NULL;
+	int n;
+
+	if (b64url_encode(rp->id, 16, &b64) != 0)
+		return ERR_ALLOC;
+	n = snprintf(line, len, "{\"device\":\"%s\",\"id\":\"%s\",\"sent\":%llu}"
+	    "\n", rp->device, b64, (unsigned long long)rp->sent);
+	free(b64);
+	return n > 0 && (size_t)n < len ? 0 : ERR_INTERNAL;
+}
+
 /* Rewrites the replay store with the ids kept in memory (atomically). */
 static int
 replay_rewrite(struct agent *a, struct err_ctx *e)
 {
-	char *path = NULL, *b64 = NULL, line[256];
+	char *path = NULL, line[256];
 	struct buf *b = NULL;
 	size_t i;
 	int r = ERR_ALLOC;
@@ -53,36 +132,93 @@ replay_rewrite(struct agent *a, struct err_ctx *e)
 	    NULL || (b = buf_new(0)) == NULL)
 		goto out;
 	for (i = 0; i < a->n_replay; i++) {
-		if (b64url_encode(a->replay[i].id, 16, &b64) != 0)
-			goto out;
-		snprintf(line, sizeof(line), "{\"device\":\"%s\",\"id\":\"%s\"}"
-		    "\n", a->replay[i].device, b64);
-		free(b64);
-		b64 = NULL;
-		if ((r = buf_put(b, line, strlen(line))) != 0)
+		if ((r = replay_line(&a->replay[i], line, sizeof(line))) != 0 ||
+		    (r = buf_put(b, line, strlen(line))) != 0)
 			goto out;
 	}
-	r = fileio_write_atomic(path, buf_ptr(b), buf_len(b), 0600, e);
+	if ((r = fileio_write_atomic(path, buf_ptr(b), buf_len(b), 0600,
+	    e)) != 0)
+		goto out;
+	a->replay_lines = a->n_replay;
+	r = 0;
  out:
 	buf_free(b);
 	free(path);
 	return r;
 }
 
+/* Whether the file holds so many lines of forgotten ids that it is
+ * rewritten. */
+static int
+replay_needs_rewrite(const struct agent *a)
+{
+	return a->replay_lines >= 2 * a->n_replay + AGENT_REPLAY_COMPACT_SLACK;
+}
+
+/* Appends rp to the ids in memory. */
+static int
+replay_remember(struct agent *a, const struct agent_replay *rp)
+{
+	struct agent_replay *n;
+	size_t want;
+
+	if (a->n_replay == a->replay_alloc) {
+		want = a->replay_alloc < 64 ? 64 : a->replay_alloc * 2;
+		if ((n = realloc(a->replay, want * sizeof(*n))) == NULL)
+			return ERR_ALLOC;
+		a->replay = n;
+		a->replay_alloc = want;
+	}
+	a->replay[a->n_replay++] = *rp;
+	return 0;
+}
+
+/*
+ * One line of the file into *out: {"device", "id"} and, since the store
+ * is bound by time, "sent" (absent: sent_default).  ERR_FORMAT for a
+ * damaged line.
+ */
+static int
+replay_parse_line(const char *text, size_t len, uint64_t sent_default,
+    struct agent_replay *out)
+{
+	json_t *o = NULL, *sent;
+	const char *dev;
+	int r = ERR_FORMAT;
+
+	memset(out, 0, sizeof(*out));
+	if (devrec_json_load(text, len, 1024, &o, "replay", NULL) != 0)
+		return ERR_FORMAT;
+	if ((dev = json_string_value(json_object_get(o, "device"))) == NULL ||
+	    !devrec_id_valid(dev) ||
+	    devrec_json_b64_exact(o, "id", out->id, 16, "replay", NULL) != 0)
+		goto out;
+	snprintf(out->device, sizeof(out->device), "%s", dev);
+	out->sent = sent_default;
+	if ((sent = json_object_get(o, "sent")) != NULL) {
+		if (!json_is_integer(sent) || json_integer_value(sent) < 0)
+			goto out;
+		out->sent = (uint64_t)json_integer_value(sent);
+	}
+	r = 0;
+ out:
+	json_decref(o);
+	return r;
+}
+
 int
 agent_replay_load(struct agent *a, struct err_ctx *e)
 {
+	struct agent_replay rp;
 	char *path, *text = NULL;
 	size_t len = 0, pos = 0, n;
-	json_t *o;
-	const char *dev;
-	struct agent_replay *rp;
+	uint64_t now = (uint64_t)time(NULL);
 	int r;
 
 	if ((path = path_join(a->cfg->state_dir, AGENT_REPLAY_FILE)) ==
 	    NULL)
 		return ERR_ALLOC;
-	r = fileio_read(path, (size_t)64 * 1024 * 1024, 0, &text, &len, e);
+	r = fileio_read(path, AGENT_REPLAY_FILE_MAX, 0, &text, &len, e);
 	free(path);
 	if (r == ERR_NOT_FOUND) {
 		err_clear(e);
@@ -91,46 +227,114 @@ agent_replay_load(struct agent *a, struct err_ctx *e)
 	if (r != 0)
 		return r;
 	while (pos < len) {
-		if (a->n_replay >= AGENT_REPLAY_MAX) {
-			/* Keep the newest: drop the oldest half. */
-			memmove(a->replay, a->replay + AGENT_REPLAY_MAX / 2,
-			    (a->n_replay - AGENT_REPLAY_MAX / 2) *
-			    sizeof(*a->replay));
-			a->n_replay -= AGENT_REPLAY_MAX / 2;
-		}
 		for (n = 0; pos + n < len && text[pos + n] != '\n'; n++)
 			;
-		o = NULL;
-		if (n > 0 && devrec_json_load(text + pos, n, 1024, &o, "replay",
-		    NULL) == 0 && (dev = json_string_value(json_object_get(o,
-		    "device"))) != NULL && devrec_id_valid(dev)) {
-			rp = realloc(a->replay, (a->n_replay + 1) *
-			    sizeof(*rp));
-			if (rp != NULL) {
-				a->replay = rp;
-				rp = &a->replay[a->n_replay];
-				snprintf(rp->device, sizeof(rp->device), "%s",
-				    dev);
-				if (devrec_json_b64_exact(o, "id", rp->id, 16,
-				    "replay", NULL) == 0)
-					a->n_replay++;
-			}
+		if (n > 0) {
+			a->replay_lines++;
+			/* A damaged line (a write cut short) is skipped. */
+			if (replay_parse_line(text + pos, n, now, &rp) == 0 &&
+			    !replay_too_old(a, rp.sent, now) &&
+			    (r = replay_remember(a, &rp)) != 0)
+				goto out;
 		}
-		json_decref(o);
 		pos += n + 1;
 	}
+	r = replay_needs_rewrite(a) ? replay_rewrite(a, e) : 0;
+ out:
 	free(text);
-	if (len > AGENT_REPLAY_COMPACT_AT)
-		return replay_rewrite(a, e);
+	return r;
+}
+
+int
+agent_replay_check(struct agent *a, const char *device,
+    const uint8_t id[16], uint64_t sent, uint64_t now, struct err_ctx *e)
+{
+	size_t i;
+	int r;
+
+	/* Outside the window the store may have forgotten the id. */
+	if ((r = agent_replay_window(a, sent, now, e)) != 0)
+		return r;
+	for (i = 0; i < a->n_replay; i++)
+		if (memcmp(a->replay[i].id, id, 16) == 0 &&
+		    strcmp(a->replay[i].device, device) == 0)
+			return err_set(e, ERR_REPLAY, "message id seen before");
 	return 0;
 }
 
+int
+agent_replay_room(struct agent *a, uint64_t now, struct err_ctx *e)
+{
+	char when[TIMEFMT_UTC_LEN];
+	uint64_t oldest;
+	size_t i;
+
+	replay_prune(a, now);
+	if (a->n_replay < replay_max(a))
+		return 0;
+	for (i = 0, oldest = UINT64_MAX; i < a->n_replay; i++)
+		if (a->replay[i].sent < oldest)
+			oldest = a->replay[i].sent;
+	timefmt_utc(oldest + replay_horizon(a) + 1, when, sizeof(when));
+	return err_set(e, ERR_QUOTA, "the replay store is full: it holds the "
+	    "ids of %zu messages opened from the last %llu days, its limit; "
+	    "no message is opened until the oldest leaves the window at %s "
+	    "(the messages stay in the inbox: try again then)", a->n_replay,
+	    (unsigned long long)(replay_horizon(a) / 86400), when);
+}
+
+int
+agent_replay_record(struct agent *a, const char *device,
+    const uint8_t id[16], uint64_t sent, uint64_t now, struct err_ctx *e)
+{
+	struct agent_replay rp;
+	char *path = NULL, line[256];
+	int fd = -1, r = ERR_IO;
+	size_t len;
+
+	if (!devrec_id_valid(device))
+		return err_set(e, ERR_INVALID_ARG, "replay store: bad device "
+		    "id");
+	if ((r = agent_replay_room(a, now, e)) != 0)
+		return r;
+	memset(&rp, 0, sizeof(rp));
+	snprintf(rp.device, sizeof(rp.device), "%s", device);
+	memcpy(rp.id, id, 16);
+	rp.sent = sent;
+	if ((r = replay_line(&rp, line, sizeof(line))) != 0)
+		return r;
+	len = strlen(line);
+	if ((path = path_join(a->cfg->state_dir, AGENT_REPLAY_FILE)) == NULL)
+		return ERR_ALLOC;
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC |
+	    O_NOFOLLOW, 0600)) < 0 ||
+	    write(fd, line, len) != (ssize_t)len || fsync(fd) != 0) {
+		r = err_set(e, ERR_IO, "replay store: %s", strerror(errno));
+		goto out;
+	}
+	a->replay_lines++;
+	if ((r = replay_remember(a, &rp)) != 0)
+		goto out;
+	/* The id is on disk: a failed rewrite only leaves the file long. */
+	if (replay_needs_rewrite(a) && replay_rewrite(a, e) != 0) {
+		agent_log(LOG_WARNING, "replay store: %s", err_msg(e));
+		err_clear(e);
+	}
+	r = 0;
+ out:
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	return r;
+}
 
 /* --- open: env_open_tree with the agent's callbacks --- */
 
 struct open_ctx {
 	struct agent *a;
 	const char *sender_key_b64;     /* from the request, or NULL */
+	uint64_t sent;                  /* the envelope's, for check 4 */
+	uint64_t now;
 };
 
 static int
@@ -173,13 +377,8 @@ open_replay_check(void *arg, const char *device, const uint8_t id[16],
     struct err_ctx *e)
 {
 	struct open_ctx *oc = arg;
-	size_t i;
 
-	for (i = 0; i < oc->a->n_replay; i++)
-		if (memcmp(oc->a->replay[i].id, id, 16) == 0 &&
-		    strcmp(oc->a->replay[i].device, device) == 0)
-			return err_set(e, ERR_REPLAY, "message id seen before");
-	return 0;
+	return agent_replay_check(oc->a, device, id, oc->sent, oc->now, e);
 }
 
 static int
@@ -187,50 +386,12 @@ open_replay_record(void *arg, const char *device, const uint8_t id[16],
     uint64_t sent, struct err_ctx *e)
 {
 	struct open_ctx *oc = arg;
-	struct agent *a = oc->a;
-	struct agent_replay *rp;
-	char *path = NULL, *b64 = NULL, *line = NULL;
-	int fd = -1, r = ERR_IO;
-	size_t n;
+	int r;
 
-	if (a->n_replay >= AGENT_REPLAY_MAX) {
-		/* Forget the oldest half: bounded memory. */
-		n = AGENT_REPLAY_MAX / 2;
-		memmove(a->replay, a->replay + n, (a->n_replay - n) *
-		    sizeof(*a->replay));
-		a->n_replay -= n;
-		if ((r = replay_rewrite(a, e)) != 0)
-			return r;
-	}
-	if ((rp = realloc(a->replay, (a->n_replay + 1) * sizeof(*rp))) == NULL)
-		return ERR_ALLOC;
-	a->replay = rp;
-	if ((path = path_join(a->cfg->state_dir, AGENT_REPLAY_FILE)) ==
-	    NULL || b64url_encode(id, 16, &b64) != 0 ||
-	    asprintf(&line, "{\"device\":\"%s\",\"id\":\"%s\",\"sent\":%llu}\n",
-	    device, b64, (unsigned long long)sent) < 0) {
-		line = NULL;
-		r = ERR_ALLOC;
-		goto out;
-	}
-	if ((fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC |
-	    O_NOFOLLOW, 0600)) < 0 ||
-	    write(fd, line, strlen(line)) != (ssize_t)strlen(line) ||
-	    fsync(fd) != 0) {
-		r = err_set(e, ERR_IO, "replay store: %s", strerror(errno));
-		goto out;
-	}
-	rp = &a->replay[a->n_replay++];
-	snprintf(rp->device, sizeof(rp->device), "%s", device);
-	memcpy(rp->id, id, 16);
-	r = 0;
- out:
-	if (fd >= 0)
-		close(fd);
-	free(path);
-	free(b64);
-	free(line);
-	return r;
+	r = agent_replay_record(oc->a, device, id, sent, oc->now, e);
+	/* agent_op_open() made room under the lock: should the store still
+	 * be full, the message is not opened now, nor rejected. */
+	return r == ERR_QUOTA ? ERR_IO : r;
 }
 
 /* Lock held: a split-view alert with the sender's head as evidence. */
@@ -459,6 +620,17 @@ agent_op_open(struct agent *a, const json_t *req, struct err_ctx *e)
 	/* NULL when absent: agent_open_args() let only a string through. */
 	oc.sender_key_b64 = json_string_value(json_object_get(req,
 	    "sender_key"));
+	/* Check 1 parses the tree strictly before check 4 looks at this: by
+	 * then "sent" is an integer from 0 to 2^53. */
+	oc.sent = (uint64_t)json_integer_value(json_object_get(
+	    json_object_get(req, "envelope"), "sent"));
+	oc.now = (uint64_t)time(NULL);
+	/* A full store opens nothing (a local condition: try again later),
+	 * before any token operation. */
+	if ((r = agent_replay_room(a, oc.now, e)) != 0) {
+		agent_log(LOG_WARNING, "open: %s", err_msg(e));
+		return agent_reply_err(r, e);
+	}
 	if ((t = agent_token_backend(&a->tok, e)) == NULL)
 		return agent_reply_err(e->code != 0 ? e->code : ERR_TOKEN, e);
 	if ((r = open_self(a, t, &self, &encpub, e)) != 0)

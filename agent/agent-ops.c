@@ -17,6 +17,7 @@
 
 #include "acctlog.h"
 #include "agent-alert.h"
+#include "agent-enrol.h"
 #include "agent-log.h"
 #include "agent-ops.h"
 #include "agent-req.h"
@@ -183,9 +184,16 @@ agent_load(struct agent *a, const struct agent_config *cfg,
 		agent_log(LOG_NOTICE, "the token needs a PIN: starting locked "
 		    "(devid-agent unlock)");
 		err_clear(e);
+	} else if (r == ERR_KEY_POLICY) {
+		/* Keys init would not have taken: alerted, never used. */
+		agent_anchor_keys_refused(a, e);
+		err_clear(e);
 	} else if (r != 0) {
 		return r;
-	} else if ((r = verify_registry(a, e)) != 0) {
+	} else if ((r = agent_anchor_check(a, e)) != 0) {
+		return r;
+	} else if (!agent_anchor_blocked(&a->anchor) &&
+	    (r = verify_registry(a, e)) != 0) {
 		return r;
 	}
 	if ((r = agent_replay_load(a, e)) != 0)
@@ -253,11 +261,21 @@ agent_raise_alert(struct agent *a, const char *kind, const char *key,
     const char *message, json_t *details, const struct agent_alert **out,
     struct err_ctx *e)
 {
+	return agent_raise_alert_severity(a, kind, NULL, key, account, device,
+	    label, message, details, out, e);
+}
+
+int
+agent_raise_alert_severity(struct agent *a, const char *kind,
+    const char *severity, const char *key, const char *account,
+    const char *device, const char *label, const char *message,
+    json_t *details, const struct agent_alert **out, struct err_ctx *e)
+{
 	const struct agent_alert *al = NULL;
 	int r;
 
-	r = agent_alert_raise(&a->alerts, kind, key, account, device, label,
-	    message, details, &al, e);
+	r = agent_alert_raise_severity(&a->alerts, kind, severity, key,
+	    account, device, label, message, details, &al, e);
 	if (r < 0) {
 		agent_log(LOG_ERR, "ALERT NOT RECORDED [%s]: %s (%s)", kind,
 		    message, err_msg(e));
@@ -293,6 +311,8 @@ agent_save_registry(struct agent *a, struct err_ctx *e)
 	if (!a->reg_verified)
 		return err_set(e, ERR_PIN_REQUIRED, "registry not verified "
 		    "yet");
+	if (agent_anchor_blocked(&a->anchor))
+		return agent_anchor_refuse(a, e);
 	r = reg_save(&a->reg, a->cfg->state_dir, agent_token_sign_cb, &a->tok,
 	    e);
 	a->reg_dirty = r != 0;
@@ -575,6 +595,22 @@ request_device(struct agent *a, const json_t *req, struct reg_device **out,
 	return reg_match(&a->reg, prefix, out, e);
 }
 
+/* The fields of approve: "device" as for revoke, "force" (optional, a
+ * boolean: approve an unendorsed device under require_endorsement). */
+static int
+approve_args(const json_t *req, struct err_ctx *e)
+{
+	static const char *const keys[] = { "device", "force" };
+	const json_t *f = json_object_get(req, "force");
+
+	if (agent_req_keys(req, keys, 2, e) != 0 ||
+	    agent_req_str(req, "device", 80, e) == NULL)
+		return ERR_FORMAT;
+	if (f != NULL && !json_is_boolean(f))
+		return err_set(e, ERR_FORMAT, "force must be true or false");
+	return 0;
+}
+
 static json_t *
 op_approve(struct agent *a, struct agent_sock_conn *conn, const json_t *req,
     struct err_ctx *e)
@@ -593,6 +629,15 @@ op_approve(struct agent *a, struct agent_sock_conn *conn, const json_t *req,
 		if (d->add_seq == 0)
 			return agent_reply_err(err_set(e, ERR_DENIED, "device "
 			    "%s has no add event to approve", short_id), e);
+		if (!json_is_true(json_object_get(req, "force")) &&
+		    agent_watch_needs_force(a, d))
+			return agent_reply_err(err_set(e, ERR_DENIED, "device "
+			    "'%s' %s was added without the endorsement of an "
+			    "approved device, and require_endorsement is on: "
+			    "if you are sure you added it yourself, run "
+			    "devid-agent approve --force %s; if not, revoke it "
+			    "(devid-agent revoke %s)", d->label, short_id,
+			    short_id, short_id), e);
 		saved = *d;
 		d->state = REG_APPROVED;
 		d->changed = (uint64_t)time(NULL);
@@ -673,9 +718,17 @@ op_unlock(struct agent *a, struct agent_sock_conn *conn, const json_t *req,
 	len = json_string_length(pv);
 	r = agent_token_unlock(&a->tok, pin, len, e);
 	crypto_wipe((void *)(uintptr_t)pin, len);
+	if (r == ERR_KEY_POLICY) {
+		agent_anchor_keys_refused(a, e);
+		return agent_reply_err(agent_anchor_refuse(a, e), e);
+	}
 	if (r != 0)
 		return agent_reply_err(r, e);
 	agent_log(LOG_NOTICE, "unlocked");
+	if ((r = agent_anchor_check(a, e)) != 0)
+		return agent_reply_err(r, e);
+	if (agent_anchor_blocked(&a->anchor))
+		return agent_reply_err(agent_anchor_refuse(a, e), e);
 	if (!a->reg_verified && (r = verify_registry(a, e)) != 0)
 		return agent_reply_err(r, e);
 	if (a->reg_dirty && agent_save_registry(a, e) != 0)
@@ -880,12 +933,21 @@ op_gossip_alert(struct agent *a, struct agent_sock_conn *conn,
 	return agent_op_gossip_alert(a, req, e);
 }
 
+static json_t *
+op_endorse(struct agent *a, struct agent_sock_conn *conn, const json_t *req,
+    struct err_ctx *e)
+{
+	return agent_op_endorse(a, req, e);
+}
+
 /*
  * One socket operation.  An operation that needs the token unlocked is
  * refused while the registry is unverified (until the first unlock); its
  * fields are checked by `args` before that test, so that a malformed
  * request is answered as such whether the agent is locked or not.
- * `args` is NULL where `run` checks the fields itself.
+ * `args` is NULL where `run` checks the fields itself.  While the token's
+ * keys are not this device's (agent-anchor.h), only the operations that
+ * agent_anchor_op_allowed() names run.
  */
 struct agent_op {
 	const char *name;
@@ -899,7 +961,7 @@ static const struct agent_op agent_ops[] = {
 	{ "info",         0, NULL,            op_info },
 	{ "status",       0, NULL,            op_status },
 	{ "devices",      0, NULL,            op_devices },
-	{ "approve",      1, device_args,     op_approve },
+	{ "approve",      1, approve_args,    op_approve },
 	{ "ack",          0, NULL,            op_ack },
 	{ "revoke",       1, device_args,     op_revoke },
 	{ "alerts",       0, NULL,            op_alerts },
@@ -908,6 +970,7 @@ static const struct agent_op agent_ops[] = {
 	{ "sign",         0, NULL,            op_sign },
 	{ "open",         1, agent_open_args, op_open },
 	{ "gossip_alert", 0, NULL,            op_gossip_alert },
+	{ "endorse",      1, agent_endorse_args, op_endorse },
 	/* Locked only when no session is cached: checked by op_session. */
 	{ "session",      0, NULL,            op_session },
 };
@@ -932,6 +995,9 @@ run_op(struct agent *a, const struct agent_op *op, struct agent_sock_conn *conn,
 
 	if (op->args != NULL && (r = op->args(req, e)) != 0)
 		return agent_reply_err(r, e);
+	if (agent_anchor_blocked(&a->anchor) &&
+	    !agent_anchor_op_allowed(op->name))
+		return agent_reply_err(agent_anchor_refuse(a, e), e);
 	if (op->needs_unlocked && !a->reg_verified)
 		return agent_reply_err(agent_err_locked(e), e);
 	return op->run(a, conn, req, e);

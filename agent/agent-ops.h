@@ -21,6 +21,7 @@
 #include <openssl/evp.h>
 
 #include "agent-alert.h"
+#include "agent-anchor.h"
 #include "agent-config.h"
 #include "agent-sock.h"
 #include "agent-token.h"
@@ -30,16 +31,29 @@
 
 #define AGENT_REPLAY_FILE "replay.jsonl"
 #define AGENT_DIRKEY_FILE "directory.pub"
-/* Message ids remembered per agent; beyond, the oldest half is dropped
- * (a client should also bound the age of `sent`). */
+/*
+ * The replay store is bound by time: a message opens only when its `sent`
+ * lies in the window [now - AGENT_REPLAY_HORIZON_S, now +
+ * AGENT_REPLAY_FUTURE_S], and its id is kept exactly as long as the
+ * window admits it.  So an id that was forgotten -- it left the window,
+ * or the file was deleted -- belongs to a message the window refuses.
+ */
+#define AGENT_REPLAY_HORIZON_S ((uint64_t)30 * 86400)
+#define AGENT_REPLAY_FUTURE_S ((uint64_t)300)
+/* Ids of the window kept at most; beyond, opening is refused (ERR_QUOTA)
+ * until ids leave the window: never forgotten early. */
 #define AGENT_REPLAY_MAX 100000
-/* A replay store file larger than this is rewritten at start. */
-#define AGENT_REPLAY_COMPACT_AT ((size_t)16 * 1024 * 1024)
+/* The file is rewritten once it holds this many lines more than twice
+ * the ids kept (the others left the window). */
+#define AGENT_REPLAY_COMPACT_SLACK 1024
+/* The largest replay store file read. */
+#define AGENT_REPLAY_FILE_MAX ((size_t)64 * 1024 * 1024)
 
-/* A remembered (device, message id): the replay store. */
+/* A remembered (device, message id) and the message's `sent`. */
 struct agent_replay {
 	char device[65];
 	uint8_t id[16];
+	uint64_t sent;
 };
 
 struct agent {
@@ -54,6 +68,7 @@ struct agent {
 	int reg_files_known;
 	uint64_t reg_checked;   /* when the files were last compared */
 	struct agent_alert_list alerts;
+	struct agent_anchor anchor;     /* are the token's keys this device's */
 	EVP_PKEY *dir_pub;      /* the pinned directory key */
 	char dir_id[65];
 
@@ -83,6 +98,10 @@ struct agent {
 	/* replay store of opened messages */
 	struct agent_replay *replay;
 	size_t n_replay;
+	size_t replay_alloc;            /* entries allocated */
+	size_t replay_lines;            /* lines in the file */
+	uint64_t replay_horizon_s;      /* 0: AGENT_REPLAY_HORIZON_S */
+	size_t replay_max;              /* 0: AGENT_REPLAY_MAX */
 
 	/* main loop */
 	int wake_pipe[2];       /* watcher -> main: new alerts */
@@ -97,7 +116,9 @@ struct agent {
  * needs a PIN it does not have), the pinned directory key, the registry
  * (verified with the token's key; a failure raises an alert and the agent
  * continues with a registry holding only this device), the alert journal
- * and the replay store.  a is initialised here; free it with
+ * and the replay store.  Token keys that are not this device's
+ * (agent-anchor.h) raise `key_replaced` and are never used; the agent
+ * still starts, to show the alert.  a is initialised here; free it with
  * agent_free() either way.
  */
 int agent_load(struct agent *a, const struct agent_config *cfg,
@@ -114,9 +135,47 @@ json_t *agent_handle(void *arg, struct agent_sock_conn *c, json_t *req);
 
 /* --- agent-open.c --- */
 
-/* Reads the replay store (ids of opened messages), keeping the newest
- * AGENT_REPLAY_MAX; rewrites it when it has grown large. */
+/*
+ * Reads the replay store (ids of opened messages) from the state
+ * directory, keeping the ids whose messages the window still admits now;
+ * a line without `sent` (an older store) counts as sent now.  Damaged
+ * lines are skipped.  Rewrites the file when most of it has left the
+ * window.  A missing file is an empty store.
+ */
 int agent_replay_load(struct agent *a, struct err_ctx *e);
+
+/*
+ * The window at now: 0 when a message sent at `sent` may be opened, else
+ * ERR_STALE with the reason (older than the horizon, or more than
+ * AGENT_REPLAY_FUTURE_S ahead) in e.
+ */
+int agent_replay_window(const struct agent *a, uint64_t sent, uint64_t now,
+    struct err_ctx *e);
+
+/*
+ * Check 4 (lock held): 0 when `sent` lies in the window at now and id was
+ * never opened from device; ERR_STALE (outside the window) or ERR_REPLAY
+ * (seen) with the reason in e.
+ */
+int agent_replay_check(struct agent *a, const char *device,
+    const uint8_t id[16], uint64_t sent, uint64_t now, struct err_ctx *e);
+
+/*
+ * Whether the store can take one more id at now (lock held): forgets the
+ * ids that left the window, then 0, or ERR_QUOTA with what to do in e
+ * when it still holds its limit (the store refuses rather than forget an
+ * id the window admits).
+ */
+int agent_replay_room(struct agent *a, uint64_t now, struct err_ctx *e);
+
+/*
+ * Remembers (device, id) of a message sent at `sent` (lock held): one
+ * line appended to the file and fsync'd, the file rewritten when it has
+ * grown.  0, ERR_QUOTA (no room: agent_replay_room()), ERR_IO, ERR_ALLOC;
+ * on failure the id is not remembered.
+ */
+int agent_replay_record(struct agent *a, const char *device,
+    const uint8_t id[16], uint64_t sent, uint64_t now, struct err_ctx *e);
 
 /* The fields of an `open` request: 0, or ERR_FORMAT with e set. */
 int agent_open_args(const json_t *req, struct err_ctx *e);
@@ -153,6 +212,13 @@ int agent_raise_alert(struct agent *a, const char *kind, const char *key,
     const char *account, const char *device, const char *label,
     const char *message, json_t *details, const struct agent_alert **out,
     struct err_ctx *e);
+
+/* Like agent_raise_alert() with a severity ("info", "warning",
+ * "critical"; NULL: the kind's default). */
+int agent_raise_alert_severity(struct agent *a, const char *kind,
+    const char *severity, const char *key, const char *account,
+    const char *device, const char *label, const char *message,
+    json_t *details, const struct agent_alert **out, struct err_ctx *e);
 
 /* Signs and writes the registry (agent lock held); on a locked token the
  * change is kept and written at unlock (reg_dirty). */

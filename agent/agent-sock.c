@@ -118,6 +118,8 @@ agent_sock_err_code(int err)
 	case ERR_TOKEN:
 	case ERR_TOKEN_NOT_PRESENT:
 		return "token";
+	case ERR_QUOTA:
+		return "full";
 	default:
 		return "internal";
 	}
@@ -254,6 +256,19 @@ agent_sock_server_open(const char *path, agent_sock_handler_fn handler,
 	return r;
 }
 
+/* Wipes and frees c's output queue (answers may hold a payload). */
+static void
+conn_out_free(struct agent_sock_conn *c)
+{
+	if (c->out != NULL) {
+		crypto_wipe(c->out, c->out_len);
+		free(c->out);
+	}
+	c->out = NULL;
+	c->out_len = 0;
+	c->out_off = 0;
+}
+
 static void
 conn_free(struct agent_sock_conn *c)
 {
@@ -261,8 +276,12 @@ conn_free(struct agent_sock_conn *c)
 		return;
 	if (c->fd >= 0)
 		close(c->fd);
-	free(c->body);
-	free(c->out);
+	if (c->body != NULL) {
+		/* A frame cut short may hold part of a PIN. */
+		crypto_wipe(c->body, c->body_len);
+		free(c->body);
+	}
+	conn_out_free(c);
 	free(c);
 }
 
@@ -283,7 +302,11 @@ agent_sock_server_close(struct agent_sock_server *s)
 	free(s);
 }
 
-/* Appends len bytes to c's output queue. */
+/*
+ * Appends len bytes to c's output queue.  The queue moves to a new buffer
+ * and the old one is wiped (no realloc(), which would leave a copy of
+ * what was queued -- a decrypted payload -- in freed memory).
+ */
 static int
 conn_queue(struct agent_sock_conn *c, const uint8_t *p, size_t len)
 {
@@ -292,16 +315,14 @@ conn_queue(struct agent_sock_conn *c, const uint8_t *p, size_t len)
 
 	if (pending + len > AGENT_SOCK_OUT_MAX + AGENT_SOCK_FRAME_MAX + 4)
 		return ERR_TOO_LARGE;
-	if (c->out_off > 0) {
-		memmove(c->out, c->out + c->out_off, pending);
-		c->out_len = pending;
-		c->out_off = 0;
-	}
-	if ((n = realloc(c->out, c->out_len + len)) == NULL)
+	if ((n = malloc(pending + len)) == NULL)
 		return ERR_ALLOC;
-	memcpy(n + c->out_len, p, len);
+	if (pending > 0)
+		memcpy(n, c->out + c->out_off, pending);
+	memcpy(n + pending, p, len);
+	conn_out_free(c);
 	c->out = n;
-	c->out_len += len;
+	c->out_len = pending + len;
 	return 0;
 }
 
@@ -316,7 +337,10 @@ agent_sock_conn_send(struct agent_sock_conn *c, const json_t *obj)
 	if (agent_sock_frame_encode(obj, &f, &n, NULL) != 0 ||
 	    conn_queue(c, f, n) != 0)
 		c->dead = 1;
-	free(f);
+	if (f != NULL) {
+		crypto_wipe(f, n);
+		free(f);
+	}
 }
 
 void
@@ -536,7 +560,7 @@ conn_write(struct agent_sock_conn *c)
 		c->out_off += (size_t)n;
 		c->last_io = time(NULL);
 	}
-	c->out_off = c->out_len = 0;
+	conn_out_free(c);
 	if (c->closing)
 		c->dead = 1;
 }
@@ -723,6 +747,8 @@ agent_sock_client_recv(int fd, int timeout_ms, json_t **resp, struct err_ctx *e)
 		return ERR_ALLOC;
 	if ((r = read_full(fd, body, len, timeout_ms, e)) == 0)
 		r = agent_sock_frame_decode(body, len, resp, e);
+	/* An answer may hold a payload or a session token. */
+	crypto_wipe(body, len);
 	free(body);
 	return r;
 }

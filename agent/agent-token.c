@@ -3,6 +3,7 @@
  */
 #include "config.h"
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <fcntl.h>
@@ -106,27 +107,60 @@ agent_token_set_pin(struct agent_token *at, const char *pin, size_t len,
 }
 
 int
+agent_read_secret_file(const char *path, const char *what, char *out,
+    size_t max, size_t *len, struct err_ctx *e)
+{
+	char *text = NULL;
+	size_t text_len = 0, n;
+	struct stat st;
+	int r;
+
+	return_val_if_fail(path != NULL && what != NULL && out != NULL &&
+	    max > 0, ERR_INVALID_ARG);
+	out[0] = '\0';
+	r = fileio_read(path, AGENT_SECRET_FILE_MAX, FILEIO_FOLLOW |
+	    FILEIO_SECRET | FILEIO_PRIVATE, &text, &text_len, e);
+	if (r == ERR_DENIED) {
+		/* Like ssh with a key file: say what to run. */
+		return err_wrap(e, ERR_DENIED, "the %s file %s is open to "
+		    "other users (mode %04o): run chmod 600 %s", what, path,
+		    stat(path, &st) == 0 ?
+		    (unsigned int)(st.st_mode & 07777) : 0u, path);
+	}
+	if (r == ERR_TOO_LARGE)
+		return err_wrap(e, ERR_CONFIG, "the %s file %s is larger than "
+		    "%zu bytes", what, path, AGENT_SECRET_FILE_MAX);
+	if (r != 0)
+		return err_wrap(e, r, "the %s file: %s", what, err_msg(e));
+	n = strcspn(text, "\r\n");
+	if (n == 0 || n >= max || memchr(text, '\0', n) != NULL) {
+		r = err_set(e, ERR_CONFIG, "the %s file %s holds no %s on its "
+		    "first line (1 to %zu bytes)", what, path, what, max - 1);
+	} else {
+		memcpy(out, text, n);
+		out[n] = '\0';
+		if (len != NULL)
+			*len = n;
+		r = 0;
+	}
+	crypto_wipe(text, text_len);
+	free(text);
+	return r;
+}
+
+int
 agent_token_pin_file(struct agent_token *at, const char *path,
     struct err_ctx *e)
 {
-	char *text = NULL;
+	char pin[AGENT_PIN_MAX + 1];
 	size_t len = 0;
 	int r;
 
-	r = fileio_read(path, 4096, FILEIO_FOLLOW | FILEIO_SECRET, &text, &len,
-	    e);
-	if (r == ERR_TOO_LARGE)
-		return err_wrap(e, ERR_CONFIG, "the PIN file %s is not a "
-		    "regular file of at most 4 KiB", path);
-	if (r != 0)
-		return err_wrap(e, r, "the PIN file: %s", err_msg(e));
-	r = agent_token_set_pin(at, text, strcspn(text, "\r\n"), e);
-	crypto_wipe(text, len);
-	free(text);
-	if (r != 0)
-		return err_wrap(e, r, "the PIN file %s holds no usable PIN "
-		    "(1 to %d bytes on the first line)", path, AGENT_PIN_MAX);
-	return 0;
+	if ((r = agent_read_secret_file(path, "PIN", pin, sizeof(pin), &len,
+	    e)) == 0)
+		r = agent_token_set_pin(at, pin, len, e);
+	crypto_wipe(pin, sizeof(pin));
+	return r;
 }
 
 int
@@ -393,7 +427,8 @@ agent_token_unlock(struct agent_token *at, const char *pin, size_t len,
 	    (r = agent_token_sign(at, digest, sig, e)) != 0)
 		goto out;
 	if (crypto_ecdsa_verify(at->sig_pub, digest, sig) != 0) {
-		r = err_set(e, ERR_TOKEN, "the token signed with another key");
+		r = err_set(e, ERR_KEY_POLICY, "the token signed with another "
+		    "key than the public key it shows for its signing key");
 		goto out;
 	}
 	at->needs_pin = 1;      /* it has one now; lock brings it back */

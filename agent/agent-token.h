@@ -73,8 +73,25 @@ void agent_token_free(struct agent_token *at);
 int agent_token_set_pin(struct agent_token *at, const char *pin, size_t len,
     struct err_ctx *e);
 
-/* Reads the PIN from the first line of a file (0600 or stricter is not
- * required, but the file must be a regular file of at most 4 KiB). */
+/* The largest PIN or password file read. */
+#define AGENT_SECRET_FILE_MAX ((size_t)4096)
+
+/*
+ * Reads the first line of the secret file at path into out (at most
+ * max - 1 bytes and a NUL; *len, when len is not NULL, gets its length).
+ * what names the secret in messages ("PIN", "password").  The file must
+ * be a regular file (a symbolic link is followed) of at most
+ * AGENT_SECRET_FILE_MAX bytes that neither group nor others may access,
+ * as ssh wants of a key file: ERR_DENIED otherwise, with a message that
+ * says to run chmod 600 on it.  ERR_CONFIG when the first line is empty
+ * or too long, ERR_NOT_FOUND, ERR_IO.  The file's bytes are wiped; out
+ * holds the secret (the caller wipes it) only on success.
+ */
+int agent_read_secret_file(const char *path, const char *what, char *out,
+    size_t max, size_t *len, struct err_ctx *e);
+
+/* Caches the PIN from the first line of the file at path, read with
+ * agent_read_secret_file(): a file others may read is refused. */
 int agent_token_pin_file(struct agent_token *at, const char *path,
     struct err_ctx *e);
 
@@ -108,8 +125,9 @@ int agent_token_sign_cb(void *arg, const uint8_t digest[32], uint8_t sig[64],
 
 /*
  * unlock: caches pin, reopens the token and proves the PIN with one
- * signature that is verified with the known public key.  A rejected PIN
- * is wiped and the token left closed.
+ * signature that is verified with the known public key (ERR_KEY_POLICY
+ * when it does not verify: the token's keys were swapped).  A rejected
+ * PIN is wiped and the token left closed.
  */
 int agent_token_unlock(struct agent_token *at, const char *pin, size_t len,
     struct err_ctx *e);

@@ -82,47 +82,190 @@ evidence_json(const struct acctlog_evidence *ev,
 	return d;
 }
 
-/* The alert for an add event of another device. */
+struct reg_device *
+agent_watch_endorser_approved(struct agent *a, const struct reg_device *d)
+{
+	struct reg_device *by;
+
+	if (!d->has_record || !d->rec.has_endorsement ||
+	    strcmp(d->rec.endorsed_by, d->device) == 0 ||
+	    (by = reg_find(&a->reg, d->rec.endorsed_by)) == NULL ||
+	    by->state != REG_APPROVED)
+		return NULL;
+	return by;
+}
+
+int
+agent_watch_needs_force(struct agent *a, const struct reg_device *d)
+{
+	return a->cfg->require_endorsement && d->add_seq != 1 &&
+	    agent_watch_endorser_approved(a, d) == NULL;
+}
+
+/*
+ * Raises (lock held) the `device_added` alert of an addition that needs
+ * nothing more from the user, as severity info, and closes it at once
+ * with how "endorsed": it is still announced (log line, alert_command,
+ * journal).  Takes ownership of det.
+ */
+static void
+announce_settled(struct agent *a, const char *key, const char *device,
+    const char *label, const char *msg, json_t *det)
+{
+	const struct agent_alert *al = NULL;
+	char id[AGENT_ALERT_ID_LEN + 1];
+	struct err_ctx e;
+
+	err_clear(&e);
+	if (agent_raise_alert_severity(a, AGENT_ALERT_DEVICE_ADDED,
+	    AGENT_ALERT_INFO, key, a->cfg->account, device, label, msg, det,
+	    &al, &e) < 0 || al == NULL)
+		return;
+	memcpy(id, al->id, sizeof(id));
+	if (agent_alert_close(&a->alerts, id, AGENT_ALERT_HOW_ENDORSED,
+	    &e) != 0)
+		agent_log(LOG_ERR, "alert %s not closed: %s", id, err_msg(&e));
+}
+
+/*
+ * The alert for an add event of another device.  An addition endorsed by
+ * a device this registry approved is approved here (d becomes approved)
+ * and announced as settled; any other stays pending, as a critical alert
+ * when require_endorsement asks for an endorsement it lacks.
+ */
 static void
 announce_add(struct agent *a, const struct acctlog_event *evt,
     struct reg_device *d, uint64_t now)
 {
 	const struct devrec *rec = &evt->record;
-	struct reg_device *endorser = NULL;
+	struct reg_device *endorser = NULL, *approver;
 	char short_id[DEVREC_SHORT_ID_LEN + 1], eshort[DEVREC_SHORT_ID_LEN + 1];
 	char when[32], msg[AGENT_ALERT_MESSAGE_MAX + 1],
 	    key[AGENT_ALERT_KEY_MAX + 1];
-	char hash[65], endorse[160] = "";
+	char hash[65], endorse[160] = "", force[160] = "";
 	json_t *det, *recj = NULL;
-	int endorser_approved = 0;
+	int critical;
 
-	(void)now;
 	(void)devrec_short_id(evt->device, short_id);
 	timefmt_utc(evt->time, when, sizeof(when));
 	hex_encode(evt->hash, 32, hash);
+	approver = agent_watch_endorser_approved(a, d);
+	critical = agent_watch_needs_force(a, d);
 	if (rec->has_endorsement) {
 		endorser = reg_find(&a->reg, rec->endorsed_by);
-		endorser_approved = endorser != NULL &&
-		    endorser->state == REG_APPROVED;
 		(void)devrec_short_id(rec->endorsed_by, eshort);
-		snprintf(endorse, sizeof(endorse), "; endorsed by %s device "
-		    "'%s' %s", endorser_approved ? "approved" : "unapproved",
-		    endorser != NULL ? endorser->label : "?", eshort);
+		snprintf(endorse, sizeof(endorse), "%sendorsed by %s device "
+		    "'%s' %s%s", approver != NULL ? "" : "; ",
+		    approver != NULL ? "approved" : "unapproved",
+		    endorser != NULL ? endorser->label : "?", eshort,
+		    strcmp(rec->endorsed_by, a->reg.device) == 0 ?
+		    " (this device)" : "");
 	}
-	snprintf(msg, sizeof(msg), "new device '%s' %s added to %s at %s, "
-	    "not yet approved%s (devid-agent approve %s)", d->label, short_id,
-	    a->reg.account, when, endorse, short_id);
 	snprintf(key, sizeof(key), "added:%s:%llu", evt->device,
 	    (unsigned long long)evt->seq);
 	(void)devrec_to_json(rec, &recj, NULL);
-	det = json_pack("{s:I, s:s, s:I, s:b, s:s, s:b, s:o*}",
+	det = json_pack("{s:I, s:s, s:I, s:b, s:s, s:b, s:b, s:o*}",
 	    "seq", (json_int_t)evt->seq, "hash", hash,
 	    "added", (json_int_t)evt->time,
 	    "endorsed", rec->has_endorsement,
 	    "endorsed_by", rec->has_endorsement ? rec->endorsed_by : "",
-	    "endorser_approved", endorser_approved, "record", recj);
-	agent_raise(a, AGENT_ALERT_DEVICE_ADDED, key, evt->device, d->label,
-	    msg, det);
+	    "endorser_approved", approver != NULL,
+	    "approved", approver != NULL, "record", recj);
+	if (approver != NULL) {
+		d->state = REG_APPROVED;
+		d->changed = now;
+		snprintf(msg, sizeof(msg), "new device '%s' %s added to %s at "
+		    "%s, %s: approved", d->label, short_id, a->reg.account,
+		    when, endorse);
+		announce_settled(a, key, evt->device, d->label, msg, det);
+		return;
+	}
+	if (critical)
+		snprintf(force, sizeof(force), "; require_endorsement is on: "
+		    "approve it only if you added it yourself (devid-agent "
+		    "approve --force %s)", short_id);
+	else
+		snprintf(force, sizeof(force), " (devid-agent approve %s)",
+		    short_id);
+	/* A message cut at its limit still names the device first. */
+	if (snprintf(msg, sizeof(msg), "new device '%s' %s added to %s at %s, "
+	    "not yet approved%s%s", d->label, short_id, a->reg.account, when,
+	    endorse, force) >= (int)sizeof(msg))
+		agent_log(LOG_DEBUG, "alert message cut short");
+	(void)agent_raise_alert_severity(a, AGENT_ALERT_DEVICE_ADDED,
+	    critical ? AGENT_ALERT_CRITICAL : NULL, key, a->cfg->account,
+	    evt->device, d->label, msg, det, NULL, NULL);
+}
+
+/*
+ * The add event in events[0..n) of the device this one vouched for when
+ * it enrolled: this device's record in the registry (written by `enroll`
+ * and signed by the token) carries an endorsement by X, the batch holds
+ * this device's first registration with an endorsement by that same X,
+ * and the index of X's last add event before it is returned (X was
+ * active then, which the log's verification checked).  The user compared
+ * X's enrolment on both screens, so X is approved without a question.
+ * Returns n when there is none.
+ */
+static size_t
+enrolment_endorser_event(struct agent *a, const struct acctlog_event *events,
+    size_t n)
+{
+	const struct reg_device *self = reg_find(&a->reg, a->reg.device);
+	const struct devrec *own;
+	size_t i, at = n;
+
+	if (self == NULL || !self->has_record || !self->rec.has_endorsement ||
+	    self->add_seq != 0)
+		return n;
+	for (i = 0; i < n; i++)
+		if (events[i].type == ACCTLOG_ADD &&
+		    strcmp(events[i].device, a->reg.device) == 0)
+			break;
+	if (i == n)
+		return n;
+	own = &events[i].record;
+	if (!own->has_endorsement ||
+	    strcmp(own->endorsed_by, self->rec.endorsed_by) != 0)
+		return n;
+	while (i-- > 0)
+		if (events[i].type == ACCTLOG_ADD &&
+		    strcmp(events[i].device, own->endorsed_by) == 0) {
+			at = i;
+			break;
+		}
+	return at;
+}
+
+/* Approves (lock held) d, the device that endorsed this device's
+ * enrolment, at its add event evt, and announces it as settled. */
+static void
+announce_enrolment_endorser(struct agent *a, const struct acctlog_event *evt,
+    struct reg_device *d, uint64_t now)
+{
+	char short_id[DEVREC_SHORT_ID_LEN + 1], when[32], hash[65];
+	char msg[AGENT_ALERT_MESSAGE_MAX + 1], key[AGENT_ALERT_KEY_MAX + 1];
+	json_t *recj = NULL;
+
+	d->state = REG_APPROVED;
+	d->changed = now;
+	(void)devrec_short_id(evt->device, short_id);
+	timefmt_utc(evt->time, when, sizeof(when));
+	hex_encode(evt->hash, 32, hash);
+	snprintf(msg, sizeof(msg), "device '%s' %s of %s (added at %s) "
+	    "endorsed the enrolment of this device: approved", d->label,
+	    short_id, a->reg.account, when);
+	snprintf(key, sizeof(key), "added:%s:%llu", evt->device,
+	    (unsigned long long)evt->seq);
+	(void)devrec_to_json(&evt->record, &recj, NULL);
+	announce_settled(a, key, evt->device, d->label, msg,
+	    json_pack("{s:I, s:s, s:I, s:b, s:s, s:b, s:b, s:b, s:o*}",
+	    "seq", (json_int_t)evt->seq, "hash", hash,
+	    "added", (json_int_t)evt->time,
+	    "endorsed", evt->record.has_endorsement,
+	    "endorsed_by", evt->record.has_endorsement ?
+	    evt->record.endorsed_by : "", "endorser_approved", 0,
+	    "approved", 1, "enrolment_endorser", 1, "record", recj));
 }
 
 /* Brings the registry up to date with newly applied events. */
@@ -135,7 +278,7 @@ apply_events(struct agent *a, const struct acctlog_event *events, size_t n,
 	char short_id[DEVREC_SHORT_ID_LEN + 1], when[32];
 	char msg[AGENT_ALERT_MESSAGE_MAX + 1], key[AGENT_ALERT_KEY_MAX + 1];
 	struct err_ctx e;
-	size_t i;
+	size_t i, vouched = enrolment_endorser_event(a, events, n);
 
 	for (i = 0; i < n; i++) {
 		evt = &events[i];
@@ -173,7 +316,10 @@ apply_events(struct agent *a, const struct acctlog_event *events, size_t n,
 			d->add_seq = evt->seq;
 			memcpy(d->add_hash, evt->hash, 32);
 			d->changed = now;
-			announce_add(a, evt, d, now);
+			if (i == vouched)
+				announce_enrolment_endorser(a, evt, d, now);
+			else
+				announce_add(a, evt, d, now);
 		} else {
 			int expected = d->state == REG_REVOKED;
 
@@ -287,9 +433,10 @@ watch_alert_refused_update(struct agent *a, int r,
 
 /*
  * After a fresh, verified check (lock held): records the success,
- * settles a pending gossip report, closes the `stale` alert and brings
- * the registry up to date with the events the check applied (re-signing
- * it).
+ * settles a pending gossip report, closes the `stale` alert, checks that
+ * the verified log still lists the token's keys (agent-anchor.h) and
+ * brings the registry up to date with the events the check applied
+ * (re-signing it).
  */
 static void
 watch_accept_update(struct agent *a, const struct acctlog_response *resp,
@@ -303,6 +450,7 @@ watch_accept_update(struct agent *a, const struct acctlog_response *resp,
 	agent_gossip_check(a);
 	(void)agent_alert_close_matching(&a->alerts, AGENT_ALERT_STALE, NULL,
 	    "clear", NULL);
+	agent_anchor_after_check(a);
 	if (ev->n_applied > 0) {
 		apply_events(a, resp->events + ev->first_applied, ev->n_applied,
 		    now);
@@ -441,8 +589,9 @@ watch_failed(struct agent *a, const struct err_ctx *e)
  * a client had the agent make or, when there is none, logs in with the
  * token (lock released meanwhile) and shares the new session.  Returns 1
  * when the caller may ask for the log now; 0 when it should go round
- * again: the token is locked or the login failed (recorded in e and in
- * the agent; either way it has waited), or a cached session was taken.
+ * again: the token is locked, its keys are not this device's
+ * (agent-anchor.h) or the login failed (recorded in e and in the agent;
+ * either way it has waited), or a cached session was taken.
  */
 static int
 watch_have_session(struct agent *a, struct dirc *c, uint64_t *expires,
@@ -452,6 +601,14 @@ watch_have_session(struct agent *a, struct dirc *c, uint64_t *expires,
 	const char *token;
 	int r;
 
+	if (agent_anchor_blocked(&a->anchor)) {
+		/* The token's keys are not this device's: never used. */
+		*expires = 0;
+		snprintf(a->last_error, sizeof(a->last_error), "%.*s",
+		    (int)sizeof(a->last_error) - 1, a->anchor.why);
+		watch_wait(a, cfg->check_interval);
+		return 0;
+	}
 	if (*expires > (uint64_t)time(NULL) + 60)
 		return 1;
 	if (agent_token_locked(&a->tok) || !a->reg_verified) {
@@ -470,6 +627,7 @@ watch_have_session(struct agent *a, struct dirc *c, uint64_t *expires,
 	pthread_mutex_lock(&a->lock);
 	if (r != 0) {
 		*expires = 0;
+		agent_anchor_login_refused(a, r, e);
 		watch_failed(a, e);
 		watch_wait(a, cfg->check_interval);
 		return 0;
@@ -538,6 +696,18 @@ watch_main(void *arg)
 		err_clear(&e);
 		if (!watch_have_session(a, c, &expires, &e))
 			continue;
+		/* Once after a start: the registry's view against the log
+		 * from seq 1 (a re-signed registry may carry a forged one). */
+		if ((r = agent_anchor_reverify(a, c, &e)) != 0 ||
+		    agent_anchor_blocked(&a->anchor)) {
+			if (r == ERR_DENIED)
+				expires = 0;
+			if (r != 0 && !a->stop) {
+				watch_failed(a, &e);
+				watch_wait(a, cfg->check_interval);
+			}
+			continue;
+		}
 		since = a->reg.log.seq;
 		pthread_mutex_unlock(&a->lock);
 		t0 = (uint64_t)time(NULL);

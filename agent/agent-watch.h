@@ -28,6 +28,23 @@ int agent_watch_start(struct agent *a, pthread_t *th, struct err_ctx *e);
 int agent_watch_apply(struct agent *a, const struct acctlog_response *resp,
     uint64_t now, struct err_ctx *e);
 
+/*
+ * The device of this registry that endorsed d's record (lock held), when
+ * it is approved here and is not d itself; else NULL.  The log's
+ * verification already checked that the endorsement is valid and that
+ * its endorser was active when d was added.
+ */
+struct reg_device *agent_watch_endorser_approved(struct agent *a,
+    const struct reg_device *d);
+
+/*
+ * 1 when approving the pending device d takes --force (lock held):
+ * require_endorsement is on, d has no endorsement by an approved device,
+ * and d is not the account's first device (log seq 1, which nothing can
+ * have endorsed).
+ */
+int agent_watch_needs_force(struct agent *a, const struct reg_device *d);
+
 /* A devrec_sign_fn that takes the agent lock and signs with its token. */
 int agent_watch_sign_locked(void *arg, const uint8_t digest[32],
     uint8_t sig[64], struct err_ctx *e);

@@ -13,7 +13,9 @@ agent_libdevid_agent_a_SOURCES = \
 	agent/agent-token.c agent/agent-token.h \
 	agent/agent-req.c agent/agent-req.h \
 	agent/agent-ops.c agent/agent-ops.h agent/agent-open.c \
-	agent/agent-watch.c agent/agent-watch.h
+	agent/agent-watch.c agent/agent-watch.h \
+	agent/agent-enrol.c agent/agent-enrol.h \
+	agent/agent-anchor.c agent/agent-anchor.h
 agent_libdevid_agent_a_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tpm \
 	-I$(top_srcdir)/pkcs11
 agent_libdevid_agent_a_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS) \
@@ -29,14 +31,15 @@ agent_devid_agent_SOURCES = agent/agent-main.c agent/agent-cmd.h \
 	agent/agent-client.c
 agent_devid_agent_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tpm \
 	-I$(top_srcdir)/pkcs11
-agent_devid_agent_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS)
-agent_devid_agent_LDADD = $(AGENT_LIBS)
+agent_devid_agent_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS) $(QRENCODE_CFLAGS)
+agent_devid_agent_LDADD = $(AGENT_LIBS) $(QRENCODE_LIBS)
 
-# Unit tests: config parsing, frames, the alert journal.
+# Unit tests: config parsing, frames, the alert journal, enrolment codes
+# and endorsements.
 check_PROGRAMS += tests/unit/test_agentconfig tests/unit/test_agentsock \
-	tests/unit/test_agentalert
+	tests/unit/test_agentalert tests/unit/test_agentenrol
 TESTS += tests/unit/test_agentconfig tests/unit/test_agentsock \
-	tests/unit/test_agentalert
+	tests/unit/test_agentalert tests/unit/test_agentenrol
 AGENT_UNIT_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/agent
 tests_unit_test_agentconfig_CPPFLAGS = $(AGENT_UNIT_CPPFLAGS)
 tests_unit_test_agentconfig_CFLAGS = $(UNIT_CFLAGS)
@@ -47,6 +50,19 @@ tests_unit_test_agentsock_LDADD = $(AGENT_LIBS) $(UNIT_LIBS)
 tests_unit_test_agentalert_CPPFLAGS = $(AGENT_UNIT_CPPFLAGS)
 tests_unit_test_agentalert_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_agentalert_LDADD = $(AGENT_LIBS) $(UNIT_LIBS)
+tests_unit_test_agentenrol_CPPFLAGS = $(AGENT_UNIT_CPPFLAGS)
+tests_unit_test_agentenrol_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_agentenrol_LDADD = $(AGENT_LIBS) $(UNIT_LIBS)
+
+# Unit tests: the replay store bound by time; PIN and password files.
+check_PROGRAMS += tests/unit/test_agentreplay tests/unit/test_agenttoken
+TESTS += tests/unit/test_agentreplay tests/unit/test_agenttoken
+tests_unit_test_agentreplay_CPPFLAGS = $(AGENT_UNIT_CPPFLAGS)
+tests_unit_test_agentreplay_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_agentreplay_LDADD = $(AGENT_LIBS) $(UNIT_LIBS)
+tests_unit_test_agenttoken_CPPFLAGS = $(AGENT_UNIT_CPPFLAGS)
+tests_unit_test_agenttoken_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_agenttoken_LDADD = $(AGENT_LIBS) $(UNIT_LIBS)
 
 EXTRA_DIST += agent/devid-agent.service docs/agent.md
 
@@ -61,10 +77,32 @@ TESTS += tests/integration/test-agent.sh \
 	tests/integration/test-agent-attacks.sh \
 	tests/integration/test-agent-socket.sh \
 	tests/integration/test-agent-longlog.sh \
-	tests/integration/test-agent-tpmpin.sh
+	tests/integration/test-agent-tpmpin.sh \
+	tests/integration/test-agent-enrol.sh
 dist_noinst_SCRIPTS += tests/integration/test-agent-longlog.sh \
 	tests/integration/test-agent.sh \
 	tests/integration/test-agent-attacks.sh \
 	tests/integration/test-agent-socket.sh \
 	tests/integration/test-agent-tpmpin.sh \
+	tests/integration/test-agent-enrol.sh \
 	tests/integration/test-agent-lib.sh
+
+# PIN and password files that others may read are refused, by the agent
+# and by devid-directory.
+TESTS += tests/integration/test-agent-secretfiles.sh
+dist_noinst_SCRIPTS += tests/integration/test-agent-secretfiles.sh
+
+# A device's keys swapped behind the agent's back (agent-anchor): the
+# checks without a token, and the attack on swtpm and SoftHSM2, staged by
+# test_agent_keyswap as malware without the PIN would.
+check_PROGRAMS += tests/unit/test_agentanchor \
+	tests/integration/test_agent_keyswap
+TESTS += tests/unit/test_agentanchor tests/integration/test-agent-keyswap.sh
+dist_noinst_SCRIPTS += tests/integration/test-agent-keyswap.sh
+tests_unit_test_agentanchor_CPPFLAGS = $(AGENT_UNIT_CPPFLAGS)
+tests_unit_test_agentanchor_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_agentanchor_LDADD = $(AGENT_LIBS) $(UNIT_LIBS)
+tests_integration_test_agent_keyswap_CPPFLAGS = $(AM_CPPFLAGS) \
+	-I$(top_srcdir)/tpm
+tests_integration_test_agent_keyswap_CFLAGS = $(AM_CFLAGS) $(P11KIT_CFLAGS)
+tests_integration_test_agent_keyswap_LDADD = $(AGENT_LIBS) -ldl

@@ -123,9 +123,12 @@ tr_registry(struct buf *b, const uint8_t *file, size_t file_len)
 int
 tr_is_signable(const uint8_t *p, size_t len)
 {
+	/* Not TR_TAG_ENDORSE: an endorsement is made only by the agent's
+	 * "endorse", which checks the record and asks no client to be
+	 * trusted with vouching for a device. */
 	static const char *const tags[] = {
-		TR_TAG_DEVICE, TR_TAG_ENDORSE, TR_TAG_REVOKE, TR_TAG_LOGIN,
-		TR_TAG_ENV_SIG, TR_TAG_CONTACT,
+		TR_TAG_DEVICE, TR_TAG_REVOKE, TR_TAG_LOGIN, TR_TAG_ENV_SIG,
+		TR_TAG_CONTACT,
 	};
 	size_t i, n;
 

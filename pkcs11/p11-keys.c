@@ -436,15 +436,35 @@ p11_key_load(struct p11_token *p, struct p11_key *k, CK_OBJECT_HANDLE h,
 }
 
 /*
+ * On a token that needs a login, a device key must be a private object
+ * (CKA_PRIVATE true): a private key that is a public object can be
+ * generated, used and destroyed by anyone without the PIN, so a key pair
+ * that malware made under the device keys' labels is never taken for
+ * them.  Appends that condition to tmpl at *n when it applies.
+ */
+static void
+p11_tmpl_private(struct p11_token *p, CK_ATTRIBUTE *tmpl, CK_ULONG *n)
+{
+	static CK_BBOOL yes = CK_TRUE;
+
+	if ((p->tinfo.flags & CKF_LOGIN_REQUIRED) == 0)
+		return;
+	tmpl[*n].type = CKA_PRIVATE;
+	tmpl[*n].pValue = &yes;
+	tmpl[(*n)++].ulValueLen = sizeof(yes);
+}
+
+/*
  * Finds the one private key labelled label (and holding the URI's id, if
- * any).  ERR_NOT_FOUND when none, ERR_CONFIG when several.
+ * any; a private object, p11_tmpl_private()).  ERR_NOT_FOUND when none,
+ * ERR_CONFIG when several.
  */
 static int
 p11_find_priv_by_label(struct p11_token *p, const char *label,
     CK_OBJECT_HANDLE *h, struct err_ctx *e)
 {
 	CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
-	CK_ATTRIBUTE tmpl[3];
+	CK_ATTRIBUTE tmpl[4];
 	CK_OBJECT_HANDLE found[2];
 	CK_ULONG n = 0, count = 0;
 	CK_RV rv;
@@ -452,6 +472,7 @@ p11_find_priv_by_label(struct p11_token *p, const char *label,
 	tmpl[n].type = CKA_CLASS;
 	tmpl[n].pValue = &cls;
 	tmpl[n++].ulValueLen = sizeof(cls);
+	p11_tmpl_private(p, tmpl, &n);
 	tmpl[n].type = CKA_LABEL;
 	tmpl[n].pValue = (void *)label;
 	tmpl[n++].ulValueLen = strlen(label);
@@ -476,9 +497,10 @@ p11_find_priv_by_label(struct p11_token *p, const char *label,
 }
 
 /*
- * Finds the private keys holding the URI's id and tells them apart: an
- * RSA key or an EC key that may derive and not sign is the encryption key,
- * any other the signing key.  With enc there must be exactly one of each;
+ * Finds the private keys holding the URI's id (private objects,
+ * p11_tmpl_private()) and tells them apart: an RSA key or an EC key that
+ * may derive and not sign is the encryption key, any other the signing
+ * key.  With enc there must be exactly one of each;
  * with enc NULL (sig_only) exactly one signing key, and an encryption key
  * beside it is ignored.  *sig and *enc are set only on success.
  */
@@ -487,16 +509,17 @@ p11_find_priv_by_id(struct p11_token *p, CK_OBJECT_HANDLE *sig,
     CK_OBJECT_HANDLE *enc, struct err_ctx *e)
 {
 	CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
-	CK_ATTRIBUTE tmpl[2] = {
+	CK_ATTRIBUTE tmpl[3] = {
 		{ CKA_CLASS, &cls, sizeof(cls) },
 		{ CKA_ID, p->uri->id, p->uri->id_len },
 	};
 	CK_OBJECT_HANDLE found[3];
 	CK_OBJECT_HANDLE hs = CK_INVALID_HANDLE, he = CK_INVALID_HANDLE;
-	CK_ULONG count = 0, type, i, n_sig = 0;
+	CK_ULONG n = 2, count = 0, type, i, n_sig = 0;
 	CK_RV rv;
 
-	if ((rv = p11_find(p, tmpl, 2, found, 3, &count)) != CKR_OK)
+	p11_tmpl_private(p, tmpl, &n);
+	if ((rv = p11_find(p, tmpl, n, found, 3, &count)) != CKR_OK)
 		return p11_fail(p, rv, e, "finding keys");
 	if (enc != NULL && count != 2)
 		return err_set(e, count == 0 ? ERR_NOT_FOUND : ERR_CONFIG,

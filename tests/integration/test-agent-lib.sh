@@ -127,6 +127,8 @@ trap 'exit 1' INT TERM HUP
 
 echo pw-for-tests > "$T/password"
 echo pin-81c3 > "$T/pin"
+# Secret files others may read are refused (chmod 600, as ssh wants).
+chmod 600 "$T/password" "$T/pin"
 PASSWORD_FILE=$T/password
 
 # --- the directory ---

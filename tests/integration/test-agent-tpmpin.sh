@@ -106,7 +106,7 @@ note "stale alert while locked after $ms ms (max_stale 4 s)"
 [ "$(js A status "d['locked']")" = True ] || fail "A is not locked"
 
 note "unlock with a wrong PIN: refused, still locked, one DA failure"
-echo wrong-7e2d > "$T/badpin"
+(umask 077 && echo wrong-7e2d > "$T/badpin")
 if ag A unlock --pin-file "$T/badpin" >"$T/unlock.out" 2>&1; then
 	fail "a wrong PIN unlocked"
 fi

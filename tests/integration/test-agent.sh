@@ -240,7 +240,7 @@ ag C unlock --pin-file "$T/pin" >/dev/null || fail "unlock"
 [ "$(js C status "d['locked']")" = False ] || fail "still locked"
 ms=$(wait_no_alert C stale 10)
 note "stale alert cleared $ms ms after unlock"
-echo wrong-7e2d > "$T/badpin"
+(umask 077 && echo wrong-7e2d > "$T/badpin")
 ag C lock >/dev/null || fail "lock"
 [ "$(js C status "d['locked']")" = True ] || fail "lock did not lock"
 if ag C unlock --pin-file "$T/badpin" >"$T/unlock.out" 2>&1; then

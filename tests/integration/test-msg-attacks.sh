@@ -14,7 +14,11 @@
 #  - an exact replay (check 4 in devid-msg), and again after devid-msg's
 #    replay store was lost (check 4 in the agent);
 #  - a replay to another device of the same account;
-#  - a reflection of alice's own message back to the device that sent it.
+#  - a reflection of alice's own message back to the device that sent it;
+#  - the replay window: a message from alice's card sent 29 days ago
+#    (queued that long) is shown; one captured 31 days ago, delivered
+#    after both replay stores were deleted, is refused although no store
+#    remembers it; so is one sent an hour ahead of the recipient's clock.
 # Each is reported as rejected, its text never shown, the reason only in
 # the local logs.  A real message still gets through afterwards.
 set -eu
@@ -52,7 +56,8 @@ attack() {
 	before=$(grep -c -F "$check" "$log" 2>/dev/null || true)
 	msg_ok "$dev" recv
 	out_has "Rejected a message"
-	if grep -qE "attack at dawn|reflect me" "$T/msg.out" "$T/msg.err"; then
+	if grep -qE "attack at dawn|reflect me|captured|from the future" \
+	    "$T/msg.out" "$T/msg.err"; then
 		fail "$name: plaintext shown"
 	fi
 	if grep -qF "$check" "$T/msg.out" "$T/msg.err"; then
@@ -91,6 +96,42 @@ attack "replay to another device of the account" "$T/orig.json" C \
     "check 4 (replay)" "$MLOG_C"
 attack "reflection of alice's own message" "$T/own.json" A \
     "check 2 (sender)" "$MLOG_A"
+
+note "the replay window"
+SOCK_C=$T/C/run/devid/agent.sock
+# Messages from alice's card to alice's laptop, as they would look had
+# they been sealed AGE seconds ago (test_msg_tamper seal-at).
+"$TAMPER" seal-at $((29 * 86400)) "$T/orig.json" "$T/old-29d.json" \
+    "$SOCK_C" "queued for 29 days" || fail "seal-at 29 days"
+"$TAMPER" seal-at $((31 * 86400)) "$T/orig.json" "$T/old-31d.json" \
+    "$SOCK_C" "captured 31 days ago" || fail "seal-at 31 days"
+"$TAMPER" seal-at -3600 "$T/orig.json" "$T/ahead-1h.json" \
+    "$SOCK_C" "from the future" || fail "seal-at -1 hour"
+# Old, but inside the window: a device that was away for weeks still
+# gets what was queued for it.
+inject "$T/old-29d.json" "$ID_A"
+msg_ok A recv
+out_has "queued for 29 days"
+# Both replay stores deleted (the agent reads its own at start): a capture
+# older than the window is refused all the same.
+agent_stop A
+rm -f "$T/A/data/devid/msg-replay.jsonl" "$T/A/data/devid/replay.jsonl"
+agent_start A
+attack "a capture from 31 days ago, both stores deleted" "$T/old-31d.json" A \
+    "check 4 (replay): outside the replay window" "$MLOG_A"
+attack "a message sent an hour ahead" "$T/ahead-1h.json" A \
+    "ahead of this device's clock" "$MLOG_A"
+# The agent refuses them as well, asked directly (any client of its
+# socket, not only devid-msg), and says why in its own log only.
+for f in old-31d ahead-1h; do
+	ans=$(rawcall A "{\"op\":\"open\",\"envelope\":$(cat "$T/$f.json")}")
+	echo "$ans" | grep -q '"code": "rejected"' ||
+		fail "the agent opened $f: $ans"
+done
+grep -q "rejected at check 4 (replay): outside the replay window" "$T/A.log" ||
+	fail "the agent's log does not name check 4 for the old message"
+grep -q "ahead of this device's clock" "$T/A.log" ||
+	fail "the agent's log does not name the message from the future"
 
 note "a real message still gets through"
 msg_ok B send "$ALICE" -m "the real one"

@@ -143,7 +143,7 @@ assert det['report'] == 'split_view' and det['reporter'] == reporter, det
 assert 'split view of ' + bob in f[0]['message'], f[0]
 json.dump({"id": f[0]['id'], "v": v, "c": c}, open(sys.argv[4], "w"))
 PYX
-grep -q "ALERT [0-9a-f]* \[fork\]: split view of $BOB" "$T/A.log" ||
+grep -q "ALERT [0-9a-f]* \[fork, critical\]: split view of $BOB" "$T/A.log" ||
 	fail "no alert line for $BOB in A's log"
 note "A's alert: $(js A status "[a['message'] for a in d['alerts'] if a['kind']=='fork' and a['account']=='$BOB'][0]")"
 

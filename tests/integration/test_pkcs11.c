@@ -7,14 +7,15 @@
  *   test_pkcs11 create   generate keys on "devid" (chosen: hpke-p256);
  *                        force rsa-oaep-sha256 on "devrsa" (refused by
  *                        the self-test: SoftHSM 2.6 does OAEP with SHA-1
- *                        only); make "existing" keys on "devrsa" the way
- *                        a card's own tool would; refuse keys that could
- *                        be exported; a signing key alone (sig_only) on
- *                        "devsig", and nothing else on that token;
- *   test_pkcs11 use      open the keys again, sign, ECDH, HPKE, RSA-OAEP,
- *                        non-exportability, lookup by id, reconnection
- *                        after the sessions were closed, wrong PIN; the
- *                        signing key alone again, by label and by id;
+ *                        only); refuse keys that could be exported; a
+ *                        signing key alone (sig_only) on "devsig", and
+ *                        nothing else on that token;
+ *   test_pkcs11 use      open the keys again, sign, ECDH, HPKE, RSA-OAEP
+ *                        with "existing" keys made on "devrsa" the way a
+ *                        card's own tool would, non-exportability, lookup
+ *                        by id, reconnection after the sessions were
+ *                        closed, wrong PIN; the signing key alone again,
+ *                        by label and by id;
  *   test_pkcs11 loss     the token goes away: ERR_TOKEN_NOT_PRESENT.
  *
  * Environment: SOFTHSM2_MODULE (the module file), SOFTHSM2_CONF, and
@@ -488,33 +489,61 @@ test_create_rsa(void **state)
 }
 
 /*
- * Keys made by the card's own tools ("use existing keys"): an EC signing
- * key and an RSA decryption key, found later by label.
+ * Keys made by a card's own tools ("use existing keys") on "devrsa": an EC
+ * signing key "card-sig" and an RSA decryption key "card-enc".  Each test
+ * that uses them calls this first: they are made on the first call and
+ * found on the next (in this process or a later one), so that no test
+ * depends on another having run.  A token holding only one of the two is
+ * a failure.  A caller with a backend token open opens it first, so that
+ * the module stays initialised by p11-kit.
  */
 static void
-test_existing_keys_made(void **state)
+existing_card_keys(void)
 {
 	CK_OBJECT_HANDLE pub, priv;
-	char uri[2048];
-	struct token *t;
+	CK_ULONG n_sig, n_enc;
 	struct raw r;
 
-	uri_by_path(uri, sizeof(uri), TOKEN_RSA, NULL, PIN);
-	t = open_token(uri, NULL);
 	raw_open(&r, TOKEN_RSA, 1);
-	raw_ec_pair(&r, "card-sig", CK_TRUE, CK_TRUE, CK_FALSE, CK_TRUE,
-	    CK_FALSE, &pub, &priv);
-	raw_rsa_pair(&r, "card-enc");
+	n_sig = raw_count(&r, "card-sig");
+	n_enc = raw_count(&r, "card-enc");
+	if (n_sig == 0 && n_enc == 0) {
+		raw_ec_pair(&r, "card-sig", CK_TRUE, CK_TRUE, CK_FALSE,
+		    CK_TRUE, CK_FALSE, &pub, &priv);
+		raw_rsa_pair(&r, "card-enc");
+	} else if (n_sig != 2 || n_enc != 2) {
+		fail_msg("token '%s' holds %lu card-sig and %lu card-enc "
+		    "objects, not a pair of each", TOKEN_RSA,
+		    (unsigned long)n_sig, (unsigned long)n_enc);
+	}
 	raw_close(&r);
+}
 
-	/* A signing key that wants the PIN for every signature. */
+/*
+ * The same for "auth-sig" (a signing key that wants the PIN for every
+ * signature) and "auth-enc" on "devid".
+ */
+static void
+existing_auth_keys(void)
+{
+	CK_OBJECT_HANDLE pub, priv;
+	CK_ULONG n_sig, n_enc;
+	struct raw r;
+
 	raw_open(&r, TOKEN_EC, 1);
-	raw_ec_pair(&r, "auth-sig", CK_TRUE, CK_TRUE, CK_FALSE, CK_TRUE,
-	    CK_TRUE, &pub, &priv);
-	raw_ec_pair(&r, "auth-enc", CK_TRUE, CK_TRUE, CK_FALSE, CK_FALSE,
-	    CK_FALSE, &pub, &priv);
+	n_sig = raw_count(&r, "auth-sig");
+	n_enc = raw_count(&r, "auth-enc");
+	if (n_sig == 0 && n_enc == 0) {
+		raw_ec_pair(&r, "auth-sig", CK_TRUE, CK_TRUE, CK_FALSE,
+		    CK_TRUE, CK_TRUE, &pub, &priv);
+		raw_ec_pair(&r, "auth-enc", CK_TRUE, CK_TRUE, CK_FALSE,
+		    CK_FALSE, CK_FALSE, &pub, &priv);
+	} else if (n_sig != 2 || n_enc != 2) {
+		fail_msg("token '%s' holds %lu auth-sig and %lu auth-enc "
+		    "objects, not a pair of each", TOKEN_EC,
+		    (unsigned long)n_sig, (unsigned long)n_enc);
+	}
 	raw_close(&r);
-	token_close(t);
 }
 
 /* Replaces the public-key object of label by one whose CKA_EC_POINT is
@@ -978,6 +1007,7 @@ test_rsa_oaep(void **state)
 	snprintf(uri, sizeof(uri), "pkcs11:token=%s"
 	    "?module-name=softhsm2&pin-value=%s", TOKEN_RSA, PIN);
 	t = open_token(uri, &opt);
+	existing_card_keys();
 	err_clear(&e);
 	if (token_open_keys(t, &e) != 0)
 		fail_msg("open_keys: %s", err_msg(&e));
@@ -1038,9 +1068,14 @@ test_always_authenticate(void **state)
 	CK_ULONG sig_len = sizeof(sig);
 	struct token *t;
 	struct raw r;
+	struct err_ctx e;
 
 	uri_by_path(uri, sizeof(uri), TOKEN_EC, "auth", PIN);
-	t = open_keys(uri);
+	t = open_token(uri, NULL);
+	existing_auth_keys();
+	err_clear(&e);
+	if (token_open_keys(t, &e) != 0)
+		fail_msg("open_keys: %s", err_msg(&e));
 	assert_int_equal(t->stats.logins, 1);
 
 	/* The module does insist: without the PIN again, no signature. */
@@ -1063,6 +1098,7 @@ test_not_exportable(void **state)
 {
 	struct raw r;
 
+	existing_card_keys();
 	raw_open(&r, TOKEN_EC, 1);
 	assert_not_exportable(&r, "devid-sig", CKK_EC);
 	assert_not_exportable(&r, "devid-enc", CKK_EC);
@@ -1538,7 +1574,6 @@ main(int argc, char **argv)
 	const struct CMUnitTest create_tests[] = {
 		cmocka_unit_test(test_create_hpke),
 		cmocka_unit_test(test_create_rsa),
-		cmocka_unit_test(test_existing_keys_made),
 		cmocka_unit_test(test_raw_ec_point),
 		cmocka_unit_test(test_exportable_refused),
 		cmocka_unit_test(test_create_sig_only),

@@ -1,8 +1,9 @@
 /*
  * test_agentalert.c - the alert journal: raising (journalled before it
  * counts), one open alert per key, closing, the open list surviving a
- * reopen, damaged lines skipped, the line parser's refusals, id prefixes
- * and alert_command's environment.
+ * reopen, damaged lines skipped, the line parser's refusals, id prefixes,
+ * severities (defaults, chosen ones, lines from before they existed) and
+ * alert_command's environment.
  */
 #include "config.h"
 
@@ -195,6 +196,17 @@ test_parse_line(void **state)
 		    "\"kind\":\"k\",\"time\":1,\"message\":\"m\",\"key\":\"k\","
 		    "\"label\":\"" "0123456789012345678901234567890123456789"
 		    "012345678901234567890123456789\"}}",
+		"{\"op\":\"raise\",\"alert\":{\"id\":\"0123456789abcdef\","
+		    "\"kind\":\"k\",\"time\":1,\"message\":\"m\",\"key\":\"k\","
+		    "\"severity\":\"urgent\"}}",
+		"{\"op\":\"raise\",\"alert\":{\"id\":\"0123456789abcdef\","
+		    "\"kind\":\"k\",\"time\":1,\"message\":\"m\",\"key\":\"k\","
+		    "\"severity\":\"\"}}",
+		"{\"op\":\"raise\",\"alert\":{\"id\":\"0123456789abcdef\","
+		    "\"kind\":\"k\",\"time\":1,\"message\":\"m\",\"key\":\"k\","
+		    "\"severity\":2}}",
+		"{\"op\":\"close\",\"id\":\"0123456789abcdef\",\"time\":1,"
+		    "\"how\":\"endorse\"}",
 	};
 	struct agent_alert a;
 	char how[16];
@@ -214,7 +226,97 @@ test_parse_line(void **state)
 	assert_int_equal(agent_alert_parse_line(good, strlen(good), &a, how,
 	    &e), 1);
 	assert_true(json_is_object(a.details));
+	/* a line from before severities: the kind's default */
+	assert_string_equal(a.severity, "warning");
 	json_decref(a.details);
+}
+
+static void
+test_severity(void **state)
+{
+	struct fx *f = *state;
+	struct agent_alert_list l;
+	const struct agent_alert *a;
+	struct agent_alert p;
+	struct err_ctx e;
+	json_t *j;
+	char id[AGENT_ALERT_ID_LEN + 1], how[16];
+	const char *old_fork = "{\"op\":\"raise\",\"alert\":{\"id\":"
+	    "\"0123456789abcdef\",\"kind\":\"fork\",\"time\":1,"
+	    "\"message\":\"m\",\"key\":\"fork:1\"}}";
+	const char *with = "{\"op\":\"raise\",\"alert\":{\"id\":"
+	    "\"0123456789abcdef\",\"kind\":\"device_added\",\"severity\":"
+	    "\"critical\",\"time\":1,\"message\":\"m\",\"key\":\"k\"}}";
+	const char *endorsed = "{\"op\":\"close\",\"id\":"
+	    "\"0123456789abcdef\",\"time\":1,\"how\":\"endorsed\"}";
+
+	err_clear(&e);
+	/* defaults per kind */
+	assert_string_equal(agent_alert_default_severity(
+	    AGENT_ALERT_DEVICE_ADDED), "warning");
+	assert_string_equal(agent_alert_default_severity(AGENT_ALERT_STALE),
+	    "warning");
+	assert_string_equal(agent_alert_default_severity(
+	    AGENT_ALERT_DEVICE_REVOKED), "warning");
+	assert_string_equal(agent_alert_default_severity(AGENT_ALERT_FORK),
+	    "critical");
+	assert_string_equal(agent_alert_default_severity(AGENT_ALERT_ROLLBACK),
+	    "critical");
+	assert_string_equal(agent_alert_default_severity(
+	    AGENT_ALERT_WRONG_KEY), "critical");
+	assert_string_equal(agent_alert_default_severity(
+	    AGENT_ALERT_LOG_INVALID), "critical");
+	assert_string_equal(agent_alert_default_severity(
+	    AGENT_ALERT_REGISTRY), "critical");
+	assert_int_equal(agent_alert_severity_valid("info"), 1);
+	assert_int_equal(agent_alert_severity_valid("Info"), 0);
+	assert_int_equal(agent_alert_severity_valid(NULL), 0);
+	/* old journal lines take their kind's default; new ones keep theirs */
+	assert_int_equal(agent_alert_parse_line(old_fork, strlen(old_fork), &p,
+	    how, &e), 1);
+	assert_string_equal(p.severity, "critical");
+	json_decref(p.details);
+	assert_int_equal(agent_alert_parse_line(with, strlen(with), &p, how,
+	    &e), 1);
+	assert_string_equal(p.severity, "critical");
+	json_decref(p.details);
+	assert_int_equal(agent_alert_parse_line(endorsed, strlen(endorsed), &p,
+	    how, &e), 2);
+	assert_string_equal(how, "endorsed");
+
+	assert_int_equal(agent_alert_list_open(&l, f->journal, NULL, &e), 0);
+	/* chosen severities; an unknown word raises nothing */
+	assert_int_equal(agent_alert_raise_severity(&l,
+	    AGENT_ALERT_DEVICE_ADDED, "critical", "added:a:2", "a@b", DEV,
+	    "card", "m", NULL, &a, &e), 1);
+	assert_string_equal(a->severity, "critical");
+	j = agent_alert_to_json(a);
+	assert_string_equal(json_string_value(json_object_get(j, "severity")),
+	    "critical");
+	json_decref(j);
+	assert_int_equal(agent_alert_raise_severity(&l,
+	    AGENT_ALERT_DEVICE_ADDED, "info", "added:b:3", "a@b", DEV,
+	    "phone", "m", NULL, &a, &e), 1);
+	memcpy(id, a->id, sizeof(id));
+	assert_int_equal(agent_alert_close(&l, id, "endorsed", &e), 0);
+	assert_int_equal(agent_alert_raise(&l, AGENT_ALERT_FORK, "fork:9",
+	    "a@b", NULL, NULL, "m", NULL, &a, &e), 1);
+	assert_string_equal(a->severity, "critical");
+	err_clear(&e);
+	assert_int_equal(agent_alert_raise_severity(&l, AGENT_ALERT_STALE,
+	    "loud", "stale", "a@b", NULL, NULL, "m", json_object(), &a, &e),
+	    ERR_INVALID_ARG);
+	assert_int_equal(l.n_open, 2);
+	agent_alert_list_free(&l);
+	/* the journal keeps them: reopened, same severities, the closed
+	 * one closed */
+	assert_int_equal(agent_alert_list_open(&l, f->journal, NULL, &e), 0);
+	assert_int_equal(l.n_open, 2);
+	assert_int_equal(l.bad_lines, 0);
+	assert_string_equal(agent_alert_find_key(&l, "added:a:2")->severity,
+	    "critical");
+	assert_null(agent_alert_find_key(&l, "added:b:3"));
+	agent_alert_list_free(&l);
 }
 
 static void
@@ -257,8 +359,8 @@ test_command_env(void **state)
 	err_clear(&e);
 	setenv("DEVID_ALERT_KIND", "inherited-must-not-leak", 1);
 	assert_int_equal(agent_alert_list_open(&l, f->journal, cmd, &e), 0);
-	assert_int_equal(agent_alert_raise(&l, AGENT_ALERT_DEVICE_ADDED, "k",
-	    "alice@x.org",
+	assert_int_equal(agent_alert_raise_severity(&l,
+	    AGENT_ALERT_DEVICE_ADDED, "critical", "k", "alice@x.org",
 	    DEV, "card", "new device 'card' added", NULL, &a, &e), 1);
 	for (i = 0; i < 100 && access(f->envout, F_OK) != 0; i++)
 		usleep(50000);
@@ -274,6 +376,7 @@ test_command_env(void **state)
 		fclose(fp);
 	}
 	assert_non_null(strstr(text, "DEVID_ALERT_KIND=device_added\n"));
+	assert_non_null(strstr(text, "DEVID_ALERT_SEVERITY=critical\n"));
 	assert_null(strstr(text, "inherited"));
 	assert_non_null(strstr(text, "DEVID_ALERT_DEVICE=" DEV "\n"));
 	assert_non_null(strstr(text, "DEVID_ALERT_LABEL=card\n"));
@@ -298,6 +401,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_damaged_journal, setup,
 		    teardown),
 		cmocka_unit_test(test_parse_line),
+		cmocka_unit_test_setup_teardown(test_severity, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_find_prefix, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_command_env, setup,

@@ -45,6 +45,7 @@ test_defaults(void **state)
 	assert_int_equal(c.check_interval, 60);
 	assert_int_equal(c.max_stale, 900);
 	assert_int_equal(c.long_poll, 60);
+	assert_int_equal(c.require_endorsement, 0);
 	assert_null(c.account);
 	agent_config_free(&c);
 	agent_config_free(NULL);
@@ -111,6 +112,52 @@ test_flags_win(void **state)
 	agent_config_free(&c);
 }
 
+/* require_endorsement: a yes/no setting, also as a flag alone. */
+static void
+test_require_endorsement(void **state)
+{
+	static const struct {
+		const char *text;
+		int want;
+	} good[] = {
+		{ "require_endorsement = yes\n", 1 },
+		{ "require_endorsement = true\n", 1 },
+		{ "require_endorsement=no\n", 0 },
+		{ "require_endorsement = false\n", 0 },
+	};
+	struct agent_config c;
+	struct err_ctx e;
+	uint64_t locked;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		assert_int_equal(parse(&c, good[i].text, &e), 0);
+		assert_int_equal(c.require_endorsement, good[i].want);
+		agent_config_free(&c);
+	}
+	assert_int_equal(agent_config_key_is_bool("require_endorsement"), 1);
+	assert_int_equal(agent_config_key_is_bool("max_stale"), 0);
+	assert_int_equal(agent_config_key_is_bool("account"), 0);
+	assert_int_equal(agent_config_key_is_bool("nosuch"), 0);
+	/* the flag wins over the file */
+	agent_config_init(&c);
+	err_clear(&e);
+	assert_int_equal(agent_config_set(&c, "require_endorsement", "yes",
+	    "--require-endorsement", &e), 0);
+	locked = (uint64_t)1 << agent_config_key_index("require_endorsement");
+	assert_int_equal(agent_config_parse(&c, "require_endorsement = no\n",
+	    strlen("require_endorsement = no\n"), "f", locked, &e), 0);
+	assert_int_equal(c.require_endorsement, 1);
+	/* a bad value leaves the setting as it was */
+	assert_int_equal(agent_config_set(&c, "require_endorsement", "maybe",
+	    "--require-endorsement", &e), ERR_CONFIG);
+	assert_non_null(strstr(err_msg(&e), "--require-endorsement: "
+	    "require_endorsement must be yes or no"));
+	assert_int_equal(c.require_endorsement, 1);
+	agent_config_free(&c);
+}
+
 /* Each of these must fail, naming the line. */
 static void
 test_parse_bad(void **state)
@@ -148,6 +195,12 @@ test_parse_bad(void **state)
 		{ "directory_key = " ID64 "0\n", "directory_key must be" },
 		{ "enc_alg = rsa\n", "enc_alg must be" },
 		{ "log = file\n", "log must be" },
+		{ "require_endorsement = 1\n", "require_endorsement must be "
+		    "yes or no, not '1'" },
+		{ "require_endorsement = Yes\n", "must be yes or no" },
+		{ "require_endorsement =\n", "must be yes or no" },
+		{ "require_endorsement = yes\nrequire_endorsement = no\n",
+		    "test.conf:2: 'require_endorsement' is set twice" },
 		{ "= value\n", "unknown setting" },
 	};
 	struct agent_config c;
@@ -219,6 +272,8 @@ test_write_roundtrip(void **state)
 	assert_int_equal(agent_config_set(&c, "tcti", "swtpm:path=/x/sock",
 	    NULL, &e), 0);
 	assert_int_equal(agent_config_set(&c, "max_stale", "42", NULL, &e), 0);
+	assert_int_equal(agent_config_set(&c, "require_endorsement", "yes",
+	    NULL, &e), 0);
 	assert_int_equal(agent_config_write(&c, path, &e), 0);
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
@@ -227,6 +282,7 @@ test_write_roundtrip(void **state)
 	assert_string_equal(d.account, "bob@example.org");
 	assert_string_equal(d.tcti, "swtpm:path=/x/sock");
 	assert_int_equal(d.max_stale, 42);
+	assert_int_equal(d.require_endorsement, 1);
 	assert_null(d.label);
 	agent_config_free(&d);
 	agent_config_free(&c);
@@ -545,6 +601,7 @@ main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_parse_good),
 		cmocka_unit_test(test_flags_win),
+		cmocka_unit_test(test_require_endorsement),
 		cmocka_unit_test(test_parse_bad),
 		cmocka_unit_test(test_parse_limits),
 		cmocka_unit_test(test_write_roundtrip),

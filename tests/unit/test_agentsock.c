@@ -1,16 +1,25 @@
 /*
  * test_agentsock.c - the agent's socket frames and server: header
  * limits, strict JSON bodies, and a real server in a temporary directory
- * driven in this process (modes, answers, broken frames, stale sockets).
+ * driven in this process (modes, answers, broken frames, stale sockets,
+ * a client of another uid refused by SO_PEERCRED and counted).
+ *
+ * The other-uid test changes a child's uid, which needs root: CI runs the
+ * tests as root, and elsewhere the test fails saying so (it is never
+ * skipped).
  */
 #include "config.h"
 
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 
 #include <fcntl.h>
+#include <grp.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -315,6 +324,128 @@ test_server_exclusive(void **state)
 	    &t->calls, &other, &e), ERR_CONFIG);
 }
 
+/* The uid and gid of "nobody", which the other client runs as. */
+#define OTHER_UID 65534
+#define OTHER_GID 65534
+
+/*
+ * The child's side of test_server_other_uid: becomes OTHER_UID, connects,
+ * asks for status and reads the answer.  Exit status: 0 when the agent
+ * answered "denied" naming the uid (or closed without an answer), 3 when
+ * it served the request, other values when the child could not run the
+ * test.  Never returns.
+ */
+static void
+other_uid_client(const char *path)
+{
+	struct err_ctx e;
+	json_t *req, *resp = NULL, *err;
+	const char *code, *msg;
+	int fd = -1, r;
+
+	/* The agent may close before the request is written. */
+	signal(SIGPIPE, SIG_IGN);
+	if (setgroups(0, NULL) != 0 || setgid(OTHER_GID) != 0 ||
+	    setuid(OTHER_UID) != 0 || getuid() != OTHER_UID ||
+	    geteuid() != OTHER_UID)
+		_exit(10);
+	err_clear(&e);
+	if (agent_sock_client_connect(path, &fd, &e) != 0)
+		_exit(11);
+	req = json_pack("{s:s}", "op", "status");
+	(void)agent_sock_client_send(fd, req, &e);
+	json_decref(req);
+	/* A safety bound: the server answers as soon as it accepts. */
+	r = agent_sock_client_recv(fd, 60000, &resp, &e);
+	close(fd);
+	if (r == ERR_TIMEOUT)
+		_exit(12);
+	if (r != 0)
+		_exit(0);       /* closed without a frame: refused too */
+	err = json_object_get(resp, "error");
+	code = json_string_value(json_object_get(err, "code"));
+	msg = json_string_value(json_object_get(err, "message"));
+	if (json_is_false(json_object_get(resp, "ok")) && code != NULL &&
+	    strcmp(code, "denied") == 0 && msg != NULL &&
+	    strstr(msg, "peer uid 65534") != NULL)
+		_exit(0);
+	_exit(3);
+}
+
+/*
+ * A client of another uid reaches the socket (the file modes opened up so
+ * that only SO_PEERCRED stands in its way): it is refused with "denied",
+ * never reaches the handler, and the refusal is counted.
+ */
+static void
+test_server_other_uid(void **state)
+{
+	struct srv *t = *state;
+	char run[128];
+	uint64_t refused = agent_sock_server_refused_peers(t->s);
+	int calls = t->calls, st = 0;
+	pid_t pid, w;
+
+	if (geteuid() != 0)
+		fail_msg("this test must run as root: it connects from a child "
+		    "whose uid it changes to %d (CI runs the tests as root)",
+		    OTHER_UID);
+	snprintf(run, sizeof(run), "%s/run", t->dir);
+	assert_int_equal(chmod(t->dir, 0711), 0);
+	assert_int_equal(chmod(run, 0711), 0);
+	assert_int_equal(chmod(t->path, 0666), 0);
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		other_uid_client(t->path);
+	/* Serve until the child is done. */
+	while ((w = waitpid(pid, &st, WNOHANG)) == 0)
+		assert_true(agent_sock_server_poll(t->s, 50, -1) >= 0);
+	assert_int_equal(w, pid);
+	assert_int_equal(chmod(run, 0700), 0);
+	assert_int_equal(chmod(t->path, 0600), 0);
+	if (!WIFEXITED(st))
+		fail_msg("the client of uid %d did not exit (status %d)",
+		    OTHER_UID, st);
+	switch (WEXITSTATUS(st)) {
+	case 0:
+		break;
+	case 3:
+		fail_msg("the agent served a client of uid %d", OTHER_UID);
+		break;
+	default:
+		fail_msg("the client of uid %d could not run (exit %d: 10 "
+		    "setuid, 11 connect, 12 no answer)", OTHER_UID,
+		    WEXITSTATUS(st));
+	}
+	assert_int_equal(agent_sock_server_refused_peers(t->s), refused + 1);
+	assert_int_equal(t->calls, calls);
+	pump(t, 3);
+	assert_int_equal(agent_sock_server_clients(t->s), 0);
+	/* The own uid is still served, and not counted. */
+	{
+		struct err_ctx e;
+		json_t *req, *resp = NULL;
+		int fd = -1;
+
+		err_clear(&e);
+		assert_int_equal(agent_sock_client_connect(t->path, &fd, &e),
+		    0);
+		req = json_pack("{s:s}", "op", "hello");
+		assert_int_equal(agent_sock_client_send(fd, req, &e), 0);
+		pump(t, 5);
+		assert_int_equal(agent_sock_client_recv(fd, 2000, &resp, &e),
+		    0);
+		assert_true(json_is_true(json_object_get(resp, "ok")));
+		json_decref(resp);
+		json_decref(req);
+		close(fd);
+		assert_int_equal(agent_sock_server_refused_peers(t->s),
+		    refused + 1);
+	}
+}
+
 static void
 test_client_no_agent(void **state)
 {
@@ -414,6 +545,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_server_oversize, srv_setup,
 		    srv_teardown),
 		cmocka_unit_test_setup_teardown(test_server_exclusive,
+		    srv_setup, srv_teardown),
+		cmocka_unit_test_setup_teardown(test_server_other_uid,
 		    srv_setup, srv_teardown),
 		cmocka_unit_test(test_client_no_agent),
 		cmocka_unit_test(test_dispatch),

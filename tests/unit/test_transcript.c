@@ -149,8 +149,8 @@ static void
 test_signable(void **state)
 {
 	static const char *const ok[] = {
-		"devid-device-v1", "devid-endorse-v1", "devid-revoke-v1",
-		"devid-login-v1", "devid-env-sig-v1", "devid-contact-v1",
+		"devid-device-v1", "devid-revoke-v1", "devid-login-v1",
+		"devid-env-sig-v1", "devid-contact-v1",
 	};
 	size_t i;
 
@@ -169,6 +169,9 @@ test_signable(void **state)
 	assert_false(tr_is_signable((const uint8_t *)"devid-contact-v2",
 	    strlen("devid-contact-v2") + 1));
 	assert_string_equal(TR_TAG_CONTACT, "devid-contact-v1");
+	/* Endorsements come from the agent's "endorse" and its checks. */
+	assert_false(tr_is_signable((const uint8_t *)TR_TAG_ENDORSE,
+	    strlen(TR_TAG_ENDORSE) + 1));
 	assert_false(tr_is_signable((const uint8_t *)"", 0));
 	assert_false(tr_is_signable((const uint8_t *)"\x30\x45\x02", 3));
 }
