@@ -49,10 +49,12 @@ check_PROGRAMS += tests/integration/test_msg_tamper
 tests_integration_test_msg_tamper_CPPFLAGS = $(MSG_UNIT_CPPFLAGS)
 tests_integration_test_msg_tamper_LDADD = $(MSG_LIBS)
 TESTS += tests/integration/test-msg.sh \
+	tests/integration/test-msg-endorsed.sh \
 	tests/integration/test-msg-attacks.sh \
 	tests/integration/test-msg-splitview.sh \
 	tests/integration/test-msg-demo.sh
 dist_noinst_SCRIPTS += tests/integration/test-msg.sh \
+	tests/integration/test-msg-endorsed.sh \
 	tests/integration/test-msg-attacks.sh \
 	tests/integration/test-msg-splitview.sh \
 	tests/integration/test-msg-demo.sh \
