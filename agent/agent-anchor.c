@@ -710,14 +710,15 @@ agent_anchor_after_check(struct agent *a)
 }
 
 void
-agent_anchor_login_refused(struct agent *a, int r, struct err_ctx *e)
+agent_anchor_login_refused(struct agent *a, int r, const char *dir_code,
+    struct err_ctx *e)
 {
 	const struct reg_device *self;
 	char s[DEVREC_SHORT_ID_LEN + 1];
 	uint64_t seq = 0;
 
-	if (r != ERR_DENIED || strstr(err_msg(e), "unknown_device") == NULL ||
-	    !a->tok.have_keys)
+	if (r != ERR_DENIED || dir_code == NULL ||
+	    strcmp(dir_code, "unknown_device") != 0 || !a->tok.have_keys)
 		return;
 	short_of(a->tok.device, s);
 	if ((self = reg_find(&a->reg, a->tok.device)) != NULL)

@@ -184,11 +184,13 @@ int agent_anchor_reverify(struct agent *a, struct dirc *c,
 void agent_anchor_after_check(struct agent *a);
 
 /*
- * The directory refused the login (r, e) of the watcher: when it does not
- * know the token's key, e's message is extended with what that means
+ * The directory refused the login (r, e) of the watcher with the error
+ * word dir_code (dirc_last_error_code): when it does not know the token's
+ * key ("unknown_device"), e's message is extended with what that means
  * (not registered yet, revoked, or keys replaced).
  */
-void agent_anchor_login_refused(struct agent *a, int r, struct err_ctx *e);
+void agent_anchor_login_refused(struct agent *a, int r, const char *dir_code,
+    struct err_ctx *e);
 
 /* 1 when the token's keys are blocked. */
 int agent_anchor_blocked(const struct agent_anchor *an);

@@ -627,7 +627,7 @@ watch_have_session(struct agent *a, struct dirc *c, uint64_t *expires,
 	pthread_mutex_lock(&a->lock);
 	if (r != 0) {
 		*expires = 0;
-		agent_anchor_login_refused(a, r, e);
+		agent_anchor_login_refused(a, r, dirc_last_error_code(c), e);
 		watch_failed(a, e);
 		watch_wait(a, cfg->check_interval);
 		return 0;

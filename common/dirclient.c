@@ -40,6 +40,7 @@ struct dirc {
 	size_t max_response;
 	char token[DIRC_TOKEN_MAX + 1];
 	long last_status;
+	char last_code[DIRC_CODE_MAX + 1];  /* error word of the last answer */
 	int plain;                   /* http://: never through a proxy */
 };
 
@@ -270,6 +271,12 @@ dirc_free(struct dirc *c)
 	free(c);
 }
 
+const char *
+dirc_last_error_code(const struct dirc *c)
+{
+	return c->last_code;
+}
+
 long
 dirc_last_status(const struct dirc *c)
 {
@@ -312,6 +319,7 @@ answer_error(struct dirc *c, long status, const struct answer *a,
 	}
 	if (code == NULL)
 		code = "unknown";
+	snprintf(c->last_code, sizeof(c->last_code), "%s", code);
 	switch (status) {
 	case 400:
 		r = strcmp(code, "bad_signature") == 0 ? ERR_SIGNATURE :
@@ -461,6 +469,7 @@ request(struct dirc *c, const char *method, const char *path,
 	memset(&a, 0, sizeof(a));
 	a.max = c->max_response;
 	c->last_status = 0;
+	c->last_code[0] = '\0';
 	cerr[0] = '\0';
 	if (snprintf(url, sizeof(url), "%s%s", c->base, path) >=
 	    (int)sizeof(url))

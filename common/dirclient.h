@@ -17,8 +17,9 @@
  *          "replayed"), 403 -> ERR_DENIED, 404 -> ERR_NOT_FOUND,
  *   409 -> ERR_EXISTS (ERR_REPLAY for "replayed"), 413 -> ERR_TOO_LARGE,
  *   429 and 503 -> ERR_NETWORK (try again later), others -> ERR_NETWORK.
- * The HTTP status of the last answer is kept (dirc_last_status) for
- * callers that need it.
+ * The HTTP status of the last answer is kept (dirc_last_status), and the
+ * error word of the last error answer (dirc_last_error_code), for callers
+ * that need them.
  *
  * A struct dirc is not thread-safe: one per thread.  Secrets: the session
  * token and passwords are wiped from devid's memory after use (libcurl
@@ -79,6 +80,13 @@ void dirc_free(struct dirc *c);
 
 /* The HTTP status of the last answer (0 when none came). */
 long dirc_last_status(const struct dirc *c);
+
+/* Longest error word kept (PROTOCOL.md's are much shorter). */
+#define DIRC_CODE_MAX 63
+
+/* The "code" of the last error answer ("unknown" when it had none), or ""
+ * before any error answer; valid until the next request on c. */
+const char *dirc_last_error_code(const struct dirc *c);
 
 /* Uses a session token obtained elsewhere (copied; NULL forgets it). */
 int dirc_set_token(struct dirc *c, const char *token);
