@@ -171,7 +171,7 @@ reply_err(struct dir_request *rq, const struct err_ctx *e)
 	char method[16], path[256];
 
 	if (status == MHD_HTTP_INTERNAL_SERVER_ERROR || e->code == ERR_IO ||
-	    e->code == ERR_ALLOC) {
+	    e->code == ERR_NETWORK || e->code == ERR_ALLOC) {
 		/* The detail may name files or database internals: log it,
 		 * answer with a generic sentence. */
 		dir_log_sanitize(dir_request_method(rq), method,

@@ -236,6 +236,7 @@ dir_status_for(int err, const char **code)
 		return MHD_HTTP_TOO_MANY_REQUESTS;
 	case ERR_ALLOC:
 	case ERR_IO:
+	case ERR_NETWORK:	/* the database is out of reach for now */
 		*code = "overloaded";
 		return MHD_HTTP_SERVICE_UNAVAILABLE;
 	default:
