@@ -55,10 +55,14 @@ usage(FILE *f)
 "                        fingerprint (creating the key file if needed)\n"
 "\n"
 "Common options:\n"
-"  -d, --db PATH             SQLite database (created when missing)\n"
+"  -d, --db PATH|URI         SQLite database file (created when missing),\n"
+"                            or a PostgreSQL database: postgresql://...\n"
+"                            (the password from PGPASSFILE or a service\n"
+"                            file, never on the command line)\n"
 "  -k, --signing-key F|URI   head-signing key: a PEM file (created with\n"
 "                            mode 0600 on first start) or a pkcs11: URI;\n"
 "                            default: the database path + \".key\"\n"
+"                            (required with a PostgreSQL database)\n"
 "  -h, --help                show this help\n"
 "  -V, --version             show the version\n"
 "\n"
@@ -341,6 +345,31 @@ need_db(const struct options *o)
 	return 0;
 }
 
+/* Whether db names a PostgreSQL database rather than a SQLite file. */
+static int
+db_is_pg(const char *db)
+{
+	return strncmp(db, "postgresql://", 13) == 0 ||
+	    strncmp(db, "postgres://", 11) == 0;
+}
+
+/* Opens the store --db names: a PostgreSQL URI or a SQLite file. */
+static int
+store_open(const struct options *o, struct dir_store **store,
+    struct err_ctx *e)
+{
+	if (db_is_pg(o->db))
+		return dir_store_pg_open(o->db, store, e);
+	return dir_store_sqlite_open(o->db, store, e);
+}
+
+/* The database as messages may show it: a URI may carry a password. */
+static const char *
+db_shown(const struct options *o)
+{
+	return db_is_pg(o->db) ? "on PostgreSQL" : o->db;
+}
+
 /* The key spec: --signing-key, or the database path + ".key". */
 static const char *
 key_spec(struct options *o)
@@ -349,7 +378,7 @@ key_spec(struct options *o)
 
 	if (o->signing_key != NULL)
 		return o->signing_key;
-	if (o->db == NULL)
+	if (o->db == NULL || db_is_pg(o->db))
 		return NULL;
 	n = strlen(o->db) + 5;
 	if ((o->default_key = malloc(n)) == NULL)
@@ -368,7 +397,13 @@ open_key(struct options *o, struct dir_key **k)
 
 	err_clear(&e);
 	if ((spec = key_spec(o)) == NULL) {
-		fprintf(stderr, PROG ": give --signing-key or --db\n");
+		if (o->db != NULL && db_is_pg(o->db))
+			fprintf(stderr, PROG ": with a PostgreSQL --db, give "
+			    "--signing-key (a PEM file or a pkcs11: URI): "
+			    "there is no database file to keep the key "
+			    "next to\n");
+		else
+			fprintf(stderr, PROG ": give --signing-key or --db\n");
 		return -1;
 	}
 	if (dir_key_open(spec, 1, k, &created, &e) != 0) {
@@ -528,8 +563,9 @@ cmd_serve(struct options *o)
 	}
 	serve_process_setup(o, &set);
 
-	warn_if_readable(o->db);
-	if (dir_store_sqlite_open(o->db, &store, &e) != 0) {
+	if (!db_is_pg(o->db))
+		warn_if_readable(o->db);
+	if (store_open(o, &store, &e) != 0) {
 		fprintf(stderr, PROG ": %s\n", err_msg(&e));
 		goto out;
 	}
@@ -550,7 +586,7 @@ cmd_serve(struct options *o)
 	dir_api_set_server(&api, srv);
 	dir_log(PROG " " PACKAGE_VERSION " listening on %s (%s), database "
 	    "%s, open sign-up %s", dir_server_address(srv),
-	    o->tls_cert != NULL ? "HTTPS" : "plain HTTP", o->db,
+	    o->tls_cert != NULL ? "HTTPS" : "plain HTTP", db_shown(o),
 	    o->api.open_signup ? "on" : "off");
 	if (o->ready_file != NULL &&
 	    write_ready_file(o->ready_file, dir_server_address(srv),
@@ -728,7 +764,7 @@ cmd_account_add(struct options *o, const char *name)
 		goto out;
 	if (dir_password_check(pw, pw_len, &e) != 0 ||
 	    dir_password_hash(pw, pw_len, log_n, &hash, &e) != 0 ||
-	    dir_store_sqlite_open(o->db, &store, &e) != 0 ||
+	    store_open(o, &store, &e) != 0 ||
 	    store->ops->account_create(store, name, hash,
 	    (uint64_t)time(NULL), &e) != 0) {
 		fprintf(stderr, PROG ": %s\n", err_msg(&e));
@@ -800,7 +836,7 @@ cmd_account_list(struct options *o)
 	int ret = 1;
 
 	err_clear(&e);
-	if (dir_store_sqlite_open(o->db, &store, &e) != 0 ||
+	if (store_open(o, &store, &e) != 0 ||
 	    store->ops->account_list(store, print_account, NULL, &e) != 0) {
 		fprintf(stderr, PROG ": %s\n", err_msg(&e));
 		goto out;
@@ -825,7 +861,7 @@ cmd_account_show(struct options *o, const char *name)
 		fprintf(stderr, PROG ": %s\n", err_msg(&e));
 		return 2;
 	}
-	if (dir_store_sqlite_open(o->db, &store, &e) != 0 ||
+	if (store_open(o, &store, &e) != 0 ||
 	    store->ops->account_get(store, name, NULL, &created, &e) != 0 ||
 	    store->ops->log_tail(store, name, &seq, hash, &e) != 0)
 		goto fail;

@@ -5,7 +5,8 @@
  * sessions, login nonces, messages and per-device queues -- goes through
  * one table of operations, so that the code above never asks which
  * database it talks to.  The first implementation is SQLite
- * (dir-store-sqlite.c); a PostgreSQL one can follow.
+ * (dir-store-sqlite.c); the second is PostgreSQL (dir-store-pg.c), for
+ * several directory processes on one database.
  *
  * Contract shared by every operation:
  * - returns 0 or a negative ERR_* code with a sentence in e;
@@ -222,6 +223,22 @@ struct dir_store {
  * devid-directory.
  */
 int dir_store_sqlite_open(const char *path, struct dir_store **out,
+    struct err_ctx *e);
+
+/*
+ * Opens the PostgreSQL database that uri names: a libpq connection URI
+ * (postgresql://...) or a keyword string.  The password comes from
+ * libpq's own sources (PGPASSFILE, a service file) or from uri; no
+ * message ever shows it.  Brings the schema up to date under an advisory
+ * lock, so several processes may open one database at once.  Connections
+ * are opened as threads need them and kept in a small pool; one that
+ * breaks makes its operation fail with ERR_NETWORK, and the next
+ * operation connects again.  On success *out is a new store; close it
+ * with dir_store_close().  ERR_NETWORK when the database cannot be
+ * reached, ERR_CONFIG for a malformed uri or a database written by a
+ * newer devid-directory.
+ */
+int dir_store_pg_open(const char *uri, struct dir_store **out,
     struct err_ctx *e);
 
 /* s->ops->close(s); NULL is fine. */

@@ -15,15 +15,16 @@ directory_libdevid_directory_a_SOURCES = \
 	directory/dir-pool.c directory/dir-pool.h \
 	directory/dir-server.c directory/dir-server.h \
 	directory/dir-throttle.c directory/dir-throttle.h \
-	directory/dir-store.h directory/dir-store-sqlite.c
+	directory/dir-store.h directory/dir-store-sqlite.c \
+	directory/dir-store-pg.c
 directory_libdevid_directory_a_CPPFLAGS = $(AM_CPPFLAGS) \
 	-I$(top_srcdir)/pkcs11
 directory_libdevid_directory_a_CFLAGS = $(AM_CFLAGS) $(MHD_CFLAGS) \
-	$(SQLITE_CFLAGS)
+	$(SQLITE_CFLAGS) $(LIBPQ_CFLAGS)
 
 # The head key may live in a PKCS#11 token (pkcs11/).
 DIRECTORY_LIBS = directory/libdevid-directory.a $(P11_LIBS) $(COMMON_LIBS) \
-	$(MHD_LIBS) $(SQLITE_LIBS) -lpthread
+	$(MHD_LIBS) $(SQLITE_LIBS) $(LIBPQ_LIBS) -lpthread
 
 EXTRA_DIST += docs/directory.md
 
@@ -39,6 +40,7 @@ directory_devid_directory_LDADD = $(DIRECTORY_LIBS)
 check_PROGRAMS += tests/unit/test_dir_store
 TESTS += tests/unit/test_dir_store
 tests_unit_test_dir_store_CFLAGS = $(UNIT_CFLAGS) $(SQLITE_CFLAGS) \
+	$(LIBPQ_CFLAGS) \
 	-I$(top_srcdir)/directory
 tests_unit_test_dir_store_LDADD = $(DIRECTORY_LIBS) $(UNIT_LIBS)
 
@@ -145,3 +147,8 @@ tests_bench_bench_directory_CFLAGS = $(AM_CFLAGS) $(MHD_CFLAGS) \
 	$(CURL_CFLAGS) -I$(top_srcdir)/tests/unit
 tests_bench_bench_directory_LDADD = common/libdevidclient.a $(COMMON_LIBS) \
 	$(MHD_LIBS) $(CURL_LIBS) -lpthread
+
+# The stores on PostgreSQL: a throw-away cluster (swtpm-ci/pg-start), the
+# storage unit tests against it, and devid-directory on it.
+TESTS += tests/integration/test-dir-store-pg.sh
+dist_noinst_SCRIPTS += tests/integration/test-dir-store-pg.sh

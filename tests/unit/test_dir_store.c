@@ -1,10 +1,20 @@
 /*
- * test_dir_store.c - the directory's SQLite store: every operation, the
+ * test_dir_store.c - the directory's stores: every operation, the
  * invariants it checks inside its transaction, that a refused change
  * leaves the database exactly as it was, the inbox limits, the update of
  * a database written by an older schema, the files' modes, and the
  * statements each connection keeps: reads stopped early, listings that
  * call the store again, writers on several threads, and closing.
+ *
+ * The cases run against SQLite in a temporary directory, or, when
+ * DEVID_TEST_PG_URI names a PostgreSQL database, against that database
+ * (its public schema dropped and made anew before each case; see
+ * tests/integration/test-dir-store-pg.sh), with the cases that only
+ * concern one backend run on that backend only.  PostgreSQL adds what
+ * several directory processes on one database need: two stores
+ * appending to one account give one chain, a nonce is used once across
+ * them, a quota holds across them, they migrate the schema together,
+ * and a store outlives its connections being cut.
  */
 #include "config.h"
 
@@ -25,6 +35,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "dir-store.h"
@@ -44,6 +55,43 @@ struct fx {
 	mode_t umask_saved;
 };
 
+/* The PostgreSQL database under test, or NULL for SQLite. */
+static const char *pg_uri;
+
+/* Runs sql on the PostgreSQL database under test, outside any store. */
+static void
+pg_exec(const char *sql)
+{
+	PGconn *db = PQconnectdb(pg_uri);
+	PGresult *res;
+
+	if (PQstatus(db) != CONNECTION_OK) {
+		fprintf(stderr, "%s", PQerrorMessage(db));
+		PQfinish(db);
+		fail();
+	}
+	res = PQexec(db, sql);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK &&
+	    PQresultStatus(res) != PGRES_TUPLES_OK) {
+		fprintf(stderr, "%s", PQerrorMessage(db));
+		PQclear(res);
+		PQfinish(db);
+		fail();
+	}
+	PQclear(res);
+	PQfinish(db);
+}
+
+/* Opens the store under test: f's SQLite file or the PostgreSQL
+ * database. */
+static int
+store_open(struct fx *f, struct dir_store **s, struct err_ctx *e)
+{
+	if (pg_uri != NULL)
+		return dir_store_pg_open(pg_uri, s, e);
+	return dir_store_sqlite_open(f->path, s, e);
+}
+
 static int
 setup(void **state)
 {
@@ -58,7 +106,13 @@ setup(void **state)
 	f->umask_saved = umask(022);
 	umask(f->umask_saved);
 	err_clear(&e);
-	assert_int_equal(dir_store_sqlite_open(f->path, &f->s, &e), 0);
+	/* An empty database for every case. */
+	if (pg_uri != NULL)
+		pg_exec("SET client_min_messages = warning; "
+		    "DROP SCHEMA IF EXISTS public CASCADE; "
+		    "CREATE SCHEMA public;");
+	if (store_open(f, &f->s, &e) != 0)
+		fail_msg("%s", err_msg(&e));
 	assert_int_equal(f->s->ops->account_create(f->s, ALICE, "h-alice",
 	    100, &e), 0);
 	assert_int_equal(f->s->ops->account_create(f->s, BOB, "h-bob", 100,
@@ -1336,56 +1390,470 @@ test_close_with_kept_statements(void **state)
 	    stop_event_cb, &n, &e), ERR_FORMAT);
 	assert_int_equal(f->s->ops->purge(f->s, 1, &e), 0);
 	snprintf(wal, sizeof(wal), "%s-wal", f->path);
-	assert_int_equal(access(wal, F_OK), 0);
+	if (pg_uri == NULL)
+		assert_int_equal(access(wal, F_OK), 0);
 	dir_store_close(f->s);
 	f->s = NULL;
-	errno = 0;
-	assert_int_equal(access(wal, F_OK), -1);
-	assert_int_equal(errno, ENOENT);
+	if (pg_uri == NULL) {
+		errno = 0;
+		assert_int_equal(access(wal, F_OK), -1);
+		assert_int_equal(errno, ENOENT);
+	}
 	/* Everything written is there. */
-	assert_int_equal(dir_store_sqlite_open(f->path, &f->s, &e), 0);
+	assert_int_equal(store_open(f, &f->s, &e), 0);
 	assert_int_equal(tail(f, ALICE), 2);
 	assert_int_equal(queued(f, d1), 1);
 	assert_int_equal(f->s->ops->session_get(f->s, token, 10, &si, &e), 0);
 }
 
+/* --- PostgreSQL: several directory processes on one database --- */
+
+static void
+test_pg_schema_newer_refused(void **state)
+{
+	struct fx *f = *state;
+	struct dir_store *s = NULL;
+	struct err_ctx e;
+
+	(void)f;
+	pg_exec("INSERT INTO schema_migrations(version) VALUES (99)");
+	err_clear(&e);
+	assert_int_equal(dir_store_pg_open(pg_uri, &s, &e), ERR_CONFIG);
+	assert_null(s);
+	assert_non_null(strstr(err_msg(&e), "version 99"));
+	/* The connection string is never shown. */
+	assert_null(strstr(err_msg(&e), pg_uri));
+}
+
+/*
+ * A database at migration 1 (the schema as first released, as SQLite's
+ * version 1) with queued messages is brought to 2 the way the SQLite
+ * store brings its version 1: senders, sizes, accounts and the bytes per
+ * account computed from the rows that were there.
+ */
+static void
+test_pg_schema_update(void **state)
+{
+	struct fx *f = *state;
+	const struct dir_queue_limits *lim = LIM(100, 2, 1000);
+	struct err_ctx e;
+	char sql[2048], a1[65], a2[65], b1[65], u[65];
+	const char *to_b1[1];
+
+	dev_id(a1, 'a');
+	dev_id(a2, 'c');
+	dev_id(b1, 'b');
+	dev_id(u, 'e');
+	to_b1[0] = b1;
+	dir_store_close(f->s);
+	f->s = NULL;
+	/* Back to migration 1, empty: what 2 added is gone. */
+	pg_exec("DELETE FROM queue; DELETE FROM messages; DELETE FROM events;"
+	    "DELETE FROM sessions; DELETE FROM nonces; DELETE FROM devices;"
+	    "DELETE FROM accounts;"
+	    "DROP TABLE account_usage; DROP INDEX queue_by_sender;"
+	    "ALTER TABLE queue DROP COLUMN sender, DROP COLUMN account,"
+	    "  DROP COLUMN size;"
+	    "DELETE FROM schema_migrations WHERE version = 2;");
+	snprintf(sql, sizeof(sql),
+	    "INSERT INTO accounts VALUES ('%s', 'h', 1), ('%s', 'h', 1);"
+	    "INSERT INTO devices VALUES ('%s', '%s', true, '{}', '\\x01', 1),"
+	    "  ('%s', '%s', true, '{}', '\\x01', 1), ('%s', '%s', true, '{}',"
+	    "  '\\x01', 1);"
+	    "INSERT INTO messages(sender, msg_id, envelope, refs) VALUES"
+	    "  ('%s', '\\x01', '0123456789', 2),"
+	    "  ('%s', '\\x02', 'h\xc3\xa9llo', 2);"
+	    "INSERT INTO queue(device, message) SELECT '%s', id FROM messages"
+	    "  WHERE msg_id = '\\x01';"
+	    "INSERT INTO queue(device, message) SELECT '%s', id FROM messages"
+	    "  WHERE msg_id = '\\x01';"
+	    "INSERT INTO queue(device, message) SELECT '%s', id FROM messages"
+	    "  WHERE msg_id = '\\x02';"
+	    "INSERT INTO queue(device, message) SELECT '%s', id FROM messages"
+	    "  WHERE msg_id = '\\x02';",
+	    ALICE, BOB, a1, ALICE, a2, ALICE, b1, BOB, a1, a1, b1, a2, b1, u);
+	pg_exec(sql);
+	err_clear(&e);
+	assert_int_equal(dir_store_pg_open(pg_uri, &f->s, &e), 0);
+	assert_int_equal(usage(f, BOB), 16);
+	assert_int_equal(usage(f, ALICE), 10);
+	assert_int_equal(queued(f, b1), 2);
+	/* The senders were computed too: a1 has used its share of b1. */
+	assert_int_equal(put(f, a1, 3, "{}", to_b1, 1, lim, &e),
+	    ERR_FAIR_SHARE);
+	assert_int_equal(put(f, a2, 3, "{}", to_b1, 1, lim, &e), 0);
+	assert_int_equal(usage(f, BOB), 18);
+	assert_int_equal(queued(f, u), 1);
+}
+
+struct open_job {
+	struct dir_store *s;
+	int r;
+};
+
+static void *
+open_thread(void *arg)
+{
+	struct open_job *j = arg;
+	struct err_ctx e;
+
+	err_clear(&e);
+	j->r = dir_store_pg_open(pg_uri, &j->s, &e);
+	if (j->r != 0)
+		fprintf(stderr, "open: %s\n", err_msg(&e));
+	return NULL;
+}
+
+/* Several processes starting together on an empty database: one
+ * migrates under the lock, the others find the schema done. */
+static void
+test_pg_migrate_together(void **state)
+{
+	struct fx *f = *state;
+	struct open_job jobs[4];
+	pthread_t t[4];
+	int i;
+
+	dir_store_close(f->s);
+	f->s = NULL;
+	pg_exec("SET client_min_messages = warning; "
+	    "DROP SCHEMA public CASCADE; CREATE SCHEMA public;");
+	memset(jobs, 0, sizeof(jobs));
+	for (i = 0; i < 4; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, open_thread,
+		    &jobs[i]), 0);
+	for (i = 0; i < 4; i++)
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+	for (i = 0; i < 4; i++) {
+		assert_int_equal(jobs[i].r, 0);
+		if (i > 0)
+			dir_store_close(jobs[i].s);
+	}
+	f->s = jobs[0].s;
+	assert_int_equal(f->s->ops->account_create(f->s, ALICE, "h", 1,
+	    NULL), 0);
+	assert_int_equal(tail(f, ALICE), 0);
+}
+
+#define PG_THREADS 3
+#define PG_ADDS 8
+
+struct chain_job {
+	struct fx fx;                   /* its own store in fx.s */
+	int id;
+	int added, retries, failed;
+};
+
+/* Adds PG_ADDS devices to ALICE, rebuilding the event on ERR_CHAIN as
+ * dir-account.c does. */
+static void *
+chain_thread(void *arg)
+{
+	struct chain_job *j = arg;
+	struct err_ctx e;
+	char device[65];
+	int i, r;
+
+	for (i = 0; i < PG_ADDS; i++) {
+		dev_id(device, (char)('a' + j->id));
+		device[1] = (char)('0' + i);
+		for (;;) {
+			err_clear(&e);
+			r = add(&j->fx, ALICE, device, 1000, &e);
+			if (r != ERR_CHAIN)
+				break;
+			j->retries++;
+		}
+		if (r == 0)
+			j->added++;
+		else
+			j->failed++;
+	}
+	return NULL;
+}
+
+struct seq_check {
+	uint64_t next;
+	int bad;
+};
+
+static int
+seq_cb(void *arg, uint64_t seq, const char *type, const char *json)
+{
+	struct seq_check *c = arg;
+
+	(void)type;
+	(void)json;
+	if (seq != c->next)
+		c->bad++;
+	c->next = seq + 1;
+	return 0;
+}
+
+/*
+ * Two stores on one database, as two directory processes would be,
+ * append to one account from several threads each: one chain with
+ * consecutive seqs, every device in it, no fork.
+ */
+static void
+test_pg_two_stores_one_chain(void **state)
+{
+	struct fx *f = *state;
+	struct dir_store *other = NULL;
+	struct chain_job jobs[2 * PG_THREADS];
+	pthread_t t[2 * PG_THREADS];
+	struct seq_check c = { 1, 0 };
+	struct err_ctx e;
+	int i, n = 2 * PG_THREADS;
+
+	err_clear(&e);
+	assert_int_equal(dir_store_pg_open(pg_uri, &other, &e), 0);
+	memset(jobs, 0, sizeof(jobs));
+	for (i = 0; i < n; i++) {
+		jobs[i].fx = *f;
+		jobs[i].fx.s = i % 2 == 0 ? f->s : other;
+		jobs[i].id = i;
+		assert_int_equal(pthread_create(&t[i], NULL, chain_thread,
+		    &jobs[i]), 0);
+	}
+	for (i = 0; i < n; i++)
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+	for (i = 0; i < n; i++) {
+		assert_int_equal(jobs[i].failed, 0);
+		assert_int_equal(jobs[i].added, PG_ADDS);
+	}
+	assert_int_equal(tail(f, ALICE), n * PG_ADDS);
+	assert_int_equal(f->s->ops->log_events(other, ALICE, 0, 1000, 1000,
+	    seq_cb, &c, &e), 0);
+	assert_int_equal(c.bad, 0);
+	assert_int_equal(c.next, n * PG_ADDS + 1);
+	assert_int_equal(count_active(f, ALICE), n * PG_ADDS);
+	dir_store_close(other);
+}
+
+struct nonce_job {
+	struct dir_store *s;
+	int r;
+};
+
+static void *
+nonce_thread(void *arg)
+{
+	struct nonce_job *j = arg;
+	uint8_t nonce[16];
+	char d[65];
+
+	memset(nonce, 0x42, sizeof(nonce));
+	dev_id(d, 'a');
+	j->r = j->s->ops->nonce_use(j->s, d, nonce, sizeof(nonce), 1000,
+	    NULL);
+	return NULL;
+}
+
+/* One nonce offered to two stores at once is accepted once. */
+static void
+test_pg_nonce_once_across_stores(void **state)
+{
+	struct fx *f = *state;
+	struct dir_store *other = NULL;
+	struct nonce_job jobs[6];
+	pthread_t t[6];
+	struct err_ctx e;
+	int i, ok = 0, replay = 0;
+
+	err_clear(&e);
+	assert_int_equal(dir_store_pg_open(pg_uri, &other, &e), 0);
+	for (i = 0; i < 6; i++) {
+		jobs[i].s = i % 2 == 0 ? f->s : other;
+		jobs[i].r = ERR_INTERNAL;
+		assert_int_equal(pthread_create(&t[i], NULL, nonce_thread,
+		    &jobs[i]), 0);
+	}
+	for (i = 0; i < 6; i++) {
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+		ok += jobs[i].r == 0;
+		replay += jobs[i].r == ERR_REPLAY;
+	}
+	assert_int_equal(ok, 1);
+	assert_int_equal(replay, 5);
+	dir_store_close(other);
+}
+
+#define QUOTA_THREADS 6
+#define QUOTA_POSTS 3
+
+struct quota_job {
+	struct fx fx;                   /* its own store in fx.s */
+	int id;
+	int posted, over, failed;
+};
+
+/* Posts QUOTA_POSTS envelopes of 10 bytes to both of BOB's devices. */
+static void *
+quota_thread(void *arg)
+{
+	struct quota_job *j = arg;
+	struct err_ctx e;
+	char sender[65], b1[65], b2[65];
+	const char *to[2] = { b1, b2 };
+	int i, r;
+
+	dev_id(sender, (char)('0' + j->id));
+	dev_id(b1, 'b');
+	dev_id(b2, 'c');
+	for (i = 0; i < QUOTA_POSTS; i++) {
+		r = put(&j->fx, sender, 1 + i, "0123456789", to, 2,
+		    LIM(1000, 1000, 100), &e);
+		if (r == 0)
+			j->posted++;
+		else if (r == ERR_QUOTA)
+			j->over++;
+		else
+			j->failed++;
+	}
+	return NULL;
+}
+
+/*
+ * Two stores post at once to the devices of one account with a quota of
+ * 100 bytes, 20 bytes a message: five messages fit, and only five go in,
+ * whichever store they come through.
+ */
+static void
+test_pg_quota_across_stores(void **state)
+{
+	struct fx *f = *state;
+	struct dir_store *other = NULL;
+	struct quota_job jobs[QUOTA_THREADS];
+	pthread_t t[QUOTA_THREADS];
+	struct err_ctx e;
+	char b1[65], b2[65];
+	int i, posted = 0, over = 0;
+
+	dev_id(b1, 'b');
+	dev_id(b2, 'c');
+	err_clear(&e);
+	assert_int_equal(add(f, BOB, b1, 100, &e), 0);
+	assert_int_equal(add(f, BOB, b2, 100, &e), 0);
+	assert_int_equal(dir_store_pg_open(pg_uri, &other, &e), 0);
+	memset(jobs, 0, sizeof(jobs));
+	for (i = 0; i < QUOTA_THREADS; i++) {
+		jobs[i].fx = *f;
+		jobs[i].fx.s = i % 2 == 0 ? f->s : other;
+		jobs[i].id = i;
+		assert_int_equal(pthread_create(&t[i], NULL, quota_thread,
+		    &jobs[i]), 0);
+	}
+	for (i = 0; i < QUOTA_THREADS; i++) {
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+		assert_int_equal(jobs[i].failed, 0);
+		posted += jobs[i].posted;
+		over += jobs[i].over;
+	}
+	assert_int_equal(posted, 5);
+	assert_int_equal(over, QUOTA_THREADS * QUOTA_POSTS - 5);
+	assert_int_equal(usage(f, BOB), 100);
+	assert_int_equal(queued(f, b1), 5);
+	assert_int_equal(queued(f, b2), 5);
+	dir_store_close(other);
+}
+
+/*
+ * The server ends every connection of the store (as a restart or a
+ * failover would): the store notices before it uses one and connects
+ * again, so the operations after it see nothing of it.  (A database that
+ * stays away gives ERR_NETWORK, and a 503 from the server:
+ * tests/integration/test-dir-store-pg.sh.)
+ */
+static void
+test_pg_connection_lost(void **state)
+{
+	struct fx *f = *state;
+	struct err_ctx e;
+	char d[65];
+
+	dev_id(d, 'a');
+	err_clear(&e);
+	assert_int_equal(add(f, ALICE, d, 100, &e), 0);
+	assert_int_equal(add_elsewhere(f, ALICE, "b"), 0);
+	pg_exec("SELECT pg_terminate_backend(pid, 10000) FROM "
+	    "pg_stat_activity WHERE datname = current_database() AND "
+	    "pid <> pg_backend_pid()");
+	if (f->s->ops->account_create(f->s, "carol", "h", 1, &e) != 0)
+		fail_msg("%s", err_msg(&e));
+	assert_int_equal(f->s->ops->health(f->s, &e), 0);
+	assert_int_equal(tail(f, ALICE), 2);
+	assert_int_equal(count_active(f, ALICE), 2);
+}
+
+/* A server that cannot be reached: ERR_NETWORK, and no password shown. */
+static void
+test_pg_unreachable(void **state)
+{
+	struct dir_store *s = NULL;
+	struct err_ctx e;
+
+	(void)state;
+	err_clear(&e);
+	assert_int_equal(dir_store_pg_open("postgresql://devid:s3cret@"
+	    "127.0.0.1:1/devid?connect_timeout=2", &s, &e), ERR_NETWORK);
+	assert_null(s);
+	assert_null(strstr(err_msg(&e), "s3cret"));
+	err_clear(&e);
+	assert_int_equal(dir_store_pg_open("postgresql://x:s3cret@h/d?"
+	    "nosuchoption=1", &s, &e), ERR_CONFIG);
+	assert_null(strstr(err_msg(&e), "s3cret"));
+}
+
+#define CASE(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
 int
 main(void)
 {
+	/* Every backend. */
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_accounts, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_log_append_and_read,
-		    setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_append_refusals_change_nothing, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_revoke_and_readd, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_sessions, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_nonces, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_messages, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_sender_share, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_quota, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_schema_update, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_schema_newer_refused,
-		    setup, teardown),
-		cmocka_unit_test_setup_teardown(test_file_modes, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_existing_file_mode_kept,
-		    setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_stopped_reads_end_their_snapshot, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_nested_listing, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_concurrent_writers, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_close_with_kept_statements, setup, teardown),
+		CASE(test_accounts),
+		CASE(test_log_append_and_read),
+		CASE(test_append_refusals_change_nothing),
+		CASE(test_revoke_and_readd),
+		CASE(test_sessions),
+		CASE(test_nonces),
+		CASE(test_messages),
+		CASE(test_sender_share),
+		CASE(test_quota),
+		CASE(test_stopped_reads_end_their_snapshot),
+		CASE(test_nested_listing),
+		CASE(test_concurrent_writers),
+		CASE(test_close_with_kept_statements),
 	};
+	/* The SQLite file: its schema versions and its modes. */
+	const struct CMUnitTest sqlite_tests[] = {
+		CASE(test_schema_update),
+		CASE(test_schema_newer_refused),
+		CASE(test_file_modes),
+		CASE(test_existing_file_mode_kept),
+	};
+	const struct CMUnitTest pg_tests[] = {
+		CASE(test_pg_schema_newer_refused),
+		CASE(test_pg_schema_update),
+		CASE(test_pg_migrate_together),
+		CASE(test_pg_two_stores_one_chain),
+		CASE(test_pg_nonce_once_across_stores),
+		CASE(test_pg_quota_across_stores),
+		CASE(test_pg_connection_lost),
+		CASE(test_pg_unreachable),
+	};
+	int r;
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	pg_uri = getenv("DEVID_TEST_PG_URI");
+	if (pg_uri != NULL && pg_uri[0] == '\0')
+		pg_uri = NULL;
+	if (pg_uri == NULL) {
+		r = cmocka_run_group_tests_name("sqlite", tests, NULL, NULL);
+		return r | cmocka_run_group_tests_name("sqlite-only",
+		    sqlite_tests, NULL, NULL);
+	}
+	r = cmocka_run_group_tests_name("postgresql", tests, NULL, NULL);
+	return r | cmocka_run_group_tests_name("postgresql-only", pg_tests,
+	    NULL, NULL);
 }

@@ -1,0 +1,1725 @@
+/*
+ * dir-store-pg.c - the PostgreSQL implementation of dir-store.h.
+ *
+ * Made for several devid-directory processes on one database, so every
+ * invariant that SQLite gets from its single writer is kept here by the
+ * database itself:
+ * - an append to an account log locks the account's row (SELECT ... FOR
+ *   UPDATE) before it reads the tail, so appends to one account are
+ *   serialised across processes; the (account, seq) key backs that up,
+ *   and a conflict on it is ERR_CHAIN like a moved tail;
+ * - a login nonce is single-use through its (device, nonce) key;
+ * - the queue of one device is written under a transaction-level
+ *   advisory lock on that device, so its entries commit in the order of
+ *   their seq (a reader that saw seq N never later finds a smaller one)
+ *   and its limits are counted without a concurrent writer; an account's
+ *   quota is one row updated in place;
+ * - a serialization failure or a deadlock rolls back and runs the
+ *   operation again a few times (an append gives ERR_CHAIN instead: its
+ *   caller rebuilds the event and retries).
+ *
+ * Transactions run at READ COMMITTED (each statement sees what committed
+ * before it, and the locks above order the writers); devices_active reads
+ * in one REPEATABLE READ snapshot.
+ *
+ * Connections: a small pool; an operation takes one from a free list (or
+ * opens one), prepares each statement once on it, and gives it back.  A
+ * connection that broke is closed instead of given back, and the
+ * operation that saw it break fails with ERR_NETWORK (the server answers
+ * 503); the next operation opens a new one.  After a failed attempt to
+ * connect, operations fail at once for PG_RECONNECT_PAUSE_MS instead of
+ * each waiting for a server that is not there.  A free connection that the
+ * server closed meanwhile (a restart, a failover) is noticed before it
+ * is used and replaced.  Messages name the database
+ * and the server but never the password a connection string may carry.
+ *
+ * The schema is a list of numbered migrations recorded in
+ * schema_migrations, applied at open under an advisory lock so that
+ * several processes starting together do not race.
+ */
+#include "config.h"
+
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libpq-fe.h>
+
+#include "dir-store.h"
+#include "errors.h"
+
+/* How often an operation runs again after a serialization failure. */
+#define PG_RETRIES 5
+/* After a failed connection attempt, how long operations fail at once
+ * rather than each wait for a server that is not there. */
+#define PG_RECONNECT_PAUSE_MS 500
+/* Connection timeout unless the connection string sets one. */
+#define PG_CONNECT_TIMEOUT_S "10"
+/* The advisory lock that migrations run under ("devi"). */
+#define PG_MIGRATION_LOCK 0x64657669
+/* Classes of the transaction-level advisory locks (first key). */
+#define PG_LOCK_SESSIONS 1
+#define PG_LOCK_QUEUE 2
+#define PG_PARAMS_MAX 8
+
+enum stmt_id {
+	STMT_SCHEMA_VERSION,
+	STMT_ACCOUNT_INSERT,
+	STMT_ACCOUNT_GET,
+	STMT_ACCOUNT_LIST,
+	STMT_ACCOUNT_LOCK,
+	STMT_LOG_TAIL,
+	STMT_LOG_EVENTS,
+	STMT_EVENT_INSERT,
+	STMT_DEVICE_OWNER,
+	STMT_DEVICES_COUNT,
+	STMT_DEVICE_UPSERT,
+	STMT_DEVICE_IS_ACTIVE,
+	STMT_DEVICE_DEACTIVATE,
+	STMT_DEVICE_SESSIONS_END,
+	STMT_DEVICE_GET,
+	STMT_DEVICES_ACTIVE,
+	STMT_DEVICE_XLOCK,
+	STMT_SESSIONS_TRIM,
+	STMT_SESSION_INSERT,
+	STMT_SESSION_GET,
+	STMT_NONCE_INSERT,
+	STMT_SESSIONS_PURGE,
+	STMT_NONCES_PURGE,
+	STMT_MESSAGE_INSERT,
+	STMT_DEVICE_ACCOUNT,
+	STMT_QUEUE_FROM_SENDER,
+	STMT_QUEUE_COUNT,
+	STMT_QUEUE_INSERT,
+	STMT_USAGE_ADD,
+	STMT_USAGE_GET,
+	STMT_INBOX_GET,
+	STMT_DROP_USAGE,
+	STMT_DROP_REFS,
+	STMT_DROP_QUEUE,
+	STMT_MESSAGES_GC,
+	STMT_COUNT
+};
+
+/*
+ * Parameters carry their type in the text (the server infers it from the
+ * cast); results come back in binary, so hashes and keys need no
+ * unescaping and integers are 8 bytes in network order.
+ */
+static const char *const stmt_sql[STMT_COUNT] = {
+	[STMT_SCHEMA_VERSION] = "SELECT COALESCE(MAX(version), 0)::bigint "
+	    "FROM schema_migrations",
+	[STMT_ACCOUNT_INSERT] = "INSERT INTO accounts(name, pw_hash, created) "
+	    "VALUES ($1::text, $2::text, $3::bigint)",
+	[STMT_ACCOUNT_GET] = "SELECT pw_hash, created FROM accounts "
+	    "WHERE name = $1::text",
+	/* Byte order, as SQLite sorts. */
+	[STMT_ACCOUNT_LIST] = "SELECT name, created FROM accounts "
+	    "ORDER BY name COLLATE \"C\"",
+	[STMT_ACCOUNT_LOCK] = "SELECT 1 FROM accounts WHERE name = $1::text "
+	    "FOR UPDATE",
+	[STMT_LOG_TAIL] = "SELECT e.seq, e.hash FROM accounts a LEFT JOIN "
+	    "LATERAL (SELECT seq, hash FROM events WHERE account = a.name "
+	    "ORDER BY seq DESC LIMIT 1) e ON true WHERE a.name = $1::text",
+	[STMT_LOG_EVENTS] = "SELECT seq, type, json FROM events "
+	    "WHERE account = $1::text AND seq > $2::bigint AND "
+	    "seq <= $3::bigint ORDER BY seq LIMIT $4::bigint",
+	[STMT_EVENT_INSERT] = "INSERT INTO events(account, seq, time, type, "
+	    "prev, hash, json) VALUES ($1::text, $2::bigint, $3::bigint, "
+	    "$4::text, $5::bytea, $6::bytea, $7::text)",
+	[STMT_DEVICE_OWNER] = "SELECT account, active FROM devices "
+	    "WHERE device = $1::text",
+	[STMT_DEVICES_COUNT] = "SELECT COUNT(*) FROM devices WHERE "
+	    "account = $1::text AND active",
+	/* Changes no row for a device of another account or an active one:
+	 * the caller checked both, so that is a concurrent add. */
+	[STMT_DEVICE_UPSERT] = "INSERT INTO devices(device, account, active, "
+	    "record, sig_pub, added_time) VALUES ($1::text, $2::text, true, "
+	    "$3::text, $4::bytea, $5::bigint) ON CONFLICT (device) DO UPDATE "
+	    "SET active = true, record = excluded.record, "
+	    "sig_pub = excluded.sig_pub, added_time = excluded.added_time "
+	    "WHERE devices.account = excluded.account AND NOT devices.active",
+	[STMT_DEVICE_IS_ACTIVE] = "SELECT 1 FROM devices WHERE "
+	    "device = $1::text AND account = $2::text AND active",
+	[STMT_DEVICE_DEACTIVATE] = "UPDATE devices SET active = false "
+	    "WHERE device = $1::text",
+	[STMT_DEVICE_SESSIONS_END] = "DELETE FROM sessions WHERE "
+	    "device = $1::text",
+	[STMT_DEVICE_GET] = "SELECT account, active, sig_pub, added_time "
+	    "FROM devices WHERE device = $1::text",
+	[STMT_DEVICES_ACTIVE] = "SELECT device, record FROM devices WHERE "
+	    "account = $1::text AND active ORDER BY device COLLATE \"C\"",
+	/* Lock class $1 of device $2 until the transaction ends. */
+	[STMT_DEVICE_XLOCK] = "SELECT pg_advisory_xact_lock($1::integer, "
+	    "hashtext($2::text))",
+	[STMT_SESSIONS_TRIM] = "DELETE FROM sessions WHERE device = $1::text "
+	    "AND token_hash NOT IN (SELECT token_hash FROM sessions WHERE "
+	    "device = $1::text ORDER BY expires DESC LIMIT $2::bigint)",
+	[STMT_SESSION_INSERT] = "INSERT INTO sessions(token_hash, device, "
+	    "account, expires) VALUES ($1::bytea, $2::text, $3::text, "
+	    "$4::bigint)",
+	[STMT_SESSION_GET] = "SELECT s.device, s.account, s.expires FROM "
+	    "sessions s JOIN devices d ON d.device = s.device WHERE "
+	    "s.token_hash = $1::bytea AND s.expires > $2::bigint AND d.active",
+	[STMT_NONCE_INSERT] = "INSERT INTO nonces(device, nonce, expires) "
+	    "VALUES ($1::text, $2::bytea, $3::bigint)",
+	[STMT_SESSIONS_PURGE] = "DELETE FROM sessions WHERE "
+	    "expires <= $1::bigint",
+	[STMT_NONCES_PURGE] = "DELETE FROM nonces WHERE expires <= $1::bigint",
+	[STMT_MESSAGE_INSERT] = "INSERT INTO messages(sender, msg_id, "
+	    "envelope, refs) VALUES ($1::text, $2::bytea, $3::text, "
+	    "$4::bigint) RETURNING id",
+	[STMT_DEVICE_ACCOUNT] = "SELECT account FROM devices "
+	    "WHERE device = $1::text",
+	[STMT_QUEUE_FROM_SENDER] = "SELECT COUNT(*) FROM queue WHERE "
+	    "device = $1::text AND sender = $2::text",
+	[STMT_QUEUE_COUNT] = "SELECT COUNT(*) FROM queue WHERE "
+	    "device = $1::text",
+	[STMT_QUEUE_INSERT] = "INSERT INTO queue(device, message, sender, "
+	    "account, size) VALUES ($1::text, $2::bigint, $3::text, $4::text, "
+	    "$5::bigint)",
+	/* The row stays locked to the end of the transaction, and the sum
+	 * returned includes every committed entry. */
+	[STMT_USAGE_ADD] = "INSERT INTO account_usage(account, bytes) "
+	    "VALUES ($1::text, $2::bigint) ON CONFLICT (account) DO UPDATE "
+	    "SET bytes = account_usage.bytes + excluded.bytes RETURNING bytes",
+	[STMT_USAGE_GET] = "SELECT bytes FROM account_usage WHERE "
+	    "account = $1::text",
+	[STMT_INBOX_GET] = "SELECT q.seq, m.envelope FROM queue q JOIN "
+	    "messages m ON m.id = q.message WHERE q.device = $1::text AND "
+	    "q.seq > $2::bigint ORDER BY q.seq LIMIT $3::bigint",
+	[STMT_DROP_USAGE] = "UPDATE account_usage u SET bytes = u.bytes - "
+	    "d.total FROM (SELECT account, SUM(size)::bigint AS total FROM "
+	    "queue WHERE device = $1::text AND seq <= $2::bigint AND account "
+	    "IS NOT NULL GROUP BY account) d WHERE u.account = d.account",
+	[STMT_DROP_REFS] = "UPDATE messages m SET refs = m.refs - d.n FROM "
+	    "(SELECT message, COUNT(*) AS n FROM queue WHERE "
+	    "device = $1::text AND seq <= $2::bigint GROUP BY message) d "
+	    "WHERE m.id = d.message",
+	[STMT_DROP_QUEUE] = "DELETE FROM queue WHERE device = $1::text AND "
+	    "seq <= $2::bigint",
+	[STMT_MESSAGES_GC] = "DELETE FROM messages WHERE refs <= 0",
+};
+
+/*
+ * Migration N brings a database at version N - 1 to N; each runs once,
+ * in the transaction that records it.  The numbers are the SQLite
+ * store's schema versions, step for step: 1 is the schema as first
+ * released, 2 adds inbox fairness (each queue entry's sender, account
+ * and size, and the bytes queued per account).
+ */
+static const char *const migrations[] = {
+	/* 1 */
+	"CREATE TABLE accounts ("
+	"  name text PRIMARY KEY, pw_hash text NOT NULL,"
+	"  created bigint NOT NULL);"
+	"CREATE TABLE events ("
+	"  account text NOT NULL REFERENCES accounts(name),"
+	"  seq bigint NOT NULL, time bigint NOT NULL, type text NOT NULL,"
+	"  prev bytea NOT NULL, hash bytea NOT NULL, json text NOT NULL,"
+	"  PRIMARY KEY (account, seq));"
+	"CREATE TABLE devices ("
+	"  device text PRIMARY KEY,"
+	"  account text NOT NULL REFERENCES accounts(name),"
+	"  active boolean NOT NULL, record text NOT NULL,"
+	"  sig_pub bytea NOT NULL, added_time bigint NOT NULL);"
+	"CREATE INDEX devices_by_account ON devices(account, active, device);"
+	"CREATE TABLE sessions ("
+	"  token_hash bytea PRIMARY KEY, device text NOT NULL,"
+	"  account text NOT NULL, expires bigint NOT NULL);"
+	"CREATE INDEX sessions_by_device ON sessions(device, expires);"
+	"CREATE INDEX sessions_by_expiry ON sessions(expires);"
+	"CREATE TABLE nonces ("
+	"  device text NOT NULL, nonce bytea NOT NULL,"
+	"  expires bigint NOT NULL, PRIMARY KEY (device, nonce));"
+	"CREATE INDEX nonces_by_expiry ON nonces(expires);"
+	"CREATE TABLE messages ("
+	"  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+	"  sender text NOT NULL, msg_id bytea NOT NULL,"
+	"  envelope text NOT NULL, refs bigint NOT NULL,"
+	"  UNIQUE (sender, msg_id));"
+	"CREATE INDEX messages_unreferenced ON messages(id) WHERE refs <= 0;"
+	"CREATE TABLE queue ("
+	"  seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+	"  device text NOT NULL,"
+	"  message bigint NOT NULL REFERENCES messages(id));"
+	"CREATE INDEX queue_by_device ON queue(device, seq);"
+	"CREATE INDEX queue_by_message ON queue(message);",
+	/* 2 */
+	"ALTER TABLE queue ADD COLUMN sender text NOT NULL DEFAULT '',"
+	"  ADD COLUMN account text, ADD COLUMN size bigint NOT NULL DEFAULT 0;"
+	"UPDATE queue q SET sender = m.sender,"
+	"  size = octet_length(m.envelope) FROM messages m"
+	"  WHERE m.id = q.message;"
+	"UPDATE queue q SET account = d.account FROM devices d"
+	"  WHERE d.device = q.device;"
+	"CREATE INDEX queue_by_sender ON queue(device, sender);"
+	"CREATE TABLE account_usage ("
+	"  account text PRIMARY KEY, bytes bigint NOT NULL);"
+	"INSERT INTO account_usage(account, bytes)"
+	"  SELECT account, SUM(size) FROM queue WHERE account IS NOT NULL"
+	"  GROUP BY account;",
+};
+
+#define SCHEMA_VERSION (sizeof(migrations) / sizeof(migrations[0]))
+
+struct pg_store;
+
+/* One connection and the statements prepared on it. */
+struct pg_conn {
+	PGconn *db;
+	struct pg_store *store;
+	unsigned char prepared[STMT_COUNT];
+	int retry;                      /* the last failure may pass on a
+	                                 * second try */
+	struct pg_conn *next;           /* in the free list */
+};
+
+struct pg_store {
+	struct dir_store head;          /* first: cast target */
+	char *conninfo;                 /* may hold a password: never shown */
+	char where[160];                /* "database 'x' on host", for errors */
+	pthread_mutex_t lock;           /* guards free, down_* */
+	struct pg_conn *free;
+	uint64_t down_until_ms;         /* no new attempt before (monotonic) */
+	char down_msg[256];             /* why the last attempt failed */
+};
+
+/* Parameters of one statement, in text format except byte strings. */
+struct pg_args {
+	int n;
+	const char *v[PG_PARAMS_MAX];
+	int len[PG_PARAMS_MAX];
+	int fmt[PG_PARAMS_MAX];
+	char num[PG_PARAMS_MAX][24];
+	int bad;                        /* a value that cannot be sent */
+};
+
+static struct pg_store *
+to_pg(struct dir_store *s)
+{
+	return (struct pg_store *)s;
+}
+
+static void
+arg_text(struct pg_args *a, const char *s)
+{
+	if (a->n >= PG_PARAMS_MAX) {
+		a->bad = ERR_INTERNAL;
+		return;
+	}
+	a->v[a->n] = s;
+	a->len[a->n] = 0;
+	a->fmt[a->n] = 0;
+	a->n++;
+}
+
+static void
+arg_blob(struct pg_args *a, const void *p, size_t len)
+{
+	if (a->n >= PG_PARAMS_MAX || len > INT32_MAX) {
+		a->bad = a->n >= PG_PARAMS_MAX ? ERR_INTERNAL : ERR_TOO_LARGE;
+		return;
+	}
+	/* libpq sends a NULL value as SQL NULL: an empty string is "". */
+	a->v[a->n] = p != NULL ? (const char *)p : "";
+	a->len[a->n] = (int)len;
+	a->fmt[a->n] = 1;
+	a->n++;
+}
+
+static void
+arg_u64(struct pg_args *a, uint64_t v)
+{
+	if (v > INT64_MAX) {
+		a->bad = ERR_INVALID_ARG;
+		return;
+	}
+	if (a->n >= PG_PARAMS_MAX) {
+		a->bad = ERR_INTERNAL;
+		return;
+	}
+	snprintf(a->num[a->n], sizeof(a->num[a->n]), "%llu",
+	    (unsigned long long)v);
+	arg_text(a, a->num[a->n]);
+}
+
+/* An integer column of a binary result; 0 for NULL. */
+static uint64_t
+col_u64(const PGresult *res, int row, int col)
+{
+	const unsigned char *p;
+	int len, i;
+	int64_t v = 0;
+
+	if (PQgetisnull(res, row, col))
+		return 0;
+	p = (const unsigned char *)PQgetvalue(res, row, col);
+	len = PQgetlength(res, row, col);
+	if (len != 8 && len != 4 && len != 2 && len != 1)
+		return 0;
+	/* Sign-extend from the first byte. */
+	v = (p[0] & 0x80) != 0 ? -1 : 0;
+	for (i = 0; i < len; i++)
+		v = (int64_t)(((uint64_t)v << 8) | p[i]);
+	return v < 0 ? 0 : (uint64_t)v;
+}
+
+static const char *
+col_text(const PGresult *res, int row, int col)
+{
+	return PQgetvalue(res, row, col);
+}
+
+/* The first line of a libpq message, without its newline. */
+static void
+msg_line(const char *m, char *out, size_t out_len)
+{
+	size_t n = m != NULL ? strcspn(m, "\n") : 0;
+
+	if (n >= out_len)
+		n = out_len - 1;
+	if (n > 0)
+		memcpy(out, m, n);
+	out[n] = '\0';
+}
+
+/*
+ * Turns a failed result (NULL is fine) of what into an error: ERR_NETWORK
+ * for a lost connection, ERR_EXISTS (no message: the caller says what
+ * exists) for a unique key taken, ERR_CHAIN for a serialization failure or
+ * a deadlock (c->retry set), ERR_IO otherwise.
+ */
+static int
+pg_fail(struct pg_conn *c, const PGresult *res, struct err_ctx *e,
+    const char *what)
+{
+	const char *state = res != NULL ?
+	    PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char *primary = res != NULL ?
+	    PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	char msg[256];
+
+	msg_line(primary != NULL ? primary : PQerrorMessage(c->db), msg,
+	    sizeof(msg));
+	if (PQstatus(c->db) != CONNECTION_OK ||
+	    (state != NULL && (strncmp(state, "08", 2) == 0 ||
+	    strncmp(state, "57P", 3) == 0))) {
+		/* Do not give this connection back. */
+		if (PQstatus(c->db) == CONNECTION_OK) {
+			PQfinish(c->db);
+			c->db = NULL;
+		}
+		return err_set(e, ERR_NETWORK, "lost the connection to "
+		    "PostgreSQL (%s) while %s: %s", c->store->where, what,
+		    msg[0] != '\0' ? msg : "connection closed");
+	}
+	if (state != NULL && strcmp(state, "23505") == 0)
+		return ERR_EXISTS;
+	if (state != NULL && (strcmp(state, "40001") == 0 ||
+	    strcmp(state, "40P01") == 0)) {
+		c->retry = 1;
+		return err_set(e, ERR_CHAIN, "a concurrent change got in the way "
+		    "while %s (%s): try again", what, msg);
+	}
+	return err_set(e, ERR_IO, "database error while %s: %s", what, msg);
+}
+
+static int
+conn_broken(const struct pg_conn *c)
+{
+	return c->db == NULL || PQstatus(c->db) != CONNECTION_OK;
+}
+
+/* Runs sql (no parameters, no rows) outside the prepared statements. */
+static int
+pg_simple(struct pg_conn *c, const char *sql, struct err_ctx *e,
+    const char *what)
+{
+	PGresult *res;
+	int r = 0;
+
+	if (conn_broken(c))
+		return pg_fail(c, NULL, e, what);
+	res = PQexec(c->db, sql);
+	if (res == NULL || (PQresultStatus(res) != PGRES_COMMAND_OK &&
+	    PQresultStatus(res) != PGRES_TUPLES_OK))
+		r = pg_fail(c, res, e, what);
+	PQclear(res);
+	return r;
+}
+
+/*
+ * Runs statement id with a, preparing it on c first when needed.  On
+ * success *out (may be NULL: the result is dropped) gets the result, which
+ * the caller PQclear()s; on failure nothing is left to free.
+ */
+static int
+pg_run(struct pg_conn *c, enum stmt_id id, const struct pg_args *a,
+    PGresult **out, struct err_ctx *e, const char *what)
+{
+	char name[16];
+	PGresult *res;
+	ExecStatusType status;
+	int r;
+
+	if (a != NULL && a->bad != 0)
+		return err_set(e, a->bad, "a value out of range while %s",
+		    what);
+	if (conn_broken(c))
+		return pg_fail(c, NULL, e, what);
+	snprintf(name, sizeof(name), "devid_%d", (int)id);
+	if (!c->prepared[id]) {
+		res = PQprepare(c->db, name, stmt_sql[id], 0, NULL);
+		if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+			r = pg_fail(c, res, e, "preparing a statement");
+			PQclear(res);
+			return r;
+		}
+		PQclear(res);
+		c->prepared[id] = 1;
+	}
+	res = PQexecPrepared(c->db, name, a != NULL ? a->n : 0,
+	    a != NULL ? a->v : NULL, a != NULL ? a->len : NULL,
+	    a != NULL ? a->fmt : NULL, 1);
+	status = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+	if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+		r = pg_fail(c, res, e, what);
+		PQclear(res);
+		return r;
+	}
+	if (out != NULL)
+		*out = res;
+	else
+		PQclear(res);
+	return 0;
+}
+
+/* Runs a statement for its one row: ERR_NOT_FOUND (no message) when it
+ * returned none; *out as pg_run(). */
+static int
+pg_row(struct pg_conn *c, enum stmt_id id, const struct pg_args *a,
+    PGresult **out, struct err_ctx *e, const char *what)
+{
+	PGresult *res = NULL;
+	int r;
+
+	if ((r = pg_run(c, id, a, &res, e, what)) != 0)
+		return r;
+	if (PQntuples(res) < 1) {
+		PQclear(res);
+		return ERR_NOT_FOUND;
+	}
+	*out = res;
+	return 0;
+}
+
+/* A one-row, one-integer query; 0 in *v when it returned no row. */
+static int
+pg_u64(struct pg_conn *c, enum stmt_id id, const struct pg_args *a,
+    uint64_t *v, struct err_ctx *e, const char *what)
+{
+	PGresult *res = NULL;
+	int r;
+
+	*v = 0;
+	if ((r = pg_row(c, id, a, &res, e, what)) == ERR_NOT_FOUND)
+		return 0;
+	if (r != 0)
+		return r;
+	*v = col_u64(res, 0, 0);
+	PQclear(res);
+	return 0;
+}
+
+/* --- connections --- */
+
+static void
+conn_free(struct pg_conn *c)
+{
+	if (c == NULL)
+		return;
+	if (c->db != NULL)
+		PQfinish(c->db);
+	free(c);
+}
+
+static uint64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Notices ("already exists, skipping") are not errors: not shown. */
+static void
+notice_drop(void *arg, const char *message)
+{
+	(void)arg;
+	(void)message;
+}
+
+/* A new connection to st's database. */
+static int
+conn_open(struct pg_store *st, struct pg_conn **out, struct err_ctx *e)
+{
+	/* The connection string comes last: what it sets wins. */
+	const char *const keys[] = { "connect_timeout",
+	    "fallback_application_name", "dbname", NULL };
+	const char *const vals[] = { PG_CONNECT_TIMEOUT_S, "devid-directory",
+	    st->conninfo, NULL };
+	struct pg_conn *c;
+	char msg[256];
+	uint64_t now = mono_ms();
+
+	pthread_mutex_lock(&st->lock);
+	if (now < st->down_until_ms) {
+		snprintf(msg, sizeof(msg), "%s", st->down_msg);
+		pthread_mutex_unlock(&st->lock);
+		return err_set(e, ERR_NETWORK, "cannot connect to PostgreSQL "
+		    "(%s): %s", st->where, msg);
+	}
+	pthread_mutex_unlock(&st->lock);
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return err_set(e, ERR_ALLOC, "out of memory");
+	c->store = st;
+	c->db = PQconnectdbParams(keys, vals, 1);
+	if (c->db == NULL) {
+		free(c);
+		return err_set(e, ERR_ALLOC, "out of memory");
+	}
+	if (PQstatus(c->db) != CONNECTION_OK) {
+		msg_line(PQerrorMessage(c->db), msg, sizeof(msg));
+		conn_free(c);
+		pthread_mutex_lock(&st->lock);
+		st->down_until_ms = mono_ms() + PG_RECONNECT_PAUSE_MS;
+		snprintf(st->down_msg, sizeof(st->down_msg), "%s", msg);
+		pthread_mutex_unlock(&st->lock);
+		return err_set(e, ERR_NETWORK, "cannot connect to PostgreSQL "
+		    "(%s): %s", st->where, msg);
+	}
+	PQsetNoticeProcessor(c->db, notice_drop, NULL);
+	if (PQsetClientEncoding(c->db, "UTF8") != 0) {
+		msg_line(PQerrorMessage(c->db), msg, sizeof(msg));
+		conn_free(c);
+		return err_set(e, ERR_IO, "cannot use UTF-8 with PostgreSQL "
+		    "(%s): %s", st->where, msg);
+	}
+	*out = c;
+	return 0;
+}
+
+/*
+ * Whether free connection c can still be used.  The server sends nothing
+ * on an idle connection unless it is closing it (a restart, a failover,
+ * an administrator ending it): its farewell, then the end of the stream.
+ * Anything waiting to be read means that, and is found without blocking
+ * before an operation is spent on the connection.
+ */
+static int
+conn_idle_ok(const struct pg_conn *c)
+{
+	struct pollfd p;
+
+	if (conn_broken(c) || (p.fd = PQsocket(c->db)) < 0)
+		return 0;
+	p.events = POLLIN;
+	p.revents = 0;
+	return poll(&p, 1, 0) == 0;
+}
+
+/* A connection for one operation: a free one, or a new one. */
+static int
+conn_get(struct pg_store *st, struct pg_conn **out, struct err_ctx *e)
+{
+	struct pg_conn *c;
+
+	for (;;) {
+		pthread_mutex_lock(&st->lock);
+		if ((c = st->free) != NULL)
+			st->free = c->next;
+		pthread_mutex_unlock(&st->lock);
+		if (c == NULL)
+			return conn_open(st, out, e);
+		c->next = NULL;
+		c->retry = 0;
+		if (conn_idle_ok(c)) {
+			*out = c;
+			return 0;
+		}
+		conn_free(c);
+	}
+}
+
+/* Gives c back (NULL is fine), or closes it when it broke or is inside
+ * a transaction that could not be ended. */
+static void
+conn_put(struct pg_store *st, struct pg_conn *c)
+{
+	if (c == NULL)
+		return;
+	if (conn_broken(c) || PQtransactionStatus(c->db) != PQTRANS_IDLE) {
+		conn_free(c);
+		return;
+	}
+	pthread_mutex_lock(&st->lock);
+	c->next = st->free;
+	st->free = c;
+	pthread_mutex_unlock(&st->lock);
+}
+
+/* Rolls back what c has open, if anything. */
+static void
+tx_rollback(struct pg_conn *c)
+{
+	if (!conn_broken(c) && PQtransactionStatus(c->db) != PQTRANS_IDLE)
+		(void)pg_simple(c, "ROLLBACK", NULL, "rolling back");
+}
+
+typedef int (*tx_body)(struct pg_conn *c, void *arg, struct err_ctx *e);
+
+/*
+ * Runs body in one transaction started with begin and commits it; on
+ * failure rolls back.  A serialization failure or a deadlock runs it
+ * again (up to PG_RETRIES times) unless retry is 0.
+ */
+static int
+pg_tx(struct pg_store *st, const char *begin, tx_body body, void *arg,
+    int retry, struct err_ctx *e)
+{
+	struct pg_conn *c = NULL;
+	int r, attempt;
+
+	for (attempt = 0; ; attempt++) {
+		if ((r = conn_get(st, &c, e)) != 0)
+			return r;
+		if ((r = pg_simple(c, begin, e, "starting a transaction")) ==
+		    0 && (r = body(c, arg, e)) == 0)
+			r = pg_simple(c, "COMMIT", e,
+			    "committing a transaction");
+		if (r != 0)
+			tx_rollback(c);
+		if (r != 0 && c->retry && retry && attempt < PG_RETRIES) {
+			conn_put(st, c);
+			err_clear(e);
+			continue;
+		}
+		conn_put(st, c);
+		return r;
+	}
+}
+
+#define BEGIN_WRITE "BEGIN ISOLATION LEVEL READ COMMITTED"
+#define BEGIN_SNAPSHOT "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+
+/* --- operations --- */
+
+static void
+pg_close(struct dir_store *s)
+{
+	struct pg_store *st = to_pg(s);
+	struct pg_conn *c, *next;
+
+	if (st == NULL)
+		return;
+	for (c = st->free; c != NULL; c = next) {
+		next = c->next;
+		conn_free(c);
+	}
+	pthread_mutex_destroy(&st->lock);
+	if (st->conninfo != NULL) {
+		/* It may hold a password. */
+		memset(st->conninfo, 0, strlen(st->conninfo));
+		free(st->conninfo);
+	}
+	free(st);
+}
+
+static int
+pg_health(struct dir_store *s, struct err_ctx *e)
+{
+	struct pg_store *st = to_pg(s);
+	struct pg_conn *c;
+	uint64_t v;
+	int r;
+
+	if ((r = conn_get(st, &c, e)) != 0)
+		return r;
+	if ((r = pg_u64(c, STMT_SCHEMA_VERSION, NULL, &v, e,
+	    "reading the schema version")) == 0 && v == 0)
+		r = err_set(e, ERR_IO, "the database (%s) has no schema",
+		    st->where);
+	conn_put(st, c);
+	return r;
+}
+
+static int
+pg_account_create(struct dir_store *s, const char *name, const char *pw_hash,
+    uint64_t now, struct err_ctx *e)
+{
+	struct pg_store *st = to_pg(s);
+	struct pg_args a = { 0 };
+	struct pg_conn *c;
+	int r;
+
+	arg_text(&a, name);
+	arg_text(&a, pw_hash);
+	arg_u64(&a, now);
+	if ((r = conn_get(st, &c, e)) != 0)
+		return r;
+	if ((r = pg_run(c, STMT_ACCOUNT_INSERT, &a, NULL, e,
+	    "creating an account")) == ERR_EXISTS)
+		r = err_set(e, ERR_EXISTS, "account '%s' already exists",
+		    name);
+	conn_put(st, c);
+	return r;
+}
+
+static int
+pg_account_get(struct dir_store *s, const char *name, char **pw_hash,
+    uint64_t *created, struct err_ctx *e)
+{
+	struct pg_store *st = to_pg(s);
+	struct pg_args a = { 0 };
+	struct pg_conn *c;
+	PGresult *res = NULL;
+	char *h;
+	int r;
+
+	arg_text(&a, name);
+	if ((r = conn_get(st, &c, e)) != 0)
+		return r;
+	r = pg_row(c, STMT_ACCOUNT_GET, &a, &res, e, "reading an account");
+	conn_put(st, c);
+	if (r == ERR_NOT_FOUND)
+		return err_set(e, ERR_NOT_FOUND, "account '%s' does not exist",
+		    name);
+	if (r != 0)
+		return r;
+	if (pw_hash != NULL) {
+		if ((h = strdup(col_text(res, 0, 0))) == NULL) {
+			PQclear(res);
+			return err_set(e, ERR_ALLOC, "out of memory");
+		}
+		*pw_hash = h;
+	}
+	if (created != NULL)
+		*created = col_u64(res, 0, 1);
+	PQclear(res);
+	return 0;
+}
+
+static int
+pg_account_list(struct dir_store *s, dir_account_cb cb, void *arg,
+    struct err_ctx *e)
+{
+	struct pg_store *st = to_pg(s);
+	struct pg_conn *c;
+	PGresult *res = NULL;
+	int r, i;
+
+	if ((r = conn_get(st, &c, e)) != 0)
+		return r;
+	r = pg_run(c, STMT_ACCOUNT_LIST, NULL, &res, e, "listing accounts");
+	conn_put(st, c);
+	if (r != 0)
+		return r;
+	for (i = 0; i < PQntuples(res) && r == 0; i++)
+		r = cb(arg, col_text(res, i, 0), col_u64(res, i, 1));
+	PQclear(res);
+	return r;
+}
+
+/* The tail of account's log on c. */
+static int
+tail_read(struct pg_conn *c, const char *account, uint64_t *seq,
+    uint8_t hash[32], struct err_ctx *e)
+{
+	struct pg_args a = { 0 };
+	PGresult *res = NULL;
+	int r;
+
+	arg_text(&a, account);
+	if ((r = pg_row(c, STMT_LOG_TAIL, &a, &res, e,
+	    "reading the log tail")) == ERR_NOT_FOUND)
+		return err_set(e, ERR_NOT_FOUND, "account '%s' does not exist",
+		    account);
+	if (r != 0)
+		return r;
+	if (PQgetisnull(res, 0, 0)) {
+		*seq = 0;
+		memset(hash, 0, 32);
+	} else if (PQgetlength(res, 0, 1) == 32) {
+		*seq = col_u64(res, 0, 0);
+		memcpy(hash, PQgetvalue(res, 0, 1), 32);
+	} else {
+		r = err_set(e, ERR_IO, "database error while reading the log "
+		    "tail of '%s': a damaged hash", account);
+	}
+	PQclear(res);
+	return r;
+}
+
+static int
+pg_log_tail(struct dir_store *s, const char *account, uint64_t *seq,
+    uint8_t hash[32], struct err_ctx *e)
+{
+	struct pg_store *st = to_pg(s);
+	struct pg_conn *c;
+	int r;
+
+	if ((r = conn_get(st, &c, e)) != 0)
+		return r;
+	r = tail_read(c, account, seq, hash, e);
+	conn_put(st, c);
+	return r;
+}
+
+static int
+pg_log_events(struct dir_store *s, const char *account, uint64_t since,
+    uint64_t upto, unsigned int limit, dir_event_cb cb, void *arg,
+    struct err_ctx *e)
+{
+	struct pg_store *st = to_pg(s);
+	struct pg_args a = { 0 };
+	struct pg_conn *c;
+	PGresult *res = NULL;
+	int r, i;
+
+	arg_text(&a, account);
+	arg_u64(&a, since > INT64_MAX ? INT64_MAX : since);
+	arg_u64(&a, upto > INT64_MAX ? INT64_MAX : upto);
+	arg_u64(&a, limit);
+	if ((r = conn_get(st, &c, e)) != 0)
+		return r;
+	r = pg_run(c, STMT_LOG_EVENTS, &a, &res, e, "reading the log");
+	conn_put(st, c);
+	if (r != 0)
+		return r;
+	for (i = 0; i < PQntuples(res) && r == 0; i++)
+		r = cb(arg, col_u64(res, i, 0), col_text(res, i, 1),
+		    col_text(res, i, 2));
+	PQclear(res);
+	return r;
+}
+
+/*
+ * Inside an append's transaction: locks the account's row, so appends to
+ * it wait for each other across processes, then checks that the tail is
+ * still (ev->seq - 1, ev->prev).
+ */
+static int
+tail_lock_check(struct pg_conn *c, const struct dir_event_row *ev,
+    struct err_ctx *e)
+{
+	struct pg_args a = { 0 };
+	uint64_t seq;
+	uint8_t hash[32];
+	int r;
+
+	arg_text(&a, ev->account);
+	if ((r = pg_run(c, STMT_ACCOUNT_LOCK, &a, NULL, e,
+	    "locking an account")) != 0 ||
+	    (r = tail_read(c, ev->account, &seq, hash, e)) != 0)
+		return r;
+	if (seq + 1 != ev->seq || memcmp(hash, ev->prev, 32) != 0)
+		return err_set(e, ERR_CHAIN, "the log of '%s' changed "
+		    "meanwhile", ev->account);
+	return 0;
+}
+
+static int
+event_insert(struct pg_conn *c, const struct dir_event_row *ev,
+    struct err_ctx *e)
+{
+	struct pg_args a = { 0 };
+	int r;
+
+	arg_text(&a, ev->account);
+	arg_u64(&a, ev->seq);
+	arg_u64(&a, ev->time);
+	arg_text(&a, ev->type);
+	arg_blob(&a, ev->prev, 32);
+	arg_blob(&a, ev->hash, 32);
+	arg_text(&a, ev->json);
+	if ((r = pg_run(c, STMT_EVENT_INSERT, &a, NULL, e,
+	    "appending an event")) == ERR_EXISTS)
+		r = err_set(e, ERR_CHAIN, "the log of '%s' changed meanwhile",
+		    ev->account);
+	return r;
+}
+
+/* Inside log_append_add's transaction: dev may be added to account. */
+static int
+device_addable(struct pg_conn *c, const char *device, const char *account,
+    struct err_ctx *e)
+{
+	struct pg_args a = { 0 };
+	PGresult *res = NULL;
+	int r;
+
+	arg_text(&a, device);
+	if ((r = pg_row(c, STMT_DEVICE_OWNER, &a, &res, e,
+	    "reading a device")) == ERR_NOT_FOUND)
+		return 0;	/* never registered */
+	if (r != 0)
+		return r;
+	if (strcmp(col_text(res, 0, 0), account) != 0)
+		r = err_set(e, ERR_EXISTS, "device %.16s is registered to "
+		    "another account", device);
+	else if (col_u64(res, 0, 1) != 0)
+		r = err_set(e, ERR_EXISTS, "device %.16s is already an active "
+		    "device of '%s'", device, account);
+	PQclear(res);
+	return r;
+}
+
+struct append_add {
+	const struct dir_event_row *ev;
+	const struct dir_device_row *dev;
+	unsigned int max_devices;
+};
+
+static int
+append_add_body(struct pg_conn *c, void *arg, struct err_ctx *e)
+{
+	const struct append_add *x = arg;
+	const struct dir_event_row *ev = x->ev;
+	const struct dir_device_row *dev = x->dev;
+	struct pg_args a = { 0 }, u = { 0 };
+	PGresult *res = NULL;
+	uint64_t n;
+	int r;
+
+	arg_text(&a, ev->account);
+	if ((r = tail_lock_check(c, ev, e)) != 0 ||
+	    (r = device_addable(c, dev->device, ev->account, e)) != 0 ||
+	    (r = pg_u64(c, STMT_DEVICES_COUNT, &a, &n, e,
+	    "counting devices")) != 0)
+		return r;
+	if (n >= x->max_devices)
+		return err_set(e, ERR_TOO_LARGE, "account '%s' already has %u "
+		    "active devices, the most this directory allows: revoke "
+		    "one first", ev->account, x->max_devices);
+	if ((r = event_insert(c, ev, e)) != 0)
+		return r;
+	arg_text(&u, dev->device);
+	arg_text(&u, ev->account);
+	arg_text(&u, dev->record_json);
+	arg_blob(&u, dev->sig_pub, dev->sig_pub_len);
+	arg_u64(&u, ev->time);
+	if ((r = pg_run(c, STMT_DEVICE_UPSERT, &u, &res, e,
+	    "storing a device")) != 0)
+		return r;
+	if (strcmp(PQcmdTuples(res), "1") != 0)
+		r = err_set(e, ERR_EXISTS, "device %.16s was registered "
+		    "meanwhile", dev->device);
+	PQclear(res);
+	return r;
+}
+
+static int
+pg_log_append_add(struct dir_store *s, const struct dir_event_row *ev,
+    const struct dir_device_row *dev, unsigned int max_devices,
+    struct err_ctx *e)
+{
+	struct append_add x = { ev, dev, max_devices };
+
+	/* A conflict is ERR_CHAIN: the caller rebuilds and retries. */
+	return pg_tx(to_pg(s), BEGIN_WRITE, append_add_body, &x, 0, e);
+}
+
+/* Runs statement id (no rows) with one text parameter. */
+static int
+exec_text(struct pg_conn *c, enum stmt_id id, const char *param,
+    struct err_ctx *e, const char *what)
+{
+	struct pg_args a = { 0 };
+
+	arg_text(&a, param);
+	return pg_run(c, id, &a, NULL, e, what);
+}
+
+/* Runs statement id (no rows) with device and upto; *changed (may be
+ * NULL) gets the number of rows it changed. */
+static int
+exec_device_upto(struct pg_conn *c, enum stmt_id id, const char *device,
+    uint64_t upto, uint64_t *changed, struct err_ctx *e, const char *what)
+{
+	struct pg_args a = { 0 };
+	PGresult *res = NULL;
+	int r;
+
+	arg_text(&a, device);
+	arg_u64(&a, upto);
+	if ((r = pg_run(c, id, &a, &res, e, what)) != 0)
+		return r;
+	if (changed != NULL)
+		*changed = strtoull(PQcmdTuples(res), NULL, 10);
+	PQclear(res);
+	return 0;
+}
+
+/*
+ * Inside a transaction: removes device's queue entries with seq <= upto,
+ * takes their sizes off their accounts' usage, and removes the envelopes
+ * no queue refers to any more; *removed (may be NULL) gets the number of
+ * entries.
+ */
+static int
+queue_drop(struct pg_conn *c, const char *device, uint64_t upto,
+    uint64_t *removed, struct err_ctx *e)
+{
+	int r;
+
+	if ((r = exec_device_upto(c, STMT_DROP_USAGE, device, upto, NULL, e,
+	    "counting an account's usage")) != 0 ||
+	    (r = exec_device_upto(c, STMT_DROP_REFS, device, upto, NULL, e,
+	    "acknowledging")) != 0 ||
+	    (r = exec_device_upto(c, STMT_DROP_QUEUE, device, upto, removed,
+	    e, "acknowledging")) != 0)
+		return r;
+	return pg_run(c, STMT_MESSAGES_GC, NULL, NULL, e,
+	    "deleting delivered messages");
+}
+
+struct append_revoke {
+	const struct dir_event_row *ev;
+	const char *device;
+};
+
+static int
+append_revoke_body(struct pg_conn *c, void *arg, struct err_ctx *e)
+{
+	const struct append_revoke *x = arg;
+	struct pg_args a = { 0 };
+	PGresult *res = NULL;
+	int r;
+
+	arg_text(&a, x->device);
+	arg_text(&a, x->ev->account);
+	if ((r = tail_lock_check(c, x->ev, e)) != 0)
+		return r;
+	if ((r = pg_row(c, STMT_DEVICE_IS_ACTIVE, &a, &res, e,
+	    "reading a device")) == ERR_NOT_FOUND)
+		return err_set(e, ERR_NOT_FOUND, "device %.16s is not an "
+		    "active device of '%s'", x->device, x->ev->account);
+	if (r != 0)
+		return r;
+	PQclear(res);
+	if ((r = event_insert(c, x->ev, e)) != 0 ||
+	    (r = exec_text(c, STMT_DEVICE_DEACTIVATE, x->device, e,
+	    "revoking a device")) != 0 ||
+	    (r = exec_text(c, STMT_DEVICE_SESSIONS_END, x->device, e,
+	    "ending sessions")) != 0 ||
+	    (r = queue_drop(c, x->device, INT64_MAX, NULL, e)) != 0)
+		return r;
+	return 0;
+}
+
+static int
+pg_log_append_revoke(struct dir_store *s, const struct dir_event_row *ev,
+    const char *device, struct err_ctx *e)
+{
+	struct append_revoke x = { ev, device };
+
+	return pg_tx(to_pg(s), BEGIN_WRITE, append_revoke_body, &x, 0, e);
+}
+
+static int
+pg_device_get(struct dir_store *s, const char *device,
+    struct dir_device_info *out, struct err_ctx *e)
+{
+	struct pg_store *st = to_pg(s);
+	struct pg_args a = { 0 };
+	struct pg_conn *c;
+	PGresult *res = NULL;
+	int r, n;
+
+	arg_text(&a, device);
+	if ((r = conn_get(st, &c, e)) != 0)
+		return r;
+	r = pg_row(c, STMT_DEVICE_GET, &a, &res, e, "reading a device");
+	conn_put(st, c);
+	if (r == ERR_NOT_FOUND)
+		return err_set(e, ERR_NOT_FOUND, "device %.16s is not "
+		    "registered", device);
+	if (r != 0)
+		return r;
+	n = PQgetlength(res, 0, 2);
+	if (n <= 0 || (size_t)n > sizeof(out->sig_pub)) {
+		PQclear(res);
+		return err_set(e, ERR_IO, "database error while reading "
+		    "device %.16s: a damaged key", device);
+	}
+	memset(out, 0, sizeof(*out));
+	snprintf(out->account, sizeof(out->account), "%s",
+	    col_text(res, 0, 0));
+	out->active = col_u64(res, 0, 1) != 0;
+	memcpy(out->sig_pub, PQgetvalue(res, 0, 2), (size_t)n);
+	out->sig_pub_len = (size_t)n;
+	out->added_time = col_u64(res, 0, 3);
+	PQclear(res);
+	return 0;
+}
+
+struct devices_active {
+	const char *account;
+	uint64_t *seq;
+	uint8_t *hash;
+	dir_device_cb cb;
+	void *arg;
+};
+
+static int
+devices_active_body(struct pg_conn *c, void *arg, struct err_ctx *e)
+{
+	const struct devices_active *x = arg;
+	struct pg_args a = { 0 };
+	PGresult *res = NULL;
+	int r, i;
+
+	arg_text(&a, x->account);
+	if ((r = tail_read(c, x->account, x->seq, x->hash, e)) != 0 ||
+	    (r = pg_run(c, STMT_DEVICES_ACTIVE, &a, &res, e,
+	    "listing devices")) != 0)
+		return r;
+	for (i = 0; i < PQntuples(res) && r == 0; i++)
+		r = x->cb(x->arg, col_text(res, i, 0), col_text(res, i, 1));
+	PQclear(res);
+	return r;
+}
+
+static int
+pg_devices_active(struct dir_store *s, const char *account, uint64_t *seq,
+    uint8_t hash[32], dir_device_cb cb, void *arg, struct err_ctx *e)
+{
+	struct devices_active x = { account, seq, hash, cb, arg };
+
+	/* One snapshot: the devices and the tail belong together. */
+	return pg_tx(to_pg(s), BEGIN_SNAPSHOT, devices_active_body, &x, 1, e);
+}
+
+/* Inside a transaction: takes lock class cls of device until its end. */
+static int
+device_xlock(struct pg_conn *c, int cls, const char *device,
+    struct err_ctx *e)
+{
+	struct pg_args a = { 0 };
+
+	arg_u64(&a, (uint64_t)cls);
+	arg_text(&a, device);
+	return pg_run(c, STMT_DEVICE_XLOCK, &a, NULL, e, "locking a device");
+}
+
+struct session_put {
+	const uint8_t *token_hash;
+	const char *device;
+	const char *account;
+	uint64_t expires;
+	unsigned int max_per_device;
+};
+
+static int
+session_put_body(struct pg_conn *c, void *arg, struct err_ctx *e)
+{
+	const struct session_put *x = arg;
+	struct pg_args t = { 0 }, a = { 0 };
+	int r;
+
+	/* Keep the newest max_per_device - 1, then add this one. */
+	arg_text(&t, x->device);
+	arg_u64(&t, x->max_per_device - 1);
+	arg_blob(&a, x->token_hash, 32);
+	arg_text(&a, x->device);
+	arg_text(&a, x->account);
+	arg_u64(&a, x->expires);
+	if ((r = device_xlock(c, PG_LOCK_SESSIONS, x->device, e)) != 0 ||
+	    (r = pg_run(c, STMT_SESSIONS_TRIM, &t, NULL, e,
+	    "ending old sessions")) != 0)
+		return r;
+	if ((r = pg_run(c, STMT_SESSION_INSERT, &a, NULL, e,
+	    "storing a session")) == ERR_EXISTS)
+		r = err_set(e, ERR_IO, "database error while storing a "
+		    "session: its token is taken");
+	return r;
+}
+
+static int
+pg_session_put(struct dir_store *s, const uint8_t token_hash[32],
+    const char *device, const char *account, uint64_t expires,
+    unsigned int max_per_device, struct err_ctx *e)
+{
+	struct session_put x = { token_hash, device, account, expires,
+	    max_per_device };
+
+	if (max_per_device == 0)
+		return err_set(e, ERR_INVALID_ARG, "no sessions allowed");
+	return pg_tx(to_pg(s), BEGIN_WRITE, session_put_body, &x, 1, e);
+}
+
+static int
+pg_session_get(struct dir_store *s, const uint8_t token_hash[32],
+    uint64_t now, struct dir_session_info *out, struct err_ctx *e)
+{
+	struct pg_store *st = to_pg(s);
+	struct pg_args a = { 0 };
+	struct pg_conn *c;
+	PGresult *res = NULL;
+	int r;
+
+	arg_blob(&a, token_hash, 32);
+	arg_u64(&a, now > INT64_MAX ? INT64_MAX : now);
+	if ((r = conn_get(st, &c, e)) != 0)
+		return r;
+	r = pg_row(c, STMT_SESSION_GET, &a, &res, e, "reading a session");
+	conn_put(st, c);
+	if (r == ERR_NOT_FOUND)
+		return err_set(e, ERR_NOT_FOUND, "session unknown or expired");
+	if (r != 0)
+		return r;
+	memset(out, 0, sizeof(*out));
+	snprintf(out->device, sizeof(out->device), "%s", col_text(res, 0, 0));
+	snprintf(out->account, sizeof(out->account), "%s",
+	    col_text(res, 0, 1));
+	out->expires = col_u64(res, 0, 2);
+	PQclear(res);
+	return 0;
+}
+
+static int
+pg_nonce_use(struct dir_store *s, const char *device, const uint8_t *nonce,
+    size_t nonce_len, uint64_t expires, struct err_ctx *e)
+{
+	struct pg_store *st = to_pg(s);
+	struct pg_args a = { 0 };
+	struct pg_conn *c;
+	int r;
+
+	arg_text(&a, device);
+	arg_blob(&a, nonce, nonce_len);
+	arg_u64(&a, expires);
+	if ((r = conn_get(st, &c, e)) != 0)
+		return r;
+	/* The key makes it single-use across every process. */
+	if ((r = pg_run(c, STMT_NONCE_INSERT, &a, NULL, e,
+	    "storing a nonce")) == ERR_EXISTS)
+		r = err_set(e, ERR_REPLAY, "this login nonce was used before: "
+		    "make a new random nonce for every login");
+	conn_put(st, c);
+	return r;
+}
+
+static int
+purge_body(struct pg_conn *c, void *arg, struct err_ctx *e)
+{
+	struct pg_args a = { 0 };
+	int r;
+
+	arg_u64(&a, *(const uint64_t *)arg);
+	if ((r = pg_run(c, STMT_SESSIONS_PURGE, &a, NULL, e,
+	    "purging sessions")) != 0)
+		return r;
+	return pg_run(c, STMT_NONCES_PURGE, &a, NULL, e, "purging nonces");
+}
+
+static int
+pg_purge(struct dir_store *s, uint64_t now, struct err_ctx *e)
+{
+	uint64_t t = now > INT64_MAX ? INT64_MAX : now;
+
+	return pg_tx(to_pg(s), BEGIN_WRITE, purge_body, &t, 1, e);
+}
+
+struct message_put {
+	const char *sender;
+	const uint8_t *msg_id;
+	size_t msg_id_len;
+	const char *envelope;
+	const char *const *devices;
+	size_t n;
+	const struct dir_queue_limits *lim;
+	const size_t *order;            /* devices in lock order */
+};
+
+/*
+ * Inside message_put's transaction, holding device's queue lock: queues
+ * message id (size bytes) for device after checking the limits, and
+ * counts it against the quota of the device's account.
+ */
+static int
+queue_one(struct pg_conn *c, const struct message_put *x, const char *device,
+    uint64_t id, uint64_t size, struct err_ctx *e)
+{
+	const struct dir_queue_limits *lim = x->lim;
+	char account[DIR_ACCOUNT_MAX + 1];
+	struct pg_args a = { 0 }, fs = { 0 }, q = { 0 }, ins = { 0 },
+	    u = { 0 };
+	PGresult *res = NULL;
+	uint64_t n;
+	int r, has_account = 0;
+
+	arg_text(&a, device);
+	if ((r = pg_row(c, STMT_DEVICE_ACCOUNT, &a, &res, e,
+	    "reading a device")) == 0) {
+		snprintf(account, sizeof(account), "%s", col_text(res, 0, 0));
+		has_account = 1;
+		PQclear(res);
+	} else if (r != ERR_NOT_FOUND) {
+		return r;
+	}
+
+	arg_text(&fs, device);
+	arg_text(&fs, x->sender);
+	if ((r = pg_u64(c, STMT_QUEUE_FROM_SENDER, &fs, &n, e,
+	    "counting a sender's messages")) != 0)
+		return r;
+	if (n >= lim->max_per_sender) {
+		if (has_account)
+			return err_set(e, ERR_FAIR_SHARE, "device %.16s of "
+			    "'%s' already holds %llu unread messages from "
+			    "this device, the most one sender may queue "
+			    "there: wait until it reads them", device,
+			    account, (unsigned long long)n);
+		return err_set(e, ERR_FAIR_SHARE, "device %.16s already "
+		    "holds %llu unread messages from this device, the most "
+		    "one sender may queue there: wait until it reads them",
+		    device, (unsigned long long)n);
+	}
+	arg_text(&q, device);
+	if ((r = pg_u64(c, STMT_QUEUE_COUNT, &q, &n, e,
+	    "counting a queue")) != 0)
+		return r;
+	if (n >= lim->max_queue)
+		return err_set(e, ERR_TOO_LARGE, "the queue of device %.16s "
+		    "is full (%u messages): it must fetch and acknowledge "
+		    "first", device, lim->max_queue);
+
+	arg_text(&ins, device);
+	arg_u64(&ins, id);
+	arg_text(&ins, x->sender);
+	arg_text(&ins, has_account ? account : NULL);
+	arg_u64(&ins, size);
+	if ((r = pg_run(c, STMT_QUEUE_INSERT, &ins, NULL, e,
+	    "queueing a message")) != 0 || !has_account)
+		return r;
+
+	arg_text(&u, account);
+	arg_u64(&u, size);
+	if ((r = pg_u64(c, STMT_USAGE_ADD, &u, &n, e,
+	    "counting an account's usage")) != 0)
+		return r;
+	if (n > lim->quota_bytes)
+		return err_set(e, ERR_QUOTA, "account '%s' has no room for "
+		    "this message: with it, the messages queued for its "
+		    "devices would take more than its quota of %llu bytes; "
+		    "try again when its devices have read their messages",
+		    account, (unsigned long long)lim->quota_bytes);
+	return 0;
+}
+
+static int
+message_put_body(struct pg_conn *c, void *arg, struct err_ctx *e)
+{
+	const struct message_put *x = arg;
+	struct pg_args a = { 0 };
+	PGresult *res = NULL;
+	uint64_t id, size = (uint64_t)strlen(x->envelope);
+	size_t i;
+	int r;
+
+	arg_text(&a, x->sender);
+	arg_blob(&a, x->msg_id, x->msg_id_len);
+	arg_text(&a, x->envelope);
+	arg_u64(&a, x->n);
+	if ((r = pg_row(c, STMT_MESSAGE_INSERT, &a, &res, e,
+	    "storing a message")) == ERR_EXISTS)
+		return err_set(e, ERR_EXISTS, "this device already posted a "
+		    "message with this id");
+	if (r == ERR_NOT_FOUND)
+		return err_set(e, ERR_IO, "database error while storing a "
+		    "message: no id");
+	if (r != 0)
+		return r;
+	id = col_u64(res, 0, 0);
+	PQclear(res);
+	/* The queue locks in one order everywhere, so two messages to the
+	 * same devices do not deadlock. */
+	for (i = 0; i < x->n; i++) {
+		if ((r = device_xlock(c, PG_LOCK_QUEUE,
+		    x->devices[x->order[i]], e)) != 0)
+			return r;
+	}
+	for (i = 0; i < x->n; i++) {
+		if ((r = queue_one(c, x, x->devices[i], id, size, e)) != 0)
+			return r;
+	}
+	return 0;
+}
+
+/* qsort_r() comparison of two indexes into the devices array. */
+static int
+order_cmp(const void *a, const void *b, void *arg)
+{
+	const char *const *devices = arg;
+
+	return strcmp(devices[*(const size_t *)a], devices[*(const size_t *)b]);
+}
+
+static int
+pg_message_put(struct dir_store *s, const char *sender_device,
+    const uint8_t *msg_id, size_t msg_id_len, const char *envelope,
+    const char *const *devices, size_t n, const struct dir_queue_limits *lim,
+    struct err_ctx *e)
+{
+	struct message_put x = { sender_device, msg_id, msg_id_len, envelope,
+	    devices, n, lim, NULL };
+	size_t *order, i;
+	int r;
+
+	return_val_if_fail(lim != NULL, ERR_INVALID_ARG);
+	if ((order = calloc(n > 0 ? n : 1, sizeof(*order))) == NULL)
+		return err_set(e, ERR_ALLOC, "out of memory");
+	for (i = 0; i < n; i++)
+		order[i] = i;
+	qsort_r(order, n, sizeof(*order), order_cmp, (void *)devices);
+	x.order = order;
+	r = pg_tx(to_pg(s), BEGIN_WRITE, message_put_body, &x, 1, e);
+	free(order);
+	return r;
+}
+
+static int
+pg_inbox_get(struct dir_store *s, const char *device, uint64_t after,
+    unsigned int limit, size_t max_bytes, dir_queue_cb cb, void *arg,
+    struct err_ctx *e)
+{
+	struct pg_store *st = to_pg(s);
+	struct pg_args a = { 0 };
+	struct pg_conn *c;
+	PGresult *res = NULL;
+	size_t total = 0, len;
+	int r, i;
+
+	arg_text(&a, device);
+	arg_u64(&a, after > INT64_MAX ? INT64_MAX : after);
+	arg_u64(&a, limit);
+	if ((r = conn_get(st, &c, e)) != 0)
+		return r;
+	r = pg_run(c, STMT_INBOX_GET, &a, &res, e, "reading the inbox");
+	conn_put(st, c);
+	if (r != 0)
+		return r;
+	for (i = 0; i < PQntuples(res) && r == 0; i++) {
+		len = (size_t)PQgetlength(res, i, 1);
+		if (i > 0 && (total + len < total || total + len > max_bytes))
+			break;
+		total += len;
+		r = cb(arg, col_u64(res, i, 0), col_text(res, i, 1));
+	}
+	PQclear(res);
+	return r;
+}
+
+struct inbox_ack {
+	const char *device;
+	uint64_t upto;
+	uint64_t *removed;
+};
+
+static int
+inbox_ack_body(struct pg_conn *c, void *arg, struct err_ctx *e)
+{
+	const struct inbox_ack *x = arg;
+
+	return queue_drop(c, x->device, x->upto, x->removed, e);
+}
+
+static int
+pg_inbox_ack(struct dir_store *s, const char *device, uint64_t upto,
+    uint64_t *removed, struct err_ctx *e)
+{
+	struct inbox_ack x = { device, upto > INT64_MAX ? INT64_MAX : upto,
+	    removed };
+
+	return pg_tx(to_pg(s), BEGIN_WRITE, inbox_ack_body, &x, 1, e);
+}
+
+static int
+pg_account_usage(struct dir_store *s, const char *account, uint64_t *bytes,
+    struct err_ctx *e)
+{
+	struct pg_store *st = to_pg(s);
+	struct pg_args a = { 0 };
+	struct pg_conn *c;
+	int r;
+
+	arg_text(&a, account);
+	if ((r = conn_get(st, &c, e)) != 0)
+		return r;
+	r = pg_u64(c, STMT_USAGE_GET, &a, bytes, e,
+	    "reading an account's usage");
+	conn_put(st, c);
+	return r;
+}
+
+/*
+ * Describes the database of conninfo in where, for messages: its name
+ * and server, never its password.
+ */
+static void
+describe(const char *conninfo, char *where, size_t where_len)
+{
+	PQconninfoOption *opts, *o;
+	const char *db = NULL, *host = NULL, *port = NULL;
+
+	snprintf(where, where_len, "the configured database");
+	if ((opts = PQconninfoParse(conninfo, NULL)) == NULL)
+		return;
+	for (o = opts; o->keyword != NULL; o++) {
+		if (o->val == NULL || o->val[0] == '\0')
+			continue;
+		if (strcmp(o->keyword, "dbname") == 0)
+			db = o->val;
+		else if (strcmp(o->keyword, "host") == 0)
+			host = o->val;
+		else if (strcmp(o->keyword, "hostaddr") == 0 && host == NULL)
+			host = o->val;
+		else if (strcmp(o->keyword, "port") == 0)
+			port = o->val;
+	}
+	snprintf(where, where_len, "database '%.40s' on %.80s%s%.8s",
+	    db != NULL ? db : "(default)",
+	    host != NULL ? host : "the default server",
+	    port != NULL ? " port " : "", port != NULL ? port : "");
+	PQconninfoFree(opts);
+}
+
+/*
+ * On c, under the migration lock: brings the schema up to date.
+ * ERR_CONFIG for a database written by a newer devid-directory.
+ */
+static int
+schema_update(struct pg_conn *c, struct err_ctx *e)
+{
+	char sql[128];
+	uint64_t version;
+	size_t v;
+	int r;
+
+	if ((r = pg_simple(c, "BEGIN", e, "starting a transaction")) != 0)
+		return r;
+	if ((r = pg_simple(c, "CREATE TABLE IF NOT EXISTS schema_migrations "
+	    "(version bigint PRIMARY KEY, applied timestamptz NOT NULL "
+	    "DEFAULT now())", e, "creating the migrations table")) != 0 ||
+	    (r = pg_u64(c, STMT_SCHEMA_VERSION, NULL, &version, e,
+	    "reading the schema version")) != 0)
+		goto out;
+	if (version > SCHEMA_VERSION) {
+		r = err_set(e, ERR_CONFIG, "%s has schema version %llu, newer "
+		    "than the %zu this devid-directory knows: run the "
+		    "devid-directory that wrote it, or a newer one",
+		    c->store->where, (unsigned long long)version,
+		    (size_t)SCHEMA_VERSION);
+		goto out;
+	}
+	for (v = (size_t)version + 1; v <= SCHEMA_VERSION; v++) {
+		snprintf(sql, sizeof(sql), "INSERT INTO schema_migrations"
+		    "(version) VALUES (%zu)", v);
+		if ((r = pg_simple(c, migrations[v - 1], e,
+		    "updating the schema")) != 0 ||
+		    (r = pg_simple(c, sql, e, "recording a migration")) != 0)
+			goto out;
+	}
+	r = pg_simple(c, "COMMIT", e, "committing the schema");
+ out:
+	if (r != 0)
+		tx_rollback(c);
+	return r;
+}
+
+static const struct dir_store_ops pg_ops = {
+	.name = "postgresql",
+	.close = pg_close,
+	.health = pg_health,
+	.account_create = pg_account_create,
+	.account_get = pg_account_get,
+	.account_list = pg_account_list,
+	.log_tail = pg_log_tail,
+	.log_events = pg_log_events,
+	.log_append_add = pg_log_append_add,
+	.log_append_revoke = pg_log_append_revoke,
+	.device_get = pg_device_get,
+	.devices_active = pg_devices_active,
+	.session_put = pg_session_put,
+	.session_get = pg_session_get,
+	.nonce_use = pg_nonce_use,
+	.purge = pg_purge,
+	.message_put = pg_message_put,
+	.inbox_get = pg_inbox_get,
+	.inbox_ack = pg_inbox_ack,
+	.account_usage = pg_account_usage,
+};
+
+int
+dir_store_pg_open(const char *uri, struct dir_store **out, struct err_ctx *e)
+{
+	struct pg_store *st = NULL;
+	struct pg_conn *c = NULL;
+	char *errmsg = NULL, lock[96], msg[256];
+	PQconninfoOption *opts;
+	int r = ERR_INTERNAL;
+
+	return_val_if_fail(uri != NULL && out != NULL, ERR_INVALID_ARG);
+	if ((opts = PQconninfoParse(uri, &errmsg)) == NULL) {
+		/* libpq's message quotes no value of the string. */
+		msg_line(errmsg, msg, sizeof(msg));
+		PQfreemem(errmsg);
+		return err_set(e, ERR_CONFIG, "not a PostgreSQL connection "
+		    "string: %s", msg[0] != '\0' ? msg : "out of memory");
+	}
+	PQconninfoFree(opts);
+	if ((st = calloc(1, sizeof(*st))) == NULL ||
+	    (st->conninfo = strdup(uri)) == NULL) {
+		free(st);
+		return err_set(e, ERR_ALLOC, "out of memory");
+	}
+	st->head.ops = &pg_ops;
+	describe(uri, st->where, sizeof(st->where));
+	if (pthread_mutex_init(&st->lock, NULL) != 0) {
+		free(st->conninfo);
+		free(st);
+		return err_set(e, ERR_INTERNAL, "cannot create a mutex");
+	}
+	if ((r = conn_open(st, &c, e)) != 0)
+		goto out;
+	/* Several processes may start at once: one migrates, the others
+	 * wait and then find the schema up to date. */
+	snprintf(lock, sizeof(lock), "SELECT pg_advisory_lock(%d)",
+	    PG_MIGRATION_LOCK);
+	if ((r = pg_simple(c, lock, e, "waiting for the migration lock")) != 0)
+		goto out;
+	r = schema_update(c, e);
+	snprintf(lock, sizeof(lock), "SELECT pg_advisory_unlock(%d)",
+	    PG_MIGRATION_LOCK);
+	if (r == 0)
+		r = pg_simple(c, lock, e, "releasing the migration lock");
+	if (r != 0)
+		goto out;
+	conn_put(st, c);
+	c = NULL; /* transferred */
+	*out = &st->head;
+	st = NULL; /* transferred */
+	r = 0;
+ out:
+	/* Closing the connection also releases the session's lock. */
+	conn_free(c);
+	pg_close(st != NULL ? &st->head : NULL);
+	return r;
+}
