@@ -5,8 +5,10 @@
  * log rules of section 3 through acctlog_state_apply()) and only then
  * asks the store for one transactional change; a refusal never reaches
  * the store.  Long-poll handlers register the key they watch before they
- * read, and are called again by the server when it changes.  Appending
- * to an account's log and signing its heads are in dir-account.c.
+ * read, and are called again by the server when it changes: after this
+ * server's own change, or another process's that the store reports
+ * (changed()).  Appending to an account's log and signing its heads are
+ * in dir-account.c.
  */
 #include "config.h"
 
@@ -141,6 +143,7 @@ dir_api_clear(struct dir_api *api)
 {
 	if (api == NULL)
 		return;
+	dir_api_watch_stop(api);
 	pthread_mutex_destroy(&api->purge_lock);
 	pthread_mutex_destroy(&api->head_lock);
 	free(api->heads);
@@ -194,6 +197,72 @@ notify(struct dir_api *api, const char *prefix, const char *name)
 
 	snprintf(key, sizeof(key), "%.7s:%.128s", prefix, name);
 	dir_server_notify(api->srv, key);
+}
+
+/*
+ * After a change was committed, by this server or by another process on
+ * the same database: forgets what the caches hold about it and wakes the
+ * long-polls that wait for it.  The log's cached tail was forgotten
+ * already when this server appended (dir-account.c does it before
+ * anything else); forgetting it again costs nothing.
+ */
+static void
+changed(struct dir_api *api, enum dir_change what, const char *name)
+{
+	switch (what) {
+	case DIR_CHANGE_LOG:
+		dir_cache_log_changed(api->cache, name);
+		notify(api, "log", name);
+		break;
+	case DIR_CHANGE_INBOX:
+		notify(api, "inbox", name);
+		break;
+	case DIR_CHANGE_DEVICE:
+		/* Revoked: its sessions ended, and a long-poll of its inbox
+		 * learns that at once. */
+		dir_cache_device_changed(api->cache, name);
+		notify(api, "inbox", name);
+		break;
+	case DIR_CHANGE_ALL:
+		dir_cache_forget_all(api->cache);
+		dir_server_notify_all(api->srv);
+		break;
+	}
+}
+
+/* The store's dir_change_cb: a change another process committed. */
+static void
+on_store_change(void *arg, enum dir_change what, const char *name)
+{
+	struct dir_api *api = arg;
+
+	if (what == DIR_CHANGE_ALL)
+		dir_log("listening for changes made by other instances; "
+		    "every long-poll reads again");
+	changed(api, what, name);
+}
+
+int
+dir_api_watch_start(struct dir_api *api, struct err_ctx *e)
+{
+	int r;
+
+	if (api->store->ops->watch == NULL || api->watching)
+		return 0;
+	if ((r = api->store->ops->watch(api->store, on_store_change, api,
+	    e)) != 0)
+		return r;
+	api->watching = 1;
+	return 0;
+}
+
+void
+dir_api_watch_stop(struct dir_api *api)
+{
+	if (!api->watching)
+		return;
+	(void)api->store->ops->watch(api->store, NULL, NULL, NULL);
+	api->watching = 0;
 }
 
 /* The decimal query argument name in [min, max]; absent gives def. */
@@ -274,7 +343,7 @@ dir_api_add_device(struct dir_api *api, const struct devrec *rec,
 	if (r != 0)
 		goto out;
 	if (api->srv != NULL)
-		notify(api, "log", rec->account);
+		changed(api, DIR_CHANGE_LOG, rec->account);
 	if (head != NULL && (r = dir_account_sign_head(api, rec->account,
 	    ev.seq, ev.hash, now, head, e)) != 0)
 		goto out;
@@ -1090,7 +1159,8 @@ handle_revoke(struct dir_api *api, struct dir_request *rq,
 	}
 	if (r != 0)
 		goto fail;
-	notify(api, "log", account);
+	changed(api, DIR_CHANGE_LOG, account);
+	changed(api, DIR_CHANGE_DEVICE, device);
 	if (dir_account_head_json(api, account, ev.seq, ev.hash, now_s(), &hj,
 	    &e) != 0)
 		goto fail;
@@ -1242,7 +1312,7 @@ handle_message(struct dir_api *api, struct dir_request *rq)
 	    sizeof(env->id), text, devs, env->n_recipients, &qlim, &e) != 0)
 		goto fail;
 	for (i = 0; i < env->n_recipients; i++)
-		notify(api, "inbox", devs[i]);
+		changed(api, DIR_CHANGE_INBOX, devs[i]);
 	if (b64url_encode(env->id, sizeof(env->id), &id_b64) != 0) {
 		err_set(&e, ERR_ALLOC, "out of memory");
 		goto fail;

@@ -68,6 +68,7 @@ struct dir_api {
 	pthread_mutex_t head_lock;
 	struct dir_head_cache *heads; /* signed heads (dir-account.h) */
 	struct dir_cache *cache;     /* sessions, log tails, event pages */
+	int watching;                /* hears of other processes' changes */
 };
 
 /*
@@ -80,6 +81,19 @@ int dir_api_init(struct dir_api *api, const struct dir_api_config *cfg,
     struct dir_store *store, struct dir_key *key);
 void dir_api_clear(struct dir_api *api);
 void dir_api_set_server(struct dir_api *api, struct dir_server *srv);
+
+/*
+ * Starts hearing of the changes other directory processes make to the
+ * same database (the store's watch operation; nothing for a store
+ * without one): they wake long-polls and end cached state exactly as the
+ * server's own changes do, and a lost connection to them wakes every
+ * long-poll and empties the caches.  Call it after dir_api_set_server();
+ * call dir_api_watch_stop() before dir_server_stop() (it returns once
+ * no wake-up runs or will run; not watching is fine).  0, or the store's
+ * error.
+ */
+int dir_api_watch_start(struct dir_api *api, struct err_ctx *e);
+void dir_api_watch_stop(struct dir_api *api);
 
 /* The dir_handler_fn: arg is the struct dir_api *. */
 void dir_api_handle(void *arg, struct dir_request *rq);

@@ -237,6 +237,28 @@ dir_cache_log_changed(struct dir_cache *c, const char *account)
 	pthread_mutex_unlock(&c->lock[i % STRIPES]);
 }
 
+void
+dir_cache_forget_all(struct dir_cache *c)
+{
+	size_t i;
+
+	epoch_raise(&c->session_epoch);
+	epoch_raise(&c->log_epoch);
+	for (i = 0; i < DIR_CACHE_SESSION_SLOTS; i++) {
+		pthread_mutex_lock(&c->lock[i % STRIPES]);
+		if (c->sessions[i].used) {
+			crypto_wipe(&c->sessions[i], sizeof(c->sessions[i]));
+			c->sessions[i].used = 0;
+		}
+		pthread_mutex_unlock(&c->lock[i % STRIPES]);
+	}
+	for (i = 0; i < DIR_CACHE_TAIL_SLOTS; i++) {
+		pthread_mutex_lock(&c->lock[i % STRIPES]);
+		c->tails[i].used = 0;
+		pthread_mutex_unlock(&c->lock[i % STRIPES]);
+	}
+}
+
 /* --- pages --- */
 
 static size_t

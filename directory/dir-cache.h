@@ -18,6 +18,9 @@
  * Changes the server makes itself show at once: it tells the cache
  * (dir_cache_log_changed after an append, dir_cache_device_changed after
  * a login or a revocation of a device) before it answers or wakes anyone.
+ * So do appends and revocations of other directory processes on the same
+ * database, when the store reports them (dir-store.h, watch), and
+ * dir_cache_forget_all when the store may have missed some.
  * A reader that missed takes an epoch before it reads the database and
  * stores what it read only if no change was announced since, so a value
  * read just before a change never lands in the cache after it.
@@ -72,6 +75,13 @@ void dir_cache_tail_put(struct dir_cache *c, const char *account,
     uint64_t seq, const uint8_t hash[32], uint64_t epoch, uint64_t now_ms);
 /* Announces an append to account's log: its tail is forgotten. */
 void dir_cache_log_changed(struct dir_cache *c, const char *account);
+
+/*
+ * Forgets every session and every tail: anything may have changed (the
+ * directory lost track of another process's changes).  Pages stay: the
+ * events up to a tail never change.
+ */
+void dir_cache_forget_all(struct dir_cache *c);
 
 /*
  * Appends the cached events text of (account, since, upto) to b: 0 when

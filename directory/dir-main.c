@@ -28,6 +28,7 @@
 #include "dir-auth.h"
 #include "dir-key.h"
 #include "dir-log.h"
+#include "dir-migrate.h"
 #include "dir-net.h"
 #include "dir-pool.h"
 #include "dir-server.h"
@@ -53,6 +54,9 @@ usage(FILE *f)
 "  account show NAME     print an account's log and its current devices\n"
 "  key                   print the head-signing key's directory id and\n"
 "                        fingerprint (creating the key file if needed)\n"
+"  migrate --from FILE --to URI\n"
+"                        copy a SQLite directory into an empty PostgreSQL\n"
+"                        database and verify every account log there\n"
 "\n"
 "Common options:\n"
 "  -d, --db PATH|URI         SQLite database file (created when missing),\n"
@@ -110,6 +114,14 @@ usage(FILE *f)
 "      --ready-file FILE     write the bound ADDR:PORT to FILE once serving\n"
 "      --quiet               no log line per request\n"
 "\n"
+"migrate options:\n"
+"      --from FILE           the SQLite database to copy (only read)\n"
+"      --to URI              the PostgreSQL database: postgresql://...\n"
+"                            (the password from PGPASSFILE or a service\n"
+"                            file); it must hold no data.  Stop every\n"
+"                            serve on FILE first; sessions are not\n"
+"                            copied (devices log in again)\n"
+"\n"
 "account add options:\n"
 "      --password-file FILE  read the password from the first line of FILE\n"
 "                            (mode 0600: one that others may read is refused)\n"
@@ -145,6 +157,8 @@ enum {
 	OPT_BEHIND_PROXY,
 	OPT_MAX_QUEUE_PER_SENDER,
 	OPT_ACCOUNT_QUOTA,
+	OPT_FROM,
+	OPT_TO,
 };
 
 static const struct option long_opts[] = {
@@ -178,6 +192,8 @@ static const struct option long_opts[] = {
 	{ "max-queue-per-sender", required_argument, NULL,
 	    OPT_MAX_QUEUE_PER_SENDER },
 	{ "account-quota", required_argument, NULL, OPT_ACCOUNT_QUOTA },
+	{ "from", required_argument, NULL, OPT_FROM },
+	{ "to", required_argument, NULL, OPT_TO },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -190,6 +206,7 @@ struct options {
 	const char *tls_key;
 	const char *ready_file;
 	const char *password_file;
+	const char *from, *to;          /* migrate */
 	int quiet;
 	int behind_proxy;
 	unsigned int rate, burst, threads, max_connections;
@@ -327,6 +344,12 @@ parse_options(int argc, char **argv, struct options *o)
 		case OPT_ACCOUNT_QUOTA:
 			o->api.account_quota = number_arg("account-quota",
 			    optarg, 1, INT64_MAX);
+			break;
+		case OPT_FROM:
+			o->from = optarg;
+			break;
+		case OPT_TO:
+			o->to = optarg;
 			break;
 		default:
 			fprintf(stderr, "Try '" PROG " --help'.\n");
@@ -584,6 +607,10 @@ cmd_serve(struct options *o)
 		goto out;
 	}
 	dir_api_set_server(&api, srv);
+	if (dir_api_watch_start(&api, &e) != 0) {
+		fprintf(stderr, PROG ": %s\n", err_msg(&e));
+		goto out;
+	}
 	dir_log(PROG " " PACKAGE_VERSION " listening on %s (%s), database "
 	    "%s, open sign-up %s", dir_server_address(srv),
 	    o->tls_cert != NULL ? "HTTPS" : "plain HTTP", db_shown(o),
@@ -598,6 +625,9 @@ cmd_serve(struct options *o)
 	dir_log("signal %d: draining requests and stopping", sig);
 	ret = 0;
  out:
+	/* Nothing may wake a request of the server once it is gone. */
+	if (api_ok)
+		dir_api_watch_stop(&api);
 	dir_server_stop(srv);
 	if (api_ok)
 		dir_api_clear(&api);
@@ -898,6 +928,33 @@ cmd_key(struct options *o)
 	return 0;
 }
 
+static int
+cmd_migrate(const struct options *o)
+{
+	struct err_ctx e;
+	struct dir_migrate_counts n;
+
+	err_clear(&e);
+	if (o->from == NULL || o->to == NULL) {
+		fprintf(stderr, PROG ": migrate needs --from FILE (a SQLite "
+		    "database) and --to postgresql://...\n");
+		return 2;
+	}
+	if (db_is_pg(o->from) || !db_is_pg(o->to)) {
+		fprintf(stderr, PROG ": migrate copies from a SQLite file "
+		    "(--from) to PostgreSQL (--to postgresql://...)\n");
+		return 2;
+	}
+	if (dir_migrate_run(o->from, o->to, &n, &e) != 0) {
+		fprintf(stderr, PROG ": migrate: %s\n", err_msg(&e));
+		return 1;
+	}
+	printf("%" PRIu64 " accounts, %" PRIu64 " events, %" PRIu64 " queued "
+	    "messages copied; every log verifies\n", n.accounts, n.events,
+	    n.queued);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -944,6 +1001,8 @@ main(int argc, char **argv)
 		ret = cmd_serve(&o);
 	} else if (strcmp(cmd, "key") == 0) {
 		ret = cmd_key(&o);
+	} else if (strcmp(cmd, "migrate") == 0) {
+		ret = cmd_migrate(&o);
 	} else if (strcmp(cmd, "account") == 0) {
 		if (need_db(&o) != 0)
 			ret = 2;

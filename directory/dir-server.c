@@ -599,6 +599,26 @@ dir_server_notify(struct dir_server *srv, const char *key)
 	pthread_mutex_unlock(&srv->wait_lock);
 }
 
+void
+dir_server_notify_all(struct dir_server *srv)
+{
+	struct dir_request *rq;
+
+	if (srv == NULL)
+		return;
+	pthread_mutex_lock(&srv->wait_lock);
+	for (rq = srv->waiters; rq != NULL; rq = rq->wnext) {
+		if (rq->key == NULL)
+			continue;
+		rq->woken = 1;
+		if (rq->suspended) {
+			rq->suspended = 0;
+			MHD_resume_connection(rq->conn);
+		}
+	}
+	pthread_mutex_unlock(&srv->wait_lock);
+}
+
 /*
  * Cuts every connection whose request did not arrive whole by its
  * deadline: shutdown(2) ends the stream, and libmicrohttpd closes the

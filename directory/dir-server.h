@@ -111,6 +111,13 @@ void dir_server_stop(struct dir_server *srv);
  */
 void dir_server_notify(struct dir_server *srv, const char *key);
 
+/*
+ * Wakes every request waiting on a key (held answers keep waiting for
+ * their delay): for when the changes are not known one by one.  Safe
+ * from any thread; NULL is fine.
+ */
+void dir_server_notify_all(struct dir_server *srv);
+
 /* --- request accessors, valid during a handler call --- */
 
 const char *dir_request_method(const struct dir_request *rq);

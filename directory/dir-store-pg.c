@@ -36,9 +36,25 @@
  * The schema is a list of numbered migrations recorded in
  * schema_migrations, applied at open under an advisory lock so that
  * several processes starting together do not race.
+ *
+ * Changes across processes: a write that another process's long-polls or
+ * caches must hear of sends pg_notify() on the channel "devid" inside its
+ * transaction, so the notification goes out on commit and never for a
+ * rollback.  Its payload is "INSTANCE KIND NAMES": the random id of the
+ * sending store (a store ignores its own: it woke its waiters itself),
+ * then "log ACCOUNT" (the account's log grew), "inbox DEVICE..." (those
+ * devices' queues grew; at most PG_NOTIFY_DEVICES per notification) or
+ * "device DEVICE" (revoked: its sessions ended).  watch() starts a thread
+ * with a connection of its own that LISTENs on the channel; every time it
+ * (re)connects it reports DIR_CHANGE_ALL, since whatever committed while
+ * it was away was not heard.  Anyone who may connect to the database may
+ * notify on the channel, so a payload is checked like any input and one
+ * that does not parse is dropped.
  */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -46,9 +62,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 
+#include "codec.h"
+#include "crypto.h"
+#include "devrec.h"
 #include "dir-store.h"
 #include "errors.h"
 
@@ -65,6 +85,18 @@
 #define PG_LOCK_SESSIONS 1
 #define PG_LOCK_QUEUE 2
 #define PG_PARAMS_MAX 8
+/* The notification channel and the bounds of one payload (PostgreSQL
+ * takes up to 8000 bytes). */
+#define PG_CHANNEL "devid"
+#define PG_NOTIFY_DEVICES 100
+#define PG_PAYLOAD_MAX (16 + 8 + PG_NOTIFY_DEVICES * (DIR_DEVICE_HEX + 1))
+#define PG_INSTANCE_HEX 16
+/* The listening connection: pauses between attempts to connect (doubling
+ * up to the maximum), and TCP keepalives so that a peer gone silent is
+ * noticed. */
+#define PG_WATCH_PAUSE_MIN_MS 100
+#define PG_WATCH_PAUSE_MAX_MS 5000
+#define PG_WATCH_CONNECT_MS 10000
 
 enum stmt_id {
 	STMT_SCHEMA_VERSION,
@@ -102,6 +134,7 @@ enum stmt_id {
 	STMT_DROP_REFS,
 	STMT_DROP_QUEUE,
 	STMT_MESSAGES_GC,
+	STMT_NOTIFY,
 	STMT_COUNT
 };
 
@@ -203,6 +236,7 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	[STMT_DROP_QUEUE] = "DELETE FROM queue WHERE device = $1::text AND "
 	    "seq <= $2::bigint",
 	[STMT_MESSAGES_GC] = "DELETE FROM messages WHERE refs <= 0",
+	[STMT_NOTIFY] = "SELECT pg_notify('" PG_CHANNEL "', $1::text)",
 };
 
 /*
@@ -287,6 +321,13 @@ struct pg_store {
 	struct pg_conn *free;
 	uint64_t down_until_ms;         /* no new attempt before (monotonic) */
 	char down_msg[256];             /* why the last attempt failed */
+	char instance[PG_INSTANCE_HEX + 1]; /* names this store's payloads */
+	/* watch(): only the thread that calls watch changes these. */
+	int watching;
+	pthread_t watcher;
+	int stop_fd[2];                 /* a byte written here stops it */
+	dir_change_cb cb;
+	void *cb_arg;
 };
 
 /* Parameters of one statement, in text format except byte strings. */
@@ -298,6 +339,8 @@ struct pg_args {
 	char num[PG_PARAMS_MAX][24];
 	int bad;                        /* a value that cannot be sent */
 };
+
+static void watch_stop(struct pg_store *st);
 
 static struct pg_store *
 to_pg(struct dir_store *s)
@@ -728,6 +771,7 @@ pg_close(struct dir_store *s)
 
 	if (st == NULL)
 		return;
+	watch_stop(st);
 	for (c = st->free; c != NULL; c = next) {
 		next = c->next;
 		conn_free(c);
@@ -955,6 +999,44 @@ event_insert(struct pg_conn *c, const struct dir_event_row *ev,
 	return r;
 }
 
+/*
+ * Inside a write's transaction: tells the other processes, on commit,
+ * that kind ("log", "inbox" or "device") changed for names[0..n), at
+ * most PG_NOTIFY_DEVICES names to a notification (see the top).
+ */
+static int
+notify_change(struct pg_conn *c, const char *kind, const char *const *names,
+    size_t n, struct err_ctx *e)
+{
+	char payload[PG_PAYLOAD_MAX + 1];
+	struct pg_args a;
+	size_t i = 0, k, len, nl;
+	int r;
+
+	while (i < n) {
+		len = (size_t)snprintf(payload, sizeof(payload), "%s %s",
+		    c->store->instance, kind);
+		for (k = 0; k < PG_NOTIFY_DEVICES && i < n; k++, i++) {
+			nl = strlen(names[i]);
+			if (len + 1 + nl >= sizeof(payload)) {
+				if (k == 0)
+					return err_set(e, ERR_INTERNAL, "a "
+					    "name too long to announce");
+				break;
+			}
+			payload[len++] = ' ';
+			memcpy(payload + len, names[i], nl + 1);
+			len += nl;
+		}
+		memset(&a, 0, sizeof(a));
+		arg_text(&a, payload);
+		if ((r = pg_run(c, STMT_NOTIFY, &a, NULL, e,
+		    "announcing a change")) != 0)
+			return r;
+	}
+	return 0;
+}
+
 /* Inside log_append_add's transaction: dev may be added to account. */
 static int
 device_addable(struct pg_conn *c, const char *device, const char *account,
@@ -1021,7 +1103,9 @@ append_add_body(struct pg_conn *c, void *arg, struct err_ctx *e)
 		r = err_set(e, ERR_EXISTS, "device %.16s was registered "
 		    "meanwhile", dev->device);
 	PQclear(res);
-	return r;
+	if (r != 0)
+		return r;
+	return notify_change(c, "log", &ev->account, 1, e);
 }
 
 static int
@@ -1118,9 +1202,10 @@ append_revoke_body(struct pg_conn *c, void *arg, struct err_ctx *e)
 	    "revoking a device")) != 0 ||
 	    (r = exec_text(c, STMT_DEVICE_SESSIONS_END, x->device, e,
 	    "ending sessions")) != 0 ||
-	    (r = queue_drop(c, x->device, INT64_MAX, NULL, e)) != 0)
+	    (r = queue_drop(c, x->device, INT64_MAX, NULL, e)) != 0 ||
+	    (r = notify_change(c, "log", &x->ev->account, 1, e)) != 0)
 		return r;
-	return 0;
+	return notify_change(c, "device", &x->device, 1, e);
 }
 
 static int
@@ -1460,7 +1545,7 @@ message_put_body(struct pg_conn *c, void *arg, struct err_ctx *e)
 		if ((r = queue_one(c, x, x->devices[i], id, size, e)) != 0)
 			return r;
 	}
-	return 0;
+	return notify_change(c, "inbox", x->devices, x->n, e);
 }
 
 /* qsort_r() comparison of two indexes into the devices array. */
@@ -1644,6 +1729,253 @@ schema_update(struct pg_conn *c, struct err_ctx *e)
 	return r;
 }
 
+/* --- changes made by other processes (watch) --- */
+
+/*
+ * Waits until fd (none when negative) is ready for events, at most
+ * timeout_ms (negative: no limit): 1 when it is, 0 at the timeout, -1
+ * when the store is stopping the watch.
+ */
+static int
+watch_wait(struct pg_store *st, int fd, short events, int timeout_ms)
+{
+	struct pollfd p[2];
+	int n;
+
+	p[0].fd = st->stop_fd[0];
+	p[0].events = POLLIN;
+	p[1].fd = fd;
+	p[1].events = events;
+	for (;;) {
+		p[0].revents = p[1].revents = 0;
+		n = poll(p, fd >= 0 ? 2 : 1, timeout_ms);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 || p[0].revents != 0)
+			return -1;
+		return n > 0 ? 1 : 0;
+	}
+}
+
+/*
+ * Runs sql (no rows) on the listening connection db without blocking the
+ * stop: 0, or -1 when it failed, took longer than PG_WATCH_CONNECT_MS or
+ * the watch is stopping.
+ */
+static int
+watch_exec(struct pg_store *st, PGconn *db, const char *sql)
+{
+	PGresult *res;
+	int ok = 1;
+
+	if (!PQsendQuery(db, sql))
+		return -1;
+	for (;;) {
+		while (PQisBusy(db)) {
+			if (watch_wait(st, PQsocket(db), POLLIN,
+			    PG_WATCH_CONNECT_MS) != 1 || !PQconsumeInput(db))
+				return -1;
+		}
+		if ((res = PQgetResult(db)) == NULL)
+			break;
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			ok = 0;
+		PQclear(res);
+	}
+	return ok ? 0 : -1;
+}
+
+/*
+ * A new connection that LISTENs on the channel, or NULL when connecting
+ * failed or the watch is stopping.  Connects without blocking so that a
+ * stop never waits for an unreachable server.
+ */
+static PGconn *
+watch_connect(struct pg_store *st)
+{
+	/* The connection string comes last: what it sets wins. */
+	const char *const keys[] = { "fallback_application_name",
+	    "client_encoding", "keepalives", "keepalives_idle",
+	    "keepalives_interval", "keepalives_count", "dbname", NULL };
+	const char *const vals[] = { "devid-directory", "UTF8", "1", "30",
+	    "10", "3", st->conninfo, NULL };
+	PostgresPollingStatusType ps = PGRES_POLLING_WRITING;
+	uint64_t now, deadline = mono_ms() + PG_WATCH_CONNECT_MS;
+	PGconn *db;
+	int w;
+
+	if ((db = PQconnectStartParams(keys, vals, 1)) == NULL)
+		return NULL;
+	while (PQstatus(db) != CONNECTION_BAD && ps != PGRES_POLLING_FAILED) {
+		if (ps == PGRES_POLLING_OK) {
+			PQsetNoticeProcessor(db, notice_drop, NULL);
+			if (watch_exec(st, db, "LISTEN " PG_CHANNEL) != 0)
+				break;
+			return db;
+		}
+		if ((now = mono_ms()) >= deadline)
+			break;
+		w = watch_wait(st, PQsocket(db), ps == PGRES_POLLING_READING ?
+		    POLLIN : POLLOUT, (int)(deadline - now));
+		if (w < 0)
+			break;
+		if (w > 0)
+			ps = PQconnectPoll(db);
+	}
+	PQfinish(db);
+	return NULL;
+}
+
+static int
+is_lower_hex(const char *p, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		if (!((p[i] >= '0' && p[i] <= '9') ||
+		    (p[i] >= 'a' && p[i] <= 'f')))
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * Reports the change a payload describes (see the top), unless this store
+ * sent it or it does not parse.
+ */
+static void
+payload_dispatch(struct pg_store *st, const char *payload)
+{
+	char name[DIR_DEVICE_HEX + 1];
+	enum dir_change what;
+	const char *p = payload;
+	size_t len;
+
+	if (strlen(p) > PG_PAYLOAD_MAX || strlen(p) < PG_INSTANCE_HEX + 1 ||
+	    !is_lower_hex(p, PG_INSTANCE_HEX) || p[PG_INSTANCE_HEX] != ' ' ||
+	    strncmp(p, st->instance, PG_INSTANCE_HEX) == 0)
+		return;
+	p += PG_INSTANCE_HEX + 1;
+	if (strncmp(p, "log ", 4) == 0) {
+		p += 4;
+		if (strlen(p) <= DIR_ACCOUNT_MAX && devrec_account_valid(p))
+			st->cb(st->cb_arg, DIR_CHANGE_LOG, p);
+		return;
+	}
+	if (strncmp(p, "inbox ", 6) == 0) {
+		what = DIR_CHANGE_INBOX;
+		p += 6;
+	} else if (strncmp(p, "device ", 7) == 0) {
+		what = DIR_CHANGE_DEVICE;
+		p += 7;
+	} else {
+		return;
+	}
+	while (*p != '\0') {
+		len = strcspn(p, " ");
+		if (len != DIR_DEVICE_HEX || !is_lower_hex(p, len))
+			return;
+		memcpy(name, p, len);
+		name[len] = '\0';
+		st->cb(st->cb_arg, what, name);
+		p += len;
+		if (*p == ' ')
+			p++;
+	}
+}
+
+/*
+ * The watch thread: keeps one listening connection and reports what it
+ * hears.  After every (re)connection it reports DIR_CHANGE_ALL, since
+ * notifications sent while it was away are lost; between failed attempts
+ * it pauses, longer each time up to PG_WATCH_PAUSE_MAX_MS.
+ */
+static void *
+watch_main(void *arg)
+{
+	struct pg_store *st = arg;
+	PGconn *db = NULL;
+	PGnotify *n;
+	int pause_ms = PG_WATCH_PAUSE_MIN_MS;
+
+	for (;;) {
+		if (db == NULL) {
+			if ((db = watch_connect(st)) == NULL) {
+				if (watch_wait(st, -1, 0, pause_ms) < 0)
+					break;
+				pause_ms = pause_ms * 2 > PG_WATCH_PAUSE_MAX_MS ?
+				    PG_WATCH_PAUSE_MAX_MS : pause_ms * 2;
+				continue;
+			}
+			pause_ms = PG_WATCH_PAUSE_MIN_MS;
+			st->cb(st->cb_arg, DIR_CHANGE_ALL, NULL);
+		}
+		/* Those read meanwhile too (LISTEN's answer may bring some). */
+		while ((n = PQnotifies(db)) != NULL) {
+			if (strcmp(n->relname, PG_CHANNEL) == 0)
+				payload_dispatch(st, n->extra);
+			PQfreemem(n);
+		}
+		if (watch_wait(st, PQsocket(db), POLLIN, -1) < 0)
+			break;
+		if (!PQconsumeInput(db) || PQstatus(db) != CONNECTION_OK) {
+			/* Lost: reconnect, then everybody reads again. */
+			PQfinish(db);
+			db = NULL;
+		}
+	}
+	if (db != NULL)
+		PQfinish(db);
+	return NULL;
+}
+
+/* Stops the watch thread, if any, and waits for it. */
+static void
+watch_stop(struct pg_store *st)
+{
+	ssize_t n;
+
+	if (!st->watching)
+		return;
+	/* Never read: every wait of the thread sees it from now on. */
+	n = write(st->stop_fd[1], "", 1);
+	(void)n;
+	pthread_join(st->watcher, NULL);
+	close(st->stop_fd[0]);
+	close(st->stop_fd[1]);
+	st->watching = 0;
+	st->cb = NULL;
+	st->cb_arg = NULL;
+}
+
+static int
+pg_watch(struct dir_store *s, dir_change_cb cb, void *arg, struct err_ctx *e)
+{
+	struct pg_store *st = to_pg(s);
+
+	if (cb == NULL) {
+		watch_stop(st);
+		return 0;
+	}
+	if (st->watching)
+		return err_set(e, ERR_EXISTS, "already listening for changes");
+	if (pipe2(st->stop_fd, O_CLOEXEC) != 0)
+		return err_set(e, ERR_INTERNAL, "cannot make a pipe: %s",
+		    strerror(errno));
+	st->cb = cb;
+	st->cb_arg = arg;
+	if (pthread_create(&st->watcher, NULL, watch_main, st) != 0) {
+		close(st->stop_fd[0]);
+		close(st->stop_fd[1]);
+		st->cb = NULL;
+		st->cb_arg = NULL;
+		return err_set(e, ERR_INTERNAL, "cannot start the thread that "
+		    "listens for changes");
+	}
+	st->watching = 1;
+	return 0;
+}
+
 static const struct dir_store_ops pg_ops = {
 	.name = "postgresql",
 	.close = pg_close,
@@ -1665,6 +1997,7 @@ static const struct dir_store_ops pg_ops = {
 	.inbox_get = pg_inbox_get,
 	.inbox_ack = pg_inbox_ack,
 	.account_usage = pg_account_usage,
+	.watch = pg_watch,
 };
 
 int
@@ -1673,6 +2006,7 @@ dir_store_pg_open(const char *uri, struct dir_store **out, struct err_ctx *e)
 	struct pg_store *st = NULL;
 	struct pg_conn *c = NULL;
 	char *errmsg = NULL, lock[96], msg[256];
+	uint8_t rnd[PG_INSTANCE_HEX / 2];
 	PQconninfoOption *opts;
 	int r = ERR_INTERNAL;
 
@@ -1692,6 +2026,12 @@ dir_store_pg_open(const char *uri, struct dir_store **out, struct err_ctx *e)
 	}
 	st->head.ops = &pg_ops;
 	describe(uri, st->where, sizeof(st->where));
+	if (crypto_random(rnd, sizeof(rnd)) != 0) {
+		free(st->conninfo);
+		free(st);
+		return err_set(e, ERR_CRYPTO, "no random bytes");
+	}
+	hex_encode(rnd, sizeof(rnd), st->instance);
 	if (pthread_mutex_init(&st->lock, NULL) != 0) {
 		free(st->conninfo);
 		free(st);
@@ -1721,5 +2061,412 @@ dir_store_pg_open(const char *uri, struct dir_store **out, struct err_ctx *e)
 	/* Closing the connection also releases the session's lock. */
 	conn_free(c);
 	pg_close(st != NULL ? &st->head : NULL);
+	return r;
+}
+
+/* --- bulk copy: import (dir-store.h) --- */
+
+struct dir_import {
+	struct pg_store *st;
+	struct pg_conn *c;              /* inside the import's transaction */
+	struct dir_dump_sink sink;      /* arg: this import */
+};
+
+/* The tables an import fills, each checked empty first. */
+static const char *const import_tables[] = {
+	"accounts", "events", "devices", "sessions", "nonces", "messages",
+	"queue", "account_usage",
+};
+
+/*
+ * Runs sql (not prepared: an import runs each statement for many rows,
+ * once) with a on the import's connection; *out as pg_run().  A taken key
+ * is ERR_EXISTS with what in the message.
+ */
+static int
+import_exec(struct dir_import *imp, const char *sql, const struct pg_args *a,
+    PGresult **out, struct err_ctx *e, const char *what)
+{
+	struct pg_conn *c = imp->c;
+	PGresult *res;
+	ExecStatusType status;
+	int r;
+
+	if (a != NULL && a->bad != 0)
+		return err_set(e, a->bad, "a value out of range while %s",
+		    what);
+	if (conn_broken(c))
+		return pg_fail(c, NULL, e, what);
+	res = PQexecParams(c->db, sql, a != NULL ? a->n : 0, NULL,
+	    a != NULL ? a->v : NULL, a != NULL ? a->len : NULL,
+	    a != NULL ? a->fmt : NULL, 1);
+	status = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+	if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+		if ((r = pg_fail(c, res, e, what)) == ERR_EXISTS)
+			r = err_set(e, ERR_EXISTS, "database error while %s: "
+			    "the key is taken", what);
+		PQclear(res);
+		return r;
+	}
+	if (out != NULL)
+		*out = res;
+	else
+		PQclear(res);
+	return 0;
+}
+
+static int
+import_account(void *arg, const struct dir_dump_account *x,
+    struct err_ctx *e)
+{
+	struct pg_args a = { 0 };
+	char what[200];
+
+	arg_text(&a, x->name);
+	arg_text(&a, x->pw_hash);
+	arg_u64(&a, x->created);
+	snprintf(what, sizeof(what), "copying account '%.128s'", x->name);
+	return import_exec(arg, stmt_sql[STMT_ACCOUNT_INSERT], &a, NULL, e,
+	    what);
+}
+
+static int
+import_event(void *arg, const struct dir_event_row *ev, struct err_ctx *e)
+{
+	struct pg_args a = { 0 };
+	char what[200];
+
+	arg_text(&a, ev->account);
+	arg_u64(&a, ev->seq);
+	arg_u64(&a, ev->time);
+	arg_text(&a, ev->type);
+	arg_blob(&a, ev->prev, 32);
+	arg_blob(&a, ev->hash, 32);
+	arg_text(&a, ev->json);
+	snprintf(what, sizeof(what), "copying event %llu of '%.128s'",
+	    (unsigned long long)ev->seq, ev->account);
+	return import_exec(arg, stmt_sql[STMT_EVENT_INSERT], &a, NULL, e,
+	    what);
+}
+
+static int
+import_device(void *arg, const struct dir_dump_device *d, struct err_ctx *e)
+{
+	struct pg_args a = { 0 };
+	char what[200];
+
+	arg_text(&a, d->device);
+	arg_text(&a, d->account);
+	arg_text(&a, d->active ? "true" : "false");
+	arg_text(&a, d->record_json);
+	arg_blob(&a, d->sig_pub, d->sig_pub_len);
+	arg_u64(&a, d->added_time);
+	snprintf(what, sizeof(what), "copying device %.16s of '%.128s'",
+	    d->device, d->account);
+	return import_exec(arg, "INSERT INTO devices(device, account, active, "
+	    "record, sig_pub, added_time) VALUES ($1::text, $2::text, "
+	    "$3::boolean, $4::text, $5::bytea, $6::bigint)", &a, NULL, e,
+	    what);
+}
+
+static int
+import_nonce(void *arg, const struct dir_dump_nonce *n, struct err_ctx *e)
+{
+	struct pg_args a = { 0 };
+
+	arg_text(&a, n->device);
+	arg_blob(&a, n->nonce, n->nonce_len);
+	arg_u64(&a, n->expires);
+	return import_exec(arg, stmt_sql[STMT_NONCE_INSERT], &a, NULL, e,
+	    "copying a login nonce");
+}
+
+static int
+import_message(void *arg, const struct dir_dump_message *m,
+    struct err_ctx *e)
+{
+	struct pg_args a = { 0 };
+	char what[64];
+
+	arg_u64(&a, m->id);
+	arg_text(&a, m->sender);
+	arg_blob(&a, m->msg_id, m->msg_id_len);
+	arg_text(&a, m->envelope);
+	arg_u64(&a, m->refs);
+	snprintf(what, sizeof(what), "copying message %llu",
+	    (unsigned long long)m->id);
+	return import_exec(arg, "INSERT INTO messages(id, sender, msg_id, "
+	    "envelope, refs) OVERRIDING SYSTEM VALUE VALUES ($1::bigint, "
+	    "$2::text, $3::bytea, $4::text, $5::bigint)", &a, NULL, e, what);
+}
+
+static int
+import_queue(void *arg, const struct dir_dump_queue *q, struct err_ctx *e)
+{
+	struct pg_args a = { 0 };
+	char what[64];
+
+	arg_u64(&a, q->seq);
+	arg_text(&a, q->device);
+	arg_u64(&a, q->message);
+	arg_text(&a, q->sender);
+	arg_text(&a, q->account);
+	arg_u64(&a, q->size);
+	snprintf(what, sizeof(what), "copying queue entry %llu",
+	    (unsigned long long)q->seq);
+	return import_exec(arg, "INSERT INTO queue(seq, device, message, "
+	    "sender, account, size) OVERRIDING SYSTEM VALUE VALUES "
+	    "($1::bigint, $2::text, $3::bigint, $4::text, $5::text, "
+	    "$6::bigint)", &a, NULL, e, what);
+}
+
+static int
+import_usage(void *arg, const char *account, uint64_t bytes,
+    struct err_ctx *e)
+{
+	struct pg_args a = { 0 };
+
+	arg_text(&a, account);
+	arg_u64(&a, bytes);
+	return import_exec(arg, "INSERT INTO account_usage(account, bytes) "
+	    "VALUES ($1::text, $2::bigint)", &a, NULL, e,
+	    "copying the account usage");
+}
+
+/* Last in a dump: moves the message id and queue seq counters past every
+ * copied row and past seq, so that new entries continue above both. */
+static int
+import_queue_last(void *arg, uint64_t seq, struct err_ctx *e)
+{
+	struct pg_args a = { 0 };
+	int r;
+
+	arg_u64(&a, seq);
+	if ((r = import_exec(arg, "SELECT setval(pg_get_serial_sequence("
+	    "'queue', 'seq'), GREATEST($1::bigint, (SELECT MAX(seq) FROM "
+	    "queue)), true) WHERE GREATEST($1::bigint, (SELECT MAX(seq) FROM "
+	    "queue)) > 0", &a, NULL, e, "setting the queue counter")) != 0)
+		return r;
+	return import_exec(arg, "SELECT setval(pg_get_serial_sequence("
+	    "'messages', 'id'), MAX(id), true) FROM messages HAVING "
+	    "MAX(id) > 0", NULL, NULL, e, "setting the message counter");
+}
+
+const struct dir_dump_sink *
+dir_store_pg_import_sink(struct dir_import *imp)
+{
+	return &imp->sink;
+}
+
+int
+dir_store_pg_import_begin(struct dir_store *s, struct dir_import **out,
+    struct err_ctx *e)
+{
+	struct dir_import *imp;
+	PGresult *res = NULL;
+	char sql[128];
+	size_t i;
+	int r;
+
+	return_val_if_fail(s != NULL && s->ops == &pg_ops && out != NULL,
+	    ERR_INVALID_ARG);
+	if ((imp = calloc(1, sizeof(*imp))) == NULL)
+		return err_set(e, ERR_ALLOC, "out of memory");
+	imp->st = to_pg(s);
+	imp->sink = (struct dir_dump_sink){ imp, import_account, import_event,
+	    import_device, import_nonce, import_message, import_queue,
+	    import_usage, import_queue_last };
+	if ((r = conn_get(imp->st, &imp->c, e)) != 0) {
+		free(imp);
+		return r;
+	}
+	/* EXCLUSIVE: others may read but not write until the end. */
+	if ((r = pg_simple(imp->c, BEGIN_WRITE, e,
+	    "starting the import")) != 0 ||
+	    (r = pg_simple(imp->c, "LOCK TABLE accounts, events, devices, "
+	    "sessions, nonces, messages, queue, account_usage IN EXCLUSIVE "
+	    "MODE", e, "locking the tables")) != 0)
+		goto fail;
+	for (i = 0; i < sizeof(import_tables) / sizeof(import_tables[0]);
+	    i++) {
+		snprintf(sql, sizeof(sql), "SELECT 1 FROM %s LIMIT 1",
+		    import_tables[i]);
+		if ((r = import_exec(imp, sql, NULL, &res, e,
+		    "checking that the database is empty")) != 0)
+			goto fail;
+		if (PQntuples(res) > 0) {
+			r = err_set(e, ERR_EXISTS, "%s is not empty (table "
+			    "%s holds rows): migrate copies only into a new, "
+			    "empty database", imp->st->where,
+			    import_tables[i]);
+			PQclear(res);
+			goto fail;
+		}
+		PQclear(res);
+	}
+	*out = imp;
+	return 0;
+ fail:
+	(void)dir_store_pg_import_end(imp, 0, NULL);
+	return r;
+}
+
+/* Runs sql (no parameters) on the import and hands each row to row(). */
+static int
+import_read(struct dir_import *imp, const char *sql,
+    int (*row)(const PGresult *res, int i, const struct dir_dump_sink *sink,
+    struct err_ctx *e), const struct dir_dump_sink *sink, struct err_ctx *e,
+    const char *what)
+{
+	PGresult *res = NULL;
+	int r, i;
+
+	if ((r = import_exec(imp, sql, NULL, &res, e, what)) != 0)
+		return r;
+	for (i = 0; i < PQntuples(res) && r == 0; i++)
+		r = row(res, i, sink, e);
+	PQclear(res);
+	return r;
+}
+
+static int
+read_account(const PGresult *res, int i, const struct dir_dump_sink *sink,
+    struct err_ctx *e)
+{
+	struct dir_dump_account a = { col_text(res, i, 0),
+	    col_text(res, i, 1), col_u64(res, i, 2) };
+
+	return sink->account(sink->arg, &a, e);
+}
+
+static int
+read_event(const PGresult *res, int i, const struct dir_dump_sink *sink,
+    struct err_ctx *e)
+{
+	struct dir_event_row ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.account = col_text(res, i, 0);
+	ev.seq = col_u64(res, i, 1);
+	ev.time = col_u64(res, i, 2);
+	ev.type = col_text(res, i, 3);
+	if (PQgetlength(res, i, 4) != 32 || PQgetlength(res, i, 5) != 32)
+		return err_set(e, ERR_IO, "event %llu of '%.128s' has a "
+		    "damaged hash column", (unsigned long long)ev.seq,
+		    ev.account);
+	memcpy(ev.prev, PQgetvalue(res, i, 4), 32);
+	memcpy(ev.hash, PQgetvalue(res, i, 5), 32);
+	ev.json = col_text(res, i, 6);
+	return sink->event(sink->arg, &ev, e);
+}
+
+static int
+read_device(const PGresult *res, int i, const struct dir_dump_sink *sink,
+    struct err_ctx *e)
+{
+	struct dir_dump_device d = { col_text(res, i, 0), col_text(res, i, 1),
+	    col_u64(res, i, 2) != 0, col_text(res, i, 3),
+	    (const uint8_t *)PQgetvalue(res, i, 4),
+	    (size_t)PQgetlength(res, i, 4), col_u64(res, i, 5) };
+
+	return sink->device(sink->arg, &d, e);
+}
+
+static int
+read_message(const PGresult *res, int i, const struct dir_dump_sink *sink,
+    struct err_ctx *e)
+{
+	struct dir_dump_message m = { col_u64(res, i, 0), col_text(res, i, 1),
+	    (const uint8_t *)PQgetvalue(res, i, 2),
+	    (size_t)PQgetlength(res, i, 2), "", col_u64(res, i, 3) };
+
+	return sink->message(sink->arg, &m, e);
+}
+
+static int
+read_queue(const PGresult *res, int i, const struct dir_dump_sink *sink,
+    struct err_ctx *e)
+{
+	struct dir_dump_queue q = { col_u64(res, i, 0), col_text(res, i, 1),
+	    col_u64(res, i, 2), col_text(res, i, 3),
+	    PQgetisnull(res, i, 4) ? NULL : col_text(res, i, 4),
+	    col_u64(res, i, 5) };
+
+	return sink->queue(sink->arg, &q, e);
+}
+
+static int
+read_usage(const PGresult *res, int i, const struct dir_dump_sink *sink,
+    struct err_ctx *e)
+{
+	return sink->usage(sink->arg, col_text(res, i, 0), col_u64(res, i, 1),
+	    e);
+}
+
+static int
+read_queue_last(const PGresult *res, int i, const struct dir_dump_sink *sink,
+    struct err_ctx *e)
+{
+	return sink->queue_last(sink->arg, col_u64(res, i, 0), e);
+}
+
+int
+dir_store_pg_import_dump(struct dir_import *imp,
+    const struct dir_dump_sink *sink, struct err_ctx *e)
+{
+	static const struct {
+		const char *sql;
+		int (*row)(const PGresult *, int, const struct dir_dump_sink *,
+		    struct err_ctx *);
+		const char *what;
+	} parts[] = {
+		{ "SELECT name, pw_hash, created FROM accounts ORDER BY "
+		    "name COLLATE \"C\"", read_account,
+		    "reading the accounts back" },
+		{ "SELECT account, seq, time, type, prev, hash, json FROM "
+		    "events ORDER BY account COLLATE \"C\", seq", read_event,
+		    "reading the account logs back" },
+		{ "SELECT device, account, active, record, sig_pub, "
+		    "added_time FROM devices ORDER BY account COLLATE \"C\", "
+		    "device COLLATE \"C\"", read_device,
+		    "reading the devices back" },
+		{ "SELECT id, sender, msg_id, refs FROM messages ORDER BY id",
+		    read_message, "reading the messages back" },
+		{ "SELECT seq, device, message, sender, account, size FROM "
+		    "queue ORDER BY seq", read_queue,
+		    "reading the queues back" },
+		{ "SELECT account, bytes FROM account_usage ORDER BY "
+		    "account COLLATE \"C\"", read_usage,
+		    "reading the account usage back" },
+		{ "SELECT COALESCE(pg_sequence_last_value(pg_get_serial_"
+		    "sequence('queue', 'seq')::regclass), 0)",
+		    read_queue_last, "reading the queue counter back" },
+	};
+	size_t i;
+	int r;
+
+	return_val_if_fail(imp != NULL && sink != NULL, ERR_INVALID_ARG);
+	for (i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+		if ((r = import_read(imp, parts[i].sql, parts[i].row, sink, e,
+		    parts[i].what)) != 0)
+			return r;
+	}
+	return 0;
+}
+
+int
+dir_store_pg_import_end(struct dir_import *imp, int commit,
+    struct err_ctx *e)
+{
+	int r = 0;
+
+	if (imp == NULL)
+		return 0;
+	if (commit)
+		r = pg_simple(imp->c, "COMMIT", e, "committing the import");
+	if (!commit || r != 0)
+		tx_rollback(imp->c);
+	conn_put(imp->st, imp->c);
+	free(imp);
 	return r;
 }

@@ -1713,3 +1713,218 @@ dir_store_close(struct dir_store *s)
 	if (s != NULL)
 		s->ops->close(s);
 }
+
+/* --- bulk copy: dump (dir-store.h) --- */
+
+/* Runs sql on db and calls row(st, sink, e) for each row. */
+static int
+dump_rows(sqlite3 *db, const char *sql, const struct dir_dump_sink *sink,
+    int (*row)(sqlite3_stmt *st, const struct dir_dump_sink *sink,
+    struct err_ctx *e), struct err_ctx *e, const char *what)
+{
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = prepare(db, sql, &st, e)) != 0)
+		return r;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((r = row(st, sink, e)) != 0)
+			goto out;
+	}
+	r = rc == SQLITE_DONE ? 0 : db_fail(db, e, what);
+ out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+static const char *
+col_str(sqlite3_stmt *st, int i)
+{
+	const char *s = (const char *)sqlite3_column_text(st, i);
+
+	return s != NULL ? s : "";
+}
+
+/* A blob column of exactly 32 bytes into out; ERR_IO otherwise. */
+static int
+col_hash(sqlite3_stmt *st, int i, uint8_t out[32], struct err_ctx *e,
+    const char *account, uint64_t seq)
+{
+	const void *p = sqlite3_column_blob(st, i);
+
+	if (p == NULL || sqlite3_column_bytes(st, i) != 32)
+		return err_set(e, ERR_IO, "event %llu of '%s' has a damaged "
+		    "hash column", (unsigned long long)seq, account);
+	memcpy(out, p, 32);
+	return 0;
+}
+
+static int
+dump_account(sqlite3_stmt *st, const struct dir_dump_sink *sink,
+    struct err_ctx *e)
+{
+	struct dir_dump_account a = { col_str(st, 0), col_str(st, 1),
+	    col_u64(st, 2) };
+
+	return sink->account(sink->arg, &a, e);
+}
+
+static int
+dump_event(sqlite3_stmt *st, const struct dir_dump_sink *sink,
+    struct err_ctx *e)
+{
+	struct dir_event_row ev;
+	int r;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.account = col_str(st, 0);
+	ev.seq = col_u64(st, 1);
+	ev.time = col_u64(st, 2);
+	ev.type = col_str(st, 3);
+	if ((r = col_hash(st, 4, ev.prev, e, ev.account, ev.seq)) != 0 ||
+	    (r = col_hash(st, 5, ev.hash, e, ev.account, ev.seq)) != 0)
+		return r;
+	ev.json = col_str(st, 6);
+	return sink->event(sink->arg, &ev, e);
+}
+
+static int
+dump_device(sqlite3_stmt *st, const struct dir_dump_sink *sink,
+    struct err_ctx *e)
+{
+	struct dir_dump_device d = { col_str(st, 0), col_str(st, 1),
+	    sqlite3_column_int(st, 2) != 0, col_str(st, 3),
+	    sqlite3_column_blob(st, 4), (size_t)sqlite3_column_bytes(st, 4),
+	    col_u64(st, 5) };
+
+	return sink->device(sink->arg, &d, e);
+}
+
+static int
+dump_nonce(sqlite3_stmt *st, const struct dir_dump_sink *sink,
+    struct err_ctx *e)
+{
+	struct dir_dump_nonce n = { col_str(st, 0), sqlite3_column_blob(st, 1),
+	    (size_t)sqlite3_column_bytes(st, 1), col_u64(st, 2) };
+
+	return sink->nonce(sink->arg, &n, e);
+}
+
+static int
+dump_message(sqlite3_stmt *st, const struct dir_dump_sink *sink,
+    struct err_ctx *e)
+{
+	struct dir_dump_message m = { col_u64(st, 0), col_str(st, 1),
+	    sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2),
+	    col_str(st, 3), col_u64(st, 4) };
+
+	return sink->message(sink->arg, &m, e);
+}
+
+static int
+dump_queue(sqlite3_stmt *st, const struct dir_dump_sink *sink,
+    struct err_ctx *e)
+{
+	struct dir_dump_queue q = { col_u64(st, 0), col_str(st, 1),
+	    col_u64(st, 2), col_str(st, 3),
+	    (const char *)sqlite3_column_text(st, 4), col_u64(st, 5) };
+
+	return sink->queue(sink->arg, &q, e);
+}
+
+static int
+dump_usage(sqlite3_stmt *st, const struct dir_dump_sink *sink,
+    struct err_ctx *e)
+{
+	return sink->usage(sink->arg, col_str(st, 0), col_u64(st, 1), e);
+}
+
+static int
+dump_queue_last(sqlite3_stmt *st, const struct dir_dump_sink *sink,
+    struct err_ctx *e)
+{
+	return sink->queue_last(sink->arg, col_u64(st, 0), e);
+}
+
+int
+dir_store_sqlite_dump(const char *path, const struct dir_dump_sink *sink,
+    struct err_ctx *e)
+{
+	/* Bytewise order, as the PostgreSQL store lists with "C". */
+	static const struct {
+		const char *sql;
+		int (*row)(sqlite3_stmt *, const struct dir_dump_sink *,
+		    struct err_ctx *);
+		const char *what;
+	} parts[] = {
+		{ "SELECT name, pw_hash, created FROM accounts ORDER BY name",
+		    dump_account, "reading the accounts" },
+		{ "SELECT account, seq, time, type, prev, hash, json FROM "
+		    "events ORDER BY account, seq", dump_event,
+		    "reading the account logs" },
+		{ "SELECT device, account, active, record, sig_pub, "
+		    "added_time FROM devices ORDER BY account, device",
+		    dump_device, "reading the devices" },
+		{ "SELECT device, nonce, expires FROM nonces ORDER BY "
+		    "device, nonce", dump_nonce, "reading the login nonces" },
+		{ "SELECT id, sender, msg_id, envelope, refs FROM messages "
+		    "ORDER BY id", dump_message, "reading the messages" },
+		{ "SELECT seq, device, message, sender, account, size FROM "
+		    "queue ORDER BY seq", dump_queue, "reading the queues" },
+		{ "SELECT account, bytes FROM account_usage ORDER BY account",
+		    dump_usage, "reading the account usage" },
+		/* AUTOINCREMENT keeps the highest seq ever given. */
+		{ "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE "
+		    "name = 'queue'), 0), COALESCE((SELECT MAX(seq) FROM "
+		    "queue), 0))", dump_queue_last,
+		    "reading the queue counter" },
+	};
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	const char *text;
+	char want[16];
+	size_t i;
+	int r = ERR_IO;
+
+	return_val_if_fail(path != NULL && sink != NULL, ERR_INVALID_ARG);
+	snprintf(want, sizeof(want), "%d", SCHEMA_VERSION);
+	if (access(path, F_OK) != 0)
+		return err_set(e, ERR_NOT_FOUND, "cannot open database %s: %s",
+		    path, strerror(errno));
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY |
+	    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		r = err_set(e, ERR_IO, "cannot open database %s: %s", path,
+		    db != NULL ? sqlite3_errmsg(db) : "out of memory");
+		goto out;
+	}
+	sqlite3_busy_timeout(db, SQLITE_BUSY_MS);
+	/* One snapshot from the first read to the last. */
+	if ((r = db_exec(db, "BEGIN", e, "starting a read")) != 0)
+		goto out;
+	if (sqlite3_prepare_v2(db, stmt_sql[STMT_SCHEMA_VERSION], -1, &st,
+	    NULL) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW ||
+	    (text = (const char *)sqlite3_column_text(st, 0)) == NULL) {
+		r = err_set(e, ERR_CONFIG, "%s is not a devid-directory "
+		    "database: %s", path, sqlite3_errmsg(db));
+		goto out;
+	}
+	if (strcmp(text, want) != 0) {
+		r = err_set(e, ERR_CONFIG, "database %s has schema version "
+		    "%.32s; this devid-directory copies version %d: open it "
+		    "once with this devid-directory (account list) to bring "
+		    "it up to date", path, text, SCHEMA_VERSION);
+		goto out;
+	}
+	for (i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+		if ((r = dump_rows(db, parts[i].sql, sink, parts[i].row, e,
+		    parts[i].what)) != 0)
+			goto out;
+	}
+	r = 0;
+ out:
+	sqlite3_finalize(st);
+	if (db != NULL)
+		(void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_close(db);
+	return r;
+}

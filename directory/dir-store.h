@@ -80,6 +80,22 @@ typedef int (*dir_device_cb)(void *arg, const char *device,
     const char *record_json);
 typedef int (*dir_queue_cb)(void *arg, uint64_t seq, const char *envelope);
 
+/*
+ * What a change made by another process concerns (the watch operation).
+ * name is an account for DIR_CHANGE_LOG, a device id for the others, and
+ * NULL for DIR_CHANGE_ALL: anything may have changed (notifications may
+ * have been missed), so every waiter is woken and every cache dropped.
+ */
+enum dir_change {
+	DIR_CHANGE_LOG,               /* an event was appended to the log */
+	DIR_CHANGE_INBOX,             /* a message was queued for the device */
+	DIR_CHANGE_DEVICE,            /* the device was revoked: its sessions
+	                               * ended */
+	DIR_CHANGE_ALL
+};
+typedef void (*dir_change_cb)(void *arg, enum dir_change what,
+    const char *name);
+
 /* The bounds message_put keeps on the queues. */
 struct dir_queue_limits {
 	unsigned int max_queue;       /* messages queued for one device */
@@ -206,6 +222,21 @@ struct dir_store_ops {
 	 * every entry queued for its devices (0 when there is none). */
 	int (*account_usage)(struct dir_store *s, const char *account,
 	    uint64_t *bytes, struct err_ctx *e);
+
+	/* --- changes made by other processes --- */
+
+	/*
+	 * Optional: NULL for a store that one process serves (its own
+	 * writes are all it needs to hear of).  With cb, starts calling
+	 * cb(arg, ...) from a thread of the store for each change that
+	 * another process commits, and with DIR_CHANGE_ALL whenever it
+	 * (re)connected and may have missed some; the caller makes cb safe
+	 * to run on that thread.  With cb NULL, stops: on return no call of
+	 * cb runs or will run.  close stops it too.  ERR_EXISTS when
+	 * already watching, ERR_ALLOC or ERR_INTERNAL (no thread).
+	 */
+	int (*watch)(struct dir_store *s, dir_change_cb cb, void *arg,
+	    struct err_ctx *e);
 };
 
 /* Every store object starts with this head. */
@@ -233,15 +264,129 @@ int dir_store_sqlite_open(const char *path, struct dir_store **out,
  * lock, so several processes may open one database at once.  Connections
  * are opened as threads need them and kept in a small pool; one that
  * breaks makes its operation fail with ERR_NETWORK, and the next
- * operation connects again.  On success *out is a new store; close it
- * with dir_store_close().  ERR_NETWORK when the database cannot be
- * reached, ERR_CONFIG for a malformed uri or a database written by a
- * newer devid-directory.
+ * operation connects again.  Its writes announce what they changed with
+ * NOTIFY on commit, and watch LISTENs on a connection of its own, so
+ * that long-polls wake across processes.  On success *out is a new
+ * store; close it with dir_store_close().  ERR_NETWORK when the database
+ * cannot be reached, ERR_CONFIG for a malformed uri or a database written
+ * by a newer devid-directory.
  */
 int dir_store_pg_open(const char *uri, struct dir_store **out,
     struct err_ctx *e);
 
 /* s->ops->close(s); NULL is fine. */
 void dir_store_close(struct dir_store *s);
+
+/*
+ * --- Bulk copy (devid-directory migrate, dir-migrate.c) ---
+ *
+ * A whole directory as rows, with what the operations above never hand
+ * out: stored hashes, inactive devices, queue entries with their seq.
+ * A dump calls the sink once per row, in this order: accounts (by name),
+ * events (by account, then seq), devices (by account, then device id),
+ * nonces, messages (by id), queue entries (by seq), account usage (by
+ * account), and last queue_last.  Names are ordered bytewise.  A
+ * callback's non-zero return stops the dump and is returned by it; a
+ * callback sets e itself.  Sessions are not part of a dump: a device logs
+ * in again.
+ */
+struct dir_dump_account {
+	const char *name;
+	const char *pw_hash;
+	uint64_t created;
+};
+
+struct dir_dump_device {
+	const char *device;
+	const char *account;
+	int active;
+	const char *record_json;
+	const uint8_t *sig_pub;
+	size_t sig_pub_len;
+	uint64_t added_time;
+};
+
+struct dir_dump_nonce {
+	const char *device;
+	const uint8_t *nonce;
+	size_t nonce_len;
+	uint64_t expires;
+};
+
+struct dir_dump_message {
+	uint64_t id;
+	const char *sender;
+	const uint8_t *msg_id;
+	size_t msg_id_len;
+	const char *envelope;
+	uint64_t refs;
+};
+
+struct dir_dump_queue {
+	uint64_t seq;
+	const char *device;
+	uint64_t message;             /* dir_dump_message.id */
+	const char *sender;
+	const char *account;          /* NULL: a device never registered */
+	uint64_t size;
+};
+
+struct dir_dump_sink {
+	void *arg;
+	int (*account)(void *arg, const struct dir_dump_account *a,
+	    struct err_ctx *e);
+	int (*event)(void *arg, const struct dir_event_row *ev,
+	    struct err_ctx *e);
+	int (*device)(void *arg, const struct dir_dump_device *d,
+	    struct err_ctx *e);
+	int (*nonce)(void *arg, const struct dir_dump_nonce *n,
+	    struct err_ctx *e);
+	int (*message)(void *arg, const struct dir_dump_message *m,
+	    struct err_ctx *e);
+	int (*queue)(void *arg, const struct dir_dump_queue *q,
+	    struct err_ctx *e);
+	int (*usage)(void *arg, const char *account, uint64_t bytes,
+	    struct err_ctx *e);
+	/* The highest queue seq ever handed out (entries acknowledged since
+	 * may have had it): new entries must continue above it, since
+	 * devices acknowledge and read on from their last seq. */
+	int (*queue_last)(void *arg, uint64_t seq, struct err_ctx *e);
+};
+
+/*
+ * Dumps the SQLite database at path into sink, read-only: the file is
+ * opened read-only in one read transaction and never changed (nor
+ * created, nor brought up to date).  ERR_NOT_FOUND when there is no such
+ * file, ERR_CONFIG for a database of another schema version than this
+ * devid-directory writes (open it once with this version's
+ * devid-directory to bring it up to date), ERR_IO for a read error, or
+ * the sink's error.
+ */
+int dir_store_sqlite_dump(const char *path, const struct dir_dump_sink *sink,
+    struct err_ctx *e);
+
+/*
+ * An import into a PostgreSQL store: one transaction on one connection
+ * of s, which must be empty.  dir_store_pg_import_begin() starts it,
+ * locks every table against other writers and checks that none holds a
+ * row (ERR_EXISTS, naming the table, otherwise); *out is the import, the
+ * sink that stores rows in dump order (stored hashes, seqs and ids as
+ * given, the id and queue counters moved past them).
+ * dir_store_pg_import_dump() reads back what the import holds so far, in
+ * the same transaction, as a dump (nonces and message bodies are left
+ * out: the sink gets messages with envelope "").
+ * dir_store_pg_import_end() commits when commit is non-zero (its error
+ * when that fails) or rolls back, and frees imp either way; NULL is fine.
+ * s must stay open until then.
+ */
+struct dir_import;
+
+int dir_store_pg_import_begin(struct dir_store *s, struct dir_import **out,
+    struct err_ctx *e);
+const struct dir_dump_sink *dir_store_pg_import_sink(struct dir_import *imp);
+int dir_store_pg_import_dump(struct dir_import *imp,
+    const struct dir_dump_sink *sink, struct err_ctx *e);
+int dir_store_pg_import_end(struct dir_import *imp, int commit,
+    struct err_ctx *e);
 
 #endif /* DEVID_DIR_STORE_H */

@@ -10,6 +10,7 @@ directory_libdevid_directory_a_SOURCES = \
 	directory/dir-cache.c directory/dir-cache.h \
 	directory/dir-key.c directory/dir-key.h \
 	directory/dir-log.c directory/dir-log.h \
+	directory/dir-migrate.c directory/dir-migrate.h \
 	directory/dir-net.c directory/dir-net.h \
 	directory/dir-parse.c directory/dir-parse.h \
 	directory/dir-pool.c directory/dir-pool.h \
@@ -152,3 +153,44 @@ tests_bench_bench_directory_LDADD = common/libdevidclient.a $(COMMON_LIBS) \
 # storage unit tests against it, and devid-directory on it.
 TESTS += tests/integration/test-dir-store-pg.sh
 dist_noinst_SCRIPTS += tests/integration/test-dir-store-pg.sh
+
+# Long-polls woken across two devid-directory processes on one
+# PostgreSQL database (LISTEN/NOTIFY), also across a restart of
+# PostgreSQL.  Run by test-dir-pg-instances.sh, which starts the cluster
+# and both instances.
+check_PROGRAMS += tests/integration/test_dir_pg_wake
+tests_integration_test_dir_pg_wake_SOURCES = \
+	tests/integration/test_dir_pg_wake.c \
+	tests/unit/test_dir_util.c tests/unit/dir-test-util.h
+tests_integration_test_dir_pg_wake_CFLAGS = $(UNIT_CFLAGS) \
+	$(CURL_CFLAGS) -I$(top_srcdir)/tests/unit
+tests_integration_test_dir_pg_wake_LDADD = common/libdevidclient.a \
+	$(UNIT_LIBS) $(CURL_LIBS) -lpthread
+TESTS += tests/integration/test-dir-pg-instances.sh
+dist_noinst_SCRIPTS += tests/integration/test-dir-pg-instances.sh
+
+# devid-directory migrate: the dump and its refusals (SQLite alone, or
+# with the copy's verification when test-dir-migrate.sh gives it a
+# database), and a SQLite directory populated by real clients
+# (tests/integration/dir-migrate-client) copied into a throw-away
+# PostgreSQL cluster, the clients carrying on against the copy, a
+# non-empty target refused and a damaged source caught.
+check_PROGRAMS += tests/unit/test_dir_migrate
+TESTS += tests/unit/test_dir_migrate
+tests_unit_test_dir_migrate_SOURCES = tests/unit/test_dir_migrate.c \
+	tests/unit/test_dir_util.c tests/unit/dir-test-util.h
+tests_unit_test_dir_migrate_CFLAGS = $(UNIT_CFLAGS) $(SQLITE_CFLAGS) \
+	$(LIBPQ_CFLAGS) $(CURL_CFLAGS) -I$(top_srcdir)/directory \
+	-I$(top_srcdir)/tests/unit
+tests_unit_test_dir_migrate_LDADD = common/libdevidclient.a \
+	$(DIRECTORY_LIBS) $(UNIT_LIBS) $(CURL_LIBS)
+check_PROGRAMS += tests/integration/dir-migrate-client
+tests_integration_dir_migrate_client_SOURCES = \
+	tests/integration/dir-migrate-client.c \
+	tests/unit/test_dir_util.c tests/unit/dir-test-util.h
+tests_integration_dir_migrate_client_CFLAGS = $(UNIT_CFLAGS) \
+	$(CURL_CFLAGS) -I$(top_srcdir)/tests/unit
+tests_integration_dir_migrate_client_LDADD = common/libdevidclient.a \
+	$(UNIT_LIBS) $(CURL_LIBS) -lpthread
+TESTS += tests/integration/test-dir-migrate.sh
+dist_noinst_SCRIPTS += tests/integration/test-dir-migrate.sh

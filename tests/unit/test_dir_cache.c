@@ -3,7 +3,8 @@
  * a change never lands after it (epochs), nothing is used after
  * DIR_CACHE_TTL_MS or from the future, sessions end with their expiry and
  * their device's next login or revocation, tails are forgotten on append,
- * pages are kept as given and only up to their size limit.
+ * pages are kept as given and only up to their size limit, and
+ * everything but pages can be forgotten at once.
  */
 #include "config.h"
 
@@ -144,6 +145,51 @@ test_pages(void **state)
 	dir_cache_free(c);
 }
 
+/*
+ * Forgetting everything (another process's changes may have been missed):
+ * every session and tail is gone, a value read before is not stored, and
+ * pages, which never change, stay.
+ */
+static void
+test_forget_all(void **state)
+{
+	struct dir_cache *c = dir_cache_new();
+	struct buf *b = buf_new(0);
+	struct dir_session_info s, got;
+	uint8_t t1[32], t2[32], h[32];
+	uint64_t now = 1000000000ull, seq, se, le;
+
+	(void)state;
+	assert_non_null(c);
+	assert_non_null(b);
+	memset(t1, 1, sizeof(t1));
+	memset(t2, 2, sizeof(t2));
+	memset(h, 7, sizeof(h));
+	session_of(&s, DEV_A, now / 1000 + 3600);
+	dir_cache_session_put(c, t1, &s, dir_cache_session_epoch(c), now);
+	session_of(&s, DEV_B, now / 1000 + 3600);
+	dir_cache_session_put(c, t2, &s, dir_cache_session_epoch(c), now);
+	dir_cache_tail_put(c, "alice", 3, h, dir_cache_log_epoch(c), now);
+	dir_cache_tail_put(c, "bob", 4, h, dir_cache_log_epoch(c), now);
+	dir_cache_page_put(c, "alice", 0, 3, "{}", 2, now);
+	se = dir_cache_session_epoch(c);
+	le = dir_cache_log_epoch(c);
+
+	dir_cache_forget_all(c);
+	assert_int_equal(dir_cache_session_get(c, t1, now, &got), -1);
+	assert_int_equal(dir_cache_session_get(c, t2, now, &got), -1);
+	assert_int_equal(dir_cache_tail_get(c, "alice", now, &seq, h), -1);
+	assert_int_equal(dir_cache_tail_get(c, "bob", now, &seq, h), -1);
+	assert_int_equal(dir_cache_page_get(c, "alice", 0, 3, now, b), 0);
+	/* Read before it: not kept. */
+	dir_cache_session_put(c, t1, &s, se, now);
+	assert_int_equal(dir_cache_session_get(c, t1, now, &got), -1);
+	dir_cache_tail_put(c, "alice", 3, h, le, now);
+	assert_int_equal(dir_cache_tail_get(c, "alice", now, &seq, h), -1);
+	buf_free(b);
+	dir_cache_free(c);
+}
+
 int
 main(void)
 {
@@ -151,6 +197,7 @@ main(void)
 		cmocka_unit_test(test_sessions),
 		cmocka_unit_test(test_tails),
 		cmocka_unit_test(test_pages),
+		cmocka_unit_test(test_forget_all),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,8 +2,9 @@
  * test_dir_server.c - the directory's HTTP layer on its own, with handlers
  * written for the test: the client network behind a proxy, jobs on the
  * worker pool (and a full queue), held answers, and a stop while jobs and
- * long-polls are in flight.  Requests go over raw sockets so that the test
- * controls every header line.
+ * long-polls are in flight, waking long-polls by key and all at once.
+ * Requests go over raw sockets so that the test controls every header
+ * line.
  */
 #include "config.h"
 
@@ -163,7 +164,8 @@ job_fn(void *arg)
 /*
  * /net: answers the client's network.  /job: runs job_fn on the pool and
  * answers its result.  /hold: answers 429 after the throttle delay.
- * /wait: a long-poll on "k" for 30 s.
+ * /wait: a long-poll on "k" for 30 s.  /wake/KEY: a long-poll on KEY for
+ * 30 s that answers once it was woken.
  */
 static void
 handler(void *arg, struct dir_request *rq)
@@ -204,6 +206,19 @@ handler(void *arg, struct dir_request *rq)
 			return;
 		}
 		dir_reply_json(rq, 200, NULL);
+	} else if (strncmp(path, "/wake/", 6) == 0) {
+		if (dir_request_state(rq) != NULL) {
+			dir_reply_json(rq, 200, NULL);
+			return;
+		}
+		if ((js = calloc(1, sizeof(*js))) == NULL ||
+		    dir_request_watch(rq, path + 6) != 0) {
+			free(js);
+			dir_reply_error(rq, 503, "overloaded", "oom");
+			return;
+		}
+		dir_request_set_state(rq, js, free);
+		dir_request_wait(rq, 30);
 	} else {
 		dir_reply_error(rq, 404, "not_found", "no");
 	}
@@ -477,6 +492,51 @@ test_gone_long_polls(void **state)
 	dir_server_stop(srv);
 }
 
+/*
+ * Waking everyone (another process's changes may have been missed): the
+ * long-polls of every key answer at once; a held answer still waits for
+ * its delay.
+ */
+static void
+test_notify_all(void **state)
+{
+	struct dir_server_config sc;
+	struct dir_server *srv;
+	struct client_arg c[3];
+	pthread_t th[3];
+	static const char *paths[3] = { "/wake/a", "/wake/b", "/hold" };
+	uint64_t t0;
+	int i;
+
+	(void)state;
+	memset(&sc, 0, sizeof(sc));
+	sc.throttle_delay_ms = 4000;
+	srv = start(&sc);
+	t0 = now_ms();
+	for (i = 0; i < 3; i++) {
+		memset(&c[i], 0, sizeof(c[i]));
+		c[i].address = dir_server_address(srv);
+		c[i].path = paths[i];
+		assert_int_equal(pthread_create(&th[i], NULL, client_main,
+		    &c[i]), 0);
+	}
+	usleep(300 * 1000);
+	/* One key: only its long-poll. */
+	dir_server_notify(srv, "a");
+	pthread_join(th[0], NULL);
+	assert_int_equal(c[0].status, 200);
+	dir_server_notify_all(srv);
+	pthread_join(th[1], NULL);
+	assert_int_equal(c[1].status, 200);
+	/* Woken, not timed out (30 s), while the held answer waits. */
+	assert_true(now_ms() - t0 < 3500);
+	pthread_join(th[2], NULL);
+	assert_int_equal(c[2].status, 429);
+	assert_true(now_ms() - t0 >= 4000);
+	dir_server_notify_all(NULL);
+	dir_server_stop(srv);
+}
+
 int
 main(void)
 {
@@ -486,6 +546,7 @@ main(void)
 		cmocka_unit_test(test_hold),
 		cmocka_unit_test(test_stop_in_flight),
 		cmocka_unit_test(test_gone_long_polls),
+		cmocka_unit_test(test_notify_all),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

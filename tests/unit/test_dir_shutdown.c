@@ -20,6 +20,9 @@
  *    a 2xx answer is queued for its recipient, and at the end every
  *    account log, replayed event by event through common/acctlog,
  *    verifies and holds every acknowledged device.
+ * With DEVID_TEST_PG_URI (tests/integration/test-dir-pg-instances.sh) it
+ * runs on that PostgreSQL database instead, listening for other
+ * processes' changes in every cycle as devid-directory does.
  */
 #include "config.h"
 
@@ -95,6 +98,10 @@ struct queued_id {
 	int recip;
 	char id[ID_MAX];
 };
+
+/* The PostgreSQL database to run on (DEVID_TEST_PG_URI, an empty one),
+ * or NULL: a SQLite file in the fixture's directory. */
+static const char *pg_uri;
 
 struct fx {
 	char *dir;
@@ -726,6 +733,14 @@ register_and_login(struct fx *f, const char *base, struct tdev *d,
 /* Accounts, the fixed devices and their sessions, made once through a
  * first server run. */
 static int
+store_open(struct fx *f, struct dir_store **s, struct err_ctx *e)
+{
+	if (pg_uri != NULL)
+		return dir_store_pg_open(pg_uri, s, e);
+	return dir_store_sqlite_open(f->db, s, e);
+}
+
+static int
 setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
@@ -747,7 +762,7 @@ setup(void **state)
 	snprintf(f->db, sizeof(f->db), "%s/dir.db", f->dir);
 	snprintf(path, sizeof(path), "%s/head.key", f->dir);
 	assert_int_equal(dir_key_open(path, 1, &f->key, NULL, &e), 0);
-	assert_int_equal(dir_store_sqlite_open(f->db, &store, &e), 0);
+	assert_int_equal(store_open(f, &store, &e), 0);
 	make_account(store, MAIL);
 	make_account(store, QUIET);
 	for (i = 0; i < N_REG_ACCOUNTS; i++) {
@@ -857,11 +872,15 @@ run_cycle(struct fx *f, int n)
 	cy->f = f;
 	cy->n = n;
 	err_clear(&e);
-	if (dir_store_sqlite_open(f->db, &store, &e) != 0)
+	if (store_open(f, &store, &e) != 0)
 		fail_msg("cycle %d: database: %s", n, err_msg(&e));
 	api_config(&cfg);
 	assert_int_equal(dir_api_init(&api, &cfg, store, f->key), 0);
 	server_start(f, &api, &srv, cy->base, sizeof(cy->base));
+	/* On PostgreSQL: (re)connecting wakes every long-poll to read
+	 * again, while the load runs. */
+	if (dir_api_watch_start(&api, &e) != 0)
+		fail_msg("cycle %d: watch: %s", n, err_msg(&e));
 
 	for (i = 0; i < N_WORKERS; i++) {
 		struct worker *w = &cy->w[i];
@@ -920,6 +939,7 @@ run_cycle(struct fx *f, int n)
 	pthread_mutex_unlock(&f->lock);
 
 	t0 = tmono_ms();
+	dir_api_watch_stop(&api);
 	dir_server_stop(srv);
 	stop_ms = tmono_ms() - t0;
 	if (stop_ms > f->stop_ms_max)
@@ -962,7 +982,7 @@ test_stop_under_load(void **state)
 
 	/* Everything again, from a database opened afresh. */
 	err_clear(&e);
-	assert_int_equal(dir_store_sqlite_open(f->db, &store, &e), 0);
+	assert_int_equal(store_open(f, &store, &e), 0);
 	f->n_queued = 0;
 	for (i = 0; i < N_RECIPS; i++) {
 		f->queued_after[i] = 0;
@@ -1010,6 +1030,9 @@ main(void)
 	int r;
 
 	signal(SIGPIPE, SIG_IGN);
+	pg_uri = getenv("DEVID_TEST_PG_URI");
+	if (pg_uri != NULL && pg_uri[0] == '\0')
+		pg_uri = NULL;
 	/* Before any thread: libcurl's global state is not thread-safe. */
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		return 1;

@@ -14,7 +14,8 @@
  * several directory processes on one database need: two stores
  * appending to one account give one chain, a nonce is used once across
  * them, a quota holds across them, they migrate the schema together,
- * and a store outlives its connections being cut.
+ * a store outlives its connections being cut, and a store that
+ * watches hears of the changes the other commits.
  */
 #include "config.h"
 
@@ -32,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -1805,6 +1807,210 @@ test_pg_unreachable(void **state)
 	assert_null(strstr(err_msg(&e), "s3cret"));
 }
 
+/* What a watch heard, in order. */
+#define HEARD_MAX 512
+struct heard {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int n;
+	enum dir_change what[HEARD_MAX];
+	char name[HEARD_MAX][DIR_ACCOUNT_MAX + 1];
+};
+
+static void
+heard_cb(void *arg, enum dir_change what, const char *name)
+{
+	struct heard *h = arg;
+
+	pthread_mutex_lock(&h->lock);
+	if (h->n < HEARD_MAX) {
+		h->what[h->n] = what;
+		snprintf(h->name[h->n], sizeof(h->name[h->n]), "%s",
+		    name != NULL ? name : "");
+		h->n++;
+	}
+	pthread_cond_broadcast(&h->cond);
+	pthread_mutex_unlock(&h->lock);
+}
+
+/* Waits up to 10 s for (what, name) at index *from or later: its index,
+ * after which *from then points; -1 when it did not come. */
+static int
+heard_wait(struct heard *h, int *from, enum dir_change what,
+    const char *name)
+{
+	struct timespec ts;
+	int i, found = -1;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 10;
+	pthread_mutex_lock(&h->lock);
+	for (;;) {
+		for (i = *from; i < h->n && found < 0; i++) {
+			if (h->what[i] == what &&
+			    strcmp(h->name[i], name) == 0)
+				found = i;
+		}
+		if (found >= 0 || pthread_cond_timedwait(&h->cond, &h->lock,
+		    &ts) != 0)
+			break;
+	}
+	pthread_mutex_unlock(&h->lock);
+	if (found >= 0)
+		*from = found + 1;
+	return found;
+}
+
+/* o posts one message to n devices never registered: each is heard of,
+ * in order.  0, or -1. */
+static int
+heard_wait_many(struct heard *h, int *at, struct fx *o, int n)
+{
+	const char **to = calloc((size_t)n, sizeof(*to));
+	char (*ids)[65] = calloc((size_t)n, sizeof(*ids));
+	struct err_ctx e;
+	uint8_t id[16];
+	int i, r = 0;
+
+	assert_non_null(to);
+	assert_non_null(ids);
+	memset(id, 8, sizeof(id));
+	for (i = 0; i < n; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "%064x", 0x1000 + i);
+		to[i] = ids[i];
+	}
+	err_clear(&e);
+	assert_int_equal(o->s->ops->message_put(o->s, ids[0], id, 16, "{}",
+	    to, (size_t)n, LIM(10, 10, UINT64_MAX), &e), 0);
+	for (i = 0; i < n && r == 0; i++)
+		r = heard_wait(h, at, DIR_CHANGE_INBOX, ids[i]) >= 0 ? 0 : -1;
+	free(to);
+	free(ids);
+	return r;
+}
+
+static int
+heard_count(struct heard *h)
+{
+	int n;
+
+	pthread_mutex_lock(&h->lock);
+	n = h->n;
+	pthread_mutex_unlock(&h->lock);
+	return n;
+}
+
+/*
+ * The changes another store commits reach a watching store: an append
+ * names its account, a message each recipient device, a revocation the
+ * account and the device; its own changes and payloads that do not parse
+ * are not reported; connecting again after its connection was cut
+ * reports that anything may have changed; after the watch stopped
+ * nothing comes.
+ */
+static void
+test_pg_watch(void **state)
+{
+	struct fx *f = *state, o;
+	struct heard h;
+	struct err_ctx e;
+	char d1[65], d2[65], d3[65], d4[65], sql[256];
+	const char *to[2];
+	uint8_t id[16];
+	int at = 0, n;
+
+	memset(&h, 0, sizeof(h));
+	pthread_mutex_init(&h.lock, NULL);
+	pthread_cond_init(&h.cond, NULL);
+	o = *f;
+	err_clear(&e);
+	assert_int_equal(dir_store_pg_open(pg_uri, &o.s, &e), 0);
+	dev_id(d1, '1');
+	dev_id(d2, '2');
+	dev_id(d3, '3');
+	dev_id(d4, '4');
+	to[0] = d1;
+	to[1] = d2;
+	memset(id, 7, sizeof(id));
+	assert_non_null(f->s->ops->watch);
+	assert_int_equal(f->s->ops->watch(f->s, heard_cb, &h, &e), 0);
+	assert_int_equal(f->s->ops->watch(f->s, heard_cb, &h, &e),
+	    ERR_EXISTS);
+	/* Listening: anything may have changed before. */
+	assert_true(heard_wait(&h, &at, DIR_CHANGE_ALL, "") >= 0);
+
+	assert_int_equal(add(&o, ALICE, d1, 100, &e), 0);
+	assert_true(heard_wait(&h, &at, DIR_CHANGE_LOG, ALICE) >= 0);
+	/* Its own append is not reported: the next is bob's. */
+	assert_int_equal(add(f, ALICE, d2, 100, &e), 0);
+	assert_int_equal(add(&o, BOB, d3, 100, &e), 0);
+	n = at;
+	assert_int_equal(heard_wait(&h, &at, DIR_CHANGE_LOG, BOB), n);
+
+	assert_int_equal(o.s->ops->message_put(o.s, d3, id, 16, "{}", to, 2,
+	    LIM(10, 10, UINT64_MAX), &e), 0);
+	n = at;
+	assert_true(heard_wait(&h, &at, DIR_CHANGE_INBOX, d1) >= 0);
+	assert_true(heard_wait(&h, &n, DIR_CHANGE_INBOX, d2) >= 0);
+	at = n > at ? n : at;
+
+	/* Many recipients take several notifications. */
+	assert_int_equal(heard_wait_many(&h, &at, &o, 150), 0);
+
+	assert_int_equal(do_revoke(&o, ALICE, d1, &e), 0);
+	n = at;
+	assert_true(heard_wait(&h, &at, DIR_CHANGE_LOG, ALICE) >= 0);
+	assert_true(heard_wait(&h, &n, DIR_CHANGE_DEVICE, d1) >= 0);
+	at = n > at ? n : at;
+
+	/* Anyone may notify on the channel: what does not parse is
+	 * dropped. */
+	pg_exec("NOTIFY devid, 'garbage'");
+	pg_exec("NOTIFY devid, '0123456789abcdef log '");
+	pg_exec("NOTIFY devid, '0123456789abcdef log a b'");
+	pg_exec("NOTIFY devid, '0123456789abcdef inbox 12'");
+	pg_exec("NOTIFY devid, '0123456789ABCDEF log x'");
+	pg_exec("NOTIFY devid, '0123456789abcdef what x'");
+	n = heard_count(&h);
+	snprintf(sql, sizeof(sql), "NOTIFY devid, '0123456789abcdef device "
+	    "%s'", d4);
+	pg_exec(sql);
+	assert_int_equal(heard_wait(&h, &at, DIR_CHANGE_DEVICE, d4), n);
+
+	/* Cut: it connects again and says anything may have changed. */
+	pg_exec("SELECT pg_terminate_backend(pid, 10000) FROM "
+	    "pg_stat_activity WHERE datname = current_database() AND "
+	    "pid <> pg_backend_pid()");
+	assert_true(heard_wait(&h, &at, DIR_CHANGE_ALL, "") >= 0);
+	assert_int_equal(add(&o, BOB, d4, 100, &e), 0);
+	assert_true(heard_wait(&h, &at, DIR_CHANGE_LOG, BOB) >= 0);
+
+	/* Stopped: nothing more. */
+	assert_int_equal(f->s->ops->watch(f->s, NULL, NULL, &e), 0);
+	assert_int_equal(f->s->ops->watch(f->s, NULL, NULL, &e), 0);
+	n = heard_count(&h);
+	assert_int_equal(do_revoke(&o, BOB, d4, &e), 0);
+	usleep(300 * 1000);
+	assert_int_equal(heard_count(&h), n);
+	/* It may start again; close stops it. */
+	assert_int_equal(f->s->ops->watch(f->s, heard_cb, &h, &e), 0);
+	assert_true(heard_wait(&h, &at, DIR_CHANGE_ALL, "") >= 0);
+	dir_store_close(f->s);
+	f->s = NULL;
+	dir_store_close(o.s);
+	pthread_cond_destroy(&h.cond);
+	pthread_mutex_destroy(&h.lock);
+}
+
+/* SQLite has nothing to watch: one process serves it. */
+static void
+test_sqlite_no_watch(void **state)
+{
+	struct fx *f = *state;
+
+	assert_null(f->s->ops->watch);
+}
+
 #define CASE(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int
@@ -1832,6 +2038,7 @@ main(void)
 		CASE(test_schema_newer_refused),
 		CASE(test_file_modes),
 		CASE(test_existing_file_mode_kept),
+		CASE(test_sqlite_no_watch),
 	};
 	const struct CMUnitTest pg_tests[] = {
 		CASE(test_pg_schema_newer_refused),
@@ -1842,6 +2049,7 @@ main(void)
 		CASE(test_pg_quota_across_stores),
 		CASE(test_pg_connection_lost),
 		CASE(test_pg_unreachable),
+		CASE(test_pg_watch),
 	};
 	int r;
 

@@ -1,0 +1,417 @@
+/*
+ * dir-migrate.c - devid-directory migrate (dir-migrate.h).
+ *
+ * The source's dump (dir_store_sqlite_dump()) goes through a counting
+ * sink into the import's sink (dir_store_pg_import_begin()); the import
+ * is then read back in its own transaction through a sink that counts
+ * again and verifies every account log, and commits only when all of it
+ * holds.
+ */
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "acctlog.h"
+#include "dir-migrate.h"
+#include "dir-store.h"
+#include "errors.h"
+
+/* The logs are verified without heads: any well-formed directory id. */
+static const char verify_directory_id[] =
+    "0000000000000000000000000000000000000000000000000000000000000000";
+
+/* The source's rows on their way to the target, counted. */
+struct copy_ctx {
+	const struct dir_dump_sink *to;
+	struct dir_migrate_counts n;
+};
+
+static int
+copy_account(void *arg, const struct dir_dump_account *a, struct err_ctx *e)
+{
+	struct copy_ctx *c = arg;
+
+	c->n.accounts++;
+	return c->to->account(c->to->arg, a, e);
+}
+
+static int
+copy_event(void *arg, const struct dir_event_row *ev, struct err_ctx *e)
+{
+	struct copy_ctx *c = arg;
+
+	c->n.events++;
+	return c->to->event(c->to->arg, ev, e);
+}
+
+static int
+copy_device(void *arg, const struct dir_dump_device *d, struct err_ctx *e)
+{
+	struct copy_ctx *c = arg;
+
+	c->n.devices++;
+	c->n.active_devices += d->active != 0;
+	return c->to->device(c->to->arg, d, e);
+}
+
+static int
+copy_nonce(void *arg, const struct dir_dump_nonce *n, struct err_ctx *e)
+{
+	struct copy_ctx *c = arg;
+
+	c->n.nonces++;
+	return c->to->nonce(c->to->arg, n, e);
+}
+
+static int
+copy_message(void *arg, const struct dir_dump_message *m, struct err_ctx *e)
+{
+	struct copy_ctx *c = arg;
+
+	c->n.messages++;
+	return c->to->message(c->to->arg, m, e);
+}
+
+static int
+copy_queue(void *arg, const struct dir_dump_queue *q, struct err_ctx *e)
+{
+	struct copy_ctx *c = arg;
+
+	c->n.queued++;
+	c->n.queue_bytes += q->account != NULL ? q->size : 0;
+	return c->to->queue(c->to->arg, q, e);
+}
+
+static int
+copy_usage(void *arg, const char *account, uint64_t bytes,
+    struct err_ctx *e)
+{
+	struct copy_ctx *c = arg;
+
+	c->n.usage_rows++;
+	c->n.usage_bytes += bytes;
+	return c->to->usage(c->to->arg, account, bytes, e);
+}
+
+static int
+copy_queue_last(void *arg, uint64_t seq, struct err_ctx *e)
+{
+	struct copy_ctx *c = arg;
+
+	c->n.queue_last = seq;
+	return c->to->queue_last(c->to->arg, seq, e);
+}
+
+/* --- verification of what the target holds --- */
+
+/* One account being verified, and what its devices table says. */
+struct verify_account {
+	char *name;
+	struct acctlog_state st;
+	uint64_t active_rows;
+};
+
+struct verify_ctx {
+	struct verify_account *acc;     /* in bytewise name order */
+	size_t n, cap;
+	struct dir_migrate_counts n_rows;
+};
+
+static int
+account_cmp(const void *key, const void *elem)
+{
+	return strcmp(key, ((const struct verify_account *)elem)->name);
+}
+
+/* The account called name; ERR_NOT_FOUND (naming what refers to it)
+ * when the target has no such account. */
+static int
+verify_find(struct verify_ctx *v, const char *name, const char *what,
+    struct verify_account **out, struct err_ctx *e)
+{
+	struct verify_account *a = NULL;
+
+	/* Rows come in account order: the last one found is likely. */
+	if (v->n > 0 && strcmp(v->acc[v->n - 1].name, name) == 0)
+		a = &v->acc[v->n - 1];
+	if (a == NULL)
+		a = bsearch(name, v->acc, v->n, sizeof(*v->acc), account_cmp);
+	if (a == NULL)
+		return err_set(e, ERR_NOT_FOUND, "%s refers to account "
+		    "'%.128s', which the copy does not hold", what, name);
+	*out = a;
+	return 0;
+}
+
+static int
+verify_account(void *arg, const struct dir_dump_account *a,
+    struct err_ctx *e)
+{
+	struct verify_ctx *v = arg;
+	struct verify_account *x;
+	size_t cap;
+	int r;
+
+	if (v->n > 0 && strcmp(v->acc[v->n - 1].name, a->name) >= 0)
+		return err_set(e, ERR_INTERNAL, "the accounts are not read "
+		    "back in order");
+	if (v->n == v->cap) {
+		cap = v->cap > 0 ? v->cap * 2 : 64;
+		if ((x = realloc(v->acc, cap * sizeof(*x))) == NULL)
+			return err_set(e, ERR_ALLOC, "out of memory");
+		v->acc = x;
+		v->cap = cap;
+	}
+	x = &v->acc[v->n];
+	memset(x, 0, sizeof(*x));
+	if ((x->name = strdup(a->name)) == NULL)
+		return err_set(e, ERR_ALLOC, "out of memory");
+	v->n++;
+	v->n_rows.accounts++;
+	if ((r = acctlog_state_init(&x->st, a->name, verify_directory_id,
+	    e)) != 0)
+		return err_wrap(e, r, "account '%.128s' of the copy: %s",
+		    a->name, err_msg(e));
+	return 0;
+}
+
+/*
+ * Applies one stored event to its account's state: the stored columns
+ * must say what the event's JSON says, and the event must continue the
+ * log (seq, prev, recomputed hash, record and signatures).
+ */
+static int
+verify_event(void *arg, const struct dir_event_row *row, struct err_ctx *e)
+{
+	struct verify_ctx *v = arg;
+	struct verify_account *a;
+	struct acctlog_event ev;
+	json_t *obj;
+	int r;
+
+	v->n_rows.events++;
+	if ((r = verify_find(v, row->account, "an event", &a, e)) != 0)
+		return r;
+	if ((obj = json_loads(row->json, 0, NULL)) == NULL)
+		return err_set(e, ERR_CHAIN, "the log of '%.128s' does not "
+		    "verify: event %" PRIu64 " is not JSON", row->account,
+		    row->seq);
+	r = acctlog_event_from_json(obj, &ev, e);
+	json_decref(obj);
+	if (r != 0)
+		return err_wrap(e, ERR_CHAIN, "the log of '%.128s' does not "
+		    "verify: event %" PRIu64 ": %s", row->account, row->seq,
+		    err_msg(e));
+	if (ev.seq != row->seq || ev.time != row->time ||
+	    acctlog_type_name(ev.type) == NULL ||
+	    strcmp(acctlog_type_name(ev.type), row->type) != 0 ||
+	    memcmp(ev.prev, row->prev, 32) != 0 ||
+	    memcmp(ev.hash, row->hash, 32) != 0)
+		return err_set(e, ERR_CHAIN, "the log of '%.128s' does not "
+		    "verify: the stored columns of event %" PRIu64 " (seq, "
+		    "time, type, prev or hash) differ from its JSON",
+		    row->account, row->seq);
+	if ((r = acctlog_state_apply(&a->st, &ev, 1, e)) != 0)
+		return err_wrap(e, ERR_CHAIN, "the log of '%.128s' does not "
+		    "verify at event %" PRIu64 ": %s", row->account, row->seq,
+		    err_msg(e));
+	return 0;
+}
+
+/* A device row must agree with its account's log: active exactly when
+ * the log says so, with the key of the record the log added. */
+static int
+verify_device(void *arg, const struct dir_dump_device *d, struct err_ctx *e)
+{
+	struct verify_ctx *v = arg;
+	struct verify_account *a;
+	const struct acctlog_device *ld;
+	int r;
+
+	v->n_rows.devices++;
+	if ((r = verify_find(v, d->account, "a device", &a, e)) != 0)
+		return r;
+	ld = acctlog_state_find(&a->st, d->device);
+	if (d->active) {
+		v->n_rows.active_devices++;
+		a->active_rows++;
+		if (ld == NULL)
+			return err_set(e, ERR_CHAIN, "device %.16s is active "
+			    "in the devices table but not in the log of "
+			    "'%.128s'", d->device, d->account);
+		if (d->sig_pub_len != ld->rec.sig_pub_len ||
+		    memcmp(d->sig_pub, ld->rec.sig_pub, d->sig_pub_len) != 0)
+			return err_set(e, ERR_CHAIN, "device %.16s of "
+			    "'%.128s': the key in the devices table is not "
+			    "the one its log added", d->device, d->account);
+	} else if (ld != NULL) {
+		return err_set(e, ERR_CHAIN, "device %.16s is active in the "
+		    "log of '%.128s' but not in the devices table", d->device,
+		    d->account);
+	}
+	return 0;
+}
+
+static int
+verify_nonce(void *arg, const struct dir_dump_nonce *n, struct err_ctx *e)
+{
+	struct verify_ctx *v = arg;
+
+	(void)n;
+	(void)e;
+	v->n_rows.nonces++;
+	return 0;
+}
+
+static int
+verify_message(void *arg, const struct dir_dump_message *m,
+    struct err_ctx *e)
+{
+	struct verify_ctx *v = arg;
+
+	(void)m;
+	(void)e;
+	v->n_rows.messages++;
+	return 0;
+}
+
+static int
+verify_queue(void *arg, const struct dir_dump_queue *q, struct err_ctx *e)
+{
+	struct verify_ctx *v = arg;
+
+	(void)e;
+	v->n_rows.queued++;
+	v->n_rows.queue_bytes += q->account != NULL ? q->size : 0;
+	return 0;
+}
+
+static int
+verify_usage(void *arg, const char *account, uint64_t bytes,
+    struct err_ctx *e)
+{
+	struct verify_ctx *v = arg;
+
+	(void)account;
+	(void)e;
+	v->n_rows.usage_rows++;
+	v->n_rows.usage_bytes += bytes;
+	return 0;
+}
+
+static int
+verify_queue_last(void *arg, uint64_t seq, struct err_ctx *e)
+{
+	struct verify_ctx *v = arg;
+
+	(void)e;
+	v->n_rows.queue_last = seq;
+	return 0;
+}
+
+static void
+verify_clear(struct verify_ctx *v)
+{
+	size_t i;
+
+	for (i = 0; i < v->n; i++) {
+		free(v->acc[i].name);
+		acctlog_state_clear(&v->acc[i].st);
+	}
+	free(v->acc);
+	memset(v, 0, sizeof(*v));
+}
+
+/* After the read-back: every account's active devices are in the devices
+ * table, and the target holds what the source held. */
+static int
+verify_totals(const struct verify_ctx *v, const struct dir_migrate_counts *src,
+    struct err_ctx *e)
+{
+	const struct dir_migrate_counts *t = &v->n_rows;
+	size_t i;
+
+	for (i = 0; i < v->n; i++) {
+		if (v->acc[i].active_rows != v->acc[i].st.n_devices)
+			return err_set(e, ERR_CHAIN, "the log of '%.128s' has "
+			    "%zu active devices but the devices table %" PRIu64,
+			    v->acc[i].name, v->acc[i].st.n_devices,
+			    v->acc[i].active_rows);
+	}
+#define SAME(field, what)						\
+	do {								\
+		if (t->field != src->field)				\
+			return err_set(e, ERR_IO, "the copy holds %"	\
+			    PRIu64 " %s, the source %" PRIu64, t->field, \
+			    what, src->field);				\
+	} while (0)
+	SAME(accounts, "accounts");
+	SAME(events, "events");
+	SAME(devices, "devices");
+	SAME(active_devices, "active devices");
+	SAME(messages, "messages");
+	SAME(queued, "queue entries");
+	SAME(usage_rows, "account usage rows");
+	SAME(usage_bytes, "bytes of account usage");
+#undef SAME
+	if (t->usage_bytes != t->queue_bytes)
+		return err_set(e, ERR_IO, "the accounts' usage (%" PRIu64
+		    " bytes) is not the size of their queued messages (%"
+		    PRIu64 " bytes)", t->usage_bytes, t->queue_bytes);
+	if (t->queue_last < src->queue_last)
+		return err_set(e, ERR_IO, "the queue counter of the copy (%"
+		    PRIu64 ") is behind the source's (%" PRIu64 ")",
+		    t->queue_last, src->queue_last);
+	return 0;
+}
+
+int
+dir_migrate_run(const char *from, const char *to,
+    struct dir_migrate_counts *copied, struct err_ctx *e)
+{
+	struct dir_store *target = NULL;
+	struct dir_import *imp = NULL;
+	struct copy_ctx cc;
+	struct verify_ctx vc;
+	struct dir_dump_sink copy = { &cc, copy_account, copy_event,
+	    copy_device, copy_nonce, copy_message, copy_queue, copy_usage,
+	    copy_queue_last };
+	struct dir_dump_sink verify = { &vc, verify_account, verify_event,
+	    verify_device, verify_nonce, verify_message, verify_queue,
+	    verify_usage, verify_queue_last };
+	int r;
+
+	return_val_if_fail(from != NULL && to != NULL, ERR_INVALID_ARG);
+	memset(&cc, 0, sizeof(cc));
+	memset(&vc, 0, sizeof(vc));
+	if ((r = dir_store_pg_open(to, &target, e)) != 0) {
+		r = err_wrap(e, r, "the target: %s", err_msg(e));
+		goto out;
+	}
+	if ((r = dir_store_pg_import_begin(target, &imp, e)) != 0)
+		goto out;
+	cc.to = dir_store_pg_import_sink(imp);
+	if ((r = dir_store_sqlite_dump(from, &copy, e)) != 0) {
+		r = err_wrap(e, r, "copying %s: %s", from, err_msg(e));
+		goto out;
+	}
+	if ((r = dir_store_pg_import_dump(imp, &verify, e)) != 0 ||
+	    (r = verify_totals(&vc, &cc.n, e)) != 0) {
+		r = err_wrap(e, r, "verifying the copy (nothing was kept): "
+		    "%s", err_msg(e));
+		goto out;
+	}
+	r = dir_store_pg_import_end(imp, 1, e);
+	imp = NULL; /* ended */
+	if (r == 0 && copied != NULL)
+		*copied = cc.n;
+ out:
+	(void)dir_store_pg_import_end(imp, 0, NULL);
+	verify_clear(&vc);
+	dir_store_close(target);
+	return r;
+}

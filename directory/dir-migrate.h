@@ -1,0 +1,52 @@
+/*
+ * dir-migrate.h - devid-directory migrate: copies a SQLite directory
+ * into an empty PostgreSQL database and verifies the copy.
+ *
+ * Everything a device relies on is copied as it is stored: accounts with
+ * their password hashes and creation times, every account log event with
+ * its stored hash, the devices (revoked ones too), login nonces, queued
+ * messages with their queue entries and seqs, the bytes counted against
+ * each account's quota, and the queue counter.  Sessions are not copied:
+ * a device logs in again.  The source is only read; the target is written
+ * in one transaction that commits only after every account log in it
+ * verified from seq 1 (acctlog_state_apply(): the chain, each event's
+ * hash, the records and revoke signatures), the devices table matched
+ * each log's active devices, and every count matched the source's.
+ */
+#ifndef DEVID_DIR_MIGRATE_H
+#define DEVID_DIR_MIGRATE_H
+
+#include <stdint.h>
+
+#include "errors.h"
+
+/* What a dump holds, counted row by row. */
+struct dir_migrate_counts {
+	uint64_t accounts;
+	uint64_t events;
+	uint64_t devices;             /* revoked ones too */
+	uint64_t active_devices;
+	uint64_t nonces;
+	uint64_t messages;            /* envelopes */
+	uint64_t queued;              /* queue entries: one per recipient */
+	uint64_t usage_rows;
+	uint64_t queue_bytes;         /* sum of the queue entries' sizes */
+	uint64_t usage_bytes;         /* sum of the account usage */
+	uint64_t queue_last;          /* the highest queue seq given */
+};
+
+/*
+ * Copies the SQLite directory at from into the PostgreSQL database that
+ * the connection string to names (its schema is created when missing; it
+ * must hold no row), then verifies the copy as above before committing.
+ * On success *copied (may be NULL) gets the counts.  On any failure the
+ * target keeps no row of the copy and e says what failed: ERR_EXISTS for
+ * a target that is not empty, ERR_CHAIN when a log does not verify (the
+ * source is damaged), ERR_IO when a count differs, or the error of
+ * reading the source or writing the target.  Messages never show to,
+ * which may carry a password.
+ */
+int dir_migrate_run(const char *from, const char *to,
+    struct dir_migrate_counts *copied, struct err_ctx *e);
+
+#endif /* DEVID_DIR_MIGRATE_H */

@@ -1,0 +1,106 @@
+#!/bin/sh
+# test-dir-pg-instances.sh - long-polls woken across two devid-directory
+# processes on one PostgreSQL database: a throw-away cluster
+# (swtpm-ci/pg-start), instances A and B on it, and
+# tests/integration/test_dir_pg_wake driving them: a registration
+# through A wakes a log long-poll on B, a message through A an inbox
+# long-poll on B, and after a restart of PostgreSQL (which the program
+# asks for) B listens again and is still woken.  Both instances must
+# then stop cleanly.  Before them, tests/unit/test_dir_shutdown stops
+# and restarts the in-process server under load on the database, with
+# the listening thread started and stopped in every cycle.
+#
+# A missing PostgreSQL is a failure, not a skip.
+set -eu
+
+fail() {
+	echo "test-dir-pg-instances: FAIL: $*" >&2
+	exit 1
+}
+
+note() {
+	echo "test-dir-pg-instances: $*"
+}
+
+: "${top_srcdir:?}" "${top_builddir:?}"
+T=$(mktemp -d "${TMPDIR:-/tmp}/devid-pgi-XXXXXX")
+# The cluster runs as another user when this runs as root: let it in.
+chmod 711 "$T"
+DIR_PID=""
+cleanup() {
+	for p in $DIR_PID; do
+		kill "$p" 2>/dev/null || :
+		wait "$p" 2>/dev/null || :
+	done
+	"$top_srcdir/swtpm-ci/pg-stop" "$T/pg" || :
+	rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
+
+URI=$("$top_srcdir/swtpm-ci/pg-start" "$T/pg") ||
+    fail "cannot start PostgreSQL (swtpm-ci/pg-start)"
+case $URI in
+postgresql://*) ;;
+*) fail "pg-start printed no URI: $URI" ;;
+esac
+
+note "stops and restarts of the in-process server under load, listening"
+DEVID_TEST_PG_URI=$URI "$top_builddir/tests/unit/test_dir_shutdown" ||
+    fail "tests/unit/test_dir_shutdown against PostgreSQL"
+# A fresh database for the instances.
+PSQL=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)/psql
+[ -x "$PSQL" ] || fail "no psql"
+run=""
+[ "$(id -u)" -eq 0 ] && run="runuser -u postgres --"
+$run "$PSQL" -q "$URI" -c "SET client_min_messages = warning;
+    DROP SCHEMA public CASCADE; CREATE SCHEMA public;" ||
+    fail "cannot empty the database"
+
+D=$top_builddir/directory/devid-directory
+"$D" key --db "$URI" --signing-key "$T/head.key" > "$T/out" 2>&1 ||
+    { cat "$T/out" >&2; fail "key with --signing-key"; }
+
+# serve N: instance N on a port of the kernel's choosing.
+serve() {
+	"$D" serve --db "$URI" --signing-key "$T/head.key" --open-signup \
+	    --scrypt-cost 10 --rate 0 --listen 127.0.0.1:0 \
+	    --ready-file "$T/ready$1" > "$T/serve$1.log" 2>&1 &
+	eval "PID$1=$!"
+	DIR_PID="$DIR_PID $!"
+	i=0
+	while [ ! -s "$T/ready$1" ]; do
+		i=$((i + 1))
+		[ $i -lt 300 ] || { cat "$T/serve$1.log" >&2;
+		    fail "instance $1 wrote no ready file"; }
+		kill -0 $! 2>/dev/null ||
+		    { cat "$T/serve$1.log" >&2; fail "instance $1 exited"; }
+		sleep 0.1
+	done
+}
+serve 1
+serve 2
+
+note "wake-ups from A to B, and again after a restart of PostgreSQL"
+DEVID_TEST_DIR_A="http://$(cat "$T/ready1")" \
+DEVID_TEST_DIR_B="http://$(cat "$T/ready2")" \
+DEVID_TEST_LOG_B="$T/serve2.log" \
+DEVID_TEST_PG_RESTART="'$top_srcdir/swtpm-ci/pg-stop' '$T/pg' &&
+    '$top_srcdir/swtpm-ci/pg-start' '$T/pg' > /dev/null" \
+    "$top_builddir/tests/integration/test_dir_pg_wake" || {
+	tail -n 20 "$T/serve1.log" "$T/serve2.log" >&2
+	fail "tests/integration/test_dir_pg_wake"
+}
+
+# SIGTERM: each drains and exits 0 (under the sanitizers: no leak, no
+# thread left behind).
+for n in 1 2; do
+	eval "p=\$PID$n"
+	kill "$p"
+	st=0
+	wait "$p" || st=$?
+	[ "$st" -eq 0 ] || { tail -n 40 "$T/serve$n.log" >&2;
+	    fail "instance $n exited with status $st"; }
+done
+DIR_PID=""
+note "ok"
