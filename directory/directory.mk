@@ -169,6 +169,20 @@ tests_integration_test_dir_pg_wake_LDADD = common/libdevidclient.a \
 TESTS += tests/integration/test-dir-pg-instances.sh
 dist_noinst_SCRIPTS += tests/integration/test-dir-pg-instances.sh
 
+# Two devid-directory processes on one PostgreSQL database under load:
+# one chain from registrations split across both, kill -9 of one,
+# PostgreSQL restarted.  Run by test-dir-pg-load.sh, which starts and
+# stops the cluster.
+check_PROGRAMS += tests/integration/test_dir_pg_load
+tests_integration_test_dir_pg_load_SOURCES = \
+	tests/integration/test_dir_pg_load.c $(DIR_SERVER_FIXTURE)
+tests_integration_test_dir_pg_load_CFLAGS = $(UNIT_CFLAGS) \
+	$(CURL_CFLAGS) -I$(top_srcdir)/tests/unit
+tests_integration_test_dir_pg_load_LDADD = common/libdevidclient.a \
+	$(UNIT_LIBS) $(CURL_LIBS) -lpthread
+TESTS += tests/integration/test-dir-pg-load.sh
+dist_noinst_SCRIPTS += tests/integration/test-dir-pg-load.sh
+
 # devid-directory migrate: the dump and its refusals (SQLite alone, or
 # with the copy's verification when test-dir-migrate.sh gives it a
 # database), and a SQLite directory populated by real clients
@@ -194,3 +208,14 @@ tests_integration_dir_migrate_client_LDADD = common/libdevidclient.a \
 	$(UNIT_LIBS) $(CURL_LIBS) -lpthread
 TESTS += tests/integration/test-dir-migrate.sh
 dist_noinst_SCRIPTS += tests/integration/test-dir-migrate.sh
+
+# The messaging and agent integration tests (test-msg.sh, test-agent.sh)
+# once more against two devid-directory processes on one PostgreSQL
+# database (DEVID_TEST_DIR_BACKEND=pg2 in test-agent-lib.sh).
+TESTS += tests/integration/test-pg-agents.sh
+dist_noinst_SCRIPTS += tests/integration/test-pg-agents.sh
+
+# Running agents under a directory moved from SQLite to PostgreSQL with
+# migrate: they go on without noticing.
+TESTS += tests/integration/test-agent-migrate.sh
+dist_noinst_SCRIPTS += tests/integration/test-agent-migrate.sh

@@ -23,7 +23,12 @@
  *  5. the log-read latency (p50, p99) of one well-behaved client while
  *     nothing else runs, and while (a) 16 connections from one address
  *     and (b) 256 connections from 64 addresses send wrong passwords, with
- *     the server's default limits and password cost.
+ *     the server's default limits and password cost;
+ *  6. with --pg URI (an empty PostgreSQL database, such as the one
+ *     swtpm-ci/pg-start prints): the log reads of 2 and the posts of 3
+ *     on PostgreSQL, through one instance and then through two on that
+ *     database (the connections split between them), printed beside the
+ *     ceiling and the SQLite figures of 1-3.
  *
  * The load comes from a small HTTP/1.1 client on raw sockets (keep-alive,
  * one request in flight per connection, one epoll loop), the same for the
@@ -33,7 +38,7 @@
  * server runs on a fresh database in a temporary directory, dies with
  * this process (PR_SET_PDEATHSIG) and is stopped on every exit path.
  *
- * Usage: bench-directory [--directory PATH] [--seconds N] [-q]
+ * Usage: bench-directory [--directory PATH] [--seconds N] [--pg URI] [-q]
  *
  * The whole run takes about 20 x --seconds (default 5) plus the set-up.
  */
@@ -840,12 +845,15 @@ machine_cpu_s(void)
 	    (double)sysconf(_SC_CLK_TCK);
 }
 
+/* server2: a second server process whose CPU counts too, or 0. */
 static void
-cpu_sample_take(struct cpu_sample *c, pid_t server)
+cpu_sample_take(struct cpu_sample *c, pid_t server, pid_t server2)
 {
 	c->client_s = clock_s(CLOCK_THREAD_CPUTIME_ID);
 	c->server_s = server > 0 ? proc_cpu_s(server) :
 	    clock_s(CLOCK_PROCESS_CPUTIME_ID) - c->client_s;
+	if (server2 > 0)
+		c->server_s += proc_cpu_s(server2);
 	c->machine_s = machine_cpu_s();
 }
 
@@ -874,6 +882,7 @@ cpu_use_between(const struct cpu_sample *a, const struct cpu_sample *b,
 struct hconn {
 	int fd;                         /* -1 while disconnected */
 	struct in_addr src;
+	const struct sockaddr_in *dst;  /* l->dst or l->dst2 */
 	const char *out;                /* request being sent (not owned) */
 	size_t out_len, out_off;
 	int want_out;                   /* EPOLLOUT armed */
@@ -889,6 +898,7 @@ typedef const char *(*load_next_fn)(void *arg, size_t *len);
 
 struct load {
 	struct sockaddr_in dst;
+	struct sockaddr_in dst2;        /* every second connection, when set */
 	struct hconn *conns;
 	size_t n_conns;
 	int ep;
@@ -903,6 +913,7 @@ struct load {
 	char sample[160];               /* the first other answer's body */
 	double elapsed_s;               /* of the counted window */
 	pid_t server;                   /* whose CPU use to measure */
+	pid_t server2;                  /* and, when not 0, this one's too */
 	struct cpu_use cpu;             /* during the counted window */
 };
 
@@ -922,6 +933,7 @@ load_init(struct load *l, const struct sockaddr_in *dst,
 	for (i = 0; i < n; i++) {
 		l->conns[i].fd = -1;
 		l->conns[i].src = loopback(hosts[i]);
+		l->conns[i].dst = &l->dst;
 	}
 	l->next = next;
 	l->next_arg = next_arg;
@@ -1021,7 +1033,7 @@ conn_open(struct load *l, struct hconn *c)
 {
 	struct epoll_event ev;
 
-	if ((c->fd = tcp_connect(c->src, &l->dst)) < 0) {
+	if ((c->fd = tcp_connect(c->src, c->dst)) < 0) {
 		if (l->counting)
 			l->errors++;
 		c->retry_at = now_s() + 0.01;
@@ -1116,14 +1128,14 @@ load_run(struct load *l, double warmup_s, double seconds)
 	if (warmup_s <= 0) {
 		l->counting = 1;
 		start = t0;
-		cpu_sample_take(&c0, l->server);
+		cpu_sample_take(&c0, l->server, l->server2);
 	}
 	while (!interrupted) {
 		t = now_s();
 		if (!l->counting && t >= t0 + warmup_s) {
 			l->counting = 1;
 			start = t;
-			cpu_sample_take(&c0, l->server);
+			cpu_sample_take(&c0, l->server, l->server2);
 			l->ok = l->errors = 0;
 			memset(l->by_status, 0, sizeof(l->by_status));
 			l->sample[0] = '\0';
@@ -1153,7 +1165,7 @@ load_run(struct load *l, double warmup_s, double seconds)
 	}
 	check_interrupted();
 	if (l->counting) {
-		cpu_sample_take(&c1, l->server);
+		cpu_sample_take(&c1, l->server, l->server2);
 		l->elapsed_s = now_s() - start;
 		cpu_use_between(&c0, &c1, l->elapsed_s, &l->cpu);
 	}
@@ -1207,6 +1219,11 @@ struct throughput {
 	int exhausted;                  /* next() ran out before the end */
 };
 
+static void measure_throughput2(const struct sockaddr_in *dst, pid_t server,
+    const struct sockaddr_in *dst2, pid_t server2, load_next_fn next,
+    void *next_arg, int ok_status, double seconds, const char *what,
+    struct throughput *out);
+
 /*
  * LOAD_CONNS connections from 127.0.0.1 sending next()'s requests for
  * seconds after a warm-up; the rate of answers with ok_status and the CPU
@@ -1218,6 +1235,20 @@ measure_throughput(const struct sockaddr_in *dst, pid_t server,
     load_next_fn next, void *next_arg, int ok_status, double seconds,
     const char *what, struct throughput *out)
 {
+	measure_throughput2(dst, server, NULL, 0, next, next_arg, ok_status,
+	    seconds, what, out);
+}
+
+/*
+ * measure_throughput() with every second connection to dst2 (NULL: none)
+ * and the CPU use of server2 (0: none) counted as the server's too.
+ */
+static void
+measure_throughput2(const struct sockaddr_in *dst, pid_t server,
+    const struct sockaddr_in *dst2, pid_t server2, load_next_fn next,
+    void *next_arg, int ok_status, double seconds, const char *what,
+    struct throughput *out)
+{
 	unsigned int hosts[LOAD_CONNS];
 	struct load l;
 	char other[256];
@@ -1227,6 +1258,12 @@ measure_throughput(const struct sockaddr_in *dst, pid_t server,
 		hosts[i] = 1;
 	load_init(&l, dst, hosts, LOAD_CONNS, next, next_arg, ok_status);
 	l.server = server;
+	l.server2 = server2;
+	if (dst2 != NULL) {
+		l.dst2 = *dst2;
+		for (i = 1; i < LOAD_CONNS; i += 2)
+			l.conns[i].dst = &l.dst2;
+	}
 	load_run(&l, WARMUP_S, seconds);
 	out->rate = load_rate(&l);
 	out->cpu = l.cpu;
@@ -1631,6 +1668,11 @@ struct results {
 	unsigned long rss_before_kib, rss_with_kib;
 	struct latency idle, flood_a, flood_b;
 	int stop_a, stop_b, stop_c;
+	/* 6: through one instance [0] and two [1] */
+	int pg_done;
+	struct throughput pg_reads[2], pg_posts[2];
+	size_t pg_posts_pool[2];
+	int stop_pg;
 };
 
 /*
@@ -1662,17 +1704,20 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-"Usage: " PROG " [--directory PATH] [--seconds N] [-q]\n"
+"Usage: " PROG " [--directory PATH] [--seconds N] [--pg URI] [-q]\n"
 "\n"
 "Measures devid-directory on loopback: the HTTP ceiling of libmicrohttpd,\n"
 "log reads (of one account, and across 2,000), message posts, 2,000 idle\n"
-"long-polls, and a client's read latency under password floods\n"
+"long-polls, a client's read latency under password floods, and with\n"
+"--pg the reads and posts on PostgreSQL through one and two instances\n"
 "(docs/performance.md).\n"
 "\n"
 "  --directory PATH  the devid-directory binary (default: the one of\n"
 "                    this build tree)\n"
 "  --seconds N       seconds per measurement (default %d; the latency\n"
 "                    measurements take twice as long)\n"
+"  --pg URI          an empty PostgreSQL database for phase 6\n"
+"                    (swtpm-ci/pg-start DIR prints one)\n"
 "  -q                short phases (%d s) and no progress lines\n",
 	    SECONDS_DEFAULT, SECONDS_QUICK);
 }
@@ -1904,6 +1949,137 @@ run_throughput(struct server *s, double seconds, struct results *res)
 		free(lp_reqs[i]);
 		tdev_clear(&lp[i]);
 	}
+	tdev_clear(&laptop);
+	for (i = 0; i < n_bobs; i++)
+		tdev_clear(&bobs[i]);
+	free(bobs);
+}
+
+/* --- 6. PostgreSQL: one instance, then two --- */
+
+/*
+ * The log reads of 2 and the posts of 3 on the (empty) PostgreSQL
+ * database uri: through one instance, then through two on it, every
+ * second connection to the second.  Dies when the database is not empty
+ * (the accounts exist).
+ */
+static void
+run_pg(const char *binary, const char *uri, double seconds,
+    struct results *res)
+{
+	static const char *const base_args[] = {
+		"--rate", "0", "--max-queue", "10000000",
+	};
+	const char *extra[20];
+	struct server p[2];
+	struct tdev laptop, *bobs;
+	char dir_id[DEVREC_ID_HEX_LEN + 1], token[DIRC_TOKEN_MAX + 1];
+	char auth[DIRC_TOKEN_MAX + 32], key[PATH_MAX], label[32];
+	const char *key_argv[] = { binary, "key", "--db", uri,
+		"--signing-key", key, NULL };
+	size_t read_len, n = 0, i, n_envelopes, n_bobs;
+	struct acctlog_response *resp = NULL;
+	struct fixed_request read_fixed;
+	struct envpool pool;
+	struct dirc *c;
+	struct err_ctx e;
+	char *read_req;
+	int k;
+
+	memset(p, 0, sizeof(p));
+	for (k = 0; k < 2; k++) {
+		p[k].binary = binary;
+		if (strlen(uri) >= sizeof(p[k].db))
+			die("--pg: the URI is too long");
+		snprintf(p[k].db, sizeof(p[k].db), "%s", uri);
+		snprintf(p[k].log, sizeof(p[k].log), "%s/pg%d.log", tmp, k + 1);
+	}
+	snprintf(key, sizeof(key), "%s/head.key", tmp);
+	for (i = 0; i < sizeof(base_args) / sizeof(base_args[0]); i++)
+		extra[n++] = base_args[i];
+	if (server_has_option(binary, "--max-queue-per-sender")) {
+		extra[n++] = "--max-queue-per-sender";
+		extra[n++] = BIG_LIMIT;
+	}
+	if (server_has_option(binary, "--account-quota")) {
+		extra[n++] = "--account-quota";
+		extra[n++] = BIG_QUOTA;
+	}
+	extra[n++] = "--signing-key";
+	extra[n++] = key;
+	extra[n] = NULL;
+	n_envelopes = (size_t)(seconds * ENVELOPES_PER_SECOND);
+	n_bobs = n_envelopes / ENVELOPES_PER_RECIPIENT + 1;
+	if (n_bobs > RECIPIENTS_MAX)
+		n_bobs = RECIPIENTS_MAX;
+	if ((bobs = calloc(n_bobs, sizeof(*bobs))) == NULL)
+		die("out of memory");
+
+	note("6. PostgreSQL: setting up accounts and devices...\n");
+	if (tool_run(key_argv) != 0)
+		die("cannot make a head key on the --pg database");
+	account_add(&p[0], ALICE, "10");
+	account_add(&p[0], BOB, "10");
+	server_start(&p[0], extra);
+	directory_id(&p[0], dir_id);
+	device_add(&p[0], &laptop, ALICE, "laptop");
+	for (i = 0; i < n_bobs; i++) {
+		snprintf(label, sizeof(label), "desktop %zu", i);
+		device_add(&p[0], &bobs[i], BOB, label);
+	}
+	login(&p[0], dir_id, &laptop, token);
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+	read_req = http_request("GET", "/v1/accounts/" ALICE_PATH
+	    "/log?since=0", p[0].host, auth, NULL, 0, &read_len);
+	read_fixed.req = read_req;
+	read_fixed.len = read_len;
+
+	memset(&pool, 0, sizeof(pool));
+	c = dir_client(&p[0]);
+	err_clear(&e);
+	if (dirc_set_token(c, token) != 0)
+		die("out of memory");
+	for (i = 0; i < 2; i++) {
+		const char *account = i == 0 ? ALICE : BOB;
+
+		if (dirc_get_log(c, account, 0, 0, &resp, &e) != 0)
+			die("log of %s: %s", account, err_msg(&e));
+		pool.views[i] = resp->head;
+		acctlog_response_free(resp);
+		resp = NULL;
+	}
+	dirc_free(c);
+	pool.sender = &laptop;
+	pool.recips = bobs;
+	pool.n_recips = n_bobs;
+	pool.host = p[0].host;
+	snprintf(pool.auth, sizeof(pool.auth), "%s", auth);
+
+	for (k = 0; k < 2; k++) {
+		const struct sockaddr_in *dst2 = NULL;
+		pid_t pid2 = 0;
+
+		if (k == 1) {
+			server_start(&p[1], extra);
+			dst2 = &p[1].addr;
+			pid2 = p[1].pid;
+		}
+		note("6. PostgreSQL, %d instance%s: log reads, then posts...\n",
+		    k + 1, k == 0 ? "" : "s");
+		measure_throughput2(&p[0].addr, p[0].pid, dst2, pid2,
+		    next_fixed, &read_fixed, 200, seconds,
+		    "PostgreSQL log reads", &res->pg_reads[k]);
+		envpool_make(&pool, n_envelopes);
+		measure_throughput2(&p[0].addr, p[0].pid, dst2, pid2,
+		    next_envelope, &pool, 201, seconds, "PostgreSQL posts",
+		    &res->pg_posts[k]);
+		res->pg_posts_pool[k] = pool.n;
+		envpool_free(&pool);
+	}
+	res->stop_pg = server_stop(&p[1]) | server_stop(&p[0]);
+	res->pg_done = 1;
+
+	free(read_req);
 	tdev_clear(&laptop);
 	for (i = 0; i < n_bobs; i++)
 		tdev_clear(&bobs[i]);
@@ -2314,7 +2490,26 @@ print_results(const struct results *r)
 	    verdict(a50 <= 2 && a99 <= 2 && b50 <= 2 && b99 <= 2 &&
 	    r->idle.failed == 0 && r->flood_a.failed == 0 &&
 	    r->flood_b.failed == 0 && r->idle.n > 0));
-	if (r->stop_a != 0 || r->stop_b != 0 || r->stop_c != 0)
+	if (r->pg_done) {
+		printf("6. the reads of 2 and the posts of 3 by store, beside "
+		    "the ceiling of 1 (PostgreSQL's\n   own CPU counts under "
+		    "others; two instances: every second connection to each)\n");
+		print_rate("HTTP ceiling", &r->ceiling);
+		print_rate("SQLite: log reads", &r->reads);
+		print_rate("SQLite: posts", &r->posts);
+		print_rate("PostgreSQL x1: log reads", &r->pg_reads[0]);
+		print_rate("PostgreSQL x1: posts", &r->pg_posts[0]);
+		print_rate("PostgreSQL x2: log reads", &r->pg_reads[1]);
+		print_rate("PostgreSQL x2: posts", &r->pg_posts[1]);
+		if (r->pg_posts[0].exhausted || r->pg_posts[1].exhausted)
+			printf("  (all envelopes were posted before the time "
+			    "was up)\n");
+	} else {
+		printf("6. PostgreSQL: not measured (--pg URI of an empty "
+		    "database)\n");
+	}
+	if (r->stop_a != 0 || r->stop_b != 0 || r->stop_c != 0 ||
+	    r->stop_pg != 0)
 		printf("WARNING: devid-directory did not exit cleanly on "
 		    "SIGTERM (see above)\n");
 	if (r->ceiling.cpu.other > BUSY_OTHER ||
@@ -2334,13 +2529,14 @@ main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "directory", required_argument, NULL, 'd' },
 		{ "seconds", required_argument, NULL, 's' },
+		{ "pg", required_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct sigaction sa;
 	struct results res;
 	struct server s;
-	const char *binary = NULL;
+	const char *binary = NULL, *pg_uri = NULL;
 	double seconds = SECONDS_DEFAULT, t0;
 	char *end;
 	FILE *f;
@@ -2362,6 +2558,9 @@ main(int argc, char **argv)
 			}
 			seconds = (double)v;
 			seconds_set = 1;
+			break;
+		case 'p':
+			pg_uri = optarg;
 			break;
 		case 'q':
 			quiet = 1;
@@ -2424,6 +2623,8 @@ main(int argc, char **argv)
 	run_throughput(&s, seconds, &res);
 	run_cold_reads(&s, seconds, &res);
 	run_latency(&s, seconds, &res);
+	if (pg_uri != NULL)
+		run_pg(binary, pg_uri, seconds, &res);
 
 	print_results(&res);
 	printf("(%.0f s in all)\n", now_s() - t0);

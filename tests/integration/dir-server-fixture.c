@@ -58,6 +58,17 @@ tsrv_new(unsigned int flags)
 	return s;
 }
 
+void
+tsrv_use_db(struct tsrv *s, const char *db)
+{
+	assert_non_null(s);
+	assert_int_equal(s->pid, 0);
+	if (strlen(db) >= sizeof(s->db))
+		fail_msg("a database name of %zu bytes is too long",
+		    strlen(db));
+	snprintf(s->db, sizeof(s->db), "%s", db);
+}
+
 static void
 argv_free(char **argv)
 {

@@ -58,6 +58,16 @@ struct tsrv_tls {
  */
 struct tsrv *tsrv_new(unsigned int flags);
 
+/*
+ * Makes the server of s use db, a file path or a libpq URI
+ * (postgresql://...), in place of dir/dir.db; the temporary directory
+ * still holds the ready file and the files of tsrv_run().  A server on
+ * PostgreSQL needs --signing-key among the extra arguments of
+ * tsrv_start(), and several fixtures may name one database.  Call it
+ * before the start; fails the test when db does not fit.
+ */
+void tsrv_use_db(struct tsrv *s, const char *db);
+
 /* Kills a running server (SIGKILL) and reaps it, removes the directory,
  * and frees s.  Accepts NULL. */
 void tsrv_free(struct tsrv *s);

@@ -3,6 +3,14 @@
 # a devid-directory on a free loopback port, a swtpm, SoftHSM2 tokens and
 # one state/config/runtime tree per device; the EXIT trap stops everything
 # that was started, on every path.  A missing tool is a failure.
+#
+# The directory is one process on a SQLite file ($T/dir.db), unless
+# DEVID_TEST_DIR_BACKEND=pg2: then a throw-away PostgreSQL cluster
+# (swtpm-ci/pg-start, in $T/pg) and two processes on it, one head key
+# for both.  Devices named in DEVID_TEST_DIR2_DEVICES (init_device's
+# NAME, space-separated; unset: every second device) talk to the second
+# (URL2), the others to the first (URL); sql and the account tools go to
+# the database.
 
 : "${top_srcdir:?run through make check (top_srcdir is not set)}"
 : "${top_builddir:?run through make check (top_builddir is not set)}"
@@ -32,8 +40,19 @@ done
 SOFTHSM2_MODULE=${SOFTHSM2_MODULE:-/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so}
 [ -f "$SOFTHSM2_MODULE" ] || fail "the SoftHSM2 module is missing"
 
+DIR_BACKEND=${DEVID_TEST_DIR_BACKEND:-sqlite}
+case $DIR_BACKEND in
+sqlite|pg2) ;;
+*) fail "DEVID_TEST_DIR_BACKEND is '$DIR_BACKEND': sqlite or pg2" ;;
+esac
+
 T=$(mktemp -d -t devid-agent.XXXXXX) || fail "mktemp failed"
 DIR_PID=""
+# Where the account tools and sql find the directory's data; with pg2
+# set by dir_start.
+DIR_DB=$T/dir.db
+DIR_KEY_ARGS=""
+PG_URI=""
 # Every agent started, restarts included, also when its pid file is
 # overwritten; anything else a test starts in the background goes into
 # $T/NAME.pid.
@@ -119,6 +138,7 @@ cleanup() {
 	done
 	# shellcheck disable=SC2046
 	proc_stop $(proc_strays swtpm)
+	[ -d "$T/pg" ] && "$CI/pg-stop" "$T/pg" >/dev/null 2>&1
 	rm -rf "$T"
 	exit "$_rc"
 }
@@ -134,8 +154,13 @@ PASSWORD_FILE=$T/password
 # --- the directory ---
 
 # dir_start [PORT]: starts devid-directory on 127.0.0.1:PORT (0: a free
-# port) on $T/dir.db; sets URL and DIR_PORT.
+# port) on $T/dir.db; sets URL and DIR_PORT.  With pg2: both instances,
+# the first on PORT (the cluster the first time); sets URL2 too.
 dir_start() {
+	if [ "$DIR_BACKEND" = pg2 ]; then
+		dir_start_pg2 "$@"
+		return
+	fi
 	rm -f "$T/dir.addr"
 	"$DIRECTORY" serve --db "$T/dir.db" --listen "127.0.0.1:${1:-0}" \
 	    --ready-file "$T/dir.addr" --scrypt-cost 10 --rate 0 \
@@ -154,7 +179,79 @@ dir_start() {
 	DIR_PORT=${URL##*:}
 }
 
+# dir_serve_pg N PORT: instance N (1 or 2) of the directory on the
+# cluster, on 127.0.0.1:PORT; waits until it serves.
+dir_serve_pg() {
+	_sfx=""
+	[ "$1" = 1 ] || _sfx=$1
+	rm -f "$T/dir$_sfx.addr"
+	# shellcheck disable=SC2086
+	"$DIRECTORY" serve --db "$DIR_DB" $DIR_KEY_ARGS \
+	    --listen "127.0.0.1:$2" --ready-file "$T/dir$_sfx.addr" \
+	    --scrypt-cost 10 --rate 0 >>"$T/directory$_sfx.log" 2>&1 &
+	DIR_PID="$DIR_PID $!"
+	echo $! > "$T/directory$_sfx.pid"
+	i=0
+	while [ ! -s "$T/dir$_sfx.addr" ]; do
+		i=$((i + 1))
+		[ $i -lt 100 ] || fail "directory instance $1 did not start"
+		kill -0 "$(cat "$T/directory$_sfx.pid")" 2>/dev/null ||
+			fail "directory instance $1 exited: $(tail -n 5 "$T/directory$_sfx.log")"
+		sleep 0.1
+	done
+}
+
+# dir_start_pg2 [PORT]: dir_start with DEVID_TEST_DIR_BACKEND=pg2.
+dir_start_pg2() {
+	if [ -z "$PG_URI" ]; then
+		# The cluster runs as another user when this runs as root.
+		chmod 711 "$T"
+		PG_URI=$("$CI/pg-start" "$T/pg") ||
+			fail "cannot start PostgreSQL (swtpm-ci/pg-start)"
+		DIR_DB=$PG_URI
+		DIR_KEY_ARGS="--signing-key $T/head.key"
+		# shellcheck disable=SC2086
+		"$DIRECTORY" key --db "$DIR_DB" $DIR_KEY_ARGS >/dev/null ||
+			fail "cannot make the directory's head key"
+	fi
+	dir_serve_pg 1 "${1:-0}"
+	dir_serve_pg 2 "${DIR2_PORT:-0}"
+	URL=http://$(cat "$T/dir.addr")
+	DIR_PORT=${URL##*:}
+	URL2=http://$(cat "$T/dir2.addr")
+	DIR2_PORT=${URL2##*:}
+}
+
+# dir_url NAME: the directory URL that device NAME is given.
+DIR_N_DEVICES=0
+dir_url() {
+	if [ "$DIR_BACKEND" != pg2 ]; then
+		echo "$URL"
+		return
+	fi
+	if [ -n "${DEVID_TEST_DIR2_DEVICES+set}" ]; then
+		case " $DEVID_TEST_DIR2_DEVICES " in
+		*" $1 "*) echo "$URL2" ;;
+		*) echo "$URL" ;;
+		esac
+	elif [ $((DIR_N_DEVICES % 2)) -eq 1 ]; then
+		echo "$URL2"
+	else
+		echo "$URL"
+	fi
+}
+
 dir_stop() {
+	if [ -f "$T/directory2.pid" ]; then
+		kill "$(cat "$T/directory2.pid")" 2>/dev/null || true
+		i=0
+		while kill -0 "$(cat "$T/directory2.pid")" 2>/dev/null; do
+			i=$((i + 1))
+			[ $i -lt 150 ] || fail "directory instance 2 did not stop"
+			sleep 0.1
+		done
+		rm -f "$T/directory2.pid"
+	fi
 	if [ -f "$T/directory.pid" ]; then
 		kill "$(cat "$T/directory.pid")" 2>/dev/null || true
 		i=0
@@ -169,13 +266,15 @@ dir_stop() {
 
 # account_add NAME
 account_add() {
-	"$DIRECTORY" account add "$1" --db "$T/dir.db" \
+	"$DIRECTORY" account add "$1" --db "$DIR_DB" \
 	    --password-file "$PASSWORD_FILE" >/dev/null ||
 		fail "cannot create account $1"
 }
 
 dir_id() {
-	"$DIRECTORY" key --db "$T/dir.db" | sed -n 's/^directory id: *//p'
+	# shellcheck disable=SC2086
+	"$DIRECTORY" key --db "$DIR_DB" $DIR_KEY_ARGS |
+	    sed -n 's/^directory id: *//p'
 }
 
 # --- tokens ---
@@ -314,8 +413,9 @@ init_device() {
 	tok=$4
 	shift 4
 	ag "$n" init --account "$acct" --label "$label" --token "$tok" \
-	    --directory "$URL" --directory-key "$DIR_ID" "$@" \
+	    --directory "$(dir_url "$n")" --directory-key "$DIR_ID" "$@" \
 	    >"$T/$n.init" 2>&1 || fail "init $n: $(cat "$T/$n.init")"
+	DIR_N_DEVICES=$((DIR_N_DEVICES + 1))
 }
 
 register_device() {
@@ -328,10 +428,24 @@ device_id() {
 	sed -n 's/^ *device id: *//p' "$T/$1.init"
 }
 
+# sql_pg STATEMENTS: psql on the pg2 cluster; rows with | between
+# columns (booleans t/f, bytea as \x...).
+sql_pg() {
+	_psql=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V |
+	    tail -n 1)/psql
+	[ -x "$_psql" ] || _psql=psql
+	"$_psql" -X -q -A -t -F '|' -v ON_ERROR_STOP=1 -d "$PG_URI" -c "$1" ||
+		fail "psql: $1"
+}
+
 # sql STATEMENTS: on the directory's database, behind its back (python3's
-# sqlite3 module); a SELECT prints its rows with | between columns.
+# sqlite3 module, or psql with pg2); a SELECT prints its rows with |
+# between columns.
 sql() {
-	python3 - "$T/dir.db" "$1" <<'PYX'
+	if [ "$DIR_BACKEND" = pg2 ]; then
+		sql_pg "$1"
+	else
+		python3 - "$T/dir.db" "$1" <<'PYX'
 import sqlite3, sys
 db = sqlite3.connect(sys.argv[1], timeout=10)
 q = sys.argv[2].strip()
@@ -343,6 +457,7 @@ else:
     db.commit()
 db.close()
 PYX
+	fi
 	# The directory answers from memory what it read less than a second
 	# ago (docs/directory.md): a change behind its back shows after that.
 	case $1 in

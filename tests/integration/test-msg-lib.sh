@@ -108,8 +108,13 @@ db_tail() {
 
 # phantom DB ACCOUNT LABEL: writes a valid device record and its add
 # event straight into the directory database DB (what a compromised
-# directory can do).  Sets PH_ID.
+# directory can do; with DEVID_TEST_DIR_BACKEND=pg2 into the cluster,
+# whatever DB says).  Sets PH_ID.
 phantom() {
+	if [ "$DIR_BACKEND" = pg2 ]; then
+		phantom_pg "$2" "$3"
+		return
+	fi
 	db=$1
 	acct=$2
 	label=$3
@@ -130,6 +135,21 @@ phantom() {
 		fail "cannot write the phantom into $db"
 	# The directory answers from memory what it read less than a second
 	# ago (docs/directory.md): a change behind its back shows after that.
+	sleep 1.1
+}
+
+# phantom_pg ACCOUNT LABEL: phantom on the pg2 cluster.
+phantom_pg() {
+	acct=$1
+	label=$2
+	set -- $(sql_pg "SELECT seq, encode(hash, 'hex') FROM events WHERE account='$acct' ORDER BY seq DESC LIMIT 1;" |
+	    tr '|' ' ')
+	seq=$(($1 + 1))
+	now=$(date +%s)
+	"$FORGE" "$acct" "$label" "$seq" "$2" "$now" >"$T/forged" || fail "forge"
+	PH_ID=$(sed -n 1p "$T/forged")
+	sql_pg "INSERT INTO events(account, seq, time, type, prev, hash, json) VALUES('$acct', $seq, $now, 'add', '\x$2', '\x$(sed -n 2p "$T/forged")', '$(sed -n 3p "$T/forged")');
+	    INSERT INTO devices(device, account, active, record, sig_pub, added_time) VALUES('$PH_ID', '$acct', true, '$(sed -n 4p "$T/forged")', '\x$(sed -n 5p "$T/forged")', $now);" >/dev/null
 	sleep 1.1
 }
 
