@@ -381,9 +381,13 @@ static int
 store_open(const struct options *o, struct dir_store **store,
     struct err_ctx *e)
 {
-	if (db_is_pg(o->db))
-		return dir_store_pg_open(o->db, store, e);
-	return dir_store_sqlite_open(o->db, store, e);
+	int r;
+
+	if (!db_is_pg(o->db))
+		return dir_store_sqlite_open(o->db, store, e);
+	if ((r = dir_store_pg_uri_check(o->db, e)) != 0)
+		return r;
+	return dir_store_pg_open(o->db, store, e);
 }
 
 /* The database as messages may show it: a URI may carry a password. */
@@ -945,7 +949,8 @@ cmd_migrate(const struct options *o)
 		    "(--from) to PostgreSQL (--to postgresql://...)\n");
 		return 2;
 	}
-	if (dir_migrate_run(o->from, o->to, &n, &e) != 0) {
+	if (dir_store_pg_uri_check(o->to, &e) != 0 ||
+	    dir_migrate_run(o->from, o->to, &n, &e) != 0) {
 		fprintf(stderr, PROG ": migrate: %s\n", err_msg(&e));
 		return 1;
 	}

@@ -2001,6 +2001,27 @@ static const struct dir_store_ops pg_ops = {
 };
 
 int
+dir_store_pg_uri_check(const char *uri, struct err_ctx *e)
+{
+	PQconninfoOption *opts, *o;
+	int r = 0;
+
+	return_val_if_fail(uri != NULL, ERR_INVALID_ARG);
+	if ((opts = PQconninfoParse(uri, NULL)) == NULL)
+		return err_set(e, ERR_CONFIG, "not a PostgreSQL connection "
+		    "string");
+	for (o = opts; o->keyword != NULL; o++)
+		if (strcmp(o->keyword, "password") == 0 && o->val != NULL &&
+		    o->val[0] != '\0')
+			r = err_set(e, ERR_CONFIG, "the database URI carries a "
+			    "password, which every user of this machine can "
+			    "read in the process list: leave it out and put it "
+			    "in PGPASSFILE (~/.pgpass) or a service file");
+	PQconninfoFree(opts);
+	return r;
+}
+
+int
 dir_store_pg_open(const char *uri, struct dir_store **out, struct err_ctx *e)
 {
 	struct pg_store *st = NULL;

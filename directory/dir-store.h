@@ -257,6 +257,14 @@ int dir_store_sqlite_open(const char *path, struct dir_store **out,
     struct err_ctx *e);
 
 /*
+ * Whether uri may be given on a command line: ERR_CONFIG when it is not a
+ * libpq connection string, or when it carries a password (which the
+ * process list shows to every user; libpq reads it from PGPASSFILE or a
+ * service file instead).  The message never quotes the string.
+ */
+int dir_store_pg_uri_check(const char *uri, struct err_ctx *e);
+
+/*
  * Opens the PostgreSQL database that uri names: a libpq connection URI
  * (postgresql://...) or a keyword string.  The password comes from
  * libpq's own sources (PGPASSFILE, a service file) or from uri; no

@@ -77,6 +77,16 @@ grep -q "alice@example.org" "$T/out" || fail "account list shows alice"
     fail "account show"
 grep -q "log at seq 0" "$T/out" || { cat "$T/out" >&2; fail "show"; }
 
+note "a password in the URI is refused (the process list shows it)"
+if "$D" account list --db "postgresql://devid:s3cr3t@localhost/devid" \
+    > "$T/out" 2>&1; then
+	fail "a URI with a password was accepted"
+fi
+grep -q "process list" "$T/out" || { cat "$T/out" >&2; fail "password msg"; }
+if grep -q "s3cr3t" "$T/out"; then
+	fail "the password was shown"
+fi
+
 note "the head key needs --signing-key with PostgreSQL"
 if "$D" key --db "$URI" > "$T/out" 2>&1; then
 	fail "key without --signing-key on PostgreSQL succeeded"
