@@ -114,26 +114,110 @@ ec_canonical_form(EVP_PKEY *pkey)
 	return 1;
 }
 
-/* Runs the provider's public-key validation (point on curve, RSA modulus
- * sanity).  1 when it passes. */
+/* The odd primes below this divide no valid modulus (trial division). */
+#define RSA_SMALL_PRIME_BOUND 2048
+
+/* 1 when n is a strong probable prime to base 2 (one Miller-Rabin round
+ * with a fixed base: the same answer on every machine). */
+static int
+rsa_sprp2(const BIGNUM *n, BN_CTX *ctx)
+{
+	BIGNUM *n1, *d, *x, *two;
+	int s = 0, i, prime = 0;
+
+	BN_CTX_start(ctx);
+	n1 = BN_CTX_get(ctx);
+	d = BN_CTX_get(ctx);
+	x = BN_CTX_get(ctx);
+	two = BN_CTX_get(ctx);
+	if (two == NULL || BN_copy(n1, n) == NULL || !BN_sub_word(n1, 1) ||
+	    BN_copy(d, n1) == NULL || !BN_set_word(two, 2))
+		goto out;
+	while (!BN_is_zero(d) && !BN_is_odd(d)) {
+		if (!BN_rshift1(d, d))
+			goto out;
+		s++;
+	}
+	if (!BN_mod_exp(x, two, d, n, ctx))
+		goto out;
+	if (BN_is_one(x) || BN_cmp(x, n1) == 0) {
+		prime = 1;
+		goto out;
+	}
+	for (i = 1; i < s; i++) {
+		if (!BN_mod_sqr(x, x, n, ctx))
+			goto out;
+		if (BN_cmp(x, n1) == 0) {
+			prime = 1;
+			goto out;
+		}
+	}
+ out:
+	BN_CTX_end(ctx);
+	return prime;
+}
+
+/*
+ * RSA public-key sanity, decided the same way on every machine:
+ * OpenSSL's own check tests the modulus with random bases, so a crafted
+ * record could pass on one device and fail on another.  The exponent is
+ * odd, at least 65537 and at most 256 bits; the modulus is odd, has no
+ * prime factor below RSA_SMALL_PRIME_BOUND and is not a probable prime
+ * to base 2.  1 when the key passes.
+ */
+static int
+rsa_public_ok(EVP_PKEY *pkey)
+{
+	BIGNUM *n = NULL, *e = NULL;
+	BN_CTX *ctx = NULL;
+	unsigned char sieve[RSA_SMALL_PRIME_BOUND];
+	BN_ULONG rem;
+	unsigned int p, q;
+	int ok = 0;
+
+	if (EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_N, &n) != 1 ||
+	    EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_E, &e) != 1 ||
+	    (ctx = BN_CTX_new()) == NULL)
+		goto out;
+	if (!BN_is_odd(n) || !BN_is_odd(e) || BN_num_bits(e) > 256 ||
+	    BN_get_word(e) < 65537 || BN_cmp(e, n) >= 0)
+		goto out;
+	memset(sieve, 0, sizeof(sieve));
+	for (p = 3; p < RSA_SMALL_PRIME_BOUND; p += 2) {
+		if (sieve[p])
+			continue;
+		for (q = p * p; q < RSA_SMALL_PRIME_BOUND; q += 2 * p)
+			sieve[q] = 1;
+		if ((rem = BN_mod_word(n, p)) == 0 || rem == (BN_ULONG)-1)
+			goto out;
+	}
+	ok = !rsa_sprp2(n, ctx);
+ out:
+	BN_CTX_free(ctx);
+	BN_free(n);
+	BN_free(e);
+	return ok;
+}
+
+/* The public-key validation: point on the curve, or RSA sanity.  1 when
+ * it passes. */
 static int
 pkey_public_ok(EVP_PKEY *pkey)
 {
 	EVP_PKEY_CTX *pctx;
 	int ok;
 
+	if (!EVP_PKEY_is_a(pkey, "EC"))
+		return rsa_public_ok(pkey);
 	if ((pctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL)) == NULL)
 		return 0;
 	/*
-	 * For EC the quick check (point on the curve, not at infinity) is
-	 * the whole check on P-256: its cofactor is 1, so every point on the
-	 * curve is in the prime-order group and the full check's extra
-	 * scalar multiplication proves nothing more.
+	 * The quick check (point on the curve, not at infinity) is the whole
+	 * check on P-256: its cofactor is 1, so every point on the curve is
+	 * in the prime-order group and the full check's extra scalar
+	 * multiplication proves nothing more.
 	 */
-	if (EVP_PKEY_is_a(pkey, "EC"))
-		ok = EVP_PKEY_public_check_quick(pctx) == 1;
-	else
-		ok = EVP_PKEY_public_check(pctx) == 1;
+	ok = EVP_PKEY_public_check_quick(pctx) == 1;
 	EVP_PKEY_CTX_free(pctx);
 	return ok;
 }

@@ -17,9 +17,11 @@
 
 #include <cmocka.h>
 
+#include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/param_build.h>
 #include <openssl/x509.h>
 
 #include "crypto.h"
@@ -431,6 +433,107 @@ test_spki_reject_key_types(void **state)
 	openssl_spki(k->rsa1024, &der, &der_len);
 	assert_spki_rejected(der, der_len);
 	free(der);
+}
+
+/* An RSA public key with modulus n and exponent e, as SPKI DER. */
+static void
+rsa_spki(const BIGNUM *n, const BIGNUM *e, uint8_t **der, size_t *der_len)
+{
+	OSSL_PARAM_BLD *bld;
+	OSSL_PARAM *params;
+	EVP_PKEY_CTX *ctx;
+	EVP_PKEY *pkey = NULL;
+
+	assert_non_null(bld = OSSL_PARAM_BLD_new());
+	assert_int_equal(OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n),
+	    1);
+	assert_int_equal(OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e),
+	    1);
+	assert_non_null(params = OSSL_PARAM_BLD_to_param(bld));
+	assert_non_null(ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL));
+	assert_int_equal(EVP_PKEY_fromdata_init(ctx), 1);
+	assert_int_equal(EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY,
+	    params), 1);
+	openssl_spki(pkey, der, der_len);
+	EVP_PKEY_free(pkey);
+	EVP_PKEY_CTX_free(ctx);
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+}
+
+/* crypto_spki_import()'s answer for RSA (n, e), asked 20 times: it must
+ * be the same every time (the check draws nothing at random). */
+static int
+rsa_verdict(const BIGNUM *n, const BIGNUM *e)
+{
+	EVP_PKEY *pkey;
+	struct err_ctx err;
+	uint8_t *der;
+	size_t der_len;
+	int i, r, first = 1;
+
+	rsa_spki(n, e, &der, &der_len);
+	for (i = 0; i < 20; i++) {
+		pkey = NULL;
+		err_clear(&err);
+		r = crypto_spki_import(der, der_len, &pkey, &err);
+		EVP_PKEY_free(pkey);
+		if (i == 0)
+			first = r;
+		assert_int_equal(r, first);
+	}
+	free(der);
+	return first;
+}
+
+/*
+ * RSA moduli and exponents that no key pair has are refused, and the
+ * same way every time: an even modulus, one with a small factor, a
+ * prime, and exponents 3, 65536 and one above the modulus' half.
+ */
+static void
+test_spki_rsa_sanity(void **state)
+{
+	struct keys *k = *state;
+	BIGNUM *n = NULL, *e = NULL, *bad, *e3, *p;
+	BN_CTX *ctx;
+
+	assert_non_null(ctx = BN_CTX_new());
+	assert_int_equal(EVP_PKEY_get_bn_param(k->rsa2048,
+	    OSSL_PKEY_PARAM_RSA_N, &n), 1);
+	assert_int_equal(EVP_PKEY_get_bn_param(k->rsa2048,
+	    OSSL_PKEY_PARAM_RSA_E, &e), 1);
+	assert_non_null(bad = BN_new());
+	assert_non_null(e3 = BN_new());
+	assert_non_null(p = BN_new());
+	assert_int_equal(rsa_verdict(n, e), 0);
+	/* even */
+	assert_non_null(BN_copy(bad, n));
+	assert_int_equal(BN_add_word(bad, 1), 1);
+	assert_int_equal(rsa_verdict(bad, e), ERR_FORMAT);
+	/* 3 * 2^2046-ish + something: a multiple of a small prime */
+	assert_int_equal(BN_set_word(bad, 1013), 1);
+	assert_int_equal(BN_lshift(bad, bad, 2038), 1);
+	assert_int_equal(BN_add_word(bad, 1013), 1);
+	assert_int_equal(BN_num_bits(bad), 2048);
+	assert_int_equal(rsa_verdict(bad, e), ERR_FORMAT);
+	/* a prime */
+	assert_int_equal(BN_generate_prime_ex(p, 2048, 0, NULL, NULL, NULL),
+	    1);
+	assert_int_equal(rsa_verdict(p, e), ERR_FORMAT);
+	/* exponents */
+	assert_int_equal(BN_set_word(e3, 3), 1);
+	assert_int_equal(rsa_verdict(n, e3), ERR_FORMAT);
+	assert_int_equal(BN_set_word(e3, 65536), 1);
+	assert_int_equal(rsa_verdict(n, e3), ERR_FORMAT);
+	assert_int_equal(BN_set_word(e3, 65539), 1);
+	assert_int_equal(rsa_verdict(n, e3), 0);
+	BN_free(p);
+	BN_free(e3);
+	BN_free(bad);
+	BN_free(n);
+	BN_free(e);
+	BN_CTX_free(ctx);
 }
 
 static void
@@ -942,6 +1045,7 @@ main(void)
 		cmocka_unit_test(test_gcm_256),
 		cmocka_unit_test(test_spki_round_trip),
 		cmocka_unit_test(test_spki_reject_key_types),
+		cmocka_unit_test(test_spki_rsa_sanity),
 		cmocka_unit_test(test_spki_reject_encodings),
 		cmocka_unit_test(test_ec_points),
 		cmocka_unit_test(test_sig_encodings),
