@@ -201,3 +201,103 @@ hex_decode(const char *s, size_t slen, uint8_t *out, size_t out_len)
 	}
 	return 0;
 }
+
+static const char b64std_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+int
+b64std_encode(const uint8_t *p, size_t len, char **out)
+{
+	size_t i, o = 0, olen;
+	uint32_t v;
+	char *s;
+
+	if (len > (SIZE_MAX / 4) * 3 - 3)
+		return ERR_TOO_LARGE;
+	olen = ((len + 2) / 3) * 4;
+	if ((s = malloc(olen + 1)) == NULL)
+		return ERR_ALLOC;
+	for (i = 0; i + 3 <= len; i += 3) {
+		v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+		s[o++] = b64std_alphabet[(v >> 18) & 63];
+		s[o++] = b64std_alphabet[(v >> 12) & 63];
+		s[o++] = b64std_alphabet[(v >> 6) & 63];
+		s[o++] = b64std_alphabet[v & 63];
+	}
+	if (len - i == 1) {
+		v = (uint32_t)p[i] << 16;
+		s[o++] = b64std_alphabet[(v >> 18) & 63];
+		s[o++] = b64std_alphabet[(v >> 12) & 63];
+		s[o++] = '=';
+		s[o++] = '=';
+	} else if (len - i == 2) {
+		v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
+		s[o++] = b64std_alphabet[(v >> 18) & 63];
+		s[o++] = b64std_alphabet[(v >> 12) & 63];
+		s[o++] = b64std_alphabet[(v >> 6) & 63];
+		s[o++] = '=';
+	}
+	s[o] = '\0';
+	*out = s;
+	return 0;
+}
+
+/* Value of c in the standard alphabet, -1 outside it (and for '='). */
+static int
+b64std_value(unsigned char c)
+{
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	if (c == '-' || c == '_')
+		return -1;
+	return b64url_table[c];
+}
+
+int
+b64std_decode(const char *s, size_t slen, size_t max_len,
+    uint8_t **out, size_t *out_len)
+{
+	size_t i, o = 0, len, pad = 0, full;
+	int v[4], k;
+	uint8_t *p;
+
+	if (slen % 4 != 0)
+		return ERR_FORMAT;
+	if (slen > 0 && s[slen - 1] == '=')
+		pad = (slen > 1 && s[slen - 2] == '=') ? 2 : 1;
+	len = (slen / 4) * 3 - pad;
+	if (len > max_len)
+		return ERR_TOO_LARGE;
+	if ((p = malloc(len == 0 ? 1 : len)) == NULL)
+		return ERR_ALLOC;
+	/* Groups without padding, then the last one if it has any. */
+	full = pad == 0 ? slen : slen - 4;
+	for (i = 0; i < full; i += 4) {
+		for (k = 0; k < 4; k++)
+			if ((v[k] = b64std_value((unsigned char)s[i + k])) < 0)
+				goto bad;
+		p[o++] = (uint8_t)(v[0] << 2 | v[1] >> 4);
+		p[o++] = (uint8_t)(v[1] << 4 | v[2] >> 2);
+		p[o++] = (uint8_t)(v[2] << 6 | v[3]);
+	}
+	if (pad != 0) {
+		for (k = 0; k < 4 - (int)pad; k++)
+			if ((v[k] = b64std_value((unsigned char)s[i + k])) < 0)
+				goto bad;
+		p[o++] = (uint8_t)(v[0] << 2 | v[1] >> 4);
+		if (pad == 1) {
+			if ((v[2] & 0x03) != 0)	/* non-canonical bits */
+				goto bad;
+			p[o++] = (uint8_t)(v[1] << 4 | v[2] >> 2);
+		} else if ((v[1] & 0x0f) != 0)
+			goto bad;
+	}
+	*out = p;
+	*out_len = len;
+	return 0;
+ bad:
+	free(p);
+	return ERR_FORMAT;
+}

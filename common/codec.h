@@ -1,8 +1,9 @@
 /*
- * codec.h - base64url (RFC 4648 section 5, unpadded) and lowercase hex.
+ * codec.h - base64url (RFC 4648 section 5, unpadded), standard base64
+ * (section 4, padded) and lowercase hex.
  *
- * Decoders are strict, as PROTOCOL.md section 1 requires: padding,
- * whitespace, characters outside the alphabet and non-canonical trailing
+ * Decoders are strict, as PROTOCOL.md section 1 requires: padding (but
+ * for the exact padding b64std_decode requires), whitespace, characters outside the alphabet and non-canonical trailing
  * bits are all rejected with ERR_FORMAT.
  */
 #ifndef DEVID_CODEC_H
@@ -46,5 +47,21 @@ void hex_encode(const uint8_t *p, size_t len, char *out);
  * odd lengths and other characters are ERR_FORMAT.
  */
 int hex_decode(const char *s, size_t slen, uint8_t *out, size_t out_len);
+
+/*
+ * Standard base64 (RFC 4648 section 4) with padding, as the C2SP text
+ * formats of the transparency log use it.  b64std_encode() is
+ * b64url_encode() in the other alphabet, with '=' padding to a multiple of
+ * four characters.  b64std_decode() takes exactly canonical input: a
+ * length that is a multiple of four, '=' only as the last one or two
+ * characters of the last group, zero trailing bits, no whitespace;
+ * anything else is ERR_FORMAT.  Otherwise as b64url_decode(): max_len
+ * bounds the decoded bytes (ERR_TOO_LARGE before allocating), *out is a
+ * new array (a 1-byte allocation for empty input) that the caller frees,
+ * and is untouched on failure.
+ */
+int b64std_encode(const uint8_t *p, size_t len, char **out);
+int b64std_decode(const char *s, size_t slen, size_t max_len,
+    uint8_t **out, size_t *out_len);
 
 #endif /* DEVID_CODEC_H */

@@ -6,7 +6,7 @@
 
 FUZZ_HARNESSES = tests/fuzz/fuzz_envelope tests/fuzz/fuzz_acctlog \
 	tests/fuzz/fuzz_crypto tests/fuzz/fuzz_tpmkeyfile tests/fuzz/fuzz_agent \
-	tests/fuzz/fuzz_directory tests/fuzz/fuzz_enrol
+	tests/fuzz/fuzz_directory tests/fuzz/fuzz_enrol tests/fuzz/fuzz_tlog
 EXTRA_DIST += tests/fuzz/corpus tests/fuzz/standalone.c
 dist_noinst_SCRIPTS += tests/fuzz/run-fuzzers
 
@@ -34,6 +34,9 @@ tests_fuzz_fuzz_directory_LDADD = $(DIRECTORY_LIBS)
 tests_fuzz_fuzz_enrol_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/agent \
 	-DFUZZ_CORPUS_DIR=\"$(abs_top_srcdir)/tests/fuzz/corpus/enrol\"
 tests_fuzz_fuzz_enrol_LDADD = $(AGENT_LIBS)
+tests_fuzz_fuzz_tlog_CPPFLAGS = $(AM_CPPFLAGS) \
+	-DFUZZ_CORPUS_DIR=\"$(abs_top_srcdir)/tests/fuzz/corpus/tlog\"
+tests_fuzz_fuzz_tlog_LDADD = $(COMMON_LIBS)
 
 if FUZZING
 EXTRA_PROGRAMS = $(FUZZ_HARNESSES)
@@ -51,6 +54,8 @@ tests_fuzz_fuzz_directory_SOURCES = tests/fuzz/fuzz_directory.c
 tests_fuzz_fuzz_directory_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
 tests_fuzz_fuzz_enrol_SOURCES = tests/fuzz/fuzz_enrol.c
 tests_fuzz_fuzz_enrol_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
+tests_fuzz_fuzz_tlog_SOURCES = tests/fuzz/fuzz_tlog.c
+tests_fuzz_fuzz_tlog_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
 CLEANFILES += $(FUZZ_HARNESSES)
 fuzz: $(FUZZ_HARNESSES)
 else
@@ -69,6 +74,8 @@ tests_fuzz_fuzz_agent_SOURCES = tests/fuzz/fuzz_agent.c \
 tests_fuzz_fuzz_directory_SOURCES = tests/fuzz/fuzz_directory.c \
 	tests/fuzz/standalone.c
 tests_fuzz_fuzz_enrol_SOURCES = tests/fuzz/fuzz_enrol.c \
+	tests/fuzz/standalone.c
+tests_fuzz_fuzz_tlog_SOURCES = tests/fuzz/fuzz_tlog.c \
 	tests/fuzz/standalone.c
 fuzz:
 	@echo "fuzzers need: configure CC=clang --enable-fuzzing" >&2; exit 1

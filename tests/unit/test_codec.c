@@ -124,6 +124,114 @@ test_b64url_all_bytes(void **state)
 	}
 }
 
+/* RFC 4648 section 10, standard alphabet with padding. */
+static const struct {
+	const char *raw;
+	const char *enc;
+} rfc4648_std[] = {
+	{ "", "" },
+	{ "f", "Zg==" },
+	{ "fo", "Zm8=" },
+	{ "foo", "Zm9v" },
+	{ "foob", "Zm9vYg==" },
+	{ "fooba", "Zm9vYmE=" },
+	{ "foobar", "Zm9vYmFy" },
+};
+
+static void
+test_b64std_vectors(void **state)
+{
+	const uint8_t raw[] = { 0xfb, 0xff };
+	size_t i, len;
+	uint8_t *dec;
+	char *enc;
+
+	for (i = 0; i < sizeof(rfc4648_std) / sizeof(rfc4648_std[0]); i++) {
+		size_t rawlen = strlen(rfc4648_std[i].raw);
+
+		assert_int_equal(b64std_encode(
+		    (const uint8_t *)rfc4648_std[i].raw, rawlen, &enc), 0);
+		assert_string_equal(enc, rfc4648_std[i].enc);
+		free(enc);
+		assert_int_equal(b64std_decode(rfc4648_std[i].enc,
+		    strlen(rfc4648_std[i].enc), 100, &dec, &len), 0);
+		assert_int_equal(len, rawlen);
+		assert_memory_equal(dec, rfc4648_std[i].raw, len);
+		free(dec);
+	}
+	/* The standard alphabet, not the URL one. */
+	assert_int_equal(b64std_encode(raw, sizeof(raw), &enc), 0);
+	assert_string_equal(enc, "+/8=");
+	assert_int_equal(b64std_decode(enc, 4, 2, &dec, &len), 0);
+	assert_int_equal(len, 2);
+	assert_memory_equal(dec, raw, 2);
+	free(dec);
+	free(enc);
+}
+
+static void
+test_b64std_rejects(void **state)
+{
+	static const char *const bad[] = {
+		"Zg",        /* padding missing */
+		"Zm8",
+		"Zg=",       /* padding short */
+		"Zg===",     /* padding long */
+		"Z===",
+		"====",
+		"=Zg=",      /* padding not at the end */
+		"Zg==Zm9v",
+		"Zm=v",
+		"Zm9v\n",    /* whitespace */
+		"Zm9v Zm9v",
+		" Zm9v",
+		"Zm9v\r\n",
+		"Zm-v",      /* URL alphabet */
+		"Zm_v",
+		"Zh==",      /* non-canonical trailing bits */
+		"Zm9=",
+		"Zm9v\x80xyz", /* non-ASCII */
+		"Zm\0v",     /* embedded NUL (length 4) */
+	};
+	size_t i, len, slen;
+	uint8_t *dec = NULL;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		slen = strcmp(bad[i], "Zm") == 0 ? 4 : strlen(bad[i]);
+		assert_int_equal(b64std_decode(bad[i], slen, 100, &dec, &len),
+		    ERR_FORMAT);
+		assert_null(dec);
+	}
+	/* The size limit applies before decoding, padding counted out. */
+	assert_int_equal(b64std_decode("Zm9vYmE=", 8, 4, &dec, &len),
+	    ERR_TOO_LARGE);
+	assert_null(dec);
+	assert_int_equal(b64std_decode("Zm9vYmE=", 8, 5, &dec, &len), 0);
+	assert_int_equal(len, 5);
+	free(dec);
+}
+
+static void
+test_b64std_all_bytes(void **state)
+{
+	uint8_t raw[256], *dec;
+	size_t i, n, len;
+	char *enc;
+
+	for (i = 0; i < sizeof(raw); i++)
+		raw[i] = (uint8_t)(255 - i);
+	for (n = 0; n <= sizeof(raw); n++) {
+		assert_int_equal(b64std_encode(raw, n, &enc), 0);
+		assert_int_equal(strlen(enc), ((n + 2) / 3) * 4);
+		assert_int_equal(b64std_decode(enc, strlen(enc), n, &dec, &len),
+		    0);
+		assert_int_equal(len, n);
+		assert_memory_equal(dec, raw, n);
+		free(enc);
+		free(dec);
+	}
+}
+
 static void
 test_hex(void **state)
 {
@@ -152,6 +260,9 @@ main(void)
 		cmocka_unit_test(test_b64url_url_alphabet),
 		cmocka_unit_test(test_b64url_rejects),
 		cmocka_unit_test(test_b64url_all_bytes),
+		cmocka_unit_test(test_b64std_vectors),
+		cmocka_unit_test(test_b64std_rejects),
+		cmocka_unit_test(test_b64std_all_bytes),
 		cmocka_unit_test(test_hex),
 	};
 
