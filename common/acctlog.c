@@ -20,6 +20,7 @@
 #include "crypto.h"
 #include "devrec.h"
 #include "errors.h"
+#include "tlog-note.h"
 #include "transcript.h"
 
 /* Transcripts and payloads hold at most two SPKIs and short fields. */
@@ -471,6 +472,7 @@ acctlog_response_free(struct acctlog_response *resp)
 	if (resp == NULL)
 		return;
 	free(resp->events);
+	free(resp->tlog.checkpoint);
 	free(resp);
 }
 
@@ -520,7 +522,52 @@ acctlog_response_to_json(const struct acctlog_event *events, size_t n,
 	return r;
 }
 
-static const char *const response_fields[] = { "events", "head" };
+static const char *const response_fields[] = { "events", "head", "tlog" };
+static const char *const tlog_fields[] = {
+	"checkpoint", "seq", "index", "proof"
+};
+
+/*
+ * The "tlog" member t of a log response (PROTOCOL.md section 7.5) into
+ * *out, whose checkpoint is a new string; head_seq bounds its seq.
+ */
+static int
+response_tlog(const json_t *t, uint64_t head_seq, struct acctlog_tlog *out,
+    struct err_ctx *e)
+{
+	static const char what[] = "log response \"tlog\"";
+	const char *note;
+	size_t len;
+	int r;
+
+	if (!json_is_object(t))
+		return err_set(e, ERR_FORMAT, "%s must be an object", what);
+	if ((r = devrec_json_keys(t, tlog_fields, 4, what, e)) != 0)
+		return r;
+	if ((r = devrec_json_str(t, "checkpoint", TLOG_NOTE_MAX, &note, what,
+	    e)) != 0 ||
+	    (r = devrec_json_u64(t, "seq", &out->seq, what, e)) != 0 ||
+	    (r = devrec_json_u64(t, "index", &out->index, what, e)) != 0)
+		return r;
+	if (out->seq == 0 || out->seq > head_seq)
+		return err_set(e, ERR_FORMAT, "%s: seq %llu is not an event "
+		    "up to the signed head (seq %llu)", what,
+		    (unsigned long long)out->seq,
+		    (unsigned long long)head_seq);
+	if (json_object_get(t, "proof") == NULL)
+		return err_set(e, ERR_FORMAT, "%s: field \"proof\" missing",
+		    what);
+	if ((r = tlog_proof_from_json(json_object_get(t, "proof"),
+	    out->proof, &out->n_proof, e)) != 0)
+		return r;
+	len = strlen(note);
+	if ((out->checkpoint = malloc(len + 1)) == NULL)
+		return err_set(e, ERR_ALLOC, "out of memory");
+	memcpy(out->checkpoint, note, len + 1);
+	out->checkpoint_len = len;
+	out->present = 1;
+	return 0;
+}
 
 int
 acctlog_response_parse(const char *s, size_t len,
@@ -537,7 +584,7 @@ acctlog_response_parse(const char *s, size_t len,
 	if ((r = devrec_json_load(s, len, ACCTLOG_RESPONSE_MAX, &obj, what,
 	    e)) != 0)
 		return r;
-	if ((r = devrec_json_keys(obj, response_fields, 2, what, e)) != 0)
+	if ((r = devrec_json_keys(obj, response_fields, 3, what, e)) != 0)
 		goto out;
 	if ((arr = json_object_get(obj, "events")) == NULL ||
 	    !json_is_array(arr)) {
@@ -580,6 +627,10 @@ acctlog_response_parse(const char *s, size_t len,
 		    "(seq %llu)", what, (unsigned long long)resp->head.seq);
 		goto out;
 	}
+	if (json_object_get(obj, "tlog") != NULL &&
+	    (r = response_tlog(json_object_get(obj, "tlog"), resp->head.seq,
+	    &resp->tlog, e)) != 0)
+		goto out;
 	*out = resp;
 	resp = NULL;	/* transferred */
 	r = 0;

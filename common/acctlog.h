@@ -29,6 +29,8 @@
 
 #include "devrec.h"
 #include "errors.h"
+#include "merkle.h"
+#include "tlog-note.h"
 
 #define ACCTLOG_ACCOUNT_MAX 128
 
@@ -145,11 +147,30 @@ int acctlog_head_parse(const char *s, size_t len, struct acctlog_head *out,
 
 /* --- log responses --- */
 
+/*
+ * The optional "tlog" member of a log response read with tlog=1
+ * (PROTOCOL.md section 7.5): a signed checkpoint of the global
+ * transparency log, and the inclusion proof of the account's event seq at
+ * leaf index in it.  Parsed, not verified (tlog_check_log() does that).
+ * present is 0 when the member was absent; checkpoint is then NULL.
+ */
+struct acctlog_tlog {
+	int present;
+	char *checkpoint;              /* NUL-terminated, at most
+	                                * TLOG_NOTE_MAX bytes */
+	size_t checkpoint_len;
+	uint64_t seq;                  /* >= 1 */
+	uint64_t index;
+	uint8_t proof[MERKLE_PROOF_MAX][MERKLE_HASH_LEN];
+	size_t n_proof;
+};
+
 /* A parsed log response; free with acctlog_response_free(). */
 struct acctlog_response {
 	struct acctlog_event *events;
 	size_t n_events;
 	struct acctlog_head head;
+	struct acctlog_tlog tlog;      /* present only with tlog=1 */
 };
 
 /* NULL is fine. */
@@ -164,7 +185,11 @@ int acctlog_response_to_json(const struct acctlog_event *events, size_t n,
 /*
  * Parses a log response of len bytes (at most ACCTLOG_RESPONSE_MAX):
  * { "events": [...], "head": {...} } with at most ACCTLOG_MAX_EVENTS
- * events of consecutive seq, the last not past head.seq.  Returns a new
+ * events of consecutive seq, the last not past head.seq, and optionally
+ * "tlog": { "checkpoint": string of 1..TLOG_NOTE_MAX bytes, "seq":
+ * 1..head.seq, "index": integer >= 0, "proof": array of at most
+ * MERKLE_PROOF_MAX base64url hashes } with exactly those keys (into
+ * resp->tlog; ERR_FORMAT or ERR_TOO_LARGE otherwise).  Returns a new
  * response in *out (caller frees) or an ERR_* code with *out untouched.
  */
 int acctlog_response_parse(const char *s, size_t len,

@@ -88,6 +88,25 @@ TESTS += tests/unit/test_registry
 tests_unit_test_registry_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_registry_LDADD = $(UNIT_LIBS)
 
+# --- the global transparency log (docs/protocol.md section 7): the
+# RFC 9162 Merkle tree, C2SP checkpoints, signed notes and cosignatures,
+# and what clients check of them.
+common_libdevid_a_SOURCES += \
+	common/merkle.c common/merkle.h \
+	common/tlog-note.c common/tlog-note.h \
+	common/tlog-client.c common/tlog-client.h
+
+check_PROGRAMS += tests/unit/test_merkle tests/unit/test_tlognote \
+	tests/unit/test_tlogclient
+TESTS += tests/unit/test_merkle tests/unit/test_tlognote \
+	tests/unit/test_tlogclient
+tests_unit_test_merkle_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_merkle_LDADD = $(UNIT_LIBS)
+tests_unit_test_tlognote_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_tlognote_LDADD = $(UNIT_LIBS)
+tests_unit_test_tlogclient_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_tlogclient_LDADD = $(UNIT_LIBS)
+
 # --- the message envelope (PROTOCOL.md section 4).
 common_libdevid_a_SOURCES += \
 	common/envelope.c common/envelope-json.c common/envelope.h \
@@ -109,7 +128,8 @@ EXTRA_DIST += docs/performance.md
 # that only the programs that talk to a directory link libcurl and get its
 # flags.
 noinst_LIBRARIES += common/libdevidclient.a
-common_libdevidclient_a_SOURCES = common/dirclient.c common/dirclient.h
+common_libdevidclient_a_SOURCES = common/dirclient.c common/dirclient.h \
+	common/witclient.c common/witclient.h
 common_libdevidclient_a_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS)
 
 DIRCLIENT_LIBS = common/libdevidclient.a $(COMMON_LIBS) $(CURL_LIBS)

@@ -25,6 +25,9 @@
 #include "devrec.h"
 #include "dirclient.h"
 #include "errors.h"
+#include "merkle.h"
+#include "tlog-client.h"
+#include "tlog-note.h"
 #include "transcript.h"
 
 #define URL_MAX 2048
@@ -756,19 +759,22 @@ dirc_login(struct dirc *c, const char *directory_id, const char *device_id,
 	return r;
 }
 
-int
-dirc_get_log(struct dirc *c, const char *account, uint64_t since,
-    unsigned int wait_s, struct acctlog_response **out, struct err_ctx *e)
+/* The log read of dirc_get_log(), with "&tlog=1" when tlog is set. */
+static int
+get_log(struct dirc *c, const char *account, uint64_t since,
+    unsigned int wait_s, int tlog, struct acctlog_response **out,
+    struct err_ctx *e)
 {
-	char path[512], suffix[64], *text = NULL;
+	char path[512], suffix[80], *text = NULL;
 	size_t len = 0;
 	int r;
 
 	if (wait_s > 0)
 		snprintf(suffix, sizeof(suffix), "/log?since=%" PRIu64
-		    "&wait=%u", since, wait_s);
+		    "&wait=%u%s", since, wait_s, tlog ? "&tlog=1" : "");
 	else
-		snprintf(suffix, sizeof(suffix), "/log?since=%" PRIu64, since);
+		snprintf(suffix, sizeof(suffix), "/log?since=%" PRIu64 "%s",
+		    since, tlog ? "&tlog=1" : "");
 	if ((r = account_path(c, account, suffix, path, sizeof(path), e)) != 0)
 		return r;
 	if ((r = request(c, "GET", path, NULL, 0, AUTH_BEARER, NULL, NULL,
@@ -778,6 +784,20 @@ dirc_get_log(struct dirc *c, const char *account, uint64_t since,
 	r = acctlog_response_parse(text, len, out, e);
 	free(text);
 	return r;
+}
+
+int
+dirc_get_log(struct dirc *c, const char *account, uint64_t since,
+    unsigned int wait_s, struct acctlog_response **out, struct err_ctx *e)
+{
+	return get_log(c, account, since, wait_s, 0, out, e);
+}
+
+int
+dirc_get_log_tlog(struct dirc *c, const char *account, uint64_t since,
+    unsigned int wait_s, struct acctlog_response **out, struct err_ctx *e)
+{
+	return get_log(c, account, since, wait_s, 1, out, e);
 }
 
 void
@@ -990,4 +1010,223 @@ dirc_ack(struct dirc *c, uint64_t upto, uint64_t *removed, struct err_ctx *e)
 	json_decref(body);
 	json_decref(obj);
 	return r;
+}
+
+/* --- the global transparency log --- */
+
+int
+dirc_tlog_checkpoint(struct dirc *c, char **note, size_t *len,
+    struct err_ctx *e)
+{
+	static const char what[] = "the checkpoint request";
+	static const char *const fields[] = { "checkpoint" };
+	json_t *obj = NULL;
+	const char *s;
+	char *copy;
+	size_t n;
+	int r;
+
+	return_val_if_fail(c != NULL && note != NULL && len != NULL,
+	    ERR_INVALID_ARG);
+	if ((r = request_json(c, "GET", "/v1/tlog/checkpoint", NULL,
+	    AUTH_NONE, NULL, NULL, 0, &obj, what, e)) != 0)
+		return r;
+	if ((r = devrec_json_keys(obj, fields, 1, "checkpoint answer",
+	    e)) != 0 ||
+	    (r = devrec_json_str(obj, "checkpoint", TLOG_NOTE_MAX, &s,
+	    "checkpoint answer", e)) != 0)
+		goto out;
+	n = strlen(s);
+	if ((copy = malloc(n + 1)) == NULL) {
+		r = err_set(e, ERR_ALLOC, "out of memory");
+		goto out;
+	}
+	memcpy(copy, s, n + 1);
+	*note = copy;
+	*len = n;
+	r = 0;
+ out:
+	json_decref(obj);
+	return r;
+}
+
+/*
+ * The proof answer obj of a proof request: "proof" and the two numbers
+ * k1 = v1, k2 = v2 it must echo, and nothing else.
+ */
+static int
+proof_answer(const struct dirc *c, const json_t *obj, const char *k1,
+    uint64_t v1, const char *k2, uint64_t v2,
+    uint8_t proof[][MERKLE_HASH_LEN], size_t *n, const char *what,
+    struct err_ctx *e)
+{
+	const char *fields[3];
+	uint64_t a, b;
+	int r;
+
+	fields[0] = k1;
+	fields[1] = k2;
+	fields[2] = "proof";
+	if ((r = devrec_json_keys(obj, fields, 3, what, e)) != 0 ||
+	    (r = devrec_json_u64(obj, k1, &a, what, e)) != 0 ||
+	    (r = devrec_json_u64(obj, k2, &b, what, e)) != 0)
+		return r;
+	if (a != v1 || b != v2)
+		return err_set(e, ERR_FORMAT, "directory %s answered %s for "
+		    "%s %" PRIu64 " and %s %" PRIu64 " instead of %" PRIu64
+		    " and %" PRIu64, c->base, what, k1, a, k2, b, v1, v2);
+	return tlog_proof_from_json(json_object_get(obj, "proof"), proof, n,
+	    e);
+}
+
+int
+dirc_tlog_consistency(void *arg, uint64_t old, uint64_t size,
+    uint8_t proof[][MERKLE_HASH_LEN], size_t *n, struct err_ctx *e)
+{
+	static const char what[] = "the consistency proof request";
+	struct dirc *c = arg;
+	json_t *obj = NULL;
+	char path[128];
+	int r;
+
+	return_val_if_fail(c != NULL && proof != NULL && n != NULL,
+	    ERR_INVALID_ARG);
+	if (old > size || size > MERKLE_SIZE_MAX)
+		return err_set(e, ERR_INVALID_ARG, "a consistency proof from "
+		    "size %" PRIu64 " to %" PRIu64 " cannot exist", old, size);
+	snprintf(path, sizeof(path), "/v1/tlog/proof/consistency?old=%"
+	    PRIu64 "&size=%" PRIu64, old, size);
+	if ((r = request_json(c, "GET", path, NULL, AUTH_NONE, NULL, NULL, 0,
+	    &obj, what, e)) != 0)
+		return r;
+	r = proof_answer(c, obj, "old", old, "size", size, proof, n,
+	    "consistency proof", e);
+	json_decref(obj);
+	return r;
+}
+
+int
+dirc_tlog_inclusion(struct dirc *c, uint64_t index, uint64_t size,
+    uint8_t proof[][MERKLE_HASH_LEN], size_t *n, struct err_ctx *e)
+{
+	static const char what[] = "the inclusion proof request";
+	json_t *obj = NULL;
+	char path[128];
+	int r;
+
+	return_val_if_fail(c != NULL && proof != NULL && n != NULL,
+	    ERR_INVALID_ARG);
+	if (index >= size || size > MERKLE_SIZE_MAX)
+		return err_set(e, ERR_INVALID_ARG, "leaf %" PRIu64 " is not in "
+		    "a tree of size %" PRIu64, index, size);
+	snprintf(path, sizeof(path), "/v1/tlog/proof/inclusion?index=%"
+	    PRIu64 "&size=%" PRIu64, index, size);
+	if ((r = request_json(c, "GET", path, NULL, AUTH_NONE, NULL, NULL, 0,
+	    &obj, what, e)) != 0)
+		return r;
+	r = proof_answer(c, obj, "index", index, "size", size, proof, n,
+	    "inclusion proof", e);
+	json_decref(obj);
+	return r;
+}
+
+int
+dirc_tlog_leaves(struct dirc *c, uint64_t start, uint64_t end,
+    struct dirc_tlog_leaf *out, size_t *n, struct err_ctx *e)
+{
+	static const char what[] = "tlog leaves";
+	static const char *const leaf_fields[] = { "account", "seq", "hash" };
+	static const char *const fields[] = { "leaves" };
+	json_t *obj = NULL, *arr, *item;
+	const char *account;
+	char path[128];
+	size_t i, count;
+	int r;
+
+	return_val_if_fail(c != NULL && out != NULL && n != NULL,
+	    ERR_INVALID_ARG);
+	if (end <= start || end - start > DIRC_TLOG_LEAVES_MAX ||
+	    end > MERKLE_SIZE_MAX)
+		return err_set(e, ERR_INVALID_ARG, "leaves %" PRIu64 " to %"
+		    PRIu64 ": ask for 1 to %d leaves at a time", start, end,
+		    DIRC_TLOG_LEAVES_MAX);
+	snprintf(path, sizeof(path), "/v1/tlog/leaves?start=%" PRIu64
+	    "&end=%" PRIu64, start, end);
+	if ((r = request_json(c, "GET", path, NULL, AUTH_NONE, NULL, NULL, 0,
+	    &obj, "the leaves request", e)) != 0)
+		return r;
+	if ((r = devrec_json_keys(obj, fields, 1, what, e)) != 0)
+		goto out;
+	arr = json_object_get(obj, "leaves");
+	count = json_array_size(arr);
+	if (!json_is_array(arr) || count == 0 ||
+	    count > (size_t)(end - start)) {
+		r = err_set(e, ERR_FORMAT, "directory %s: the answer for "
+		    "leaves %" PRIu64 " to %" PRIu64 " has no array of 1 to %"
+		    PRIu64 " leaves", c->base, start, end, end - start);
+		goto out;
+	}
+	for (i = 0; i < count; i++) {
+		item = json_array_get(arr, i);
+		if (!json_is_object(item)) {
+			r = err_set(e, ERR_FORMAT, "directory %s: leaf %zu "
+			    "is not an object", c->base, i);
+			goto out;
+		}
+		if ((r = devrec_json_keys(item, leaf_fields, 3, what,
+		    e)) != 0 ||
+		    (r = devrec_json_str(item, "account", ACCTLOG_ACCOUNT_MAX,
+		    &account, what, e)) != 0 ||
+		    (r = devrec_json_u64(item, "seq", &out[i].seq, what,
+		    e)) != 0 ||
+		    (r = devrec_json_hex32(item, "hash", out[i].hash, what,
+		    e)) != 0)
+			goto out;
+		if (devrec_account_check(account, NULL) != 0 ||
+		    out[i].seq == 0) {
+			r = err_set(e, ERR_FORMAT, "directory %s: leaf %"
+			    PRIu64 " names no valid account event", c->base,
+			    start + i);
+			goto out;
+		}
+		snprintf(out[i].account, sizeof(out[i].account), "%s",
+		    account);
+	}
+	*n = count;
+	r = 0;
+ out:
+	json_decref(obj);
+	return r;
+}
+
+/* dirc_tlog_checkpoint() in the shape of tlog_note_fn. */
+static int
+latest_note(void *arg, char **note, size_t *len, struct err_ctx *e)
+{
+	return dirc_tlog_checkpoint(arg, note, len, e);
+}
+
+/* tlog-client.h: the checks of a client, bound to the directory c. */
+int
+tlog_check_log(const struct tlog_policy *p, const uint8_t *dir_spki,
+    size_t spki_len, struct tlog_state *st, const char *state_path,
+    struct dirc *c, const char *account, const struct acctlog_response *resp,
+    const uint8_t *ev_hash_of_tlog_seq, uint64_t now,
+    struct tlog_check_result *res, struct err_ctx *e)
+{
+	return_val_if_fail(c != NULL, ERR_INVALID_ARG);
+	return tlog_check_log_cb(p, dir_spki, spki_len, st, state_path,
+	    dirc_tlog_consistency, latest_note, c, account, resp,
+	    ev_hash_of_tlog_seq, now, res, e);
+}
+
+int
+tlog_check_checkpoint(const struct tlog_policy *p, const uint8_t *dir_spki,
+    size_t spki_len, struct tlog_state *st, const char *state_path,
+    struct dirc *c, const char *note, size_t len, uint64_t now,
+    struct tlog_check_result *res, struct err_ctx *e)
+{
+	return_val_if_fail(c != NULL, ERR_INVALID_ARG);
+	return tlog_check_checkpoint_cb(p, dir_spki, spki_len, st,
+	    state_path, dirc_tlog_consistency, c, note, len, now, res, e);
 }

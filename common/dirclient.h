@@ -35,6 +35,7 @@
 #include "acctlog.h"
 #include "devrec.h"
 #include "errors.h"
+#include "merkle.h"
 
 /* Largest answer accepted by default (a full inbox page or log page). */
 #define DIRC_RESPONSE_MAX_DEFAULT ((size_t)16 * 1024 * 1024)
@@ -153,6 +154,57 @@ int dirc_login(struct dirc *c, const char *directory_id,
  */
 int dirc_get_log(struct dirc *c, const char *account, uint64_t since,
     unsigned int wait_s, struct acctlog_response **out, struct err_ctx *e);
+
+/*
+ * As dirc_get_log(), with tlog=1 (PROTOCOL.md section 7.5): the response
+ * also carries (*out)->tlog when the directory's latest checkpoint holds an
+ * event of the account.  Parsed, not verified: see tlog_check_log().
+ */
+int dirc_get_log_tlog(struct dirc *c, const char *account, uint64_t since,
+    unsigned int wait_s, struct acctlog_response **out, struct err_ctx *e);
+
+/* --- the global transparency log (PROTOCOL.md section 7.5) --- */
+
+/*
+ * GET /v1/tlog/checkpoint: the latest signed checkpoint with its
+ * cosignatures, as a new NUL-terminated string *note (caller frees) of
+ * *len bytes, at most TLOG_NOTE_MAX.  Parsed as JSON only; the note is
+ * not verified (tlog_checkpoint_verify()).
+ */
+int dirc_tlog_checkpoint(struct dirc *c, char **note, size_t *len,
+    struct err_ctx *e);
+
+/*
+ * GET /v1/tlog/proof/consistency?old=M&size=N into proof (room for
+ * MERKLE_PROOF_MAX hashes), *n hashes.  c is a struct dirc *: the shape
+ * of tlog_proof_fn, so it can be passed to tlog_state_update() as is.
+ * The answer's "old" and "size" must be the ones asked (ERR_FORMAT).
+ */
+int dirc_tlog_consistency(void *c, uint64_t old, uint64_t size,
+    uint8_t proof[][MERKLE_HASH_LEN], size_t *n, struct err_ctx *e);
+
+/* GET /v1/tlog/proof/inclusion?index=I&size=N, as above. */
+int dirc_tlog_inclusion(struct dirc *c, uint64_t index, uint64_t size,
+    uint8_t proof[][MERKLE_HASH_LEN], size_t *n, struct err_ctx *e);
+
+/* One leaf of the global log: event seq of account, with its hash. */
+struct dirc_tlog_leaf {
+	char account[ACCTLOG_ACCOUNT_MAX + 1];
+	uint64_t seq;
+	uint8_t hash[32];
+};
+
+/* The most leaves one request asks for. */
+#define DIRC_TLOG_LEAVES_MAX 1024
+
+/*
+ * GET /v1/tlog/leaves?start=S&end=E: leaves start..end-1 into out (room
+ * for end - start, which must be 1..DIRC_TLOG_LEAVES_MAX, else
+ * ERR_INVALID_ARG).  *n gets how many came: the directory may answer with
+ * fewer (never more, never zero: ERR_FORMAT), the first being start.
+ */
+int dirc_tlog_leaves(struct dirc *c, uint64_t start, uint64_t end,
+    struct dirc_tlog_leaf *out, size_t *n, struct err_ctx *e);
 
 /* GET /v1/accounts/{a}/devices. */
 struct dirc_devices {

@@ -22,6 +22,7 @@
 #include "envelope.h"
 #include "envelope-private.h"
 #include "errors.h"
+#include "tlog-note.h"
 
 /* Deepest nesting of a valid envelope: root, "views"/"recipients"/
  * "sender", one element.  The inner payload is one flat object. */
@@ -835,6 +836,10 @@ env_payload_clear(struct env_payload *p)
 		crypto_wipe(p->name, strlen(p->name));
 		free(p->name);
 	}
+	if (p->checkpoint != NULL) {
+		crypto_wipe(p->checkpoint, strlen(p->checkpoint));
+		free(p->checkpoint);
+	}
 	memset(p, 0, sizeof(*p));
 }
 
@@ -902,9 +907,29 @@ env_payload_name_valid(const char *s, size_t len)
 	return 1;
 }
 
+_Static_assert(ENV_PAYLOAD_CHECKPOINT_MAX == TLOG_NOTE_MAX,
+    "a checkpoint member holds one signed note");
+
+/* A checkpoint member: 1..ENV_PAYLOAD_CHECKPOINT_MAX bytes, no NUL. */
+static int
+env_payload_checkpoint_valid(const char *s, size_t len)
+{
+	return len > 0 && len <= ENV_PAYLOAD_CHECKPOINT_MAX &&
+	    memchr(s, '\0', len) == NULL;
+}
+
 int
 env_payload_encode(const char *type, const uint8_t *body, size_t body_len,
     const char *name, uint8_t **out, size_t *out_len, struct err_ctx *e)
+{
+	return env_payload_encode_cp(type, body, body_len, name, NULL, out,
+	    out_len, e);
+}
+
+int
+env_payload_encode_cp(const char *type, const uint8_t *body,
+    size_t body_len, const char *name, const char *checkpoint,
+    uint8_t **out, size_t *out_len, struct err_ctx *e)
 {
 	json_t *o = NULL, *jbody = NULL;
 	int r = ERR_ALLOC;
@@ -921,6 +946,10 @@ env_payload_encode(const char *type, const uint8_t *body, size_t body_len,
 		    "must be 1 to %d bytes of UTF-8 without control "
 		    "characters, '/' or '\\', and must not start with '.'",
 		    ENV_PAYLOAD_NAME_MAX);
+	if (checkpoint != NULL &&
+	    !env_payload_checkpoint_valid(checkpoint, strlen(checkpoint)))
+		return err_set(e, ERR_INVALID_ARG, "message: the checkpoint "
+		    "must be 1 to %d bytes", ENV_PAYLOAD_CHECKPOINT_MAX);
 
 	if ((o = json_object()) == NULL ||
 	    (jbody = env_json_b64_new(body == NULL ? (const uint8_t *)"" :
@@ -929,7 +958,9 @@ env_payload_encode(const char *type, const uint8_t *body, size_t body_len,
 	if (json_object_set_new(o, "type", json_string(type)) != 0 ||
 	    json_object_set(o, "body", jbody) != 0 ||
 	    (name != NULL &&
-	    json_object_set_new(o, "name", json_string(name)) != 0))
+	    json_object_set_new(o, "name", json_string(name)) != 0) ||
+	    (checkpoint != NULL && json_object_set_new(o, "checkpoint",
+	    json_string(checkpoint)) != 0))
 		goto out;
 	if ((r = env_json_dump(o, out, out_len)) != 0)
 		goto out;
@@ -938,6 +969,7 @@ env_payload_encode(const char *type, const uint8_t *body, size_t body_len,
 	if (o != NULL) {
 		env_json_wipe_string(json_object_get(o, "type"));
 		env_json_wipe_string(json_object_get(o, "name"));
+		env_json_wipe_string(json_object_get(o, "checkpoint"));
 	}
 	env_json_wipe_string(jbody);
 	json_decref(jbody);
@@ -949,7 +981,9 @@ int
 env_payload_parse(const uint8_t *p, size_t len, struct env_payload *out,
     struct err_ctx *e)
 {
-	static const char *const members[] = { "type", "body", "name" };
+	static const char *const members[] = {
+		"type", "body", "name", "checkpoint"
+	};
 	json_t *root = NULL;
 	const char *s;
 	size_t slen;
@@ -960,7 +994,7 @@ env_payload_parse(const uint8_t *p, size_t len, struct env_payload *out,
 	if ((r = env_json_load(p, len, ENV_PAYLOAD_MAX_DEPTH, "message",
 	    &root, e)) != 0)
 		goto out;
-	if ((r = env_json_members(root, members, 3, "message", e)) != 0 ||
+	if ((r = env_json_members(root, members, 4, "message", e)) != 0 ||
 	    (r = env_json_str(root, "type", "message", &s, &slen, e)) != 0)
 		goto out;
 	if (!env_payload_type_valid(s, slen)) {
@@ -987,6 +1021,22 @@ env_payload_parse(const uint8_t *p, size_t len, struct env_payload *out,
 			goto out;
 		}
 	}
+	if (json_object_get(root, "checkpoint") != NULL) {
+		if ((r = env_json_str(root, "checkpoint", "message", &s,
+		    &slen, e)) != 0)
+			goto out;
+		if (!env_payload_checkpoint_valid(s, slen)) {
+			r = err_set(e, slen > ENV_PAYLOAD_CHECKPOINT_MAX ?
+			    ERR_TOO_LARGE : ERR_FORMAT, "message: the "
+			    "checkpoint is not 1 to %d bytes",
+			    ENV_PAYLOAD_CHECKPOINT_MAX);
+			goto out;
+		}
+		if ((out->checkpoint = strdup(s)) == NULL) {
+			r = ERR_ALLOC;
+			goto out;
+		}
+	}
 	if ((r = env_json_b64_alloc(root, "body", "message", len, &out->body,
 	    &out->body_len, e)) != 0)
 		goto out;
@@ -996,6 +1046,7 @@ env_payload_parse(const uint8_t *p, size_t len, struct env_payload *out,
 		env_json_wipe_string(json_object_get(root, "type"));
 		env_json_wipe_string(json_object_get(root, "body"));
 		env_json_wipe_string(json_object_get(root, "name"));
+		env_json_wipe_string(json_object_get(root, "checkpoint"));
 		json_decref(root);
 	}
 	if (r != 0)

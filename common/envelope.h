@@ -209,13 +209,22 @@ int env_parse_keep_tree(const uint8_t *json, size_t len,
 int env_parse_tree(json_t *root, const struct env_limits *lim,
     struct env **out, struct err_ctx *e);
 
-/* The inner payload: media type, body bytes, optional file name. */
+/*
+ * The inner payload: media type, body bytes, optional file name, and the
+ * sender's kept checkpoint of the directory's transparency log
+ * (PROTOCOL.md section 7.7), a signed note verified by the recipient, not
+ * here.
+ */
 struct env_payload {
 	char *type;
 	uint8_t *body;
 	size_t body_len;
 	char *name;                  /* NULL when absent */
+	char *checkpoint;            /* NULL when absent */
 };
+
+/* The longest "checkpoint" member (a signed note, TLOG_NOTE_MAX). */
+#define ENV_PAYLOAD_CHECKPOINT_MAX 16384
 
 /* Wipes and frees what p holds and zeroes it; p may be NULL. */
 void env_payload_clear(struct env_payload *p);
@@ -233,8 +242,19 @@ int env_payload_encode(const char *type, const uint8_t *body,
     struct err_ctx *e);
 
 /*
+ * As env_payload_encode(), with the optional member "checkpoint": the
+ * signed note checkpoint (NULL: no member), 1..ENV_PAYLOAD_CHECKPOINT_MAX
+ * bytes without NUL (else ERR_INVALID_ARG).
+ */
+int env_payload_encode_cp(const char *type, const uint8_t *body,
+    size_t body_len, const char *name, const char *checkpoint,
+    uint8_t **out, size_t *out_len, struct err_ctx *e);
+
+/*
  * Parses an inner payload strictly (the same rules, unknown members
- * rejected) into out, which the caller clears with env_payload_clear().
+ * rejected; "checkpoint", when present, a string of
+ * 1..ENV_PAYLOAD_CHECKPOINT_MAX bytes) into out, which the caller clears
+ * with env_payload_clear().
  * 0, ERR_FORMAT, ERR_TOO_LARGE or ERR_ALLOC; out is zeroed on failure.
  */
 int env_payload_parse(const uint8_t *p, size_t len, struct env_payload *out,

@@ -20,6 +20,7 @@ pkcs11: common
 directory: common pkcs11/p11-token.h
 agent: common tpm/tpm-token.h pkcs11/p11-token.h
 msgclient: common
+witness: common pkcs11/p11-token.h
 '
 
 # A library's headers: the only places that may include them.  The part
@@ -27,10 +28,10 @@ msgclient: common
 LIBS='
 tss2/ tpm
 p11-kit/ pkcs11
-microhttpd.h directory
-sqlite3.h directory
+microhttpd.h directory witness
+sqlite3.h directory witness
 libpq-fe.h directory
-curl/ common/dirclient.c
+curl/ common/dirclient.c common/witclient.c
 '
 
 PARTS=$(printf '%s\n' "$RULES" | sed -n 's/^\([a-z0-9]*\):.*/\1/p')
@@ -97,9 +98,15 @@ check_file() {
 			ok[a[i]] = 1
 		nl = split(libs, l, "\n")
 		for (i = 1; i <= nl; i++) {
-			if (split(l[i], w, " ") != 2)
+			if ((nw = split(l[i], w, " ")) < 2)
 				continue
-			lib[w[1]] = w[2]
+			lib[w[1]] = ""
+			for (j = 2; j <= nw; j++)
+				lib[w[1]] = lib[w[1]] " " w[j] " "
+			users[w[1]] = w[2]
+			for (j = 3; j <= nw; j++)
+				users[w[1]] = users[w[1]] \
+				    (j == nw ? " and " : ", ") w[j]
 		}
 		short = file
 		sub(/.*\//, "", short)
@@ -137,10 +144,11 @@ check_file() {
 		for (k in lib) {
 			if (!(h == k || (k ~ /\/$/ && index(h, k) == 1)))
 				continue
-			if (lib[k] == part || lib[k] == rel)
+			if (index(lib[k], " " part " ") > 0 ||
+			    index(lib[k], " " rel " ") > 0)
 				continue
 			printf "%s:%d: includes <%s>, which only %s may use\n", \
-			    rel, FNR, h, lib[k]
+			    rel, FNR, h, users[k]
 			bad = 1
 		}
 	}
@@ -153,7 +161,7 @@ self_test() {
 	t=$(mktemp -d) || exit 99
 	trap 'rm -rf "$t"' EXIT
 	mkdir -p "$t/common" "$t/agent" "$t/msgclient" "$t/tpm" "$t/directory" \
-	    "$t/pkcs11"
+	    "$t/pkcs11" "$t/witness"
 	: > "$t/common/errors.h"
 	: > "$t/common/envelope-private.h"
 	: > "$t/agent/agent-ops.h"
@@ -169,6 +177,9 @@ self_test() {
 	printf '#include <curl/curl.h>\n' > "$t/common/f.c"
 	printf '#include "nowhere.h"\n' > "$t/common/g.c"
 	printf '#include <sqlite3.h>\n' > "$t/pkcs11/h.c"
+	printf '#include "agent-ops.h"\n#include <libpq-fe.h>\n' \
+	    > "$t/witness/i.c"
+	printf '#include <curl/curl.h>\n' > "$t/witness/j.c"
 	: > "$t/common/dup.h"
 	: > "$t/agent/dup.h"
 	# allowed: must not be reported
@@ -176,6 +187,10 @@ self_test() {
 	    > "$t/pkcs11/ok.c"
 	printf '#include "tpm-token.h"\n#include "p11-token.h"\n' \
 	    > "$t/agent/ok.c"
+	printf '%s\n' '#include "errors.h"' '#include "p11-token.h"' \
+	    '#include <microhttpd.h>' '#include <sqlite3.h>' > "$t/witness/ok.c"
+	printf '#include <curl/curl.h>\n' > "$t/common/witclient.c"
+	printf '#include <curl/curl.h>\n' > "$t/common/dirclient.c"
 	printf 'X_CPPFLAGS = -I$(top_srcdir)/agent\n' > "$t/msgclient/msgclient.mk"
 	printf 'X_CPPFLAGS = -I$(top_srcdir)/tpm\n' > "$t/agent/agent.mk"
 	out=$(check "$t")
@@ -188,6 +203,9 @@ self_test() {
 	    'common/g.c:1: includes "nowhere.h"' \
 	    'dup.h exists in more than one part' \
 	    'pkcs11/h.c:1: includes <sqlite3.h>' \
+	    'witness/i.c:1: includes agent/agent-ops.h' \
+	    'witness/i.c:2: includes <libpq-fe.h>' \
+	    'witness/j.c:1: includes <curl/curl.h>' \
 	    'msgclient/msgclient.mk puts agent/ on the include path'; do
 		case $out in
 		*"$want"*) ;;
@@ -195,7 +213,7 @@ self_test() {
 		esac
 	done
 	case $out in
-	*ok.c:*|*agent.mk*)
+	*ok.c:*|*agent.mk*|*witclient.c:*|*dirclient.c:*)
 		echo "layering self-test: an allowed include was reported"
 		printf '%s\n' "$out"
 		return 1 ;;

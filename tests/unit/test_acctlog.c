@@ -1259,6 +1259,163 @@ test_response_negative(void **state)
 	free(c);
 }
 
+#define HASH1 "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE"
+
+/* A "tlog" member for a response whose head is at 5. */
+static json_t *
+tlog_obj(void)
+{
+	json_t *t = json_pack("{s:s, s:I, s:I, s:[s, s]}", "checkpoint",
+	    "devid/x\n9\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\n"
+	    "\xe2\x80\x94 devid/x AAAAAAAAAA==\n", "seq", (json_int_t)5,
+	    "index", (json_int_t)8, "proof",
+	    "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE",
+	    "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI");
+
+	assert_non_null(t);
+	return t;
+}
+
+static void
+test_response_tlog(void **state)
+{
+	struct fx *f = *state;
+	struct chain *c = standard_chain(f);
+	struct acctlog_response *resp = NULL;
+	json_t *obj, *t;
+	char *s, *big;
+	size_t i;
+	struct err_ctx e;
+
+	/* Without the member: absent. */
+	obj = response_obj(f, c);
+	s = json_dumps(obj, JSON_COMPACT);
+	assert_int_equal(acctlog_response_parse(s, strlen(s), &resp, NULL), 0);
+	assert_false(resp->tlog.present);
+	assert_null(resp->tlog.checkpoint);
+	acctlog_response_free(resp);
+	free(s);
+
+	/* With it. */
+	json_object_set_new(obj, "tlog", tlog_obj());
+	s = json_dumps(obj, JSON_COMPACT);
+	err_clear(&e);
+	if (acctlog_response_parse(s, strlen(s), &resp, &e) != 0)
+		fail_msg("%s", err_msg(&e));
+	assert_true(resp->tlog.present);
+	assert_int_equal(resp->tlog.seq, 5);
+	assert_int_equal(resp->tlog.index, 8);
+	assert_int_equal(resp->tlog.n_proof, 2);
+	for (i = 0; i < 32; i++) {
+		assert_int_equal(resp->tlog.proof[0][i], 1);
+		assert_int_equal(resp->tlog.proof[1][i], 2);
+	}
+	assert_non_null(strstr(resp->tlog.checkpoint, "devid/x\n9\n"));
+	assert_int_equal(resp->tlog.checkpoint_len,
+	    strlen(resp->tlog.checkpoint));
+	acctlog_response_free(resp);
+	free(s);
+	/* An empty proof is a proof (a tree of one leaf). */
+	t = json_object_get(obj, "tlog");
+	json_object_set_new(t, "proof", json_array());
+	s = json_dumps(obj, JSON_COMPACT);
+	assert_int_equal(acctlog_response_parse(s, strlen(s), &resp, NULL), 0);
+	assert_int_equal(resp->tlog.n_proof, 0);
+	acctlog_response_free(resp);
+	free(s);
+	json_decref(obj);
+
+	/* Negative cases: each on a fresh member. */
+#define TLOG_FAILS(want, why, edit) do {				\
+		obj = response_obj(f, c);				\
+		t = tlog_obj();						\
+		json_object_set_new(obj, "tlog", t);			\
+		edit;							\
+		response_fails(obj, want, why);				\
+		json_decref(obj);					\
+	} while (0)
+	TLOG_FAILS(ERR_FORMAT, "not an object",
+	    json_object_set_new(obj, "tlog", json_string("x")));
+	TLOG_FAILS(ERR_FORMAT, "null",
+	    json_object_set_new(obj, "tlog", json_null()));
+	TLOG_FAILS(ERR_FORMAT, "unknown key",
+	    json_object_set_new(t, "extra", json_true()));
+	TLOG_FAILS(ERR_FORMAT, "no checkpoint",
+	    json_object_del(t, "checkpoint"));
+	TLOG_FAILS(ERR_FORMAT, "no seq", json_object_del(t, "seq"));
+	TLOG_FAILS(ERR_FORMAT, "no index", json_object_del(t, "index"));
+	TLOG_FAILS(ERR_FORMAT, "no proof", json_object_del(t, "proof"));
+	TLOG_FAILS(ERR_FORMAT, "empty checkpoint",
+	    json_object_set_new(t, "checkpoint", json_string("")));
+	TLOG_FAILS(ERR_FORMAT, "checkpoint not a string",
+	    json_object_set_new(t, "checkpoint", json_integer(1)));
+	TLOG_FAILS(ERR_FORMAT, "checkpoint with NUL",
+	    json_object_set_new(t, "checkpoint", json_stringn("a\0b", 3)));
+	TLOG_FAILS(ERR_FORMAT, "seq 0",
+	    json_object_set_new(t, "seq", json_integer(0)));
+	TLOG_FAILS(ERR_FORMAT, "seq past the head",
+	    json_object_set_new(t, "seq", json_integer(6)));
+	TLOG_FAILS(ERR_FORMAT, "negative index",
+	    json_object_set_new(t, "index", json_integer(-1)));
+	TLOG_FAILS(ERR_FORMAT, "index a string",
+	    json_object_set_new(t, "index", json_string("8")));
+	TLOG_FAILS(ERR_FORMAT, "proof not an array",
+	    json_object_set_new(t, "proof", json_string("AQEB")));
+	TLOG_FAILS(ERR_FORMAT, "proof hash too short",
+	    json_array_set_new(json_object_get(t, "proof"), 0,
+	    json_string("AQEB")));
+	TLOG_FAILS(ERR_FORMAT, "proof hash not base64url",
+	    json_array_set_new(json_object_get(t, "proof"), 0,
+	    json_string("AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBA+E")));
+	TLOG_FAILS(ERR_FORMAT, "proof hash a number",
+	    json_array_set_new(json_object_get(t, "proof"), 0,
+	    json_integer(1)));
+	/* Bounds: a note past TLOG_NOTE_MAX, a proof past MERKLE_PROOF_MAX. */
+	big = malloc(TLOG_NOTE_MAX + 2);
+	assert_non_null(big);
+	memset(big, 'a', TLOG_NOTE_MAX + 1);
+	big[TLOG_NOTE_MAX + 1] = '\0';
+	TLOG_FAILS(ERR_TOO_LARGE, "checkpoint too long",
+	    json_object_set_new(t, "checkpoint", json_string(big)));
+	free(big);
+	TLOG_FAILS(ERR_TOO_LARGE, "proof too long",
+	    for (i = 0; i < MERKLE_PROOF_MAX - 1; i++)
+		json_array_append_new(json_object_get(t, "proof"),
+		    json_string(HASH1)));
+#undef TLOG_FAILS
+	/* A duplicated "tlog" key. */
+	obj = response_obj(f, c);
+	json_object_set_new(obj, "tlog", tlog_obj());
+	s = json_dumps(obj, JSON_COMPACT);
+	{
+		char *dup = malloc(strlen(s) * 2 + 16), *p;
+		char *tl = strstr(s, "\"tlog\"");
+		size_t tl_len;
+
+		assert_non_null(dup);
+		assert_non_null(tl);
+		/* "tlog":{...} is the last member: copy it once more. */
+		tl_len = strlen(tl) - 1;
+		p = dup;
+		memcpy(p, s, strlen(s) - 1);
+		p += strlen(s) - 1;
+		*p++ = ',';
+		memcpy(p, tl, tl_len);
+		p += tl_len;
+		*p++ = '}';
+		*p = '\0';
+		err_clear(&e);
+		resp = NULL;
+		assert_int_equal(acctlog_response_parse(dup, strlen(dup), &resp,
+		    &e), ERR_FORMAT);
+		assert_null(resp);
+		free(dup);
+	}
+	free(s);
+	json_decref(obj);
+	free(c);
+}
+
 static void
 test_head_json(void **state)
 {
@@ -1376,6 +1533,7 @@ main(void)
 		cmocka_unit_test(test_bad_revokes),
 		cmocka_unit_test(test_response_roundtrip),
 		cmocka_unit_test(test_response_negative),
+		cmocka_unit_test(test_response_tlog),
 		cmocka_unit_test(test_head_json),
 		cmocka_unit_test(test_state_json_negative),
 	};

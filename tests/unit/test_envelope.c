@@ -2438,6 +2438,92 @@ test_payload_roundtrip_and_names(void **state)
 	(void)state;
 }
 
+/* The optional "checkpoint" member of the inner payload (section 7.7). */
+static void
+test_payload_checkpoint(void **state)
+{
+	static const char note[] = "devid/x\n9\n"
+	    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\n"
+	    "\xe2\x80\x94 devid/x AAAAAAAAAA==\n";
+	struct env_payload p;
+	struct err_ctx e;
+	uint8_t *enc = NULL, body[3] = { 0, 1, 2 };
+	char *big, *json;
+	size_t len;
+
+	/* Round trip, with and without a name. */
+	err_clear(&e);
+	assert_int_equal(env_payload_encode_cp("text/plain", body, 3, "f.txt",
+	    note, &enc, &len, &e), 0);
+	assert_int_equal(env_payload_parse(enc, len, &p, &e), 0);
+	assert_non_null(p.checkpoint);
+	assert_string_equal(p.checkpoint, note);
+	assert_string_equal(p.name, "f.txt");
+	assert_int_equal(p.body_len, 3);
+	env_payload_clear(&p);
+	assert_null(p.checkpoint);
+	free(enc);
+	assert_int_equal(env_payload_encode_cp("text/plain", body, 3, NULL,
+	    NULL, &enc, &len, &e), 0);
+	assert_int_equal(env_payload_parse(enc, len, &p, &e), 0);
+	assert_null(p.checkpoint);
+	env_payload_clear(&p);
+	free(enc);
+
+	/* Bounds on both sides. */
+	big = malloc(ENV_PAYLOAD_CHECKPOINT_MAX + 2);
+	assert_non_null(big);
+	memset(big, 'c', ENV_PAYLOAD_CHECKPOINT_MAX + 1);
+	big[ENV_PAYLOAD_CHECKPOINT_MAX + 1] = '\0';
+	enc = NULL;
+	assert_int_equal(env_payload_encode_cp("text/plain", body, 3, NULL,
+	    big, &enc, &len, NULL), ERR_INVALID_ARG);
+	assert_null(enc);
+	assert_int_equal(env_payload_encode_cp("text/plain", body, 3, NULL,
+	    "", &enc, &len, NULL), ERR_INVALID_ARG);
+	big[ENV_PAYLOAD_CHECKPOINT_MAX] = '\0';
+	assert_int_equal(env_payload_encode_cp("text/plain", body, 3, NULL,
+	    big, &enc, &len, NULL), 0);
+	assert_int_equal(env_payload_parse(enc, len, &p, NULL), 0);
+	assert_int_equal(strlen(p.checkpoint), ENV_PAYLOAD_CHECKPOINT_MAX);
+	env_payload_clear(&p);
+	free(enc);
+
+	json = malloc(ENV_PAYLOAD_CHECKPOINT_MAX + 128);
+	assert_non_null(json);
+	big[ENV_PAYLOAD_CHECKPOINT_MAX] = 'c';
+	snprintf(json, ENV_PAYLOAD_CHECKPOINT_MAX + 128, "{\"type\":\"t\","
+	    "\"body\":\"\",\"checkpoint\":\"%s\"}", big);
+	assert_int_equal(env_payload_parse((const uint8_t *)json,
+	    strlen(json), &p, NULL), ERR_TOO_LARGE);
+	assert_null(p.type);
+	free(json);
+	free(big);
+
+	/* The parser's negative cases. */
+	static const char *const bad[] = {
+		"{\"type\":\"t\",\"body\":\"\",\"checkpoint\":\"\"}",
+		"{\"type\":\"t\",\"body\":\"\",\"checkpoint\":1}",
+		"{\"type\":\"t\",\"body\":\"\",\"checkpoint\":null}",
+		"{\"type\":\"t\",\"body\":\"\",\"checkpoint\":[\"a\"]}",
+		"{\"type\":\"t\",\"body\":\"\",\"checkpoint\":\"a\\u0000b\"}",
+		"{\"type\":\"t\",\"body\":\"\",\"checkpoint\":\"a\","
+		    "\"checkpoint\":\"b\"}",
+		"{\"type\":\"t\",\"body\":\"\",\"checkpoints\":\"a\"}",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err_clear(&e);
+		if (env_payload_parse((const uint8_t *)bad[i], strlen(bad[i]),
+		    &p, &e) != ERR_FORMAT)
+			fail_msg("accepted or wrong error: %s", bad[i]);
+		assert_null(p.checkpoint);
+		assert_null(p.type);
+	}
+	(void)state;
+}
+
 /* --- seal arguments --- */
 
 static void
@@ -2585,6 +2671,7 @@ main(void)
 		cmocka_unit_test_setup(test_bad_inner_payload, test_setup),
 		cmocka_unit_test_setup(test_payload_roundtrip_and_names,
 		    test_setup),
+		cmocka_unit_test_setup(test_payload_checkpoint, test_setup),
 		cmocka_unit_test_setup(test_seal_rejects_bad_arguments,
 		    test_setup),
 	};
