@@ -125,6 +125,14 @@ int p11_keys_refind(struct p11_token *p, struct err_ctx *e);
  */
 int p11_ec_point_decode(const uint8_t *v, size_t len, uint8_t point[65]);
 
+/* --- p11-eddsa.c --- */
+
+/*
+ * The 32-byte Ed25519 public key from a CKA_EC_POINT value, DER-wrapped
+ * (04 20 ...) or raw.  0, or ERR_FORMAT.
+ */
+int p11_eddsa_point_decode(const uint8_t *v, size_t len, uint8_t pub[32]);
+
 /* Frees what the key holds and resets it.  NULL is fine. */
 void p11_key_clear(struct p11_key *k);
 

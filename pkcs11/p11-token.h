@@ -34,6 +34,7 @@
 #define DEVID_P11_TOKEN_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "errors.h"
 #include "token.h"
@@ -88,6 +89,27 @@ struct p11_options {
  */
 int p11_token_new(const char *uri, const struct p11_options *opt,
     struct token **out, struct err_ctx *e);
+
+/*
+ * An Ed25519 key on the token (CKK_EC_EDWARDS, signing with CKM_EDDSA),
+ * for a devid-witness's cosigning key, on a token made by
+ * p11_token_new() with the sig_only option: the private key labelled
+ * "<base>-sig" and its public key.  p11_eddsa_create() generates it
+ * (sensitive, never extractable; ERR_EXISTS when a key of that label is
+ * there, ERR_UNSUPPORTED when the token has no Ed25519 mechanisms);
+ * p11_eddsa_open() finds it and checks that its private half never left
+ * the token (ERR_KEY_POLICY otherwise).  Then p11_eddsa_public() gives
+ * its 32-byte public key and p11_eddsa_sign() a 64-byte Ed25519
+ * signature over msg (len bytes), reconnecting once when the token went
+ * away, and only to the same key.  The ECDSA operations of the token
+ * interface refuse such a token.  Not thread-safe, like every token.
+ */
+int p11_eddsa_create(struct token *t, struct err_ctx *e);
+int p11_eddsa_open(struct token *t, struct err_ctx *e);
+int p11_eddsa_public(struct token *t, uint8_t pub[32],
+    struct err_ctx *e);
+int p11_eddsa_sign(struct token *t, const uint8_t *msg, size_t len,
+    uint8_t sig[64], struct err_ctx *e);
 
 /* The PKCS#11 name of a return value ("CKR_PIN_INCORRECT"), or NULL when
  * the value is not in devid's table. */

@@ -2,7 +2,7 @@
 noinst_LIBRARIES += pkcs11/libdevidp11.a
 pkcs11_libdevidp11_a_SOURCES = \
 	pkcs11/p11-token.c pkcs11/p11-token.h \
-	pkcs11/p11-keys.c \
+	pkcs11/p11-keys.c pkcs11/p11-eddsa.c \
 	pkcs11/p11-uri.c pkcs11/p11-uri.h \
 	pkcs11/p11-modconf.c pkcs11/p11-modconf.h \
 	pkcs11/p11-private.h
