@@ -5,7 +5,9 @@
  * sink into the import's sink (dir_store_pg_import_begin()); the import
  * is then read back in its own transaction through a sink that counts
  * again and verifies every account log, and commits only when all of it
- * holds.
+ * holds.  Both sinks fold the tree's leaves into a frontier, so the
+ * source's root, the root of the leaves read back and the root of the
+ * nodes the target stored can be compared.
  */
 #include "config.h"
 
@@ -19,6 +21,8 @@
 #include "dir-migrate.h"
 #include "dir-store.h"
 #include "errors.h"
+#include "merkle.h"
+#include "tlog-note.h"
 
 /* The logs are verified without heads: any well-formed directory id. */
 static const char verify_directory_id[] =
@@ -28,7 +32,29 @@ static const char verify_directory_id[] =
 struct copy_ctx {
 	const struct dir_dump_sink *to;
 	struct dir_migrate_counts n;
+	struct merkle_frontier tlog;    /* the source's leaves */
 };
+
+/* Appends leaf index (event seq of account with hash) to f, which must
+ * hold index leaves. */
+static int
+tlog_fold(struct merkle_frontier *f, uint64_t index, const char *account,
+    uint64_t seq, const uint8_t hash[32], const char *whose,
+    struct err_ctx *e)
+{
+	uint8_t leaf[MERKLE_HASH_LEN];
+	int r;
+
+	if (index != f->size)
+		return err_set(e, ERR_FORMAT, "%s transparency log has leaf %"
+		    PRIu64 " where leaf %" PRIu64 " is due: its leaves have "
+		    "a gap", whose, index, f->size);
+	if ((r = tlog_leaf_hash(account, seq, hash, leaf)) != 0)
+		return err_set(e, r, "%s transparency log: leaf %" PRIu64
+		    " (event %" PRIu64 " of '%.128s') has no leaf hash", whose,
+		    index, seq, account);
+	return merkle_frontier_append(f, leaf, NULL, NULL, e);
+}
 
 static int
 copy_account(void *arg, const struct dir_dump_account *a, struct err_ctx *e)
@@ -106,6 +132,30 @@ copy_queue_last(void *arg, uint64_t seq, struct err_ctx *e)
 	return c->to->queue_last(c->to->arg, seq, e);
 }
 
+static int
+copy_tlog_leaf(void *arg, uint64_t index, const char *account, uint64_t seq,
+    const uint8_t hash[32], struct err_ctx *e)
+{
+	struct copy_ctx *c = arg;
+	int r;
+
+	if ((r = tlog_fold(&c->tlog, index, account, seq, hash, "the "
+	    "source's", e)) != 0)
+		return r;
+	c->n.tlog_size = c->tlog.size;
+	return c->to->tlog_leaf(c->to->arg, index, account, seq, hash, e);
+}
+
+static int
+copy_checkpoint(void *arg, uint64_t size, const char *note,
+    struct err_ctx *e)
+{
+	struct copy_ctx *c = arg;
+
+	c->n.checkpoint_size = size;
+	return c->to->checkpoint(c->to->arg, size, note, e);
+}
+
 /* --- verification of what the target holds --- */
 
 /* One account being verified, and what its devices table says. */
@@ -113,12 +163,14 @@ struct verify_account {
 	char *name;
 	struct acctlog_state st;
 	uint64_t active_rows;
+	uint64_t leaf_seq;              /* of its last leaf read back */
 };
 
 struct verify_ctx {
 	struct verify_account *acc;     /* in bytewise name order */
 	size_t n, cap;
 	struct dir_migrate_counts n_rows;
+	struct merkle_frontier tlog;    /* the leaves read back */
 };
 
 static int
@@ -313,6 +365,45 @@ verify_queue_last(void *arg, uint64_t seq, struct err_ctx *e)
 	return 0;
 }
 
+/* A leaf read back must name an event of the copy, each account's leaves
+ * in seq order. */
+static int
+verify_tlog_leaf(void *arg, uint64_t index, const char *account,
+    uint64_t seq, const uint8_t hash[32], struct err_ctx *e)
+{
+	struct verify_ctx *v = arg;
+	struct verify_account *a;
+	int r;
+
+	if ((r = verify_find(v, account, "a transparency log leaf", &a,
+	    e)) != 0)
+		return r;
+	if (seq == 0 || seq > a->st.seq || seq <= a->leaf_seq)
+		return err_set(e, ERR_CHAIN, "transparency log leaf %" PRIu64
+		    " names event %" PRIu64 " of '%.128s', which the copy's "
+		    "log (at seq %" PRIu64 ", last leaf at seq %" PRIu64 ") "
+		    "cannot have next", index, seq, account, a->st.seq,
+		    a->leaf_seq);
+	a->leaf_seq = seq;
+	if ((r = tlog_fold(&v->tlog, index, account, seq, hash, "the copy's",
+	    e)) != 0)
+		return r;
+	v->n_rows.tlog_size = v->tlog.size;
+	return 0;
+}
+
+static int
+verify_checkpoint(void *arg, uint64_t size, const char *note,
+    struct err_ctx *e)
+{
+	struct verify_ctx *v = arg;
+
+	(void)note;
+	(void)e;
+	v->n_rows.checkpoint_size = size;
+	return 0;
+}
+
 static void
 verify_clear(struct verify_ctx *v)
 {
@@ -357,6 +448,8 @@ verify_totals(const struct verify_ctx *v, const struct dir_migrate_counts *src,
 	SAME(queued, "queue entries");
 	SAME(usage_rows, "account usage rows");
 	SAME(usage_bytes, "bytes of account usage");
+	SAME(tlog_size, "transparency log leaves");
+	SAME(checkpoint_size, "as the size of the latest checkpoint");
 #undef SAME
 	if (t->usage_bytes != t->queue_bytes)
 		return err_set(e, ERR_IO, "the accounts' usage (%" PRIu64
@@ -366,6 +459,36 @@ verify_totals(const struct verify_ctx *v, const struct dir_migrate_counts *src,
 		return err_set(e, ERR_IO, "the queue counter of the copy (%"
 		    PRIu64 ") is behind the source's (%" PRIu64 ")",
 		    t->queue_last, src->queue_last);
+	return 0;
+}
+
+/*
+ * The tree of the copy: the leaves read back and the nodes the target
+ * stored both give the source's root, for the source's size.
+ */
+static int
+verify_tree(struct dir_import *imp, const struct verify_ctx *v,
+    const struct dir_migrate_counts *src, struct err_ctx *e)
+{
+	uint8_t leaves_root[MERKLE_HASH_LEN], nodes_root[MERKLE_HASH_LEN];
+	uint64_t size;
+	int r;
+
+	if ((r = merkle_frontier_root(&v->tlog, leaves_root)) != 0)
+		return err_set(e, r, "cannot compute the root of the copy's "
+		    "transparency log");
+	if ((r = dir_store_pg_import_tlog_root(imp, &size, nodes_root,
+	    e)) != 0)
+		return r;
+	if (size != src->tlog_size)
+		return err_set(e, ERR_IO, "the copy's transparency log has %"
+		    PRIu64 " leaves, the source's %" PRIu64, size,
+		    src->tlog_size);
+	if (memcmp(leaves_root, src->tlog_root, MERKLE_HASH_LEN) != 0 ||
+	    memcmp(nodes_root, src->tlog_root, MERKLE_HASH_LEN) != 0)
+		return err_set(e, ERR_IO, "the copy's transparency log of %"
+		    PRIu64 " leaves has another root than the source's",
+		    size);
 	return 0;
 }
 
@@ -379,15 +502,18 @@ dir_migrate_run(const char *from, const char *to,
 	struct verify_ctx vc;
 	struct dir_dump_sink copy = { &cc, copy_account, copy_event,
 	    copy_device, copy_nonce, copy_message, copy_queue, copy_usage,
-	    copy_queue_last };
+	    copy_queue_last, copy_tlog_leaf, copy_checkpoint };
 	struct dir_dump_sink verify = { &vc, verify_account, verify_event,
 	    verify_device, verify_nonce, verify_message, verify_queue,
-	    verify_usage, verify_queue_last };
+	    verify_usage, verify_queue_last, verify_tlog_leaf,
+	    verify_checkpoint };
 	int r;
 
 	return_val_if_fail(from != NULL && to != NULL, ERR_INVALID_ARG);
 	memset(&cc, 0, sizeof(cc));
 	memset(&vc, 0, sizeof(vc));
+	merkle_frontier_init(&cc.tlog);
+	merkle_frontier_init(&vc.tlog);
 	if ((r = dir_store_pg_open(to, &target, e)) != 0) {
 		r = err_wrap(e, r, "the target: %s", err_msg(e));
 		goto out;
@@ -399,8 +525,14 @@ dir_migrate_run(const char *from, const char *to,
 		r = err_wrap(e, r, "copying %s: %s", from, err_msg(e));
 		goto out;
 	}
+	if ((r = merkle_frontier_root(&cc.tlog, cc.n.tlog_root)) != 0) {
+		r = err_set(e, r, "cannot compute the root of the source's "
+		    "transparency log");
+		goto out;
+	}
 	if ((r = dir_store_pg_import_dump(imp, &verify, e)) != 0 ||
-	    (r = verify_totals(&vc, &cc.n, e)) != 0) {
+	    (r = verify_totals(&vc, &cc.n, e)) != 0 ||
+	    (r = verify_tree(imp, &vc, &cc.n, e)) != 0) {
 		r = err_wrap(e, r, "verifying the copy (nothing was kept): "
 		    "%s", err_msg(e));
 		goto out;

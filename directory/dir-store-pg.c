@@ -14,6 +14,17 @@
  *   their seq (a reader that saw seq N never later finds a smaller one)
  *   and its limits are counted without a concurrent writer; an account's
  *   quota is one row updated in place;
+ * - the global transparency log takes one leaf per appended event: an
+ *   append takes the transaction-level advisory lock (PG_LOCK_TLOG, 0)
+ *   first thing, before it reads the tail of the tree or of the account
+ *   log, so appends of every process go one at a time, their leaves
+ *   follow the order in which they commit and no index is used twice;
+ *   the frontier (the O(log n) stored nodes a new leaf needs) is read in
+ *   one query;
+ * - the process that makes checkpoints is the one that holds the session
+ *   lock (PG_LOCK_SEQUENCER, 0) on a connection kept for that alone;
+ *   a stored checkpoint is replaced only by one at least as large, in one
+ *   statement;
  * - a serialization failure or a deadlock rolls back and runs the
  *   operation again a few times (an append gives ERR_CHAIN instead: its
  *   caller rebuilds the event and retries).
@@ -71,6 +82,8 @@
 #include "devrec.h"
 #include "dir-store.h"
 #include "errors.h"
+#include "merkle.h"
+#include "tlog-note.h"
 
 /* How often an operation runs again after a serialization failure. */
 #define PG_RETRIES 5
@@ -84,6 +97,12 @@
 /* Classes of the transaction-level advisory locks (first key). */
 #define PG_LOCK_SESSIONS 1
 #define PG_LOCK_QUEUE 2
+/* The transparency log: every append holds (PG_LOCK_TLOG, 0) for its
+ * transaction, so leaves go in one at a time in commit order; the
+ * process that makes checkpoints holds (PG_LOCK_SEQUENCER, 0) for its
+ * session on a connection of its own. */
+#define PG_LOCK_TLOG 3
+#define PG_LOCK_SEQUENCER 4
 #define PG_PARAMS_MAX 8
 /* The notification channel and the bounds of one payload (PostgreSQL
  * takes up to 8000 bytes). */
@@ -135,6 +154,16 @@ enum stmt_id {
 	STMT_DROP_QUEUE,
 	STMT_MESSAGES_GC,
 	STMT_NOTIFY,
+	STMT_TLOG_LOCK,
+	STMT_TLOG_SIZE,
+	STMT_TLOG_NODE,
+	STMT_TLOG_FRONTIER,
+	STMT_TLOG_LEAF_INSERT,
+	STMT_TLOG_NODE_INSERT,
+	STMT_TLOG_LEAVES,
+	STMT_TLOG_LATEST,
+	STMT_CHECKPOINT_PUT,
+	STMT_CHECKPOINT_GET,
 	STMT_COUNT
 };
 
@@ -237,6 +266,34 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	    "seq <= $2::bigint",
 	[STMT_MESSAGES_GC] = "DELETE FROM messages WHERE refs <= 0",
 	[STMT_NOTIFY] = "SELECT pg_notify('" PG_CHANNEL "', $1::text)",
+	[STMT_TLOG_LOCK] = "SELECT pg_advisory_xact_lock($1::integer, 0)",
+	[STMT_TLOG_SIZE] = "SELECT COALESCE(MAX(idx) + 1, 0)::bigint FROM "
+	    "tlog_leaves",
+	[STMT_TLOG_NODE] = "SELECT hash FROM tlog_nodes WHERE "
+	    "level = $1::integer AND idx = $2::bigint",
+	/* The nodes of a frontier in one round trip: levels $1, indexes
+	 * $2. */
+	[STMT_TLOG_FRONTIER] = "SELECT n.level, n.idx, n.hash FROM tlog_nodes "
+	    "n JOIN unnest($1::integer[], $2::bigint[]) AS w(level, idx) "
+	    "ON n.level = w.level AND n.idx = w.idx",
+	[STMT_TLOG_LEAF_INSERT] = "INSERT INTO tlog_leaves(idx, account, seq, "
+	    "hash) VALUES ($1::bigint, $2::text, $3::bigint, $4::bytea)",
+	[STMT_TLOG_NODE_INSERT] = "INSERT INTO tlog_nodes(level, idx, hash) "
+	    "VALUES ($1::integer, $2::bigint, $3::bytea)",
+	[STMT_TLOG_LEAVES] = "SELECT idx, account, seq, hash FROM tlog_leaves "
+	    "WHERE idx >= $1::bigint AND idx < $2::bigint ORDER BY idx",
+	/* An account's leaves follow its seqs: the last one below the size
+	 * has the largest seq. */
+	[STMT_TLOG_LATEST] = "SELECT seq, idx FROM tlog_leaves WHERE "
+	    "account = $1::text AND idx < $2::bigint ORDER BY idx DESC LIMIT 1",
+	/* Changes no row for a smaller size: the caller says ERR_ROLLBACK.
+	 * The conflict locks the row, so two puts cannot both pass. */
+	[STMT_CHECKPOINT_PUT] = "INSERT INTO tlog_checkpoint(id, size, note) "
+	    "VALUES (1, $1::bigint, $2::text) ON CONFLICT (id) DO UPDATE SET "
+	    "size = excluded.size, note = excluded.note "
+	    "WHERE tlog_checkpoint.size <= excluded.size",
+	[STMT_CHECKPOINT_GET] = "SELECT size, note FROM tlog_checkpoint "
+	    "WHERE id = 1",
 };
 
 /*
@@ -244,7 +301,10 @@ static const char *const stmt_sql[STMT_COUNT] = {
  * in the transaction that records it.  The numbers are the SQLite
  * store's schema versions, step for step: 1 is the schema as first
  * released, 2 adds inbox fairness (each queue entry's sender, account
- * and size, and the bytes queued per account).
+ * and size, and the bytes queued per account), 3 the global
+ * transparency log (its leaves, the stored nodes of its tree and the
+ * latest checkpoint; migration_code[] adds the leaves of the events
+ * stored before).
  */
 static const char *const migrations[] = {
 	/* 1 */
@@ -297,9 +357,31 @@ static const char *const migrations[] = {
 	"INSERT INTO account_usage(account, bytes)"
 	"  SELECT account, SUM(size) FROM queue WHERE account IS NOT NULL"
 	"  GROUP BY account;",
+	/* 3 */
+	"CREATE TABLE tlog_leaves ("
+	"  idx bigint PRIMARY KEY, account text NOT NULL,"
+	"  seq bigint NOT NULL, hash bytea NOT NULL, UNIQUE (account, seq));"
+	"CREATE INDEX tlog_leaves_by_account ON tlog_leaves(account, idx);"
+	"CREATE TABLE tlog_nodes ("
+	"  level integer NOT NULL, idx bigint NOT NULL, hash bytea NOT NULL,"
+	"  PRIMARY KEY (level, idx));"
+	"CREATE TABLE tlog_checkpoint ("
+	"  id integer PRIMARY KEY CHECK (id = 1), size bigint NOT NULL,"
+	"  note text NOT NULL);",
 };
 
 #define SCHEMA_VERSION (sizeof(migrations) / sizeof(migrations[0]))
+
+struct pg_conn;
+
+static int tlog_backfill(struct pg_conn *c, struct err_ctx *e);
+
+/* What migration N runs after its SQL, in the same transaction (NULL:
+ * nothing). */
+static int (*const migration_code[SCHEMA_VERSION])(struct pg_conn *c,
+    struct err_ctx *e) = {
+	[2] = tlog_backfill,
+};
 
 struct pg_store;
 
@@ -328,6 +410,11 @@ struct pg_store {
 	int stop_fd[2];                 /* a byte written here stops it */
 	dir_change_cb cb;
 	void *cb_arg;
+	/* tlog_sequencer(): the connection that holds (or tries for) the
+	 * sequencer's lock, and whether it holds it. */
+	pthread_mutex_t seq_lock;
+	struct pg_conn *seq_c;
+	int seq_held;
 };
 
 /* Parameters of one statement, in text format except byte strings. */
@@ -776,6 +863,9 @@ pg_close(struct dir_store *s)
 		next = c->next;
 		conn_free(c);
 	}
+	/* Ends the session, and with it the sequencer's lock. */
+	conn_free(st->seq_c);
+	pthread_mutex_destroy(&st->seq_lock);
 	pthread_mutex_destroy(&st->lock);
 	if (st->conninfo != NULL) {
 		/* It may hold a password. */
@@ -999,6 +1089,219 @@ event_insert(struct pg_conn *c, const struct dir_event_row *ev,
 	return r;
 }
 
+/* --- the transparency log's tree --- */
+
+/* The number of leaves, on c (in c's transaction when one is open). */
+static int
+tlog_size_read(struct pg_conn *c, uint64_t *size, struct err_ctx *e)
+{
+	return pg_u64(c, STMT_TLOG_SIZE, NULL, size, e,
+	    "reading the transparency log size");
+}
+
+/* The stored node (level, index) on c: a merkle_node_fn (arg is c). */
+static int
+tlog_node_read(void *arg, unsigned int level, uint64_t index,
+    uint8_t out[MERKLE_HASH_LEN], struct err_ctx *e)
+{
+	struct pg_conn *c = arg;
+	struct pg_args a = { 0 };
+	PGresult *res = NULL;
+	int r;
+
+	arg_u64(&a, level);
+	arg_u64(&a, index);
+	if ((r = pg_row(c, STMT_TLOG_NODE, &a, &res, e,
+	    "reading a transparency log node")) == ERR_NOT_FOUND)
+		return err_set(e, ERR_NOT_FOUND, "the transparency log has no "
+		    "node (%u, %llu)", level, (unsigned long long)index);
+	if (r != 0)
+		return r;
+	if (PQgetlength(res, 0, 0) == MERKLE_HASH_LEN)
+		memcpy(out, PQgetvalue(res, 0, 0), MERKLE_HASH_LEN);
+	else
+		r = err_set(e, ERR_IO, "transparency log node (%u, %llu) is "
+		    "damaged: the database needs repair", level,
+		    (unsigned long long)index);
+	PQclear(res);
+	return r;
+}
+
+/* The nodes of one frontier, read in one query. */
+struct tlog_prefetch {
+	unsigned int n;
+	unsigned int level[MERKLE_PROOF_MAX];
+	uint64_t index[MERKLE_PROOF_MAX];
+	uint8_t hash[MERKLE_PROOF_MAX][MERKLE_HASH_LEN];
+	unsigned char found[MERKLE_PROOF_MAX];
+};
+
+/* A merkle_node_fn that serves the prefetched nodes (arg). */
+static int
+tlog_prefetch_get(void *arg, unsigned int level, uint64_t index,
+    uint8_t out[MERKLE_HASH_LEN], struct err_ctx *e)
+{
+	const struct tlog_prefetch *p = arg;
+	unsigned int i;
+
+	for (i = 0; i < p->n; i++) {
+		if (p->level[i] == level && p->index[i] == index &&
+		    p->found[i]) {
+			memcpy(out, p->hash[i], MERKLE_HASH_LEN);
+			return 0;
+		}
+	}
+	return err_set(e, ERR_IO, "the transparency log has no node (%u, "
+	    "%llu) though its size needs it: the database needs repair",
+	    level, (unsigned long long)index);
+}
+
+/*
+ * The frontier of the tree of size leaves on c: its nodes (one per set
+ * bit of size: level b, index (size >> b) - 1) fetched in one query,
+ * then put together by merkle_frontier_load().
+ */
+static int
+tlog_frontier_read(struct pg_conn *c, uint64_t size,
+    struct merkle_frontier *f, struct err_ctx *e)
+{
+	struct tlog_prefetch p;
+	struct pg_args a = { 0 };
+	char levels[MERKLE_PROOF_MAX * 4 + 3];
+	char indexes[MERKLE_PROOF_MAX * 21 + 3];
+	size_t ll = 0, il = 0;
+	PGresult *res = NULL;
+	unsigned int b, i;
+	int r, row;
+
+	memset(&p, 0, sizeof(p));
+	levels[ll++] = '{';
+	indexes[il++] = '{';
+	for (b = 64; b-- > 0;) {
+		if ((size >> b & 1) == 0)
+			continue;
+		p.level[p.n] = b;
+		p.index[p.n] = (size >> b) - 1;
+		ll += (size_t)snprintf(levels + ll, sizeof(levels) - ll, "%s%u",
+		    p.n > 0 ? "," : "", b);
+		il += (size_t)snprintf(indexes + il, sizeof(indexes) - il,
+		    "%s%llu", p.n > 0 ? "," : "",
+		    (unsigned long long)p.index[p.n]);
+		p.n++;
+	}
+	snprintf(levels + ll, sizeof(levels) - ll, "}");
+	snprintf(indexes + il, sizeof(indexes) - il, "}");
+	if (p.n > 0) {
+		arg_text(&a, levels);
+		arg_text(&a, indexes);
+		if ((r = pg_run(c, STMT_TLOG_FRONTIER, &a, &res, e,
+		    "reading the transparency log frontier")) != 0)
+			return r;
+		for (row = 0; row < PQntuples(res); row++) {
+			for (i = 0; i < p.n; i++) {
+				if (p.level[i] != col_u64(res, row, 0) ||
+				    p.index[i] != col_u64(res, row, 1) ||
+				    PQgetlength(res, row, 2) !=
+				    MERKLE_HASH_LEN)
+					continue;
+				memcpy(p.hash[i], PQgetvalue(res, row, 2),
+				    MERKLE_HASH_LEN);
+				p.found[i] = 1;
+			}
+		}
+		PQclear(res);
+	}
+	return merkle_frontier_load(f, size, tlog_prefetch_get, &p, e);
+}
+
+/* Stores a node an appended leaf completed: a merkle_put_fn (arg is c). */
+static int
+tlog_node_write(void *arg, unsigned int level, uint64_t index,
+    const uint8_t hash[MERKLE_HASH_LEN], struct err_ctx *e)
+{
+	struct pg_conn *c = arg;
+	struct pg_args a = { 0 };
+	int r;
+
+	arg_u64(&a, level);
+	arg_u64(&a, index);
+	arg_blob(&a, hash, MERKLE_HASH_LEN);
+	if ((r = pg_run(c, STMT_TLOG_NODE_INSERT, &a, NULL, e,
+	    "storing a transparency log node")) == ERR_EXISTS)
+		r = err_set(e, ERR_IO, "transparency log node (%u, %llu) is "
+		    "stored already: the tree and its leaves disagree, the "
+		    "database needs repair", level, (unsigned long long)index);
+	return r;
+}
+
+/* Inserts leaf index (event seq of account with hash) and stores the
+ * nodes it completes in f, on c. */
+static int
+tlog_leaf_add(struct pg_conn *c, struct merkle_frontier *f,
+    const char *account, uint64_t seq, const uint8_t hash[32],
+    struct err_ctx *e)
+{
+	struct pg_args a = { 0 };
+	uint8_t leaf[MERKLE_HASH_LEN];
+	int r;
+
+	if ((r = tlog_leaf_hash(account, seq, hash, leaf)) != 0)
+		return err_set(e, r, "cannot compute the transparency log leaf "
+		    "of event %llu of '%.128s'", (unsigned long long)seq,
+		    account);
+	arg_u64(&a, f->size);
+	arg_text(&a, account);
+	arg_u64(&a, seq);
+	arg_blob(&a, hash, 32);
+	if ((r = pg_run(c, STMT_TLOG_LEAF_INSERT, &a, NULL, e,
+	    "appending to the transparency log")) == ERR_EXISTS)
+		return err_set(e, ERR_IO, "the transparency log already has a "
+		    "leaf for event %llu of '%.128s' or at index %llu: the "
+		    "database needs repair", (unsigned long long)seq, account,
+		    (unsigned long long)f->size);
+	if (r != 0)
+		return r;
+	return merkle_frontier_append(f, leaf, tlog_node_write, c, e);
+}
+
+/*
+ * First thing in an append's transaction: waits for the appends of
+ * every process that got there first to end, so that the tail read
+ * next is the tree's last leaf until this transaction ends.  Nothing
+ * when the store has the tree off.
+ */
+static int
+tlog_lock(struct pg_conn *c, struct err_ctx *e)
+{
+	struct pg_args a = { 0 };
+
+	if (c->store->head.tlog_off)
+		return 0;
+	arg_u64(&a, PG_LOCK_TLOG);
+	return pg_run(c, STMT_TLOG_LOCK, &a, NULL, e,
+	    "waiting for the transparency log");
+}
+
+/* Inside an append's transaction, under tlog_lock(), after the event
+ * went in: appends its leaf and stores the nodes it completes. */
+static int
+tlog_append(struct pg_conn *c, const struct dir_event_row *ev,
+    struct err_ctx *e)
+{
+	struct merkle_frontier f;
+	uint64_t size;
+	int r;
+
+	if (c->store->head.tlog_off)
+		return 0;
+	if ((r = tlog_size_read(c, &size, e)) != 0)
+		return r;
+	if ((r = tlog_frontier_read(c, size, &f, e)) != 0)
+		return err_wrap(e, r, "cannot append to the transparency log: "
+		    "%s", err_msg(e));
+	return tlog_leaf_add(c, &f, ev->account, ev->seq, ev->hash, e);
+}
+
 /*
  * Inside a write's transaction: tells the other processes, on commit,
  * that kind ("log", "inbox" or "device") changed for names[0..n), at
@@ -1080,7 +1383,8 @@ append_add_body(struct pg_conn *c, void *arg, struct err_ctx *e)
 	int r;
 
 	arg_text(&a, ev->account);
-	if ((r = tail_lock_check(c, ev, e)) != 0 ||
+	if ((r = tlog_lock(c, e)) != 0 ||
+	    (r = tail_lock_check(c, ev, e)) != 0 ||
 	    (r = device_addable(c, dev->device, ev->account, e)) != 0 ||
 	    (r = pg_u64(c, STMT_DEVICES_COUNT, &a, &n, e,
 	    "counting devices")) != 0)
@@ -1089,7 +1393,8 @@ append_add_body(struct pg_conn *c, void *arg, struct err_ctx *e)
 		return err_set(e, ERR_TOO_LARGE, "account '%s' already has %u "
 		    "active devices, the most this directory allows: revoke "
 		    "one first", ev->account, x->max_devices);
-	if ((r = event_insert(c, ev, e)) != 0)
+	if ((r = event_insert(c, ev, e)) != 0 ||
+	    (r = tlog_append(c, ev, e)) != 0)
 		return r;
 	arg_text(&u, dev->device);
 	arg_text(&u, ev->account);
@@ -1188,7 +1493,8 @@ append_revoke_body(struct pg_conn *c, void *arg, struct err_ctx *e)
 
 	arg_text(&a, x->device);
 	arg_text(&a, x->ev->account);
-	if ((r = tail_lock_check(c, x->ev, e)) != 0)
+	if ((r = tlog_lock(c, e)) != 0 ||
+	    (r = tail_lock_check(c, x->ev, e)) != 0)
 		return r;
 	if ((r = pg_row(c, STMT_DEVICE_IS_ACTIVE, &a, &res, e,
 	    "reading a device")) == ERR_NOT_FOUND)
@@ -1198,6 +1504,7 @@ append_revoke_body(struct pg_conn *c, void *arg, struct err_ctx *e)
 		return r;
 	PQclear(res);
 	if ((r = event_insert(c, x->ev, e)) != 0 ||
+	    (r = tlog_append(c, x->ev, e)) != 0 ||
 	    (r = exec_text(c, STMT_DEVICE_DEACTIVATE, x->device, e,
 	    "revoking a device")) != 0 ||
 	    (r = exec_text(c, STMT_DEVICE_SESSIONS_END, x->device, e,
@@ -1654,6 +1961,227 @@ pg_account_usage(struct dir_store *s, const char *account, uint64_t *bytes,
 	return r;
 }
 
+/* --- the transparency log --- */
+
+static int
+pg_tlog_size(struct dir_store *s, uint64_t *size, struct err_ctx *e)
+{
+	struct pg_store *st = to_pg(s);
+	struct pg_conn *c;
+	int r;
+
+	if ((r = conn_get(st, &c, e)) != 0)
+		return r;
+	r = tlog_size_read(c, size, e);
+	conn_put(st, c);
+	return r;
+}
+
+static int
+pg_tlog_node(struct dir_store *s, unsigned int level, uint64_t index,
+    uint8_t out[32], struct err_ctx *e)
+{
+	struct pg_store *st = to_pg(s);
+	struct pg_conn *c;
+	int r;
+
+	if (level >= 64 || index > INT64_MAX)
+		return err_set(e, ERR_NOT_FOUND, "the transparency log has no "
+		    "node (%u, %llu)", level, (unsigned long long)index);
+	if ((r = conn_get(st, &c, e)) != 0)
+		return r;
+	r = tlog_node_read(c, level, index, out, e);
+	conn_put(st, c);
+	return r;
+}
+
+static int
+pg_tlog_leaves(struct dir_store *s, uint64_t start, uint64_t end,
+    dir_leaf_cb cb, void *arg, struct err_ctx *e)
+{
+	struct pg_store *st = to_pg(s);
+	struct pg_args a = { 0 };
+	struct pg_conn *c;
+	PGresult *res = NULL;
+	int r, i;
+
+	if (start > end || end - start > 1024 || end > INT64_MAX)
+		return err_set(e, ERR_INVALID_ARG, "transparency log leaves "
+		    "%llu to %llu: at most 1024 leaves, start <= end",
+		    (unsigned long long)start, (unsigned long long)end);
+	arg_u64(&a, start);
+	arg_u64(&a, end);
+	if ((r = conn_get(st, &c, e)) != 0)
+		return r;
+	r = pg_run(c, STMT_TLOG_LEAVES, &a, &res, e,
+	    "reading the transparency log");
+	conn_put(st, c);
+	if (r != 0)
+		return r;
+	for (i = 0; i < PQntuples(res) && r == 0; i++) {
+		if (PQgetlength(res, i, 3) != 32)
+			r = err_set(e, ERR_IO, "transparency log leaf %llu is "
+			    "damaged: the database needs repair",
+			    (unsigned long long)col_u64(res, i, 0));
+		else
+			r = cb(arg, col_u64(res, i, 0), col_text(res, i, 1),
+			    col_u64(res, i, 2),
+			    (const uint8_t *)PQgetvalue(res, i, 3));
+	}
+	PQclear(res);
+	return r;
+}
+
+static int
+pg_tlog_latest(struct dir_store *s, const char *account, uint64_t size,
+    uint64_t *seq, uint64_t *index, struct err_ctx *e)
+{
+	struct pg_store *st = to_pg(s);
+	struct pg_args a = { 0 };
+	struct pg_conn *c;
+	PGresult *res = NULL;
+	int r;
+
+	arg_text(&a, account);
+	arg_u64(&a, size > INT64_MAX ? INT64_MAX : size);
+	if ((r = conn_get(st, &c, e)) != 0)
+		return r;
+	r = pg_row(c, STMT_TLOG_LATEST, &a, &res, e,
+	    "reading the transparency log");
+	conn_put(st, c);
+	if (r == ERR_NOT_FOUND)
+		return err_set(e, ERR_NOT_FOUND, "the first %llu leaves of the "
+		    "transparency log hold no event of '%s'",
+		    (unsigned long long)size, account);
+	if (r != 0)
+		return r;
+	*seq = col_u64(res, 0, 0);
+	*index = col_u64(res, 0, 1);
+	PQclear(res);
+	return 0;
+}
+
+static int
+pg_checkpoint_put(struct dir_store *s, uint64_t size, const char *note,
+    struct err_ctx *e)
+{
+	struct pg_store *st = to_pg(s);
+	struct pg_args a = { 0 };
+	struct pg_conn *c;
+	PGresult *res = NULL;
+	int r;
+
+	arg_u64(&a, size);
+	arg_text(&a, note);
+	if ((r = conn_get(st, &c, e)) != 0)
+		return r;
+	/* One statement: the size check and the write are one change. */
+	r = pg_run(c, STMT_CHECKPOINT_PUT, &a, &res, e,
+	    "storing a checkpoint");
+	conn_put(st, c);
+	if (r != 0)
+		return r;
+	if (strcmp(PQcmdTuples(res), "0") == 0)
+		r = err_set(e, ERR_ROLLBACK, "a checkpoint of %llu leaves is "
+		    "older than the one stored: not kept",
+		    (unsigned long long)size);
+	PQclear(res);
+	return r;
+}
+
+static int
+pg_checkpoint_get(struct dir_store *s, uint64_t *size, char **note,
+    struct err_ctx *e)
+{
+	struct pg_store *st = to_pg(s);
+	struct pg_conn *c;
+	PGresult *res = NULL;
+	char *n;
+	int r;
+
+	if ((r = conn_get(st, &c, e)) != 0)
+		return r;
+	r = pg_row(c, STMT_CHECKPOINT_GET, NULL, &res, e,
+	    "reading the checkpoint");
+	conn_put(st, c);
+	if (r == ERR_NOT_FOUND)
+		return err_set(e, ERR_NOT_FOUND, "no checkpoint has been made "
+		    "yet");
+	if (r != 0)
+		return r;
+	if ((n = strdup(col_text(res, 0, 1))) == NULL) {
+		PQclear(res);
+		return err_set(e, ERR_ALLOC, "out of memory");
+	}
+	*size = col_u64(res, 0, 0);
+	*note = n;
+	PQclear(res);
+	return 0;
+}
+
+/*
+ * On st's sequencer connection (opened when missing): one try for the
+ * sequencer's session lock.  *got gets whether it was taken.  A failure
+ * closes the connection.
+ */
+static int
+sequencer_try(struct pg_store *st, int *got, struct err_ctx *e)
+{
+	char sql[64];
+	PGresult *res;
+	int r = 0;
+
+	if (st->seq_c == NULL && (r = conn_open(st, &st->seq_c, e)) != 0)
+		return r;
+	snprintf(sql, sizeof(sql), "SELECT pg_try_advisory_lock(%d, 0)",
+	    PG_LOCK_SEQUENCER);
+	res = PQexec(st->seq_c->db, sql);
+	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK ||
+	    PQntuples(res) != 1) {
+		r = pg_fail(st->seq_c, res, e, "trying for the sequencer "
+		    "lock");
+		conn_free(st->seq_c);
+		st->seq_c = NULL;
+	} else {
+		*got = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	}
+	PQclear(res);
+	return r;
+}
+
+/*
+ * The one process that holds (PG_LOCK_SEQUENCER, 0) makes checkpoints.
+ * Held on a connection of its own, it ends with that connection: one
+ * that broke (the server restarted, an administrator ended it) is
+ * noticed without a round trip (conn_idle_ok()), replaced, and the lock
+ * tried again, once more on a fresh connection when the first try
+ * fails.  While another process holds it, each call tries once.
+ */
+static int
+pg_tlog_sequencer(struct dir_store *s, int *leader, struct err_ctx *e)
+{
+	struct pg_store *st = to_pg(s);
+	int r = 0, got = 0;
+
+	pthread_mutex_lock(&st->seq_lock);
+	if (st->seq_c != NULL && !conn_idle_ok(st->seq_c)) {
+		/* Lost, and the lock with it. */
+		conn_free(st->seq_c);
+		st->seq_c = NULL;
+		st->seq_held = 0;
+	}
+	if (!st->seq_held) {
+		if ((r = sequencer_try(st, &got, e)) != 0) {
+			err_clear(e);
+			r = sequencer_try(st, &got, e);
+		}
+		st->seq_held = r == 0 && got;
+	}
+	*leader = st->seq_held;
+	pthread_mutex_unlock(&st->seq_lock);
+	return r;
+}
+
 /*
  * Describes the database of conninfo in where, for messages: its name
  * and server, never its password.
@@ -1719,6 +2247,8 @@ schema_update(struct pg_conn *c, struct err_ctx *e)
 		    "(version) VALUES (%zu)", v);
 		if ((r = pg_simple(c, migrations[v - 1], e,
 		    "updating the schema")) != 0 ||
+		    (migration_code[v - 1] != NULL &&
+		    (r = migration_code[v - 1](c, e)) != 0) ||
 		    (r = pg_simple(c, sql, e, "recording a migration")) != 0)
 			goto out;
 	}
@@ -1726,6 +2256,48 @@ schema_update(struct pg_conn *c, struct err_ctx *e)
  out:
 	if (r != 0)
 		tx_rollback(c);
+	return r;
+}
+
+/*
+ * Migration 3, on c inside its transaction: appends a leaf for every
+ * stored event and stores the nodes they complete.  The events table
+ * keeps no insertion order, so they go by time, where the time of an
+ * event is the latest time of its log up to it (a clock that stepped
+ * back never puts an account's events out of seq order), then account
+ * and seq: the order of the SQLite store's version 3, so one directory
+ * gives one tree on both.
+ */
+static int
+tlog_backfill(struct pg_conn *c, struct err_ctx *e)
+{
+	struct merkle_frontier f;
+	PGresult *res;
+	int r = 0, i;
+
+	res = PQexecParams(c->db, "SELECT account, seq, hash FROM (SELECT "
+	    "account, seq, hash, MAX(time) OVER (PARTITION BY account ORDER BY "
+	    "seq ROWS UNBOUNDED PRECEDING) AS t FROM events) x ORDER BY t, "
+	    "account COLLATE \"C\", seq", 0, NULL, NULL, NULL, NULL, 1);
+	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+		r = pg_fail(c, res, e, "reading the events for the "
+		    "transparency log");
+		PQclear(res);
+		return r;
+	}
+	merkle_frontier_init(&f);
+	for (i = 0; i < PQntuples(res) && r == 0; i++) {
+		if (PQgetlength(res, i, 2) != 32)
+			r = err_set(e, ERR_IO, "event %llu of '%.128s' has a "
+			    "damaged hash column",
+			    (unsigned long long)col_u64(res, i, 1),
+			    col_text(res, i, 0));
+		else
+			r = tlog_leaf_add(c, &f, col_text(res, i, 0),
+			    col_u64(res, i, 1),
+			    (const uint8_t *)PQgetvalue(res, i, 2), e);
+	}
+	PQclear(res);
 	return r;
 }
 
@@ -1997,6 +2569,13 @@ static const struct dir_store_ops pg_ops = {
 	.inbox_get = pg_inbox_get,
 	.inbox_ack = pg_inbox_ack,
 	.account_usage = pg_account_usage,
+	.tlog_size = pg_tlog_size,
+	.tlog_node = pg_tlog_node,
+	.tlog_leaves = pg_tlog_leaves,
+	.tlog_latest = pg_tlog_latest,
+	.checkpoint_put = pg_checkpoint_put,
+	.checkpoint_get = pg_checkpoint_get,
+	.tlog_sequencer = pg_tlog_sequencer,
 	.watch = pg_watch,
 };
 
@@ -2058,6 +2637,12 @@ dir_store_pg_open(const char *uri, struct dir_store **out, struct err_ctx *e)
 		free(st);
 		return err_set(e, ERR_INTERNAL, "cannot create a mutex");
 	}
+	if (pthread_mutex_init(&st->seq_lock, NULL) != 0) {
+		pthread_mutex_destroy(&st->lock);
+		free(st->conninfo);
+		free(st);
+		return err_set(e, ERR_INTERNAL, "cannot create a mutex");
+	}
 	if ((r = conn_open(st, &c, e)) != 0)
 		goto out;
 	/* Several processes may start at once: one migrates, the others
@@ -2091,12 +2676,14 @@ struct dir_import {
 	struct pg_store *st;
 	struct pg_conn *c;              /* inside the import's transaction */
 	struct dir_dump_sink sink;      /* arg: this import */
+	struct merkle_frontier tlog;    /* the leaves copied so far */
 };
 
 /* The tables an import fills, each checked empty first. */
 static const char *const import_tables[] = {
 	"accounts", "events", "devices", "sessions", "nonces", "messages",
-	"queue", "account_usage",
+	"queue", "account_usage", "tlog_leaves", "tlog_nodes",
+	"tlog_checkpoint",
 };
 
 /*
@@ -2254,6 +2841,39 @@ import_usage(void *arg, const char *account, uint64_t bytes,
 	    "copying the account usage");
 }
 
+/*
+ * A leaf of the tree: stored as given, with the nodes it completes
+ * computed here.  The leaves must come in index order from 0: the
+ * tree is rebuilt, not copied node by node.
+ */
+static int
+import_tlog_leaf(void *arg, uint64_t index, const char *account,
+    uint64_t seq, const uint8_t hash[32], struct err_ctx *e)
+{
+	struct dir_import *imp = arg;
+
+	if (index != imp->tlog.size)
+		return err_set(e, ERR_FORMAT, "transparency log leaf %llu came "
+		    "where leaf %llu was due: the source's leaves have a gap",
+		    (unsigned long long)index,
+		    (unsigned long long)imp->tlog.size);
+	/* Its statements are the store's, prepared on the import's
+	 * connection like any other. */
+	return tlog_leaf_add(imp->c, &imp->tlog, account, seq, hash, e);
+}
+
+static int
+import_checkpoint(void *arg, uint64_t size, const char *note,
+    struct err_ctx *e)
+{
+	struct pg_args a = { 0 };
+
+	arg_u64(&a, size);
+	arg_text(&a, note);
+	return import_exec(arg, stmt_sql[STMT_CHECKPOINT_PUT], &a, NULL, e,
+	    "copying the checkpoint");
+}
+
 /* Last in a dump: moves the message id and queue seq counters past every
  * copied row and past seq, so that new entries continue above both. */
 static int
@@ -2296,7 +2916,9 @@ dir_store_pg_import_begin(struct dir_store *s, struct dir_import **out,
 	imp->st = to_pg(s);
 	imp->sink = (struct dir_dump_sink){ imp, import_account, import_event,
 	    import_device, import_nonce, import_message, import_queue,
-	    import_usage, import_queue_last };
+	    import_usage, import_queue_last, import_tlog_leaf,
+	    import_checkpoint };
+	merkle_frontier_init(&imp->tlog);
 	if ((r = conn_get(imp->st, &imp->c, e)) != 0) {
 		free(imp);
 		return r;
@@ -2305,8 +2927,9 @@ dir_store_pg_import_begin(struct dir_store *s, struct dir_import **out,
 	if ((r = pg_simple(imp->c, BEGIN_WRITE, e,
 	    "starting the import")) != 0 ||
 	    (r = pg_simple(imp->c, "LOCK TABLE accounts, events, devices, "
-	    "sessions, nonces, messages, queue, account_usage IN EXCLUSIVE "
-	    "MODE", e, "locking the tables")) != 0)
+	    "sessions, nonces, messages, queue, account_usage, tlog_leaves, "
+	    "tlog_nodes, tlog_checkpoint IN EXCLUSIVE MODE", e,
+	    "locking the tables")) != 0)
 		goto fail;
 	for (i = 0; i < sizeof(import_tables) / sizeof(import_tables[0]);
 	    i++) {
@@ -2431,6 +3054,26 @@ read_queue_last(const PGresult *res, int i, const struct dir_dump_sink *sink,
 	return sink->queue_last(sink->arg, col_u64(res, i, 0), e);
 }
 
+static int
+read_tlog_leaf(const PGresult *res, int i, const struct dir_dump_sink *sink,
+    struct err_ctx *e)
+{
+	if (PQgetlength(res, i, 3) != 32)
+		return err_set(e, ERR_IO, "transparency log leaf %llu has a "
+		    "damaged hash", (unsigned long long)col_u64(res, i, 0));
+	return sink->tlog_leaf(sink->arg, col_u64(res, i, 0),
+	    col_text(res, i, 1), col_u64(res, i, 2),
+	    (const uint8_t *)PQgetvalue(res, i, 3), e);
+}
+
+static int
+read_checkpoint(const PGresult *res, int i, const struct dir_dump_sink *sink,
+    struct err_ctx *e)
+{
+	return sink->checkpoint(sink->arg, col_u64(res, i, 0),
+	    col_text(res, i, 1), e);
+}
+
 int
 dir_store_pg_import_dump(struct dir_import *imp,
     const struct dir_dump_sink *sink, struct err_ctx *e)
@@ -2462,17 +3105,50 @@ dir_store_pg_import_dump(struct dir_import *imp,
 		{ "SELECT COALESCE(pg_sequence_last_value(pg_get_serial_"
 		    "sequence('queue', 'seq')::regclass), 0)",
 		    read_queue_last, "reading the queue counter back" },
+		{ "SELECT idx, account, seq, hash FROM tlog_leaves ORDER BY "
+		    "idx", read_tlog_leaf,
+		    "reading the transparency log back" },
+		{ "SELECT size, note FROM tlog_checkpoint", read_checkpoint,
+		    "reading the checkpoint back" },
 	};
 	size_t i;
 	int r;
 
 	return_val_if_fail(imp != NULL && sink != NULL, ERR_INVALID_ARG);
 	for (i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+		/* A sink written before the tree takes no part of it. */
+		if ((parts[i].row == read_tlog_leaf && sink->tlog_leaf ==
+		    NULL) || (parts[i].row == read_checkpoint &&
+		    sink->checkpoint == NULL))
+			continue;
 		if ((r = import_read(imp, parts[i].sql, parts[i].row, sink, e,
 		    parts[i].what)) != 0)
 			return r;
 	}
 	return 0;
+}
+
+/* A stored node of the import's tree: a merkle_node_fn (arg is imp). */
+static int
+import_node_read(void *arg, unsigned int level, uint64_t index,
+    uint8_t out[MERKLE_HASH_LEN], struct err_ctx *e)
+{
+	struct dir_import *imp = arg;
+
+	return tlog_node_read(imp->c, level, index, out, e);
+}
+
+int
+dir_store_pg_import_tlog_root(struct dir_import *imp, uint64_t *size,
+    uint8_t root[32], struct err_ctx *e)
+{
+	int r;
+
+	return_val_if_fail(imp != NULL && size != NULL && root != NULL,
+	    ERR_INVALID_ARG);
+	if ((r = tlog_size_read(imp->c, size, e)) != 0)
+		return r;
+	return merkle_root(*size, import_node_read, imp, root, e);
 }
 
 int

@@ -16,6 +16,13 @@
  * a mutex, which wakes the next writer as soon as the last one is done;
  * SQLite's busy handler, which polls with sleeps of up to 100 ms, is left
  * to wait for other processes (the account tools).
+ *
+ * An append to an account log also appends the event's leaf to the
+ * global transparency log and stores the tree nodes it completes, in the
+ * same transaction.  The write lock orders the leaves; the frontier a
+ * new leaf needs is kept from the last append of this process and used
+ * while the tree still ends with the leaf it ended with then (another
+ * process may have appended), else loaded from the stored nodes.
  */
 #include "config.h"
 
@@ -34,6 +41,8 @@
 
 #include "dir-store.h"
 #include "errors.h"
+#include "merkle.h"
+#include "tlog-note.h"
 
 /* How long a connection waits for another process's write lock. */
 #define SQLITE_BUSY_MS 10000
@@ -81,6 +90,14 @@ enum stmt_id {
 	STMT_DROP_REFS,
 	STMT_DROP_QUEUE,
 	STMT_MESSAGES_GC,
+	STMT_TLOG_SIZE,
+	STMT_TLOG_NODE,
+	STMT_TLOG_LEAF_INSERT,
+	STMT_TLOG_NODE_INSERT,
+	STMT_TLOG_LEAVES,
+	STMT_TLOG_LATEST,
+	STMT_CHECKPOINT_PUT,
+	STMT_CHECKPOINT_GET,
 	STMT_COUNT
 };
 
@@ -166,6 +183,26 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	[STMT_DROP_QUEUE] = "DELETE FROM queue WHERE device = ?1 AND "
 	    "seq <= ?2",
 	[STMT_MESSAGES_GC] = "DELETE FROM messages WHERE refs <= 0",
+	[STMT_TLOG_SIZE] = "SELECT COALESCE(MAX(idx) + 1, 0) FROM tlog_leaves",
+	[STMT_TLOG_NODE] = "SELECT hash FROM tlog_nodes WHERE level = ? AND "
+	    "idx = ?",
+	[STMT_TLOG_LEAF_INSERT] = "INSERT INTO tlog_leaves(idx, account, seq, "
+	    "hash) VALUES (?, ?, ?, ?)",
+	[STMT_TLOG_NODE_INSERT] = "INSERT INTO tlog_nodes(level, idx, hash) "
+	    "VALUES (?, ?, ?)",
+	[STMT_TLOG_LEAVES] = "SELECT idx, account, seq, hash FROM tlog_leaves "
+	    "WHERE idx >= ? AND idx < ? ORDER BY idx",
+	/* An account's leaves follow its seqs: the last one below the size
+	 * has the largest seq. */
+	[STMT_TLOG_LATEST] = "SELECT seq, idx FROM tlog_leaves WHERE "
+	    "account = ? AND idx < ? ORDER BY idx DESC LIMIT 1",
+	/* Changes nothing for a smaller size: the caller says ERR_ROLLBACK. */
+	[STMT_CHECKPOINT_PUT] = "INSERT INTO tlog_checkpoint(id, size, note) "
+	    "VALUES (1, ?1, ?2) ON CONFLICT(id) DO UPDATE SET "
+	    "size = excluded.size, note = excluded.note "
+	    "WHERE excluded.size >= tlog_checkpoint.size",
+	[STMT_CHECKPOINT_GET] = "SELECT size, note FROM tlog_checkpoint "
+	    "WHERE id = 1",
 };
 
 struct sqlite_store;
@@ -177,6 +214,11 @@ struct sqlite_conn {
 	sqlite3_stmt *stmt[STMT_COUNT];   /* NULL until first used */
 	unsigned char in_use[STMT_COUNT]; /* handed out by stmt_get() */
 	int writing;                      /* holds store->write_lock */
+	/* The frontier after this transaction's leaf, kept by the store on
+	 * commit (tlog_append()). */
+	int tlog_pending;
+	struct merkle_frontier tlog_next;
+	uint8_t tlog_next_last[MERKLE_HASH_LEN];
 	struct sqlite_conn *next;
 };
 
@@ -190,6 +232,13 @@ struct sqlite_store {
 	 * that runs while it is held takes another lock of this file or
 	 * calls out of it. */
 	pthread_mutex_t write_lock;
+	/* Guarded by write_lock: the frontier of the tree as this process
+	 * last committed it, and its last leaf hash.  Another process may
+	 * have appended since: it is used only while the tree still has
+	 * that size and that last leaf. */
+	int tlog_cache_ok;
+	struct merkle_frontier tlog_cache;
+	uint8_t tlog_cache_last[MERKLE_HASH_LEN];
 };
 
 /*
@@ -198,7 +247,7 @@ struct sqlite_store {
  * previous one up to date, run once in the transaction that opens the
  * store, so a new database and an old one end up with the same tables.
  */
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 
 static const char *const schema_v1_sql =
 	"CREATE TABLE IF NOT EXISTS meta ("
@@ -262,6 +311,41 @@ static const char *const schema_v2_sql =
 	"  SELECT account, SUM(size) FROM queue WHERE account IS NOT NULL"
 	"  GROUP BY account;"
 	"UPDATE meta SET value = '2' WHERE key = 'schema';";
+
+/*
+ * Version 3, the global transparency log (docs/protocol.md section 7):
+ * its leaves (one per account log event, in commit order), the stored
+ * nodes of its Merkle tree (merkle.h) and the latest checkpoint.  The
+ * leaves and nodes of the events stored before are added by
+ * tlog_backfill() in the same transaction.
+ */
+static const char *const schema_v3_sql =
+	"CREATE TABLE tlog_leaves ("
+	"  idx INTEGER PRIMARY KEY, account TEXT NOT NULL,"
+	"  seq INTEGER NOT NULL, hash BLOB NOT NULL,"
+	"  UNIQUE (account, seq));"
+	"CREATE INDEX tlog_leaves_by_account ON tlog_leaves(account, idx);"
+	"CREATE TABLE tlog_nodes ("
+	"  level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL,"
+	"  PRIMARY KEY (level, idx)) WITHOUT ROWID;"
+	"CREATE TABLE tlog_checkpoint ("
+	"  id INTEGER PRIMARY KEY CHECK (id = 1), size INTEGER NOT NULL,"
+	"  note TEXT NOT NULL);"
+	"UPDATE meta SET value = '3' WHERE key = 'schema';";
+
+/*
+ * The events stored before version 3 in the order the tree takes them.
+ * The events table keeps no insertion order (it has no rowid), so they
+ * go by time, where the time of an event is the latest time of its log
+ * up to it: a clock that stepped back never puts an account's events
+ * out of seq order.  Ties go by account and seq.  The PostgreSQL store
+ * backfills in the same order, so one directory gives the same tree on
+ * both.
+ */
+static const char *const tlog_backfill_sql =
+	"SELECT account, seq, hash FROM (SELECT account, seq, hash, "
+	"MAX(time) OVER (PARTITION BY account ORDER BY seq ROWS UNBOUNDED "
+	"PRECEDING) AS t FROM events) ORDER BY t, account, seq";
 
 static struct sqlite_store *
 to_sqlite(struct dir_store *s)
@@ -446,6 +530,28 @@ col_u64(sqlite3_stmt *st, int i)
 	return v < 0 ? 0 : (uint64_t)v;
 }
 
+static const char *
+col_str(sqlite3_stmt *st, int i)
+{
+	const char *s = (const char *)sqlite3_column_text(st, i);
+
+	return s != NULL ? s : "";
+}
+
+/* A blob column of exactly 32 bytes into out; ERR_IO otherwise. */
+static int
+col_hash(sqlite3_stmt *st, int i, uint8_t out[32], struct err_ctx *e,
+    const char *account, uint64_t seq)
+{
+	const void *p = sqlite3_column_blob(st, i);
+
+	if (p == NULL || sqlite3_column_bytes(st, i) != 32)
+		return err_set(e, ERR_IO, "event %llu of '%s' has a damaged "
+		    "hash column", (unsigned long long)seq, account);
+	memcpy(out, p, 32);
+	return 0;
+}
+
 /* Runs a statement that returns no rows. */
 static int
 step_done(sqlite3 *db, sqlite3_stmt *st, struct err_ctx *e, const char *what)
@@ -558,15 +664,24 @@ tx_end(struct sqlite_conn *c)
 }
 
 /* Commits; on failure the transaction is still open and the caller
- * calls tx_rollback(). */
+ * calls tx_rollback().  A leaf the transaction appended makes its
+ * frontier the store's, before the next writer may append. */
 static int
 tx_commit(struct sqlite_conn *c, struct err_ctx *e)
 {
+	struct sqlite_store *st = c->store;
 	int r;
 
 	if ((r = stmt_exec(c, STMT_COMMIT, e,
 	    "committing a transaction")) != 0)
 		return r;
+	if (c->tlog_pending && c->writing) {
+		st->tlog_cache = c->tlog_next;
+		memcpy(st->tlog_cache_last, c->tlog_next_last,
+		    sizeof(st->tlog_cache_last));
+		st->tlog_cache_ok = 1;
+	}
+	c->tlog_pending = 0;
 	tx_end(c);
 	return 0;
 }
@@ -578,6 +693,7 @@ tx_rollback(struct sqlite_conn *c)
 {
 	if (!sqlite3_get_autocommit(c->db))
 		(void)stmt_exec(c, STMT_ROLLBACK, NULL, "rolling back");
+	c->tlog_pending = 0;
 	tx_end(c);
 }
 
@@ -818,6 +934,147 @@ event_insert(struct sqlite_conn *c, const struct dir_event_row *ev,
 	    "appending an event");
 }
 
+/* --- the transparency log's tree --- */
+
+/* The number of leaves, on c (in c's transaction when one is open). */
+static int
+tlog_size_read(struct sqlite_conn *c, uint64_t *size, struct err_ctx *e)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = stmt_get(c, STMT_TLOG_SIZE, &st, e)) != 0)
+		goto out;
+	if ((r = step_row(c->db, st, e, "reading the transparency log "
+	    "size")) == ERR_NOT_FOUND)
+		r = db_fail(c->db, e, "reading the transparency log size");
+	if (r == 0)
+		*size = col_u64(st, 0);
+ out:
+	stmt_put(c, STMT_TLOG_SIZE, st);
+	return r;
+}
+
+/* The stored node (level, index) on c: a merkle_node_fn (arg is c). */
+static int
+tlog_node_read(void *arg, unsigned int level, uint64_t index,
+    uint8_t out[MERKLE_HASH_LEN], struct err_ctx *e)
+{
+	struct sqlite_conn *c = arg;
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = stmt_get(c, STMT_TLOG_NODE, &st, e)) != 0 ||
+	    (r = bind_u64(st, 1, level)) != 0 ||
+	    (r = bind_u64(st, 2, index)) != 0)
+		goto out;
+	if ((r = step_row(c->db, st, e, "reading a transparency log "
+	    "node")) != 0) {
+		if (r == ERR_NOT_FOUND)
+			r = err_set(e, ERR_NOT_FOUND, "the transparency log "
+			    "has no node (%u, %llu)", level,
+			    (unsigned long long)index);
+		goto out;
+	}
+	if (sqlite3_column_bytes(st, 0) != MERKLE_HASH_LEN) {
+		r = err_set(e, ERR_IO, "transparency log node (%u, %llu) is "
+		    "damaged: the database needs repair", level,
+		    (unsigned long long)index);
+		goto out;
+	}
+	memcpy(out, sqlite3_column_blob(st, 0), MERKLE_HASH_LEN);
+ out:
+	stmt_put(c, STMT_TLOG_NODE, st);
+	return r;
+}
+
+/* Stores a node an appended leaf completed: a merkle_put_fn (arg is c). */
+static int
+tlog_node_write(void *arg, unsigned int level, uint64_t index,
+    const uint8_t hash[MERKLE_HASH_LEN], struct err_ctx *e)
+{
+	struct sqlite_conn *c = arg;
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = stmt_get(c, STMT_TLOG_NODE_INSERT, &st, e)) != 0 ||
+	    (r = bind_u64(st, 1, level)) != 0 ||
+	    (r = bind_u64(st, 2, index)) != 0 ||
+	    (r = bind_blob(st, 3, hash, MERKLE_HASH_LEN)) != 0)
+		goto out;
+	if ((r = step_insert(c->db, st, e, "storing a transparency log "
+	    "node")) == ERR_EXISTS)
+		r = err_set(e, ERR_IO, "transparency log node (%u, %llu) is "
+		    "stored already: the tree and its leaves disagree, the "
+		    "database needs repair", level, (unsigned long long)index);
+ out:
+	stmt_put(c, STMT_TLOG_NODE_INSERT, st);
+	return r;
+}
+
+/*
+ * Inside an append's transaction, after the event went in: appends the
+ * event's leaf and stores the nodes it completes.  The frontier comes
+ * from the store's cache when the tree still ends where this process
+ * left it (one node read to check), else from the stored nodes (O(log n)
+ * reads).  The new frontier waits in c until the commit.  Nothing when
+ * the store has the tree off.
+ */
+static int
+tlog_append(struct sqlite_conn *c, const struct dir_event_row *ev,
+    struct err_ctx *e)
+{
+	struct sqlite_store *st = c->store;
+	sqlite3_stmt *ins = NULL;
+	uint8_t leaf[MERKLE_HASH_LEN], last[MERKLE_HASH_LEN];
+	uint64_t size;
+	int r, cached = 0;
+
+	if (st->head.tlog_off)
+		return 0;
+	if ((r = tlog_size_read(c, &size, e)) != 0)
+		return r;
+	if (st->tlog_cache_ok && st->tlog_cache.size == size) {
+		if (size == 0)
+			cached = 1;
+		else if ((r = tlog_node_read(c, 0, size - 1, last, e)) != 0)
+			return r;
+		else
+			cached = memcmp(last, st->tlog_cache_last,
+			    sizeof(last)) == 0;
+	}
+	if (cached)
+		c->tlog_next = st->tlog_cache;
+	else if ((r = merkle_frontier_load(&c->tlog_next, size,
+	    tlog_node_read, c, e)) != 0)
+		return err_wrap(e, r, "cannot append to the transparency log: "
+		    "%s", err_msg(e));
+	if ((r = tlog_leaf_hash(ev->account, ev->seq, ev->hash, leaf)) != 0)
+		return err_set(e, r, "cannot compute the transparency log leaf "
+		    "of event %llu of '%s'", (unsigned long long)ev->seq,
+		    ev->account);
+	if ((r = stmt_get(c, STMT_TLOG_LEAF_INSERT, &ins, e)) == 0 &&
+	    (r = bind_u64(ins, 1, size)) == 0 &&
+	    (r = bind_text(ins, 2, ev->account)) == 0 &&
+	    (r = bind_u64(ins, 3, ev->seq)) == 0)
+		r = bind_blob(ins, 4, ev->hash, 32);
+	if (r == 0 && (r = step_insert(c->db, ins, e, "appending to the "
+	    "transparency log")) == ERR_EXISTS)
+		r = err_set(e, ERR_IO, "the transparency log already has a "
+		    "leaf for event %llu of '%s' or at index %llu: the "
+		    "database needs repair", (unsigned long long)ev->seq,
+		    ev->account, (unsigned long long)size);
+	stmt_put(c, STMT_TLOG_LEAF_INSERT, ins);
+	if (r != 0)
+		return r;
+	if ((r = merkle_frontier_append(&c->tlog_next, leaf, tlog_node_write,
+	    c, e)) != 0)
+		return r;
+	memcpy(c->tlog_next_last, leaf, sizeof(leaf));
+	c->tlog_pending = 1;
+	return 0;
+}
+
 /* Runs statement id, a one-row, one-integer query with one text
  * parameter; *found tells whether it returned its row. */
 static int
@@ -931,6 +1188,7 @@ sqlite_log_append_add(struct dir_store *s, const struct dir_event_row *ev,
 	    (r = device_addable(c, dev->device, ev->account, e)) != 0 ||
 	    (r = device_room(c, ev->account, max_devices, e)) != 0 ||
 	    (r = event_insert(c, ev, e)) != 0 ||
+	    (r = tlog_append(c, ev, e)) != 0 ||
 	    (r = device_upsert(c, dev, ev, e)) != 0 ||
 	    (r = tx_commit(c, e)) != 0)
 		tx_rollback(c);
@@ -988,6 +1246,7 @@ sqlite_log_append_revoke(struct dir_store *s, const struct dir_event_row *ev,
 	if ((r = tail_check(c, ev, e)) != 0 ||
 	    (r = device_revocable(c, device, ev->account, e)) != 0 ||
 	    (r = event_insert(c, ev, e)) != 0 ||
+	    (r = tlog_append(c, ev, e)) != 0 ||
 	    (r = exec_text(c, STMT_DEVICE_DEACTIVATE, device, e,
 	    "revoking a device")) != 0 ||
 	    (r = exec_text(c, STMT_DEVICE_SESSIONS_END, device, e,
@@ -1545,6 +1804,241 @@ sqlite_account_usage(struct dir_store *s, const char *account,
 	return query_u64(c, STMT_USAGE_GET, account, bytes, &found, e);
 }
 
+/* --- the transparency log --- */
+
+static int
+sqlite_tlog_size(struct dir_store *s, uint64_t *size, struct err_ctx *e)
+{
+	struct sqlite_conn *c;
+	int r;
+
+	if ((r = conn_get(to_sqlite(s), &c, e)) != 0)
+		return r;
+	return tlog_size_read(c, size, e);
+}
+
+static int
+sqlite_tlog_node(struct dir_store *s, unsigned int level, uint64_t index,
+    uint8_t out[32], struct err_ctx *e)
+{
+	struct sqlite_conn *c;
+	int r;
+
+	if ((r = conn_get(to_sqlite(s), &c, e)) != 0)
+		return r;
+	if (level >= 64 || index > INT64_MAX)
+		return err_set(e, ERR_NOT_FOUND, "the transparency log has no "
+		    "node (%u, %llu)", level, (unsigned long long)index);
+	return tlog_node_read(c, level, index, out, e);
+}
+
+static int
+sqlite_tlog_leaves(struct dir_store *s, uint64_t start, uint64_t end,
+    dir_leaf_cb cb, void *arg, struct err_ctx *e)
+{
+	struct sqlite_conn *c;
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if (start > end || end - start > 1024 || end > INT64_MAX)
+		return err_set(e, ERR_INVALID_ARG, "transparency log leaves "
+		    "%llu to %llu: at most 1024 leaves, start <= end",
+		    (unsigned long long)start, (unsigned long long)end);
+	if ((r = conn_get(to_sqlite(s), &c, e)) != 0)
+		return r;
+	if ((r = stmt_get(c, STMT_TLOG_LEAVES, &st, e)) != 0 ||
+	    (r = bind_u64(st, 1, start)) != 0 ||
+	    (r = bind_u64(st, 2, end)) != 0)
+		goto out;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (sqlite3_column_bytes(st, 3) != 32) {
+			r = err_set(e, ERR_IO, "transparency log leaf %llu is "
+			    "damaged: the database needs repair",
+			    (unsigned long long)col_u64(st, 0));
+			goto out;
+		}
+		if ((r = cb(arg, col_u64(st, 0),
+		    (const char *)sqlite3_column_text(st, 1), col_u64(st, 2),
+		    sqlite3_column_blob(st, 3))) != 0)
+			goto out;
+	}
+	r = rc == SQLITE_DONE ? 0 : db_fail(c->db, e,
+	    "reading the transparency log");
+ out:
+	stmt_put(c, STMT_TLOG_LEAVES, st);
+	return r;
+}
+
+static int
+sqlite_tlog_latest(struct dir_store *s, const char *account, uint64_t size,
+    uint64_t *seq, uint64_t *index, struct err_ctx *e)
+{
+	struct sqlite_conn *c;
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = conn_get(to_sqlite(s), &c, e)) != 0)
+		return r;
+	if ((r = stmt_get(c, STMT_TLOG_LATEST, &st, e)) != 0 ||
+	    (r = bind_text(st, 1, account)) != 0 ||
+	    (r = bind_u64(st, 2, size > INT64_MAX ? INT64_MAX : size)) != 0)
+		goto out;
+	if ((r = step_row(c->db, st, e, "reading the transparency log")) !=
+	    0) {
+		if (r == ERR_NOT_FOUND)
+			r = err_set(e, ERR_NOT_FOUND, "the first %llu leaves "
+			    "of the transparency log hold no event of '%s'",
+			    (unsigned long long)size, account);
+		goto out;
+	}
+	*seq = col_u64(st, 0);
+	*index = col_u64(st, 1);
+ out:
+	stmt_put(c, STMT_TLOG_LATEST, st);
+	return r;
+}
+
+static int
+sqlite_checkpoint_put(struct dir_store *s, uint64_t size, const char *note,
+    struct err_ctx *e)
+{
+	struct sqlite_conn *c;
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = conn_get(to_sqlite(s), &c, e)) != 0)
+		return r;
+	/* One statement: the size check and the write are one change. */
+	if ((r = stmt_get(c, STMT_CHECKPOINT_PUT, &st, e)) != 0 ||
+	    (r = bind_u64(st, 1, size)) != 0 ||
+	    (r = bind_text(st, 2, note)) != 0 ||
+	    (r = step_done(c->db, st, e, "storing a checkpoint")) != 0)
+		goto out;
+	if (sqlite3_changes(c->db) == 0)
+		r = err_set(e, ERR_ROLLBACK, "a checkpoint of %llu leaves is "
+		    "older than the one stored: not kept",
+		    (unsigned long long)size);
+ out:
+	stmt_put(c, STMT_CHECKPOINT_PUT, st);
+	return r;
+}
+
+static int
+sqlite_checkpoint_get(struct dir_store *s, uint64_t *size, char **note,
+    struct err_ctx *e)
+{
+	struct sqlite_conn *c;
+	sqlite3_stmt *st = NULL;
+	const char *text;
+	int r;
+
+	if ((r = conn_get(to_sqlite(s), &c, e)) != 0)
+		return r;
+	if ((r = stmt_get(c, STMT_CHECKPOINT_GET, &st, e)) != 0)
+		goto out;
+	if ((r = step_row(c->db, st, e, "reading the checkpoint")) != 0) {
+		if (r == ERR_NOT_FOUND)
+			r = err_set(e, ERR_NOT_FOUND, "no checkpoint has been "
+			    "made yet");
+		goto out;
+	}
+	if ((text = (const char *)sqlite3_column_text(st, 1)) == NULL) {
+		r = db_fail(c->db, e, "reading the checkpoint");
+		goto out;
+	}
+	if ((*note = strdup(text)) == NULL) {
+		r = err_set(e, ERR_ALLOC, "out of memory");
+		goto out;
+	}
+	*size = col_u64(st, 0);
+ out:
+	stmt_put(c, STMT_CHECKPOINT_GET, st);
+	return r;
+}
+
+/* One process serves a SQLite directory: it makes the checkpoints. */
+static int
+sqlite_tlog_sequencer(struct dir_store *s, int *leader, struct err_ctx *e)
+{
+	(void)s;
+	(void)e;
+	*leader = 1;
+	return 0;
+}
+
+/* A node the backfill completed: a merkle_put_fn (arg is the insert). */
+static int
+backfill_node_write(void *arg, unsigned int level, uint64_t index,
+    const uint8_t hash[MERKLE_HASH_LEN], struct err_ctx *e)
+{
+	sqlite3_stmt *st = arg;
+	int r;
+
+	sqlite3_reset(st);
+	if ((r = bind_u64(st, 1, level)) != 0 ||
+	    (r = bind_u64(st, 2, index)) != 0 ||
+	    (r = bind_blob(st, 3, hash, MERKLE_HASH_LEN)) != 0)
+		return err_set(e, r, "cannot store a transparency log node");
+	return step_done(sqlite3_db_handle(st), st, e, "storing a "
+	    "transparency log node");
+}
+
+/*
+ * Inside the transaction that brings the schema to version 3: appends
+ * a leaf for every stored event, in the order of tlog_backfill_sql, and
+ * stores the nodes they complete.
+ */
+static int
+tlog_backfill(sqlite3 *db, struct err_ctx *e)
+{
+	sqlite3_stmt *sel = NULL, *leaf_ins = NULL, *node_ins = NULL;
+	struct merkle_frontier f;
+	uint8_t leaf[MERKLE_HASH_LEN], hash[32];
+	const char *account;
+	uint64_t seq;
+	int r, rc;
+
+	merkle_frontier_init(&f);
+	if ((r = prepare(db, tlog_backfill_sql, &sel, e)) != 0 ||
+	    (r = prepare(db, stmt_sql[STMT_TLOG_LEAF_INSERT], &leaf_ins,
+	    e)) != 0 ||
+	    (r = prepare(db, stmt_sql[STMT_TLOG_NODE_INSERT], &node_ins,
+	    e)) != 0)
+		goto out;
+	while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+		account = col_str(sel, 0);
+		seq = col_u64(sel, 1);
+		if ((r = col_hash(sel, 2, hash, e, account, seq)) != 0)
+			goto out;
+		if ((r = tlog_leaf_hash(account, seq, hash, leaf)) != 0) {
+			r = err_set(e, r, "cannot compute the transparency log "
+			    "leaf of event %llu of '%s'",
+			    (unsigned long long)seq, account);
+			goto out;
+		}
+		sqlite3_reset(leaf_ins);
+		if ((r = bind_u64(leaf_ins, 1, f.size)) != 0 ||
+		    (r = bind_text(leaf_ins, 2, account)) != 0 ||
+		    (r = bind_u64(leaf_ins, 3, seq)) != 0 ||
+		    (r = bind_blob(leaf_ins, 4, hash, 32)) != 0) {
+			r = err_set(e, r, "cannot add a transparency log leaf");
+			goto out;
+		}
+		if ((r = step_done(db, leaf_ins, e, "adding the transparency "
+		    "log leaves")) != 0 ||
+		    (r = merkle_frontier_append(&f, leaf, backfill_node_write,
+		    node_ins, e)) != 0)
+			goto out;
+	}
+	r = rc == SQLITE_DONE ? 0 : db_fail(db, e, "reading the events for "
+	    "the transparency log");
+ out:
+	sqlite3_finalize(sel);
+	sqlite3_finalize(leaf_ins);
+	sqlite3_finalize(node_ins);
+	return r;
+}
+
 /*
  * Creates path mode 0600 when it does not exist, whatever the umask:
  * SQLite gives a database's -wal and -shm files the mode of the database
@@ -1618,6 +2112,10 @@ schema_update(sqlite3 *db, const char *path, struct err_ctx *e)
 	if (version < 2 && (r = db_exec(db, schema_v2_sql, e,
 	    "updating the schema to version 2")) != 0)
 		goto out;
+	if (version < 3 && ((r = db_exec(db, schema_v3_sql, e,
+	    "updating the schema to version 3")) != 0 ||
+	    (r = tlog_backfill(db, e)) != 0))
+		goto out;
 	r = 0;
  out:
 	sqlite3_finalize(st);
@@ -1646,6 +2144,13 @@ static const struct dir_store_ops sqlite_ops = {
 	.inbox_get = sqlite_inbox_get,
 	.inbox_ack = sqlite_inbox_ack,
 	.account_usage = sqlite_account_usage,
+	.tlog_size = sqlite_tlog_size,
+	.tlog_node = sqlite_tlog_node,
+	.tlog_leaves = sqlite_tlog_leaves,
+	.tlog_latest = sqlite_tlog_latest,
+	.checkpoint_put = sqlite_checkpoint_put,
+	.checkpoint_get = sqlite_checkpoint_get,
+	.tlog_sequencer = sqlite_tlog_sequencer,
 };
 
 int
@@ -1737,28 +2242,6 @@ dump_rows(sqlite3 *db, const char *sql, const struct dir_dump_sink *sink,
 	return r;
 }
 
-static const char *
-col_str(sqlite3_stmt *st, int i)
-{
-	const char *s = (const char *)sqlite3_column_text(st, i);
-
-	return s != NULL ? s : "";
-}
-
-/* A blob column of exactly 32 bytes into out; ERR_IO otherwise. */
-static int
-col_hash(sqlite3_stmt *st, int i, uint8_t out[32], struct err_ctx *e,
-    const char *account, uint64_t seq)
-{
-	const void *p = sqlite3_column_blob(st, i);
-
-	if (p == NULL || sqlite3_column_bytes(st, i) != 32)
-		return err_set(e, ERR_IO, "event %llu of '%s' has a damaged "
-		    "hash column", (unsigned long long)seq, account);
-	memcpy(out, p, 32);
-	return 0;
-}
-
 static int
 dump_account(sqlite3_stmt *st, const struct dir_dump_sink *sink,
     struct err_ctx *e)
@@ -1846,6 +2329,28 @@ dump_queue_last(sqlite3_stmt *st, const struct dir_dump_sink *sink,
 	return sink->queue_last(sink->arg, col_u64(st, 0), e);
 }
 
+static int
+dump_tlog_leaf(sqlite3_stmt *st, const struct dir_dump_sink *sink,
+    struct err_ctx *e)
+{
+	uint8_t hash[32];
+	const char *account = col_str(st, 1);
+	uint64_t seq = col_u64(st, 2);
+	int r;
+
+	if ((r = col_hash(st, 3, hash, e, account, seq)) != 0)
+		return r;
+	return sink->tlog_leaf(sink->arg, col_u64(st, 0), account, seq, hash,
+	    e);
+}
+
+static int
+dump_checkpoint(sqlite3_stmt *st, const struct dir_dump_sink *sink,
+    struct err_ctx *e)
+{
+	return sink->checkpoint(sink->arg, col_u64(st, 0), col_str(st, 1), e);
+}
+
 int
 dir_store_sqlite_dump(const char *path, const struct dir_dump_sink *sink,
     struct err_ctx *e)
@@ -1878,6 +2383,10 @@ dir_store_sqlite_dump(const char *path, const struct dir_dump_sink *sink,
 		    "name = 'queue'), 0), COALESCE((SELECT MAX(seq) FROM "
 		    "queue), 0))", dump_queue_last,
 		    "reading the queue counter" },
+		{ "SELECT idx, account, seq, hash FROM tlog_leaves ORDER BY "
+		    "idx", dump_tlog_leaf, "reading the transparency log" },
+		{ "SELECT size, note FROM tlog_checkpoint", dump_checkpoint,
+		    "reading the checkpoint" },
 	};
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
@@ -1916,6 +2425,11 @@ dir_store_sqlite_dump(const char *path, const struct dir_dump_sink *sink,
 		goto out;
 	}
 	for (i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+		/* A sink written before the tree takes no part of it. */
+		if ((parts[i].row == dump_tlog_leaf && sink->tlog_leaf ==
+		    NULL) || (parts[i].row == dump_checkpoint &&
+		    sink->checkpoint == NULL))
+			continue;
 		if ((r = dump_rows(db, parts[i].sql, sink, parts[i].row, e,
 		    parts[i].what)) != 0)
 			goto out;

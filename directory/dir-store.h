@@ -79,6 +79,9 @@ typedef int (*dir_event_cb)(void *arg, uint64_t seq, const char *type,
 typedef int (*dir_device_cb)(void *arg, const char *device,
     const char *record_json);
 typedef int (*dir_queue_cb)(void *arg, uint64_t seq, const char *envelope);
+/* One leaf of the transparency log: event seq of account with hash. */
+typedef int (*dir_leaf_cb)(void *arg, uint64_t index, const char *account,
+    uint64_t seq, const uint8_t hash[32]);
 
 /*
  * What a change made by another process concerns (the watch operation).
@@ -223,6 +226,49 @@ struct dir_store_ops {
 	int (*account_usage)(struct dir_store *s, const char *account,
 	    uint64_t *bytes, struct err_ctx *e);
 
+	/* --- the global transparency log (docs/protocol.md section 7) ---
+	 *
+	 * log_append_add and log_append_revoke also append the event's leaf
+	 * (tlog_leaf_hash() of account, seq and hash) to the tree and store
+	 * the stored nodes it completes (merkle.h), in the same transaction,
+	 * so that leaves follow the order in which events commit.  Several
+	 * processes on one database append one after the other.  An append
+	 * reads O(log n) stored nodes (the frontier), never the whole tree.
+	 * With s->tlog_off set, appends leave the tree alone. */
+
+	/* The number of leaves in the tree. */
+	int (*tlog_size)(struct dir_store *s, uint64_t *size,
+	    struct err_ctx *e);
+	/* The stored node (level, index): the merkle_node_fn of the tree;
+	 * ERR_NOT_FOUND for a node not (yet) complete. */
+	int (*tlog_node)(struct dir_store *s, unsigned int level,
+	    uint64_t index, uint8_t out[32], struct err_ctx *e);
+	/* Leaves start .. end-1 in order, those of them the tree holds
+	 * (none past its size); ERR_INVALID_ARG unless start <= end and
+	 * end - start <= 1024. */
+	int (*tlog_leaves)(struct dir_store *s, uint64_t start, uint64_t end,
+	    dir_leaf_cb cb, void *arg, struct err_ctx *e);
+	/* The account's event with the largest seq among the leaves with
+	 * index < size: its seq and leaf index; ERR_NOT_FOUND when none. */
+	int (*tlog_latest)(struct dir_store *s, const char *account,
+	    uint64_t size, uint64_t *seq, uint64_t *index, struct err_ctx *e);
+	/* Stores note (a signed checkpoint of size leaves, NUL-terminated)
+	 * as the latest checkpoint.  One of the same size replaces it (new
+	 * cosignatures); a smaller one is refused with ERR_ROLLBACK. */
+	int (*checkpoint_put)(struct dir_store *s, uint64_t size,
+	    const char *note, struct err_ctx *e);
+	/* The latest checkpoint: its size and note in a new string (caller
+	 * frees); ERR_NOT_FOUND before the first. */
+	int (*checkpoint_get)(struct dir_store *s, uint64_t *size,
+	    char **note, struct err_ctx *e);
+	/* Whether this process is the one that makes checkpoints: always for
+	 * SQLite; on PostgreSQL the one process that holds the sequencer's
+	 * advisory lock (taken on a connection of its own, released when the
+	 * process ends or the connection breaks).  *leader gets 1 or 0;
+	 * cheap to call often. */
+	int (*tlog_sequencer)(struct dir_store *s, int *leader,
+	    struct err_ctx *e);
+
 	/* --- changes made by other processes --- */
 
 	/*
@@ -242,6 +288,9 @@ struct dir_store_ops {
 /* Every store object starts with this head. */
 struct dir_store {
 	const struct dir_store_ops *ops;
+	/* Set by tests/bench/bench-tlog only: appends skip the tree, to
+	 * measure what the tree costs.  Never set in devid-directory. */
+	int tlog_off;
 };
 
 /*
@@ -293,10 +342,14 @@ void dir_store_close(struct dir_store *s);
  * A dump calls the sink once per row, in this order: accounts (by name),
  * events (by account, then seq), devices (by account, then device id),
  * nonces, messages (by id), queue entries (by seq), account usage (by
- * account), and last queue_last.  Names are ordered bytewise.  A
- * callback's non-zero return stops the dump and is returned by it; a
- * callback sets e itself.  Sessions are not part of a dump: a device logs
- * in again.
+ * account), queue_last, then the transparency log's leaves (by index,
+ * from 0 without a gap) and last its latest checkpoint (none before the
+ * first).  Names are ordered bytewise.  A callback's non-zero return
+ * stops the dump and is returned by it; a callback sets e itself.  A
+ * NULL tlog_leaf or checkpoint skips those rows (a sink written before
+ * the tree).  Sessions are not part of a dump: a device logs in again;
+ * nor are the tree's stored nodes: an import computes them from the
+ * leaves.
  */
 struct dir_dump_account {
 	const char *name;
@@ -359,6 +412,13 @@ struct dir_dump_sink {
 	 * may have had it): new entries must continue above it, since
 	 * devices acknowledge and read on from their last seq. */
 	int (*queue_last)(void *arg, uint64_t seq, struct err_ctx *e);
+	/* Leaf index of the tree: event seq of account with hash (the
+	 * event's hash; the leaf hash is tlog_leaf_hash() of the three). */
+	int (*tlog_leaf)(void *arg, uint64_t index, const char *account,
+	    uint64_t seq, const uint8_t hash[32], struct err_ctx *e);
+	/* The latest checkpoint: size leaves, its note text. */
+	int (*checkpoint)(void *arg, uint64_t size, const char *note,
+	    struct err_ctx *e);
 };
 
 /*
@@ -396,5 +456,12 @@ int dir_store_pg_import_dump(struct dir_import *imp,
     const struct dir_dump_sink *sink, struct err_ctx *e);
 int dir_store_pg_import_end(struct dir_import *imp, int commit,
     struct err_ctx *e);
+/*
+ * The size of the tree the import holds so far and its root, computed
+ * from the stored nodes the import wrote (merkle_root()), in the same
+ * transaction: what a migration compares with the source's tree.
+ */
+int dir_store_pg_import_tlog_root(struct dir_import *imp, uint64_t *size,
+    uint8_t root[32], struct err_ctx *e);
 
 #endif /* DEVID_DIR_STORE_H */

@@ -6,10 +6,11 @@
 #  - tests/integration/dir-migrate-client registers accounts and devices
 #    (one revoked), posts messages and acknowledges one through a serve
 #    on SQLite; migrate copies it and says what it copied; the source is
-#    unchanged; account show prints the same on both databases;
+#    unchanged; account show prints the same on both databases, and the
+#    copy's transparency log has the source's leaves and stored nodes;
 #  - a serve on PostgreSQL with the same head key: the same clients log
 #    in again, read the same logs and inboxes (same seqs), post and
-#    register further;
+#    register further, and the copy's tree grows by one leaf per event;
 #  - a migrate into the database that now holds data is refused and
 #    changes nothing;
 #  - a source with one event hash changed (the stored column and the
@@ -148,6 +149,40 @@ show "$URI" "$T/show.pg"
 diff "$T/show.sqlite" "$T/show.pg" >&2 ||
     fail "account show differs between the source and the copy"
 
+note "the copy's transparency log is the source's, leaf for leaf, node for node"
+PSQL=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)/psql
+[ -x "$PSQL" ] || fail "no psql"
+run=""
+[ "$(id -u)" -eq 0 ] && run="runuser -u postgres --"
+# Every leaf and every stored node, one line each, in order.
+tree_sqlite() {
+	python3 - "$1" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True)
+for r in db.execute("SELECT idx, account, seq, hash FROM tlog_leaves "
+                    "ORDER BY idx"):
+    print("leaf %d %s %d %s" % (r[0], r[1], r[2], bytes(r[3]).hex()))
+for r in db.execute("SELECT level, idx, hash FROM tlog_nodes "
+                    "ORDER BY level, idx"):
+    print("node %d %d %s" % (r[0], r[1], bytes(r[2]).hex()))
+PY
+}
+tree_pg() {
+	$run "$PSQL" -qAt -F ' ' "$URI" -c "SELECT 'leaf', idx, account, seq,
+	    encode(hash, 'hex') FROM tlog_leaves ORDER BY idx" -c "SELECT
+	    'node', level, idx, encode(hash, 'hex') FROM tlog_nodes
+	    ORDER BY level, idx"
+}
+tree_sqlite "$SRC" > "$T/tree.sqlite" || fail "cannot read the source's tree"
+tree_pg > "$T/tree.pg" || fail "cannot read the copy's tree"
+[ "$(grep -c '^leaf ' "$T/tree.sqlite")" -eq 5 ] ||
+    { cat "$T/tree.sqlite" >&2; fail "the source's tree has not 5 leaves"; }
+# 5 leaves: 5 at level 0, 2 at level 1, 1 at level 2.
+[ "$(grep -c '^node ' "$T/tree.sqlite")" -eq 8 ] ||
+    { cat "$T/tree.sqlite" >&2; fail "the source's tree has not 8 nodes"; }
+diff "$T/tree.sqlite" "$T/tree.pg" >&2 ||
+    fail "the copy's transparency log differs from the source's"
+
 note "the clients carry on against PostgreSQL"
 serve "$URI" --signing-key "$SRC.key"
 echo "http://$ADDR" >&3
@@ -157,6 +192,17 @@ wait "$CLIENT_PID" || { cat "$T/client.err" >&2; fail "the client failed" \
 CLIENT_PID=""
 grep -q '^ok$' "$T/client.out" || fail "the client did not finish"
 stop
+
+note "the copy's tree grew with the clients' new events"
+tree_pg > "$T/tree.pg2" || fail "cannot read the copy's tree"
+n_events=$($run "$PSQL" -qAt "$URI" -c "SELECT COUNT(*) FROM events") ||
+    fail "cannot count the copy's events"
+[ "$(grep -c '^leaf ' "$T/tree.pg2")" -eq "$n_events" ] ||
+    { cat "$T/tree.pg2" >&2; fail "the copy has not one leaf per event"; }
+[ "$n_events" -gt 5 ] || fail "the clients appended no event to the copy"
+grep '^leaf ' "$T/tree.sqlite" > "$T/leaves.sqlite"
+grep '^leaf ' "$T/tree.pg2" | head -n 5 | diff "$T/leaves.sqlite" - >&2 ||
+    fail "the copy's first leaves are not the source's"
 
 note "a target that holds data is refused and left alone"
 show "$URI" "$T/show.pg2"
@@ -172,10 +218,6 @@ diff "$T/show.pg2" "$T/show.pg3" >&2 || fail "the refused migrate changed" \
     "the target"
 
 note "a damaged source is caught and leaves the target empty"
-PSQL=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)/psql
-[ -x "$PSQL" ] || fail "no psql"
-run=""
-[ "$(id -u)" -eq 0 ] && run="runuser -u postgres --"
 $run "$PSQL" -q "$URI" -c "SET client_min_messages = warning;
     DROP SCHEMA public CASCADE; CREATE SCHEMA public;" ||
     fail "cannot empty the database"

@@ -6,8 +6,11 @@
  * schema, a damaged hash column); and, when DEVID_TEST_PG_URI names a
  * PostgreSQL database (tests/integration/test-dir-migrate.sh), the copy
  * and what its verification refuses: a target that holds data, a device
- * the log never added, usage that is not the size of the queues, each
- * leaving the target empty or as it was.  Logs damaged in their chain
+ * the log never added, usage that is not the size of the queues, a
+ * transparency log leaf without its event or after a gap, each leaving
+ * the target empty or as it was.  The dump hands over the tree's leaves
+ * and the latest checkpoint, and skips them for a sink without those
+ * callbacks.  Logs damaged in their chain
  * are the integration test's (it has real devices to sign them).
  */
 #include "config.h"
@@ -221,18 +224,43 @@ rec_queue_last(void *arg, uint64_t seq, struct err_ctx *e)
 	return 0;
 }
 
+static int
+rec_tlog_leaf(void *arg, uint64_t index, const char *account, uint64_t seq,
+    const uint8_t hash[32], struct err_ctx *e)
+{
+	(void)e;
+	rec_add(arg, "leaf %llu %s %llu %02x\n", (unsigned long long)index,
+	    account, (unsigned long long)seq, hash[0]);
+	return 0;
+}
+
+static int
+rec_checkpoint(void *arg, uint64_t size, const char *note,
+    struct err_ctx *e)
+{
+	(void)e;
+	rec_add(arg, "checkpoint %llu %s\n", (unsigned long long)size, note);
+	return 0;
+}
+
 static void
 test_dump_rows_readonly(void **state)
 {
 	struct fx *f = *state;
 	struct rec r;
 	struct dir_dump_sink sink = { &r, rec_account, rec_event, rec_device,
-	    rec_nonce, rec_message, rec_queue, rec_usage, rec_queue_last };
+	    rec_nonce, rec_message, rec_queue, rec_usage, rec_queue_last,
+	    rec_tlog_leaf, rec_checkpoint };
+	struct dir_store *s = NULL;
 	struct err_ctx e;
 	char *before, *after;
 	size_t n_before, n_after;
 
 	populate(f->path);
+	err_clear(&e);
+	assert_int_equal(dir_store_sqlite_open(f->path, &s, &e), 0);
+	assert_int_equal(s->ops->checkpoint_put(s, 1, "note", &e), 0);
+	dir_store_close(s);
 	before = file_bytes(f->path, &n_before);
 	memset(&r, 0, sizeof(r));
 	err_clear(&e);
@@ -244,7 +272,9 @@ test_dump_rows_readonly(void **state)
 	    "device aaaa alice@example.org 1 3\n"
 	    "message two! 1\n"
 	    "queue 2 aaaa alice@example.org 4\n"
-	    "usage alice@example.org 4\n");
+	    "usage alice@example.org 4\n"
+	    "leaf 0 alice@example.org 1 11\n"
+	    "checkpoint 1 note\n");
 	assert_int_equal(r.queue_last, 2);
 	after = file_bytes(f->path, &n_after);
 	assert_int_equal(n_before, n_after);
@@ -260,7 +290,8 @@ test_dump_queue_last_past_acked(void **state)
 	struct fx *f = *state;
 	struct rec r;
 	struct dir_dump_sink sink = { &r, rec_account, rec_event, rec_device,
-	    rec_nonce, rec_message, rec_queue, rec_usage, rec_queue_last };
+	    rec_nonce, rec_message, rec_queue, rec_usage, rec_queue_last,
+	    rec_tlog_leaf, rec_checkpoint };
 	struct dir_store *s = NULL;
 	struct err_ctx e;
 	uint64_t removed;
@@ -293,7 +324,7 @@ test_dump_sink_error(void **state)
 	struct rec r;
 	struct dir_dump_sink sink = { &r, rec_account, stop_at_event,
 	    rec_device, rec_nonce, rec_message, rec_queue, rec_usage,
-	    rec_queue_last };
+	    rec_queue_last, rec_tlog_leaf, rec_checkpoint };
 	struct err_ctx e;
 
 	populate(f->path);
@@ -310,7 +341,8 @@ test_dump_refuses(void **state)
 	struct fx *f = *state;
 	struct rec r;
 	struct dir_dump_sink sink = { &r, rec_account, rec_event, rec_device,
-	    rec_nonce, rec_message, rec_queue, rec_usage, rec_queue_last };
+	    rec_nonce, rec_message, rec_queue, rec_usage, rec_queue_last,
+	    rec_tlog_leaf, rec_checkpoint };
 	struct err_ctx e;
 	char other[300];
 
@@ -336,14 +368,52 @@ test_dump_refuses(void **state)
 	    ERR_CONFIG);
 	assert_non_null(strstr(err_msg(&e), "schema version 1"));
 
+	/* A version 2 database (before the transparency log) is older. */
+	sql_exec(f->path, "UPDATE meta SET value = '2' WHERE key = 'schema';");
+	err_clear(&e);
+	assert_int_equal(dir_store_sqlite_dump(f->path, &sink, &e),
+	    ERR_CONFIG);
+	assert_non_null(strstr(err_msg(&e), "schema version 2"));
+
 	/* A hash column of the wrong length. */
-	sql_exec(f->path, "UPDATE meta SET value = '2' WHERE key = 'schema';"
+	sql_exec(f->path, "UPDATE meta SET value = '3' WHERE key = 'schema';"
 	    "UPDATE events SET hash = x'0011';");
 	memset(&r, 0, sizeof(r));
 	err_clear(&e);
 	assert_int_equal(dir_store_sqlite_dump(f->path, &sink, &e), ERR_IO);
 	assert_non_null(strstr(err_msg(&e), "event 1 of 'alice@example.org' "
 	    "has a damaged hash column"));
+
+	/* A leaf's hash too. */
+	sql_exec(f->path, "DELETE FROM events;"
+	    "UPDATE tlog_leaves SET hash = x'00';");
+	memset(&r, 0, sizeof(r));
+	err_clear(&e);
+	assert_int_equal(dir_store_sqlite_dump(f->path, &sink, &e), ERR_IO);
+	assert_non_null(strstr(err_msg(&e), "event 1 of 'alice@example.org' "
+	    "has a damaged hash column"));
+}
+
+/* A sink written before the tree (tlog_leaf and checkpoint NULL) gets
+ * everything else. */
+static void
+test_dump_sink_without_tree(void **state)
+{
+	struct fx *f = *state;
+	struct rec r;
+	struct dir_dump_sink sink = { .arg = &r, .account = rec_account,
+	    .event = rec_event, .device = rec_device, .nonce = rec_nonce,
+	    .message = rec_message, .queue = rec_queue, .usage = rec_usage,
+	    .queue_last = rec_queue_last };
+	struct err_ctx e;
+
+	populate(f->path);
+	memset(&r, 0, sizeof(r));
+	err_clear(&e);
+	assert_int_equal(dir_store_sqlite_dump(f->path, &sink, &e), 0);
+	assert_non_null(strstr(r.text, "usage alice@example.org 4\n"));
+	assert_null(strstr(r.text, "leaf"));
+	assert_int_equal(r.queue_last, 2);
 }
 
 /* --- PostgreSQL --- */
@@ -410,7 +480,8 @@ test_pg_device_not_in_log(void **state)
 
 	populate(f->path);
 	/* Without alice's event and device, the logs are empty. */
-	sql_exec(f->path, "DELETE FROM events; DELETE FROM devices;");
+	sql_exec(f->path, "DELETE FROM events; DELETE FROM devices;"
+	    "DELETE FROM tlog_leaves; DELETE FROM tlog_nodes;");
 	sql_exec(f->path, "INSERT INTO devices(device, account, active, "
 	    "record, sig_pub, added_time) VALUES ('" DEV_X "', "
 	    "'bob@example.org', 1, '{}', x'01', 3);");
@@ -452,6 +523,7 @@ test_pg_usage_and_not_empty(void **state)
 	populate(f->path);
 	/* Without events and devices, the logs are empty and verify. */
 	sql_exec(f->path, "DELETE FROM events; DELETE FROM devices; "
+	    "DELETE FROM tlog_leaves; DELETE FROM tlog_nodes; "
 	    "UPDATE account_usage SET bytes = bytes + 1;");
 	err_clear(&e);
 	assert_int_equal(dir_migrate_run(f->path, pg_uri, NULL, &e), ERR_IO);
@@ -466,12 +538,59 @@ test_pg_usage_and_not_empty(void **state)
 	assert_int_equal(n.events, 0);
 	assert_int_equal(n.queued, 1);
 	assert_int_equal(n.queue_last, 2);
+	assert_int_equal(n.tlog_size, 0);
 	err_clear(&e);
 	assert_int_equal(dir_migrate_run(f->path, pg_uri, NULL, &e),
 	    ERR_EXISTS);
 	assert_non_null(strstr(err_msg(&e), "is not empty (table accounts"));
 	assert_int_equal(pg_count("accounts"), 2);
 	assert_int_equal(pg_count("queue"), 1);
+}
+
+/*
+ * The tree's leaves must name events of the copy and come without a gap;
+ * the checkpoint is copied.  (A tree of real events, copied and compared
+ * root for root, is test-dir-migrate.sh's: it has devices to sign them.)
+ */
+static void
+test_pg_tree_refusals_and_checkpoint(void **state)
+{
+	struct fx *f = *state;
+	struct dir_migrate_counts n;
+	struct dir_store *s = NULL;
+	struct err_ctx e;
+
+	populate(f->path);
+	err_clear(&e);
+	assert_int_equal(dir_store_sqlite_open(f->path, &s, &e), 0);
+	assert_int_equal(s->ops->checkpoint_put(s, 1, "a note\n", &e), 0);
+	dir_store_close(s);
+	/* A leaf whose event is gone. */
+	sql_exec(f->path, "DELETE FROM events; DELETE FROM devices;");
+	err_clear(&e);
+	assert_int_equal(dir_migrate_run(f->path, pg_uri, NULL, &e),
+	    ERR_CHAIN);
+	assert_non_null(strstr(err_msg(&e), "transparency log leaf 0 names "
+	    "event 1 of 'alice@example.org'"));
+	assert_target_empty();
+	assert_int_equal(pg_count("tlog_leaves"), 0);
+	assert_int_equal(pg_count("tlog_nodes"), 0);
+	assert_int_equal(pg_count("tlog_checkpoint"), 0);
+	/* A gap. */
+	sql_exec(f->path, "UPDATE tlog_leaves SET idx = 1;");
+	err_clear(&e);
+	assert_int_equal(dir_migrate_run(f->path, pg_uri, NULL, &e),
+	    ERR_FORMAT);
+	assert_non_null(strstr(err_msg(&e), "leaf 1 where leaf 0 is due"));
+	assert_target_empty();
+	/* No leaves: the checkpoint alone is copied. */
+	sql_exec(f->path, "DELETE FROM tlog_leaves; DELETE FROM tlog_nodes;");
+	err_clear(&e);
+	if (dir_migrate_run(f->path, pg_uri, &n, &e) != 0)
+		fail_msg("%s", err_msg(&e));
+	assert_int_equal(n.tlog_size, 0);
+	assert_int_equal(n.checkpoint_size, 1);
+	assert_int_equal(pg_count("tlog_checkpoint"), 1);
 }
 
 int
@@ -486,6 +605,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_dump_refuses, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_dump_sink_without_tree,
+		    setup, teardown),
 	};
 	const struct CMUnitTest pg_tests[] = {
 		cmocka_unit_test_setup_teardown(test_pg_device_not_in_log,
@@ -494,6 +615,8 @@ main(void)
 		    pg_setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_usage_and_not_empty,
 		    pg_setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_pg_tree_refusals_and_checkpoint, pg_setup, teardown),
 	};
 	int r;
 

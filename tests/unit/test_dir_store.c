@@ -4,7 +4,12 @@
  * leaves the database exactly as it was, the inbox limits, the update of
  * a database written by an older schema, the files' modes, and the
  * statements each connection keeps: reads stopped early, listings that
- * call the store again, writers on several threads, and closing.
+ * call the store again, writers on several threads, and closing; and the
+ * global transparency log: one leaf per appended event in commit order,
+ * stored nodes whose roots are the reference roots of the leaves, none
+ * for a refused append or with the tree off, an account's latest leaf,
+ * the checkpoint that never goes back, the sequencer, and the leaves
+ * a schema update adds for the events stored before.
  *
  * The cases run against SQLite in a temporary directory, or, when
  * DEVID_TEST_PG_URI names a PostgreSQL database, against that database
@@ -14,8 +19,9 @@
  * several directory processes on one database need: two stores
  * appending to one account give one chain, a nonce is used once across
  * them, a quota holds across them, they migrate the schema together,
- * a store outlives its connections being cut, and a store that
- * watches hears of the changes the other commits.
+ * a store outlives its connections being cut, a store that
+ * watches hears of the changes the other commits, their appends give
+ * one gap-free tree, and one of them at a time is the sequencer.
  */
 #include "config.h"
 
@@ -42,6 +48,8 @@
 
 #include "dir-store.h"
 #include "errors.h"
+#include "merkle.h"
+#include "tlog-note.h"
 
 #define ALICE "alice@example.org"
 #define BOB "bob@example.org"
@@ -921,7 +929,7 @@ test_schema_update(void **state)
 	f->s = NULL;
 	err_clear(&e);
 	assert_int_equal(dir_store_sqlite_open(path, &f->s, &e), 0);
-	assert_int_equal(raw_schema_version(path), 2);
+	assert_int_equal(raw_schema_version(path), 3);
 	/* The usage was computed from the rows that were there. */
 	assert_int_equal(usage(f, BOB), 16);
 	assert_int_equal(usage(f, ALICE), 10);
@@ -945,7 +953,7 @@ test_schema_update(void **state)
 	dir_store_close(f->s);
 	f->s = NULL;
 	assert_int_equal(dir_store_sqlite_open(path, &f->s, &e), 0);
-	assert_int_equal(raw_schema_version(path), 2);
+	assert_int_equal(raw_schema_version(path), 3);
 	assert_int_equal(usage(f, BOB), 4);
 	assert_int_equal(queued(f, b1), 1);
 	assert_int_equal(queued(f, u), 1);
@@ -961,12 +969,12 @@ test_schema_newer_refused(void **state)
 
 	snprintf(path, sizeof(path), "%s/new.db", f->dir);
 	raw_exec(path, "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT "
-	    "NOT NULL); INSERT INTO meta VALUES ('schema', '3');");
+	    "NOT NULL); INSERT INTO meta VALUES ('schema', '4');");
 	err_clear(&e);
 	assert_int_equal(dir_store_sqlite_open(path, &s, &e), ERR_CONFIG);
 	assert_null(s);
-	assert_non_null(strstr(err_msg(&e), "version 3"));
-	assert_int_equal(raw_schema_version(path), 3);
+	assert_non_null(strstr(err_msg(&e), "version 4"));
+	assert_int_equal(raw_schema_version(path), 4);
 }
 
 /* The permission bits of path. */
@@ -1456,7 +1464,8 @@ test_pg_schema_update(void **state)
 	    "DROP TABLE account_usage; DROP INDEX queue_by_sender;"
 	    "ALTER TABLE queue DROP COLUMN sender, DROP COLUMN account,"
 	    "  DROP COLUMN size;"
-	    "DELETE FROM schema_migrations WHERE version = 2;");
+	    "DROP TABLE tlog_leaves, tlog_nodes, tlog_checkpoint;"
+	    "DELETE FROM schema_migrations WHERE version >= 2;");
 	snprintf(sql, sizeof(sql),
 	    "INSERT INTO accounts VALUES ('%s', 'h', 1), ('%s', 'h', 1);"
 	    "INSERT INTO devices VALUES ('%s', '%s', true, '{}', '\\x01', 1),"
@@ -2011,6 +2020,635 @@ test_sqlite_no_watch(void **state)
 	assert_null(f->s->ops->watch);
 }
 
+/* --- the global transparency log --- */
+
+#define TREE_MAX 256
+
+/* The leaves of a tree as read back, with their leaf hashes. */
+struct tree_read {
+	uint64_t n;
+	char account[TREE_MAX][DIR_ACCOUNT_MAX + 1];
+	uint64_t seq[TREE_MAX];
+	uint8_t ev[TREE_MAX][32];
+	uint8_t leaf[TREE_MAX][32];
+	int bad;                        /* an index out of order */
+};
+
+static int
+tree_leaf_cb(void *arg, uint64_t index, const char *account, uint64_t seq,
+    const uint8_t hash[32])
+{
+	struct tree_read *t = arg;
+
+	if (index != t->n || t->n >= TREE_MAX) {
+		t->bad++;
+		return 0;
+	}
+	snprintf(t->account[t->n], sizeof(t->account[t->n]), "%s", account);
+	t->seq[t->n] = seq;
+	memcpy(t->ev[t->n], hash, 32);
+	assert_int_equal(tlog_leaf_hash(account, seq, hash, t->leaf[t->n]), 0);
+	t->n++;
+	return 0;
+}
+
+/* A merkle_node_fn over the store's stored nodes. */
+static int
+store_node(void *arg, unsigned int level, uint64_t index,
+    uint8_t out[MERKLE_HASH_LEN], struct err_ctx *e)
+{
+	struct dir_store *s = arg;
+
+	return s->ops->tlog_node(s, level, index, out, e);
+}
+
+/*
+ * Reads s's whole tree into t and checks it: tlog_size leaves, indexes
+ * 0.. without a gap, and for every size up to it, the root from the
+ * stored nodes is the reference root of the leaves.
+ */
+static void
+tree_check(struct dir_store *s, struct tree_read *t)
+{
+	struct err_ctx e;
+	uint8_t want[32], got[32];
+	uint64_t size, k;
+
+	memset(t, 0, sizeof(*t));
+	err_clear(&e);
+	assert_int_equal(s->ops->tlog_size(s, &size, &e), 0);
+	assert_true(size <= TREE_MAX);
+	if (s->ops->tlog_leaves(s, 0, size + 5, tree_leaf_cb, t, &e) != 0)
+		fail_msg("%s", err_msg(&e));
+	assert_int_equal(t->bad, 0);
+	assert_int_equal(t->n, size);
+	for (k = 0; k <= size; k++) {
+		assert_int_equal(merkle_root_reference(
+		    (const uint8_t (*)[32])t->leaf, k, want), 0);
+		if (merkle_root(k, store_node, s, got, &e) != 0)
+			fail_msg("root of %llu: %s", (unsigned long long)k,
+			    err_msg(&e));
+		assert_memory_equal(got, want, 32);
+	}
+}
+
+/* The hash add() and do_revoke() give event seq of an add or a revoke. */
+static void
+ev_hash(uint8_t out[32], int revoke, uint64_t seq)
+{
+	memset(out, revoke ? 0x80 | (int)seq : (int)seq, 32);
+}
+
+static void
+test_tlog_appends(void **state)
+{
+	struct fx *f = *state;
+	static const struct {
+		const char *account;
+		char device;
+		int revoke;
+	} steps[] = {
+		{ ALICE, 'a', 0 }, { BOB, 'b', 0 }, { ALICE, 'c', 0 },
+		{ ALICE, 'a', 1 }, { BOB, 'd', 0 }, { BOB, 'b', 1 },
+		{ ALICE, 'e', 0 }, { BOB, 'f', 0 }, { ALICE, 'a', 0 },
+	};
+	const size_t n = sizeof(steps) / sizeof(steps[0]);
+	struct tree_read t;
+	struct err_ctx e;
+	uint64_t size, seq, idx, seqs[2] = { 0, 0 };
+	uint8_t h[32], node[32];
+	char d[65];
+	size_t i;
+	int who;
+
+	err_clear(&e);
+	assert_int_equal(f->s->ops->tlog_size(f->s, &size, &e), 0);
+	assert_int_equal(size, 0);
+	tree_check(f->s, &t);
+	for (i = 0; i < n; i++) {
+		dev_id(d, steps[i].device);
+		if (steps[i].revoke)
+			assert_int_equal(do_revoke(f, steps[i].account, d,
+			    &e), 0);
+		else
+			assert_int_equal(add(f, steps[i].account, d, 10, &e),
+			    0);
+		assert_int_equal(f->s->ops->tlog_size(f->s, &size, &e), 0);
+		assert_int_equal(size, i + 1);
+	}
+	/* The leaves in commit order, each naming its event. */
+	tree_check(f->s, &t);
+	for (i = 0; i < n; i++) {
+		who = strcmp(steps[i].account, ALICE) == 0 ? 0 : 1;
+		seqs[who]++;
+		assert_string_equal(t.account[i], steps[i].account);
+		assert_int_equal(t.seq[i], seqs[who]);
+		ev_hash(h, steps[i].revoke, seqs[who]);
+		assert_memory_equal(t.ev[i], h, 32);
+	}
+	/* Level 0 holds the leaf hashes; nothing past the tree. */
+	assert_int_equal(f->s->ops->tlog_node(f->s, 0, 4, node, &e), 0);
+	assert_memory_equal(node, t.leaf[4], 32);
+	err_clear(&e);
+	assert_int_equal(f->s->ops->tlog_node(f->s, 0, n, node, &e),
+	    ERR_NOT_FOUND);
+	/* 9 leaves: (3, 0) is complete, (3, 1) and (1, 4) are not. */
+	assert_int_equal(f->s->ops->tlog_node(f->s, 3, 0, node, &e), 0);
+	err_clear(&e);
+	assert_int_equal(f->s->ops->tlog_node(f->s, 3, 1, node, &e),
+	    ERR_NOT_FOUND);
+	err_clear(&e);
+	assert_int_equal(f->s->ops->tlog_node(f->s, 1, 4, node, &e),
+	    ERR_NOT_FOUND);
+	/* An account's latest event below a size. */
+	assert_int_equal(f->s->ops->tlog_latest(f->s, ALICE, n, &seq, &idx,
+	    &e), 0);
+	assert_int_equal(seq, 5);
+	assert_int_equal(idx, 8);
+	assert_int_equal(f->s->ops->tlog_latest(f->s, ALICE, 8, &seq, &idx,
+	    &e), 0);
+	assert_int_equal(seq, 4);
+	assert_int_equal(idx, 6);
+	assert_int_equal(f->s->ops->tlog_latest(f->s, BOB, 2, &seq, &idx,
+	    &e), 0);
+	assert_int_equal(seq, 1);
+	assert_int_equal(idx, 1);
+	assert_int_equal(f->s->ops->tlog_latest(f->s, BOB, UINT64_MAX, &seq,
+	    &idx, &e), 0);
+	assert_int_equal(seq, 4);
+	assert_int_equal(idx, 7);
+	err_clear(&e);
+	assert_int_equal(f->s->ops->tlog_latest(f->s, BOB, 1, &seq, &idx,
+	    &e), ERR_NOT_FOUND);
+	err_clear(&e);
+	assert_int_equal(f->s->ops->tlog_latest(f->s, "carol@example.org",
+	    n, &seq, &idx, &e), ERR_NOT_FOUND);
+	/* Part of the leaves; ranges refused. */
+	memset(&t, 0, sizeof(t));
+	t.n = 3;
+	assert_int_equal(f->s->ops->tlog_leaves(f->s, 3, 5, tree_leaf_cb, &t,
+	    &e), 0);
+	assert_int_equal(t.n, 5);
+	assert_int_equal(t.bad, 0);
+	assert_string_equal(t.account[4], BOB);
+	err_clear(&e);
+	assert_int_equal(f->s->ops->tlog_leaves(f->s, 5, 3, tree_leaf_cb, &t,
+	    &e), ERR_INVALID_ARG);
+	err_clear(&e);
+	assert_int_equal(f->s->ops->tlog_leaves(f->s, 0, 1025, tree_leaf_cb,
+	    &t, &e), ERR_INVALID_ARG);
+}
+
+/* Appends that fail add no leaf, and the tree carries on after them. */
+static void
+test_tlog_failed_append(void **state)
+{
+	struct fx *f = *state;
+	struct dir_event_row ev;
+	struct dir_device_row dev;
+	struct tree_read t;
+	struct err_ctx e;
+	uint8_t pub[3] = { 1, 2, 3 };
+	uint64_t size;
+	char d1[65], d2[65];
+
+	dev_id(d1, 'a');
+	dev_id(d2, 'b');
+	err_clear(&e);
+	assert_int_equal(add(f, ALICE, d1, 10, &e), 0);
+	/* A stale tail: ERR_CHAIN. */
+	memset(&ev, 0, sizeof(ev));
+	ev.account = ALICE;
+	ev.seq = 1;
+	ev.time = 5000;
+	ev.type = "add";
+	memset(ev.hash, 0x55, 32);
+	ev.json = "{}";
+	dev.device = d2;
+	dev.record_json = "{}";
+	dev.sig_pub = pub;
+	dev.sig_pub_len = sizeof(pub);
+	assert_int_equal(f->s->ops->log_append_add(f->s, &ev, &dev, 10, &e),
+	    ERR_CHAIN);
+	err_clear(&e);
+	assert_int_equal(do_revoke(f, ALICE, d2, &e), ERR_NOT_FOUND);
+	err_clear(&e);
+	assert_int_equal(add(f, ALICE, d1, 10, &e), ERR_EXISTS);
+	err_clear(&e);
+	assert_int_equal(add(f, BOB, d2, 0, &e), ERR_TOO_LARGE);
+	assert_int_equal(f->s->ops->tlog_size(f->s, &size, &e), 0);
+	assert_int_equal(size, 1);
+	assert_int_equal(add(f, BOB, d2, 10, &e), 0);
+	assert_int_equal(do_revoke(f, ALICE, d1, &e), 0);
+	tree_check(f->s, &t);
+	assert_int_equal(t.n, 3);
+	assert_string_equal(t.account[1], BOB);
+	assert_int_equal(t.seq[2], 2);
+}
+
+/* With the tree off (tests/bench/bench-tlog), appends leave it alone. */
+static void
+test_tlog_off(void **state)
+{
+	struct fx *f = *state;
+	struct tree_read t;
+	struct err_ctx e;
+	uint64_t size;
+	char d1[65], d2[65];
+
+	dev_id(d1, 'a');
+	dev_id(d2, 'b');
+	err_clear(&e);
+	assert_int_equal(add(f, ALICE, d1, 10, &e), 0);
+	f->s->tlog_off = 1;
+	assert_int_equal(add(f, ALICE, d2, 10, &e), 0);
+	assert_int_equal(do_revoke(f, ALICE, d1, &e), 0);
+	assert_int_equal(tail(f, ALICE), 3);
+	assert_int_equal(f->s->ops->tlog_size(f->s, &size, &e), 0);
+	assert_int_equal(size, 1);
+	/* Back on, it continues from its own last leaf. */
+	f->s->tlog_off = 0;
+	dev_id(d1, 'c');
+	assert_int_equal(add(f, BOB, d1, 10, &e), 0);
+	tree_check(f->s, &t);
+	assert_int_equal(t.n, 2);
+	assert_int_equal(t.seq[0], 1);
+	assert_string_equal(t.account[1], BOB);
+}
+
+static void
+test_checkpoint(void **state)
+{
+	struct fx *f = *state;
+	struct err_ctx e;
+	uint64_t size = 7;
+	char *note = NULL;
+
+	err_clear(&e);
+	assert_int_equal(f->s->ops->checkpoint_get(f->s, &size, &note, &e),
+	    ERR_NOT_FOUND);
+	assert_null(note);
+	assert_int_equal(f->s->ops->checkpoint_put(f->s, 3, "three\n", &e),
+	    0);
+	assert_int_equal(f->s->ops->checkpoint_get(f->s, &size, &note, &e),
+	    0);
+	assert_int_equal(size, 3);
+	assert_string_equal(note, "three\n");
+	free(note);
+	/* The same size replaces it (more cosignatures). */
+	assert_int_equal(f->s->ops->checkpoint_put(f->s, 3, "three+\n", &e),
+	    0);
+	assert_int_equal(f->s->ops->checkpoint_get(f->s, &size, &note, &e),
+	    0);
+	assert_string_equal(note, "three+\n");
+	free(note);
+	assert_int_equal(f->s->ops->checkpoint_put(f->s, 5, "five\n", &e), 0);
+	/* A smaller one is refused and changes nothing. */
+	err_clear(&e);
+	assert_int_equal(f->s->ops->checkpoint_put(f->s, 4, "four\n", &e),
+	    ERR_ROLLBACK);
+	assert_non_null(strstr(err_msg(&e), "older"));
+	err_clear(&e);
+	assert_int_equal(f->s->ops->checkpoint_put(f->s, 0, "zero\n", &e),
+	    ERR_ROLLBACK);
+	assert_int_equal(f->s->ops->checkpoint_get(f->s, &size, &note, &e),
+	    0);
+	assert_int_equal(size, 5);
+	assert_string_equal(note, "five\n");
+	free(note);
+}
+
+/* Version 2 of the schema, as the store brings version 1 to it. */
+static const char *const schema_v2_step_sql =
+	"ALTER TABLE queue ADD COLUMN sender TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE queue ADD COLUMN account TEXT;"
+	"ALTER TABLE queue ADD COLUMN size INTEGER NOT NULL DEFAULT 0;"
+	"CREATE INDEX queue_by_sender ON queue(device, sender);"
+	"CREATE TABLE account_usage ("
+	"  account TEXT PRIMARY KEY, bytes INTEGER NOT NULL) WITHOUT ROWID;"
+	"UPDATE meta SET value = '2' WHERE key = 'schema';";
+
+/*
+ * A version 2 database with events: the update to version 3 gives each
+ * event its leaf, by time (the latest time of its log so far, so that a
+ * clock that stepped back keeps an account's events in seq order), then
+ * account, then seq, and stores the tree's nodes.
+ */
+static const struct {
+	const char *account;
+	uint64_t seq, time;
+} backfill_rows[] = {
+	{ BOB, 2, 300 }, { ALICE, 3, 250 }, { ALICE, 1, 100 },
+	{ BOB, 1, 200 }, { ALICE, 2, 300 },
+};
+/* The order of their leaves: indexes into backfill_rows[]. */
+static const int backfill_order[] = { 2, 3, 4, 1, 0 };
+
+/* The SQL that stores backfill_rows[i], event hash i + 1 repeated. */
+static void
+backfill_sql(char *sql, size_t len, size_t i, const char *hex_prefix)
+{
+	char hex[65];
+	int k;
+
+	for (k = 0; k < 32; k++)
+		snprintf(hex + 2 * k, 3, "%02x", (unsigned)(i + 1));
+	snprintf(sql, len, "INSERT INTO events VALUES ('%s', %llu, %llu, "
+	    "'add', %s, %s%s', '{}');", backfill_rows[i].account,
+	    (unsigned long long)backfill_rows[i].seq,
+	    (unsigned long long)backfill_rows[i].time,
+	    hex_prefix[0] == 'x' ? "zeroblob(32)" : "'\\x00'", hex_prefix,
+	    hex);
+}
+
+/* The store's tree holds backfill_rows[] in backfill_order[], and a new
+ * event carries on from it. */
+static void
+backfill_check(struct fx *f)
+{
+	struct tree_read t;
+	struct err_ctx e;
+	uint8_t h[32];
+	char d[65];
+	size_t i;
+	int k;
+
+	tree_check(f->s, &t);
+	assert_int_equal(t.n, 5);
+	for (i = 0; i < 5; i++) {
+		k = backfill_order[i];
+		assert_string_equal(t.account[i], backfill_rows[k].account);
+		assert_int_equal(t.seq[i], backfill_rows[k].seq);
+		memset(h, k + 1, sizeof(h));
+		assert_memory_equal(t.ev[i], h, 32);
+	}
+	err_clear(&e);
+	dev_id(d, 'a');
+	assert_int_equal(add(f, BOB, d, 10, &e), 0);
+	tree_check(f->s, &t);
+	assert_int_equal(t.n, 6);
+	assert_string_equal(t.account[5], BOB);
+	assert_int_equal(t.seq[5], 3);
+}
+
+static void
+test_schema_update_tlog(void **state)
+{
+	struct fx *f = *state;
+	struct err_ctx e;
+	char path[160], sql[512];
+	size_t i;
+
+	snprintf(path, sizeof(path), "%s/v2.db", f->dir);
+	raw_exec(path, schema_v1_sql);
+	raw_exec(path, schema_v2_step_sql);
+	snprintf(sql, sizeof(sql), "INSERT INTO accounts VALUES ('%s', 'h', "
+	    "1), ('%s', 'h', 1);", ALICE, BOB);
+	raw_exec(path, sql);
+	for (i = 0; i < sizeof(backfill_rows) / sizeof(backfill_rows[0]);
+	    i++) {
+		backfill_sql(sql, sizeof(sql), i, "x'");
+		raw_exec(path, sql);
+	}
+	assert_int_equal(raw_schema_version(path), 2);
+	dir_store_close(f->s);
+	f->s = NULL;
+	err_clear(&e);
+	if (dir_store_sqlite_open(path, &f->s, &e) != 0)
+		fail_msg("%s", err_msg(&e));
+	assert_int_equal(raw_schema_version(path), 3);
+	backfill_check(f);
+}
+
+/* PostgreSQL's migration 3 backfills the same tree from the same rows. */
+static void
+test_pg_schema_update_tlog(void **state)
+{
+	struct fx *f = *state;
+	struct err_ctx e;
+	char sql[512];
+	size_t i;
+
+	dir_store_close(f->s);
+	f->s = NULL;
+	pg_exec("DROP TABLE tlog_leaves, tlog_nodes, tlog_checkpoint;"
+	    "DELETE FROM schema_migrations WHERE version = 3;");
+	for (i = 0; i < sizeof(backfill_rows) / sizeof(backfill_rows[0]);
+	    i++) {
+		backfill_sql(sql, sizeof(sql), i, "'\\x");
+		pg_exec(sql);
+	}
+	err_clear(&e);
+	if (dir_store_pg_open(pg_uri, &f->s, &e) != 0)
+		fail_msg("%s", err_msg(&e));
+	backfill_check(f);
+}
+
+/* SQLite: the one process that serves it makes the checkpoints. */
+static void
+test_sqlite_sequencer(void **state)
+{
+	struct fx *f = *state;
+	struct err_ctx e;
+	int leader = 0;
+
+	err_clear(&e);
+	assert_int_equal(f->s->ops->tlog_sequencer(f->s, &leader, &e), 0);
+	assert_int_equal(leader, 1);
+}
+
+/*
+ * Two stores on one SQLite file (the account tools beside the server):
+ * each appends after the other, so a frontier kept by one is stale
+ * whenever the other appended.  The tree stays whole.
+ */
+static void
+test_sqlite_two_stores_tree(void **state)
+{
+	struct fx *f = *state;
+	struct fx g = *f;
+	struct tree_read t;
+	struct err_ctx e;
+	char d[65];
+	int i;
+
+	err_clear(&e);
+	assert_int_equal(dir_store_sqlite_open(f->path, &g.s, &e), 0);
+	for (i = 0; i < 12; i++) {
+		dev_id(d, (char)('a' + i));
+		assert_int_equal(add(i % 3 == 0 ? &g : f, i % 2 ? ALICE : BOB,
+		    d, 100, &e), 0);
+	}
+	tree_check(f->s, &t);
+	assert_int_equal(t.n, 12);
+	tree_check(g.s, &t);
+	assert_int_equal(t.n, 12);
+	dir_store_close(g.s);
+}
+
+/* Adds PG_ADDS devices to ALICE or BOB (by the job's parity), rebuilding
+ * the event on ERR_CHAIN as dir-account.c does. */
+static void *
+tree_thread(void *arg)
+{
+	struct chain_job *j = arg;
+	const char *account = j->id % 2 == 0 ? ALICE : BOB;
+	struct err_ctx e;
+	char device[65];
+	int i, r;
+
+	for (i = 0; i < PG_ADDS; i++) {
+		dev_id(device, (char)('a' + j->id));
+		device[1] = (char)('0' + i);
+		for (;;) {
+			err_clear(&e);
+			r = add(&j->fx, account, device, 1000, &e);
+			if (r != ERR_CHAIN)
+				break;
+			j->retries++;
+		}
+		if (r == 0)
+			j->added++;
+		else
+			j->failed++;
+	}
+	return NULL;
+}
+
+/*
+ * Two stores on one database append from several threads each, to two
+ * accounts: one leaf per event, indexes without a gap, each account's
+ * leaves in seq order, and a root from the stored nodes that is the
+ * reference root of the leaves (no node written twice or skipped).
+ */
+static void
+test_pg_tlog_two_stores(void **state)
+{
+	struct fx *f = *state;
+	struct dir_store *other = NULL;
+	struct chain_job jobs[2 * PG_THREADS];
+	pthread_t t[2 * PG_THREADS];
+	struct tree_read *tr;
+	struct err_ctx e;
+	uint64_t next[2] = { 1, 1 }, size;
+	int i, n = 2 * PG_THREADS, who;
+
+	err_clear(&e);
+	assert_int_equal(dir_store_pg_open(pg_uri, &other, &e), 0);
+	memset(jobs, 0, sizeof(jobs));
+	for (i = 0; i < n; i++) {
+		jobs[i].fx = *f;
+		jobs[i].fx.s = i % 3 == 0 ? f->s : other;
+		jobs[i].id = i;
+		assert_int_equal(pthread_create(&t[i], NULL, tree_thread,
+		    &jobs[i]), 0);
+	}
+	for (i = 0; i < n; i++)
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+	for (i = 0; i < n; i++) {
+		assert_int_equal(jobs[i].failed, 0);
+		assert_int_equal(jobs[i].added, PG_ADDS);
+	}
+	assert_int_equal(other->ops->tlog_size(other, &size, &e), 0);
+	assert_int_equal(size, n * PG_ADDS);
+	assert_non_null(tr = calloc(1, sizeof(*tr)));
+	tree_check(other, tr);
+	for (i = 0; i < n * PG_ADDS; i++) {
+		who = strcmp(tr->account[i], ALICE) == 0 ? 0 : 1;
+		assert_int_equal(tr->seq[i], next[who]);
+		next[who]++;
+	}
+	assert_int_equal(tail(f, ALICE), next[0] - 1);
+	assert_int_equal(tail(f, BOB), next[1] - 1);
+	free(tr);
+	dir_store_close(other);
+}
+
+/*
+ * Of two stores on one database, one is the sequencer; when it closes,
+ * the other takes over (the server ends the first session's lock a
+ * moment after the connection closes).
+ */
+static void
+test_pg_sequencer(void **state)
+{
+	struct fx *f = *state;
+	struct dir_store *other = NULL;
+	struct err_ctx e;
+	int leader = -1, i;
+
+	err_clear(&e);
+	assert_int_equal(dir_store_pg_open(pg_uri, &other, &e), 0);
+	assert_int_equal(f->s->ops->tlog_sequencer(f->s, &leader, &e), 0);
+	assert_int_equal(leader, 1);
+	assert_int_equal(other->ops->tlog_sequencer(other, &leader, &e), 0);
+	assert_int_equal(leader, 0);
+	/* Asking again changes nothing. */
+	assert_int_equal(f->s->ops->tlog_sequencer(f->s, &leader, &e), 0);
+	assert_int_equal(leader, 1);
+	assert_int_equal(other->ops->tlog_sequencer(other, &leader, &e), 0);
+	assert_int_equal(leader, 0);
+	dir_store_close(f->s);
+	f->s = other;
+	for (i = 0; i < 200; i++) {
+		assert_int_equal(other->ops->tlog_sequencer(other, &leader,
+		    &e), 0);
+		if (leader)
+			break;
+		usleep(25000);
+	}
+	assert_int_equal(leader, 1);
+}
+
+/* Sessions holding the sequencer's lock, (4, 0) of dir-store-pg.c. */
+#define SEQUENCER_HELD "SELECT COUNT(*) FROM pg_locks WHERE locktype = " \
+	"'advisory' AND classid = 4 AND objid = 0 AND objsubid = 2 AND granted"
+
+/* The one integer that sql returns on the database under test. */
+static long
+pg_count(const char *sql)
+{
+	PGconn *db = PQconnectdb(pg_uri);
+	PGresult *res;
+	long n;
+
+	assert_int_equal(PQstatus(db), CONNECTION_OK);
+	res = PQexec(db, sql);
+	assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+	n = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	PQfinish(db);
+	return n;
+}
+
+/*
+ * The sequencer's connection cut by the server: the lock went with it,
+ * and the next call takes it again on a new connection.
+ */
+static void
+test_pg_sequencer_reconnects(void **state)
+{
+	struct fx *f = *state;
+	struct err_ctx e;
+	int leader = -1, i;
+
+	err_clear(&e);
+	assert_int_equal(f->s->ops->tlog_sequencer(f->s, &leader, &e), 0);
+	assert_int_equal(leader, 1);
+	assert_int_equal(pg_count(SEQUENCER_HELD), 1);
+	pg_exec("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE "
+	    "locktype = 'advisory' AND classid = 4 AND objid = 0 AND "
+	    "objsubid = 2");
+	for (i = 0; i < 200 && pg_count(SEQUENCER_HELD) != 0; i++)
+		usleep(25000);
+	assert_int_equal(pg_count(SEQUENCER_HELD), 0);
+	/* The farewell reaches the client a moment later. */
+	usleep(200000);
+	assert_int_equal(f->s->ops->tlog_sequencer(f->s, &leader, &e), 0);
+	assert_int_equal(leader, 1);
+	assert_int_equal(pg_count(SEQUENCER_HELD), 1);
+}
+
 #define CASE(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int
@@ -2031,6 +2669,10 @@ main(void)
 		CASE(test_nested_listing),
 		CASE(test_concurrent_writers),
 		CASE(test_close_with_kept_statements),
+		CASE(test_tlog_appends),
+		CASE(test_tlog_failed_append),
+		CASE(test_tlog_off),
+		CASE(test_checkpoint),
 	};
 	/* The SQLite file: its schema versions and its modes. */
 	const struct CMUnitTest sqlite_tests[] = {
@@ -2039,6 +2681,9 @@ main(void)
 		CASE(test_file_modes),
 		CASE(test_existing_file_mode_kept),
 		CASE(test_sqlite_no_watch),
+		CASE(test_schema_update_tlog),
+		CASE(test_sqlite_sequencer),
+		CASE(test_sqlite_two_stores_tree),
 	};
 	const struct CMUnitTest pg_tests[] = {
 		CASE(test_pg_schema_newer_refused),
@@ -2050,6 +2695,10 @@ main(void)
 		CASE(test_pg_connection_lost),
 		CASE(test_pg_unreachable),
 		CASE(test_pg_watch),
+		CASE(test_pg_schema_update_tlog),
+		CASE(test_pg_tlog_two_stores),
+		CASE(test_pg_sequencer),
+		CASE(test_pg_sequencer_reconnects),
 	};
 	int r;
 
