@@ -37,6 +37,7 @@
 #include "dir-net.h"
 #include "dir-parse.h"
 #include "dir-throttle.h"
+#include "dir-tlog.h"
 #include "envelope.h"
 #include "errors.h"
 #include "transcript.h"
@@ -154,6 +155,12 @@ dir_api_clear(struct dir_api *api)
 }
 
 void
+dir_api_set_tlog(struct dir_api *api, struct dir_tlog *t)
+{
+	api->tlog = t;
+}
+
+void
 dir_api_set_server(struct dir_api *api, struct dir_server *srv)
 {
 	api->srv = srv;
@@ -166,8 +173,8 @@ static int account_segment(struct dir_api *api, struct dir_request *rq,
 static int account_syntax(struct dir_request *rq, const char *account);
 
 /* Answers with the status and code word that fit e's code. */
-static void
-reply_err(struct dir_request *rq, const struct err_ctx *e)
+void
+dir_api_reply_err(struct dir_request *rq, const struct err_ctx *e)
 {
 	const char *code;
 	unsigned int status = dir_status_for(e->code, &code);
@@ -213,6 +220,8 @@ changed(struct dir_api *api, enum dir_change what, const char *name)
 	case DIR_CHANGE_LOG:
 		dir_cache_log_changed(api->cache, name);
 		notify(api, "log", name);
+		/* The tree grew with the log: a checkpoint is due. */
+		dir_tlog_poke(api->tlog);
 		break;
 	case DIR_CHANGE_INBOX:
 		notify(api, "inbox", name);
@@ -226,6 +235,7 @@ changed(struct dir_api *api, enum dir_change what, const char *name)
 	case DIR_CHANGE_ALL:
 		dir_cache_forget_all(api->cache);
 		dir_server_notify_all(api->srv);
+		dir_tlog_poke(api->tlog);
 		break;
 	}
 }
@@ -319,7 +329,7 @@ reply_auth_err(struct dir_request *rq, const struct err_ctx *e)
 		dir_reply_error(rq, MHD_HTTP_UNAUTHORIZED, "unauthorized",
 		    "%s", err_msg(e));
 	else
-		reply_err(rq, e);
+		dir_api_reply_err(rq, e);
 }
 
 int
@@ -391,6 +401,14 @@ handle_info(struct dir_api *api, struct dir_request *rq)
 	    "max_wait", (json_int_t)DIR_WAIT_MAX_S,
 	    "max_log_events", (json_int_t)ACCTLOG_MAX_EVENTS);
 	free(b64);
+	if (o != NULL && api->tlog != NULL &&
+	    (json_object_set_new(o, "tlog_origin",
+	    json_string(dir_tlog_origin(api->tlog))) != 0 ||
+	    json_object_set_new(o, "tlog_vkey",
+	    json_string(dir_tlog_vkey(api->tlog))) != 0)) {
+		json_decref(o);
+		o = NULL;
+	}
 	dir_reply_json(rq, MHD_HTTP_OK, o);
 }
 
@@ -571,7 +589,7 @@ handle_account_create(struct dir_api *api, struct dir_request *rq)
 	    req.account));
 	goto out;
  fail:
-	reply_err(rq, &e);
+	dir_api_reply_err(rq, &e);
  out:
 	dir_parse_account_clear(&req);
 }
@@ -599,7 +617,7 @@ basic_auth_verdict(struct dir_api *api, struct dir_request *rq,
 		    "wrong account name or password");
 		return -1;
 	}
-	reply_err(rq, &j->e);
+	dir_api_reply_err(rq, &j->e);
 	return -1;
 }
 
@@ -652,7 +670,7 @@ verify_job_new(struct dir_api *api, struct dir_request *rq,
 	}
 	if (r != 0) {
 		pw_job_free(j);
-		reply_err(rq, &e);
+		dir_api_reply_err(rq, &e);
 		return NULL;
 	}
 	return j;
@@ -745,7 +763,7 @@ handle_device_add(struct dir_api *api, struct dir_request *rq,
 	return;
  fail:
 	json_decref(evj);
-	reply_err(rq, &e);
+	dir_api_reply_err(rq, &e);
 }
 
 static void
@@ -881,7 +899,7 @@ handle_session(struct dir_api *api, struct dir_request *rq)
 		goto fail;
 	goto out;
  fail:
-	reply_err(rq, &e);
+	dir_api_reply_err(rq, &e);
  out:
 	EVP_PKEY_free(pub);
 }
@@ -932,7 +950,7 @@ reply_text(struct dir_request *rq, struct text_ctx *tc, struct err_ctx *e)
 
 	if (buf_steal(tc->b, &p, &len) != 0) {
 		err_set(e, ERR_ALLOC, "out of memory");
-		reply_err(rq, e);
+		dir_api_reply_err(rq, e);
 		return;
 	}
 	dir_reply_text(rq, MHD_HTTP_OK, (char *)p, len);
@@ -970,13 +988,16 @@ handle_log(struct dir_api *api, struct dir_request *rq, const char *account)
 	struct dir_session_info s;
 	struct dir_head_cache head;
 	struct text_ctx tc;
-	uint64_t since, wait, seq;
+	uint64_t since, wait, seq, with_tlog;
 	uint8_t hash[32];
 	char key[KEY_MAX + 1];
 	size_t start;
 	uint64_t now;
+	json_t *tlog = NULL;
+	char *tlog_text = NULL;
 	static const char open_events[] = "{\"events\":[";
 	static const char open_head[] = "],\"head\":";
+	static const char open_tlog[] = ",\"tlog\":";
 
 	err_clear(&e);
 	memset(&tc, 0, sizeof(tc));
@@ -990,7 +1011,8 @@ handle_log(struct dir_api *api, struct dir_request *rq, const char *account)
 	if (account_syntax(rq, account) != 0)
 		return;
 	if (query_u64(rq, "since", 0, 0, INT64_MAX, &since, &e) != 0 ||
-	    query_u64(rq, "wait", 0, 0, DIR_WAIT_MAX_S, &wait, &e) != 0)
+	    query_u64(rq, "wait", 0, 0, DIR_WAIT_MAX_S, &wait, &e) != 0 ||
+	    query_u64(rq, "tlog", 0, 0, 1, &with_tlog, &e) != 0)
 		goto fail;
 	if (wait > 0) {
 		snprintf(key, sizeof(key), "log:%.128s", account);
@@ -1026,17 +1048,35 @@ handle_log(struct dir_api *api, struct dir_request *rq, const char *account)
 	    &e) != 0)
 		goto fail;
 	if (buf_put(tc.b, open_head, sizeof(open_head) - 1) != 0 ||
-	    buf_put(tc.b, head.text, head.text_len) != 0 ||
-	    buf_put(tc.b, "}", 1) != 0) {
+	    buf_put(tc.b, head.text, head.text_len) != 0) {
+		err_set(&e, ERR_ALLOC, "out of memory");
+		goto fail;
+	}
+	/* With tlog=1: the proof that the account's latest published event
+	 * is in the global log (docs/protocol.md section 7.5). */
+	if (with_tlog && dir_api_tlog_member(api, account, &tlog, &e) != 0)
+		goto fail;
+	if (tlog != NULL && ((tlog_text = json_dumps(tlog,
+	    JSON_COMPACT)) == NULL ||
+	    buf_put(tc.b, open_tlog, sizeof(open_tlog) - 1) != 0 ||
+	    buf_put(tc.b, tlog_text, strlen(tlog_text)) != 0)) {
+		err_set(&e, ERR_ALLOC, "out of memory");
+		goto fail;
+	}
+	if (buf_put(tc.b, "}", 1) != 0) {
 		err_set(&e, ERR_ALLOC, "out of memory");
 		goto fail;
 	}
 	reply_text(rq, &tc, &e);
 	buf_free(tc.b);
+	json_decref(tlog);
+	free(tlog_text);
 	return;
  fail:
 	buf_free(tc.b);
-	reply_err(rq, &e);
+	json_decref(tlog);
+	free(tlog_text);
+	dir_api_reply_err(rq, &e);
 }
 
 static int
@@ -1089,7 +1129,7 @@ handle_devices(struct dir_api *api, struct dir_request *rq,
 	return;
  fail:
 	json_decref(ec.arr);
-	reply_err(rq, &e);
+	dir_api_reply_err(rq, &e);
 }
 
 /*
@@ -1172,7 +1212,7 @@ handle_revoke(struct dir_api *api, struct dir_request *rq,
 	evj = NULL; /* transferred */
 	goto out;
  fail:
-	reply_err(rq, &e);
+	dir_api_reply_err(rq, &e);
  out:
 	json_decref(evj);
 }
@@ -1329,7 +1369,7 @@ handle_message(struct dir_api *api, struct dir_request *rq)
 		dir_reply_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE,
 		    "queue_full", "%s", err_msg(&e));
 	else
-		reply_err(rq, &e);
+		dir_api_reply_err(rq, &e);
  out:
 	free(id_b64);
 	free(text);
@@ -1406,7 +1446,7 @@ handle_inbox(struct dir_api *api, struct dir_request *rq)
 	return;
  fail:
 	json_decref(ic.arr);
-	reply_err(rq, &e);
+	dir_api_reply_err(rq, &e);
 }
 
 /* POST /v1/inbox/ack: removes the session device's entries up to seq. */
@@ -1428,7 +1468,7 @@ handle_ack(struct dir_api *api, struct dir_request *rq)
 	if (dir_parse_ack(body, len, &upto, &e) != 0 ||
 	    api->store->ops->inbox_ack(api->store, s.device, upto, &removed,
 	    &e) != 0) {
-		reply_err(rq, &e);
+		dir_api_reply_err(rq, &e);
 		return;
 	}
 	dir_reply_json(rq, MHD_HTTP_OK, json_pack("{s:I}", "removed",
@@ -1463,7 +1503,7 @@ account_syntax(struct dir_request *rq, const char *account)
 
 	err_clear(&e);
 	if (devrec_account_check(account, &e) != 0) {
-		reply_err(rq, &e);
+		dir_api_reply_err(rq, &e);
 		return -1;
 	}
 	return 0;
@@ -1480,7 +1520,7 @@ account_segment(struct dir_api *api, struct dir_request *rq,
 	if (devrec_account_check(account, &e) != 0 ||
 	    api->store->ops->account_get(api->store, account, NULL, NULL,
 	    &e) != 0) {
-		reply_err(rq, &e);
+		dir_api_reply_err(rq, &e);
 		return -1;
 	}
 	return 0;
@@ -1511,7 +1551,7 @@ dir_api_preauth(void *arg, struct dir_request *rq)
 			    "read only with a valid session: %s",
 			    DIR_BODY_PREAUTH_MAX, err_msg(&e));
 		else
-			reply_err(rq, &e);
+			dir_api_reply_err(rq, &e);
 		return -1;
 	}
 	return 0;
@@ -1572,6 +1612,13 @@ dir_api_handle(void *arg, struct dir_request *rq)
 	case DIR_EP_DEVICE:
 		if (want(rq, "DELETE"))
 			handle_revoke(api, rq, route.account, route.device);
+		return;
+	case DIR_EP_TLOG_CHECKPOINT:
+	case DIR_EP_TLOG_INCLUSION:
+	case DIR_EP_TLOG_CONSISTENCY:
+	case DIR_EP_TLOG_LEAVES:
+		if (want(rq, "GET"))
+			dir_api_tlog_handle(api, rq, route.endpoint);
 		return;
 	case DIR_EP_NONE:
 		break;

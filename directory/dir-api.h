@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "dir-key.h"
+#include "dir-parse.h"
 #include "dir-server.h"
 #include "dir-store.h"
 
@@ -54,6 +55,7 @@ void dir_api_config_default(struct dir_api_config *cfg);
  * wake long-polls.
  */
 struct dir_throttle;
+struct dir_tlog;
 struct dir_head_cache;
 struct dir_cache;
 struct dir_api {
@@ -69,6 +71,8 @@ struct dir_api {
 	struct dir_head_cache *heads; /* signed heads (dir-account.h) */
 	struct dir_cache *cache;     /* sessions, log tails, event pages */
 	int watching;                /* hears of other processes' changes */
+	struct dir_tlog *tlog;       /* the transparency log, NULL: none
+	                              * (borrowed, dir_api_set_tlog) */
 };
 
 /*
@@ -94,6 +98,28 @@ void dir_api_set_server(struct dir_api *api, struct dir_server *srv);
  */
 int dir_api_watch_start(struct dir_api *api, struct err_ctx *e);
 void dir_api_watch_stop(struct dir_api *api);
+
+/* Serves the transparency log t (borrowed; NULL: none) from now on;
+ * appends tell it the tree grew. */
+void dir_api_set_tlog(struct dir_api *api, struct dir_tlog *t);
+
+/* Answers with the status and code word that fit e's code; details of
+ * internal failures go to the log only. */
+void dir_api_reply_err(struct dir_request *rq, const struct err_ctx *e);
+
+/* The transparency log's endpoints (dir-api-tlog.c), ep one of the
+ * DIR_EP_TLOG_* routes. */
+void dir_api_tlog_handle(struct dir_api *api, struct dir_request *rq,
+    enum dir_endpoint ep);
+
+/*
+ * The "tlog" member of a log read with tlog=1 for account: the latest
+ * checkpoint, the account's latest event in it, its leaf index and
+ * inclusion proof.  *out is NULL (and 0 returned) when there is no log,
+ * no checkpoint yet, or no event of the account in it.
+ */
+int dir_api_tlog_member(struct dir_api *api, const char *account,
+    json_t **out, struct err_ctx *e);
 
 /* The dir_handler_fn: arg is the struct dir_api *. */
 void dir_api_handle(void *arg, struct dir_request *rq);

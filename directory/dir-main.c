@@ -33,6 +33,7 @@
 #include "dir-pool.h"
 #include "dir-server.h"
 #include "dir-store.h"
+#include "dir-tlog.h"
 #include "errors.h"
 #include "fileio.h"
 
@@ -52,8 +53,9 @@ usage(FILE *f)
 "                        or asked on the terminal, or one line on stdin)\n"
 "  account list          list the accounts\n"
 "  account show NAME     print an account's log and its current devices\n"
-"  key                   print the head-signing key's directory id and\n"
-"                        fingerprint (creating the key file if needed)\n"
+"  key                   print the head-signing key's directory id, its\n"
+"                        fingerprint and the transparency log's key for\n"
+"                        witnesses (creating the key file if needed)\n"
 "  migrate --from FILE --to URI\n"
 "                        copy a SQLite directory into an empty PostgreSQL\n"
 "                        database and verify every account log there\n"
@@ -112,6 +114,18 @@ usage(FILE *f)
 "                            and take the client address from the last\n"
 "                            X-Forwarded-For entry\n"
 "      --ready-file FILE     write the bound ADDR:PORT to FILE once serving\n"
+"\n"
+"transparency log options (serve; --tlog-origin also for key):\n"
+"      --tlog-origin NAME    the log's origin line, e.g. dir.example.org/devid\n"
+"                            (default: devid/ and the directory id)\n"
+"      --witness URL,VKEY    submit checkpoints to the witness at URL, whose\n"
+"                            key devid-witness init printed; repeat for\n"
+"                            each witness (docs/witness.md)\n"
+"      --checkpoint-interval S  least time between checkpoints while the\n"
+"                            tree grows (default 1); 0 makes none and\n"
+"                            serves the last one stored\n"
+"      --checkpoint-refresh S  most time between checkpoints, so that\n"
+"                            cosignatures stay fresh (default 60)\n"
 "      --quiet               no log line per request\n"
 "\n"
 "migrate options:\n"
@@ -159,6 +173,10 @@ enum {
 	OPT_ACCOUNT_QUOTA,
 	OPT_FROM,
 	OPT_TO,
+	OPT_TLOG_ORIGIN,
+	OPT_WITNESS,
+	OPT_CHECKPOINT_INTERVAL,
+	OPT_CHECKPOINT_REFRESH,
 };
 
 static const struct option long_opts[] = {
@@ -194,6 +212,12 @@ static const struct option long_opts[] = {
 	{ "account-quota", required_argument, NULL, OPT_ACCOUNT_QUOTA },
 	{ "from", required_argument, NULL, OPT_FROM },
 	{ "to", required_argument, NULL, OPT_TO },
+	{ "tlog-origin", required_argument, NULL, OPT_TLOG_ORIGIN },
+	{ "witness", required_argument, NULL, OPT_WITNESS },
+	{ "checkpoint-interval", required_argument, NULL,
+	    OPT_CHECKPOINT_INTERVAL },
+	{ "checkpoint-refresh", required_argument, NULL,
+	    OPT_CHECKPOINT_REFRESH },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -213,6 +237,7 @@ struct options {
 	unsigned int max_per_address, request_timeout_s;
 	unsigned int password_threads, password_queue, throttle_delay_ms;
 	struct dir_api_config api;
+	struct dir_tlog_config tlog;
 };
 
 /* A decimal option value in [min, max]; exits with a message otherwise. */
@@ -234,10 +259,23 @@ number_arg(const char *opt, const char *s, unsigned long long min,
 	return v;
 }
 
+/* Exits with e's message when r is an error. */
+static void
+tlog_option(int r, const struct err_ctx *e)
+{
+	if (r != 0) {
+		fprintf(stderr, PROG ": %s\n", err_msg(e));
+		exit(2);
+	}
+}
+
 static void
 parse_options(int argc, char **argv, struct options *o)
 {
+	struct err_ctx e;
 	int c;
+
+	err_clear(&e);
 
 	while ((c = getopt_long(argc, argv, "d:k:l:hV", long_opts,
 	    NULL)) != -1) {
@@ -350,6 +388,22 @@ parse_options(int argc, char **argv, struct options *o)
 			break;
 		case OPT_TO:
 			o->to = optarg;
+			break;
+		case OPT_TLOG_ORIGIN:
+			tlog_option(dir_tlog_set_origin(&o->tlog, optarg,
+			    &e), &e);
+			break;
+		case OPT_WITNESS:
+			tlog_option(dir_tlog_add_witness(&o->tlog, optarg,
+			    &e), &e);
+			break;
+		case OPT_CHECKPOINT_INTERVAL:
+			o->tlog.interval_s = number_arg("checkpoint-interval",
+			    optarg, 0, 3600);
+			break;
+		case OPT_CHECKPOINT_REFRESH:
+			o->tlog.refresh_s = number_arg("checkpoint-refresh",
+			    optarg, 1, 86400);
 			break;
 		default:
 			fprintf(stderr, "Try '" PROG " --help'.\n");
@@ -578,6 +632,7 @@ cmd_serve(struct options *o)
 	struct dir_server *srv = NULL;
 	struct dir_server_config sc;
 	struct dir_api api;
+	struct dir_tlog *tlog = NULL;
 	sigset_t set;
 	int sig, ret = 1, api_ok = 0;
 
@@ -603,6 +658,11 @@ cmd_serve(struct options *o)
 		goto out;
 	}
 	api_ok = 1;
+	if (dir_tlog_new(&o->tlog, store, key, &tlog, &e) != 0) {
+		fprintf(stderr, PROG ": transparency log: %s\n", err_msg(&e));
+		goto out;
+	}
+	dir_api_set_tlog(&api, tlog);
 	server_config(o, &api, &sc);
 	if (dir_server_start(&sc, &srv, &e) != 0) {
 		fprintf(stderr, PROG ": %s\n", err_msg(&e));
@@ -611,10 +671,15 @@ cmd_serve(struct options *o)
 		goto out;
 	}
 	dir_api_set_server(&api, srv);
-	if (dir_api_watch_start(&api, &e) != 0) {
+	if (dir_api_watch_start(&api, &e) != 0 ||
+	    dir_tlog_start(tlog, &e) != 0) {
 		fprintf(stderr, PROG ": %s\n", err_msg(&e));
 		goto out;
 	}
+	dir_log("transparency log %s, %zu witness%s, a checkpoint %s",
+	    dir_tlog_origin(tlog), o->tlog.n_witness,
+	    o->tlog.n_witness == 1 ? "" : "es", o->tlog.interval_s == 0 ?
+	    "never (--checkpoint-interval 0)" : "within seconds of growth");
 	dir_log(PROG " " PACKAGE_VERSION " listening on %s (%s), database "
 	    "%s, open sign-up %s", dir_server_address(srv),
 	    o->tls_cert != NULL ? "HTTPS" : "plain HTTP", db_shown(o),
@@ -633,6 +698,8 @@ cmd_serve(struct options *o)
 	if (api_ok)
 		dir_api_watch_stop(&api);
 	dir_server_stop(srv);
+	/* After the server: no request uses the log any more. */
+	dir_tlog_free(tlog);
 	if (api_ok)
 		dir_api_clear(&api);
 	dir_key_free(key);
@@ -923,11 +990,21 @@ cmd_key(struct options *o)
 {
 	struct dir_key *key = NULL;
 	char fp[DIR_KEY_FINGERPRINT_LEN + 1];
+	char vkey[TLOG_VKEY_MAX * 2];
+	struct err_ctx e;
 
 	if (open_key(o, &key) != 0)
 		return 1;
 	dir_key_fingerprint(key, fp);
 	printf("directory id: %s\nfingerprint:  %s\n", dir_key_id(key), fp);
+	err_clear(&e);
+	if (dir_tlog_vkey_of(o->tlog.origin, key, vkey, sizeof(vkey),
+	    &e) != 0) {
+		fprintf(stderr, PROG ": %s\n", err_msg(&e));
+		dir_key_free(key);
+		return 1;
+	}
+	printf("log key:      %s\n", vkey);
 	dir_key_free(key);
 	return 0;
 }
@@ -969,6 +1046,7 @@ main(int argc, char **argv)
 
 	memset(&o, 0, sizeof(o));
 	dir_api_config_default(&o.api);
+	dir_tlog_config_default(&o.tlog);
 	o.rate = DIR_RATE_DEFAULT;
 	o.throttle_delay_ms = DIR_THROTTLE_DELAY_DEFAULT_MS;
 	if (argc < 2 || argv[1][0] == '-') {

@@ -81,6 +81,19 @@ dir_parse_route(const char *path, struct dir_route *out)
 				ep = top_endpoints[i].endpoint;
 		goto out;
 	}
+	if (strcmp(p->seg[1], "tlog") == 0) {
+		if (p->n == 3 && strcmp(p->seg[2], "checkpoint") == 0)
+			ep = DIR_EP_TLOG_CHECKPOINT;
+		else if (p->n == 3 && strcmp(p->seg[2], "leaves") == 0)
+			ep = DIR_EP_TLOG_LEAVES;
+		else if (p->n == 4 && strcmp(p->seg[2], "proof") == 0 &&
+		    strcmp(p->seg[3], "inclusion") == 0)
+			ep = DIR_EP_TLOG_INCLUSION;
+		else if (p->n == 4 && strcmp(p->seg[2], "proof") == 0 &&
+		    strcmp(p->seg[3], "consistency") == 0)
+			ep = DIR_EP_TLOG_CONSISTENCY;
+		goto out;
+	}
 	if (p->n == 3) {
 		if (strcmp(p->seg[1], "inbox") == 0 &&
 		    strcmp(p->seg[2], "ack") == 0)

@@ -59,6 +59,10 @@ enum dir_endpoint {
 	DIR_EP_LOG,             /* /v1/accounts/{a}/log */
 	DIR_EP_DEVICES,         /* /v1/accounts/{a}/devices */
 	DIR_EP_DEVICE,          /* /v1/accounts/{a}/devices/{d} */
+	DIR_EP_TLOG_CHECKPOINT, /* /v1/tlog/checkpoint */
+	DIR_EP_TLOG_INCLUSION,  /* /v1/tlog/proof/inclusion */
+	DIR_EP_TLOG_CONSISTENCY, /* /v1/tlog/proof/consistency */
+	DIR_EP_TLOG_LEAVES,     /* /v1/tlog/leaves */
 };
 
 /* A routed path: account and device are set (else "") for the endpoints

@@ -5,7 +5,7 @@
 noinst_LIBRARIES += directory/libdevid-directory.a
 directory_libdevid_directory_a_SOURCES = \
 	directory/dir-account.c directory/dir-account.h \
-	directory/dir-api.c directory/dir-api.h \
+	directory/dir-api.c directory/dir-api-tlog.c directory/dir-api.h \
 	directory/dir-auth.c directory/dir-auth.h \
 	directory/dir-cache.c directory/dir-cache.h \
 	directory/dir-key.c directory/dir-key.h \
@@ -16,6 +16,7 @@ directory_libdevid_directory_a_SOURCES = \
 	directory/dir-pool.c directory/dir-pool.h \
 	directory/dir-server.c directory/dir-server.h \
 	directory/dir-throttle.c directory/dir-throttle.h \
+	directory/dir-tlog.c directory/dir-tlog.h \
 	directory/dir-store.h directory/dir-store-sqlite.c \
 	directory/dir-store-pg.c
 directory_libdevid_directory_a_CPPFLAGS = $(AM_CPPFLAGS) \
@@ -23,8 +24,10 @@ directory_libdevid_directory_a_CPPFLAGS = $(AM_CPPFLAGS) \
 directory_libdevid_directory_a_CFLAGS = $(AM_CFLAGS) $(MHD_CFLAGS) \
 	$(SQLITE_CFLAGS) $(LIBPQ_CFLAGS)
 
-# The head key may live in a PKCS#11 token (pkcs11/).
-DIRECTORY_LIBS = directory/libdevid-directory.a $(P11_LIBS) $(COMMON_LIBS) \
+# The head key may live in a PKCS#11 token (pkcs11/); checkpoints go to
+# witnesses over HTTP (common/witclient.c, in the client library).
+DIRECTORY_LIBS = directory/libdevid-directory.a $(P11_LIBS) \
+	common/libdevidclient.a $(COMMON_LIBS) $(CURL_LIBS) \
 	$(MHD_LIBS) $(SQLITE_LIBS) $(LIBPQ_LIBS) -lpthread
 
 EXTRA_DIST += docs/directory.md
@@ -148,6 +151,16 @@ tests_bench_bench_directory_CFLAGS = $(AM_CFLAGS) $(MHD_CFLAGS) \
 	$(CURL_CFLAGS) -I$(top_srcdir)/tests/unit
 tests_bench_bench_directory_LDADD = common/libdevidclient.a $(COMMON_LIBS) \
 	$(MHD_LIBS) $(CURL_LIBS) -lpthread
+
+# What the transparency log costs: appends and registrations with and
+# without the tree, checkpoint and cosignature latency, proof sizes at
+# 10^6 leaves; built, never run by `make check` (docs/performance.md).
+noinst_PROGRAMS += tests/bench/bench-tlog
+tests_bench_bench_tlog_SOURCES = tests/bench/bench-tlog.c \
+	tests/unit/test_dir_util.c tests/unit/dir-test-util.h
+tests_bench_bench_tlog_CFLAGS = $(AM_CFLAGS) $(MHD_CFLAGS) \
+	$(CURL_CFLAGS) -I$(top_srcdir)/directory -I$(top_srcdir)/tests/unit
+tests_bench_bench_tlog_LDADD = $(DIRECTORY_LIBS)
 
 # The stores on PostgreSQL: a throw-away cluster (swtpm-ci/pg-start), the
 # storage unit tests against it, and devid-directory on it.
