@@ -72,7 +72,9 @@ agent_alert_default_severity(const char *kind)
 {
 	static const char *const critical[] = { AGENT_ALERT_ROLLBACK,
 	    AGENT_ALERT_FORK, AGENT_ALERT_WRONG_KEY, AGENT_ALERT_LOG_INVALID,
-	    AGENT_ALERT_REGISTRY, AGENT_ALERT_KEY_REPLACED };
+	    AGENT_ALERT_REGISTRY, AGENT_ALERT_KEY_REPLACED,
+	    AGENT_ALERT_TLOG_FORK, AGENT_ALERT_TLOG_INCLUSION,
+	    AGENT_ALERT_TLOG_ACCOUNT_FORK };
 	size_t i;
 
 	for (i = 0; kind != NULL && i < sizeof(critical) / sizeof(critical[0]);

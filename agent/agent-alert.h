@@ -57,6 +57,12 @@
 #define AGENT_ALERT_STALE "stale"
 #define AGENT_ALERT_REGISTRY "registry_tampered"
 #define AGENT_ALERT_KEY_REPLACED "key_replaced"
+/* The directory's transparency log (docs/protocol.md section 7.6). */
+#define AGENT_ALERT_TLOG_NO_QUORUM "tlog_no_quorum"
+#define AGENT_ALERT_TLOG_STALE "tlog_stale"
+#define AGENT_ALERT_TLOG_FORK "tlog_fork"
+#define AGENT_ALERT_TLOG_INCLUSION "tlog_inclusion"
+#define AGENT_ALERT_TLOG_ACCOUNT_FORK "tlog_account_fork"
 
 /* Severities, from the least to the most urgent. */
 #define AGENT_ALERT_INFO "info"
@@ -116,8 +122,8 @@ int agent_alert_parse_line(const char *line, size_t len, struct agent_alert *a,
 /*
  * The default severity of an alert kind: "critical" for the kinds that
  * show a directory or a file that lies (rollback, fork, wrong_key,
- * log_invalid, registry_tampered, key_replaced), "warning" for every
- * other kind.
+ * log_invalid, registry_tampered, key_replaced, tlog_fork,
+ * tlog_inclusion, tlog_account_fork), "warning" for every other kind.
  */
 const char *agent_alert_default_severity(const char *kind);
 

@@ -331,7 +331,7 @@ agent_anchor_op_allowed(const char *op)
 	/* Answers from what the agent holds; none uses or trusts the key.
 	 * A new operation is refused until it is listed here. */
 	static const char *const allowed[] = { "info", "status", "devices",
-	    "alerts", "ack", "lock", "gossip_alert" };
+	    "alerts", "ack", "lock", "gossip_alert", "tlog_fork" };
 	size_t i;
 
 	for (i = 0; op != NULL && i < sizeof(allowed) / sizeof(allowed[0]);

@@ -210,6 +210,10 @@ apply_flags(struct agent_config *c, const struct agent_config *flags,
 	NUM(http_timeout);
 	NUM(pin_timeout);
 	NUM(require_endorsement);
+	NUM(witness_quorum);
+	if ((locked & ((uint64_t)1 << agent_config_key_index("witness"))) &&
+	    agent_config_copy_witnesses(c, flags) != 0)
+		return ERR_ALLOC;
 #undef STR
 #undef NUM
 	return 0;

@@ -27,6 +27,57 @@
 
 #define CLIENT_TIMEOUT_MS 120000
 
+/* Prints the signed note s of an alert's evidence, indented. */
+static void
+print_note(const char *what, const char *s)
+{
+	const char *nl;
+
+	if (s == NULL)
+		return;
+	printf("    %s:\n", what);
+	while (*s != '\0') {
+		nl = strchr(s, '\n');
+		if (nl == s)
+			printf("\n");  /* the line between text and signatures */
+		else
+			printf("      %.*s\n", nl != NULL ? (int)(nl - s) :
+			    (int)strlen(s), s);
+		if (nl == NULL)
+			break;
+		s = nl + 1;
+	}
+}
+
+/*
+ * The evidence of the transparency log's alerts, which a user keeps or
+ * hands on: both checkpoints of a fork, the leaf of an account fork.
+ */
+static void
+print_alert_evidence(const json_t *al)
+{
+	const char *kind = json_string_value(json_object_get(al, "kind"));
+	const json_t *d = json_object_get(al, "details");
+
+	if (kind == NULL || !json_is_object(d))
+		return;
+	if (strcmp(kind, "tlog_fork") == 0) {
+		print_note("checkpoint held", json_string_value(
+		    json_object_get(d, "held")));
+		print_note("checkpoint shown", json_string_value(
+		    json_object_get(d, "shown")));
+	} else if (strcmp(kind, "tlog_account_fork") == 0) {
+		printf("    leaf %" JSON_INTEGER_FORMAT ": event %"
+		    JSON_INTEGER_FORMAT " hash %s\n",
+		    json_integer_value(json_object_get(d, "index")),
+		    json_integer_value(json_object_get(d, "seq")),
+		    json_string_value(json_object_get(d, "hash")) != NULL ?
+		    json_string_value(json_object_get(d, "hash")) : "?");
+		print_note("in checkpoint", json_string_value(
+		    json_object_get(d, "checkpoint")));
+	}
+}
+
 static void
 print_alert(const json_t *al)
 {
@@ -40,6 +91,7 @@ print_alert(const json_t *al)
 	    json_string_value(json_object_get(al, "kind")),
 	    sev != NULL ? sev : "", when,
 	    json_string_value(json_object_get(al, "message")));
+	print_alert_evidence(al);
 }
 
 /* Prints every alert of the array arr (nothing when arr is not one). */
@@ -67,7 +119,7 @@ print_status(const json_t *j)
 {
 	const json_t *w = json_object_get(j, "watcher");
 	const json_t *t = json_object_get(j, "token");
-	const json_t *al = json_object_get(j, "alerts");
+	const json_t *al = json_object_get(j, "alerts"), *tl;
 	char when[32];
 
 	timefmt_utc((uint64_t)json_integer_value(json_object_get(w,
@@ -99,6 +151,23 @@ print_status(const json_t *j)
 	    json_integer_value(json_object_get(t, "ecdhs")),
 	    json_integer_value(json_object_get(t, "decrypts")),
 	    json_integer_value(json_object_get(t, "logins")));
+	if ((tl = json_object_get(j, "tlog")) != NULL)
+		printf("tlog:      %" JSON_INTEGER_FORMAT " of %"
+		    JSON_INTEGER_FORMAT " witnesses; checkpoint size %"
+		    JSON_INTEGER_FORMAT ", %" JSON_INTEGER_FORMAT " leaves "
+		    "monitored; events proven up to seq %" JSON_INTEGER_FORMAT
+		    "%s%s%s\n",
+		    json_integer_value(json_object_get(tl, "quorum")),
+		    json_integer_value(json_object_get(tl, "witnesses")),
+		    json_integer_value(json_object_get(tl, "checkpoint_size")),
+		    json_integer_value(json_object_get(tl, "monitored")),
+		    json_integer_value(json_object_get(tl, "proven_seq")),
+		    json_is_true(json_object_get(tl, "pending")) ?
+		    " (newer not yet proven)" : "",
+		    json_string_length(json_object_get(tl, "last_error")) > 0 ?
+		    "; last error: " : "",
+		    json_string_length(json_object_get(tl, "last_error")) > 0 ?
+		    json_string_value(json_object_get(tl, "last_error")) : "");
 	printf("alerts:    %zu open\n", json_array_size(al));
 	print_alerts(al);
 }

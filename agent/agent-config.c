@@ -50,6 +50,10 @@ const struct agent_config_key agent_config_keys[] = {
 	    "(0: never)" },
 	{ "require_endorsement", NULL, "unendorsed additions are critical, "
 	    "approve needs --force (=no: off)" },
+	{ "witness", "VKEY", "a witness of the directory's transparency log "
+	    "(repeat for each)" },
+	{ "witness_quorum", "K", "cosignatures of witnesses a checkpoint "
+	    "needs (default: all)" },
 	{ NULL, NULL, NULL }
 };
 
@@ -89,6 +93,8 @@ agent_config_init(struct agent_config *c)
 void
 agent_config_free(struct agent_config *c)
 {
+	size_t i;
+
 	if (c == NULL)
 		return;
 	free(c->account);
@@ -103,6 +109,8 @@ agent_config_free(struct agent_config *c)
 	free(c->socket);
 	free(c->alert_command);
 	free(c->log);
+	for (i = 0; i < c->n_witness; i++)
+		free(c->witness[i]);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -242,6 +250,7 @@ enum setting_kind {
 	SETTING_STRING,         /* char * */
 	SETTING_NUMBER,         /* uint64_t */
 	SETTING_BOOL,           /* int, 0 or 1 */
+	SETTING_WITNESS,        /* appended to witness[] */
 };
 
 /* How agent_config_set() checks and stores one setting. */
@@ -283,6 +292,8 @@ static const struct config_setting config_settings[] = {
 	NUMBER_SETTING(http_timeout, 1, 600),
 	NUMBER_SETTING(pin_timeout, 0, 30 * 86400),
 	BOOL_SETTING(require_endorsement),
+	{ "witness", 0, SETTING_WITNESS, 0, 0, NULL },
+	NUMBER_SETTING(witness_quorum, 1, TLOG_WITNESS_MAX),
 	{ NULL, 0, 0, 0, 0, NULL }
 };
 
@@ -359,6 +370,51 @@ check_value_text(const char *key, const char *value, const char *where,
 	return 0;
 }
 
+/*
+ * Appends the witness vkey value to c after checking it, with the
+ * witnesses already there, through the policy code that will use it.
+ */
+static int
+add_witness(struct agent_config *c, const char *value, const char *where,
+    struct err_ctx *e)
+{
+	struct tlog_policy *p;
+	struct err_ctx why;
+	size_t i;
+	int r;
+
+	if (c->n_witness >= TLOG_WITNESS_MAX)
+		return err_set(e, ERR_CONFIG, "%s: more than %d witnesses",
+		    where, TLOG_WITNESS_MAX);
+	/* A policy holds 16 keys of up to 512 bytes: not on the stack. */
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return ERR_ALLOC;
+	err_clear(&why);
+	r = 0;
+	for (i = 0; i < c->n_witness && r == 0; i++)
+		r = tlog_policy_add_witness(p, c->witness[i], &why);
+	if (r == 0 && (r = tlog_policy_add_witness(p, value, &why)) != 0) {
+		if (r == ERR_EXISTS)
+			r = err_set(e, ERR_CONFIG, "%s: witness %.64s is "
+			    "given twice", where, value);
+		else
+			r = err_set(e, ERR_CONFIG, "%s: witness '%.80s' is not "
+			    "a witness verifier key (name+keyid+base64 key, as "
+			    "the witness prints it): %s", where, value,
+			    err_msg(&why));
+	} else if (r != 0) {
+		r = err_set(e, ERR_CONFIG, "%s: a witness given before does "
+		    "not parse: %s", where, err_msg(&why));
+	}
+	free(p);
+	if (r != 0)
+		return r;
+	if ((c->witness[c->n_witness] = strdup(value)) == NULL)
+		return ERR_ALLOC;
+	c->n_witness++;
+	return 0;
+}
+
 int
 agent_config_set(struct agent_config *c, const char *key, const char *value,
     const char *where, struct err_ctx *e)
@@ -374,6 +430,12 @@ agent_config_set(struct agent_config *c, const char *key, const char *value,
 	if ((r = check_value_text(key, value, where, e)) != 0)
 		return r;
 	s = config_setting_find(key);
+	if (s != NULL && s->kind == SETTING_WITNESS) {
+		if (value[0] == '\0')
+			return err_set(e, ERR_CONFIG, "%s: %s is empty", where,
+			    key);
+		return add_witness(c, value, where, e);
+	}
 	if (s != NULL && s->kind == SETTING_BOOL) {
 		int b = parse_bool(value);
 
@@ -477,7 +539,8 @@ agent_config_parse(struct agent_config *c, const char *text, size_t len,
 		if ((idx = agent_config_key_index(key)) < 0)
 			return err_set(e, ERR_CONFIG, "%s: unknown setting "
 			    "'%.64s'", where, key);
-		if (seen & ((uint64_t)1 << idx))
+		if ((seen & ((uint64_t)1 << idx)) &&
+		    strcmp(key, "witness") != 0)
 			return err_set(e, ERR_CONFIG, "%s: '%s' is set twice",
 			    where, key);
 		seen |= (uint64_t)1 << idx;
@@ -523,7 +586,7 @@ agent_config_write(const struct agent_config *c, const char *path,
     struct err_ctx *e)
 {
 	char *text = NULL;
-	size_t len = 0;
+	size_t len = 0, i;
 	FILE *f;
 	int failed, r;
 
@@ -543,6 +606,11 @@ agent_config_write(const struct agent_config *c, const char *path,
 	write_kv(f, "socket", c->socket);
 	write_kv(f, "alert_command", c->alert_command);
 	write_kv(f, "log", c->log);
+	for (i = 0; i < c->n_witness; i++)
+		write_kv(f, "witness", c->witness[i]);
+	if (c->witness_quorum != 0)
+		fprintf(f, "witness_quorum = %llu\n",
+		    (unsigned long long)c->witness_quorum);
 	fprintf(f, "check_interval = %llu\nmax_stale = %llu\n"
 	    "long_poll = %llu\nhttp_timeout = %llu\npin_timeout = %llu\n"
 	    "require_endorsement = %s\n",
@@ -603,5 +671,60 @@ agent_config_finish(struct agent_config *c, int want_socket, struct err_ctx *e)
 		    "than 107 bytes", c->socket);
 	if (c->long_poll > 60)
 		c->long_poll = 60;
+	if (c->witness_quorum > c->n_witness)
+		return err_set(e, ERR_CONFIG, "witness_quorum is %llu but "
+		    "%zu witnesses are configured: give at least that many "
+		    "witness settings or a smaller quorum",
+		    (unsigned long long)c->witness_quorum, c->n_witness);
+	return 0;
+}
+
+int
+agent_config_tlog_policy(const struct agent_config *c, struct tlog_policy *p,
+    struct err_ctx *e)
+{
+	struct err_ctx why;
+	size_t i;
+	int r;
+
+	memset(p, 0, sizeof(*p));
+	if (c->n_witness == 0) {
+		if (c->witness_quorum != 0)
+			return err_set(e, ERR_CONFIG, "witness_quorum is set "
+			    "but no witness is configured");
+		return 0;
+	}
+	err_clear(&why);
+	for (i = 0; i < c->n_witness; i++)
+		if ((r = tlog_policy_add_witness(p, c->witness[i], &why)) != 0)
+			return err_set(e, ERR_CONFIG, "witness '%.80s': %s",
+			    c->witness[i], err_msg(&why));
+	p->quorum = (unsigned int)(c->witness_quorum != 0 ?
+	    c->witness_quorum : c->n_witness);
+	p->max_stale = c->max_stale;
+	if ((r = tlog_policy_check(p, &why)) != 0)
+		return err_set(e, ERR_CONFIG, "witness_quorum: %s",
+		    err_msg(&why));
+	return 0;
+}
+
+int
+agent_config_copy_witnesses(struct agent_config *c,
+    const struct agent_config *src)
+{
+	char *copy[TLOG_WITNESS_MAX];
+	size_t i;
+
+	for (i = 0; i < src->n_witness; i++)
+		if ((copy[i] = strdup(src->witness[i])) == NULL) {
+			while (i-- > 0)
+				free(copy[i]);
+			return ERR_ALLOC;
+		}
+	for (i = 0; i < c->n_witness; i++)
+		free(c->witness[i]);
+	for (i = 0; i < src->n_witness; i++)
+		c->witness[i] = copy[i];
+	c->n_witness = src->n_witness;
 	return 0;
 }

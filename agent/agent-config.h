@@ -10,7 +10,9 @@
  *     check_interval = 60
  *
  * Every key is also a flag: check_interval is --check-interval.  Values
- * from flags win over the file.  Parsing is bounded and strict: unknown
+ * from flags win over the file.  `witness` is the one key that may be
+ * given more than once (in the file and as flags); witnesses given as
+ * flags replace those of the file.  Parsing is bounded and strict: unknown
  * keys, duplicate keys, other sections, lines without '=', control
  * characters, over-long lines and out-of-range numbers are errors that
  * name the file and line.
@@ -22,6 +24,7 @@
 #include <stdint.h>
 
 #include "errors.h"
+#include "tlog-client.h"
 
 #define AGENT_CONFIG_FILE_MAX ((size_t)64 * 1024)
 #define AGENT_CONFIG_LINE_MAX 1024
@@ -85,6 +88,12 @@ struct agent_config {
 	/* An addition without the endorsement of an approved device is a
 	 * critical alert that `approve` accepts only with --force. */
 	int require_endorsement;
+	/* The witnesses of the directory's transparency log (vkey strings,
+	 * docs/protocol.md 7.3) and how many must cosign a checkpoint (0:
+	 * all of them).  No witness: the transparency log is not checked. */
+	char *witness[TLOG_WITNESS_MAX];
+	size_t n_witness;
+	uint64_t witness_quorum;
 };
 
 /* One setting: its INI key, a line of help, and the value's shape. */
@@ -109,9 +118,10 @@ void agent_config_free(struct agent_config *c);
  * within their range, the account and label follow PROTOCOL.md, the
  * directory key is 64 lowercase hex digits, the directory URL passes
  * dirc_url_check() (https://, or http:// only to loopback), enc_alg and
- * log one of their words.  ERR_CONFIG with a message for an unknown key
- * or a bad value; c is unchanged then.  where ("file:line" or "--flag")
- * prefixes messages.
+ * log one of their words, a witness a witness vkey (type 0x04) not given
+ * before, appended to the others (at most TLOG_WITNESS_MAX).  ERR_CONFIG
+ * with a message for an unknown key or a bad value; c is unchanged then.
+ * where ("file:line" or "--flag") prefixes messages.
  */
 int agent_config_set(struct agent_config *c, const char *key, const char *value,
     const char *where, struct err_ctx *e);
@@ -163,5 +173,19 @@ int agent_config_default_socket(char **out, struct err_ctx *e);
  */
 int agent_config_finish(struct agent_config *c, int want_socket,
     struct err_ctx *e);
+
+/*
+ * The transparency-log policy of c into p: its witnesses, the quorum
+ * (witness_quorum, or every witness when 0) and max_stale.  With no
+ * witness p->n_witness is 0 (nothing to check) and 0 is returned.
+ * ERR_CONFIG for a quorum without witnesses or larger than their
+ * number, or a witness that does not parse; p is zeroed first.
+ */
+int agent_config_tlog_policy(const struct agent_config *c,
+    struct tlog_policy *p, struct err_ctx *e);
+
+/* Replaces the witnesses of c with copies of those of src. */
+int agent_config_copy_witnesses(struct agent_config *c,
+    const struct agent_config *src);
 
 #endif /* DEVID_AGENT_CONFIG_H */

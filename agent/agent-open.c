@@ -581,8 +581,11 @@ open_answer(const struct env_opened *opened, json_t **out)
 	    &body)) != 0 || (r = b64url_encode(opened->id,
 	    sizeof(opened->id), &idb)) != 0)
 		goto out;
-	payload = json_pack("{s:s, s:s, s:s?}", "type", opened->payload.type,
-	    "body", body, "name", opened->payload.name);
+	/* The sender's checkpoint, when it sent one, goes to devid-msg,
+	 * which compares it with its own (docs/protocol.md section 7.7). */
+	payload = json_pack("{s:s, s:s, s:s?, s:s?}", "type",
+	    opened->payload.type, "body", body, "name", opened->payload.name,
+	    "checkpoint", opened->payload.checkpoint);
 	o = json_pack("{s:b, s:s, s:{s:s, s:s}, s:I, s:o}", "ok", 1,
 	    "msg_id", idb, "sender", "account", opened->sender_account,
 	    "device", opened->sender_device, "sent", (json_int_t)opened->sent,

@@ -173,6 +173,8 @@ agent_load(struct agent *a, const struct agent_config *cfg,
 		return r;
 	if ((r = load_dir_key(a, e)) != 0)
 		return r;
+	if ((r = agent_watch_tlog_new(a, e)) != 0)
+		return r;
 	if ((r = agent_token_init(&a->tok, cfg->token, cfg->tcti,
 	    cfg->state_dir, 0, e)) != 0)
 		return r;
@@ -206,6 +208,7 @@ agent_free(struct agent *a)
 {
 	if (a == NULL)
 		return;
+	agent_watch_tlog_free(a);
 	agent_token_free(&a->tok);
 	crypto_wipe(a->session, sizeof(a->session));
 	reg_clear(&a->reg);
@@ -475,7 +478,40 @@ op_info(struct agent *a, struct agent_sock_conn *conn, const json_t *req,
 	    "locked", agent_token_locked(&a->tok));
 	free(sig);
 	free(enc);
+	/* The witnesses a local client (devid-msg) checks with. */
+	if (o != NULL) {
+		json_t *w = json_array();
+		size_t i;
+
+		for (i = 0; w != NULL && i < a->cfg->n_witness; i++)
+			json_array_append_new(w,
+			    json_string(a->cfg->witness[i]));
+		json_object_set_new(o, "witnesses", w);
+		json_object_set_new(o, "witness_quorum", json_integer(
+		    (json_int_t)(a->cfg->witness_quorum != 0 ?
+		    a->cfg->witness_quorum : a->cfg->n_witness)));
+	}
 	return o;
+}
+
+/* The transparency log's part of `status`, or NULL without witnesses. */
+static json_t *
+tlog_status_json(struct agent *a)
+{
+	const struct agent_tlog_status *s = &a->tlog_status;
+
+	if (!s->enabled)
+		return NULL;
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:s}",
+	    "witnesses", (json_int_t)a->cfg->n_witness,
+	    "quorum", (json_int_t)(a->cfg->witness_quorum != 0 ?
+	    a->cfg->witness_quorum : a->cfg->n_witness),
+	    "checkpoint_size", (json_int_t)s->checkpoint_size,
+	    "fresh", (json_int_t)s->fresh,
+	    "monitored", (json_int_t)s->monitored,
+	    "proven_seq", (json_int_t)s->proven_seq,
+	    "head_seq", (json_int_t)s->head_seq,
+	    "pending", s->pending, "last_error", s->last_error);
 }
 
 static json_t *
@@ -519,6 +555,8 @@ op_status(struct agent *a, struct agent_sock_conn *conn, const json_t *req,
 	    agent_sock_server_clients(a->srv) : 0),
 	    "refused_peers", (json_int_t)(a->srv != NULL ?
 	    agent_sock_server_refused_peers(a->srv) : 0));
+	if (o != NULL && a->tlog_status.enabled)
+		json_object_set_new(o, "tlog", tlog_status_json(a));
 	return o;
 }
 
@@ -934,6 +972,13 @@ op_gossip_alert(struct agent *a, struct agent_sock_conn *conn,
 }
 
 static json_t *
+op_tlog_fork(struct agent *a, struct agent_sock_conn *conn,
+    const json_t *req, struct err_ctx *e)
+{
+	return agent_op_tlog_fork(a, req, e);
+}
+
+static json_t *
 op_endorse(struct agent *a, struct agent_sock_conn *conn, const json_t *req,
     struct err_ctx *e)
 {
@@ -970,6 +1015,7 @@ static const struct agent_op agent_ops[] = {
 	{ "sign",         0, NULL,            op_sign },
 	{ "open",         1, agent_open_args, op_open },
 	{ "gossip_alert", 0, NULL,            op_gossip_alert },
+	{ "tlog_fork",    0, NULL,            op_tlog_fork },
 	{ "endorse",      1, agent_endorse_args, op_endorse },
 	/* Locked only when no session is cached: checked by op_session. */
 	{ "session",      0, NULL,            op_session },

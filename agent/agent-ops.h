@@ -24,6 +24,7 @@
 #include "agent-anchor.h"
 #include "agent-config.h"
 #include "agent-sock.h"
+#include "agent-tlog.h"
 #include "agent-token.h"
 #include "errors.h"
 #include "registry.h"
@@ -71,6 +72,11 @@ struct agent {
 	struct agent_anchor anchor;     /* are the token's keys this device's */
 	EVP_PKEY *dir_pub;      /* the pinned directory key */
 	char dir_id[65];
+
+	/* the transparency log (agent-watch-tlog.c): NULL without
+	 * witnesses; the run is the watcher's, the status is under lock */
+	struct agent_tlog_run *tlog;
+	struct agent_tlog_status tlog_status;
 
 	/* watcher */
 	uint64_t started;

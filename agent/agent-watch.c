@@ -494,6 +494,10 @@ agent_watch_apply(struct agent *a, const struct acctlog_response *resp,
 	return r;
 }
 
+/* Seconds before the next check while the latest event waits for a
+ * checkpoint of the transparency log that proves it. */
+#define WATCH_TLOG_RECHECK_S 2
+
 /* At most this many pages of events (1024 each) are joined in one check. */
 #define WATCH_MAX_PAGES 8
 
@@ -645,16 +649,37 @@ watch_have_session(struct agent *a, struct dirc *c, uint64_t *expires,
  */
 static int
 watch_fetch_log(struct dirc *c, const char *account, uint64_t since,
-    unsigned int wait_s, struct acctlog_response **resp, struct err_ctx *e)
+    unsigned int wait_s, int tlog, struct acctlog_response **resp,
+    struct err_ctx *e)
 {
 	int r;
 
-	r = dirc_get_log(c, account, since, wait_s, resp, e);
+	/* With witnesses, the first page carries the checkpoint and the
+	 * inclusion proof (tlog=1); the pages that follow need none. */
+	r = tlog ? dirc_get_log_tlog(c, account, since, wait_s, resp, e) :
+	    dirc_get_log(c, account, since, wait_s, resp, e);
 	/* A log longer than one answer comes in pages. */
 	if (r == 0 && (r = watch_fetch_rest(c, account, *resp, e)) != 0) {
 		acctlog_response_free(*resp);
 		*resp = NULL;
 	}
+	return r;
+}
+
+int
+agent_watch_refresh_log(struct agent *a, struct dirc *c, struct err_ctx *e)
+{
+	struct acctlog_response *resp = NULL;
+	uint64_t since = a->reg.log.seq;
+	int r;
+
+	pthread_mutex_unlock(&a->lock);
+	r = watch_fetch_log(c, a->reg.account, since, 0, 0, &resp, e);
+	pthread_mutex_lock(&a->lock);
+	if (r != 0)
+		return r;
+	r = agent_watch_apply(a, resp, (uint64_t)time(NULL), e);
+	acctlog_response_free(resp);
 	return r;
 }
 
@@ -677,7 +702,7 @@ watch_main(void *arg)
 	struct err_ctx e;
 	uint64_t expires = 0, since, now, t0;
 	unsigned int wait_s;
-	int r, quick = 1;
+	int r, quick = 1, pending;
 
 	memset(&opt, 0, sizeof(opt));
 	opt.timeout_s = (long)cfg->http_timeout;
@@ -714,7 +739,7 @@ watch_main(void *arg)
 		/* The first check after a start or a failure answers at
 		 * once; then the long-poll waits for news. */
 		r = watch_fetch_log(c, a->reg.account, since,
-		    quick ? 0 : wait_s, &resp, &e);
+		    quick ? 0 : wait_s, a->tlog != NULL, &resp, &e);
 		pthread_mutex_lock(&a->lock);
 		if (a->stop) {
 			acctlog_response_free(resp);
@@ -735,10 +760,23 @@ watch_main(void *arg)
 		}
 		now = (uint64_t)time(NULL);
 		r = agent_watch_apply(a, resp, now, &e);
+		pending = 0;
+		if (r == 0 && a->tlog != NULL) {
+			/* Its failures are alerts of their own, not a
+			 * failed check of the account's log. */
+			err_clear(&e);
+			(void)agent_watch_tlog_check(a, c, resp, &pending, &e);
+		}
 		acctlog_response_free(resp);
 		resp = NULL;
-		quick = r != 0;
-		if (r != 0 || wait_s == 0)
+		quick = r != 0 || pending;
+		if (a->stop)
+			break;
+		if (r == 0 && pending)
+			/* The latest event is not proven yet: soon again,
+			 * for a later checkpoint. */
+			watch_wait(a, WATCH_TLOG_RECHECK_S);
+		else if (r != 0 || wait_s == 0)
 			watch_wait(a, cfg->check_interval);
 		else if (now - t0 < 1 && since == a->reg.log.seq &&
 		    a->checks > 1)

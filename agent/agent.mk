@@ -13,7 +13,8 @@ agent_libdevid_agent_a_SOURCES = \
 	agent/agent-token.c agent/agent-token.h \
 	agent/agent-req.c agent/agent-req.h \
 	agent/agent-ops.c agent/agent-ops.h agent/agent-open.c \
-	agent/agent-watch.c agent/agent-watch.h \
+	agent/agent-watch.c agent/agent-watch.h agent/agent-watch-tlog.c \
+	agent/agent-tlog.c agent/agent-tlog.h \
 	agent/agent-enrol.c agent/agent-enrol.h \
 	agent/agent-anchor.c agent/agent-anchor.h
 agent_libdevid_agent_a_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tpm \
@@ -63,6 +64,13 @@ tests_unit_test_agentreplay_LDADD = $(AGENT_LIBS) $(UNIT_LIBS)
 tests_unit_test_agenttoken_CPPFLAGS = $(AGENT_UNIT_CPPFLAGS)
 tests_unit_test_agenttoken_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_agenttoken_LDADD = $(AGENT_LIBS) $(UNIT_LIBS)
+
+# Unit tests: the transparency-log monitor's state and leaf checks.
+check_PROGRAMS += tests/unit/test_agenttlog
+TESTS += tests/unit/test_agenttlog
+tests_unit_test_agenttlog_CPPFLAGS = $(AGENT_UNIT_CPPFLAGS)
+tests_unit_test_agenttlog_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_agenttlog_LDADD = $(AGENT_LIBS) $(UNIT_LIBS)
 
 EXTRA_DIST += agent/devid-agent.service docs/agent.md
 

@@ -1,11 +1,13 @@
 /*
  * fuzz_agent.c - libFuzzer harness for the agent's own parsers: the
- * config file, socket frames, the registry file and alert-journal lines.
- * All four read bytes that someone other than the agent can write: the
- * user's editor, any local client, and malware without the PIN that edits
- * the state directory.
+ * config file, socket frames, the registry file, alert-journal lines and
+ * the transparency-log monitor's state file.  All of them read bytes that
+ * someone other than the agent can write: the user's editor, any local
+ * client, and malware without the PIN that edits the state directory.
  *
- * The first input byte picks the parser; the rest is its input.
+ * The first input byte picks the parser (its value modulo 5); the rest is
+ * its input.  A monitor state that parses must format back to text that
+ * parses to the same state.
  */
 #include "config.h"
 
@@ -19,6 +21,7 @@
 #include "agent-config.h"
 #include "registry.h"
 #include "agent-sock.h"
+#include "agent-tlog.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -28,7 +31,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct agent_config cfg;
 	struct registry reg;
 	struct agent_alert a;
-	char how[16];
+	struct agent_tlog_monitor m, m2;
+	char how[16], *again = NULL;
+	size_t again_len;
 	json_t *obj = NULL;
 	const char *text;
 
@@ -36,7 +41,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	text = (const char *)data + 1;
 	size--;
-	switch (data[0] % 4) {
+	switch (data[0] % 5) {
 	case 0:
 		agent_config_init(&cfg);
 		(void)agent_config_parse(&cfg, text, size, "fuzz", 0, NULL);
@@ -51,6 +56,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memset(&reg, 0, sizeof(reg));
 		(void)reg_parse(text, size, &reg, NULL);
 		reg_clear(&reg);
+		break;
+	case 4:
+		if (agent_tlog_monitor_parse(text, size, &m, NULL) != 0)
+			break;
+		if (agent_tlog_monitor_format(&m, &again, &again_len) != 0 ||
+		    agent_tlog_monitor_parse(again, again_len, &m2, NULL) != 0 ||
+		    m.f.size != m2.f.size || m.f.count != m2.f.count ||
+		    m.next_seq != m2.next_seq ||
+		    memcmp(m.f.node, m2.f.node, (size_t)m.f.count *
+		    sizeof(m.f.node[0])) != 0)
+			abort();
+		free(again);
 		break;
 	default:
 		memset(&a, 0, sizeof(a));

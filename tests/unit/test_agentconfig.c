@@ -18,12 +18,15 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
 
 #include "agent-config.h"
 #include "agent-token.h"
 #include "dirclient.h"
 #include "errors.h"
 #include "paths.h"
+#include "tlog-client.h"
+#include "tlog-note.h"
 
 #define ID64 "5c7a655f4354ad30ee348a2235da1e4af5c21822e90ad926f88fea1e9d01278f"
 
@@ -594,6 +597,208 @@ test_token_spec_init(void **state)
 	agent_token_free(&at);
 }
 
+/* --- witnesses of the transparency log --- */
+
+/* A log's vkey (type 0x01): not a witness. */
+#define LOG_VKEY "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4" \
+	"izWy10TW"
+
+/* A fresh witness vkey named name into out. */
+static void
+witness_vkey(const char *name, char *out, size_t size)
+{
+	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	struct tlog_vkey v;
+
+	assert_non_null(k);
+	assert_int_equal(tlog_vkey_cosigner(name, k, &v, NULL), 0);
+	assert_int_equal(tlog_vkey_format(&v, out, size), 0);
+	EVP_PKEY_free(k);
+}
+
+static void
+test_witness_parse(void **state)
+{
+	char w1[TLOG_VKEY_MAX * 2], w2[TLOG_VKEY_MAX * 2], w3[TLOG_VKEY_MAX * 2];
+	char text[4096];
+	struct agent_config c;
+	struct tlog_policy *p;
+	struct err_ctx e;
+
+	(void)state;
+	witness_vkey("w1.example", w1, sizeof(w1));
+	witness_vkey("w2.example", w2, sizeof(w2));
+	witness_vkey("w3.example", w3, sizeof(w3));
+	p = calloc(1, sizeof(*p));
+	assert_non_null(p);
+
+	/* None: the policy is off. */
+	assert_int_equal(parse(&c, "account = a@b.c\n", &e), 0);
+	assert_int_equal(c.n_witness, 0);
+	assert_int_equal(agent_config_tlog_policy(&c, p, &e), 0);
+	assert_int_equal(p->n_witness, 0);
+	agent_config_free(&c);
+
+	/* Repeated, in order; the quorum defaults to all of them. */
+	snprintf(text, sizeof(text), "witness = %s\nwitness=%s\n"
+	    "witness = %s\n", w1, w2, w3);
+	assert_int_equal(parse(&c, text, &e), 0);
+	assert_int_equal(c.n_witness, 3);
+	assert_string_equal(c.witness[0], w1);
+	assert_string_equal(c.witness[2], w3);
+	assert_int_equal(c.witness_quorum, 0);
+	c.max_stale = 77;
+	assert_int_equal(agent_config_tlog_policy(&c, p, &e), 0);
+	assert_int_equal(p->n_witness, 3);
+	assert_int_equal(p->quorum, 3);
+	assert_int_equal(p->max_stale, 77);
+	assert_string_equal(p->witness[1].name, "w2.example");
+	assert_int_equal(agent_config_finish(&c, 0, &e), 0);
+	agent_config_free(&c);
+
+	/* An explicit quorum. */
+	snprintf(text, sizeof(text), "witness = %s\nwitness = %s\n"
+	    "witness_quorum = 1\n", w1, w2);
+	assert_int_equal(parse(&c, text, &e), 0);
+	assert_int_equal(agent_config_tlog_policy(&c, p, &e), 0);
+	assert_int_equal(p->quorum, 1);
+	agent_config_free(&c);
+
+	/* A quorum larger than the witnesses, or without any. */
+	snprintf(text, sizeof(text), "witness = %s\nwitness_quorum = 2\n",
+	    w1);
+	assert_int_equal(parse(&c, text, &e), 0);
+	assert_int_equal(agent_config_finish(&c, 0, &e), ERR_CONFIG);
+	assert_non_null(strstr(err_msg(&e), "witness_quorum"));
+	err_clear(&e);
+	assert_int_equal(agent_config_tlog_policy(&c, p, &e), ERR_CONFIG);
+	agent_config_free(&c);
+	assert_int_equal(parse(&c, "witness_quorum = 1\n", &e), 0);
+	assert_int_equal(agent_config_tlog_policy(&c, p, &e), ERR_CONFIG);
+	agent_config_free(&c);
+	free(p);
+}
+
+static void
+test_witness_bad(void **state)
+{
+	char w1[TLOG_VKEY_MAX * 2], text[4096], bad[TLOG_VKEY_MAX * 2];
+	struct agent_config c;
+	struct err_ctx e;
+	size_t i;
+
+	(void)state;
+	witness_vkey("w1.example", w1, sizeof(w1));
+	/* Given twice. */
+	snprintf(text, sizeof(text), "witness = %s\nwitness = %s\n", w1, w1);
+	assert_int_equal(parse(&c, text, &e), ERR_CONFIG);
+	assert_non_null(strstr(err_msg(&e), "test.conf:2"));
+	assert_non_null(strstr(err_msg(&e), "twice"));
+	agent_config_free(&c);
+	/* A log's key, garbage, a wrong key id, empty. */
+	assert_int_equal(parse(&c, "witness = " LOG_VKEY "\n", &e),
+	    ERR_CONFIG);
+	assert_non_null(strstr(err_msg(&e), "test.conf:1"));
+	agent_config_free(&c);
+	assert_int_equal(parse(&c, "witness = nonsense\n", &e), ERR_CONFIG);
+	agent_config_free(&c);
+	snprintf(bad, sizeof(bad), "%s", w1);
+	/* The key id follows the first '+': flip one of its digits. */
+	i = strchr(bad, '+') - bad + 1;
+	bad[i] = bad[i] == '0' ? '1' : '0';
+	snprintf(text, sizeof(text), "witness = %s\n", bad);
+	assert_int_equal(parse(&c, text, &e), ERR_CONFIG);
+	agent_config_free(&c);
+	assert_int_equal(parse(&c, "witness =\n", &e), ERR_CONFIG);
+	agent_config_free(&c);
+	/* Quorum out of range. */
+	assert_int_equal(parse(&c, "witness_quorum = 0\n", &e), ERR_CONFIG);
+	agent_config_free(&c);
+	assert_int_equal(parse(&c, "witness_quorum = 17\n", &e), ERR_CONFIG);
+	agent_config_free(&c);
+	/* Other keys still may not repeat. */
+	assert_int_equal(parse(&c, "witness_quorum = 1\nwitness_quorum = 1\n",
+	    &e), ERR_CONFIG);
+	agent_config_free(&c);
+	/* At most TLOG_WITNESS_MAX. */
+	agent_config_init(&c);
+	for (i = 0; i < TLOG_WITNESS_MAX; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "w%zu", i);
+		witness_vkey(name, text, sizeof(text));
+		assert_int_equal(agent_config_set(&c, "witness", text, "--witness",
+		    &e), 0);
+	}
+	witness_vkey("one-more", text, sizeof(text));
+	assert_int_equal(agent_config_set(&c, "witness", text, "--witness", &e),
+	    ERR_CONFIG);
+	assert_int_equal(c.n_witness, TLOG_WITNESS_MAX);
+	agent_config_free(&c);
+}
+
+/* Witnesses given as flags replace the file's; init writes them. */
+static void
+test_witness_flags_write(void **state)
+{
+	char w1[TLOG_VKEY_MAX * 2], w2[TLOG_VKEY_MAX * 2], text[4096];
+	char dir[64], *path;
+	struct agent_config c, d;
+	struct err_ctx e;
+	uint64_t locked;
+
+	(void)state;
+	witness_vkey("w1.example", w1, sizeof(w1));
+	witness_vkey("w2.example", w2, sizeof(w2));
+	agent_config_init(&c);
+	err_clear(&e);
+	assert_int_equal(agent_config_set(&c, "witness", w2, "--witness", &e),
+	    0);
+	locked = (uint64_t)1 << agent_config_key_index("witness");
+	snprintf(text, sizeof(text), "witness = %s\n", w1);
+	assert_int_equal(agent_config_parse(&c, text, strlen(text), "f",
+	    locked, &e), 0);
+	assert_int_equal(c.n_witness, 1);
+	assert_string_equal(c.witness[0], w2);
+	/* Copies replace. */
+	agent_config_init(&d);
+	assert_int_equal(agent_config_set(&d, "witness", w1, NULL, &e), 0);
+	assert_int_equal(agent_config_copy_witnesses(&d, &c), 0);
+	assert_int_equal(d.n_witness, 1);
+	assert_string_equal(d.witness[0], w2);
+	agent_config_free(&d);
+
+	/* Written and read back with the quorum. */
+	assert_int_equal(agent_config_set(&c, "witness", w1, NULL, &e), 0);
+	assert_int_equal(agent_config_set(&c, "witness_quorum", "1", NULL, &e),
+	    0);
+	snprintf(dir, sizeof(dir), "%s/devid-cfg-XXXXXX", P_tmpdir);
+	assert_non_null(mkdtemp(dir));
+	path = path_join(dir, "agent.conf");
+	assert_non_null(path);
+	assert_int_equal(agent_config_write(&c, path, &e), 0);
+	agent_config_init(&d);
+	assert_int_equal(agent_config_load(&d, path, 0, &e), 0);
+	assert_int_equal(d.n_witness, 2);
+	assert_string_equal(d.witness[0], w2);
+	assert_string_equal(d.witness[1], w1);
+	assert_int_equal(d.witness_quorum, 1);
+	agent_config_free(&d);
+	/* Without witnesses nothing of them is written. */
+	agent_config_free(&c);
+	agent_config_init(&c);
+	assert_int_equal(agent_config_write(&c, path, &e), 0);
+	agent_config_init(&d);
+	assert_int_equal(agent_config_load(&d, path, 0, &e), 0);
+	assert_int_equal(d.n_witness, 0);
+	assert_int_equal(d.witness_quorum, 0);
+	agent_config_free(&d);
+	agent_config_free(&c);
+	unlink(path);
+	free(path);
+	rmdir(dir);
+}
+
 int
 main(void)
 {
@@ -612,6 +817,9 @@ main(void)
 		cmocka_unit_test(test_token_spec_bad),
 		cmocka_unit_test(test_token_spec_config),
 		cmocka_unit_test(test_token_spec_init),
+		cmocka_unit_test(test_witness_parse),
+		cmocka_unit_test(test_witness_bad),
+		cmocka_unit_test(test_witness_flags_write),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
