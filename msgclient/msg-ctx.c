@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -30,6 +31,7 @@
 #include "msg.h"
 #include "paths.h"
 #include "timefmt.h"
+#include "tlog-client.h"
 
 /* --data-dir, else the state directory the agent uses (paths.h). */
 static int
@@ -51,6 +53,52 @@ jstr(const json_t *o, const char *key)
 	const char *s = json_string_value(json_object_get(o, key));
 
 	return s != NULL ? s : "";
+}
+
+/*
+ * The witnesses the agent's "info" answer names ("witnesses": [vkey, ...],
+ * "witness_quorum": k) into c->tlog; none (absent or empty): c->tlog
+ * stays NULL and no transparency log checks are made.
+ */
+static int
+ctx_witnesses(struct msg_ctx *c, const json_t *resp, struct err_ctx *e)
+{
+	const json_t *ws = json_object_get(resp, "witnesses");
+	const json_t *q = json_object_get(resp, "witness_quorum"), *w;
+	size_t i;
+	int r;
+
+	if (ws == NULL || json_is_null(ws) ||
+	    (json_is_array(ws) && json_array_size(ws) == 0))
+		return 0;
+	if (!json_is_array(ws) || !json_is_integer(q) ||
+	    json_integer_value(q) < 1 ||
+	    json_integer_value(q) > TLOG_WITNESS_MAX)
+		return err_set(e, ERR_CONFIG, "devid-agent names witnesses "
+		    "without a usable quorum: check witnesses and "
+		    "witness_quorum in its configuration");
+	if ((c->tlog = calloc(1, sizeof(*c->tlog))) == NULL ||
+	    (c->tlog_st = calloc(1, sizeof(*c->tlog_st))) == NULL)
+		return ERR_ALLOC;
+	json_array_foreach(ws, i, w) {
+		if (!json_is_string(w))
+			return err_set(e, ERR_CONFIG, "devid-agent names a "
+			    "witness that is not a vkey string");
+		if ((r = tlog_policy_add_witness(c->tlog,
+		    json_string_value(w), e)) != 0) {
+			char why[ERR_MSG_MAX];
+
+			snprintf(why, sizeof(why), "%s", err_msg(e));
+			return err_wrap(e, ERR_CONFIG, "devid-agent's witness "
+			    "%zu is not usable: %s", i + 1, why);
+		}
+	}
+	c->tlog->quorum = (unsigned int)json_integer_value(q);
+	c->tlog->max_stale = c->cli->max_stale_s != 0 ? c->cli->max_stale_s :
+	    MSG_MAX_STALE_DEFAULT;
+	if ((r = tlog_policy_check(c->tlog, e)) != 0)
+		return r;
+	return 0;
 }
 
 /* Reads this device from the agent's "info" answer. */
@@ -95,6 +143,8 @@ ctx_info(struct msg_ctx *c, struct err_ctx *e)
 		r = ERR_ALLOC;
 		goto out;
 	}
+	if ((r = ctx_witnesses(c, resp, e)) != 0)
+		goto out;
 	r = 0;
  out:
 	free(der);
@@ -144,6 +194,18 @@ ctx_directory(struct msg_ctx *c, struct err_ctx *e)
 	if ((r = crypto_spki_import(info.head_key, info.head_key_len,
 	    &c->dir_pub, e)) != 0)
 		goto out;
+	memcpy(c->dir_spki, info.head_key, info.head_key_len);
+	c->dir_spki_len = info.head_key_len;
+	if (c->tlog != NULL) {
+		if (asprintf(&c->tlog_path, "%s/%s", c->data_dir,
+		    MSG_TLOG_FILE) < 0) {
+			c->tlog_path = NULL;
+			r = ERR_ALLOC;
+			goto out;
+		}
+		if ((r = tlog_state_load(c->tlog_path, c->tlog_st, e)) != 0)
+			goto out;
+	}
 	r = 0;
  out:
 	json_decref(req);
@@ -224,6 +286,9 @@ msg_ctx_close(struct msg_ctx *c)
 	if (c->log != NULL)
 		fclose(c->log);
 	acctlog_state_clear(&c->own);
+	free(c->tlog);
+	free(c->tlog_st);
+	free(c->tlog_path);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -244,15 +309,82 @@ msg_log(struct msg_ctx *c, const char *fmt, ...)
 	fflush(c->log);
 }
 
-int
-msg_log_update(struct msg_ctx *c, struct acctlog_state *st,
-    struct acctlog_evidence *ev, struct err_ctx *e)
+/*
+ * The transparency log check of one verified read: resp was read with
+ * tlog=1 and work verified from it.  *pending is set when the latest
+ * events are not yet proven.
+ */
+static int
+log_tlog_check(struct msg_ctx *c, const struct acctlog_state *work,
+    const struct acctlog_response *resp, int *pending, struct err_ctx *e)
+{
+	struct tlog_check_result *res = NULL;
+	const uint8_t *ev = NULL;
+	char why[ERR_MSG_MAX];
+	size_t i;
+	int r;
+
+	*pending = 0;
+	if ((res = calloc(1, sizeof(*res))) == NULL)
+		return ERR_ALLOC;
+	/* The hash of the proven event, as this device verified it. */
+	if (resp->tlog.present) {
+		if (resp->tlog.seq == work->seq)
+			ev = work->hash;
+		for (i = 0; ev == NULL && i < work->n_history; i++)
+			if (work->history[i].seq == resp->tlog.seq)
+				ev = work->history[i].hash;
+	}
+	r = tlog_check_log(c->tlog, c->dir_spki, c->dir_spki_len, c->tlog_st,
+	    c->tlog_path, c->dirc, work->account, resp, ev,
+	    (uint64_t)time(NULL), res, e);
+	if (r == ERR_FORK && res->have_fork)
+		(void)msg_report_tlog_fork(c, &res->fork, NULL);
+	if (r != 0) {
+		msg_log(c, "transparency log check of %s failed: %s",
+		    work->account, err_msg(e));
+		switch (r) {
+		case ERR_DENIED:
+		case ERR_STALE:
+		case ERR_FORK:
+		case ERR_SIGNATURE:
+		case ERR_FORMAT:
+			/* What the log does not vouch for (not a failure
+			 * to reach the directory). */
+			c->tlog_err = r;
+			snprintf(why, sizeof(why), "%s", err_msg(e));
+			r = err_wrap(e, r, "refusing the directory's log of "
+			    "%s: %s", work->account, why);
+			break;
+		default:
+			break;
+		}
+		goto out;
+	}
+	if (res->pending) {
+		*pending = 1;
+		c->tlog_err = ERR_TIMEOUT;
+		r = err_set(e, ERR_TIMEOUT, "the directory has not yet "
+		    "published the latest events of %s (up to %" PRIu64 ", "
+		    "proven up to %" PRIu64 ") in its transparency log; try "
+		    "again", work->account, res->head_seq, res->proven_seq);
+	}
+ out:
+	free(res);
+	return r;
+}
+
+/* One read of st's log, verified into st unless *pending. */
+static int
+log_update_once(struct msg_ctx *c, struct acctlog_state *st,
+    struct acctlog_evidence *ev, int *pending, struct err_ctx *e)
 {
 	struct acctlog_response *resp = NULL;
 	struct acctlog_state work;
 	uint64_t now, max_stale;
 	int r = ERR_INTERNAL;
 
+	*pending = 0;
 	memset(&work, 0, sizeof(work));
 	if ((r = acctlog_state_copy(&work, st)) != 0)
 		goto out;
@@ -261,11 +393,15 @@ msg_log_update(struct msg_ctx *c, struct acctlog_state *st,
 	for (;;) {
 		acctlog_response_free(resp);
 		resp = NULL;
-		if ((r = dirc_get_log(c->dirc, work.account, work.seq, 0,
-		    &resp, e)) != 0) {
+		r = c->tlog != NULL ?
+		    dirc_get_log_tlog(c->dirc, work.account, work.seq, 0,
+		    &resp, e) :
+		    dirc_get_log(c->dirc, work.account, work.seq, 0, &resp, e);
+		if (r != 0) {
 			if (r == ERR_NOT_FOUND)
 				r = err_wrap(e, r, "recipient unknown: the "
-				    "directory has no account %s", work.account);
+				    "directory has no account %s",
+				    work.account);
 			goto out;
 		}
 		/* A long log comes in pages: apply all but the last. */
@@ -282,12 +418,15 @@ msg_log_update(struct msg_ctx *c, struct acctlog_state *st,
 	if ((r = acctlog_verify_update(&work, resp->events, resp->n_events,
 	    &resp->head, c->dir_pub, now, max_stale, ev, e)) != 0) {
 		if (r == ERR_STALE)
-			r = err_wrap(e, r, "the directory's view of %s is older "
-			    "than %llu s: someone may be holding back the "
+			r = err_wrap(e, r, "the directory's view of %s is "
+			    "older than %llu s: someone may be holding back the "
 			    "directory", work.account,
 			    (unsigned long long)max_stale);
 		goto out;
 	}
+	if (c->tlog != NULL &&
+	    (r = log_tlog_check(c, &work, resp, pending, e)) != 0)
+		goto out;
 	acctlog_state_clear(st);
 	*st = work;
 	memset(&work, 0, sizeof(work));     /* transferred */
@@ -296,6 +435,28 @@ msg_log_update(struct msg_ctx *c, struct acctlog_state *st,
 	acctlog_state_clear(&work);
 	acctlog_response_free(resp);
 	return r;
+}
+
+int
+msg_log_update(struct msg_ctx *c, struct acctlog_state *st,
+    struct acctlog_evidence *ev, struct err_ctx *e)
+{
+	struct timespec step;
+	unsigned int waited = 0;
+	int r, pending = 0;
+
+	for (;;) {
+		c->tlog_err = 0;
+		r = log_update_once(c, st, ev, &pending, e);
+		if (r == 0 || !pending || waited >= MSG_TLOG_WAIT_MS)
+			return r;
+		err_clear(e);
+		step.tv_sec = 0;
+		step.tv_nsec = (long)MSG_TLOG_STEP_MS * 1000000L;
+		while (nanosleep(&step, &step) != 0)
+			;
+		waited += MSG_TLOG_STEP_MS;
+	}
 }
 
 int
@@ -498,5 +659,94 @@ msg_report_split(struct msg_ctx *c, const char *account, const char *kind,
 	json_decref(ch);
 	json_decref(req);
 	json_decref(resp);
+	return r;
+}
+
+int
+msg_report_tlog_fork(struct msg_ctx *c, const struct tlog_fork *fork,
+    const char *reporter)
+{
+	struct err_ctx e;
+	json_t *req = NULL, *resp = NULL;
+	const char *alert_id;
+	int r = ERR_INTERNAL;
+
+	err_clear(&e);
+	fprintf(stderr, "devid-msg: ALERT: the directory's transparency log "
+	    "is forked: this device kept one checkpoint and %s another that "
+	    "contradicts it.\n--- kept:\n%s--- shown:\n%s---\n",
+	    reporter != NULL ? "a message's sender was shown" :
+	    "the directory now shows", fork->held, fork->shown);
+	msg_log(c, "alert tlog_fork%s%.64s", reporter != NULL ?
+	    ", reported by " : "", reporter != NULL ? reporter : "");
+	if ((req = json_pack("{s:s, s:s, s:s}", "op", "tlog_fork", "held",
+	    fork->held, "shown", fork->shown)) == NULL ||
+	    /* "reporter" only when a message's sender showed it. */
+	    (reporter != NULL && json_object_set_new(req, "reporter",
+	    json_string(reporter)) != 0)) {
+		r = ERR_ALLOC;
+		goto out;
+	}
+	if ((r = msg_agent_call(c->agent, req, &resp, &e)) != 0)
+		goto out;
+	alert_id = json_string_value(json_object_get(resp, "alert"));
+	fprintf(stderr, "devid-msg: devid-agent keeps the alert%s%.16s with "
+	    "both checkpoints (devid-agent alerts --json)\n",
+	    alert_id != NULL ? " " : "", alert_id != NULL ? alert_id : "");
+	r = 0;
+ out:
+	if (r != 0) {
+		fprintf(stderr, "devid-msg: error: devid-agent did not take "
+		    "the alert (%s): keep this output as evidence\n",
+		    err_msg(&e)[0] != '\0' ? err_msg(&e) : err_str(r));
+		msg_log(c, "alert tlog_fork not kept by devid-agent: %s",
+		    err_msg(&e)[0] != '\0' ? err_msg(&e) : err_str(r));
+	}
+	json_decref(req);
+	json_decref(resp);
+	return r;
+}
+
+int
+msg_tlog_check_sender(struct msg_ctx *c, const char *note,
+    const char *reporter, struct err_ctx *e)
+{
+	struct tlog_check_result *res = NULL;
+	struct err_ctx e2;
+	int r;
+
+	if (c->tlog == NULL || note == NULL)
+		return 0;
+	if ((res = calloc(1, sizeof(*res))) == NULL)
+		return ERR_ALLOC;
+	err_clear(&e2);
+	r = tlog_check_checkpoint(c->tlog, c->dir_spki, c->dir_spki_len,
+	    c->tlog_st, c->tlog_path, c->dirc, note, strlen(note),
+	    (uint64_t)time(NULL), res, &e2);
+	switch (r) {
+	case 0:
+		break;
+	case ERR_FORK:
+		if (res->have_fork)
+			(void)msg_report_tlog_fork(c, &res->fork, reporter);
+		r = err_set(e, ERR_FORK, "the checkpoint the sender %.16s "
+		    "kept contradicts this device's: %s", reporter != NULL ?
+		    reporter : "?", err_msg(&e2));
+		break;
+	case ERR_NETWORK:
+	case ERR_TIMEOUT:
+	case ERR_IO:
+	case ERR_ALLOC:
+		r = err_set(e, r, "checking the checkpoint of a message: %s",
+		    err_msg(&e2));
+		break;
+	default:
+		/* Not vouched for by the witnesses: proves nothing. */
+		msg_log(c, "checkpoint kept by sender %.64s ignored: %s",
+		    reporter != NULL ? reporter : "?", err_msg(&e2));
+		r = 0;
+		break;
+	}
+	free(res);
 	return r;
 }

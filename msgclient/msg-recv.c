@@ -650,7 +650,8 @@ hold_if_log_broken(struct recv_run *rr, struct entry *en, enum outcome *oc,
 {
 	const struct env *env = en->env;
 
-	if (!view_broken(r))
+	/* The transparency log did not vouch for the log: the same. */
+	if (!view_broken(r) && (r == 0 || r != rr->c->tlog_err))
 		return r;
 	msg_log(rr->c, "recv: inbox entry %llu held: the log of %s does not "
 	    "verify: %s", (unsigned long long)en->it->seq,
@@ -905,6 +906,36 @@ check_gossip(struct recv_run *rr, struct entry *en, enum outcome *oc,
 }
 
 /*
+ * PROTOCOL.md section 7.7, with witnesses configured: the checkpoint the
+ * sender kept (in the inner payload, as the agent's open answer gives it)
+ * is checked against the one kept here.  A fork rejects the message like
+ * a split view (and is reported to the agent); a checkpoint the
+ * witnesses do not vouch for is logged and ignored.
+ */
+static int
+check_checkpoint(struct recv_run *rr, struct entry *en, enum outcome *oc,
+    struct err_ctx *e)
+{
+	const json_t *pl = json_object_get(en->ans, "payload");
+	const char *note;
+	struct err_ctx e2;
+	int r;
+
+	if (rr->c->tlog == NULL ||
+	    (note = json_string_value(json_object_get(pl, "checkpoint"))) ==
+	    NULL)
+		return 0;
+	err_clear(&e2);
+	r = msg_tlog_check_sender(rr->c, note, en->env->sender_device, &e2);
+	if (r == ERR_FORK)
+		return reject(en, oc, "check 7 (transparency log): %s",
+		    err_msg(&e2));
+	if (r != 0)
+		return err_set(e, r, "%s", err_msg(&e2));
+	return 0;
+}
+
+/*
  * Shows the accepted message: a text on standard output (or one JSON
  * line), anything else saved as a file (never written to a terminal).
  */
@@ -963,6 +994,7 @@ handle(struct recv_run *rr, const struct dirc_inbox_item *it,
 		check_replay,
 		open_in_agent,
 		check_gossip,
+		check_checkpoint,
 		print_message,
 	};
 	struct entry en;

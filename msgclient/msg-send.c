@@ -132,6 +132,37 @@ make_payload(const struct msg_cli *cli, uint8_t **out, size_t *out_len,
 	return r;
 }
 
+/*
+ * With witnesses configured, adds the checkpoint this device keeps (as
+ * the logs just read left it) to the encoded payload *p (replaced; the
+ * old one wiped), PROTOCOL.md section 7.7.  Without, or before any
+ * checkpoint was kept, *p stays as it is.
+ */
+static int
+payload_add_checkpoint(struct msg_ctx *c, uint8_t **p, size_t *len,
+    struct err_ctx *e)
+{
+	struct env_payload pl;
+	uint8_t *out = NULL;
+	size_t out_len = 0;
+	int r;
+
+	if (c->tlog == NULL || !c->tlog_st->have)
+		return 0;
+	if ((r = env_payload_parse(*p, *len, &pl, e)) != 0)
+		return r;
+	r = env_payload_encode_cp(pl.type, pl.body, pl.body_len, pl.name,
+	    c->tlog_st->note, &out, &out_len, e);
+	env_payload_clear(&pl);
+	if (r != 0)
+		return r;
+	crypto_wipe(*p, *len);
+	free(*p);
+	*p = out;
+	*len = out_len;
+	return 0;
+}
+
 /* A recipient key list that owns its public keys. */
 struct rcpts {
 	struct env_recipient_key keys[ENV_MAX_RECIPIENTS];
@@ -461,6 +492,8 @@ msg_cmd_send(const struct msg_cli *cli)
 	if ((r = pin_recipients(&c, cli, pins, &n_pins, &e)) != 0 ||
 	    (r = refuse_unaccepted(&c, pins, n_pins, &e)) != 0 ||
 	    (r = collect_recipients(&c, pins, n_pins, rc, &skipped,
+	    &e)) != 0 ||
+	    (r = payload_add_checkpoint(&c, &payload, &payload_len,
 	    &e)) != 0 ||
 	    (r = seal_message(&c, pins, n_pins, rc, payload, payload_len,
 	    &env, &e)) != 0)

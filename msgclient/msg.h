@@ -22,6 +22,7 @@
 #include "errors.h"
 #include "msg-agent.h"
 #include "registry.h"
+#include "tlog-client.h"
 
 #define MSG_MAX_TO 64                    /* accounts on one send */
 #define MSG_BODY_MAX ((size_t)512 * 1024) /* fits the directory's body limit */
@@ -29,6 +30,11 @@
 #define MSG_FOLLOW_WAIT_S 30
 #define MSG_LOG_FILE "msg.log"
 #define MSG_LOG_MAX ((off_t)1024 * 1024)   /* then rotated to msg.log.1 */
+/* The kept checkpoint of the directory's transparency log (data dir). */
+#define MSG_TLOG_FILE "tlog-checkpoint"
+/* How long a log read waits for its latest events to be proven. */
+#define MSG_TLOG_WAIT_MS 10000
+#define MSG_TLOG_STEP_MS 500
 
 enum msg_cmd {
 	MSG_CMD_NONE = 0,
@@ -95,6 +101,15 @@ struct msg_ctx {
 	FILE *log;                       /* the local log, may be NULL */
 	struct acctlog_state own;        /* own account's verified log */
 	int have_own;
+	/* The transparency log (docs/protocol.md section 7), when the
+	 * agent's info names witnesses; NULL otherwise (no checks). */
+	struct tlog_policy *tlog;
+	struct tlog_state *tlog_st;      /* the kept checkpoint */
+	char *tlog_path;                 /* its file */
+	uint8_t dir_spki[CRYPTO_SPKI_MAX];       /* the pinned key's SPKI */
+	size_t dir_spki_len;
+	int tlog_err;        /* the error of the last msg_log_update() when
+	                      * its transparency log check failed, else 0 */
 };
 
 /*
@@ -121,6 +136,37 @@ void msg_log(struct msg_ctx *c, const char *fmt, ...)
  */
 int msg_log_update(struct msg_ctx *c, struct acctlog_state *st,
     struct acctlog_evidence *ev, struct err_ctx *e);
+
+/*
+ * With witnesses configured (c->tlog), every read of msg_log_update() is
+ * also checked against the transparency log (tlog_check_log()): no
+ * quorum (ERR_DENIED), a stale checkpoint (ERR_STALE), a fork (ERR_FORK,
+ * reported to the agent with msg_report_tlog_fork()) or an inclusion
+ * proof that fails (ERR_SIGNATURE) refuse the read; events not yet
+ * proven are read again every MSG_TLOG_STEP_MS for MSG_TLOG_WAIT_MS, then
+ * refused with ERR_TIMEOUT.  Until then st is unchanged.
+ */
+
+/*
+ * Reports two checkpoints of the transparency log that cannot both be
+ * true: on standard error, in the local log and to the agent as a
+ * "tlog_fork" request.  reporter is the device whose message carried
+ * shown (NULL when the directory served it).  0 when the agent took it;
+ * otherwise the reason is on standard error (not fatal to the caller).
+ */
+int msg_report_tlog_fork(struct msg_ctx *c, const struct tlog_fork *fork,
+    const char *reporter);
+
+/*
+ * 7.7: checks the checkpoint a message's sender (device reporter) kept,
+ * when witnesses are configured (otherwise 0 and nothing is done).  A
+ * fork is reported and returned as ERR_FORK (reject the message like a
+ * split view); a checkpoint that fails otherwise (no quorum, signatures,
+ * format) is logged and ignored (0); an error of the directory
+ * (ERR_NETWORK, ERR_TIMEOUT) or of the disk is returned.
+ */
+int msg_tlog_check_sender(struct msg_ctx *c, const char *note,
+    const char *reporter, struct err_ctx *e);
 
 /* Verifies the own account's log from its beginning into c->own. */
 int msg_own_log(struct msg_ctx *c, struct err_ctx *e);
