@@ -24,6 +24,11 @@
  *     nothing else runs, and while (a) 16 connections from one address
  *     and (b) 256 connections from 64 addresses send wrong passwords, with
  *     the server's default limits and password cost;
+ *  7. with --tlog-db FILE (a database with a large transparency log, as
+ *     bench-tlog --keep-db FILE leaves one), and then only this phase:
+ *     inclusion proofs at random leaves of the latest checkpoint served
+ *     per second, in turn with the ceiling (same answer size), ROUNDS
+ *     rounds, the median round quoted;
  *  6. with --pg URI (an empty PostgreSQL database, such as the one
  *     swtpm-ci/pg-start prints): the log reads of 2 and the posts of 3
  *     on PostgreSQL, through one instance and then through two on that
@@ -1668,6 +1673,14 @@ struct results {
 	unsigned long rss_before_kib, rss_with_kib;
 	struct latency idle, flood_a, flood_b;
 	int stop_a, stop_b, stop_c;
+	/* 7: proofs of the transparency log, in turn with the ceiling */
+	int tlog_done;
+	uint64_t tlog_size;
+	size_t tlog_answer_len;
+	struct throughput tlog_ceilings[ROUNDS], tlog_proofs[ROUNDS];
+	struct throughput tlog_ceiling, tlog_proof;
+	double tlog_ratio[ROUNDS];
+	int stop_t;
 	/* 6: through one instance [0] and two [1] */
 	int pg_done;
 	struct throughput pg_reads[2], pg_posts[2];
@@ -1705,6 +1718,7 @@ usage(FILE *f)
 {
 	fprintf(f,
 "Usage: " PROG " [--directory PATH] [--seconds N] [--pg URI] [-q]\n"
+"       " PROG " --tlog-db FILE [--directory PATH] [--seconds N]\n"
 "\n"
 "Measures devid-directory on loopback: the HTTP ceiling of libmicrohttpd,\n"
 "log reads (of one account, and across 2,000), message posts, 2,000 idle\n"
@@ -1718,6 +1732,8 @@ usage(FILE *f)
 "                    measurements take twice as long)\n"
 "  --pg URI          an empty PostgreSQL database for phase 6\n"
 "                    (swtpm-ci/pg-start DIR prints one)\n"
+"  --tlog-db FILE    only phase 7: inclusion proofs served from a copy\n"
+"                    of FILE (bench-tlog --keep-db FILE makes one)\n"
 "  -q                short phases (%d s) and no progress lines\n",
 	    SECONDS_DEFAULT, SECONDS_QUICK);
 }
@@ -2414,6 +2430,114 @@ print_rate(const char *what, const struct throughput *t)
 	    t->cpu.server, t->cpu.client, t->cpu.other);
 }
 
+#define TLOG_PROOF_REQS 4096
+
+/*
+ * Phase 7: devid-directory on a copy of tlog_db (a fresh head key: its
+ * checkpointer signs the tree anew), inclusion proofs of random leaves
+ * of the checkpoint it serves, in turn with the ceiling.
+ */
+static void
+run_tlog(struct server *s, const char *tlog_db, double seconds,
+    struct results *res)
+{
+	static const char *const args_tmpl[] = { "--rate", "0", NULL };
+	struct request_ring ring;
+	struct ceiling cs;
+	char key[PATH_MAX], path[128], cmd[3 * PATH_MAX];
+	char *reqs[TLOG_PROOF_REQS];
+	size_t lens[TLOG_PROOF_REQS], body_len = 0, i;
+	const char *args[8];
+	json_t *o = NULL;
+	const char *note_text;
+	double t0;
+	int status = 0, close_after, fd, round;
+
+	note("7. transparency log proofs on a copy of %s...\n", tlog_db);
+	snprintf(s->db, sizeof(s->db), "%s/tlog.db", tmp);
+	snprintf(key, sizeof(key), "%s/tlog.key", tmp);
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", tlog_db, s->db);
+	if (strchr(tlog_db, '\'') != NULL || system(cmd) != 0)
+		die("cannot copy %s", tlog_db);
+	args[0] = args_tmpl[0];
+	args[1] = args_tmpl[1];
+	args[2] = "--signing-key";
+	args[3] = key;
+	args[4] = NULL;
+	server_start(s, args);
+	/* The first checkpoint of the new key. */
+	for (t0 = now_s(); ; sleep_s(0.2)) {
+		json_decref(o);
+		o = NULL;
+		if (thttp(s->url, "GET", "/v1/tlog/checkpoint", NULL, 0, NULL,
+		    NULL, NULL, &o) == 200)
+			break;
+		if (now_s() - t0 > READY_WAIT_S)
+			die("no checkpoint within %d s", READY_WAIT_S);
+	}
+	note_text = json_string_value(json_object_get(o, "checkpoint"));
+	if (note_text == NULL || (note_text = strchr(note_text, '\n')) ==
+	    NULL || sscanf(note_text + 1, "%" SCNu64, &res->tlog_size) != 1 ||
+	    res->tlog_size < 2)
+		die("the checkpoint has no usable size");
+	json_decref(o);
+	for (i = 0; i < TLOG_PROOF_REQS; i++) {
+		uint64_t r;
+
+		crypto_random(&r, sizeof(r));
+		snprintf(path, sizeof(path), "/v1/tlog/proof/inclusion?index="
+		    "%" PRIu64 "&size=%" PRIu64, r % res->tlog_size,
+		    res->tlog_size);
+		reqs[i] = http_request("GET", path, s->host, NULL, NULL, 0,
+		    &lens[i]);
+	}
+	if ((fd = tcp_connect(loopback(1), &s->addr)) < 0)
+		die("connect: %s", strerror(errno));
+	if (http_exchange(fd, reqs[0], lens[0], now_s() + ANSWER_WAIT_S,
+	    &status, &body_len, &close_after) != 0 || status != 200)
+		die("the first inclusion proof failed (status %d)", status);
+	close(fd);
+	res->tlog_answer_len = body_len;
+	ring.reqs = reqs;
+	ring.lens = lens;
+	ring.n = TLOG_PROOF_REQS;
+	ring.next = 0;
+	ceiling_start(&cs, body_len);
+	for (round = 0; round < ROUNDS; round++) {
+		measure_throughput(&cs.addr, 0, next_in_ring, &ring, 200,
+		    seconds, "ceiling", &res->tlog_ceilings[round]);
+		measure_throughput(&s->addr, s->pid, next_in_ring, &ring, 200,
+		    seconds, "inclusion proofs", &res->tlog_proofs[round]);
+	}
+	ceiling_stop(&cs);
+	pick_median(res->tlog_ceilings, res->tlog_proofs, res->tlog_ratio,
+	    &res->tlog_ceiling, &res->tlog_proof);
+	res->stop_t = server_stop(s);
+	for (i = 0; i < TLOG_PROOF_REQS; i++)
+		free(reqs[i]);
+	res->tlog_done = 1;
+}
+
+static void
+print_tlog(const struct results *r)
+{
+	int k;
+
+	printf("\n7. transparency log: inclusion proofs at random leaves of "
+	    "a %" PRIu64 "-leaf checkpoint\n   (%zu-byte answers), in turn "
+	    "with the ceiling at the same size\n", r->tlog_size,
+	    r->tlog_answer_len);
+	for (k = 0; k < ROUNDS; k++)
+		printf("  round %d: ceiling %8.0f /s, proofs %8.0f /s: %.2f\n",
+		    k + 1, r->tlog_ceilings[k].rate, r->tlog_proofs[k].rate,
+		    r->tlog_ratio[k]);
+	print_rate("fixed answers", &r->tlog_ceiling);
+	print_rate("inclusion proofs", &r->tlog_proof);
+	if (r->stop_t != 0)
+		printf("WARNING: devid-directory did not exit cleanly on "
+		    "SIGTERM (see above)\n");
+}
+
 static void
 print_results(const struct results *r)
 {
@@ -2530,13 +2654,14 @@ main(int argc, char **argv)
 		{ "directory", required_argument, NULL, 'd' },
 		{ "seconds", required_argument, NULL, 's' },
 		{ "pg", required_argument, NULL, 'p' },
+		{ "tlog-db", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct sigaction sa;
 	struct results res;
 	struct server s;
-	const char *binary = NULL, *pg_uri = NULL;
+	const char *binary = NULL, *pg_uri = NULL, *tlog_db = NULL;
 	double seconds = SECONDS_DEFAULT, t0;
 	char *end;
 	FILE *f;
@@ -2561,6 +2686,9 @@ main(int argc, char **argv)
 			break;
 		case 'p':
 			pg_uri = optarg;
+			break;
+		case 't':
+			tlog_db = optarg;
 			break;
 		case 'q':
 			quiet = 1;
@@ -2619,6 +2747,12 @@ main(int argc, char **argv)
 	fflush(stdout);
 	t0 = now_s();
 
+	if (tlog_db != NULL) {
+		run_tlog(&s, tlog_db, seconds, &res);
+		print_tlog(&res);
+		printf("(%.0f s in all)\n", now_s() - t0);
+		return 0;
+	}
 	snprintf(s.db, sizeof(s.db), "%s/throughput.db", tmp);
 	run_throughput(&s, seconds, &res);
 	run_cold_reads(&s, seconds, &res);
