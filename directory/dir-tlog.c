@@ -18,8 +18,11 @@
 #include "witclient.h"
 
 /* Stored nodes kept in memory: a direct-mapped table (nodes never
- * change, so a hit is always right). */
-#define NODE_CACHE_SLOTS 65536
+ * change, so a hit is always right), its slots guarded by
+ * NODE_CACHE_LOCKS locks so that request threads seldom wait on each
+ * other. */
+#define NODE_CACHE_SLOTS 131072
+#define NODE_CACHE_LOCKS 64
 /* How long a process that is not the sequencer serves a checkpoint it
  * read from the store before reading again. */
 #define LATEST_REUSE_MS 250
@@ -56,7 +59,7 @@ struct dir_tlog {
 	pthread_mutex_t round_lock;   /* one round at a time */
 	struct wit_state wit[TLOG_WITNESS_MAX];
 
-	pthread_mutex_t cache_lock;
+	pthread_mutex_t cache_lock[NODE_CACHE_LOCKS];
 	struct node_slot *cache;
 };
 
@@ -190,25 +193,27 @@ node_get(void *arg, unsigned int level, uint64_t index,
     uint8_t out[MERKLE_HASH_LEN], struct err_ctx *e)
 {
 	struct dir_tlog *t = arg;
-	struct node_slot *sl = &t->cache[slot_of(level, index)];
+	size_t slot = slot_of(level, index);
+	struct node_slot *sl = &t->cache[slot];
+	pthread_mutex_t *lock = &t->cache_lock[slot % NODE_CACHE_LOCKS];
 	int r;
 
-	pthread_mutex_lock(&t->cache_lock);
+	pthread_mutex_lock(lock);
 	if (sl->used && sl->level == level && sl->index == index) {
 		memcpy(out, sl->hash, MERKLE_HASH_LEN);
-		pthread_mutex_unlock(&t->cache_lock);
+		pthread_mutex_unlock(lock);
 		return 0;
 	}
-	pthread_mutex_unlock(&t->cache_lock);
+	pthread_mutex_unlock(lock);
 	if ((r = t->store->ops->tlog_node(t->store, level, index, out,
 	    e)) != 0)
 		return r;
-	pthread_mutex_lock(&t->cache_lock);
+	pthread_mutex_lock(lock);
 	sl->used = 1;
 	sl->level = (uint8_t)level;
 	sl->index = index;
 	memcpy(sl->hash, out, MERKLE_HASH_LEN);
-	pthread_mutex_unlock(&t->cache_lock);
+	pthread_mutex_unlock(lock);
 	return 0;
 }
 
@@ -276,7 +281,8 @@ dir_tlog_new(const struct dir_tlog_config *cfg, struct dir_store *store,
 		pthread_condattr_destroy(&ca);
 	}
 	pthread_mutex_init(&t->round_lock, NULL);
-	pthread_mutex_init(&t->cache_lock, NULL);
+	for (i = 0; i < NODE_CACHE_LOCKS; i++)
+		pthread_mutex_init(&t->cache_lock[i], NULL);
 	*out = t;
 	return 0;
  fail:
@@ -334,6 +340,24 @@ dir_tlog_latest(struct dir_tlog *t, uint64_t *size, char **note,
 	*size = sz;
 	*note = n;
 	return 0;
+}
+
+int
+dir_tlog_latest_size(struct dir_tlog *t, uint64_t *size, struct err_ctx *e)
+{
+	char *note = NULL;
+	int r;
+
+	pthread_mutex_lock(&t->lock);
+	if (t->latest != NULL && mono_ms() - t->latest_ms < LATEST_REUSE_MS) {
+		*size = t->latest_size;
+		pthread_mutex_unlock(&t->lock);
+		return 0;
+	}
+	pthread_mutex_unlock(&t->lock);
+	r = dir_tlog_latest(t, size, &note, e);
+	free(note);
+	return r;
 }
 
 /* --- one round: sign, submit, store --- */
@@ -632,7 +656,8 @@ dir_tlog_free(struct dir_tlog *t)
 	pthread_mutex_destroy(&t->lock);
 	pthread_cond_destroy(&t->cond);
 	pthread_mutex_destroy(&t->round_lock);
-	pthread_mutex_destroy(&t->cache_lock);
+	for (i = 0; i < NODE_CACHE_LOCKS; i++)
+		pthread_mutex_destroy(&t->cache_lock[i]);
 	free(t->latest);
 	free(t->cache);
 	free(t);

@@ -102,6 +102,11 @@ const char *dir_tlog_vkey(const struct dir_tlog *t);
 int dir_tlog_latest(struct dir_tlog *t, uint64_t *size, char **note,
     struct err_ctx *e);
 
+/* The size of the latest stored checkpoint, as dir_tlog_latest() sees
+ * it but without copying the note; ERR_NOT_FOUND before the first. */
+int dir_tlog_latest_size(struct dir_tlog *t, uint64_t *size,
+    struct err_ctx *e);
+
 /* Proofs into the tree of size leaves (see merkle.h). */
 int dir_tlog_inclusion(struct dir_tlog *t, uint64_t index, uint64_t size,
     uint8_t proof[][MERKLE_HASH_LEN], size_t *n, struct err_ctx *e);

@@ -6,13 +6,15 @@
  * temporary directory:
  *
  *  1. appends per second through the store, with and without the tree
- *     (the store's tlog_off switch), in APPEND_ROUNDS rounds of both,
- *     which of the two goes first alternating (each append waits for
- *     its fsync, whose time drifts); the median round's ratio is quoted;
+ *     (the store's tlog_off switch), every second append without it, so
+ *     that the machine's drift (each append waits for its fsync) weighs
+ *     on both alike; APPEND_ROUNDS rounds, the median round's ratio is
+ *     quoted;
  *  2. the cost of a registration with and without the tree: the whole of
  *     dir_api_add_device() -- the account's log read and verified again,
  *     the record's checks, the append -- without the password check and
- *     HTTP, which would only dilute the tree's share; same rounds;
+ *     HTTP, which would only dilute the tree's share; every second one
+ *     without the tree again, ROUNDS rounds;
  *  3. checkpoint latency: a round of the checkpointer (root from stored
  *     nodes, signature with the head key, store) without witnesses; one
  *     cosignature made in process; and, for each --witness URL,VKEY, a
@@ -105,11 +107,19 @@ struct chain {
 	uint8_t hash[32];
 };
 
-/* n "add" events, spread over accounts of DEVICES_PER_ACCOUNT events;
- * *next numbers the accounts and devices across calls. */
+/*
+ * n "add" events, spread over accounts of DEVICES_PER_ACCOUNT events;
+ * *next numbers the accounts and devices across calls.  With alternate,
+ * every second one goes without the tree and *without gets their rate;
+ * the rate of the others is returned.
+ */
 static double
-appends(struct dir_store *s, size_t n, unsigned int *next)
+appends(struct dir_store *s, size_t n, unsigned int *next, int alternate,
+    double *without)
 {
+	double t_off = 0;
+	size_t n_off = 0;
+	int keep = s->tlog_off;
 	struct dir_event_row ev;
 	struct dir_device_row dev;
 	struct chain c;
@@ -147,28 +157,44 @@ appends(struct dir_store *s, size_t n, unsigned int *next)
 		dev.record_json = "{}";
 		dev.sig_pub = spki;
 		dev.sig_pub_len = sizeof(spki);
+		if (alternate)
+			s->tlog_off = (int)(i % 2);
 		t0 = tmono_ms();
 		if (s->ops->log_append_add(s, &ev, &dev, 1000, &e) != 0)
 			die("append: %s", err_msg(&e));
-		t += tmono_ms() - t0;
+		if (alternate && s->tlog_off) {
+			t_off += tmono_ms() - t0;
+			n_off++;
+		} else {
+			t += tmono_ms() - t0;
+		}
 		c.seq = ev.seq;
 		memcpy(c.hash, ev.hash, 32);
 	}
-	return (double)n / (t / 1000.0);
+	s->tlog_off = keep;
+	if (alternate && without != NULL)
+		*without = (double)n_off / (t_off / 1000.0);
+	return (double)(n - n_off) / (t / 1000.0);
 }
 
 /* --- 2. registrations --- */
 
-/* Registers devs[0..n) (DEVICES_PER_ACCOUNT per account, the accounts
- * created here); the time spent in dir_api_add_device, in ms each. */
-static double
-registrations(struct dir_api *api, struct tdev *devs, size_t n)
+/*
+ * Registers devs[0..n) (DEVICES_PER_ACCOUNT per account, the accounts
+ * created here), the tree switched off for every second one, so that
+ * the machine's drift weighs on both alike; *with and *without get the
+ * mean time spent in dir_api_add_device, in ms.
+ */
+static void
+registrations(struct dir_api *api, struct tdev *devs, size_t n,
+    double *with, double *without)
 {
 	struct acctlog_head head;
 	struct err_ctx e;
 	json_t *evj;
-	double t0, t = 0;
-	size_t i;
+	double t0, t[2] = { 0, 0 };
+	size_t i, count[2] = { 0, 0 };
+	int off;
 
 	for (i = 0; i < n; i++) {
 		err_clear(&e);
@@ -177,14 +203,19 @@ registrations(struct dir_api *api, struct tdev *devs, size_t n)
 		    devs[i].rec.account, "x", 1, &e) != 0)
 			die("account %s: %s", devs[i].rec.account,
 			    err_msg(&e));
+		off = (int)((i + i / DEVICES_PER_ACCOUNT) % 2);
+		api->store->tlog_off = off;
 		t0 = tmono_ms();
 		if (dir_api_add_device(api, &devs[i].rec, &head, &evj,
 		    &e) != 0)
 			die("registration: %s", err_msg(&e));
-		t += tmono_ms() - t0;
+		t[off] += tmono_ms() - t0;
+		count[off]++;
 		json_decref(evj);
 	}
-	return t / (double)n;
+	api->store->tlog_off = 0;
+	*with = t[0] / (double)count[0];
+	*without = t[1] / (double)count[1];
 }
 
 static struct tdev *
@@ -321,7 +352,7 @@ checkpoints(struct dir_store *s, struct dir_key *key,
 	struct err_ctx e;
 	double v[CHECKPOINTS];
 	unsigned int i, n = cfg->n_witness > 0 ? CHECKPOINTS / 4 : CHECKPOINTS;
-	unsigned int next = 5000000;
+	static unsigned int next = 5000000;   /* accounts of their own */
 	uint64_t size;
 
 	err_clear(&e);
@@ -331,7 +362,7 @@ checkpoints(struct dir_store *s, struct dir_key *key,
 		double t0;
 
 		/* One new leaf per round, as a busy log has. */
-		appends(s, 1, &next);
+		appends(s, 1, &next, 0, NULL);
 		t0 = tmono_ms();
 		if (dir_tlog_checkpoint_now(t, &size, &e) != 0)
 			die("checkpoint: %s", err_msg(&e));
@@ -461,20 +492,12 @@ main(int argc, char **argv)
 		die("key: %s", err_msg(&e));
 
 	printf("devid transparency log benchmark (SQLite, synchronous=FULL)\n");
-	printf("1. appends through the store, %zu of each per round, %d "
-	    "rounds:\n", n_app / APPEND_ROUNDS, APPEND_ROUNDS);
+	printf("1. appends through the store, %zu per round, every second "
+	    "one without the tree, %d rounds:\n", n_app / APPEND_ROUNDS,
+	    APPEND_ROUNDS);
 	for (round = 0; round < APPEND_ROUNDS; round++) {
-		int first;
-
-		for (first = 0; first < 2; first++) {
-			s->tlog_off = (first + round) % 2;
-			if (s->tlog_off)
-				without[round] = appends(s,
-				    n_app / APPEND_ROUNDS, &next);
-			else
-				with[round] = appends(s,
-				    n_app / APPEND_ROUNDS, &next);
-		}
+		with[round] = appends(s, n_app / APPEND_ROUNDS, &next, 1,
+		    &without[round]);
 		ratio[round] = with[round] / without[round];
 		sum_with += with[round];
 		sum_without += without[round];
@@ -490,30 +513,18 @@ main(int argc, char **argv)
 	dir_api_config_default(&acfg);
 	if (dir_api_init(&api, &acfg, s, key) != 0)
 		die("api");
-	printf("2. registrations (dir_api_add_device), %zu of each per round, "
-	    "%d rounds:\n", n_reg / 2, ROUNDS);
+	printf("2. registrations (dir_api_add_device), %zu per round, every "
+	    "second one without the tree, %d rounds:\n", n_reg, ROUNDS);
 	for (round = 0; round < ROUNDS; round++) {
-		int first;
-
 		snprintf(prefix, sizeof(prefix), "r%dx", round);
 		devs = devices_make(n_reg, prefix);
-		/* Which goes first alternates, as in 1. */
-		for (first = 0; first < 2; first++) {
-			s->tlog_off = (first + round) % 2;
-			if (s->tlog_off)
-				rwo[round] = registrations(&api,
-				    devs + first * (n_reg / 2), n_reg / 2);
-			else
-				rw[round] = registrations(&api,
-				    devs + first * (n_reg / 2), n_reg / 2);
-		}
+		registrations(&api, devs, n_reg, &rw[round], &rwo[round]);
 		devices_free(devs, n_reg);
 		rratio[round] = rw[round] / rwo[round];
 		printf("   round %d: %.3f ms without the tree, %.3f ms with "
 		    "(%.3f)\n", round + 1, rwo[round], rw[round],
 		    rratio[round]);
 	}
-	s->tlog_off = 0;
 	printf("   median cost ratio with/without: %.3f\n",
 	    median(rratio, ROUNDS));
 	dir_api_clear(&api);
