@@ -8,7 +8,10 @@
 # asks for) B listens again and is still woken.  Both instances must
 # then stop cleanly.  Before them, tests/unit/test_dir_shutdown stops
 # and restarts the in-process server under load on the database, with
-# the listening thread started and stopped in every cycle.
+# the listening thread started and stopped in every cycle.  After them,
+# the transparency log: one instance (the sequencer) makes checkpoints
+# of the tree both append to, and both serve the same one, covering
+# every event in the database.
 #
 # A missing PostgreSQL is a failure, not a skip.
 set -eu
@@ -91,6 +94,32 @@ DEVID_TEST_PG_RESTART="'$top_srcdir/swtpm-ci/pg-stop' '$T/pg' &&
 	tail -n 20 "$T/serve1.log" "$T/serve2.log" >&2
 	fail "tests/integration/test_dir_pg_wake"
 }
+
+note "one transparency log: the same checkpoint of every event from both"
+_psql=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V |
+    tail -n 1)/psql
+[ -x "$_psql" ] || _psql=psql
+events=$("$_psql" -X -q -A -t -v ON_ERROR_STOP=1 -d "$URI" \
+    -c "SELECT count(*) FROM events") || fail "psql"
+[ "$events" -gt 0 ] || fail "no event in the database"
+i=0
+while :; do
+	c1=$(curl -sf "http://$(cat "$T/ready1")/v1/tlog/checkpoint") || c1=
+	c2=$(curl -sf "http://$(cat "$T/ready2")/v1/tlog/checkpoint") || c2=
+	size=$(printf '%s' "$c1" | python3 -c '
+import json, sys
+print(json.load(sys.stdin)["checkpoint"].split("\n")[1])' 2>/dev/null) ||
+	    size=
+	[ -n "$c1" ] && [ "$c1" = "$c2" ] && [ "$size" = "$events" ] && break
+	i=$((i + 1))
+	[ $i -lt 100 ] || fail "the instances serve different checkpoints" \
+	    "or not one of all $events events: '$c1' and '$c2'"
+	sleep 0.1
+done
+leaves=$(curl -sf "http://$(cat "$T/ready2")/v1/tlog/leaves?start=0&end=$events" |
+    python3 -c 'import json, sys; print(len(json.load(sys.stdin)["leaves"]))') ||
+    fail "leaves from instance 2"
+[ "$leaves" = "$events" ] || fail "$leaves leaves for $events events"
 
 # SIGTERM: each drains and exits 0 (under the sanitizers: no leak, no
 # thread left behind).
