@@ -801,14 +801,8 @@ pem_no_passphrase(char *buf, int size, int rwflag, void *u)
 	return 0;
 }
 
-/*
- * Reads a PEM private key (PKCS#8 or traditional, unencrypted) from path.
- * The file must be a regular file no larger than 64 KiB that neither group
- * nor others can access (ERR_DENIED otherwise, as ssh does); the key must
- * be EC P-256 or RSA 2048..4096.  The file's bytes are wiped after use.
- */
 int
-crypto_pkey_load_pem(const char *path, EVP_PKEY **out, struct err_ctx *e)
+crypto_pkey_load_pem_any(const char *path, EVP_PKEY **out, struct err_ctx *e)
 {
 	char *data = NULL;
 	size_t len = 0;
@@ -835,11 +829,6 @@ crypto_pkey_load_pem(const char *path, EVP_PKEY **out, struct err_ctx *e)
 		    "PEM private key", path);
 		goto out;
 	}
-	if (!crypto_is_p256(pkey) && !crypto_is_rsa(pkey)) {
-		r = err_set(e, ERR_UNSUPPORTED, "key file %s: key type not "
-		    "supported (expected EC P-256 or RSA 2048-4096)", path);
-		goto out;
-	}
 	*out = pkey;
 	pkey = NULL;	/* transferred */
 	r = 0;
@@ -853,6 +842,23 @@ crypto_pkey_load_pem(const char *path, EVP_PKEY **out, struct err_ctx *e)
 		free(data);
 	}
 	return r;
+}
+
+int
+crypto_pkey_load_pem(const char *path, EVP_PKEY **out, struct err_ctx *e)
+{
+	EVP_PKEY *pkey = NULL;
+	int r;
+
+	if ((r = crypto_pkey_load_pem_any(path, &pkey, e)) != 0)
+		return r;
+	if (!crypto_is_p256(pkey) && !crypto_is_rsa(pkey)) {
+		EVP_PKEY_free(pkey);
+		return err_set(e, ERR_UNSUPPORTED, "key file %s: key type not "
+		    "supported (expected EC P-256 or RSA 2048-4096)", path);
+	}
+	*out = pkey;
+	return 0;
 }
 
 /*

@@ -166,4 +166,9 @@ int crypto_rsa_oaep_decrypt(EVP_PKEY *priv, const uint8_t *ct, size_t ct_len,
 int crypto_pkey_load_pem(const char *path, EVP_PKEY **out, struct err_ctx *e);
 int crypto_pkey_save_pem(const char *path, EVP_PKEY *pkey, struct err_ctx *e);
 
+/* As crypto_pkey_load_pem() with the same file checks, for a key of any
+ * type OpenSSL reads (a witness's Ed25519 key): the caller checks it. */
+int crypto_pkey_load_pem_any(const char *path, EVP_PKEY **out,
+    struct err_ctx *e);
+
 #endif /* DEVID_CRYPTO_H */
