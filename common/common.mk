@@ -129,6 +129,7 @@ EXTRA_DIST += docs/performance.md
 # flags.
 noinst_LIBRARIES += common/libdevidclient.a
 common_libdevidclient_a_SOURCES = common/dirclient.c common/dirclient.h \
+	common/dirclient-private.h \
 	common/witclient.c common/witclient.h
 common_libdevidclient_a_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS)
 

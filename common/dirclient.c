@@ -24,6 +24,7 @@
 #include "crypto.h"
 #include "devrec.h"
 #include "dirclient.h"
+#include "dirclient-private.h"
 #include "errors.h"
 #include "merkle.h"
 #include "tlog-client.h"
@@ -47,15 +48,6 @@ struct dirc {
 	int plain;                   /* http://: never through a proxy */
 };
 
-/* An answer being received. */
-struct answer {
-	char *p;
-	size_t len;
-	size_t cap;
-	size_t max;
-	int too_large;
-};
-
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static int curl_init_rc;
 
@@ -66,10 +58,17 @@ curl_init_once(void)
 	    0 : -1;
 }
 
-static size_t
-on_data(char *data, size_t size, size_t nmemb, void *arg)
+int
+dirc_curl_init(void)
 {
-	struct answer *a = arg;
+	pthread_once(&curl_once, curl_init_once);
+	return curl_init_rc;
+}
+
+size_t
+dirc_on_data(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct dirc_answer *a = arg;
 	size_t n = size * nmemb, cap;
 	char *np;
 
@@ -231,8 +230,7 @@ dirc_new(const char *base_url, const struct dirc_options *opt,
 	return_val_if_fail(base_url != NULL && out != NULL, ERR_INVALID_ARG);
 	if ((r = dirc_url_check(base_url, e)) != 0)
 		return r;
-	pthread_once(&curl_once, curl_init_once);
-	if (curl_init_rc != 0)
+	if (dirc_curl_init() != 0)
 		return err_set(e, ERR_INTERNAL, "libcurl failed to initialise");
 	if ((c = calloc(1, sizeof(*c))) == NULL ||
 	    (c->base = strdup(base_url)) == NULL ||
@@ -306,7 +304,7 @@ dirc_set_token(struct dirc *c, const char *token)
 
 /* Turns an error answer into an ERR_* code with the directory's sentence. */
 static int
-answer_error(struct dirc *c, long status, const struct answer *a,
+answer_error(struct dirc *c, long status, const struct dirc_answer *a,
     const char *what, struct err_ctx *e)
 {
 	json_t *obj = NULL, *err;
@@ -413,13 +411,13 @@ request_headers(const struct dirc *c, int has_body, enum auth_kind auth,
  */
 static void
 request_options(struct dirc *c, const char *url, const char *method,
-    struct curl_slist *hdrs, struct answer *a, char *cerr, long extra_s)
+    struct curl_slist *hdrs, struct dirc_answer *a, char *cerr, long extra_s)
 {
 	curl_easy_reset(c->curl);
 	curl_easy_setopt(c->curl, CURLOPT_URL, url);
 	curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, dirc_on_data);
 	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, a);
 	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, cerr);
 	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
@@ -435,7 +433,7 @@ request_options(struct dirc *c, const char *url, const char *method,
 
 /* The error of a request that got no HTTP answer (curl failed with cc). */
 static int
-transfer_error(const struct dirc *c, CURLcode cc, const struct answer *a,
+transfer_error(const struct dirc *c, CURLcode cc, const struct dirc_answer *a,
     const char *cerr, const char *what, struct err_ctx *e)
 {
 	if (a->too_large)
@@ -462,7 +460,7 @@ request(struct dirc *c, const char *method, const char *path,
     char **text, size_t *text_len, const char *what, struct err_ctx *e)
 {
 	struct curl_slist *hdrs = NULL;
-	struct answer a;
+	struct dirc_answer a;
 	char url[URL_MAX];
 	char cerr[CURL_ERROR_SIZE];
 	CURLcode cc;

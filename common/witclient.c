@@ -6,7 +6,6 @@
 
 #include <ctype.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +15,7 @@
 #include <curl/curl.h>
 
 #include "dirclient.h"
+#include "dirclient-private.h"
 #include "errors.h"
 #include "merkle.h"
 #include "tlog-note.h"
@@ -34,46 +34,6 @@ struct witc {
 	int plain;                   /* http://: never through a proxy */
 };
 
-/* An answer being received, at most max bytes. */
-struct answer {
-	char *p;
-	size_t len;
-	size_t max;
-	int too_large;
-};
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static int curl_init_rc;
-
-static void
-curl_init_once(void)
-{
-	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ?
-	    0 : -1;
-}
-
-static size_t
-on_data(char *data, size_t size, size_t nmemb, void *arg)
-{
-	struct answer *a = arg;
-	size_t n = size * nmemb;
-	char *np;
-
-	if (nmemb != 0 && n / nmemb != size)
-		return 0;
-	if (n > a->max - a->len) {
-		a->too_large = 1;
-		return 0;
-	}
-	if ((np = realloc(a->p, a->len + n + 1)) == NULL)
-		return 0;
-	a->p = np;
-	memcpy(a->p + a->len, data, n);
-	a->len += n;
-	a->p[a->len] = '\0';
-	return n;
-}
-
 int
 witc_new(const char *url, long timeout_s, struct witc **out,
     struct err_ctx *e)
@@ -89,8 +49,7 @@ witc_new(const char *url, long timeout_s, struct witc **out,
 	if (strlen(url) + sizeof("/add-checkpoint") > WITC_URL_MAX)
 		return err_set(e, ERR_CONFIG, "witness URL '%.200s...' is "
 		    "too long", url);
-	pthread_once(&curl_once, curl_init_once);
-	if (curl_init_rc != 0)
+	if (dirc_curl_init() != 0)
 		return err_set(e, ERR_INTERNAL, "libcurl failed to initialise");
 	if ((w = calloc(1, sizeof(*w))) == NULL ||
 	    (w->url = strdup(url)) == NULL) {
@@ -130,7 +89,7 @@ witc_free(struct witc *w)
  * newline, nothing else; 0 when the body is anything else.
  */
 static uint64_t
-size_body_parse(const struct answer *a)
+size_body_parse(const struct dirc_answer *a)
 {
 	uint64_t v = 0;
 	size_t i;
@@ -150,7 +109,7 @@ size_body_parse(const struct answer *a)
 
 /* One line of the witness's explanation, printable, for a message. */
 static void
-reason_copy(const struct answer *a, char *out, size_t out_len)
+reason_copy(const struct dirc_answer *a, char *out, size_t out_len)
 {
 	size_t i, n = 0;
 
@@ -164,7 +123,7 @@ reason_copy(const struct answer *a, char *out, size_t out_len)
 
 /* Turns a refusal (status, body a, content type ctype) into an error. */
 static int
-refusal(const struct witc *w, long status, const struct answer *a,
+refusal(const struct witc *w, long status, const struct dirc_answer *a,
     const char *ctype, uint64_t *witness_size, struct err_ctx *e)
 {
 	char reason[200];
@@ -209,7 +168,7 @@ refusal(const struct witc *w, long status, const struct answer *a,
  * most TLOG_NOTE_MAX bytes in all.
  */
 static int
-lines_check(const struct witc *w, const struct answer *a, struct err_ctx *e)
+lines_check(const struct witc *w, const struct dirc_answer *a, struct err_ctx *e)
 {
 	struct tlog_sigline sl;
 	struct err_ctx pe;
@@ -240,7 +199,7 @@ witc_add_checkpoint(struct witc *w, const char *body, size_t len,
     char **lines, uint64_t *witness_size, struct err_ctx *e)
 {
 	struct curl_slist *hdrs = NULL, *h;
-	struct answer a;
+	struct dirc_answer a;
 	char url[WITC_URL_MAX];
 	char cerr[CURL_ERROR_SIZE];
 	char *ctype = NULL;
@@ -270,7 +229,7 @@ witc_add_checkpoint(struct witc *w, const char *body, size_t len,
 	curl_easy_setopt(w->curl, CURLOPT_POSTFIELDSIZE_LARGE,
 	    (curl_off_t)len);
 	curl_easy_setopt(w->curl, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(w->curl, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(w->curl, CURLOPT_WRITEFUNCTION, dirc_on_data);
 	curl_easy_setopt(w->curl, CURLOPT_WRITEDATA, &a);
 	curl_easy_setopt(w->curl, CURLOPT_ERRORBUFFER, cerr);
 	curl_easy_setopt(w->curl, CURLOPT_NOSIGNAL, 1L);
