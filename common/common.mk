@@ -11,7 +11,8 @@ common_libdevid_a_SOURCES += \
 	common/transcript.c common/transcript.h \
 	common/token.c common/token.h \
 	common/fileio.c common/fileio.h \
-	common/timefmt.c common/timefmt.h
+	common/timefmt.c common/timefmt.h \
+	common/netaddr.c common/netaddr.h
 
 check_PROGRAMS += tests/unit/test_buf tests/unit/test_codec \
 	tests/unit/test_errors tests/unit/test_transcript \

@@ -65,6 +65,7 @@
 #include "dir-pool.h"
 #include "dir-server.h"
 #include "errors.h"
+#include "netaddr.h"
 #include "fileio.h"
 
 #define TLS_FILE_MAX ((size_t)1024 * 1024)
@@ -1331,63 +1332,6 @@ on_mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* --- start and stop --- */
 
-/* Resolves "ADDR:PORT" or "[ADDR]:PORT" into ss. */
-static int
-parse_listen(const char *listen, struct sockaddr_storage *ss,
-    socklen_t *ss_len, struct err_ctx *e)
-{
-	struct addrinfo hints, *res = NULL;
-	char host[256];
-	const char *colon, *port;
-	size_t hlen;
-	int r = ERR_CONFIG;
-
-	if (listen[0] == '[') {
-		colon = strstr(listen, "]:");
-		if (colon == NULL)
-			goto bad;
-		hlen = (size_t)(colon - listen - 1);
-		if (hlen == 0 || hlen >= sizeof(host))
-			goto bad;
-		memcpy(host, listen + 1, hlen);
-		port = colon + 2;
-	} else {
-		colon = strrchr(listen, ':');
-		if (colon == NULL)
-			goto bad;
-		hlen = (size_t)(colon - listen);
-		if (hlen == 0 || hlen >= sizeof(host))
-			goto bad;
-		memcpy(host, listen, hlen);
-		port = colon + 1;
-	}
-	host[hlen] = '\0';
-	if (*port == '\0' || strspn(port, "0123456789") != strlen(port) ||
-	    strlen(port) > 5 || atoi(port) > 65535)
-		goto bad;
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	if (getaddrinfo(host, port, &hints, &res) != 0 || res == NULL ||
-	    res->ai_addrlen > sizeof(*ss)) {
-		r = err_set(e, ERR_CONFIG, "cannot resolve the listen address "
-		    "'%s'", listen);
-		goto out;
-	}
-	memcpy(ss, res->ai_addr, res->ai_addrlen);
-	*ss_len = res->ai_addrlen;
-	r = 0;
-	goto out;
- bad:
-	r = err_set(e, ERR_CONFIG, "listen address '%s' is not ADDR:PORT or "
-	    "[ADDR]:PORT", listen);
- out:
-	if (res != NULL)
-		freeaddrinfo(res);
-	return r;
-}
-
 static void
 server_free(struct dir_server *srv)
 {
@@ -1596,7 +1540,7 @@ dir_server_start(const struct dir_server_config *cfg,
 	config_fill_defaults(&srv->cfg);
 	server_sync_init(srv);
 
-	if ((r = parse_listen(cfg->listen, &ss, &ss_len, e)) != 0 ||
+	if ((r = net_listen_parse(cfg->listen, 0, &ss, &ss_len, e)) != 0 ||
 	    (r = dir_pool_new(srv->cfg.job_threads, srv->cfg.job_queue,
 	    &srv->pool, e)) != 0 ||
 	    (r = listen_check_plain(cfg, &ss, e)) != 0 ||

@@ -19,6 +19,7 @@
 #include <microhttpd.h>
 
 #include "errors.h"
+#include "netaddr.h"
 #include "wit-server.h"
 #include "wit-witness.h"
 
@@ -227,58 +228,6 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	*con_cls = NULL;
 }
 
-/* listen "ADDR:PORT" or "[ADDR]:PORT" into ss (numeric addresses). */
-static int
-listen_parse(const char *listen, struct sockaddr_storage *ss,
-    socklen_t *ss_len, struct err_ctx *e)
-{
-	struct addrinfo hints, *res = NULL;
-	char host[HOST_MAX + 1];
-	const char *sep, *port, *h;
-	size_t hlen;
-	int r = ERR_CONFIG;
-
-	if (listen[0] == '[') {
-		if ((sep = strstr(listen, "]:")) == NULL)
-			goto bad;
-		h = listen + 1;
-		port = sep + 2;
-	} else {
-		if ((sep = strrchr(listen, ':')) == NULL)
-			goto bad;
-		h = listen;
-		port = sep + 1;
-	}
-	hlen = (size_t)(sep - h);
-	if (hlen == 0 || hlen > HOST_MAX || *port == '\0' ||
-	    strspn(port, "0123456789") != strlen(port) || strlen(port) > 5 ||
-	    atoi(port) > 65535)
-		goto bad;
-	memcpy(host, h, hlen);
-	host[hlen] = '\0';
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV | AI_NUMERICHOST;
-	if (getaddrinfo(host, port, &hints, &res) != 0 || res == NULL ||
-	    res->ai_addrlen > sizeof(*ss)) {
-		r = err_set(e, ERR_CONFIG, "the listen address '%s' is not a "
-		    "numeric address and port", listen);
-		goto out;
-	}
-	memcpy(ss, res->ai_addr, res->ai_addrlen);
-	*ss_len = res->ai_addrlen;
-	r = 0;
-	goto out;
- bad:
-	r = err_set(e, ERR_CONFIG, "listen address '%s' is not ADDR:PORT or "
-	    "[ADDR]:PORT", listen);
- out:
-	if (res != NULL)
-		freeaddrinfo(res);
-	return r;
-}
-
 int
 wit_server_start(const struct wit_server_config *cfg, struct wit *w,
     struct wit_server **out, struct err_ctx *e)
@@ -307,7 +256,7 @@ wit_server_start(const struct wit_server_config *cfg, struct wit *w,
 		srv->cfg.timeout_s = WIT_TIMEOUT_DEFAULT_S;
 	snprintf(srv->listen, sizeof(srv->listen), "%s", cfg->listen);
 	srv->cfg.listen = srv->listen;
-	if ((r = listen_parse(srv->listen, &ss, &ss_len, e)) != 0)
+	if ((r = net_listen_parse(srv->listen, 1, &ss, &ss_len, e)) != 0)
 		goto out;
 	flags = MHD_USE_AUTO_INTERNAL_THREAD |
 	    MHD_USE_ERROR_LOG;
