@@ -16,10 +16,12 @@ common_libdevid_a_SOURCES += \
 
 check_PROGRAMS += tests/unit/test_buf tests/unit/test_codec \
 	tests/unit/test_errors tests/unit/test_transcript \
-	tests/unit/test_fileio tests/unit/test_timefmt
+	tests/unit/test_fileio tests/unit/test_timefmt tests/unit/test_netaddr
 TESTS += tests/unit/test_buf tests/unit/test_codec \
 	tests/unit/test_errors tests/unit/test_transcript \
-	tests/unit/test_fileio tests/unit/test_timefmt
+	tests/unit/test_fileio tests/unit/test_timefmt tests/unit/test_netaddr
+tests_unit_test_netaddr_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_netaddr_LDADD = $(UNIT_LIBS)
 
 tests_unit_test_timefmt_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_timefmt_LDADD = $(UNIT_LIBS)
