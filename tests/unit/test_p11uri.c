@@ -523,6 +523,33 @@ test_rv_names(void **state)
 	assert_null(p11_rv_name(0x7777UL));
 }
 
+/* A witness key's CKA_EC_POINT: DER-wrapped or raw, 32 bytes. */
+static void
+test_eddsa_point_decode(void **state)
+{
+	uint8_t v[40], pub[32];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(v); i++)
+		v[i] = (uint8_t)(0x40 + i);
+	v[0] = 0x04;
+	v[1] = 0x20;
+	assert_int_equal(p11_eddsa_point_decode(v, 34, pub), 0);
+	assert_memory_equal(pub, v + 2, 32);
+	assert_int_equal(p11_eddsa_point_decode(v + 2, 32, pub), 0);
+	assert_memory_equal(pub, v + 2, 32);
+	assert_int_equal(p11_eddsa_point_decode(v, 33, pub), ERR_FORMAT);
+	assert_int_equal(p11_eddsa_point_decode(v, 35, pub), ERR_FORMAT);
+	assert_int_equal(p11_eddsa_point_decode(v, 31, pub), ERR_FORMAT);
+	assert_int_equal(p11_eddsa_point_decode(v, 0, pub), ERR_FORMAT);
+	v[1] = 0x21;
+	assert_int_equal(p11_eddsa_point_decode(v, 34, pub), ERR_FORMAT);
+	v[1] = 0x20;
+	v[0] = 0x03;
+	assert_int_equal(p11_eddsa_point_decode(v, 34, pub), ERR_FORMAT);
+}
+
 static void
 test_ec_point_decode(void **state)
 {
@@ -649,6 +676,7 @@ main(void)
 		cmocka_unit_test(test_pin_resolve),
 		cmocka_unit_test(test_rv_names),
 		cmocka_unit_test(test_ec_point_decode),
+		cmocka_unit_test(test_eddsa_point_decode),
 		cmocka_unit_test(test_modconf_resolve),
 	};
 
