@@ -137,3 +137,11 @@ common_libdevidclient_a_SOURCES = common/dirclient.c common/dirclient.h \
 common_libdevidclient_a_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS)
 
 DIRCLIENT_LIBS = common/libdevidclient.a $(COMMON_LIBS) $(CURL_LIBS)
+
+# --- the chunked AEAD for blobs (STREAM construction, see stream.h).
+common_libdevid_a_SOURCES += common/stream.c common/stream.h
+
+check_PROGRAMS += tests/unit/test_stream
+TESTS += tests/unit/test_stream
+tests_unit_test_stream_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_stream_LDADD = $(UNIT_LIBS)

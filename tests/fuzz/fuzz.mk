@@ -81,3 +81,16 @@ fuzz:
 	@echo "fuzzers need: configure CC=clang --enable-fuzzing" >&2; exit 1
 endif
 .PHONY: fuzz
+
+# --- the blob stream parser and decryptor (common/stream.h).
+FUZZ_HARNESSES += tests/fuzz/fuzz_stream
+tests_fuzz_fuzz_stream_CPPFLAGS = $(AM_CPPFLAGS) \
+	-DFUZZ_CORPUS_DIR=\"$(abs_top_srcdir)/tests/fuzz/corpus/stream\"
+tests_fuzz_fuzz_stream_LDADD = $(COMMON_LIBS)
+if FUZZING
+tests_fuzz_fuzz_stream_SOURCES = tests/fuzz/fuzz_stream.c
+tests_fuzz_fuzz_stream_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
+else
+tests_fuzz_fuzz_stream_SOURCES = tests/fuzz/fuzz_stream.c \
+	tests/fuzz/standalone.c
+endif
