@@ -18,11 +18,36 @@ b64url_encoded_len(size_t len)
 	return (len / 3) * 4 + ((len % 3) == 0 ? 0 : (len % 3) + 1);
 }
 
+void
+b64url_encode_buf(const uint8_t *p, size_t len, char *out)
+{
+	size_t i, o = 0;
+	uint32_t v;
+
+	for (i = 0; i + 3 <= len; i += 3) {
+		v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+		out[o] = b64url_alphabet[(v >> 18) & 63];
+		out[o + 1] = b64url_alphabet[(v >> 12) & 63];
+		out[o + 2] = b64url_alphabet[(v >> 6) & 63];
+		out[o + 3] = b64url_alphabet[v & 63];
+		o += 4;
+	}
+	if (len - i == 1) {
+		v = (uint32_t)p[i] << 16;
+		out[o++] = b64url_alphabet[(v >> 18) & 63];
+		out[o++] = b64url_alphabet[(v >> 12) & 63];
+	} else if (len - i == 2) {
+		v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
+		out[o++] = b64url_alphabet[(v >> 18) & 63];
+		out[o++] = b64url_alphabet[(v >> 12) & 63];
+		out[o++] = b64url_alphabet[(v >> 6) & 63];
+	}
+}
+
 int
 b64url_encode(const uint8_t *p, size_t len, char **out)
 {
-	size_t i, o = 0, olen;
-	uint32_t v;
+	size_t olen;
 	char *s;
 
 	if (len > (SIZE_MAX / 4) * 3 - 3)
@@ -30,24 +55,8 @@ b64url_encode(const uint8_t *p, size_t len, char **out)
 	olen = b64url_encoded_len(len);
 	if ((s = malloc(olen + 1)) == NULL)
 		return ERR_ALLOC;
-	for (i = 0; i + 3 <= len; i += 3) {
-		v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-		s[o++] = b64url_alphabet[(v >> 18) & 63];
-		s[o++] = b64url_alphabet[(v >> 12) & 63];
-		s[o++] = b64url_alphabet[(v >> 6) & 63];
-		s[o++] = b64url_alphabet[v & 63];
-	}
-	if (len - i == 1) {
-		v = (uint32_t)p[i] << 16;
-		s[o++] = b64url_alphabet[(v >> 18) & 63];
-		s[o++] = b64url_alphabet[(v >> 12) & 63];
-	} else if (len - i == 2) {
-		v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
-		s[o++] = b64url_alphabet[(v >> 18) & 63];
-		s[o++] = b64url_alphabet[(v >> 12) & 63];
-		s[o++] = b64url_alphabet[(v >> 6) & 63];
-	}
-	s[o] = '\0';
+	b64url_encode_buf(p, len, s);
+	s[olen] = '\0';
 	*out = s;
 	return 0;
 }
@@ -79,34 +88,68 @@ b64url_value(unsigned char c)
 	return b64url_table[c];
 }
 
-/* Decodes into out, which has room for the exact decoded length. */
+/*
+ * The same table four times, each entry already shifted to its place in
+ * a group's 24 bits, with bit 24 set for a character outside the
+ * alphabet: a group is then four loads and three ORs.
+ */
+#define B64URL_V(c) ((c) >= 'A' && (c) <= 'Z' ? (c) - 'A' : \
+	(c) >= 'a' && (c) <= 'z' ? (c) - 'a' + 26 : \
+	(c) >= '0' && (c) <= '9' ? (c) - '0' + 52 : \
+	(c) == '-' ? 62 : (c) == '_' ? 63 : -1)
+#define B64URL_BAD 0x1000000u
+#define B64URL_AT(c, shift) (B64URL_V(c) < 0 ? B64URL_BAD : \
+	(uint32_t)B64URL_V(c) << (shift))
+#define B64URL_R4(s, n) B64URL_AT((n), s), B64URL_AT((n) + 1, s), \
+	B64URL_AT((n) + 2, s), B64URL_AT((n) + 3, s)
+#define B64URL_R16(s, n) B64URL_R4(s, n), B64URL_R4(s, (n) + 4), \
+	B64URL_R4(s, (n) + 8), B64URL_R4(s, (n) + 12)
+#define B64URL_R64(s, n) B64URL_R16(s, n), B64URL_R16(s, (n) + 16), \
+	B64URL_R16(s, (n) + 32), B64URL_R16(s, (n) + 48)
+#define B64URL_R256(s) B64URL_R64(s, 0), B64URL_R64(s, 64), \
+	B64URL_R64(s, 128), B64URL_R64(s, 192)
+
+static const uint32_t b64url_d0[256] = { B64URL_R256(18) };
+static const uint32_t b64url_d1[256] = { B64URL_R256(12) };
+static const uint32_t b64url_d2[256] = { B64URL_R256(6) };
+static const uint32_t b64url_d3[256] = { B64URL_R256(0) };
+
+/*
+ * Decodes into out, which has room for the exact decoded length.  There
+ * is no branch per character: a character outside the alphabet is
+ * collected in `bad` and judged once at the end (out then holds garbage,
+ * which the callers discard).
+ */
 static int
 b64url_decode_into(const char *s, size_t slen, uint8_t *out)
 {
+	const unsigned char *u = (const unsigned char *)s;
 	size_t i, o = 0, rem = slen % 4;
-	int a, b, c, d;
+	uint32_t v, bad = 0;
+	int a, b, c;
 
 	for (i = 0; i + 4 <= slen; i += 4) {
-		if ((a = b64url_value((unsigned char)s[i])) < 0 ||
-		    (b = b64url_value((unsigned char)s[i + 1])) < 0 ||
-		    (c = b64url_value((unsigned char)s[i + 2])) < 0 ||
-		    (d = b64url_value((unsigned char)s[i + 3])) < 0)
-			return ERR_FORMAT;
-		out[o++] = (uint8_t)(a << 2 | b >> 4);
-		out[o++] = (uint8_t)(b << 4 | c >> 2);
-		out[o++] = (uint8_t)(c << 6 | d);
+		v = b64url_d0[u[i]] | b64url_d1[u[i + 1]] |
+		    b64url_d2[u[i + 2]] | b64url_d3[u[i + 3]];
+		bad |= v;
+		out[o] = (uint8_t)(v >> 16);
+		out[o + 1] = (uint8_t)(v >> 8);
+		out[o + 2] = (uint8_t)v;
+		o += 3;
 	}
+	if ((bad & B64URL_BAD) != 0)
+		return ERR_FORMAT;
 	if (rem == 2) {
-		if ((a = b64url_value((unsigned char)s[i])) < 0 ||
-		    (b = b64url_value((unsigned char)s[i + 1])) < 0)
+		if ((a = b64url_value(u[i])) < 0 ||
+		    (b = b64url_value(u[i + 1])) < 0)
 			return ERR_FORMAT;
 		if ((b & 0x0f) != 0)	/* non-canonical trailing bits */
 			return ERR_FORMAT;
 		out[o++] = (uint8_t)(a << 2 | b >> 4);
 	} else if (rem == 3) {
-		if ((a = b64url_value((unsigned char)s[i])) < 0 ||
-		    (b = b64url_value((unsigned char)s[i + 1])) < 0 ||
-		    (c = b64url_value((unsigned char)s[i + 2])) < 0)
+		if ((a = b64url_value(u[i])) < 0 ||
+		    (b = b64url_value(u[i + 1])) < 0 ||
+		    (c = b64url_value(u[i + 2])) < 0)
 			return ERR_FORMAT;
 		if ((c & 0x03) != 0)
 			return ERR_FORMAT;

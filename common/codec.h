@@ -22,6 +22,13 @@ size_t b64url_encoded_len(size_t len);
 int b64url_encode(const uint8_t *p, size_t len, char **out);
 
 /*
+ * Encodes len bytes at p into the caller's out, which has room for
+ * b64url_encoded_len(len) characters; writes exactly that many and no
+ * NUL.  For building a larger text without an intermediate string.
+ */
+void b64url_encode_buf(const uint8_t *p, size_t len, char *out);
+
+/*
  * Decodes the slen characters at s (s need not be NUL-terminated) into a
  * new array in *out of *out_len bytes (the caller frees it; a 1-byte
  * allocation for empty input).  Input that would decode to more than

@@ -32,33 +32,133 @@
 /* --- helpers --- */
 
 /*
+ * A member of the top-level object whose string value was taken out of
+ * the text before jansson saw it (env_json_scan()): the value's
+ * characters are p[0..len), between its quotes in the caller's text.
+ * Only for values of at least ENV_JSON_SPLICE_MIN characters without a
+ * backslash: a large base64url string is decoded straight from the text
+ * instead of being lexed, copied and decoded again by jansson.  Short
+ * values go the same way, so that what every test and fuzz input runs
+ * is what a large message runs.
+ */
+struct env_json_span {
+	const char *p;			/* NULL: nothing taken out */
+	size_t start, len;		/* offset of p in the text, length */
+};
+
+#define ENV_JSON_SPLICE_MIN 1
+
+/*
+ * The end of the JSON string whose first character (after the opening
+ * quote) is at p[i]: the offset of its closing quote, or len when it is
+ * not closed.  *plain is 1 when the string has no backslash.  memchr()
+ * does the work: a megabyte of base64url is skipped at memory speed.
+ */
+static size_t
+env_json_string_end(const uint8_t *p, size_t len, size_t i, int *plain)
+{
+	const uint8_t *q, *bs;
+	int escaped = 0;
+
+	*plain = 0;
+	if ((q = memchr(p + i, '"', len - i)) == NULL)
+		return len;
+	if ((bs = memchr(p + i, '\\', (size_t)(q - (p + i)))) == NULL) {
+		*plain = 1;
+		return (size_t)(q - p);
+	}
+	for (i = (size_t)(bs - p); i < len; i++) {
+		if (escaped)
+			escaped = 0;
+		else if (p[i] == '\\')
+			escaped = 1;
+		else if (p[i] == '"')
+			return i;
+	}
+	return len;
+}
+
+/* What env_json_scan() knows of the top-level object's members so far. */
+struct env_json_members_state {
+	const char *key;		/* the member looked for, or NULL */
+	size_t key_len;
+	int after_colon;		/* a value comes next */
+	int key_match;			/* and it is key's */
+};
+
+/*
+ * A string p[start..end) (end: its closing quote) inside the top-level
+ * object: a member name, or a value -- key's, which goes into span when
+ * it is plain (no backslash) and long enough.
+ */
+static void
+env_json_top_string(const uint8_t *p, size_t start, size_t end, int plain,
+    struct env_json_members_state *m, struct env_json_span *span)
+{
+	size_t n = end - start;
+
+	if (!m->after_colon) {
+		m->key_match = plain && n == m->key_len &&
+		    memcmp(p + start, m->key, n) == 0;
+		return;
+	}
+	if (m->key_match && plain && span->p == NULL &&
+	    n >= ENV_JSON_SPLICE_MIN) {
+		span->p = (const char *)p + start;
+		span->start = start;
+		span->len = n;
+	}
+	m->key_match = 0;
+	m->after_colon = 0;
+}
+
+/*
  * Returns 1 when the JSON text at p nests objects and arrays at most
  * max_depth deep, else 0.  Only brackets outside strings count; the text
  * need not be valid JSON (jansson judges that afterwards).  This keeps
  * jansson's recursive parser from ever descending deeper than we allow.
+ *
+ * With key not NULL, span receives the value of the top-level member
+ * named key (its name written without escapes) when that value is a
+ * string of at least ENV_JSON_SPLICE_MIN characters without a backslash
+ * (the first such member when the text has several).  The reading of
+ * members is right for valid JSON only; a caller that takes the value out
+ * must let jansson judge the rest, and must fall back to the whole text
+ * whenever anything fails.
  */
 static int
-env_json_depth_ok(const uint8_t *p, size_t len, int max_depth)
+env_json_scan(const uint8_t *p, size_t len, int max_depth, const char *key,
+    struct env_json_span *span)
 {
-	size_t i;
-	int depth = 0, in_string = 0, escaped = 0;
+	struct env_json_members_state m;
+	size_t i, end;
+	int depth = 0, root_object = 0, seen_root = 0, plain;
 
+	memset(&m, 0, sizeof(m));
+	m.key = key;
+	m.key_len = key == NULL ? 0 : strlen(key);
+	if (span != NULL)
+		memset(span, 0, sizeof(*span));
 	for (i = 0; i < len; i++) {
-		if (in_string) {
-			if (escaped)
-				escaped = 0;
-			else if (p[i] == '\\')
-				escaped = 1;
-			else if (p[i] == '"')
-				in_string = 0;
-			continue;
-		}
 		switch (p[i]) {
 		case '"':
-			in_string = 1;
+			end = env_json_string_end(p, len, i + 1, &plain);
+			if (end >= len)
+				return 1;	/* not closed: jansson's */
+			if (key != NULL && span != NULL && depth == 1 &&
+			    root_object)
+				env_json_top_string(p, i + 1, end, plain, &m,
+				    span);
+			i = end;
 			break;
 		case '{':
 		case '[':
+			if (!seen_root) {
+				seen_root = 1;
+				root_object = p[i] == '{';
+			}
+			m.after_colon = 0;
+			m.key_match = 0;
 			if (++depth > max_depth)
 				return 0;
 			break;
@@ -66,14 +166,25 @@ env_json_depth_ok(const uint8_t *p, size_t len, int max_depth)
 		case ']':
 			depth--;
 			break;
+		case ':':
+			if (depth == 1)
+				m.after_colon = 1;
+			break;
+		case ',':
+			if (depth == 1) {
+				m.after_colon = 0;
+				m.key_match = 0;
+			}
+			break;
 		}
 	}
 	return 1;
 }
 
 /*
- * env_json_depth_ok() for a tree that jansson built already (an envelope
- * inside a larger request): 1 when objects and arrays nest at most
+ * env_json_scan()'s depth check for a tree that jansson built already
+ * (an envelope inside a larger request): 1 when objects and arrays nest
+ * at most
  * max_depth deep.  The recursion stops at max_depth + 1 levels.
  */
 static int
@@ -101,19 +212,42 @@ env_json_tree_depth_ok(json_t *j, int max_depth)
 	return 1;
 }
 
-/* Loads text with duplicate keys rejected; depth checked first. */
+/*
+ * Loads text with duplicate keys rejected; depth checked first.  With
+ * key not NULL and a span found for it (env_json_scan()), jansson loads
+ * a copy of the text whose value of that member is "" and *span says
+ * where the characters are; a copy is wiped before it is freed (it may
+ * be plaintext).  Otherwise span->p is NULL and the text is loaded as it
+ * is.
+ */
 static int
-env_json_load(const uint8_t *p, size_t len, int max_depth, const char *what,
+env_json_load_span(const uint8_t *p, size_t len, int max_depth,
+    const char *what, const char *key, struct env_json_span *span,
     json_t **out, struct err_ctx *e)
 {
 	json_error_t jerr;
 	json_t *j;
+	uint8_t *copy = NULL;
+	size_t copy_len = 0;
 
-	if (!env_json_depth_ok(p, len, max_depth))
+	if (!env_json_scan(p, len, max_depth, key, span))
 		return err_set(e, ERR_FORMAT, "%s: JSON nested deeper than %d "
 		    "levels", what, max_depth);
-	if ((j = json_loadb((const char *)p, len, JSON_REJECT_DUPLICATES,
-	    &jerr)) == NULL)
+	if (span != NULL && span->p != NULL) {
+		copy_len = len - span->len;
+		if ((copy = malloc(copy_len)) == NULL)
+			return ERR_ALLOC;
+		memcpy(copy, p, span->start);
+		memcpy(copy + span->start, p + span->start + span->len,
+		    len - span->start - span->len);
+	}
+	j = json_loadb(copy != NULL ? (const char *)copy : (const char *)p,
+	    copy != NULL ? copy_len : len, JSON_REJECT_DUPLICATES, &jerr);
+	if (copy != NULL) {
+		crypto_wipe(copy, copy_len);
+		free(copy);
+	}
+	if (j == NULL)
 		return err_set(e, ERR_FORMAT, "%s: invalid JSON at line %d "
 		    "column %d: %s", what, jerr.line, jerr.column, jerr.text);
 	if (!json_is_object(j)) {
@@ -240,6 +374,36 @@ env_json_b64_alloc(json_t *obj, const char *key, const char *what,
 	return 0;
 }
 
+/*
+ * env_json_b64_alloc() for a member whose characters may have been taken
+ * out of the text (span not NULL, span->p not NULL): the member must
+ * still be there as a string, and the characters are decoded from the
+ * span, once, straight into the new array.
+ */
+static int
+env_json_b64_span(json_t *obj, const char *key,
+    const struct env_json_span *span, const char *what, size_t max,
+    uint8_t **out, size_t *out_len, struct err_ctx *e)
+{
+	const char *s;
+	size_t len;
+	int r;
+
+	if (span == NULL || span->p == NULL)
+		return env_json_b64_alloc(obj, key, what, max, out, out_len,
+		    e);
+	if ((r = env_json_str(obj, key, what, &s, &len, e)) != 0)
+		return r;
+	if ((r = b64url_decode(span->p, span->len, max, out, out_len)) != 0) {
+		if (r == ERR_ALLOC)
+			return r;
+		return err_set(e, r, "%s: member \"%s\" is not base64url%s",
+		    what, key, r == ERR_TOO_LARGE ? " of an allowed size" :
+		    "");
+	}
+	return 0;
+}
+
 /* A new JSON string holding the base64url of len bytes at p. */
 static json_t *
 env_json_b64_new(const uint8_t *p, size_t len)
@@ -263,30 +427,92 @@ env_json_sink(const char *p, size_t len, void *arg)
 	return buf_put((struct buf *)arg, p, len) == 0 ? 0 : -1;
 }
 
-/* Serialises j compactly into a new NUL-terminated array (caller frees). */
+/*
+ * Serialises the object j compactly into the new buffer *out (caller
+ * frees it with buf_free(), which wipes it); the text is at least "{}".
+ */
 static int
-env_json_dump(json_t *j, uint8_t **out, size_t *out_len)
+env_json_dump_buf(json_t *j, struct buf **out)
 {
-	struct buf *b = NULL;
-	uint8_t *p = NULL;
-	size_t len = 0;
-	int r = ERR_INTERNAL;
+	struct buf *b;
 
 	if ((b = buf_new(0)) == NULL)
 		return ERR_ALLOC;
 	if (json_dump_callback(j, env_json_sink, b, JSON_COMPACT) != 0) {
-		r = ERR_ALLOC;
-		goto out;
+		buf_free(b);
+		return ERR_ALLOC;
 	}
-	if ((r = buf_put_u8(b, 0)) != 0 ||
-	    (r = buf_steal(b, &p, &len)) != 0)
-		goto out;
-	*out = p;
-	*out_len = len - 1;
-	r = 0;
- out:
-	buf_free(b);
-	return r;
+	if (buf_len(b) < 2 || buf_ptr(b)[0] != '{' ||
+	    buf_ptr(b)[buf_len(b) - 1] != '}') {
+		buf_free(b);
+		return ERR_INTERNAL;
+	}
+	*out = b;
+	return 0;
+}
+
+/* Appends the len characters at p to out at *o. */
+static void
+env_json_put(char *out, size_t *o, const char *p, size_t len)
+{
+	memcpy(out + *o, p, len);
+	*o += len;
+}
+
+#define ENV_JSON_CT_OPEN ",\"ciphertext\":\""
+#define ENV_JSON_SIG_OPEN "\",\"sig\":\""
+#define ENV_JSON_TAIL_CLOSE "\"}"
+
+/*
+ * The envelope's text: root (every member up to "nonce") serialised
+ * compactly, with "ciphertext" and "sig" after them, into a new
+ * NUL-terminated array (caller frees).  The bytes are those jansson
+ * writes for the whole object -- base64url needs no escaping -- but the
+ * ciphertext is encoded once, straight into the text, instead of into a
+ * string that jansson copies and then escapes character by character.
+ */
+static int
+env_json_dump_tail(json_t *root, const uint8_t *ct, size_t ct_len,
+    const uint8_t sig[ENV_SIG_LEN], uint8_t **out, size_t *out_len)
+{
+	struct buf *head = NULL;
+	size_t n_head, ct_chars, sig_chars, total, o;
+	char *text;
+	int r;
+
+	if (ct_len > (SIZE_MAX / 4) * 3 - 3)
+		return ERR_TOO_LARGE;
+	ct_chars = b64url_encoded_len(ct_len);
+	sig_chars = b64url_encoded_len(ENV_SIG_LEN);
+	if ((r = env_json_dump_buf(root, &head)) != 0)
+		return r;
+	n_head = buf_len(head);
+	if (ct_chars > SIZE_MAX - n_head - 64 - sig_chars) {
+		buf_free(head);
+		return ERR_TOO_LARGE;
+	}
+	total = n_head - 1 + strlen(ENV_JSON_CT_OPEN) + ct_chars +
+	    strlen(ENV_JSON_SIG_OPEN) + sig_chars +
+	    strlen(ENV_JSON_TAIL_CLOSE);
+	if ((text = malloc(total + 1)) == NULL) {
+		buf_free(head);
+		return ERR_ALLOC;
+	}
+	o = 0;			/* all of head but its closing brace */
+	env_json_put(text, &o, (const char *)buf_ptr(head), n_head - 1);
+	buf_free(head);
+	env_json_put(text, &o, ENV_JSON_CT_OPEN, strlen(ENV_JSON_CT_OPEN));
+	b64url_encode_buf(ct, ct_len, text + o);
+	o += ct_chars;
+	env_json_put(text, &o, ENV_JSON_SIG_OPEN, strlen(ENV_JSON_SIG_OPEN));
+	b64url_encode_buf(sig, ENV_SIG_LEN, text + o);
+	o += sig_chars;
+	env_json_put(text, &o, ENV_JSON_TAIL_CLOSE,
+	    strlen(ENV_JSON_TAIL_CLOSE));
+	text[o] = '\0';
+	*out = (uint8_t *)text;
+	*out_len = o;
+	return 0;
 }
 
 /* Wipes a JSON string's bytes in place (jansson owns them). */
@@ -429,7 +655,8 @@ env_to_json(const struct env *env, char **out, size_t *out_len)
 		r = ERR_ALLOC;
 		goto out;
 	}
-	/* The members in the order of section 4; env_json_set consumes its
+	/* The members in the order of section 4 but for the last two, which
+	 * env_json_dump_tail() writes itself; env_json_set consumes its
 	 * value even on failure. */
 	if ((r = env_json_set(root, "v", json_integer(ENV_VERSION))) != 0 ||
 	    (r = env_json_set(root, "id",
@@ -441,15 +668,11 @@ env_to_json(const struct env *env, char **out, size_t *out_len)
 	    (r = env_json_set(root, "views", json_incref(views))) != 0 ||
 	    (r = env_json_set(root, "recipients", json_incref(recips))) != 0 ||
 	    (r = env_json_set(root, "nonce",
-	    env_json_b64_new(env->nonce, sizeof(env->nonce)))) != 0 ||
-	    (r = env_json_set(root, "ciphertext",
-	    env_json_b64_new(env->ciphertext == NULL ?
-	    (const uint8_t *)"" : env->ciphertext,
-	    env->ciphertext_len))) != 0 ||
-	    (r = env_json_set(root, "sig",
-	    env_json_b64_new(env->sig, sizeof(env->sig)))) != 0)
+	    env_json_b64_new(env->nonce, sizeof(env->nonce)))) != 0)
 		goto out;
-	if ((r = env_json_dump(root, &text, &len)) != 0)
+	if ((r = env_json_dump_tail(root, env->ciphertext == NULL ?
+	    (const uint8_t *)"" : env->ciphertext, env->ciphertext_len,
+	    env->sig, &text, &len)) != 0)
 		goto out;
 	*out = (char *)text;
 	*out_len = len;
@@ -688,8 +911,9 @@ env_parse_recipients(json_t *root, size_t max_recipients, struct env *env,
  * read so far (env_free() releases it).
  */
 static int
-env_parse_members(json_t *root, size_t max_bytes, size_t max_recipients,
-    struct env *env, struct err_ctx *e)
+env_parse_members(json_t *root, const struct env_json_span *ct,
+    size_t max_bytes, size_t max_recipients, struct env *env,
+    struct err_ctx *e)
 {
 	static const char *const members[] = {
 		"v", "id", "sender", "sent", "to", "views", "recipients",
@@ -715,8 +939,8 @@ env_parse_members(json_t *root, size_t max_bytes, size_t max_recipients,
 	    (r = env_parse_recipients(root, max_recipients, env, e)) != 0 ||
 	    (r = env_json_b64_exact(root, "nonce", "envelope", env->nonce,
 	    sizeof(env->nonce), e)) != 0 ||
-	    (r = env_json_b64_alloc(root, "ciphertext", "envelope", max_bytes,
-	    &env->ciphertext, &env->ciphertext_len, e)) != 0)
+	    (r = env_json_b64_span(root, "ciphertext", ct, "envelope",
+	    max_bytes, &env->ciphertext, &env->ciphertext_len, e)) != 0)
 		return r;
 	if (env->ciphertext_len < ENV_TAG_LEN)
 		return err_set(e, ERR_FORMAT, "envelope: ciphertext shorter "
@@ -745,15 +969,16 @@ env_limits_get(const struct env_limits *lim, size_t *max_bytes,
 /* A new envelope from the loaded object root, in *out; untouched on
  * failure. */
 static int
-env_from_tree(json_t *root, size_t max_bytes, size_t max_recipients,
-    struct env **out, struct err_ctx *e)
+env_from_tree(json_t *root, const struct env_json_span *ct,
+    size_t max_bytes, size_t max_recipients, struct env **out,
+    struct err_ctx *e)
 {
 	struct env *env;
 	int r;
 
 	if ((env = calloc(1, sizeof(*env))) == NULL)
 		return ERR_ALLOC;
-	if ((r = env_parse_members(root, max_bytes, max_recipients, env,
+	if ((r = env_parse_members(root, ct, max_bytes, max_recipients, env,
 	    e)) != 0) {
 		env_free(env);
 		return r;
@@ -762,14 +987,59 @@ env_from_tree(json_t *root, size_t max_bytes, size_t max_recipients,
 	return 0;
 }
 
+/*
+ * One try at check 1 on the text: with splice, the ciphertext's
+ * characters are taken out before jansson loads the text and decoded
+ * straight from it (*spliced says whether that happened); the tree handed
+ * back gets them again as a string.  Without splice, the text is loaded
+ * as it is.  *out and *tree are untouched on failure.
+ */
+static int
+env_parse_text(const uint8_t *json, size_t len, size_t max_bytes,
+    size_t max_recipients, int splice, int *spliced, struct env **out,
+    json_t **tree, struct err_ctx *e)
+{
+	struct env_json_span ct;
+	struct env *env = NULL;
+	json_t *root = NULL, *s = NULL;
+	int r = ERR_INTERNAL;
+
+	*spliced = 0;
+	if ((r = env_json_load_span(json, len, ENV_JSON_MAX_DEPTH, "envelope",
+	    splice ? "ciphertext" : NULL, &ct, &root, e)) != 0)
+		goto out;
+	*spliced = ct.p != NULL;
+	if ((r = env_from_tree(root, &ct, max_bytes, max_recipients, &env,
+	    e)) != 0)
+		goto out;
+	if (tree != NULL && ct.p != NULL) {
+		if ((s = json_stringn_nocheck(ct.p, ct.len)) == NULL ||
+		    json_object_set_new_nocheck(root, "ciphertext", s) != 0) {
+			r = ERR_ALLOC;
+			goto out;
+		}
+	}
+	if (tree != NULL) {
+		*tree = root;
+		root = NULL;	/* transferred */
+	}
+	*out = env;
+	env = NULL;		/* transferred */
+	r = 0;
+ out:
+	env_free(env);
+	json_decref(root);
+	return r;
+}
+
 int
 env_parse_keep_tree(const uint8_t *json, size_t len,
     const struct env_limits *lim, struct env **out, json_t **tree,
     struct err_ctx *e)
 {
+	struct err_ctx fast;
 	size_t max_bytes, max_recipients;
-	json_t *root = NULL;
-	int r = ERR_INTERNAL;
+	int r, spliced = 0;
 
 	return_val_if_fail(json != NULL && out != NULL, ERR_INVALID_ARG);
 	if ((r = env_limits_get(lim, &max_bytes, &max_recipients, e)) != 0)
@@ -777,18 +1047,23 @@ env_parse_keep_tree(const uint8_t *json, size_t len,
 	if (len > max_bytes)
 		return err_set(e, ERR_TOO_LARGE, "envelope: %zu bytes, more "
 		    "than the %zu allowed", len, max_bytes);
-	if ((r = env_json_load(json, len, ENV_JSON_MAX_DEPTH, "envelope",
-	    &root, e)) != 0 ||
-	    (r = env_from_tree(root, max_bytes, max_recipients, out, e)) != 0)
-		goto out;
-	if (tree != NULL) {
-		*tree = root;
-		root = NULL;	/* transferred */
+	/*
+	 * The ciphertext is most of the bytes: decoded straight from the
+	 * text, not lexed and copied by jansson first.  Should anything fail
+	 * that way, the text is judged again as a whole, so that a refusal
+	 * and its reason are exactly those of the plain parse.
+	 */
+	err_clear(&fast);
+	r = env_parse_text(json, len, max_bytes, max_recipients, 1, &spliced,
+	    out, tree, &fast);
+	if (r == 0 || !spliced) {
+		/* The plain parse's result: its reason as it was. */
+		if (r != 0 && e != NULL && e->code == 0)
+			*e = fast;
+		return r;
 	}
-	r = 0;
- out:
-	json_decref(root);
-	return r;
+	return env_parse_text(json, len, max_bytes, max_recipients, 0,
+	    &spliced, out, tree, e);
 }
 
 int
@@ -814,7 +1089,7 @@ env_parse_tree(json_t *root, const struct env_limits *lim, struct env **out,
 		    "than %d levels", ENV_JSON_MAX_DEPTH);
 	if (!json_is_object(root))
 		return err_set(e, ERR_FORMAT, "envelope: not a JSON object");
-	return env_from_tree(root, max_bytes, max_recipients, out, e);
+	return env_from_tree(root, NULL, max_bytes, max_recipients, out, e);
 }
 
 /* --- the inner payload --- */
@@ -926,12 +1201,73 @@ env_payload_encode(const char *type, const uint8_t *body, size_t body_len,
 	    out_len, e);
 }
 
+#define ENV_JSON_BODY_OPEN ",\"body\":\""
+
+/*
+ * The inner payload's text from head ({"type"}) and rest ({"name",
+ * "checkpoint"}, maybe empty) with "body" between them, in a new
+ * NUL-terminated array: the bytes jansson writes for the whole object in
+ * the order type, body, name, checkpoint, but with the body encoded once,
+ * straight into the text.
+ */
+static int
+env_payload_dump(json_t *head, json_t *rest, const uint8_t *body,
+    size_t body_len, uint8_t **out, size_t *out_len)
+{
+	struct buf *h = NULL, *t = NULL;
+	size_t body_chars, total, o;
+	char *text = NULL;
+	int r = ERR_INTERNAL;
+
+	if (body_len > (SIZE_MAX / 4) * 3 - 3)
+		return ERR_TOO_LARGE;
+	body_chars = b64url_encoded_len(body_len);
+	if ((r = env_json_dump_buf(head, &h)) != 0 ||
+	    (r = env_json_dump_buf(rest, &t)) != 0)
+		goto out;
+	if (body_chars > SIZE_MAX - buf_len(h) - buf_len(t) - 64) {
+		r = ERR_TOO_LARGE;
+		goto out;
+	}
+	/* head without "}", ,"body":"...", '"', then rest with "," for its
+	 * "{" (or its "}" alone when it is empty). */
+	total = buf_len(h) - 1 + strlen(ENV_JSON_BODY_OPEN) + body_chars + 1 +
+	    buf_len(t);
+	if ((text = malloc(total + 1)) == NULL) {
+		r = ERR_ALLOC;
+		goto out;
+	}
+	o = 0;
+	env_json_put(text, &o, (const char *)buf_ptr(h), buf_len(h) - 1);
+	env_json_put(text, &o, ENV_JSON_BODY_OPEN, strlen(ENV_JSON_BODY_OPEN));
+	b64url_encode_buf(body, body_len, text + o);
+	o += body_chars;
+	text[o++] = '"';
+	if (buf_len(t) == 2)	/* "{}": only its brace closes the object */
+		text[o++] = '}';
+	else {
+		text[o++] = ',';
+		env_json_put(text, &o, (const char *)buf_ptr(t) + 1,
+		    buf_len(t) - 1);
+	}
+	text[o] = '\0';
+	*out = (uint8_t *)text;
+	*out_len = o;
+	text = NULL;		/* transferred */
+	r = 0;
+ out:
+	buf_free(h);		/* wiped: the type, name and checkpoint */
+	buf_free(t);
+	free(text);
+	return r;
+}
+
 int
 env_payload_encode_cp(const char *type, const uint8_t *body,
     size_t body_len, const char *name, const char *checkpoint,
     uint8_t **out, size_t *out_len, struct err_ctx *e)
 {
-	json_t *o = NULL, *jbody = NULL;
+	json_t *head = NULL, *rest = NULL;
 	int r = ERR_ALLOC;
 
 	return_val_if_fail(type != NULL && out != NULL && out_len != NULL,
@@ -951,49 +1287,56 @@ env_payload_encode_cp(const char *type, const uint8_t *body,
 		return err_set(e, ERR_INVALID_ARG, "message: the checkpoint "
 		    "must be 1 to %d bytes", ENV_PAYLOAD_CHECKPOINT_MAX);
 
-	if ((o = json_object()) == NULL ||
-	    (jbody = env_json_b64_new(body == NULL ? (const uint8_t *)"" :
-	    body, body_len)) == NULL)
+	/* The members in the order type, body, name, checkpoint; the body
+	 * is written by env_payload_dump(). */
+	if ((head = json_object()) == NULL || (rest = json_object()) == NULL)
 		goto out;
-	if (json_object_set_new(o, "type", json_string(type)) != 0 ||
-	    json_object_set(o, "body", jbody) != 0 ||
+	if (json_object_set_new(head, "type", json_string(type)) != 0 ||
 	    (name != NULL &&
-	    json_object_set_new(o, "name", json_string(name)) != 0) ||
-	    (checkpoint != NULL && json_object_set_new(o, "checkpoint",
+	    json_object_set_new(rest, "name", json_string(name)) != 0) ||
+	    (checkpoint != NULL && json_object_set_new(rest, "checkpoint",
 	    json_string(checkpoint)) != 0))
 		goto out;
-	if ((r = env_json_dump(o, out, out_len)) != 0)
+	if ((r = env_payload_dump(head, rest, body == NULL ?
+	    (const uint8_t *)"" : body, body_len, out, out_len)) != 0)
 		goto out;
 	r = 0;
  out:
-	if (o != NULL) {
-		env_json_wipe_string(json_object_get(o, "type"));
-		env_json_wipe_string(json_object_get(o, "name"));
-		env_json_wipe_string(json_object_get(o, "checkpoint"));
+	if (head != NULL)
+		env_json_wipe_string(json_object_get(head, "type"));
+	if (rest != NULL) {
+		env_json_wipe_string(json_object_get(rest, "name"));
+		env_json_wipe_string(json_object_get(rest, "checkpoint"));
 	}
-	env_json_wipe_string(jbody);
-	json_decref(jbody);
-	json_decref(o);
+	json_decref(head);
+	json_decref(rest);
 	return r;
 }
 
-int
-env_payload_parse(const uint8_t *p, size_t len, struct env_payload *out,
-    struct err_ctx *e)
+/*
+ * One try at env_payload_parse(): with splice, the body's characters are
+ * taken out of the text before jansson loads it and decoded straight from
+ * the plaintext (*spliced says whether that happened).
+ */
+static int
+env_payload_parse_text(const uint8_t *p, size_t len, int splice,
+    int *spliced, struct env_payload *out, struct err_ctx *e)
 {
 	static const char *const members[] = {
 		"type", "body", "name", "checkpoint"
 	};
+	struct env_json_span body;
 	json_t *root = NULL;
 	const char *s;
 	size_t slen;
 	int r = ERR_INTERNAL;
 
-	return_val_if_fail(p != NULL && out != NULL, ERR_INVALID_ARG);
 	memset(out, 0, sizeof(*out));
-	if ((r = env_json_load(p, len, ENV_PAYLOAD_MAX_DEPTH, "message",
-	    &root, e)) != 0)
+	*spliced = 0;
+	if ((r = env_json_load_span(p, len, ENV_PAYLOAD_MAX_DEPTH, "message",
+	    splice ? "body" : NULL, &body, &root, e)) != 0)
 		goto out;
+	*spliced = body.p != NULL;
 	if ((r = env_json_members(root, members, 4, "message", e)) != 0 ||
 	    (r = env_json_str(root, "type", "message", &s, &slen, e)) != 0)
 		goto out;
@@ -1037,8 +1380,8 @@ env_payload_parse(const uint8_t *p, size_t len, struct env_payload *out,
 			goto out;
 		}
 	}
-	if ((r = env_json_b64_alloc(root, "body", "message", len, &out->body,
-	    &out->body_len, e)) != 0)
+	if ((r = env_json_b64_span(root, "body", &body, "message", len,
+	    &out->body, &out->body_len, e)) != 0)
 		goto out;
 	r = 0;
  out:
@@ -1052,4 +1395,25 @@ env_payload_parse(const uint8_t *p, size_t len, struct env_payload *out,
 	if (r != 0)
 		env_payload_clear(out);
 	return r;
+}
+
+int
+env_payload_parse(const uint8_t *p, size_t len, struct env_payload *out,
+    struct err_ctx *e)
+{
+	struct err_ctx fast;
+	int r, spliced = 0;
+
+	return_val_if_fail(p != NULL && out != NULL, ERR_INVALID_ARG);
+	/* As env_parse_keep_tree() does with the ciphertext: the body
+	 * decoded once, straight from the plaintext; on any failure the
+	 * plaintext is judged again as a whole, for the plain reason. */
+	err_clear(&fast);
+	r = env_payload_parse_text(p, len, 1, &spliced, out, &fast);
+	if (r == 0 || !spliced) {
+		if (r != 0 && e != NULL && e->code == 0)
+			*e = fast;
+		return r;
+	}
+	return env_payload_parse_text(p, len, 0, &spliced, out, e);
 }

@@ -197,6 +197,18 @@ env_sig_transcript_hdr(const struct env *env, const uint8_t hdr_hash[32],
 	return 0;
 }
 
+/* H(SIG) of env whose H(HDR) is hdr_hash. */
+static int
+env_sig_digest_hdr(const struct env *env, const uint8_t hdr_hash[32],
+    uint8_t out[32])
+{
+	struct buf *b;
+
+	if ((b = buf_new(0)) == NULL)
+		return ERR_ALLOC;
+	return tr_hash_free(b, env_sig_transcript_hdr(env, hdr_hash, b), out);
+}
+
 int
 env_sig_digest(const struct env *env, uint8_t out[32])
 {
@@ -747,6 +759,36 @@ env_open_fail(struct env_opened *out, enum env_check c, int cause,
 	    detail->code != 0 ? err_msg(detail) : err_str(cause));
 }
 
+/* The DER of a P-256 SubjectPublicKeyInfo before its 65-byte uncompressed
+ * point (id-ecPublicKey, prime256v1, BIT STRING): crypto_spki_export()'s
+ * canonical form, the one a device id hashes. */
+static const uint8_t env_p256_spki_prefix[] = {
+	0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d,
+	0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01,
+	0x07, 0x03, 0x42, 0x00
+};
+
+/*
+ * 1 when the device id of the P-256 key pub is device, computed from its
+ * point and the fixed SPKI prefix (no DER encoder: OpenSSL's costs more
+ * than the ECDSA verify); 0 otherwise, also when the point cannot be had.
+ */
+static int
+env_p256_id_matches(EVP_PKEY *pub, const char *device)
+{
+	uint8_t spki[sizeof(env_p256_spki_prefix) + CRYPTO_P256_POINT_LEN];
+	uint8_t hash[CRYPTO_SHA256_LEN];
+	char hex[ENV_DEVICE_LEN + 1];
+
+	memcpy(spki, env_p256_spki_prefix, sizeof(env_p256_spki_prefix));
+	if (crypto_ec_point_get(pub,
+	    spki + sizeof(env_p256_spki_prefix)) != 0 ||
+	    crypto_sha256(spki, sizeof(spki), hash) != 0)
+		return 0;
+	hex_encode(hash, sizeof(hash), hex);
+	return strcmp(hex, device) == 0;
+}
+
 /* Check 2 beyond the callback: the key is P-256 and its id is the sender
  * device, so a confused lookup cannot lend another device's key. */
 static int
@@ -761,6 +803,13 @@ env_check_sender_key(EVP_PKEY *pub, const char *device, struct err_ctx *e)
 	if (pub == NULL || !crypto_is_p256(pub)) {
 		r = err_set(e, ERR_WRONG_KEY, "the signing key of sender "
 		    "device %.16s is not a P-256 key", device);
+		goto out;
+	}
+	/* The canonical SPKI (the only one crypto_spki_import() accepts, and
+	 * the one a device id is the hash of) from the point first; the
+	 * encoder only when that does not match. */
+	if (env_p256_id_matches(pub, device)) {
+		r = 0;
 		goto out;
 	}
 	if ((r = crypto_spki_export(pub, &der, &der_len)) != 0 ||
@@ -875,16 +924,17 @@ env_check_sender(const struct env *env, const struct env_self *self,
 	return env_check_sender_key(*sig_pub, env->sender_device, e);
 }
 
-/* Check 3: sig verifies over H(SIG) under the sender's key. */
+/* Check 3: sig verifies over H(SIG) under the sender's key; hdr_hash is
+ * H(HDR) of env. */
 static int
-env_check_signature(const struct env *env, EVP_PKEY *sig_pub,
-    struct err_ctx *e)
+env_check_signature(const struct env *env, const uint8_t hdr_hash[32],
+    EVP_PKEY *sig_pub, struct err_ctx *e)
 {
 	uint8_t digest[CRYPTO_SHA256_LEN];
 	char short_id[ENV_SHORT_ID_LEN];
 	int r;
 
-	if ((r = env_sig_digest(env, digest)) != 0)
+	if ((r = env_sig_digest_hdr(env, hdr_hash, digest)) != 0)
 		return r;
 	if ((r = crypto_ecdsa_verify(sig_pub, digest, env->sig)) != 0) {
 		env_short_id(env->sender_device, short_id);
@@ -896,18 +946,20 @@ env_check_signature(const struct env *env, EVP_PKEY *sig_pub,
 }
 
 /*
- * Check 5: the own copy of K, then the body with AAD = HDR.  On success
- * *pt_out (of *pt_len_out bytes; the caller wipes and frees it) is the
- * authenticated plaintext.  K is wiped on every path.
+ * Check 5: the own copy of K, then the body with AAD = HDR (hdr, whose
+ * hash is hdr_hash).  On success *pt_out (of *pt_len_out bytes) is the
+ * authenticated plaintext, which the caller wipes: in a new array that
+ * the caller frees, or, when in_place is not NULL, in in_place itself --
+ * env's ciphertext, which the caller may overwrite.  A failed
+ * decryption leaves nothing of the plaintext.  K is wiped on every path.
  */
 static int
 env_decrypt(const struct env *env, const struct env_self *self,
+    const struct buf *hdr, const uint8_t hdr_hash[32], uint8_t *in_place,
     uint8_t **pt_out, size_t *pt_len_out, struct err_ctx *e)
 {
 	const struct env_recipient *own;
-	struct buf *hdr = NULL;
 	uint8_t key[ENV_KEY_LEN];
-	uint8_t hdr_hash[CRYPTO_SHA256_LEN];
 	uint8_t *pt = NULL;
 	size_t pt_len = 0;
 	char short_id[ENV_SHORT_ID_LEN];
@@ -922,17 +974,12 @@ env_decrypt(const struct env *env, const struct env_self *self,
 		    "this device %s", short_id);
 		goto out;
 	}
-	if ((hdr = buf_new(0)) == NULL) {
-		r = ERR_ALLOC;
-		goto out;
-	}
-	if ((r = env_hdr(env, hdr)) != 0 ||
-	    (r = tr_hash(hdr, hdr_hash)) != 0)
-		goto out;
 	if ((r = env_unwrap(env, own, self, hdr_hash, key, e)) != 0)
 		goto out;
 	pt_len = env->ciphertext_len - ENV_TAG_LEN;
-	if ((pt = malloc(pt_len == 0 ? 1 : pt_len)) == NULL) {
+	if (in_place != NULL)
+		pt = in_place;
+	else if ((pt = malloc(pt_len == 0 ? 1 : pt_len)) == NULL) {
 		r = ERR_ALLOC;
 		goto out;
 	}
@@ -949,11 +996,10 @@ env_decrypt(const struct env *env, const struct env_self *self,
 	r = 0;
  out:
 	crypto_wipe(key, sizeof(key));
-	if (pt != NULL) {
+	if (pt != NULL && pt != in_place) {
 		crypto_wipe(pt, pt_len);
 		free(pt);
 	}
-	buf_free(hdr);
 	return r;
 }
 
@@ -973,13 +1019,20 @@ env_opened_fill(struct env_opened *out, const struct env *env,
 	out->failed = ENV_CHECK_NONE;
 }
 
-int
-env_open_parsed(const struct env *env, const struct env_self *self,
-    const struct env_open_ops *ops, struct env_opened *out,
-    struct err_ctx *e)
+/*
+ * env_open_parsed(), which decrypts into in_place when it is not NULL:
+ * env's own ciphertext, when the caller owns env and needs no more of it
+ * (no second copy of a large body).  The plaintext is wiped there too.
+ */
+static int
+env_open_checks(const struct env *env, uint8_t *in_place,
+    const struct env_self *self, const struct env_open_ops *ops,
+    struct env_opened *out, struct err_ctx *e)
 {
 	struct err_ctx d;
 	struct env_payload payload;
+	struct buf *hdr = NULL;
+	uint8_t hdr_hash[CRYPTO_SHA256_LEN];
 	EVP_PKEY *sig_pub = NULL;
 	uint8_t *pt = NULL;
 	size_t pt_len = 0;
@@ -1006,8 +1059,16 @@ env_open_parsed(const struct env *env, const struct env_self *self,
 	c = ENV_CHECK_SENDER;
 	if ((r = env_check_sender(env, self, ops, &sig_pub, &d)) != 0)
 		goto out;
+	/* HDR once: H(HDR) is in the signature transcript and binds every
+	 * wrap, HDR itself is the body's AAD. */
 	c = ENV_CHECK_SIGNATURE;
-	if ((r = env_check_signature(env, sig_pub, &d)) != 0)
+	if ((hdr = buf_new(0)) == NULL) {
+		r = ERR_ALLOC;
+		goto out;
+	}
+	if ((r = env_hdr(env, hdr)) != 0 ||
+	    (r = tr_hash(hdr, hdr_hash)) != 0 ||
+	    (r = env_check_signature(env, hdr_hash, sig_pub, &d)) != 0)
 		goto out;
 	/* 4: never accepted before from this sender device. */
 	c = ENV_CHECK_REPLAY;
@@ -1015,7 +1076,8 @@ env_open_parsed(const struct env *env, const struct env_self *self,
 	    &d)) != 0)
 		goto out;
 	c = ENV_CHECK_DECRYPT;
-	if ((r = env_decrypt(env, self, &pt, &pt_len, &d)) != 0)
+	if ((r = env_decrypt(env, self, hdr, hdr_hash, in_place, &pt, &pt_len,
+	    &d)) != 0)
 		goto out;
 	/* 6: the inner payload, only now that it is authenticated. */
 	c = ENV_CHECK_PAYLOAD;
@@ -1035,13 +1097,23 @@ env_open_parsed(const struct env *env, const struct env_self *self,
  out:
 	if (pt != NULL) {
 		crypto_wipe(pt, pt_len);
-		free(pt);
+		if (pt != in_place)
+			free(pt);
 	}
 	env_payload_clear(&payload);
 	EVP_PKEY_free(sig_pub);
+	buf_free(hdr);
 	if (r != 0)
 		r = env_open_fail(out, c, r, &d, e);
 	return r;
+}
+
+int
+env_open_parsed(const struct env *env, const struct env_self *self,
+    const struct env_open_ops *ops, struct env_opened *out,
+    struct err_ctx *e)
+{
+	return env_open_checks(env, NULL, self, ops, out, e);
 }
 
 /*
@@ -1060,7 +1132,9 @@ env_open_rest(int parse_r, struct env *env, const struct err_ctx *d,
 		return err_wrap(e, parse_r, "%s", err_msg(d));
 	if (parse_r != 0)
 		return env_open_fail(out, ENV_CHECK_PARSE, parse_r, d, e);
-	r = env_open_parsed(env, self, ops, out, e);
+	/* env is ours and is freed next: the body is decrypted where it
+	 * was decoded. */
+	r = env_open_checks(env, env->ciphertext, self, ops, out, e);
 	env_free(env);
 	return r;
 }

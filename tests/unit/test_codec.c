@@ -252,6 +252,72 @@ test_hex(void **state)
 	assert_string_equal(s, "");
 }
 
+/* b64url_encode_buf() writes what b64url_encode() does, without a NUL
+ * and without touching a byte past it. */
+static void
+test_b64url_encode_buf(void **state)
+{
+	uint8_t raw[200];
+	char out[300], *enc;
+	size_t len, i, n;
+
+	for (i = 0; i < sizeof(raw); i++)
+		raw[i] = (uint8_t)(i * 37 + 11);
+	for (len = 0; len <= sizeof(raw); len++) {
+		memset(out, '#', sizeof(out));
+		assert_int_equal(b64url_encode(raw, len, &enc), 0);
+		n = b64url_encoded_len(len);
+		b64url_encode_buf(raw, len, out);
+		assert_int_equal(strlen(enc), n);
+		assert_memory_equal(out, enc, n);
+		assert_int_equal(out[n], '#');
+		free(enc);
+	}
+	(void)state;
+}
+
+/*
+ * The decoder judges a long input's characters all at once: one bad
+ * character anywhere (each position of each group, and the tail) is
+ * still ERR_FORMAT, and a long valid input still decodes exactly.
+ */
+static void
+test_b64url_long_rejects(void **state)
+{
+	static const char bad[] = { '!', '=', '+', '/', ' ', '\0', '"', '\\',
+	    (char)0x80, (char)0xff, '\n', '.' };
+	uint8_t raw[300], *dec = NULL, fixed[300];
+	size_t len, dec_len, i, k, slen;
+	char *enc, saved;
+
+	for (i = 0; i < sizeof(raw); i++)
+		raw[i] = (uint8_t)(i * 101 + 7);
+	for (len = 298; len <= 300; len++) {
+		assert_int_equal(b64url_encode(raw, len, &enc), 0);
+		slen = strlen(enc);
+		assert_int_equal(b64url_decode(enc, slen, len, &dec,
+		    &dec_len), 0);
+		assert_int_equal(dec_len, len);
+		assert_memory_equal(dec, raw, len);
+		free(dec);
+		for (i = 0; i < slen; i++) {
+			saved = enc[i];
+			for (k = 0; k < sizeof(bad); k++) {
+				enc[i] = bad[k];
+				dec = NULL;
+				assert_int_equal(b64url_decode(enc, slen, len,
+				    &dec, &dec_len), ERR_FORMAT);
+				assert_null(dec);
+				assert_int_equal(b64url_decode_exact(enc, slen,
+				    fixed, len), ERR_FORMAT);
+			}
+			enc[i] = saved;
+		}
+		free(enc);
+	}
+	(void)state;
+}
+
 int
 main(void)
 {
@@ -260,6 +326,8 @@ main(void)
 		cmocka_unit_test(test_b64url_url_alphabet),
 		cmocka_unit_test(test_b64url_rejects),
 		cmocka_unit_test(test_b64url_all_bytes),
+		cmocka_unit_test(test_b64url_encode_buf),
+		cmocka_unit_test(test_b64url_long_rejects),
 		cmocka_unit_test(test_b64std_vectors),
 		cmocka_unit_test(test_b64std_rejects),
 		cmocka_unit_test(test_b64std_all_bytes),

@@ -2628,6 +2628,324 @@ test_seal_rejects_bad_arguments(void **state)
 	(void)state;
 }
 
+/* --- large members: decoded straight from the text --- */
+
+/* jansson's own compact form of json: what every text devid writes must
+ * be, byte for byte. */
+static void
+assert_jansson_form(const char *json, size_t len)
+{
+	json_t *root;
+	char *again;
+
+	root = json_loadb(json, len, JSON_REJECT_DUPLICATES, NULL);
+	assert_non_null(root);
+	again = json_dumps(root, JSON_COMPACT);
+	assert_non_null(again);
+	assert_int_equal(strlen(again), len);
+	assert_memory_equal(again, json, len);
+	free(again);
+	json_decref(root);
+}
+
+/* A text of n characters 'a'..'z' for a message body (caller frees). */
+static char *
+long_text(size_t n)
+{
+	char *t;
+	size_t i;
+
+	t = malloc(n + 1);
+	assert_non_null(t);
+	for (i = 0; i < n; i++)
+		t[i] = (char)('a' + i % 26);
+	t[n] = '\0';
+	return t;
+}
+
+/* The offset and length of the string value of member key ("key":"...")
+ * in json, found by text. */
+static void
+find_value(const char *json, const char *key, size_t *start, size_t *len)
+{
+	char pat[64];
+	const char *p, *q;
+
+	snprintf(pat, sizeof(pat), "\"%s\":\"", key);
+	p = strstr(json, pat);
+	assert_non_null(p);
+	p += strlen(pat);
+	q = strchr(p, '"');
+	assert_non_null(q);
+	*start = (size_t)(p - json);
+	*len = (size_t)(q - p);
+}
+
+/* json with its bytes [at, at + cut) replaced by ins (a new string). */
+static char *
+splice_text(const char *json, size_t at, size_t cut, const char *ins)
+{
+	size_t len = strlen(json), ins_len = strlen(ins);
+	char *out;
+
+	out = malloc(len - cut + ins_len + 1);
+	assert_non_null(out);
+	memcpy(out, json, at);
+	memcpy(out + at, ins, ins_len);
+	memcpy(out + at + ins_len, json + at + cut, len - at - cut + 1);
+	return out;
+}
+
+static void
+expect_text_parse_fails(const char *json, int want, const char *detail)
+{
+	struct env *env = NULL;
+	struct err_ctx e;
+	int r;
+
+	err_clear(&e);
+	r = env_parse((const uint8_t *)json, strlen(json), NULL, &env, &e);
+	if (r != want)
+		fail_msg("want %d, got %d: %s", want, r, err_msg(&e));
+	assert_null(env);
+	if (detail != NULL && strstr(e.msg, detail) == NULL)
+		fail_msg("message \"%s\" lacks \"%s\"", e.msg, detail);
+}
+
+/*
+ * The envelope and inner payload texts are jansson's compact form byte
+ * for byte, although their large members are written straight into the
+ * text (PROTOCOL.md section 4 is a contract on those bytes).
+ */
+static void
+test_large_text_form(void **state)
+{
+	static const int to[] = { B1, B2 };
+	static const char note[] = "devid/x\n9\nAAAA\n\n\xe2\x80\x94 k AA==\n";
+	static const char *const names[] = { NULL, "f\xc3\xa9.txt" };
+	static const char *const notes[] = { NULL, note };
+	static const size_t sizes[] = { 0, 1, 2, 3, 100, 70000 };
+	struct env *env;
+	uint8_t *enc, *body;
+	char *json, *text;
+	size_t len, i, j, k;
+
+	text = long_text(70000);
+	env = seal_to(A1, to, 2, text);
+	json = to_json(env, &len);
+	assert_jansson_form(json, len);
+	free(json);
+	env_free(env);
+	free(text);
+
+	body = malloc(70000);
+	assert_non_null(body);
+	for (i = 0; i < 70000; i++)
+		body[i] = (uint8_t)(i * 13);
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		for (j = 0; j < 2; j++) {
+			for (k = 0; k < 2; k++) {
+				enc = NULL;
+				assert_int_equal(env_payload_encode_cp(
+				    "text/plain; charset=\"utf-8\"", body,
+				    sizes[i], names[j], notes[k], &enc, &len,
+				    NULL), 0);
+				assert_int_equal(strlen((char *)enc), len);
+				assert_jansson_form((char *)enc, len);
+				free(enc);
+			}
+		}
+	}
+	free(body);
+	(void)state;
+}
+
+/*
+ * A large ciphertext is decoded straight from the text; whatever that
+ * way cannot judge is judged as before: escapes in it are still JSON,
+ * a bad character or a duplicate is refused for the same reason, and a
+ * "ciphertext" member elsewhere in the text is not taken for it.
+ */
+static void
+test_large_ciphertext_from_text(void **state)
+{
+	static const int to[] = { B1 };
+	struct receiver rx;
+	struct env *env, *parsed, *kept_env = NULL;
+	struct env_self self;
+	struct env_open_ops ops = ops_template;
+	struct env_opened o;
+	struct err_ctx e;
+	json_t *kept = NULL, *full;
+	char *json, *bad, *text, ins[16], *dup;
+	size_t len, at, ct_len;
+
+	text = long_text(4000);
+	env = seal_to(A1, to, 1, text);
+	json = to_json(env, &len);
+	find_value(json, "ciphertext", &at, &ct_len);
+	assert_true(ct_len > 1000);
+
+	/* As it is: the same envelope, and the kept tree is all of it. */
+	parsed = parse_ok(json, len);
+	assert_int_equal(parsed->ciphertext_len, env->ciphertext_len);
+	assert_memory_equal(parsed->ciphertext, env->ciphertext,
+	    env->ciphertext_len);
+	env_free(parsed);
+	err_clear(&e);
+	assert_int_equal(env_parse_keep_tree((const uint8_t *)json, len, NULL,
+	    &kept_env, &kept, &e), 0);
+	full = json_loadb(json, len, 0, NULL);
+	assert_non_null(full);
+	assert_true(json_equal(kept, full));
+	json_decref(full);
+	json_decref(kept);
+	env_free(kept_env);
+	receiver_of(&rx, B1);
+	expect_opens(&rx, json, len, text);
+
+	/* env_open_parsed() opens it too, and leaves the caller's envelope
+	 * -- its ciphertext above all -- as it was. */
+	parsed = parse_ok(json, len);
+	receiver_of(&rx, B1);
+	self_of(&rx, &self);
+	ops.arg = &rx;
+	err_clear(&e);
+	assert_int_equal(env_open_parsed(parsed, &self, &ops, &o, &e), 0);
+	assert_int_equal(o.payload.body_len, strlen(text));
+	assert_memory_equal(o.payload.body, text, strlen(text));
+	env_opened_clear(&o);
+	assert_memory_equal(parsed->ciphertext, env->ciphertext,
+	    env->ciphertext_len);
+	env_free(parsed);
+	receiver_of(&rx, B1);
+
+	/* One character written as a JSON escape: the same bytes. */
+	snprintf(ins, sizeof(ins), "\\u%04x", (unsigned char)json[at + 500]);
+	bad = splice_text(json, at + 500, 1, ins);
+	parsed = parse_ok(bad, strlen(bad));
+	assert_memory_equal(parsed->ciphertext, env->ciphertext,
+	    env->ciphertext_len);
+	env_free(parsed);
+	receiver_of(&rx, B1);	/* one that has not seen it yet */
+	expect_opens(&rx, bad, strlen(bad), text);
+	free(bad);
+
+	/* A character outside the alphabet, a raw control character. */
+	bad = splice_text(json, at + 700, 1, "!");
+	expect_text_parse_fails(bad, ERR_FORMAT,
+	    "member \"ciphertext\" is not base64url");
+	expect_open_rejected(&rx, bad, strlen(bad), ENV_CHECK_PARSE,
+	    "not base64url");
+	free(bad);
+	bad = splice_text(json, at + 700, 1, "\x01");
+	expect_text_parse_fails(bad, ERR_FORMAT, "invalid JSON");
+	free(bad);
+	bad = splice_text(json, at + 700, 1, "\xc3\xa9");
+	expect_text_parse_fails(bad, ERR_FORMAT, "not base64url");
+	free(bad);
+
+	/* The member twice. */
+	dup = malloc(ct_len + 32);
+	assert_non_null(dup);
+	memcpy(dup, ",\"ciphertext\":\"", 15);
+	memcpy(dup + 15, json + at, ct_len);
+	memcpy(dup + 15 + ct_len, "\"", 2);
+	bad = splice_text(json, at + ct_len + 1, 0, dup);
+	expect_text_parse_fails(bad, ERR_FORMAT, "invalid JSON");
+	free(bad);
+
+	/* A "ciphertext" member inside "sender", before the real one. */
+	memcpy(dup, "\"ciphertext\":\"", 14);
+	memcpy(dup + 14, json + at, ct_len);
+	memcpy(dup + 14 + ct_len, "\",", 3);
+	bad = strstr(json, "\"sender\":{");
+	assert_non_null(bad);
+	bad = splice_text(json, (size_t)(bad - json) + 10, 0, dup);
+	expect_text_parse_fails(bad, ERR_FORMAT, "unknown member");
+	free(bad);
+
+	/* A long "ciphertext" that is a value, not the member's. */
+	memcpy(dup, "\"ciphertext\",", 14);
+	bad = strstr(json, "\"to\":[");
+	assert_non_null(bad);
+	bad = splice_text(json, (size_t)(bad - json) + 6, 0, dup);
+	expect_text_parse_fails(bad, ERR_FORMAT, NULL);
+	free(bad);
+
+	free(dup);
+	free(json);
+	free(text);
+	env_free(env);
+	(void)state;
+}
+
+/* The inner payload's large body, likewise. */
+static void
+test_large_body_from_text(void **state)
+{
+	struct env_payload p;
+	struct err_ctx e;
+	uint8_t *enc = NULL, *body;
+	char *bad, ins[16], *dup;
+	size_t len, at, b_len, i;
+
+	body = malloc(3000);
+	assert_non_null(body);
+	for (i = 0; i < 3000; i++)
+		body[i] = (uint8_t)(i * 7 + 1);
+	assert_int_equal(env_payload_encode_cp("text/plain", body, 3000,
+	    "a.txt", NULL, &enc, &len, NULL), 0);
+	find_value((char *)enc, "body", &at, &b_len);
+
+	err_clear(&e);
+	assert_int_equal(env_payload_parse(enc, len, &p, &e), 0);
+	assert_int_equal(p.body_len, 3000);
+	assert_memory_equal(p.body, body, 3000);
+	assert_string_equal(p.name, "a.txt");
+	env_payload_clear(&p);
+
+	snprintf(ins, sizeof(ins), "\\u%04x", enc[at + 10]);
+	bad = splice_text((char *)enc, at + 10, 1, ins);
+	assert_int_equal(env_payload_parse((uint8_t *)bad, strlen(bad), &p,
+	    &e), 0);
+	assert_memory_equal(p.body, body, 3000);
+	env_payload_clear(&p);
+	free(bad);
+
+	bad = splice_text((char *)enc, at + 10, 1, "*");
+	err_clear(&e);
+	assert_int_equal(env_payload_parse((uint8_t *)bad, strlen(bad), &p,
+	    &e), ERR_FORMAT);
+	assert_non_null(strstr(e.msg, "member \"body\" is not base64url"));
+	assert_null(p.body);
+	free(bad);
+
+	bad = splice_text((char *)enc, at + 10, 1, "\x1f");
+	err_clear(&e);
+	assert_int_equal(env_payload_parse((uint8_t *)bad, strlen(bad), &p,
+	    &e), ERR_FORMAT);
+	assert_non_null(strstr(e.msg, "invalid JSON"));
+	free(bad);
+
+	dup = malloc(b_len + 16);
+	assert_non_null(dup);
+	memcpy(dup, "\"body\":\"", 8);
+	memcpy(dup + 8, enc + at, b_len);
+	memcpy(dup + 8 + b_len, "\",", 3);
+	bad = splice_text((char *)enc, 1, 0, dup);
+	err_clear(&e);
+	assert_int_equal(env_payload_parse((uint8_t *)bad, strlen(bad), &p,
+	    &e), ERR_FORMAT);
+	assert_non_null(strstr(e.msg, "invalid JSON"));
+	free(bad);
+	free(dup);
+
+	free(enc);
+	free(body);
+	(void)state;
+}
+
 int
 main(void)
 {
@@ -2672,6 +2990,10 @@ main(void)
 		cmocka_unit_test_setup(test_payload_roundtrip_and_names,
 		    test_setup),
 		cmocka_unit_test_setup(test_payload_checkpoint, test_setup),
+		cmocka_unit_test_setup(test_large_text_form, test_setup),
+		cmocka_unit_test_setup(test_large_ciphertext_from_text,
+		    test_setup),
+		cmocka_unit_test_setup(test_large_body_from_text, test_setup),
 		cmocka_unit_test_setup(test_seal_rejects_bad_arguments,
 		    test_setup),
 	};
