@@ -26,6 +26,7 @@
 #include "crypto.h"
 #include "devrec.h"
 #include "errors.h"
+#include "fileio.h"
 #include "paths.h"
 
 /* --- frames --- */
@@ -665,23 +666,6 @@ agent_sock_client_connect(const char *path, int *fd, struct err_ctx *e)
 	return 0;
 }
 
-static int
-write_all(int fd, const uint8_t *p, size_t len)
-{
-	ssize_t n;
-
-	while (len > 0) {
-		n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int
 agent_sock_client_send(int fd, const json_t *req, struct err_ctx *e)
 {
@@ -691,8 +675,9 @@ agent_sock_client_send(int fd, const json_t *req, struct err_ctx *e)
 
 	if ((r = agent_sock_frame_encode(req, &f, &n, e)) != 0)
 		return r;
-	r = write_all(fd, f, n) == 0 ? 0 :
-	    err_set(e, ERR_IO, "writing to the agent: %s", strerror(errno));
+	r = fileio_write_all(fd, f, n);
+	r = r == 0 ? 0 : err_set(e, ERR_IO, "writing to the agent: %s",
+	    strerror(r));
 	crypto_wipe(f, n);
 	free(f);
 	return r;

@@ -127,10 +127,8 @@ fileio_read(const char *path, size_t max_len, int flags, char **out,
 	return r;
 }
 
-/* Writes all len bytes to fd, retrying after EINTR and short writes;
- * 0 or an errno value. */
-static int
-write_all(int fd, const void *p, size_t len)
+int
+fileio_write_all(int fd, const void *p, size_t len)
 {
 	const char *q = p;
 	ssize_t n;
@@ -208,7 +206,7 @@ create_file(const char *path, const void *p, size_t len, mode_t mode,
 	*created = 1;
 	/* The umask can only remove bits; make the mode exact anyway. */
 	if ((fchmod(fd, mode) != 0 && (err = errno) != 0) ||
-	    (err = write_all(fd, p, len)) != 0 ||
+	    (err = fileio_write_all(fd, p, len)) != 0 ||
 	    (fsync(fd) != 0 && (err = errno) != 0)) {
 		close(fd);
 		return err_set(e, ERR_IO, "writing %s: %s", path,

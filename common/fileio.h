@@ -22,6 +22,13 @@
 #define FILEIO_PRIVATE  0x04    /* refuse a file group or others can access */
 
 /*
+ * Writes all len bytes to fd, going on after EINTR and short writes.
+ * Returns 0, or the errno value of the write that failed (EIO when one
+ * wrote nothing); errno is left as that write set it.
+ */
+int fileio_write_all(int fd, const void *p, size_t len);
+
+/*
  * Reads the whole regular file at path, of at most max_len bytes, into a
  * new buffer with a NUL after the last byte; *out (caller frees) and
  * *out_len are set only on success.  A symlink at path is refused unless

@@ -17,6 +17,7 @@
 
 #include "crypto.h"
 #include "errors.h"
+#include "fileio.h"
 #include "stream.h"
 
 static const uint8_t stream_magic[4] = { 'D', 'V', 'S', 'T' };
@@ -593,23 +594,6 @@ struct fd_sink {
 	int write_errno;    /* errno of a failed write */
 };
 
-static int
-write_all(int fd, const uint8_t *p, size_t len)
-{
-	ssize_t n;
-
-	while (len > 0) {
-		n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static ssize_t
 read_some(int fd, uint8_t *p, size_t len)
 {
@@ -629,10 +613,8 @@ fd_sink_emit(void *arg, const uint8_t *p, size_t len)
 
 	if (k->md != NULL && EVP_DigestUpdate(k->md, p, len) != 1)
 		return ERR_CRYPTO;
-	if (write_all(k->fd, p, len) != 0) {
-		k->write_errno = errno;
+	if ((k->write_errno = fileio_write_all(k->fd, p, len)) != 0)
 		return ERR_IO;
-	}
 	k->count += len;
 	return 0;
 }

@@ -20,6 +20,7 @@
 #include "codec.h"
 #include "crypto.h"
 #include "errors.h"
+#include "fileio.h"
 #include "msg-agent.h"
 #include "paths.h"
 
@@ -129,24 +130,6 @@ msg_agent_frame_len(const uint8_t hdr[4], size_t *len)
 }
 
 static int
-write_all(int fd, const void *p, size_t len)
-{
-	const uint8_t *q = p;
-	ssize_t n;
-
-	while (len > 0) {
-		if ((n = write(fd, q, len)) < 0) {
-			if (errno == EINTR)
-				continue;
-			return ERR_IO;
-		}
-		q += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int
 read_all(int fd, void *p, size_t len)
 {
 	uint8_t *q = p;
@@ -244,10 +227,10 @@ msg_agent_call(struct msg_agent *a, json_t *req, json_t **resp,
 		    "agent's socket", len);
 		goto out;
 	}
-	if ((r = write_all(a->fd, hdr, 4)) != 0 ||
-	    (r = write_all(a->fd, text, len)) != 0) {
+	if ((r = fileio_write_all(a->fd, hdr, 4)) != 0 ||
+	    (r = fileio_write_all(a->fd, text, len)) != 0) {
 		r = err_set(e, ERR_IO, "writing to devid-agent at %s: %s",
-		    a->path, strerror(errno));
+		    a->path, strerror(r));
 		goto out;
 	}
 	if ((r = read_all(a->fd, hdr, 4)) != 0) {
