@@ -30,8 +30,12 @@ witness_devid_witness_LDADD = $(WITNESS_LIBS)
 # add-checkpoint request on a real state directory, without HTTP.
 check_PROGRAMS += tests/unit/test_wit_check tests/unit/test_wit_witness
 TESTS += tests/unit/test_wit_check tests/unit/test_wit_witness
+tests_unit_test_wit_check_SOURCES = tests/unit/test_wit_check.c \
+	tests/unit/tlog-test-util.c tests/unit/tlog-test-util.h
 tests_unit_test_wit_check_CFLAGS = $(UNIT_CFLAGS) -I$(top_srcdir)/witness
 tests_unit_test_wit_check_LDADD = $(WITNESS_LIBS) $(UNIT_LIBS)
+tests_unit_test_wit_witness_SOURCES = tests/unit/test_wit_witness.c \
+	tests/unit/tlog-test-util.c tests/unit/tlog-test-util.h
 tests_unit_test_wit_witness_CFLAGS = $(UNIT_CFLAGS) -I$(top_srcdir)/witness
 tests_unit_test_wit_witness_LDADD = $(WITNESS_LIBS) $(UNIT_LIBS)
 
@@ -39,7 +43,11 @@ tests_unit_test_wit_witness_LDADD = $(WITNESS_LIBS) $(UNIT_LIBS)
 # directory, driven through common/witclient by test_witness (run by
 # test-witness.sh, which finds both through $top_builddir).
 check_PROGRAMS += tests/integration/test_witness
-tests_integration_test_witness_CFLAGS = $(UNIT_CFLAGS) $(CURL_CFLAGS)
+tests_integration_test_witness_SOURCES = \
+	tests/integration/test_witness.c tests/unit/tlog-test-util.c \
+	tests/unit/tlog-test-util.h
+tests_integration_test_witness_CFLAGS = $(UNIT_CFLAGS) $(CURL_CFLAGS) \
+	-I$(top_srcdir)/tests/unit
 tests_integration_test_witness_LDADD = common/libdevidclient.a \
 	$(UNIT_LIBS) $(CURL_LIBS) -lpthread
 TESTS += tests/integration/test-witness.sh

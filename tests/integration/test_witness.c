@@ -52,20 +52,15 @@
 #include "crypto.h"
 #include "merkle.h"
 #include "tlog-note.h"
+#include "tlog-test-util.h"
 #include "witclient.h"
 
-#define LEAVES_MAX 64
 #define ORIGIN "devid.test/log"
 #define WNAME "witness.test"
 #define OUT_MAX 65536
 #define READY_WAIT_MS 15000
 
 static const char *work;            /* DIR */
-
-struct tree {
-	uint8_t leaf[LEAVES_MAX][MERKLE_HASH_LEN];
-	uint64_t n;
-};
 
 struct fx {
 	char bin[600];
@@ -74,7 +69,7 @@ struct fx {
 	char log_vkey_text[TLOG_VKEY_MAX * 2];
 	struct tlog_vkey wvkey, log_vk, other_vk;
 	EVP_PKEY *log_key, *other_key;
-	struct tree t, f;
+	struct ttree t, f;
 	pid_t pid;
 	char url[200];
 	struct witc *wc;
@@ -84,59 +79,9 @@ static struct fx fx;
 
 /* --- trees and requests --- */
 
-static void
-tree_build(struct tree *t, uint64_t n, unsigned int seed, uint64_t fork_at)
-{
-	char s[64];
-	uint64_t i;
-
-	for (i = 0; i < n; i++) {
-		snprintf(s, sizeof(s), "event %u %llu", i >= fork_at ? seed : 0,
-		    (unsigned long long)i);
-		assert_int_equal(merkle_leaf_hash((const uint8_t *)s,
-		    strlen(s), t->leaf[i]), 0);
-	}
-	t->n = n;
-}
-
-/* The stored node (level, index), from the leaves held in memory. */
-static int
-node_get(void *arg, unsigned int level, uint64_t index,
-    uint8_t out[MERKLE_HASH_LEN], struct err_ctx *e)
-{
-	const struct tree *t = arg;
-	uint64_t start = index << level, count = UINT64_C(1) << level;
-
-	if (level >= 32 || start + count > t->n)
-		return err_set(e, ERR_NOT_FOUND, "no such node");
-	return merkle_root_reference(
-	    (const uint8_t (*)[MERKLE_HASH_LEN])t->leaf + start, count, out);
-}
-
-static int
-log_sign(void *arg, const uint8_t digest[32], uint8_t sig[64],
-    struct err_ctx *e)
-{
-	(void)e;
-	return crypto_ecdsa_sign(arg, digest, sig);
-}
-
-static void
-log_vkey(EVP_PKEY *k, const char *name, struct tlog_vkey *vk)
-{
-	struct err_ctx e;
-	uint8_t *spki = NULL;
-	size_t len = 0;
-
-	err_clear(&e);
-	assert_int_equal(crypto_spki_export(k, &spki, &len), 0);
-	assert_int_equal(tlog_vkey_log(name, spki, len, vk, &e), 0);
-	free(spki);
-}
-
 /* The signed note of size leaves of t (caller frees). */
 static char *
-note_of(const struct tree *t, uint64_t size, EVP_PKEY *key,
+note_of(const struct ttree *t, uint64_t size, EVP_PKEY *key,
     const struct tlog_vkey *vk, const char *origin, size_t *len)
 {
 	struct tlog_checkpoint c;
@@ -149,10 +94,10 @@ note_of(const struct tree *t, uint64_t size, EVP_PKEY *key,
 	memset(&c, 0, sizeof(c));
 	snprintf(c.origin, sizeof(c.origin), "%s", origin);
 	c.size = size;
-	assert_int_equal(merkle_root(size, node_get, (void *)t, c.root, &e), 0);
+	assert_int_equal(merkle_root(size, ttree_node, (void *)t, c.root, &e), 0);
 	assert_int_equal(tlog_checkpoint_format(&c, n->text, sizeof(n->text),
 	    &n->text_len), 0);
-	assert_int_equal(tlog_note_sign_log(n, vk, log_sign, key, &e), 0);
+	assert_int_equal(tlog_note_sign_log(n, vk, ttree_log_sign, key, &e), 0);
 	assert_int_equal(tlog_note_format(n, &s, len), 0);
 	free(n);
 	return s;
@@ -160,7 +105,7 @@ note_of(const struct tree *t, uint64_t size, EVP_PKEY *key,
 
 /* An add-checkpoint body: old, its proof in t, and note (caller frees). */
 static char *
-body_of(const struct tree *t, uint64_t old, uint64_t size, const char *note,
+body_of(const struct ttree *t, uint64_t old, uint64_t size, const char *note,
     size_t note_len, size_t *len)
 {
 	uint8_t proof[MERKLE_PROOF_MAX][MERKLE_HASH_LEN];
@@ -169,7 +114,7 @@ body_of(const struct tree *t, uint64_t old, uint64_t size, const char *note,
 	char *body = NULL;
 
 	err_clear(&e);
-	assert_int_equal(merkle_consistency_proof(old, size, node_get,
+	assert_int_equal(merkle_consistency_proof(old, size, ttree_node,
 	    (void *)t, proof, &np, &e), 0);
 	assert_int_equal(tlog_witness_req_format(old,
 	    (const uint8_t (*)[MERKLE_HASH_LEN])proof, np, note, note_len,
@@ -183,7 +128,7 @@ body_of(const struct tree *t, uint64_t old, uint64_t size, const char *note,
  * of a 200.
  */
 static int
-submit(const struct tree *t, uint64_t old, uint64_t size, EVP_PKEY *key,
+submit(const struct ttree *t, uint64_t old, uint64_t size, EVP_PKEY *key,
     const struct tlog_vkey *vk, const char *origin, uint64_t *size_out,
     char **note_out)
 {
@@ -410,12 +355,12 @@ setup(void **state)
 
 	assert_int_equal(crypto_ec_generate(&fx.log_key), 0);
 	assert_int_equal(crypto_ec_generate(&fx.other_key), 0);
-	log_vkey(fx.log_key, ORIGIN, &fx.log_vk);
-	log_vkey(fx.other_key, ORIGIN, &fx.other_vk);
+	ttree_log_vkey(fx.log_key, ORIGIN, &fx.log_vk);
+	ttree_log_vkey(fx.other_key, ORIGIN, &fx.other_vk);
 	assert_int_equal(tlog_vkey_format(&fx.log_vk, fx.log_vkey_text,
 	    sizeof(fx.log_vkey_text)), 0);
-	tree_build(&fx.t, LEAVES_MAX, 0, 0);
-	tree_build(&fx.f, LEAVES_MAX, 5, 8);
+	ttree_build(&fx.t, TTREE_LEAVES_MAX, 0, 0);
+	ttree_build(&fx.f, TTREE_LEAVES_MAX, 5, 8);
 	fx.pid = witness_start(1);
 	client_new();
 	return 0;

@@ -15,58 +15,21 @@
 
 #include "merkle.h"
 #include "tlog-note.h"
+#include "tlog-test-util.h"
 #include "wit-check.h"
 
-#define LEAVES_MAX 64
-
-/* Leaf hashes of a tree; seed tells two histories apart. */
-struct tree {
-	uint8_t leaf[LEAVES_MAX][MERKLE_HASH_LEN];
-	uint64_t n;
-};
 
 static void
-tree_build(struct tree *t, uint64_t n, unsigned int seed,
-    uint64_t fork_at)
-{
-	char s[64];
-	uint64_t i;
-
-	assert_true(n <= LEAVES_MAX);
-	for (i = 0; i < n; i++) {
-		snprintf(s, sizeof(s), "leaf %u %llu", i >= fork_at ? seed : 0,
-		    (unsigned long long)i);
-		assert_int_equal(merkle_leaf_hash((const uint8_t *)s,
-		    strlen(s), t->leaf[i]), 0);
-	}
-	t->n = n;
-}
-
-static int
-node_get(void *arg, unsigned int level, uint64_t index,
-    uint8_t out[MERKLE_HASH_LEN], struct err_ctx *e)
-{
-	const struct tree *t = arg;
-	uint64_t start = index << level, count = UINT64_C(1) << level;
-
-	if (level >= 32 || start + count > t->n)
-		return err_set(e, ERR_NOT_FOUND, "no node %u/%llu", level,
-		    (unsigned long long)index);
-	return merkle_root_reference(
-	    (const uint8_t (*)[MERKLE_HASH_LEN])t->leaf + start, count, out);
-}
-
-static void
-root_of(const struct tree *t, uint64_t size, uint8_t root[MERKLE_HASH_LEN])
+root_of(const struct ttree *t, uint64_t size, uint8_t root[MERKLE_HASH_LEN])
 {
 	struct err_ctx e;
 
 	err_clear(&e);
-	assert_int_equal(merkle_root(size, node_get, (void *)t, root, &e), 0);
+	assert_int_equal(merkle_root(size, ttree_node, (void *)t, root, &e), 0);
 }
 
 static void
-checkpoint(const struct tree *t, uint64_t size, struct tlog_checkpoint *c)
+checkpoint(const struct ttree *t, uint64_t size, struct tlog_checkpoint *c)
 {
 	memset(c, 0, sizeof(*c));
 	snprintf(c->origin, sizeof(c->origin), "dir.example");
@@ -75,20 +38,20 @@ checkpoint(const struct tree *t, uint64_t size, struct tlog_checkpoint *c)
 }
 
 static size_t
-proof_of(const struct tree *t, uint64_t old, uint64_t size,
+proof_of(const struct ttree *t, uint64_t old, uint64_t size,
     uint8_t proof[][MERKLE_HASH_LEN])
 {
 	struct err_ctx e;
 	size_t n = 0;
 
 	err_clear(&e);
-	assert_int_equal(merkle_consistency_proof(old, size, node_get,
+	assert_int_equal(merkle_consistency_proof(old, size, ttree_node,
 	    (void *)t, proof, &n, &e), 0);
 	return n;
 }
 
 static void
-held_of(const struct tree *t, uint64_t size, struct wit_held *h)
+held_of(const struct ttree *t, uint64_t size, struct wit_held *h)
 {
 	memset(h, 0, sizeof(*h));
 	h->have = 1;
@@ -99,13 +62,13 @@ held_of(const struct tree *t, uint64_t size, struct wit_held *h)
 static void
 test_first_checkpoint(void **state)
 {
-	struct tree t;
+	struct ttree t;
 	struct wit_held h;
 	struct tlog_checkpoint c;
 	uint8_t proof[MERKLE_PROOF_MAX][MERKLE_HASH_LEN];
 
 	(void)state;
-	tree_build(&t, 5, 0, 0);
+	ttree_build(&t, 5, 0, 0);
 	memset(&h, 0, sizeof(h));
 	merkle_empty_root(h.root);
 	checkpoint(&t, 5, &c);
@@ -126,7 +89,7 @@ test_first_checkpoint(void **state)
 static void
 test_extend(void **state)
 {
-	struct tree t;
+	struct ttree t;
 	struct wit_held h;
 	struct tlog_checkpoint c;
 	uint8_t proof[MERKLE_PROOF_MAX][MERKLE_HASH_LEN];
@@ -134,7 +97,7 @@ test_extend(void **state)
 	size_t n;
 
 	(void)state;
-	tree_build(&t, 40, 0, 0);
+	ttree_build(&t, 40, 0, 0);
 	for (old = 1; old <= 20; old += 3) {
 		for (size = old + 1; size <= 40; size += 5) {
 			held_of(&t, old, &h);
@@ -167,15 +130,15 @@ test_extend(void **state)
 static void
 test_same_and_fork(void **state)
 {
-	struct tree t, f;
+	struct ttree t, f;
 	struct wit_held h;
 	struct tlog_checkpoint c;
 	uint8_t proof[MERKLE_PROOF_MAX][MERKLE_HASH_LEN];
 	size_t n;
 
 	(void)state;
-	tree_build(&t, 20, 0, 0);
-	tree_build(&f, 20, 9, 6);     /* forks from t after leaf 5 */
+	ttree_build(&t, 20, 0, 0);
+	ttree_build(&f, 20, 9, 6);     /* forks from t after leaf 5 */
 	held_of(&t, 10, &h);
 	h.have_at_size = 1;
 	memcpy(h.root_at_size, h.root, MERKLE_HASH_LEN);

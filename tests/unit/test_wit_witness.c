@@ -21,19 +21,14 @@
 #include "crypto.h"
 #include "merkle.h"
 #include "tlog-note.h"
+#include "tlog-test-util.h"
 #include "wit-key.h"
 #include "wit-signer.h"
 #include "wit-store.h"
 #include "wit-witness.h"
 
-#define LEAVES_MAX 64
 #define ORIGIN "dir.example/log"
 #define NOW UINT64_C(1800000000)
-
-struct tree {
-	uint8_t leaf[LEAVES_MAX][MERKLE_HASH_LEN];
-	uint64_t n;
-};
 
 struct fx {
 	char dir[64];
@@ -44,64 +39,15 @@ struct fx {
 	struct tlog_vkey log_vk, other_vk;
 	struct wit_store *store;
 	struct wit *w;
-	struct tree t, f;             /* the log and a fork of it */
+	struct ttree t, f;             /* the log and a fork of it */
 };
-
-static void
-tree_build(struct tree *t, uint64_t n, unsigned int seed, uint64_t fork_at)
-{
-	char s[64];
-	uint64_t i;
-
-	for (i = 0; i < n; i++) {
-		snprintf(s, sizeof(s), "leaf %u %llu", i >= fork_at ? seed : 0,
-		    (unsigned long long)i);
-		assert_int_equal(merkle_leaf_hash((const uint8_t *)s,
-		    strlen(s), t->leaf[i]), 0);
-	}
-	t->n = n;
-}
-
-static int
-node_get(void *arg, unsigned int level, uint64_t index,
-    uint8_t out[MERKLE_HASH_LEN], struct err_ctx *e)
-{
-	const struct tree *t = arg;
-	uint64_t start = index << level, count = UINT64_C(1) << level;
-
-	if (level >= 32 || start + count > t->n)
-		return err_set(e, ERR_NOT_FOUND, "no such node");
-	return merkle_root_reference(
-	    (const uint8_t (*)[MERKLE_HASH_LEN])t->leaf + start, count, out);
-}
-
-static int
-log_sign(void *arg, const uint8_t digest[32], uint8_t sig[64],
-    struct err_ctx *e)
-{
-	(void)e;
-	return crypto_ecdsa_sign(arg, digest, sig);
-}
-
-static void
-vkey_of(EVP_PKEY *k, const char *name, struct tlog_vkey *vk)
-{
-	struct err_ctx e;
-	uint8_t *spki = NULL;
-	size_t len = 0;
-
-	err_clear(&e);
-	assert_int_equal(crypto_spki_export(k, &spki, &len), 0);
-	assert_int_equal(tlog_vkey_log(name, spki, len, vk, &e), 0);
-	free(spki);
-}
 
 /*
  * The body of a request: old, the proof from old in tree t (none when
  * no_proof), the checkpoint of size of t signed with key as vk.
  */
 static char *
-request(const struct tree *t, uint64_t old, uint64_t size, EVP_PKEY *key,
+request(const struct ttree *t, uint64_t old, uint64_t size, EVP_PKEY *key,
     const struct tlog_vkey *vk, const char *origin, size_t *len)
 {
 	struct tlog_checkpoint c;
@@ -117,13 +63,13 @@ request(const struct tree *t, uint64_t old, uint64_t size, EVP_PKEY *key,
 	memset(&c, 0, sizeof(c));
 	snprintf(c.origin, sizeof(c.origin), "%s", origin);
 	c.size = size;
-	assert_int_equal(merkle_root(size, node_get, (void *)t, c.root, &e), 0);
+	assert_int_equal(merkle_root(size, ttree_node, (void *)t, c.root, &e), 0);
 	assert_int_equal(tlog_checkpoint_format(&c, n->text, sizeof(n->text),
 	    &n->text_len), 0);
-	assert_int_equal(tlog_note_sign_log(n, vk, log_sign, key, &e), 0);
+	assert_int_equal(tlog_note_sign_log(n, vk, ttree_log_sign, key, &e), 0);
 	assert_int_equal(tlog_note_format(n, &note, &note_len), 0);
 	if (old <= size)
-		assert_int_equal(merkle_consistency_proof(old, size, node_get,
+		assert_int_equal(merkle_consistency_proof(old, size, ttree_node,
 		    (void *)t, proof, &np, &e), 0);
 	assert_int_equal(tlog_witness_req_format(old,
 	    (const uint8_t (*)[MERKLE_HASH_LEN])proof, np, note, note_len,
@@ -162,10 +108,10 @@ setup(void **state)
 	    &e), 0);
 	assert_int_equal(crypto_ec_generate(&x->log_key), 0);
 	assert_int_equal(crypto_ec_generate(&x->other_key), 0);
-	vkey_of(x->log_key, ORIGIN, &x->log_vk);
-	vkey_of(x->other_key, ORIGIN, &x->other_vk);
-	tree_build(&x->t, LEAVES_MAX, 0, 0);
-	tree_build(&x->f, LEAVES_MAX, 7, 3);
+	ttree_log_vkey(x->log_key, ORIGIN, &x->log_vk);
+	ttree_log_vkey(x->other_key, ORIGIN, &x->other_vk);
+	ttree_build(&x->t, TTREE_LEAVES_MAX, 0, 0);
+	ttree_build(&x->f, TTREE_LEAVES_MAX, 7, 3);
 	*state = x;
 	return 0;
 }
