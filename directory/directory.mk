@@ -166,6 +166,8 @@ tests_bench_bench_tlog_LDADD = $(DIRECTORY_LIBS)
 # storage unit tests against it, and devid-directory on it.
 TESTS += tests/integration/test-dir-store-pg.sh
 dist_noinst_SCRIPTS += tests/integration/test-dir-store-pg.sh
+# The throw-away cluster the tests on PostgreSQL share (sourced).
+EXTRA_DIST += tests/integration/pg-lib.sh
 
 # Long-polls woken across two devid-directory processes on one
 # PostgreSQL database (LISTEN/NOTIFY), also across a restart of

@@ -25,38 +25,14 @@ note() {
 	echo "test-dir-pg-instances: $*"
 }
 
-: "${top_srcdir:?}" "${top_builddir:?}"
-T=$(mktemp -d "${TMPDIR:-/tmp}/devid-pgi-XXXXXX")
-# The cluster runs as another user when this runs as root: let it in.
-chmod 711 "$T"
-DIR_PID=""
-cleanup() {
-	for p in $DIR_PID; do
-		kill "$p" 2>/dev/null || :
-		wait "$p" 2>/dev/null || :
-	done
-	"$top_srcdir/swtpm-ci/pg-stop" "$T/pg" || :
-	rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-
-URI=$("$top_srcdir/swtpm-ci/pg-start" "$T/pg") ||
-    fail "cannot start PostgreSQL (swtpm-ci/pg-start)"
-case $URI in
-postgresql://*) ;;
-*) fail "pg-start printed no URI: $URI" ;;
-esac
+. "$top_srcdir/tests/integration/pg-lib.sh"
+pg_begin pgi
 
 note "stops and restarts of the in-process server under load, listening"
 DEVID_TEST_PG_URI=$URI "$top_builddir/tests/unit/test_dir_shutdown" ||
     fail "tests/unit/test_dir_shutdown against PostgreSQL"
 # A fresh database for the instances.
-PSQL=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)/psql
-[ -x "$PSQL" ] || fail "no psql"
-run=""
-[ "$(id -u)" -eq 0 ] && run="runuser -u postgres --"
-$run "$PSQL" -q "$URI" -c "SET client_min_messages = warning;
+pg_psql -q "$URI" -c "SET client_min_messages = warning;
     DROP SCHEMA public CASCADE; CREATE SCHEMA public;" ||
     fail "cannot empty the database"
 
@@ -96,10 +72,7 @@ DEVID_TEST_PG_RESTART="'$top_srcdir/swtpm-ci/pg-stop' '$T/pg' &&
 }
 
 note "one transparency log: the same checkpoint of every event from both"
-_psql=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V |
-    tail -n 1)/psql
-[ -x "$_psql" ] || _psql=psql
-events=$("$_psql" -X -q -A -t -v ON_ERROR_STOP=1 -d "$URI" \
+events=$(pg_psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$URI" \
     -c "SELECT count(*) FROM events") || fail "psql"
 [ "$events" -gt 0 ] || fail "no event in the database"
 i=0

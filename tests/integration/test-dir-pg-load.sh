@@ -12,23 +12,8 @@ fail() {
 	exit 1
 }
 
-: "${top_srcdir:?}" "${top_builddir:?}"
-T=$(mktemp -d "${TMPDIR:-/tmp}/devid-pgl-XXXXXX")
-# The cluster runs as another user when this runs as root: let it in.
-chmod 711 "$T"
-cleanup() {
-	"$top_srcdir/swtpm-ci/pg-stop" "$T/pg" || :
-	rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-
-URI=$("$top_srcdir/swtpm-ci/pg-start" "$T/pg") ||
-    fail "cannot start PostgreSQL (swtpm-ci/pg-start)"
-case $URI in
-postgresql://*) ;;
-*) fail "pg-start printed no URI: $URI" ;;
-esac
+. "$top_srcdir/tests/integration/pg-lib.sh"
+pg_begin pgl
 
 DEVID_TEST_PG_URI=$URI DEVID_TEST_PG_DIR=$T/pg \
     "$top_builddir/tests/integration/test_dir_pg_load" ||

@@ -24,39 +24,15 @@ note() {
 	echo "test-dir-store-pg: $*"
 }
 
-: "${top_srcdir:?}" "${top_builddir:?}"
-T=$(mktemp -d "${TMPDIR:-/tmp}/devid-pg-XXXXXX")
-# The cluster runs as another user when this runs as root: let it in.
-chmod 711 "$T"
-DIR_PID=""
-cleanup() {
-	for p in $DIR_PID; do
-		kill "$p" 2>/dev/null || :
-		wait "$p" 2>/dev/null || :
-	done
-	"$top_srcdir/swtpm-ci/pg-stop" "$T/pg" || :
-	rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-
-URI=$("$top_srcdir/swtpm-ci/pg-start" "$T/pg") ||
-    fail "cannot start PostgreSQL (swtpm-ci/pg-start)"
-case $URI in
-postgresql://*) ;;
-*) fail "pg-start printed no URI: $URI" ;;
-esac
+. "$top_srcdir/tests/integration/pg-lib.sh"
+pg_begin pg
 
 note "storage unit tests on PostgreSQL"
 DEVID_TEST_PG_URI=$URI "$top_builddir/tests/unit/test_dir_store" ||
     fail "tests/unit/test_dir_store against PostgreSQL"
 
 # A fresh database for the command line.
-PSQL=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)/psql
-[ -x "$PSQL" ] || fail "no psql"
-run=""
-[ "$(id -u)" -eq 0 ] && run="runuser -u postgres --"
-$run "$PSQL" -q "$URI" -c "SET client_min_messages = warning;
+pg_psql -q "$URI" -c "SET client_min_messages = warning;
     DROP SCHEMA public CASCADE; CREATE SCHEMA public;" ||
     fail "cannot empty the database"
 
