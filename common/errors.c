@@ -44,6 +44,7 @@ static const char *const err_text[] = {
 	[31] = "configuration error",
 	[32] = "storage quota exceeded",
 	[33] = "fair share used up",
+	[34] = "no longer available",
 };
 
 const char *

@@ -46,7 +46,8 @@ enum devid_err {
 	ERR_CONFIG = -31,          /* bad configuration */
 	ERR_QUOTA = -32,           /* a storage quota is used up */
 	ERR_FAIR_SHARE = -33,      /* one party's fair share is used up */
-	ERR_LAST = -34             /* not a code: one past the last */
+	ERR_GONE = -34,            /* existed, but was removed (expired) */
+	ERR_LAST = -35             /* not a code: one past the last */
 };
 
 /* Returns a short static description of code; never NULL. */
