@@ -565,27 +565,70 @@ open_self(struct agent *a, struct token *t, struct env_self *self,
 	return 0;
 }
 
+/* The characters of a blob key (32 bytes) in base64url. */
+#define OPEN_BLOB_KEY_CHARS 43
+
+/*
+ * The payload's attachments (docs/protocol.md section 8.2) as the answer's
+ * "blobs" array in *out, keys in base64url: the client on the socket is
+ * the user's own program and fetches the blobs itself, as it gets the
+ * body.  The encoded keys are wiped after use.  0 or ERR_ALLOC.
+ */
+static int
+open_blobs(const struct env_payload *p, json_t **out)
+{
+	char key[OPEN_BLOB_KEY_CHARS + 1];
+	json_t *arr, *o;
+	size_t i;
+	int r = ERR_ALLOC;
+
+	if ((arr = json_array()) == NULL)
+		return ERR_ALLOC;
+	for (i = 0; i < p->n_blobs; i++) {
+		b64url_encode_buf(p->blobs[i].key, sizeof(p->blobs[i].key),
+		    key);
+		key[OPEN_BLOB_KEY_CHARS] = '\0';
+		o = json_pack("{s:s, s:I, s:s%, s:s, s:s}", "hash",
+		    p->blobs[i].hash, "size", (json_int_t)p->blobs[i].size,
+		    "key", key, (size_t)OPEN_BLOB_KEY_CHARS, "type",
+		    p->blobs[i].type, "name", p->blobs[i].name);
+		crypto_wipe(key, sizeof(key));
+		if (o == NULL || json_array_append_new(arr, o) != 0)
+			goto out;
+	}
+	*out = arr;
+	arr = NULL; /* transferred */
+	r = 0;
+ out:
+	json_decref(arr);
+	return r;
+}
+
 /*
  * The answer to an `open` that was accepted, in *out: the message id, the
- * sender, the time and the payload with its body in base64url.  The
- * encoded body is wiped after use.
+ * sender, the time and the payload with its body in base64url, and its
+ * attachments when it names any.  The encoded body is wiped after use.
  */
 static int
 open_answer(const struct env_opened *opened, json_t **out)
 {
 	char *body = NULL, *idb = NULL;
-	json_t *payload, *o = NULL;
+	json_t *payload, *blobs = NULL, *o = NULL;
 	int r;
 
 	if ((r = b64url_encode(opened->payload.body, opened->payload.body_len,
 	    &body)) != 0 || (r = b64url_encode(opened->id,
 	    sizeof(opened->id), &idb)) != 0)
 		goto out;
+	if (opened->payload.n_blobs > 0 &&
+	    (r = open_blobs(&opened->payload, &blobs)) != 0)
+		goto out;
 	/* The sender's checkpoint, when it sent one, goes to devid-msg,
 	 * which compares it with its own (docs/protocol.md section 7.7). */
-	payload = json_pack("{s:s, s:s, s:s?, s:s?}", "type",
+	payload = json_pack("{s:s, s:s, s:s?, s:s?, s:o*}", "type",
 	    opened->payload.type, "body", body, "name", opened->payload.name,
-	    "checkpoint", opened->payload.checkpoint);
+	    "checkpoint", opened->payload.checkpoint, "blobs", blobs);
+	blobs = NULL; /* transferred, or freed by a failed json_pack */
 	o = json_pack("{s:b, s:s, s:{s:s, s:s}, s:I, s:o}", "ok", 1,
 	    "msg_id", idb, "sender", "account", opened->sender_account,
 	    "device", opened->sender_device, "sent", (json_int_t)opened->sent,

@@ -35,6 +35,15 @@
 #define ERROR_BODY_MAX ((size_t)8192)
 #define LONGPOLL_MARGIN_S 15
 #define URL_HOST_MAX 255
+/* docs/protocol.md section 8.3: hashes in POST /v1/messages?blobs=. */
+#define BLOBS_PER_MESSAGE_MAX 16
+/*
+ * Blob transfers have no total timeout (a large blob on a slow link takes
+ * long): instead they fail when fewer than BLOB_LOW_SPEED_BYTES move per
+ * second for the request timeout.  Large buffers keep the throughput up.
+ */
+#define BLOB_LOW_SPEED_BYTES 512L
+#define BLOB_BUFFER_SIZE (512L * 1024)
 
 struct dirc {
 	CURL *curl;
@@ -341,8 +350,16 @@ answer_error(struct dirc *c, long status, const struct dirc_answer *a,
 	case 409:
 		r = strcmp(code, "replayed") == 0 ? ERR_REPLAY : ERR_EXISTS;
 		break;
+	case 410:
+		r = ERR_GONE;
+		break;
 	case 413:
-		r = ERR_TOO_LARGE;
+		r = strcmp(code, "blob_quota") == 0 ? ERR_QUOTA :
+		    ERR_TOO_LARGE;
+		break;
+	case 416:
+		/* A download resumed past the blob's end. */
+		r = ERR_FORMAT;
 		break;
 	default:
 		r = ERR_NETWORK;
@@ -363,15 +380,16 @@ enum auth_kind {
 
 /*
  * The headers of a request into *out (caller curl_slist_free_all): JSON
- * accepted, JSON sent when has_body, and the session's bearer token for
- * AUTH_BEARER.  0 or ERR_ALLOC.
+ * accepted, "Content-Type: " ctype when ctype is not NULL, the line extra
+ * when not NULL, and the session's bearer token for AUTH_BEARER.  0 or
+ * ERR_ALLOC.
  */
 static int
-request_headers(const struct dirc *c, int has_body, enum auth_kind auth,
-    struct curl_slist **out, struct err_ctx *e)
+request_headers(const struct dirc *c, const char *ctype, const char *extra,
+    enum auth_kind auth, struct curl_slist **out, struct err_ctx *e)
 {
 	struct curl_slist *hdrs = NULL, *h;
-	char bearer[DIRC_TOKEN_MAX + 32];
+	char bearer[DIRC_TOKEN_MAX + 32], line[128];
 	int r = ERR_INTERNAL;
 
 	memset(bearer, 0, sizeof(bearer));
@@ -379,9 +397,14 @@ request_headers(const struct dirc *c, int has_body, enum auth_kind auth,
 	    NULL)
 		goto oom;
 	hdrs = h;
-	if (has_body) {
-		if ((h = curl_slist_append(hdrs,
-		    "Content-Type: application/json")) == NULL)
+	if (ctype != NULL) {
+		snprintf(line, sizeof(line), "Content-Type: %s", ctype);
+		if ((h = curl_slist_append(hdrs, line)) == NULL)
+			goto oom;
+		hdrs = h;
+	}
+	if (extra != NULL) {
+		if ((h = curl_slist_append(hdrs, extra)) == NULL)
 			goto oom;
 		hdrs = h;
 	}
@@ -478,7 +501,8 @@ request(struct dirc *c, const char *method, const char *path,
 	if (auth == AUTH_BEARER && c->token[0] == '\0')
 		return err_set(e, ERR_DENIED, "no directory session: log in "
 		    "first");
-	if ((r = request_headers(c, body != NULL, auth, &hdrs, e)) != 0)
+	if ((r = request_headers(c, body != NULL ? "application/json" : NULL,
+	    NULL, auth, &hdrs, e)) != 0)
 		goto out;
 	request_options(c, url, method, hdrs, &a, cerr, extra_s);
 	if (body != NULL) {
@@ -587,6 +611,28 @@ now_s(void)
 
 /* --- info and health --- */
 
+/*
+ * The integer limits.key of an info answer into *out: 0 when limits or
+ * the member is absent (a directory without blobs), ERR_FORMAT when it is
+ * there but not an integer of 0..2^53.
+ */
+static int
+info_limit(const json_t *obj, const char *key, uint64_t *out,
+    struct err_ctx *e)
+{
+	const json_t *limits = json_object_get(obj, "limits");
+
+	*out = 0;
+	if (limits == NULL)
+		return 0;
+	if (!json_is_object(limits))
+		return err_set(e, ERR_FORMAT, "info: \"limits\" is not an "
+		    "object");
+	if (json_object_get(limits, key) == NULL)
+		return 0;
+	return devrec_json_u64(limits, key, out, "info limits", e);
+}
+
 int
 dirc_info(struct dirc *c, struct dirc_info *out, struct err_ctx *e)
 {
@@ -611,6 +657,10 @@ dirc_info(struct dirc *c, struct dirc_info *out, struct err_ctx *e)
 		goto out;
 	snprintf(out->version, sizeof(out->version), "%s", version);
 	out->open_signup = json_is_true(json_object_get(obj, "open_signup"));
+	if ((r = info_limit(obj, "max_blob", &out->max_blob, e)) != 0 ||
+	    (r = info_limit(obj, "blob_quota", &out->blob_quota, e)) != 0 ||
+	    (r = info_limit(obj, "blob_days", &out->blob_days, e)) != 0)
+		goto out;
 	if ((r = crypto_sha256(out->head_key, out->head_key_len, h)) != 0)
 		goto out;
 	hex_encode(h, sizeof(h), id);
@@ -887,9 +937,10 @@ dirc_revoke(struct dirc *c, const char *account, const char *device_id,
 
 /* --- mailbox --- */
 
-int
-dirc_post_message(struct dirc *c, const char *envelope_json, size_t len,
-    uint64_t *queued, struct err_ctx *e)
+/* POST path (/v1/messages with or without a query) with the envelope. */
+static int
+post_message(struct dirc *c, const char *path, const char *envelope_json,
+    size_t len, uint64_t *queued, struct err_ctx *e)
 {
 	static const char what[] = "the message";
 	char *text = NULL;
@@ -897,7 +948,7 @@ dirc_post_message(struct dirc *c, const char *envelope_json, size_t len,
 	json_t *obj = NULL;
 	int r;
 
-	if ((r = request(c, "POST", "/v1/messages", envelope_json, len,
+	if ((r = request(c, "POST", path, envelope_json, len,
 	    AUTH_BEARER, NULL, NULL, 0, &text, &tlen, what, e)) != 0)
 		return r;
 	obj = json_loadb(text, tlen, JSON_REJECT_DUPLICATES, NULL);
@@ -914,6 +965,58 @@ dirc_post_message(struct dirc *c, const char *envelope_json, size_t len,
  out:
 	json_decref(obj);
 	return r;
+}
+
+int
+dirc_post_message(struct dirc *c, const char *envelope_json, size_t len,
+    uint64_t *queued, struct err_ctx *e)
+{
+	return post_message(c, "/v1/messages", envelope_json, len, queued, e);
+}
+
+/* 1 when s is a blob hash: 64 lowercase hex digits. */
+static int
+blob_hash_valid(const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < 64; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') ||
+		    (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return s[64] == '\0';
+}
+
+int
+dirc_post_message_blobs(struct dirc *c, const char *envelope_json,
+    size_t len, const char *const *blobs, size_t n, uint64_t *queued,
+    struct err_ctx *e)
+{
+	/* "/v1/messages?blobs=" and up to 16 hashes with commas. */
+	char path[32 + BLOBS_PER_MESSAGE_MAX * 65];
+	size_t i, j, pos;
+
+	return_val_if_fail(c != NULL && envelope_json != NULL &&
+	    (n == 0 || blobs != NULL), ERR_INVALID_ARG);
+	if (n == 0)
+		return dirc_post_message(c, envelope_json, len, queued, e);
+	if (n > BLOBS_PER_MESSAGE_MAX)
+		return err_set(e, ERR_INVALID_ARG, "a message names at most "
+		    "%d blobs, not %zu", BLOBS_PER_MESSAGE_MAX, n);
+	pos = (size_t)snprintf(path, sizeof(path), "/v1/messages?blobs=");
+	for (i = 0; i < n; i++) {
+		if (blobs[i] == NULL || !blob_hash_valid(blobs[i]))
+			return err_set(e, ERR_INVALID_ARG, "blob %zu of the "
+			    "message is not named by 64 lowercase hex digits",
+			    i + 1);
+		for (j = 0; j < i; j++)
+			if (strcmp(blobs[i], blobs[j]) == 0)
+				return err_set(e, ERR_INVALID_ARG, "the "
+				    "message names blob %.64s twice", blobs[i]);
+		pos += (size_t)snprintf(path + pos, sizeof(path) - pos,
+		    "%s%s", i > 0 ? "," : "", blobs[i]);
+	}
+	return post_message(c, path, envelope_json, len, queued, e);
 }
 
 void
@@ -1007,6 +1110,518 @@ dirc_ack(struct dirc *c, uint64_t upto, uint64_t *removed, struct err_ctx *e)
  out:
 	json_decref(body);
 	json_decref(obj);
+	return r;
+}
+
+/* --- blobs --- */
+
+/* The state of one upload, shared by its read and progress callbacks. */
+struct upload_state {
+	dirc_read_fn rd;
+	void *rd_arg;
+	dirc_progress_fn progress;
+	void *progress_arg;
+	uint64_t len;                /* bytes announced */
+	uint64_t sent;               /* bytes handed to libcurl */
+	int err;                     /* the callback error that stopped it */
+	struct err_ctx *e;
+};
+
+/* CURLOPT_READFUNCTION of an upload: the next bytes from st->rd. */
+static size_t
+upload_read(char *buf, size_t size, size_t nitems, void *arg)
+{
+	struct upload_state *st = arg;
+	size_t max, n = 0;
+	int r;
+
+	if (nitems != 0 && size > SIZE_MAX / nitems)
+		return CURL_READFUNC_ABORT;
+	max = size * nitems;
+	if ((uint64_t)max > st->len - st->sent)
+		max = (size_t)(st->len - st->sent);
+	if (max == 0)
+		return 0;
+	if ((r = st->rd(st->rd_arg, (uint8_t *)buf, max, &n, st->e)) != 0) {
+		st->err = r;
+		return CURL_READFUNC_ABORT;
+	}
+	if (n == 0 || n > max) {
+		st->err = err_set(st->e, ERR_INTERNAL, "the blob's source "
+		    "gave %zu bytes where %zu of the %" PRIu64 " announced "
+		    "remained", n, max, st->len);
+		return CURL_READFUNC_ABORT;
+	}
+	st->sent += n;
+	return n;
+}
+
+/* CURLOPT_XFERINFOFUNCTION of an upload. */
+static int
+upload_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
+    curl_off_t ultotal, curl_off_t ulnow)
+{
+	struct upload_state *st = arg;
+	int r;
+
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	if (st->progress == NULL)
+		return 0;
+	if ((r = st->progress(st->progress_arg, ulnow < 0 ? 0 :
+	    (uint64_t)ulnow, st->len)) != 0) {
+		st->err = err_set(st->e, r, "the upload was cancelled");
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * The options that blob transfers add to request_options(): no total
+ * timeout but a low-speed limit, large buffers, progress through fn.
+ */
+static void
+blob_options(struct dirc *c, curl_xferinfo_callback fn, void *arg)
+{
+	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT, 0L);
+	curl_easy_setopt(c->curl, CURLOPT_LOW_SPEED_LIMIT,
+	    BLOB_LOW_SPEED_BYTES);
+	curl_easy_setopt(c->curl, CURLOPT_LOW_SPEED_TIME, c->timeout_s);
+	curl_easy_setopt(c->curl, CURLOPT_BUFFERSIZE, BLOB_BUFFER_SIZE);
+	curl_easy_setopt(c->curl, CURLOPT_UPLOAD_BUFFERSIZE,
+	    BLOB_BUFFER_SIZE);
+	curl_easy_setopt(c->curl, CURLOPT_XFERINFOFUNCTION, fn);
+	curl_easy_setopt(c->curl, CURLOPT_XFERINFODATA, arg);
+	curl_easy_setopt(c->curl, CURLOPT_NOPROGRESS, 0L);
+}
+
+/* The error of a blob transfer that libcurl ended with cc. */
+static int
+blob_transfer_error(const struct dirc *c, CURLcode cc, const char *cerr,
+    const char *what, struct err_ctx *e)
+{
+	const char *why = cerr[0] != '\0' ? cerr : curl_easy_strerror(cc);
+
+	if (cc == CURLE_OPERATION_TIMEDOUT)
+		return err_set(e, ERR_NETWORK, "%s with directory %s stalled "
+		    "(under %ld bytes/s for %ld s): %s; try again", what,
+		    c->base, BLOB_LOW_SPEED_BYTES, c->timeout_s, why);
+	return err_set(e, ERR_NETWORK, "%s with directory %s failed: %s; "
+	    "try again", what, c->base, why);
+}
+
+/* The upload answer {hash, size, expires} into out; its size must be len. */
+static int
+upload_answer(const struct dirc *c, const struct dirc_answer *a,
+    uint64_t len, struct dirc_blob_info *out, struct err_ctx *e)
+{
+	static const char what[] = "the blob upload answer";
+	json_t *obj = NULL;
+	int r;
+
+	if (a->p == NULL || (obj = json_loadb(a->p, a->len,
+	    JSON_REJECT_DUPLICATES, NULL)) == NULL || !json_is_object(obj)) {
+		r = err_set(e, ERR_FORMAT, "directory %s answered the blob "
+		    "upload with something other than a JSON object", c->base);
+		goto out;
+	}
+	if ((r = devrec_json_id(obj, "hash", out->hash, what, e)) != 0 ||
+	    (r = devrec_json_u64(obj, "size", &out->size, what, e)) != 0 ||
+	    (r = devrec_json_u64(obj, "expires", &out->expires, what,
+	    e)) != 0)
+		goto out;
+	if (out->size != len) {
+		r = err_set(e, ERR_FORMAT, "directory %s kept %" PRIu64
+		    " bytes of a blob of %" PRIu64, c->base, out->size, len);
+		goto out;
+	}
+	r = 0;
+ out:
+	json_decref(obj);
+	return r;
+}
+
+int
+dirc_blob_upload(struct dirc *c, uint64_t len, dirc_read_fn rd,
+    void *rd_arg, dirc_progress_fn progress, void *progress_arg,
+    struct dirc_blob_info *out, struct err_ctx *e)
+{
+	static const char what[] = "the blob upload";
+	struct upload_state st;
+	struct curl_slist *hdrs = NULL;
+	struct dirc_answer a;
+	struct dirc_blob_info info;
+	char url[URL_MAX], cerr[CURL_ERROR_SIZE];
+	CURLcode cc;
+	long status = 0;
+	int r = ERR_INTERNAL;
+
+	return_val_if_fail(c != NULL && rd != NULL && out != NULL,
+	    ERR_INVALID_ARG);
+	if (len > (uint64_t)INT64_MAX)
+		return err_set(e, ERR_TOO_LARGE, "a blob of %" PRIu64 " bytes "
+		    "cannot be sent", len);
+	memset(&a, 0, sizeof(a));
+	memset(&st, 0, sizeof(st));
+	memset(&info, 0, sizeof(info));
+	a.max = ERROR_BODY_MAX;
+	st.rd = rd;
+	st.rd_arg = rd_arg;
+	st.progress = progress;
+	st.progress_arg = progress_arg;
+	st.len = len;
+	st.e = e;
+	c->last_status = 0;
+	c->last_code[0] = '\0';
+	cerr[0] = '\0';
+	snprintf(url, sizeof(url), "%s/v1/blobs", c->base);
+	if (c->token[0] == '\0')
+		return err_set(e, ERR_DENIED, "no directory session: log in "
+		    "first");
+	/*
+	 * libcurl sends "Expect: 100-continue" with bodies over 1 MiB, so
+	 * that a 413 (too large, over quota) arrives before the body is sent.
+	 */
+	if ((r = request_headers(c, "application/octet-stream", NULL,
+	    AUTH_BEARER, &hdrs, e)) != 0)
+		goto out;
+	request_options(c, url, "POST", hdrs, &a, cerr, 0);
+	blob_options(c, upload_progress, &st);
+	curl_easy_setopt(c->curl, CURLOPT_POST, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_READFUNCTION, upload_read);
+	curl_easy_setopt(c->curl, CURLOPT_READDATA, &st);
+	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE,
+	    (curl_off_t)len);
+	cc = curl_easy_perform(c->curl);
+	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
+	c->last_status = status;
+	if (st.err != 0) {
+		r = st.err;
+		goto out;
+	}
+	/*
+	 * A directory that refuses the body may answer and close while the
+	 * body is still going out: its answer is what counts.
+	 */
+	if (status >= 300 && !a.too_large) {
+		r = answer_error(c, status, &a, what, e);
+		goto out;
+	}
+	if (cc != CURLE_OK) {
+		r = a.too_large ? transfer_error(c, cc, &a, cerr, what, e) :
+		    blob_transfer_error(c, cc, cerr, what, e);
+		goto out;
+	}
+	if (status < 200 || status > 299) {
+		r = answer_error(c, status, &a, what, e);
+		goto out;
+	}
+	if ((r = upload_answer(c, &a, len, &info, e)) != 0)
+		goto out;
+	*out = info;
+	r = 0;
+ out:
+	curl_slist_free_all(hdrs);
+	free(a.p);
+	return r;
+}
+
+enum download_mode {
+	DL_HEADERS,                  /* the headers of an answer arrive */
+	DL_BODY,                     /* the blob's bytes go to wr */
+	DL_ERROR,                    /* an error answer goes to err_body */
+};
+
+/* The state of one download, shared by its callbacks. */
+struct download_state {
+	struct dirc *c;
+	dirc_write_fn wr;
+	void *wr_arg;
+	dirc_progress_fn progress;
+	void *progress_arg;
+	uint64_t offset;             /* the first byte asked for */
+	enum download_mode mode;
+	long status;
+	int has_length;
+	uint64_t length;             /* Content-Length of this answer */
+	int has_range;
+	uint64_t range_first, range_last, range_size;  /* Content-Range */
+	uint64_t total;              /* the whole blob's size, once known */
+	uint64_t received;           /* body bytes given to wr */
+	struct dirc_answer err_body; /* an error answer, bounded */
+	int err;                     /* the callback error that stopped it */
+	struct err_ctx *e;
+};
+
+/* Parses the decimal at *p (advancing it) into *out; 0 or -1. */
+static int
+parse_dec(const char **p, const char *end, uint64_t *out)
+{
+	uint64_t v = 0;
+	const char *s = *p;
+
+	if (s == end || *s < '0' || *s > '9')
+		return -1;
+	for (; s < end && *s >= '0' && *s <= '9'; s++) {
+		if (v > (UINT64_MAX - 9) / 10)
+			return -1;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	*p = s;
+	*out = v;
+	return 0;
+}
+
+/*
+ * If the header line h (n bytes, with its CRLF) is name (with its colon,
+ * any case), *value and *vend frame its value without surrounding
+ * blanks; 1 then, else 0.
+ */
+static int
+header_value(const char *h, size_t n, const char *name, const char **value,
+    const char **vend)
+{
+	size_t nl = strlen(name);
+	const char *v, *end = h + n;
+
+	if (n < nl || strncasecmp(h, name, nl) != 0)
+		return 0;
+	for (v = h + nl; v < end && (*v == ' ' || *v == '\t'); v++)
+		;
+	while (end > v && (end[-1] == '\r' || end[-1] == '\n' ||
+	    end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	*value = v;
+	*vend = end;
+	return 1;
+}
+
+/*
+ * The end of an answer's headers: a 2xx must be the one asked for (200
+ * from the start, or 206 whose Content-Range starts at offset) with a
+ * length; anything else is an error answer.  0, or an error in st.
+ */
+static int
+download_headers_done(struct download_state *st)
+{
+	const struct dirc *c = st->c;
+
+	if (st->status < 200 || st->status > 299) {
+		st->mode = DL_ERROR;
+		return 0;
+	}
+	if (st->status == 206 && st->offset > 0 && st->has_range) {
+		if (st->range_first != st->offset ||
+		    st->range_last < st->range_first ||
+		    st->range_last + 1 != st->range_size ||
+		    (st->has_length && st->length !=
+		    st->range_last - st->range_first + 1))
+			return st->err = err_set(st->e, ERR_FORMAT,
+			    "directory %s answered a download from byte %"
+			    PRIu64 " with the range %" PRIu64 "-%" PRIu64 "/%"
+			    PRIu64, c->base, st->offset, st->range_first,
+			    st->range_last, st->range_size);
+		st->total = st->range_size;
+		st->length = st->range_last - st->range_first + 1;
+	} else if (st->status == 200 && st->offset == 0 && st->has_length) {
+		st->total = st->length;
+	} else {
+		return st->err = err_set(st->e, ERR_FORMAT, "directory %s "
+		    "answered a download from byte %" PRIu64 " with HTTP %ld%s",
+		    c->base, st->offset, st->status, st->has_length ||
+		    st->has_range ? "" : " without a length");
+	}
+	st->mode = DL_BODY;
+	return 0;
+}
+
+/* CURLOPT_HEADERFUNCTION of a download. */
+static size_t
+download_header(char *h, size_t size, size_t nitems, void *arg)
+{
+	struct download_state *st = arg;
+	const char *v, *vend;
+	size_t n;
+
+	if (nitems != 0 && size > SIZE_MAX / nitems)
+		return 0;
+	n = size * nitems;
+	if (n >= 5 && strncmp(h, "HTTP/", 5) == 0) {
+		/* A new answer (after a 100 Continue, say) starts over. */
+		st->mode = DL_HEADERS;
+		st->has_length = 0;
+		st->has_range = 0;
+		curl_easy_getinfo(st->c->curl, CURLINFO_RESPONSE_CODE,
+		    &st->status);
+		return n;
+	}
+	if (header_value(h, n, "Content-Length:", &v, &vend)) {
+		if (parse_dec(&v, vend, &st->length) != 0 || v != vend) {
+			st->err = err_set(st->e, ERR_FORMAT, "directory %s "
+			    "sent a malformed Content-Length", st->c->base);
+			return 0;
+		}
+		st->has_length = 1;
+	} else if (header_value(h, n, "Content-Range:", &v, &vend)) {
+		if (vend - v < 6 || strncmp(v, "bytes ", 6) != 0 ||
+		    (v += 6, parse_dec(&v, vend, &st->range_first)) != 0 ||
+		    v == vend || *v++ != '-' ||
+		    parse_dec(&v, vend, &st->range_last) != 0 ||
+		    v == vend || *v++ != '/' ||
+		    parse_dec(&v, vend, &st->range_size) != 0 || v != vend) {
+			st->err = err_set(st->e, ERR_FORMAT, "directory %s "
+			    "sent a malformed Content-Range", st->c->base);
+			return 0;
+		}
+		st->has_range = 1;
+	} else if (n <= 2 && (n == 0 || h[0] == '\r' || h[0] == '\n')) {
+		if (st->status >= 100 && st->status <= 199)
+			return n;
+		if (download_headers_done(st) != 0)
+			return 0;
+	}
+	return n;
+}
+
+/* CURLOPT_WRITEFUNCTION of a download: the blob to wr, errors aside. */
+static size_t
+download_data(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct download_state *st = arg;
+	size_t n;
+	int r;
+
+	if (nmemb != 0 && size > SIZE_MAX / nmemb)
+		return 0;
+	n = size * nmemb;
+	if (st->mode == DL_HEADERS && download_headers_done(st) != 0)
+		return 0;
+	if (st->mode == DL_ERROR) {
+		/* Only the start of an error answer is kept. */
+		if (n <= st->err_body.max - st->err_body.len)
+			return dirc_on_data(data, 1, n, &st->err_body);
+		st->err_body.too_large = 1;
+		return n;
+	}
+	if ((uint64_t)n > st->length - st->received) {
+		st->err = err_set(st->e, ERR_FORMAT, "directory %s sent more "
+		    "than the %" PRIu64 " bytes it announced", st->c->base,
+		    st->length);
+		return 0;
+	}
+	if ((r = st->wr(st->wr_arg, (const uint8_t *)data, n)) != 0) {
+		st->err = err_set(st->e, r, "the downloaded blob could not "
+		    "be taken (%s)", err_str(r));
+		return 0;
+	}
+	st->received += n;
+	return n;
+}
+
+/* CURLOPT_XFERINFOFUNCTION of a download. */
+static int
+download_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
+    curl_off_t ultotal, curl_off_t ulnow)
+{
+	struct download_state *st = arg;
+	int r;
+
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	if (st->progress == NULL || st->mode != DL_BODY)
+		return 0;
+	if ((r = st->progress(st->progress_arg, st->offset + st->received,
+	    st->total)) != 0) {
+		st->err = err_set(st->e, r, "the download was cancelled");
+		return 1;
+	}
+	return 0;
+}
+
+int
+dirc_blob_download(struct dirc *c, const char *hash, uint64_t offset,
+    dirc_write_fn wr, void *wr_arg, dirc_progress_fn progress,
+    void *progress_arg, uint64_t *total, struct err_ctx *e)
+{
+	static const char what[] = "the blob download";
+	struct download_state st;
+	struct curl_slist *hdrs = NULL;
+	struct dirc_answer unused;
+	char url[URL_MAX], range[64], cerr[CURL_ERROR_SIZE];
+	CURLcode cc;
+	int r = ERR_INTERNAL;
+
+	return_val_if_fail(c != NULL && hash != NULL && wr != NULL,
+	    ERR_INVALID_ARG);
+	if (!blob_hash_valid(hash))
+		return err_set(e, ERR_INVALID_ARG, "a blob is named by 64 "
+		    "lowercase hex digits");
+	if (offset > (uint64_t)INT64_MAX)
+		return err_set(e, ERR_INVALID_ARG, "no blob has %" PRIu64
+		    " bytes", offset);
+	memset(&st, 0, sizeof(st));
+	memset(&unused, 0, sizeof(unused));
+	st.c = c;
+	st.wr = wr;
+	st.wr_arg = wr_arg;
+	st.progress = progress;
+	st.progress_arg = progress_arg;
+	st.offset = offset;
+	st.err_body.max = ERROR_BODY_MAX;
+	st.e = e;
+	c->last_status = 0;
+	c->last_code[0] = '\0';
+	cerr[0] = '\0';
+	snprintf(url, sizeof(url), "%s/v1/blobs/%s", c->base, hash);
+	snprintf(range, sizeof(range), "Range: bytes=%" PRIu64 "-", offset);
+	if (c->token[0] == '\0')
+		return err_set(e, ERR_DENIED, "no directory session: log in "
+		    "first");
+	if ((r = request_headers(c, NULL, offset > 0 ? range : NULL,
+	    AUTH_BEARER, &hdrs, e)) != 0)
+		goto out;
+	request_options(c, url, "GET", hdrs, &unused, cerr, 0);
+	blob_options(c, download_progress, &st);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, download_data);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &st);
+	curl_easy_setopt(c->curl, CURLOPT_HEADERFUNCTION, download_header);
+	curl_easy_setopt(c->curl, CURLOPT_HEADERDATA, &st);
+	cc = curl_easy_perform(c->curl);
+	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &st.status);
+	c->last_status = st.status;
+	if (st.err != 0) {
+		r = st.err;
+		goto out;
+	}
+	if (st.mode == DL_ERROR || (cc == CURLE_OK &&
+	    (st.status < 200 || st.status > 299))) {
+		r = answer_error(c, st.status, &st.err_body, what, e);
+		goto out;
+	}
+	if (cc != CURLE_OK) {
+		r = blob_transfer_error(c, cc, cerr, what, e);
+		goto out;
+	}
+	if (st.mode == DL_HEADERS && download_headers_done(&st) != 0) {
+		r = st.err;
+		goto out;
+	}
+	if (st.received != st.length) {
+		r = err_set(e, ERR_NETWORK, "directory %s: the download of "
+		    "blob %.16s... ended after %" PRIu64 " of %" PRIu64
+		    " bytes; try again", c->base, hash, offset + st.received,
+		    st.total);
+		goto out;
+	}
+	if (total != NULL)
+		*total = st.total;
+	r = 0;
+ out:
+	curl_slist_free_all(hdrs);
+	free(st.err_body.p);
 	return r;
 }
 

@@ -15,8 +15,11 @@
  *   400 -> ERR_FORMAT (ERR_SIGNATURE for "bad_signature"),
  *   401 -> ERR_DENIED (ERR_STALE for "bad_time", ERR_REPLAY for
  *          "replayed"), 403 -> ERR_DENIED, 404 -> ERR_NOT_FOUND,
- *   409 -> ERR_EXISTS (ERR_REPLAY for "replayed"), 413 -> ERR_TOO_LARGE,
+ *   409 -> ERR_EXISTS (ERR_REPLAY for "replayed"), 410 -> ERR_GONE,
+ *   413 -> ERR_TOO_LARGE (ERR_QUOTA for "blob_quota"), 416 -> ERR_FORMAT,
  *   429 and 503 -> ERR_NETWORK (try again later), others -> ERR_NETWORK.
+ * Blob transfers have no total timeout: one that stays too slow for the
+ * request timeout is cut (ERR_NETWORK).
  * The HTTP status of the last answer is kept (dirc_last_status), and the
  * error word of the last error answer (dirc_last_error_code), for callers
  * that need them.
@@ -105,6 +108,11 @@ struct dirc_info {
 	size_t head_key_len;
 	uint64_t time;
 	int open_signup;
+	/* limits.max_blob, blob_quota, blob_days (section 8.3); 0 when the
+	 * directory serves no blobs. */
+	uint64_t max_blob;
+	uint64_t blob_quota;
+	uint64_t blob_days;
 };
 
 /* Checks that directory_id is hex(H(head_key)) before returning. */
@@ -251,6 +259,73 @@ int dirc_inbox(struct dirc *c, unsigned int wait_s, unsigned int limit,
 
 /* POST /v1/inbox/ack {upto}; *removed (may be NULL) gets the count. */
 int dirc_ack(struct dirc *c, uint64_t upto, uint64_t *removed,
+    struct err_ctx *e);
+
+/* --- blobs (PROTOCOL.md section 8) --- */
+
+/*
+ * Progress of a transfer: done of total bytes, called from inside the
+ * transfer as bytes move.  0 goes on; an ERR_* code aborts the transfer
+ * and is returned by it (the caller's own cancellation).
+ */
+typedef int (*dirc_progress_fn)(void *arg, uint64_t done, uint64_t total);
+
+/*
+ * Produces the next bytes of an upload body: up to max bytes at buf,
+ * *n gets how many (0 only once the len bytes announced are out).  0,
+ * or an ERR_* code (with e set) that aborts the upload and is returned
+ * by dirc_blob_upload().
+ */
+typedef int (*dirc_read_fn)(void *arg, uint8_t *buf, size_t max, size_t *n,
+    struct err_ctx *e);
+
+/*
+ * Takes the next bytes of a download body (like stream_emit_fn): 0 or
+ * an ERR_* code that aborts the download and is returned by
+ * dirc_blob_download().
+ */
+typedef int (*dirc_write_fn)(void *arg, const uint8_t *p, size_t len);
+
+/* What the directory answered to an upload. */
+struct dirc_blob_info {
+	char hash[65];               /* hex SHA-256 as the directory saw it */
+	uint64_t size;
+	uint64_t expires;
+};
+
+/*
+ * POST /v1/blobs: streams exactly len bytes from rd(rd_arg, ...) as the
+ * body, with Content-Length len, in constant memory.  progress (may be
+ * NULL) is told of the bytes sent.  On 200/201 fills *out.  Errors:
+ * ERR_TOO_LARGE (413 too_large), ERR_QUOTA (413 blob_quota), ERR_DENIED
+ * (401/403), ERR_NETWORK (the connection failed or was cut: nothing was
+ * kept, upload again), ERR_FORMAT (400 or a malformed answer), or rd's
+ * error; each with the directory's message.
+ */
+int dirc_blob_upload(struct dirc *c, uint64_t len, dirc_read_fn rd,
+    void *rd_arg, dirc_progress_fn progress, void *progress_arg,
+    struct dirc_blob_info *out, struct err_ctx *e);
+
+/*
+ * GET /v1/blobs/{hash} from byte offset on (Range: bytes=offset- when
+ * offset > 0): the body goes to wr(wr_arg, ...) as it arrives, in
+ * constant memory.  *total (may be NULL) gets the whole blob's size.
+ * Errors: ERR_DENIED (403 not_addressed), ERR_GONE (410 expired),
+ * ERR_FORMAT (a malformed answer, a Content-Range that does not match
+ * offset, or more bytes than announced), ERR_NETWORK (cut early: the
+ * bytes given to wr so far are valid, resume from there), or wr's
+ * error.
+ */
+int dirc_blob_download(struct dirc *c, const char *hash, uint64_t offset,
+    dirc_write_fn wr, void *wr_arg, dirc_progress_fn progress,
+    void *progress_arg, uint64_t *total, struct err_ctx *e);
+
+/*
+ * POST /v1/messages?blobs=H1,... (n 1..16 hashes; with n 0 it is
+ * dirc_post_message()).  ERR_DENIED for 403 blob_refused.
+ */
+int dirc_post_message_blobs(struct dirc *c, const char *envelope_json,
+    size_t len, const char *const *blobs, size_t n, uint64_t *queued,
     struct err_ctx *e);
 
 #endif /* DEVID_DIRCLIENT_H */

@@ -25,9 +25,15 @@
 #include "tlog-note.h"
 
 /* Deepest nesting of a valid envelope: root, "views"/"recipients"/
- * "sender", one element.  The inner payload is one flat object. */
+ * "sender", one element.  The inner payload is a flat object but for
+ * "blobs": root, the array, its entries. */
 #define ENV_JSON_MAX_DEPTH 3
-#define ENV_PAYLOAD_MAX_DEPTH 1
+#define ENV_PAYLOAD_MAX_DEPTH 3
+/* A macro's value as a string literal, for messages. */
+#define ENV_STR_(x) #x
+#define ENV_STR(x) ENV_STR_(x)
+/* The characters of a blob key (32 bytes) in base64url. */
+#define ENV_BLOB_KEY_CHARS 43
 
 /* --- helpers --- */
 
@@ -522,6 +528,29 @@ env_json_wipe_string(json_t *v)
 	if (v != NULL && json_is_string(v))
 		crypto_wipe((char *)json_string_value(v),
 		    json_string_length(v));
+}
+
+/*
+ * Wipes every string of the tree j in place: a parsed or built inner
+ * payload (plaintext, blob keys).  Its depth was bounded by whoever built
+ * it (env_json_scan(), or the encoder).
+ */
+static void
+env_json_wipe_tree(json_t *j)
+{
+	const char *key;
+	json_t *v;
+	size_t i;
+
+	if (json_is_string(j))
+		env_json_wipe_string(j);
+	else if (json_is_array(j)) {
+		json_array_foreach(j, i, v)
+			env_json_wipe_tree(v);
+	} else if (json_is_object(j)) {
+		json_object_foreach(j, key, v)
+			env_json_wipe_tree(v);
+	}
 }
 
 /* --- encoding --- */
@@ -1094,6 +1123,28 @@ env_parse_tree(json_t *root, const struct env_limits *lim, struct env **out,
 
 /* --- the inner payload --- */
 
+/* Wipes and frees the n blob references at blobs (NULL is fine). */
+static void
+env_payload_blobs_free(struct env_blob_ref *blobs, size_t n)
+{
+	size_t i;
+
+	if (blobs == NULL)
+		return;
+	for (i = 0; i < n; i++) {
+		if (blobs[i].type != NULL) {
+			crypto_wipe(blobs[i].type, strlen(blobs[i].type));
+			free(blobs[i].type);
+		}
+		if (blobs[i].name != NULL) {
+			crypto_wipe(blobs[i].name, strlen(blobs[i].name));
+			free(blobs[i].name);
+		}
+	}
+	crypto_wipe(blobs, n * sizeof(*blobs));
+	free(blobs);
+}
+
 void
 env_payload_clear(struct env_payload *p)
 {
@@ -1115,6 +1166,7 @@ env_payload_clear(struct env_payload *p)
 		crypto_wipe(p->checkpoint, strlen(p->checkpoint));
 		free(p->checkpoint);
 	}
+	env_payload_blobs_free(p->blobs, p->n_blobs);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -1267,50 +1319,269 @@ env_payload_encode_cp(const char *type, const uint8_t *body,
     size_t body_len, const char *name, const char *checkpoint,
     uint8_t **out, size_t *out_len, struct err_ctx *e)
 {
-	json_t *head = NULL, *rest = NULL;
+	struct env_payload p;
+
+	memset(&p, 0, sizeof(p));
+	/* Only read: encode_full() takes a struct whose strings it never
+	 * writes. */
+	p.type = (char *)(uintptr_t)type;
+	p.body = (uint8_t *)(uintptr_t)body;
+	p.body_len = body_len;
+	p.name = (char *)(uintptr_t)name;
+	p.checkpoint = (char *)(uintptr_t)checkpoint;
+	return env_payload_encode_full(&p, out, out_len, e);
+}
+
+/* A blob's hash: 64 lowercase hex digits (len bytes at s). */
+static int
+env_blob_hash_valid(const char *s, size_t len)
+{
+	size_t i;
+
+	if (len != 64)
+		return 0;
+	for (i = 0; i < len; i++) {
+		if (!((s[i] >= '0' && s[i] <= '9') ||
+		    (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * Checks the n blob references at blobs against section 8.2 for the
+ * encoder: 0, or ERR_INVALID_ARG with the reason.
+ */
+static int
+env_payload_blobs_check(const struct env_blob_ref *blobs, size_t n,
+    struct err_ctx *e)
+{
+	size_t i, j;
+
+	if (n > ENV_PAYLOAD_BLOBS_MAX || blobs == NULL)
+		return err_set(e, ERR_INVALID_ARG, "message: 1 to %d "
+		    "attachments, not %zu", ENV_PAYLOAD_BLOBS_MAX, n);
+	for (i = 0; i < n; i++) {
+		if (!env_blob_hash_valid(blobs[i].hash,
+		    strnlen(blobs[i].hash, sizeof(blobs[i].hash))))
+			return err_set(e, ERR_INVALID_ARG, "message: "
+			    "attachment %zu has no hash of 64 lowercase hex "
+			    "digits", i + 1);
+		for (j = 0; j < i; j++) {
+			if (strcmp(blobs[i].hash, blobs[j].hash) == 0)
+				return err_set(e, ERR_INVALID_ARG, "message: "
+				    "attachments %zu and %zu are the same "
+				    "blob", j + 1, i + 1);
+		}
+		if (blobs[i].size > ENV_JSON_INT_MAX)
+			return err_set(e, ERR_INVALID_ARG, "message: "
+			    "attachment %zu is larger than 2^53 bytes", i + 1);
+		if (blobs[i].type == NULL ||
+		    !env_payload_type_valid(blobs[i].type,
+		    strlen(blobs[i].type)))
+			return err_set(e, ERR_INVALID_ARG, "message: the media "
+			    "type of attachment %zu must be 1 to %d "
+			    "printable ASCII characters", i + 1,
+			    ENV_PAYLOAD_TYPE_MAX);
+		if (blobs[i].name == NULL ||
+		    !env_payload_name_valid(blobs[i].name,
+		    strlen(blobs[i].name)))
+			return err_set(e, ERR_INVALID_ARG, "message: the file "
+			    "name of attachment %zu must be 1 to %d bytes of "
+			    "UTF-8 without control characters, '/' or '\\', "
+			    "and must not start with '.'", i + 1,
+			    ENV_PAYLOAD_NAME_MAX);
+	}
+	return 0;
+}
+
+/* The "blobs" array of the n references at blobs, into *out. */
+static int
+env_payload_blobs_to_json(const struct env_blob_ref *blobs, size_t n,
+    json_t **out)
+{
+	char key[ENV_BLOB_KEY_CHARS + 1];
+	json_t *arr, *o;
+	size_t i;
 	int r = ERR_ALLOC;
 
-	return_val_if_fail(type != NULL && out != NULL && out_len != NULL,
+	if ((arr = json_array()) == NULL)
+		return ERR_ALLOC;
+	for (i = 0; i < n; i++) {
+		b64url_encode_buf(blobs[i].key, sizeof(blobs[i].key), key);
+		key[ENV_BLOB_KEY_CHARS] = '\0';
+		o = json_object();
+		if (env_json_append(arr, o) != 0 ||
+		    env_json_set(o, "hash", json_string(blobs[i].hash)) != 0 ||
+		    env_json_set(o, "size",
+		    json_integer((json_int_t)blobs[i].size)) != 0 ||
+		    env_json_set(o, "key", json_stringn(key,
+		    ENV_BLOB_KEY_CHARS)) != 0 ||
+		    env_json_set(o, "type", json_string(blobs[i].type)) != 0 ||
+		    env_json_set(o, "name", json_string(blobs[i].name)) != 0)
+			goto out;
+	}
+	*out = arr;
+	arr = NULL;		/* transferred */
+	r = 0;
+ out:
+	crypto_wipe(key, sizeof(key));
+	if (arr != NULL) {
+		env_json_wipe_tree(arr);
+		json_decref(arr);
+	}
+	return r;
+}
+
+int
+env_payload_encode_full(const struct env_payload *p, uint8_t **out,
+    size_t *out_len, struct err_ctx *e)
+{
+	json_t *head = NULL, *rest = NULL, *blobs = NULL;
+	int r = ERR_ALLOC;
+
+	return_val_if_fail(p != NULL && p->type != NULL && out != NULL &&
+	    out_len != NULL, ERR_INVALID_ARG);
+	return_val_if_fail(p->body != NULL || p->body_len == 0,
 	    ERR_INVALID_ARG);
-	return_val_if_fail(body != NULL || body_len == 0, ERR_INVALID_ARG);
-	if (!env_payload_type_valid(type, strlen(type)))
+	if (!env_payload_type_valid(p->type, strlen(p->type)))
 		return err_set(e, ERR_INVALID_ARG, "message: the media type "
 		    "must be 1 to %d printable ASCII characters",
 		    ENV_PAYLOAD_TYPE_MAX);
-	if (name != NULL && !env_payload_name_valid(name, strlen(name)))
+	if (p->name != NULL && !env_payload_name_valid(p->name,
+	    strlen(p->name)))
 		return err_set(e, ERR_INVALID_ARG, "message: the file name "
 		    "must be 1 to %d bytes of UTF-8 without control "
 		    "characters, '/' or '\\', and must not start with '.'",
 		    ENV_PAYLOAD_NAME_MAX);
-	if (checkpoint != NULL &&
-	    !env_payload_checkpoint_valid(checkpoint, strlen(checkpoint)))
+	if (p->checkpoint != NULL && !env_payload_checkpoint_valid(
+	    p->checkpoint, strlen(p->checkpoint)))
 		return err_set(e, ERR_INVALID_ARG, "message: the checkpoint "
 		    "must be 1 to %d bytes", ENV_PAYLOAD_CHECKPOINT_MAX);
+	if (p->n_blobs > 0 &&
+	    (r = env_payload_blobs_check(p->blobs, p->n_blobs, e)) != 0)
+		return r;
 
-	/* The members in the order type, body, name, checkpoint; the body
-	 * is written by env_payload_dump(). */
+	/* The members in the order type, body, name, checkpoint, blobs;
+	 * the body is written by env_payload_dump(). */
+	r = ERR_ALLOC;
 	if ((head = json_object()) == NULL || (rest = json_object()) == NULL)
 		goto out;
-	if (json_object_set_new(head, "type", json_string(type)) != 0 ||
-	    (name != NULL &&
-	    json_object_set_new(rest, "name", json_string(name)) != 0) ||
-	    (checkpoint != NULL && json_object_set_new(rest, "checkpoint",
-	    json_string(checkpoint)) != 0))
+	if (json_object_set_new(head, "type", json_string(p->type)) != 0 ||
+	    (p->name != NULL && json_object_set_new(rest, "name",
+	    json_string(p->name)) != 0) ||
+	    (p->checkpoint != NULL && json_object_set_new(rest, "checkpoint",
+	    json_string(p->checkpoint)) != 0))
 		goto out;
-	if ((r = env_payload_dump(head, rest, body == NULL ?
-	    (const uint8_t *)"" : body, body_len, out, out_len)) != 0)
+	if (p->n_blobs > 0) {
+		if ((r = env_payload_blobs_to_json(p->blobs, p->n_blobs,
+		    &blobs)) != 0)
+			goto out;
+		if (json_object_set(rest, "blobs", blobs) != 0) {
+			r = ERR_ALLOC;
+			goto out;
+		}
+	}
+	if ((r = env_payload_dump(head, rest, p->body == NULL ?
+	    (const uint8_t *)"" : p->body, p->body_len, out, out_len)) != 0)
 		goto out;
 	r = 0;
  out:
-	if (head != NULL)
-		env_json_wipe_string(json_object_get(head, "type"));
-	if (rest != NULL) {
-		env_json_wipe_string(json_object_get(rest, "name"));
-		env_json_wipe_string(json_object_get(rest, "checkpoint"));
-	}
+	env_json_wipe_tree(head);
+	env_json_wipe_tree(rest);
+	env_json_wipe_tree(blobs);
 	json_decref(head);
 	json_decref(rest);
+	json_decref(blobs);
 	return r;
+}
+
+/* A copy of the string member key of o (already checked by valid). */
+static int
+env_payload_blob_str(json_t *o, const char *key, size_t i,
+    int (*valid)(const char *, size_t), const char *rule, char **out,
+    struct err_ctx *e)
+{
+	const char *s;
+	size_t len;
+	int r;
+
+	if ((r = env_json_str(o, key, "message attachment", &s, &len,
+	    e)) != 0)
+		return r;
+	if (!valid(s, len))
+		return err_set(e, ERR_FORMAT, "message: attachment %zu: the "
+		    "%s", i + 1, rule);
+	if ((*out = strdup(s)) == NULL)
+		return ERR_ALLOC;
+	return 0;
+}
+
+/*
+ * The "blobs" member arr (section 8.2) into out->blobs: 1 to
+ * ENV_PAYLOAD_BLOBS_MAX objects of exactly hash, size, key, type and
+ * name, with distinct hashes.  On failure what was filled is left for
+ * env_payload_clear().
+ */
+static int
+env_payload_parse_blobs(json_t *arr, struct env_payload *out,
+    struct err_ctx *e)
+{
+	static const char *const members[] = {
+		"hash", "size", "key", "type", "name"
+	};
+	static const char what[] = "message attachment";
+	struct env_blob_ref *b;
+	json_t *o;
+	const char *s;
+	size_t i, j, n, len;
+	int r;
+
+	if (!json_is_array(arr))
+		return err_set(e, ERR_FORMAT, "message: \"blobs\" is not an "
+		    "array");
+	n = json_array_size(arr);
+	if (n == 0 || n > ENV_PAYLOAD_BLOBS_MAX)
+		return err_set(e, ERR_FORMAT, "message: %zu attachments, not "
+		    "1 to %d", n, ENV_PAYLOAD_BLOBS_MAX);
+	if ((out->blobs = calloc(n, sizeof(*out->blobs))) == NULL)
+		return ERR_ALLOC;
+	out->n_blobs = n;
+	for (i = 0; i < n; i++) {
+		b = &out->blobs[i];
+		o = json_array_get(arr, i);
+		if (!json_is_object(o))
+			return err_set(e, ERR_FORMAT, "message: attachment "
+			    "%zu is not an object", i + 1);
+		if ((r = env_json_members(o, members, 5, what, e)) != 0 ||
+		    (r = env_json_str(o, "hash", what, &s, &len, e)) != 0)
+			return r;
+		if (!env_blob_hash_valid(s, len))
+			return err_set(e, ERR_FORMAT, "message: attachment "
+			    "%zu: the hash is not 64 lowercase hex digits",
+			    i + 1);
+		memcpy(b->hash, s, 64);
+		b->hash[64] = '\0';
+		for (j = 0; j < i; j++) {
+			if (strcmp(out->blobs[j].hash, b->hash) == 0)
+				return err_set(e, ERR_FORMAT, "message: "
+				    "attachments %zu and %zu name the same "
+				    "blob", j + 1, i + 1);
+		}
+		if ((r = env_json_u64(o, "size", what, &b->size, e)) != 0 ||
+		    (r = env_json_b64_exact(o, "key", what, b->key,
+		    sizeof(b->key), e)) != 0 ||
+		    (r = env_payload_blob_str(o, "type", i,
+		    env_payload_type_valid, "media type is not 1 to "
+		    ENV_STR(ENV_PAYLOAD_TYPE_MAX) " printable ASCII "
+		    "characters", &b->type, e)) != 0 ||
+		    (r = env_payload_blob_str(o, "name", i,
+		    env_payload_name_valid, "file name is not acceptable (a "
+		    "path, hidden, control characters or too long)", &b->name,
+		    e)) != 0)
+			return r;
+	}
+	return 0;
 }
 
 /*
@@ -1323,7 +1594,7 @@ env_payload_parse_text(const uint8_t *p, size_t len, int splice,
     int *spliced, struct env_payload *out, struct err_ctx *e)
 {
 	static const char *const members[] = {
-		"type", "body", "name", "checkpoint"
+		"type", "body", "name", "checkpoint", "blobs"
 	};
 	struct env_json_span body;
 	json_t *root = NULL;
@@ -1337,7 +1608,7 @@ env_payload_parse_text(const uint8_t *p, size_t len, int splice,
 	    splice ? "body" : NULL, &body, &root, e)) != 0)
 		goto out;
 	*spliced = body.p != NULL;
-	if ((r = env_json_members(root, members, 4, "message", e)) != 0 ||
+	if ((r = env_json_members(root, members, 5, "message", e)) != 0 ||
 	    (r = env_json_str(root, "type", "message", &s, &slen, e)) != 0)
 		goto out;
 	if (!env_payload_type_valid(s, slen)) {
@@ -1380,16 +1651,17 @@ env_payload_parse_text(const uint8_t *p, size_t len, int splice,
 			goto out;
 		}
 	}
+	if (json_object_get(root, "blobs") != NULL &&
+	    (r = env_payload_parse_blobs(json_object_get(root, "blobs"), out,
+	    e)) != 0)
+		goto out;
 	if ((r = env_json_b64_span(root, "body", &body, "message", len,
 	    &out->body, &out->body_len, e)) != 0)
 		goto out;
 	r = 0;
  out:
 	if (root != NULL) {
-		env_json_wipe_string(json_object_get(root, "type"));
-		env_json_wipe_string(json_object_get(root, "body"));
-		env_json_wipe_string(json_object_get(root, "name"));
-		env_json_wipe_string(json_object_get(root, "checkpoint"));
+		env_json_wipe_tree(root);
 		json_decref(root);
 	}
 	if (r != 0)

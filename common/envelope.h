@@ -209,6 +209,16 @@ int env_parse_keep_tree(const uint8_t *json, size_t len,
 int env_parse_tree(json_t *root, const struct env_limits *lim,
     struct env **out, struct err_ctx *e);
 
+/* One attachment named by a payload (docs/protocol.md section 8.2). */
+#define ENV_PAYLOAD_BLOBS_MAX 16
+struct env_blob_ref {
+	char hash[65];               /* hex SHA-256 of the blob bytes */
+	uint64_t size;               /* plaintext bytes */
+	uint8_t key[32];             /* the blob key (secret: wiped) */
+	char *type;                  /* media type */
+	char *name;                  /* file name */
+};
+
 /*
  * The inner payload: media type, body bytes, optional file name, and the
  * sender's kept checkpoint of the directory's transparency log
@@ -221,6 +231,8 @@ struct env_payload {
 	size_t body_len;
 	char *name;                  /* NULL when absent */
 	char *checkpoint;            /* NULL when absent */
+	struct env_blob_ref *blobs;  /* NULL when absent */
+	size_t n_blobs;              /* 1..ENV_PAYLOAD_BLOBS_MAX, or 0 */
 };
 
 /* The longest "checkpoint" member (a signed note, TLOG_NOTE_MAX). */
@@ -251,10 +263,21 @@ int env_payload_encode_cp(const char *type, const uint8_t *body,
     uint8_t **out, size_t *out_len, struct err_ctx *e);
 
 /*
+ * Encodes every member of p that is set (type and body always; name,
+ * checkpoint and blobs when present, with the rules above and of
+ * section 8.2: 1..ENV_PAYLOAD_BLOBS_MAX blobs with distinct lowercase
+ * hex hashes, size <= 2^53, type and name as the payload's).  The
+ * encode functions above are this with fewer members.  *out as above.
+ */
+int env_payload_encode_full(const struct env_payload *p, uint8_t **out,
+    size_t *out_len, struct err_ctx *e);
+
+/*
  * Parses an inner payload strictly (the same rules, unknown members
  * rejected; "checkpoint", when present, a string of
- * 1..ENV_PAYLOAD_CHECKPOINT_MAX bytes) into out, which the caller clears
- * with env_payload_clear().
+ * 1..ENV_PAYLOAD_CHECKPOINT_MAX bytes; "blobs", when present, as
+ * env_payload_encode_full() writes them) into out, which the caller
+ * clears with env_payload_clear().
  * 0, ERR_FORMAT, ERR_TOO_LARGE or ERR_ALLOC; out is zeroed on failure.
  */
 int env_payload_parse(const uint8_t *p, size_t len, struct env_payload *out,

@@ -2438,6 +2438,406 @@ test_payload_roundtrip_and_names(void **state)
 	(void)state;
 }
 
+/* --- attachments in the inner payload (section 8.2) --- */
+
+/* n blob references with distinct hashes, keys and names. */
+static struct env_blob_ref *
+make_blobs(size_t n)
+{
+	static char types[2][32] = { "image/png", "application/pdf" };
+	struct env_blob_ref *b;
+	size_t i, j;
+
+	b = calloc(n, sizeof(*b));
+	assert_non_null(b);
+	for (i = 0; i < n; i++) {
+		for (j = 0; j < 64; j++)
+			b[i].hash[j] = "0123456789abcdef"[(i * 7 + j) % 16];
+		b[i].hash[0] = "0123456789abcdef"[i % 16];
+		b[i].hash[1] = "0123456789abcdef"[i / 16 % 16];
+		b[i].hash[64] = '\0';
+		b[i].size = i == 0 ? ENV_JSON_INT_MAX : (uint64_t)i * 1000;
+		for (j = 0; j < sizeof(b[i].key); j++)
+			b[i].key[j] = (uint8_t)(i * 31 + j * 5 + 1);
+		b[i].type = types[i % 2];
+		b[i].name = malloc(48);
+		assert_non_null(b[i].name);
+		snprintf(b[i].name, 48, "file %zu \xc3\xa9.bin", i);
+	}
+	return b;
+}
+
+static void
+free_blobs(struct env_blob_ref *b, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(b[i].name);
+	free(b);
+}
+
+/* Encodes a payload with n blobs, parses it back and compares. */
+static void
+blobs_roundtrip(size_t n)
+{
+	struct env_payload in, out;
+	struct err_ctx e;
+	uint8_t *enc = NULL, body[3] = { 'c', 'a', 'p' };
+	size_t len, i;
+
+	memset(&in, 0, sizeof(in));
+	in.type = (char *)"text/plain; charset=utf-8";
+	in.body = body;
+	in.body_len = sizeof(body);
+	in.blobs = make_blobs(n);
+	in.n_blobs = n;
+	err_clear(&e);
+	if (env_payload_encode_full(&in, &enc, &len, &e) != 0)
+		fail_msg("encode: %s", err_msg(&e));
+	if (env_payload_parse(enc, len, &out, &e) != 0)
+		fail_msg("parse: %s", err_msg(&e));
+	assert_string_equal(out.type, in.type);
+	assert_int_equal(out.body_len, 3);
+	assert_memory_equal(out.body, body, 3);
+	assert_null(out.name);
+	assert_int_equal(out.n_blobs, n);
+	for (i = 0; i < n; i++) {
+		assert_string_equal(out.blobs[i].hash, in.blobs[i].hash);
+		assert_int_equal(out.blobs[i].size, in.blobs[i].size);
+		assert_memory_equal(out.blobs[i].key, in.blobs[i].key, 32);
+		assert_string_equal(out.blobs[i].type, in.blobs[i].type);
+		assert_string_equal(out.blobs[i].name, in.blobs[i].name);
+	}
+	env_payload_clear(&out);
+	assert_null(out.blobs);
+	assert_int_equal(out.n_blobs, 0);
+	crypto_wipe(enc, len);
+	free(enc);
+	free_blobs(in.blobs, n);
+}
+
+static void
+test_payload_blobs_roundtrip(void **state)
+{
+	static const char *const keys[] = {
+		"hash", "size", "key", "type", "name"
+	};
+	struct env_payload p, in;
+	uint8_t *enc = NULL;
+	size_t len, i;
+	json_t *root, *arr, *o;
+
+	blobs_roundtrip(1);
+	blobs_roundtrip(ENV_PAYLOAD_BLOBS_MAX);
+
+	/* The wire form: members in order, key in base64url. */
+	memset(&in, 0, sizeof(in));
+	in.type = (char *)"text/plain";
+	in.blobs = make_blobs(1);
+	in.n_blobs = 1;
+	memset(in.blobs[0].key, 0xff, 32);
+	assert_int_equal(env_payload_encode_full(&in, &enc, &len, NULL), 0);
+	root = json_loadb((const char *)enc, len, 0, NULL);
+	assert_non_null(root);
+	arr = json_object_get(root, "blobs");
+	assert_int_equal(json_array_size(arr), 1);
+	o = json_array_get(arr, 0);
+	assert_int_equal(json_object_size(o), 5);
+	for (i = 0; i < 5; i++)
+		assert_non_null(json_object_get(o, keys[i]));
+	assert_string_equal(json_string_value(json_object_get(o, "key")),
+	    "__________________________________________8");
+	json_decref(root);
+	free(enc);
+	free_blobs(in.blobs, 1);
+
+	/* The body is found wherever "blobs" stands, even with a blob
+	 * named "body". */
+	static const char moved[] = "{\"blobs\":[{\"hash\":\""
+	    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	    "\",\"size\":1,\"key\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+	    "\",\"type\":\"body\",\"name\":\"body\"}],\"type\":\"t\","
+	    "\"body\":\"AAEC\"}";
+	assert_int_equal(env_payload_parse((const uint8_t *)moved,
+	    strlen(moved), &p, NULL), 0);
+	assert_int_equal(p.body_len, 3);
+	assert_int_equal(p.body[2], 2);
+	assert_int_equal(p.n_blobs, 1);
+	assert_string_equal(p.blobs[0].name, "body");
+	env_payload_clear(&p);
+	(void)state;
+}
+
+#define HASH_31A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define HASH_32A HASH_31A "a"
+#define HASH_32A_UPPER "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+#define HASH_A HASH_32A HASH_32A
+#define HASH_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb" \
+	"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define KEY_OK "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+#define ENTRY(hash, size, key, type, name) \
+	"{\"hash\":" hash ",\"size\":" size ",\"key\":" key ",\"type\":" \
+	type ",\"name\":" name "}"
+#define GOOD(h) ENTRY("\"" h "\"", "5", "\"" KEY_OK "\"", "\"text/plain\"", \
+	"\"f.txt\"")
+
+/* Parses {"type","body","blobs": blobs}; the result must be want. */
+static void
+expect_blobs_parse(const char *blobs, int want)
+{
+	struct env_payload p;
+	struct err_ctx e;
+	char *json;
+	size_t n = strlen(blobs) + 64;
+	int r;
+
+	json = malloc(n);
+	assert_non_null(json);
+	snprintf(json, n, "{\"type\":\"t\",\"body\":\"\",\"blobs\":%s}",
+	    blobs);
+	err_clear(&e);
+	r = env_payload_parse((const uint8_t *)json, strlen(json), &p, &e);
+	if (r != want)
+		fail_msg("%d (%s) instead of %d for %s", r, err_msg(&e), want,
+		    json);
+	if (r == 0)
+		env_payload_clear(&p);
+	else {
+		assert_null(p.blobs);
+		assert_int_equal(p.n_blobs, 0);
+		assert_null(p.type);
+	}
+	free(json);
+}
+
+static void
+test_payload_blobs_parse_bad(void **state)
+{
+	static const char *const bad[] = {
+		/* not an array of 1..16 objects */
+		"{}", "\"x\"", "null", "1", "[]", "[1]", "[[]]", "[null]",
+		/* duplicate hash */
+		"[" GOOD(HASH_A) "," GOOD(HASH_B) "," GOOD(HASH_A) "]",
+		/* the hash */
+		"[" GOOD(HASH_32A HASH_32A_UPPER) "]",
+		"[" GOOD(HASH_32A HASH_31A "A") "]",
+		"[" GOOD(HASH_32A HASH_31A) "]",
+		"[" GOOD(HASH_32A HASH_32A "a") "]",
+		"[" GOOD("g" HASH_31A HASH_32A) "]",
+		"[" GOOD("") "]",
+		"[" ENTRY("1", "5", "\"" KEY_OK "\"", "\"t\"", "\"f\"") "]",
+		/* the key: 31 and 33 bytes, not strict base64url */
+		"[" ENTRY("\"" HASH_A "\"", "5",
+		    "\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"",
+		    "\"t\"", "\"f\"") "]",
+		"[" ENTRY("\"" HASH_A "\"", "5",
+		    "\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"",
+		    "\"t\"", "\"f\"") "]",
+		"[" ENTRY("\"" HASH_A "\"", "5",
+		    "\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA+\"",
+		    "\"t\"", "\"f\"") "]",
+		"[" ENTRY("\"" HASH_A "\"", "5",
+		    "\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB\"",
+		    "\"t\"", "\"f\"") "]",
+		"[" ENTRY("\"" HASH_A "\"", "5",
+		    "\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"",
+		    "\"t\"", "\"f\"") "]",
+		"[" ENTRY("\"" HASH_A "\"", "5", "32", "\"t\"", "\"f\"") "]",
+		/* the size */
+		"[" ENTRY("\"" HASH_A "\"", "5.5", "\"" KEY_OK "\"", "\"t\"",
+		    "\"f\"") "]",
+		"[" ENTRY("\"" HASH_A "\"", "5.0", "\"" KEY_OK "\"", "\"t\"",
+		    "\"f\"") "]",
+		"[" ENTRY("\"" HASH_A "\"", "-1", "\"" KEY_OK "\"", "\"t\"",
+		    "\"f\"") "]",
+		"[" ENTRY("\"" HASH_A "\"", "9007199254740993",
+		    "\"" KEY_OK "\"", "\"t\"", "\"f\"") "]",
+		"[" ENTRY("\"" HASH_A "\"", "\"5\"", "\"" KEY_OK "\"",
+		    "\"t\"", "\"f\"") "]",
+		/* the type */
+		"[" ENTRY("\"" HASH_A "\"", "5", "\"" KEY_OK "\"", "\"\"",
+		    "\"f\"") "]",
+		"[" ENTRY("\"" HASH_A "\"", "5", "\"" KEY_OK "\"",
+		    "\"text/\\u0001\"", "\"f\"") "]",
+		"[" ENTRY("\"" HASH_A "\"", "5", "\"" KEY_OK "\"",
+		    "\"text/\xc3\xa9\"", "\"f\"") "]",
+		"[" ENTRY("\"" HASH_A "\"", "5", "\"" KEY_OK "\"", "null",
+		    "\"f\"") "]",
+		/* the name */
+		"[" ENTRY("\"" HASH_A "\"", "5", "\"" KEY_OK "\"", "\"t\"",
+		    "\"a/b\"") "]",
+		"[" ENTRY("\"" HASH_A "\"", "5", "\"" KEY_OK "\"", "\"t\"",
+		    "\"a\\\\b\"") "]",
+		"[" ENTRY("\"" HASH_A "\"", "5", "\"" KEY_OK "\"", "\"t\"",
+		    "\".hidden\"") "]",
+		"[" ENTRY("\"" HASH_A "\"", "5", "\"" KEY_OK "\"", "\"t\"",
+		    "\"..\"") "]",
+		"[" ENTRY("\"" HASH_A "\"", "5", "\"" KEY_OK "\"", "\"t\"",
+		    "\"a\\nb\"") "]",
+		"[" ENTRY("\"" HASH_A "\"", "5", "\"" KEY_OK "\"", "\"t\"",
+		    "\"a\\u0000b\"") "]",
+		"[" ENTRY("\"" HASH_A "\"", "5", "\"" KEY_OK "\"", "\"t\"",
+		    "\"a\\u0085b\"") "]",
+		"[" ENTRY("\"" HASH_A "\"", "5", "\"" KEY_OK "\"", "\"t\"",
+		    "\"\"") "]",
+		/* members: unknown, missing, twice */
+		"[{\"hash\":\"" HASH_A "\",\"size\":5,\"key\":\"" KEY_OK "\","
+		    "\"type\":\"t\",\"name\":\"f\",\"x\":1}]",
+		"[{\"size\":5,\"key\":\"" KEY_OK "\",\"type\":\"t\","
+		    "\"name\":\"f\"}]",
+		"[{\"hash\":\"" HASH_A "\",\"key\":\"" KEY_OK "\","
+		    "\"type\":\"t\",\"name\":\"f\"}]",
+		"[{\"hash\":\"" HASH_A "\",\"size\":5,\"type\":\"t\","
+		    "\"name\":\"f\"}]",
+		"[{\"hash\":\"" HASH_A "\",\"size\":5,\"key\":\"" KEY_OK "\","
+		    "\"name\":\"f\"}]",
+		"[{\"hash\":\"" HASH_A "\",\"size\":5,\"key\":\"" KEY_OK "\","
+		    "\"type\":\"t\"}]",
+		"[{\"hash\":\"" HASH_A "\",\"size\":5,\"key\":\"" KEY_OK "\","
+		    "\"type\":\"t\",\"name\":\"f\",\"name\":\"g\"}]",
+		/* deeper than an entry */
+		"[{\"hash\":\"" HASH_A "\",\"size\":5,\"key\":\"" KEY_OK "\","
+		    "\"type\":\"t\",\"name\":[\"f\"]}]",
+	};
+	char many[(ENV_PAYLOAD_BLOBS_MAX + 1) * 200], hash[65];
+	size_t i, o;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		expect_blobs_parse(bad[i], ERR_FORMAT);
+	expect_blobs_parse("[" GOOD(HASH_A) "]", 0);
+	expect_blobs_parse("[" ENTRY("\"" HASH_A "\"", "9007199254740992",
+	    "\"" KEY_OK "\"", "\"t\"", "\"f\"") "]", 0);
+	expect_blobs_parse("[" ENTRY("\"" HASH_A "\"", "0",
+	    "\"" KEY_OK "\"", "\"t\"", "\"f\"") "]", 0);
+
+	/* 16 entries are fine, 17 are not. */
+	o = 0;
+	many[o++] = '[';
+	for (i = 0; i < ENV_PAYLOAD_BLOBS_MAX + 1; i++) {
+		memset(hash, 'a', 64);
+		hash[0] = "0123456789abcdef"[i % 16];
+		hash[1] = "0123456789abcdef"[i / 16];
+		hash[64] = '\0';
+		o += (size_t)snprintf(many + o, sizeof(many) - o, "%s"
+		    "{\"hash\":\"%s\",\"size\":%zu,\"key\":\"" KEY_OK "\","
+		    "\"type\":\"t\",\"name\":\"f%zu\"}", i > 0 ? "," : "",
+		    hash, i, i);
+		if (i == ENV_PAYLOAD_BLOBS_MAX - 1) {
+			many[o] = ']';
+			many[o + 1] = '\0';
+			expect_blobs_parse(many, 0);
+		}
+	}
+	many[o++] = ']';
+	many[o] = '\0';
+	expect_blobs_parse(many, ERR_FORMAT);
+	(void)state;
+}
+
+/* What the encoder refuses to write. */
+static void
+test_payload_blobs_encode_bad(void **state)
+{
+	struct env_payload p;
+	struct env_blob_ref *b;
+	uint8_t *enc = NULL;
+	size_t len;
+	char saved;
+
+	b = make_blobs(ENV_PAYLOAD_BLOBS_MAX + 1);
+	memset(&p, 0, sizeof(p));
+	p.type = (char *)"t";
+	p.blobs = b;
+	p.n_blobs = ENV_PAYLOAD_BLOBS_MAX + 1;
+	assert_int_equal(env_payload_encode_full(&p, &enc, &len, NULL),
+	    ERR_INVALID_ARG);
+	p.n_blobs = 2;
+	assert_int_equal(env_payload_encode_full(&p, &enc, &len, NULL), 0);
+	free(enc);
+	enc = NULL;
+
+	memcpy(b[1].hash, b[0].hash, sizeof(b[0].hash));
+	assert_int_equal(env_payload_encode_full(&p, &enc, &len, NULL),
+	    ERR_INVALID_ARG);
+	b[1].hash[0] = b[0].hash[0] == 'a' ? 'b' : 'a';
+	saved = b[1].hash[5];
+	b[1].hash[5] = 'A';
+	assert_int_equal(env_payload_encode_full(&p, &enc, &len, NULL),
+	    ERR_INVALID_ARG);
+	b[1].hash[5] = saved;
+	b[1].hash[63] = '\0';
+	assert_int_equal(env_payload_encode_full(&p, &enc, &len, NULL),
+	    ERR_INVALID_ARG);
+	b[1].hash[63] = 'c';
+	b[1].size = ENV_JSON_INT_MAX + 1;
+	assert_int_equal(env_payload_encode_full(&p, &enc, &len, NULL),
+	    ERR_INVALID_ARG);
+	b[1].size = 1;
+	b[1].name[0] = '.';
+	assert_int_equal(env_payload_encode_full(&p, &enc, &len, NULL),
+	    ERR_INVALID_ARG);
+	b[1].name[0] = 'f';
+	b[1].type = NULL;
+	assert_int_equal(env_payload_encode_full(&p, &enc, &len, NULL),
+	    ERR_INVALID_ARG);
+	b[1].type = (char *)"t";
+	assert_int_equal(env_payload_encode_full(&p, &enc, &len, NULL), 0);
+	assert_non_null(enc);
+	free(enc);
+	free_blobs(b, ENV_PAYLOAD_BLOBS_MAX + 1);
+	(void)state;
+}
+
+/* A sealed message with attachments opens with them. */
+static void
+test_open_with_blobs(void **state)
+{
+	struct env_recipient_key rk;
+	struct env_payload in;
+	struct receiver rx;
+	struct env_opened o;
+	struct err_ctx e;
+	struct env *env;
+	uint8_t *p = NULL;
+	size_t plen, len, i;
+	char *json;
+
+	memset(&in, 0, sizeof(in));
+	in.type = (char *)"text/plain; charset=utf-8";
+	in.body = (uint8_t *)"see attached";
+	in.body_len = strlen("see attached");
+	in.blobs = make_blobs(3);
+	in.n_blobs = 3;
+	assert_int_equal(env_payload_encode_full(&in, &p, &plen, NULL), 0);
+	rk.device = devs[B1].id;
+	rk.alg = TOKEN_ENC_HPKE_P256;
+	rk.enc_pub = devs[B1].enc;
+	env = seal_keys(A1, &rk, 1, p, plen);
+	json = to_json(env, &len);
+	receiver_of(&rx, B1);
+	err_clear(&e);
+	if (open_as(&rx, json, len, NULL, &o, &e) != 0)
+		fail_msg("open: %s", err_msg(&e));
+	assert_int_equal(o.payload.body_len, in.body_len);
+	assert_int_equal(o.payload.n_blobs, 3);
+	for (i = 0; i < 3; i++) {
+		assert_string_equal(o.payload.blobs[i].hash,
+		    in.blobs[i].hash);
+		assert_memory_equal(o.payload.blobs[i].key, in.blobs[i].key,
+		    32);
+		assert_string_equal(o.payload.blobs[i].name,
+		    in.blobs[i].name);
+	}
+	env_opened_clear(&o);
+	free(json);
+	crypto_wipe(p, plen);
+	free(p);
+	env_free(env);
+	free_blobs(in.blobs, 3);
+	(void)state;
+}
+
 /* The optional "checkpoint" member of the inner payload (section 7.7). */
 static void
 test_payload_checkpoint(void **state)
@@ -2990,6 +3390,13 @@ main(void)
 		cmocka_unit_test_setup(test_payload_roundtrip_and_names,
 		    test_setup),
 		cmocka_unit_test_setup(test_payload_checkpoint, test_setup),
+		cmocka_unit_test_setup(test_payload_blobs_roundtrip,
+		    test_setup),
+		cmocka_unit_test_setup(test_payload_blobs_parse_bad,
+		    test_setup),
+		cmocka_unit_test_setup(test_payload_blobs_encode_bad,
+		    test_setup),
+		cmocka_unit_test_setup(test_open_with_blobs, test_setup),
 		cmocka_unit_test_setup(test_large_text_form, test_setup),
 		cmocka_unit_test_setup(test_large_ciphertext_from_text,
 		    test_setup),
