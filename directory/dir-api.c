@@ -12,6 +12,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <microhttpd.h>
@@ -32,6 +34,7 @@
 #include "dir-account.h"
 #include "dir-api.h"
 #include "dir-auth.h"
+#include "dir-blob.h"
 #include "dir-cache.h"
 #include "dir-log.h"
 #include "dir-net.h"
@@ -40,11 +43,17 @@
 #include "dir-tlog.h"
 #include "envelope.h"
 #include "errors.h"
+#include "stream.h"
 #include "transcript.h"
 
 #define KEY_MAX (8 + DIR_ACCOUNT_MAX)          /* "log:" / "inbox:" + name */
 #define APPEND_ATTEMPTS 5
 #define PURGE_INTERVAL_S 60
+#define BLOBS_PER_MESSAGE 16
+/* The smallest blob: a header and one empty final segment. */
+#define BLOB_MIN_LEN (STREAM_HEADER_LEN + STREAM_TAG_LEN)
+/* Rounds of DIR_BLOB_EXPIRE_BATCH removals per purge at most. */
+#define BLOB_EXPIRE_ROUNDS 16
 
 /* Milliseconds of clock: CLOCK_REALTIME for the caches (whose entries
  * expire by the wall clock, as sessions do), CLOCK_MONOTONIC for the
@@ -90,6 +99,9 @@ dir_api_config_default(struct dir_api_config *cfg)
 	cfg->max_sessions = DIR_MAX_SESSIONS_DEFAULT;
 	cfg->scrypt_log_n = DIR_SCRYPT_LOG_N_DEFAULT;
 	cfg->max_body = DIR_BODY_MAX_DEFAULT;
+	cfg->blob_max = DIR_BLOB_MAX_DEFAULT;
+	cfg->blob_quota = DIR_BLOB_QUOTA_DEFAULT;
+	cfg->blob_days = DIR_BLOB_DAYS_DEFAULT;
 }
 
 int
@@ -164,6 +176,12 @@ void
 dir_api_set_server(struct dir_api *api, struct dir_server *srv)
 {
 	api->srv = srv;
+}
+
+void
+dir_api_set_blobs(struct dir_api *api, struct dir_blobs *b)
+{
+	api->blobs = b;
 }
 
 /* --- small helpers --- */
@@ -401,6 +419,16 @@ handle_info(struct dir_api *api, struct dir_request *rq)
 	    "max_wait", (json_int_t)DIR_WAIT_MAX_S,
 	    "max_log_events", (json_int_t)ACCTLOG_MAX_EVENTS);
 	free(b64);
+	if (o != NULL && api->blobs != NULL &&
+	    (json_object_set_new(json_object_get(o, "limits"), "max_blob",
+	    json_integer((json_int_t)api->cfg.blob_max)) != 0 ||
+	    json_object_set_new(json_object_get(o, "limits"), "blob_quota",
+	    json_integer((json_int_t)api->cfg.blob_quota)) != 0 ||
+	    json_object_set_new(json_object_get(o, "limits"), "blob_days",
+	    json_integer((json_int_t)api->cfg.blob_days)) != 0)) {
+		json_decref(o);
+		o = NULL;
+	}
 	if (o != NULL && api->tlog != NULL &&
 	    (json_object_set_new(o, "tlog_origin",
 	    json_string(dir_tlog_origin(api->tlog))) != 0 ||
@@ -766,20 +794,42 @@ handle_device_add(struct dir_api *api, struct dir_request *rq,
 	dir_api_reply_err(rq, &e);
 }
 
+/*
+ * Every PURGE_INTERVAL_S at most: forgets expired sessions and nonces
+ * and, when blobs are served, removes the blobs that are to go (section
+ * 8.4) with their files.  Cheap when not due: one atomic load.
+ */
 static void
 maybe_purge(struct dir_api *api, uint64_t now)
 {
 	struct err_ctx e;
-	int due;
+	uint64_t removed;
+	int due, round;
 
+	if (now < __atomic_load_n(&api->last_purge, __ATOMIC_RELAXED) +
+	    PURGE_INTERVAL_S)
+		return;
 	pthread_mutex_lock(&api->purge_lock);
 	due = now >= api->last_purge + PURGE_INTERVAL_S;
 	if (due)
-		api->last_purge = now;
+		__atomic_store_n(&api->last_purge, now, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&api->purge_lock);
+	if (!due)
+		return;
 	err_clear(&e);
-	if (due && api->store->ops->purge(api->store, now, &e) != 0)
+	if (api->store->ops->purge(api->store, now, &e) != 0)
 		dir_log("purging expired sessions failed: %s", err_msg(&e));
+	for (round = 0; api->blobs != NULL && round < BLOB_EXPIRE_ROUNDS;
+	    round++) {
+		err_clear(&e);
+		if (dir_blobs_expire(api->blobs, api->store, now, &removed,
+		    &e) != 0) {
+			dir_log("expiring blobs failed: %s", err_msg(&e));
+			break;
+		}
+		if (removed < DIR_BLOB_EXPIRE_BATCH)
+			break;
+	}
 }
 
 /* H(login transcript) of device at req's time and nonce: what the device
@@ -1305,6 +1355,55 @@ recipients_check(struct dir_api *api, const struct env *env,
  * once and queued per recipient in one transaction, which wakes each
  * recipient's "inbox:{device}" waiters.
  */
+/* The blob hashes of a blobs=H1,H2,... query argument. */
+struct blob_list {
+	char hash[BLOBS_PER_MESSAGE][DIR_BLOB_HASH_HEX + 1];
+	const char *ptr[BLOBS_PER_MESSAGE];
+	size_t n;
+};
+
+/*
+ * Parses v (NULL: no blobs, n = 0): 1 to BLOBS_PER_MESSAGE distinct
+ * 64-hex hashes separated by commas.  0 or ERR_FORMAT.
+ */
+static int
+blob_list_parse(const char *v, struct blob_list *bl, struct err_ctx *e)
+{
+	const char *p = v;
+	size_t len, i;
+
+	memset(bl, 0, sizeof(*bl));
+	if (v == NULL)
+		return 0;
+	for (;;) {
+		len = strcspn(p, ",");
+		if (bl->n == BLOBS_PER_MESSAGE)
+			return err_set(e, ERR_FORMAT, "more than %d blobs: "
+			    "an envelope names at most %d",
+			    BLOBS_PER_MESSAGE, BLOBS_PER_MESSAGE);
+		if (len != DIR_BLOB_HASH_HEX)
+			return err_set(e, ERR_FORMAT, "blobs= holds %s: give "
+			    "1 to %d hashes of 64 lowercase hex digits, "
+			    "separated by commas", len == 0 ? "an empty "
+			    "entry" : "an entry that is not a hash",
+			    BLOBS_PER_MESSAGE);
+		memcpy(bl->hash[bl->n], p, len);
+		bl->hash[bl->n][len] = '\0';
+		if (!dir_blob_hash_valid(bl->hash[bl->n]))
+			return err_set(e, ERR_FORMAT, "blobs= holds an entry "
+			    "that is not 64 lowercase hex digits");
+		for (i = 0; i < bl->n; i++)
+			if (strcmp(bl->hash[i], bl->hash[bl->n]) == 0)
+				return err_set(e, ERR_FORMAT, "blobs= names "
+				    "blob %.16s twice", bl->hash[i]);
+		bl->ptr[bl->n] = bl->hash[bl->n];
+		bl->n++;
+		if (p[len] == '\0')
+			return 0;
+		p += len + 1;
+	}
+}
+
 static void
 handle_message(struct dir_api *api, struct dir_request *rq)
 {
@@ -1313,16 +1412,27 @@ handle_message(struct dir_api *api, struct dir_request *rq)
 	struct env_limits lim;
 	struct dir_queue_limits qlim;
 	struct env *env = NULL;
+	struct blob_list bl;
 	const uint8_t *body;
 	const char **devs = NULL;
 	char *text = NULL, *id_b64 = NULL;
 	size_t len, i;
+	int r;
 
 	err_clear(&e);
 	if (bearer(api, rq, &s, &e) != 0) {
 		reply_auth_err(rq, &e);
 		return;
 	}
+	memset(&bl, 0, sizeof(bl));
+	if (dir_request_query(rq, "blobs") != NULL && api->blobs == NULL) {
+		err_set(&e, ERR_UNSUPPORTED, "this directory keeps no blobs "
+		    "(GET /v1/info has no limits.max_blob): send the "
+		    "envelope without blobs=");
+		goto fail;
+	}
+	if (blob_list_parse(dir_request_query(rq, "blobs"), &bl, &e) != 0)
+		goto fail;
 	body = dir_request_body(rq, &len);
 	lim.max_bytes = api->cfg.max_body;
 	lim.max_recipients = api->cfg.max_recipients;
@@ -1348,9 +1458,18 @@ handle_message(struct dir_api *api, struct dir_request *rq)
 	qlim.max_queue = api->cfg.max_queue;
 	qlim.max_per_sender = api->cfg.max_queue_per_sender;
 	qlim.quota_bytes = api->cfg.account_quota;
-	if (api->store->ops->message_put(api->store, s.device, env->id,
-	    sizeof(env->id), text, devs, env->n_recipients, &qlim, &e) != 0)
+	if ((r = api->store->ops->message_put(api->store, s.device, env->id,
+	    sizeof(env->id), text, devs, env->n_recipients,
+	    bl.n > 0 ? bl.ptr : NULL, bl.n, &qlim, &e)) != 0) {
+		if (r == ERR_DENIED && bl.n > 0) {
+			dir_reply_error(rq, MHD_HTTP_FORBIDDEN, "blob_refused",
+			    "%s: a message names only blobs its sender's "
+			    "device uploaded and the directory still keeps; "
+			    "upload it again", err_msg(&e));
+			goto out;
+		}
 		goto fail;
+	}
 	for (i = 0; i < env->n_recipients; i++)
 		changed(api, DIR_CHANGE_INBOX, devs[i]);
 	if (b64url_encode(env->id, sizeof(env->id), &id_b64) != 0) {
@@ -1536,6 +1655,293 @@ want(struct dir_request *rq, const char *m)
 	return 0;
 }
 
+/* --- blobs (docs/protocol.md section 8) --- */
+
+/* An upload under way: the request state of POST /v1/blobs. */
+struct blob_post {
+	struct dir_blob_upload *u;
+	struct dir_session_info s;
+};
+
+static void
+blob_post_free(void *arg)
+{
+	struct blob_post *bp = arg;
+
+	if (bp == NULL)
+		return;
+	/* Unless finished, this removes the partial file: a connection
+	 * cut early leaves nothing. */
+	dir_blob_upload_free(bp->u);
+	free(bp);
+}
+
+static int
+blob_sink(void *arg, const uint8_t *p, size_t len)
+{
+	struct blob_post *bp = arg;
+
+	return dir_blob_upload_write(bp->u, p, len);
+}
+
+/* The decimal Content-Length of rq, strictly; -1 when absent or not a
+ * number. */
+static int
+content_length(struct dir_request *rq, uint64_t *out)
+{
+	const char *cl = dir_request_header(rq,
+	    MHD_HTTP_HEADER_CONTENT_LENGTH);
+	unsigned long long n;
+	char *end;
+
+	if (cl == NULL || *cl < '0' || *cl > '9')
+		return -1;
+	errno = 0;
+	n = strtoull(cl, &end, 10);
+	if (errno != 0 || *end != '\0')
+		return -1;
+	*out = n;
+	return 0;
+}
+
+/*
+ * POST /v1/blobs from its headers: the refusals that need no body, then
+ * the upload's file and the stream into it.  0 when the body streams,
+ * -1 when answered.
+ */
+static int
+blob_upload_start(struct dir_api *api, struct dir_request *rq)
+{
+	struct err_ctx e;
+	struct blob_post *bp = NULL;
+	uint64_t length = 0, usage = 0;
+
+	err_clear(&e);
+	if ((bp = calloc(1, sizeof(*bp))) == NULL) {
+		err_set(&e, ERR_ALLOC, "out of memory");
+		goto fail;
+	}
+	if (bearer(api, rq, &bp->s, &e) != 0) {
+		reply_auth_err(rq, &e);
+		goto out;
+	}
+	if (dir_request_header(rq, MHD_HTTP_HEADER_TRANSFER_ENCODING) !=
+	    NULL || content_length(rq, &length) != 0) {
+		dir_reply_error(rq, MHD_HTTP_LENGTH_REQUIRED,
+		    "length_required", "a blob is uploaded with its "
+		    "Content-Length and without chunked encoding");
+		goto out;
+	}
+	if (length > api->cfg.blob_max) {
+		dir_reply_error(rq, MHD_HTTP_CONTENT_TOO_LARGE, "too_large",
+		    "the blob of %llu bytes is larger than the %llu bytes "
+		    "this directory keeps (limits.max_blob)",
+		    (unsigned long long)length,
+		    (unsigned long long)api->cfg.blob_max);
+		goto out;
+	}
+	if (length < BLOB_MIN_LEN) {
+		dir_reply_error(rq, MHD_HTTP_BAD_REQUEST, "bad_request",
+		    "a body of %llu bytes is not a blob: one is at least "
+		    "%d bytes (docs/protocol.md section 8.1)",
+		    (unsigned long long)length, BLOB_MIN_LEN);
+		goto out;
+	}
+	if (api->store->ops->blob_usage == NULL) {
+		err_set(&e, ERR_UNSUPPORTED, "the %s store keeps no blobs",
+		    api->store->ops->name);
+		goto fail;
+	}
+	if (api->store->ops->blob_usage(api->store, bp->s.account, &usage,
+	    &e) != 0)
+		goto fail;
+	if (usage > api->cfg.blob_quota ||
+	    length > api->cfg.blob_quota - usage) {
+		dir_reply_error(rq, MHD_HTTP_CONTENT_TOO_LARGE, "blob_quota",
+		    "the blobs kept for the devices of '%s' take %llu of "
+		    "its %llu bytes (limits.blob_quota): %llu more do not "
+		    "fit; a blob is freed within a minute of its last "
+		    "recipient fetching it, or when it expires",
+		    bp->s.account, (unsigned long long)usage,
+		    (unsigned long long)api->cfg.blob_quota,
+		    (unsigned long long)length);
+		goto out;
+	}
+	if (dir_blob_upload_begin(api->blobs, length, &bp->u, &e) != 0)
+		goto fail;
+	dir_request_set_state(rq, bp, blob_post_free);
+	dir_request_stream(rq, length, blob_sink, bp);
+	return 0;
+ fail:
+	dir_api_reply_err(rq, &e);
+ out:
+	blob_post_free(bp);
+	return -1;
+}
+
+int
+dir_api_headers(void *arg, struct dir_request *rq)
+{
+	struct dir_api *api = arg;
+	struct dir_route route;
+
+	if (api->blobs == NULL || !method_is(rq, "POST") ||
+	    dir_parse_route(dir_request_path(rq), &route) != DIR_EP_BLOBS)
+		return 0;
+	return blob_upload_start(api, rq);
+}
+
+/* POST /v1/blobs once the body ended: the file under its hash name,
+ * then the row. */
+static void
+handle_blob_post(struct dir_api *api, struct dir_request *rq)
+{
+	struct blob_post *bp = dir_request_state(rq);
+	const struct err_ctx *we;
+	struct err_ctx e;
+	char hash[DIR_BLOB_HASH_HEX + 1];
+	uint64_t now, expires, size;
+	int created = 0, existed = 0, complete = 0;
+
+	err_clear(&e);
+	if (bp == NULL || bp->u == NULL) {
+		/* Not streamed: the server lacks dir_api_headers. */
+		dir_reply_error(rq, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
+		    "this directory is not set up to receive blobs");
+		return;
+	}
+	(void)dir_request_stream_received(rq, &complete);
+	if (dir_blob_upload_error(bp->u, &we) != 0) {
+		if (we->code == ERR_TOO_LARGE)
+			dir_reply_error(rq, MHD_HTTP_BAD_REQUEST,
+			    "bad_request", "%s", err_msg(we));
+		else
+			dir_api_reply_err(rq, we);
+		return;
+	}
+	if (!complete) {
+		dir_reply_error(rq, MHD_HTTP_BAD_REQUEST, "bad_request",
+		    "the body did not arrive whole: nothing was kept");
+		return;
+	}
+	if (dir_blob_upload_finish(bp->u, hash, &created, &e) != 0)
+		goto fail;
+	size = dir_blob_upload_size(bp->u);
+	now = now_s();
+	expires = now + (uint64_t)api->cfg.blob_days * 86400;
+	if (api->store->ops->blob_put(api->store, hash, bp->s.device,
+	    bp->s.account, size, now, expires, api->cfg.blob_quota,
+	    &existed, &e) != 0) {
+		/* A file that was there before belongs to a kept blob. */
+		if (created) {
+			struct err_ctx re;
+
+			err_clear(&re);
+			if (dir_blob_remove(api->blobs, hash, &re) != 0)
+				dir_log("%s", err_msg(&re));
+		}
+		if (e.code == ERR_QUOTA) {
+			dir_reply_error(rq, MHD_HTTP_CONTENT_TOO_LARGE,
+			    "blob_quota", "%s (limits.blob_quota is %llu "
+			    "bytes)", err_msg(&e),
+			    (unsigned long long)api->cfg.blob_quota);
+			return;
+		}
+		goto fail;
+	}
+	dir_reply_json(rq, existed ? MHD_HTTP_OK : MHD_HTTP_CREATED,
+	    json_pack("{s:s,s:I,s:I}", "hash", hash, "size",
+	    (json_int_t)size, "expires", (json_int_t)expires));
+	return;
+ fail:
+	dir_api_reply_err(rq, &e);
+}
+
+/* The start N of a "bytes=N-" Range value; -1 for every other form
+ * (which is then ignored, as RFC 9110 section 14.2 allows). */
+static int
+range_start(const char *v, uint64_t *start)
+{
+	unsigned long long n;
+	char *end;
+
+	if (v == NULL || strncmp(v, "bytes=", 6) != 0 ||
+	    v[6] < '0' || v[6] > '9')
+		return -1;
+	errno = 0;
+	n = strtoull(v + 6, &end, 10);
+	if (errno != 0 || end[0] != '-' || end[1] != '\0')
+		return -1;
+	*start = n;
+	return 0;
+}
+
+/* GET /v1/blobs/{hash}: the file, to a device a queued envelope naming
+ * the blob addresses. */
+static void
+handle_blob_get(struct dir_api *api, struct dir_request *rq,
+    const char *hash)
+{
+	struct dir_session_info s;
+	struct err_ctx e;
+	uint64_t size = 0, expires = 0, start = 0;
+	int fd = -1, r;
+
+	err_clear(&e);
+	if (bearer(api, rq, &s, &e) != 0) {
+		reply_auth_err(rq, &e);
+		return;
+	}
+	if (!dir_blob_hash_valid(hash)) {
+		dir_reply_error(rq, MHD_HTTP_BAD_REQUEST, "bad_request",
+		    "GET /v1/blobs/{hash} takes the blob's hash: 64 "
+		    "lowercase hex digits");
+		return;
+	}
+	r = api->store->ops->blob_get(api->store, hash, s.device, &size,
+	    &expires, &e);
+	if (r == 0)
+		r = dir_blob_open(api->blobs, hash, &fd, &size, &e);
+	if (r == ERR_DENIED) {
+		dir_reply_error(rq, MHD_HTTP_FORBIDDEN, "not_addressed",
+		    "no message queued for this device names blob %.16s",
+		    hash);
+		return;
+	}
+	if (r == ERR_GONE || r == ERR_NOT_FOUND) {
+		dir_reply_error(rq, MHD_HTTP_GONE, "expired", "blob %.16s "
+		    "was removed (kept at most %u days): ask its sender to "
+		    "send it again", hash, api->cfg.blob_days);
+		return;
+	}
+	if (r != 0) {
+		dir_api_reply_err(rq, &e);
+		return;
+	}
+	if (range_start(dir_request_header(rq, "Range"), &start) != 0) {
+		dir_reply_file(rq, MHD_HTTP_OK, fd, 0, size, size);
+		return;
+	}
+	if (start >= size) {
+		close(fd);
+		dir_reply_range_error(rq, size);
+		return;
+	}
+	dir_reply_file(rq, MHD_HTTP_PARTIAL_CONTENT, fd, start, size - start,
+	    size);
+}
+
+/* The blob endpoints answer 404 on a directory that keeps no blobs. */
+static int
+blobs_served(struct dir_api *api, struct dir_request *rq)
+{
+	if (api->blobs != NULL)
+		return 1;
+	dir_reply_error(rq, MHD_HTTP_NOT_FOUND, "not_found", "this directory "
+	    "keeps no blobs (GET /v1/info has no limits.max_blob)");
+	return 0;
+}
+
 int
 dir_api_preauth(void *arg, struct dir_request *rq)
 {
@@ -1564,7 +1970,16 @@ dir_api_handle(void *arg, struct dir_request *rq)
 	struct dir_route route;
 	char method[16], path[256];
 
+	maybe_purge(api, now_s());
 	switch (dir_parse_route(dir_request_path(rq), &route)) {
+	case DIR_EP_BLOBS:
+		if (blobs_served(api, rq) && want(rq, "POST"))
+			handle_blob_post(api, rq);
+		return;
+	case DIR_EP_BLOB:
+		if (blobs_served(api, rq) && want(rq, "GET"))
+			handle_blob_get(api, rq, route.blob);
+		return;
 	case DIR_EP_INFO:
 		if (want(rq, "GET"))
 			handle_info(api, rq);

@@ -44,6 +44,9 @@ struct dir_api_config {
 	unsigned int max_sessions;   /* live sessions per device */
 	unsigned int scrypt_log_n;   /* password hashing cost */
 	size_t max_body;             /* request body cap (envelope size) */
+	uint64_t blob_max;           /* bytes of one blob */
+	uint64_t blob_quota;         /* bytes of blobs kept per account */
+	unsigned int blob_days;      /* longest a blob is kept */
 };
 
 /* Fills cfg with the defaults above. */
@@ -73,6 +76,8 @@ struct dir_api {
 	int watching;                /* hears of other processes' changes */
 	struct dir_tlog *tlog;       /* the transparency log, NULL: none
 	                              * (borrowed, dir_api_set_tlog) */
+	struct dir_blobs *blobs;     /* blob files, NULL: no blobs served
+	                              * (borrowed, dir_api_set_blobs) */
 };
 
 /*
@@ -98,6 +103,23 @@ void dir_api_set_server(struct dir_api *api, struct dir_server *srv);
  */
 int dir_api_watch_start(struct dir_api *api, struct err_ctx *e);
 void dir_api_watch_stop(struct dir_api *api);
+
+/*
+ * Serves blobs (docs/protocol.md section 8) from the blob directory b
+ * (borrowed; NULL: none, and the blob endpoints answer 404) from now on;
+ * the periodic purge then also expires blobs and deletes their files.
+ * The server must have dir_api_headers as its headers function.
+ */
+struct dir_blobs;
+void dir_api_set_blobs(struct dir_api *api, struct dir_blobs *b);
+
+/*
+ * The dir_headers_fn: POST /v1/blobs is answered from its headers alone
+ * when it must be refused (401 without a session, 411 without a
+ * Content-Length, 413 too_large over blob_max, 413 blob_quota), else its
+ * body is streamed into a new blob file.  Every other request goes on.
+ */
+int dir_api_headers(void *arg, struct dir_request *rq);
 
 /* Serves the transparency log t (borrowed; NULL: none) from now on;
  * appends tell it the tree grew. */

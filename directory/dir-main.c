@@ -26,6 +26,7 @@
 #include "devrec.h"
 #include "dir-api.h"
 #include "dir-auth.h"
+#include "dir-blob.h"
 #include "dir-key.h"
 #include "dir-log.h"
 #include "dir-migrate.h"
@@ -36,8 +37,12 @@
 #include "dir-tlog.h"
 #include "errors.h"
 #include "fileio.h"
+#include "stream.h"
 
 #define PROG "devid-directory"
+/* With several processes on one blob directory, what another one may be
+ * uploading right now is not swept: only files idle this long. */
+#define BLOB_SWEEP_GRACE_SHARED_S 3600
 
 static void
 usage(FILE *f)
@@ -88,6 +93,16 @@ usage(FILE *f)
 "      --account-quota BYTES envelope bytes queued for one account's\n"
 "                            devices (default 268435456)\n"
 "      --max-sessions N      live sessions per device (default 16)\n"
+"      --blob-dir DIR        where blobs (attachments) are kept, created\n"
+"                            with mode 0700; default: the SQLite\n"
+"                            database's path followed by .blobs.\n"
+"                            With PostgreSQL give it (one directory\n"
+"                            shared by every instance), else no blobs\n"
+"                            are served\n"
+"      --blob-max BYTES      largest blob (default 104857600)\n"
+"      --blob-quota BYTES    blob bytes kept for one account's devices\n"
+"                            (default 1073741824)\n"
+"      --blob-days N         days a blob is kept at most (default 7)\n"
 "      --rate N              requests per second per client address,\n"
 "                            429 beyond; 0 turns the limit off (default 50)\n"
 "      --burst N             requests a client may send at once\n"
@@ -100,7 +115,8 @@ usage(FILE *f)
 "                            limit (default 32)\n"
 "      --request-timeout S   a request must arrive whole within S seconds\n"
 "                            of the connection or of the previous answer;\n"
-"                            idle connections close after S (default 30)\n"
+"                            idle connections close after S (default 30);\n"
+"                            a blob upload gets S more seconds per 64 KiB\n"
 "      --scrypt-cost N       password hashing cost as log2(N), 10..20\n"
 "                            (default 15)\n"
 "      --password-threads N  threads that hash and check passwords, off\n"
@@ -177,6 +193,10 @@ enum {
 	OPT_WITNESS,
 	OPT_CHECKPOINT_INTERVAL,
 	OPT_CHECKPOINT_REFRESH,
+	OPT_BLOB_DIR,
+	OPT_BLOB_MAX,
+	OPT_BLOB_QUOTA,
+	OPT_BLOB_DAYS,
 };
 
 static const struct option long_opts[] = {
@@ -218,6 +238,10 @@ static const struct option long_opts[] = {
 	    OPT_CHECKPOINT_INTERVAL },
 	{ "checkpoint-refresh", required_argument, NULL,
 	    OPT_CHECKPOINT_REFRESH },
+	{ "blob-dir", required_argument, NULL, OPT_BLOB_DIR },
+	{ "blob-max", required_argument, NULL, OPT_BLOB_MAX },
+	{ "blob-quota", required_argument, NULL, OPT_BLOB_QUOTA },
+	{ "blob-days", required_argument, NULL, OPT_BLOB_DAYS },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -231,6 +255,8 @@ struct options {
 	const char *ready_file;
 	const char *password_file;
 	const char *from, *to;          /* migrate */
+	const char *blob_dir;
+	char *default_blob_dir;
 	int quiet;
 	int behind_proxy;
 	unsigned int rate, burst, threads, max_connections;
@@ -405,6 +431,21 @@ parse_options(int argc, char **argv, struct options *o)
 			o->tlog.refresh_s = number_arg("checkpoint-refresh",
 			    optarg, 1, 86400);
 			break;
+		case OPT_BLOB_DIR:
+			o->blob_dir = optarg;
+			break;
+		case OPT_BLOB_MAX:
+			o->api.blob_max = number_arg("blob-max", optarg,
+			    STREAM_HEADER_LEN + STREAM_TAG_LEN, INT64_MAX);
+			break;
+		case OPT_BLOB_QUOTA:
+			o->api.blob_quota = number_arg("blob-quota", optarg, 1,
+			    INT64_MAX);
+			break;
+		case OPT_BLOB_DAYS:
+			o->api.blob_days = number_arg("blob-days", optarg, 1,
+			    3650);
+			break;
 		default:
 			fprintf(stderr, "Try '" PROG " --help'.\n");
 			exit(2);
@@ -496,6 +537,62 @@ open_key(struct options *o, struct dir_key **k)
 		dir_log("created a new head-signing key in %s", spec);
 	dir_log("directory id %s", dir_key_id(*k));
 	dir_log("head key fingerprint %s", fp);
+	return 0;
+}
+
+/* The blob directory: --blob-dir, or DB.blobs for a SQLite database DB;
+ * NULL (no blobs) with PostgreSQL and no --blob-dir, or out of memory. */
+static const char *
+blob_dir_spec(struct options *o)
+{
+	if (o->blob_dir != NULL)
+		return o->blob_dir;
+	if (o->db == NULL || db_is_pg(o->db))
+		return NULL;
+	/* Named after the database, so that two databases in one folder
+	 * never share (and sweep) each other's blobs. */
+	if (asprintf(&o->default_blob_dir, "%s.blobs", o->db) < 0) {
+		o->default_blob_dir = NULL;
+		return NULL;
+	}
+	return o->default_blob_dir;
+}
+
+/*
+ * Opens the blob directory and sweeps what an earlier run left: partial
+ * uploads and files without a row.  *out stays NULL when no blobs are
+ * served.  0, or -1 with the reason on standard error.
+ */
+static int
+open_blobs(struct options *o, struct dir_store *store,
+    struct dir_blobs **out)
+{
+	struct err_ctx e;
+	const char *dir;
+	uint64_t removed = 0;
+
+	err_clear(&e);
+	*out = NULL;
+	if ((dir = blob_dir_spec(o)) == NULL) {
+		dir_log("no --blob-dir: blobs (attachments) are not served");
+		return 0;
+	}
+	if (dir_blobs_open(dir, out, &e) != 0) {
+		fprintf(stderr, PROG ": blob directory: %s\n", err_msg(&e));
+		return -1;
+	}
+	if (dir_blobs_sweep(*out, store, db_is_pg(o->db) ?
+	    BLOB_SWEEP_GRACE_SHARED_S : 0, &removed, &e) != 0) {
+		fprintf(stderr, PROG ": sweeping the blob directory: %s\n",
+		    err_msg(&e));
+		return -1;
+	}
+	if (removed > 0)
+		dir_log("removed %" PRIu64 " partial or orphaned blob "
+		    "files from %s", removed, dir);
+	dir_log("blobs in %s, at most %" PRIu64 " bytes each, %" PRIu64
+	    " per account, kept at most %u days", dir, o->api.blob_max,
+	    o->api.blob_quota, o->api.blob_days);
 	return 0;
 }
 
@@ -605,6 +702,7 @@ server_config(const struct options *o, struct dir_api *api,
 	sc->quiet = o->quiet;
 	sc->handler = dir_api_handle;
 	sc->preauth = dir_api_preauth;
+	sc->headers = dir_api_headers;
 	sc->handler_arg = api;
 }
 
@@ -633,6 +731,7 @@ cmd_serve(struct options *o)
 	struct dir_server_config sc;
 	struct dir_api api;
 	struct dir_tlog *tlog = NULL;
+	struct dir_blobs *blobs = NULL;
 	sigset_t set;
 	int sig, ret = 1, api_ok = 0;
 
@@ -658,6 +757,9 @@ cmd_serve(struct options *o)
 		goto out;
 	}
 	api_ok = 1;
+	if (open_blobs(o, store, &blobs) != 0)
+		goto out;
+	dir_api_set_blobs(&api, blobs);
 	if (dir_tlog_new(&o->tlog, store, key, &tlog, &e) != 0) {
 		fprintf(stderr, PROG ": transparency log: %s\n", err_msg(&e));
 		goto out;
@@ -702,6 +804,7 @@ cmd_serve(struct options *o)
 	dir_tlog_free(tlog);
 	if (api_ok)
 		dir_api_clear(&api);
+	dir_blobs_free(blobs);
 	dir_key_free(key);
 	dir_store_close(store);
 	if (ret == 0)
@@ -1103,5 +1206,6 @@ main(int argc, char **argv)
 		usage(stderr);
 	}
 	free(o.default_key);
+	free(o.default_blob_dir);
 	return ret;
 }

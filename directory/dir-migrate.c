@@ -7,11 +7,14 @@
  * again and verifies every account log, and commits only when all of it
  * holds.  Both sinks fold the tree's leaves into a frontier, so the
  * source's root, the root of the leaves read back and the root of the
- * nodes the target stored can be compared.
+ * nodes the target stored can be compared.  Blob rows and links are
+ * counted on both sides; each link read back must name a message the
+ * copy holds.
  */
 #include "config.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -156,6 +159,26 @@ copy_checkpoint(void *arg, uint64_t size, const char *note,
 	return c->to->checkpoint(c->to->arg, size, note, e);
 }
 
+static int
+copy_blob(void *arg, const struct dir_dump_blob *b, struct err_ctx *e)
+{
+	struct copy_ctx *c = arg;
+
+	c->n.blobs++;
+	c->n.blob_bytes += b->size;
+	return c->to->blob(c->to->arg, b, e);
+}
+
+static int
+copy_blob_link(void *arg, uint64_t message, const char *hash,
+    struct err_ctx *e)
+{
+	struct copy_ctx *c = arg;
+
+	c->n.blob_links++;
+	return c->to->blob_link(c->to->arg, message, hash, e);
+}
+
 /* --- verification of what the target holds --- */
 
 /* One account being verified, and what its devices table says. */
@@ -169,6 +192,9 @@ struct verify_account {
 struct verify_ctx {
 	struct verify_account *acc;     /* in bytewise name order */
 	size_t n, cap;
+	uint64_t *msg;                  /* the message ids, ascending */
+	size_t n_msg, cap_msg;
+	char last_blob[65];             /* the hash of the last blob row */
 	struct dir_migrate_counts n_rows;
 	struct merkle_frontier tlog;    /* the leaves read back */
 };
@@ -319,14 +345,27 @@ verify_nonce(void *arg, const struct dir_dump_nonce *n, struct err_ctx *e)
 	return 0;
 }
 
+/* Keeps the ids of the messages, for the links read back last. */
 static int
 verify_message(void *arg, const struct dir_dump_message *m,
     struct err_ctx *e)
 {
 	struct verify_ctx *v = arg;
+	uint64_t *x;
+	size_t cap;
 
-	(void)m;
-	(void)e;
+	if (v->n_msg > 0 && v->msg[v->n_msg - 1] >= m->id)
+		return err_set(e, ERR_INTERNAL, "the messages are not read "
+		    "back in order");
+	if (v->n_msg == v->cap_msg) {
+		cap = v->cap_msg > 0 ? v->cap_msg * 2 : 256;
+		if (cap > SIZE_MAX / sizeof(*x) ||
+		    (x = realloc(v->msg, cap * sizeof(*x))) == NULL)
+			return err_set(e, ERR_ALLOC, "out of memory");
+		v->msg = x;
+		v->cap_msg = cap;
+	}
+	v->msg[v->n_msg++] = m->id;
 	v->n_rows.messages++;
 	return 0;
 }
@@ -404,6 +443,45 @@ verify_checkpoint(void *arg, uint64_t size, const char *note,
 	return 0;
 }
 
+static int
+verify_blob(void *arg, const struct dir_dump_blob *b, struct err_ctx *e)
+{
+	struct verify_ctx *v = arg;
+
+	if (v->n_rows.blobs > 0 && strcmp(v->last_blob, b->hash) >= 0)
+		return err_set(e, ERR_INTERNAL, "the blobs are not read back "
+		    "in order");
+	snprintf(v->last_blob, sizeof(v->last_blob), "%s", b->hash);
+	v->n_rows.blobs++;
+	v->n_rows.blob_bytes += b->size;
+	return 0;
+}
+
+static int
+msg_id_cmp(const void *key, const void *elem)
+{
+	uint64_t a = *(const uint64_t *)key, b = *(const uint64_t *)elem;
+
+	return a < b ? -1 : a > b;
+}
+
+/* A link read back must name a message of the copy (its blob may have
+ * expired: links outlive blobs). */
+static int
+verify_blob_link(void *arg, uint64_t message, const char *hash,
+    struct err_ctx *e)
+{
+	struct verify_ctx *v = arg;
+
+	v->n_rows.blob_links++;
+	if (bsearch(&message, v->msg, v->n_msg, sizeof(*v->msg),
+	    msg_id_cmp) == NULL)
+		return err_set(e, ERR_IO, "the copy links blob %.64s to "
+		    "message %" PRIu64 ", which it does not hold", hash,
+		    message);
+	return 0;
+}
+
 static void
 verify_clear(struct verify_ctx *v)
 {
@@ -414,6 +492,7 @@ verify_clear(struct verify_ctx *v)
 		acctlog_state_clear(&v->acc[i].st);
 	}
 	free(v->acc);
+	free(v->msg);
 	memset(v, 0, sizeof(*v));
 }
 
@@ -450,6 +529,9 @@ verify_totals(const struct verify_ctx *v, const struct dir_migrate_counts *src,
 	SAME(usage_bytes, "bytes of account usage");
 	SAME(tlog_size, "transparency log leaves");
 	SAME(checkpoint_size, "as the size of the latest checkpoint");
+	SAME(blobs, "blobs");
+	SAME(blob_bytes, "bytes of blobs");
+	SAME(blob_links, "links to blobs");
 #undef SAME
 	if (t->usage_bytes != t->queue_bytes)
 		return err_set(e, ERR_IO, "the accounts' usage (%" PRIu64
@@ -502,11 +584,12 @@ dir_migrate_run(const char *from, const char *to,
 	struct verify_ctx vc;
 	struct dir_dump_sink copy = { &cc, copy_account, copy_event,
 	    copy_device, copy_nonce, copy_message, copy_queue, copy_usage,
-	    copy_queue_last, copy_tlog_leaf, copy_checkpoint };
+	    copy_queue_last, copy_tlog_leaf, copy_checkpoint, copy_blob,
+	    copy_blob_link };
 	struct dir_dump_sink verify = { &vc, verify_account, verify_event,
 	    verify_device, verify_nonce, verify_message, verify_queue,
 	    verify_usage, verify_queue_last, verify_tlog_leaf,
-	    verify_checkpoint };
+	    verify_checkpoint, verify_blob, verify_blob_link };
 	int r;
 
 	return_val_if_fail(from != NULL && to != NULL, ERR_INVALID_ARG);

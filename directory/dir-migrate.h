@@ -8,15 +8,17 @@
  * messages with their queue entries and seqs, the bytes counted against
  * each account's quota, the queue counter, the global transparency log's
  * leaves in index order (the target computes the stored nodes of its tree
- * from them) and its latest checkpoint.  Sessions are not copied:
+ * from them) and its latest checkpoint, and the rows of the blobs kept
+ * with the links of messages to them (the blob files stay in the
+ * --blob-dir both directories use).  Sessions are not copied:
  * a device logs in again.  The source is only read; the target is written
  * in one transaction that commits only after every account log in it
  * verified from seq 1 (acctlog_state_apply(): the chain, each event's
  * hash, the records and revoke signatures), the devices table matched
  * each log's active devices, every count matched the source's, each
- * leaf of the tree named an event of the copy, and the tree computed
+ * leaf of the tree named an event of the copy, the tree computed
  * from the target's stored nodes had the size and root of the source's
- * leaves.
+ * leaves, and every link named a message of the copy.
  */
 #ifndef DEVID_DIR_MIGRATE_H
 #define DEVID_DIR_MIGRATE_H
@@ -41,6 +43,9 @@ struct dir_migrate_counts {
 	uint64_t tlog_size;           /* leaves of the transparency log */
 	uint8_t tlog_root[32];        /* the root of those leaves */
 	uint64_t checkpoint_size;     /* the latest checkpoint's (0: none) */
+	uint64_t blobs;               /* blob rows */
+	uint64_t blob_bytes;          /* sum of their sizes */
+	uint64_t blob_links;          /* links of messages to blobs */
 };
 
 /*

@@ -61,6 +61,7 @@ static const struct {
 	{ "session", DIR_EP_SESSION },
 	{ "messages", DIR_EP_MESSAGES },
 	{ "inbox", DIR_EP_INBOX },
+	{ "blobs", DIR_EP_BLOBS },
 };
 
 enum dir_endpoint
@@ -98,6 +99,10 @@ dir_parse_route(const char *path, struct dir_route *out)
 		if (strcmp(p->seg[1], "inbox") == 0 &&
 		    strcmp(p->seg[2], "ack") == 0)
 			ep = DIR_EP_INBOX_ACK;
+		else if (strcmp(p->seg[1], "blobs") == 0) {
+			ep = DIR_EP_BLOB;
+			memcpy(out->blob, p->seg[2], sizeof(out->blob));
+		}
 		goto out;
 	}
 	if (strcmp(p->seg[1], "accounts") != 0)

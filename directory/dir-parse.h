@@ -63,14 +63,17 @@ enum dir_endpoint {
 	DIR_EP_TLOG_INCLUSION,  /* /v1/tlog/proof/inclusion */
 	DIR_EP_TLOG_CONSISTENCY, /* /v1/tlog/proof/consistency */
 	DIR_EP_TLOG_LEAVES,     /* /v1/tlog/leaves */
+	DIR_EP_BLOBS,           /* /v1/blobs */
+	DIR_EP_BLOB,            /* /v1/blobs/{hash} */
 };
 
-/* A routed path: account and device are set (else "") for the endpoints
- * that name them; their syntax is not checked here. */
+/* A routed path: account, device and blob are set (else "") for the
+ * endpoints that name them; their syntax is not checked here. */
 struct dir_route {
 	enum dir_endpoint endpoint;
 	char account[DIR_PATH_SEGMENT_MAX + 1];
 	char device[DIR_PATH_SEGMENT_MAX + 1];
+	char blob[DIR_PATH_SEGMENT_MAX + 1];
 };
 
 /*

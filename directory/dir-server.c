@@ -33,6 +33,15 @@
  * sees the end of the stream and closes it itself, so the descriptor is
  * never closed behind its back.
  *
+ * Streamed bodies (dir_request_stream): a headers function may take a
+ * request's body as a stream before any of it is read.  Each piece
+ * libmicrohttpd hands over goes straight to the sink (a blob file), so
+ * an upload of any size costs a connection's read buffer, and its
+ * deadline grows with the announced length.  A cut connection ends in
+ * on_completed without the handler ever running; the request state's
+ * free function throws away what the sink kept.  Answers may be files
+ * (dir_reply_file), sent with sendfile(2) by libmicrohttpd.
+ *
  * Lock order: wait_lock, then libmicrohttpd's internal locks (taken by
  * MHD_suspend_connection/MHD_resume_connection).  conn_lock and rate_lock
  * are leaves.  Nothing here calls back into the handler while holding a
@@ -76,6 +85,7 @@
 #define NET_TABLE_SIZE 1024
 #define REAP_INTERVAL_MS 500
 #define GONE_CHECK_MS 2000               /* closed long-poll clients */
+#define STREAM_GONE_MS 1000              /* a gone uploader is cut after */
 
 struct rate_bucket {
 	char client[CLIENT_MAX];
@@ -97,6 +107,10 @@ struct dir_conn {
 	char net[DIR_NET_KEY_MAX];
 	uint64_t deadline_ms;            /* 0: a request is being handled */
 	int cut;                         /* shut down by the timer */
+	int streaming;                   /* a streamed body is arriving */
+	uint64_t progress;               /* its bytes so far (atomic) */
+	uint64_t stall_ms;               /* its client seen gone since, or 0 */
+	uint64_t stall_progress;         /* progress at stall_ms */
 	struct dir_conn *prev, *next;
 };
 
@@ -123,11 +137,23 @@ struct dir_request {
 	int too_large;
 	int body_oom;
 
+	/* a streamed body (dir_request_stream) instead of the buffer */
+	int streamed;
+	dir_sink_fn sink;
+	void *sink_arg;
+	uint64_t stream_len;             /* announced */
+	uint64_t stream_got;             /* bytes the sink accepted */
+	uint64_t stream_discarded;       /* bytes thrown away after a refusal */
+	int stream_refused;
+
 	/* the answer */
 	int replied;
 	unsigned int status;
 	char *resp;                      /* JSON text, malloc'd */
 	size_t resp_len;
+	int resp_fd;                     /* a file answer, -1: none */
+	uint64_t resp_offset;
+	uint64_t resp_total;             /* 206/416: the whole size */
 	const char *auth_scheme;
 	unsigned int retry_after_s;
 	int hold;                        /* dir_reply_hold() asked */
@@ -184,6 +210,11 @@ struct dir_server {
 	struct dir_pool *pool;
 };
 
+static void conn_deadline_at(struct dir_server *srv, struct dir_conn *c,
+    uint64_t at);
+static void conn_streaming(struct dir_server *srv, struct dir_conn *c,
+    int on);
+
 static uint64_t
 mono_ms(void)
 {
@@ -223,6 +254,9 @@ dir_status_for(int err, const char **code)
 	case ERR_EXISTS:
 		*code = "conflict";
 		return MHD_HTTP_CONFLICT;
+	case ERR_GONE:
+		*code = "expired";
+		return MHD_HTTP_GONE;
 	case ERR_CHAIN:
 		*code = "busy";
 		return MHD_HTTP_SERVICE_UNAVAILABLE;
@@ -289,6 +323,33 @@ dir_reply_text(struct dir_request *rq, unsigned int status, char *json,
 }
 
 void
+dir_reply_file(struct dir_request *rq, unsigned int status, int fd,
+    uint64_t offset, uint64_t length, uint64_t total)
+{
+	if (rq->replied) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	rq->replied = 1;
+	rq->status = status;
+	rq->resp_fd = fd;
+	rq->resp_offset = offset;
+	rq->resp_len = (size_t)length;
+	rq->resp_total = total;
+}
+
+void
+dir_reply_range_error(struct dir_request *rq, uint64_t total)
+{
+	dir_reply_error(rq, MHD_HTTP_RANGE_NOT_SATISFIABLE,
+	    "range_not_satisfiable", "the range starts at or past the end "
+	    "of the %llu bytes: ask for bytes=N- with N below the size",
+	    (unsigned long long)total);
+	rq->resp_total = total;
+}
+
+void
 dir_reply_error(struct dir_request *rq, unsigned int status, const char *code,
     const char *fmt, ...)
 {
@@ -334,9 +395,18 @@ queue_reply(struct dir_request *rq)
 	    "later\"}}";
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
-	char www[64], retry[16];
+	char www[64], retry[16], range[80];
+	int file = 0;
 
-	if (rq->resp != NULL) {
+	if (rq->resp_fd >= 0) {
+		/* Zero copy: libmicrohttpd sends the file with sendfile(2)
+		 * and closes it with the response. */
+		resp = MHD_create_response_from_fd_at_offset64(rq->resp_len,
+		    rq->resp_fd, rq->resp_offset);
+		if (resp != NULL)
+			rq->resp_fd = -1; /* transferred */
+		file = 1;
+	} else if (rq->resp != NULL) {
 		resp = MHD_create_response_from_buffer(rq->resp_len, rq->resp,
 		    MHD_RESPMEM_MUST_FREE);
 		if (resp != NULL)
@@ -350,7 +420,20 @@ queue_reply(struct dir_request *rq)
 	if (resp == NULL)
 		return MHD_NO;
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-	    "application/json");
+	    file ? "application/octet-stream" : "application/json");
+	if (file && rq->status == MHD_HTTP_PARTIAL_CONTENT) {
+		snprintf(range, sizeof(range), "bytes %llu-%llu/%llu",
+		    (unsigned long long)rq->resp_offset,
+		    (unsigned long long)(rq->resp_offset + rq->resp_len - 1),
+		    (unsigned long long)rq->resp_total);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE,
+		    range);
+	} else if (rq->status == MHD_HTTP_RANGE_NOT_SATISFIABLE) {
+		snprintf(range, sizeof(range), "bytes */%llu",
+		    (unsigned long long)rq->resp_total);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE,
+		    range);
+	}
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
 	    "no-store");
 	if (rq->status == MHD_HTTP_UNAUTHORIZED) {
@@ -374,6 +457,64 @@ queue_reply(struct dir_request *rq)
 	ret = MHD_queue_response(rq->conn, rq->status, resp);
 	MHD_destroy_response(resp);
 	rq->queued = 1;
+	return ret;
+}
+
+/* --- streamed bodies --- */
+
+void
+dir_request_stream(struct dir_request *rq, uint64_t length, dir_sink_fn sink,
+    void *arg)
+{
+	struct dir_server *srv = rq->srv;
+	uint64_t allowed_s;
+
+	rq->streamed = 1;
+	rq->sink = sink;
+	rq->sink_arg = arg;
+	rq->stream_len = length;
+	/* A large body on a slow link needs longer than a JSON request:
+	 * the deadline grows with the announced length at the least rate
+	 * a client must keep. */
+	allowed_s = srv->cfg.request_timeout_s + length / DIR_STREAM_MIN_RATE;
+	conn_deadline_at(srv, rq->dconn, mono_ms() + allowed_s * 1000);
+	conn_streaming(srv, rq->dconn, 1);
+}
+
+uint64_t
+dir_request_stream_received(const struct dir_request *rq, int *complete)
+{
+	if (complete != NULL)
+		*complete = rq->streamed && !rq->stream_refused &&
+		    rq->stream_got == rq->stream_len;
+	return rq->stream_got;
+}
+
+/*
+ * Hands upload data to the sink.  After a refusal the rest is read and
+ * thrown away up to DIR_STREAM_DISCARD_MAX, then MHD_NO cuts the
+ * connection.  libmicrohttpd never delivers more than Content-Length
+ * bytes, but the count is checked here all the same.
+ */
+static enum MHD_Result
+stream_append(struct dir_request *rq, const char *data, size_t len)
+{
+	enum MHD_Result ret = MHD_YES;
+
+	if (!rq->stream_refused && (len > rq->stream_len - rq->stream_got ||
+	    rq->sink(rq->sink_arg, (const uint8_t *)data, len) != 0))
+		rq->stream_refused = 1;
+	if (!rq->stream_refused) {
+		rq->stream_got += len;
+	} else {
+		rq->stream_discarded += len;
+		if (rq->stream_discarded > DIR_STREAM_DISCARD_MAX)
+			ret = MHD_NO;
+	}
+	/* For the timer, which watches for clients gone mid-body. */
+	if (rq->dconn != NULL)
+		__atomic_store_n(&rq->dconn->progress, rq->stream_got +
+		    rq->stream_discarded, __ATOMIC_RELAXED);
 	return ret;
 }
 
@@ -625,6 +766,36 @@ dir_server_notify_all(struct dir_server *srv)
  * deadline: shutdown(2) ends the stream, and libmicrohttpd closes the
  * connection (and tells on_connection) when it next looks at it.
  */
+/*
+ * Whether the client of c, which is sending a streamed body, is gone:
+ * its end of the stream closed (POLLRDHUP) and no byte of the body
+ * arrived for STREAM_GONE_MS.  libmicrohttpd 0.9.75 may miss the end of
+ * a stream that came right behind data it already read (its epoll is
+ * edge-triggered) and would hold the connection, and the upload's
+ * partial file, until its idle timeout.  conn_lock held.
+ */
+static int
+stream_client_gone(struct dir_conn *c, uint64_t now)
+{
+	struct pollfd pfd;
+	uint64_t progress = __atomic_load_n(&c->progress, __ATOMIC_RELAXED);
+
+	pfd.fd = c->fd;
+	pfd.events = POLLRDHUP;
+	pfd.revents = 0;
+	if (c->fd < 0 || poll(&pfd, 1, 0) != 1 ||
+	    (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)) == 0) {
+		c->stall_ms = 0;
+		return 0;
+	}
+	if (c->stall_ms == 0 || progress != c->stall_progress) {
+		c->stall_ms = now;
+		c->stall_progress = progress;
+		return 0;
+	}
+	return now - c->stall_ms >= STREAM_GONE_MS;
+}
+
 static void
 reap_connections(struct dir_server *srv, uint64_t now)
 {
@@ -632,6 +803,11 @@ reap_connections(struct dir_server *srv, uint64_t now)
 
 	pthread_mutex_lock(&srv->conn_lock);
 	for (c = srv->conns; c != NULL; c = c->next) {
+		if (!c->cut && c->streaming && stream_client_gone(c, now)) {
+			c->cut = 1;
+			(void)shutdown(c->fd, SHUT_RDWR);
+			continue;
+		}
 		if (c->cut || c->deadline_ms == 0 || c->deadline_ms > now)
 			continue;
 		c->cut = 1;
@@ -923,11 +1099,31 @@ on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
 static void
 conn_deadline(struct dir_server *srv, struct dir_conn *c, int armed)
 {
+	conn_deadline_at(srv, c, armed ? mono_ms() +
+	    (uint64_t)srv->cfg.request_timeout_s * 1000 : 0);
+}
+
+/* Marks c as receiving a streamed body (on) or not. */
+static void
+conn_streaming(struct dir_server *srv, struct dir_conn *c, int on)
+{
 	if (c == NULL)
 		return;
 	pthread_mutex_lock(&srv->conn_lock);
-	c->deadline_ms = armed ? mono_ms() +
-	    (uint64_t)srv->cfg.request_timeout_s * 1000 : 0;
+	c->streaming = on;
+	c->stall_ms = 0;
+	__atomic_store_n(&c->progress, 0, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&srv->conn_lock);
+}
+
+/* Sets the connection's deadline to at (monotonic ms; 0: none). */
+static void
+conn_deadline_at(struct dir_server *srv, struct dir_conn *c, uint64_t at)
+{
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&srv->conn_lock);
+	c->deadline_ms = at;
 	pthread_mutex_unlock(&srv->conn_lock);
 }
 
@@ -1012,6 +1208,7 @@ request_new(struct dir_server *srv, struct MHD_Connection *conn,
 	}
 	rq->srv = srv;
 	rq->conn = conn;
+	rq->resp_fd = -1;
 	rq->start_ms = mono_ms();
 	client_address(conn, rq->client, sizeof(rq->client), rq->net,
 	    sizeof(rq->net));
@@ -1045,6 +1242,8 @@ request_free(struct dir_request *rq)
 		rq->state_free(rq->state);
 	free(rq->key);
 	free(rq->resp);
+	if (rq->resp_fd >= 0)
+		close(rq->resp_fd);
 	/* Bodies may hold a password (POST /v1/accounts). */
 	if (rq->body != NULL)
 		crypto_wipe(rq->body, rq->body_len);
@@ -1215,6 +1414,20 @@ check_headers(struct dir_server *srv, struct dir_request *rq)
 		}
 		return -1;
 	}
+	/* The handler's look first: it may answer, or take the body as a
+	 * stream, to which neither max_body nor preauth applies. */
+	if (srv->cfg.headers != NULL &&
+	    srv->cfg.headers(srv->cfg.handler_arg, rq) != 0) {
+		if (!rq->replied)
+			dir_reply_error(rq, MHD_HTTP_INTERNAL_SERVER_ERROR,
+			    "internal", "the directory did not answer this "
+			    "request");
+		return -1;
+	}
+	if (rq->replied)
+		return -1;
+	if (rq->streamed)
+		return 0;
 	cl = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
 	    MHD_HTTP_HEADER_CONTENT_LENGTH);
 	te = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
@@ -1249,6 +1462,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 {
 	struct dir_server *srv = cls;
 	struct dir_request *rq = *con_cls;
+	size_t len;
 
 	if (rq == NULL) {
 		if ((rq = request_new(srv, conn, url)) == NULL)
@@ -1267,13 +1481,18 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 		return finish_reply(srv, rq);
 	}
 	if (*upload_data_size != 0) {
-		body_append(rq, upload_data, *upload_data_size);
+		len = *upload_data_size;
 		*upload_data_size = 0;
+		if (rq->streamed)
+			return stream_append(rq, upload_data, len);
+		body_append(rq, upload_data, len);
 		return MHD_YES;
 	}
 	/* The request is in whole: no more deadline while it is handled
 	 * (a long-poll may wait far longer). */
 	conn_deadline(srv, rq->dconn, 0);
+	if (rq->streamed)
+		conn_streaming(srv, rq->dconn, 0);
 	if (rq->too_large) {
 		dir_reply_error(rq, MHD_HTTP_CONTENT_TOO_LARGE, "too_large",
 		    "the request body is larger than the %zu bytes this "
@@ -1309,6 +1528,8 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	}
 	/* The next request on a kept-alive connection has its own time. */
 	conn_deadline(srv, rq->dconn, 1);
+	if (rq->streamed)
+		conn_streaming(srv, rq->dconn, 0);
 	request_free(rq);
 	*con_cls = NULL;
 }

@@ -12,6 +12,11 @@
  * business: the server hands every request that passed the checks above
  * to one handler function.
  *
+ * Large uploads (blobs) bypass the body buffer: a headers function sees
+ * each request before its body and may answer at once or stream the
+ * body to a sink of its own (dir_request_stream); large downloads are
+ * files sent without copying (dir_reply_file).
+ *
  * Clients are counted by network (dir-net.h: an IPv4 address, an IPv6
  * /64); behind a reverse proxy (behind_proxy) by the last address of
  * X-Forwarded-For, which the proxy appends.
@@ -63,6 +68,31 @@ typedef int (*dir_preauth_fn)(void *arg, struct dir_request *rq);
 /* A job for the worker pool (dir_request_run_job). */
 typedef void (*dir_job_fn)(void *arg);
 
+/*
+ * Looks at every request once its headers are in (after the rate limit,
+ * before the body size checks and preauth).  It may answer (the body is
+ * then never read; return non-zero), claim the body as a stream with
+ * dir_request_stream() (return 0), or do neither (return 0: the request
+ * goes the usual way, its body buffered up to max_body).
+ */
+typedef int (*dir_headers_fn)(void *arg, struct dir_request *rq);
+
+/*
+ * Receives the next len bytes of a streamed body.  0 goes on; anything
+ * else refuses the body: the sink gets no more bytes, the server reads
+ * and throws away the rest up to DIR_STREAM_DISCARD_MAX bytes (so that
+ * the client gets the handler's answer) or cuts the connection beyond,
+ * and the handler is still called once the body ended; the sink keeps
+ * its own reason.
+ */
+typedef int (*dir_sink_fn)(void *arg, const uint8_t *p, size_t len);
+
+/* How much of a refused streamed body is read and thrown away. */
+#define DIR_STREAM_DISCARD_MAX ((uint64_t)1024 * 1024)
+/* The least rate a streamed body must keep: its receive deadline is
+ * request_timeout_s plus its length at this rate. */
+#define DIR_STREAM_MIN_RATE ((uint64_t)64 * 1024)
+
 struct dir_server_config {
 	const char *listen;          /* "ADDR:PORT", "[ADDR]:PORT"; port 0 ok */
 	const char *tls_cert;        /* PEM files, both or neither */
@@ -82,6 +112,7 @@ struct dir_server_config {
 	int quiet;                   /* no request log lines */
 	dir_handler_fn handler;
 	dir_preauth_fn preauth;      /* NULL: large bodies from anyone */
+	dir_headers_fn headers;      /* NULL: no streamed bodies */
 	void *handler_arg;           /* for handler and preauth */
 };
 
@@ -117,6 +148,25 @@ void dir_server_notify(struct dir_server *srv, const char *key);
  * from any thread; NULL is fine.
  */
 void dir_server_notify_all(struct dir_server *srv);
+
+/*
+ * Claims rq's body as a stream, from a dir_headers_fn: the body must be
+ * exactly length bytes (the announced Content-Length); each piece goes
+ * to sink(arg, ...) as it arrives and nothing is buffered.  max_body and
+ * preauth do not apply, but the request must arrive whole within
+ * request_timeout_s + length / DIR_STREAM_MIN_RATE seconds.  Once the
+ * body ended the handler is called as for any request and learns from
+ * dir_request_stream_received() whether the whole body reached the sink.
+ * A connection that ends before never reaches the handler: the request
+ * state's free function (dir_request_set_state) is where a sink throws
+ * away what it kept.
+ */
+void dir_request_stream(struct dir_request *rq, uint64_t length,
+    dir_sink_fn sink, void *arg);
+/* The bytes the sink accepted; 1 in *complete when that is the whole
+ * announced length and the sink refused nothing. */
+uint64_t dir_request_stream_received(const struct dir_request *rq,
+    int *complete);
 
 /* --- request accessors, valid during a handler call --- */
 
@@ -184,6 +234,22 @@ void dir_reply_json(struct dir_request *rq, unsigned int status,
  */
 void dir_reply_text(struct dir_request *rq, unsigned int status, char *json,
     size_t len);
+
+/*
+ * Answers with length bytes of the open file fd from offset, sent
+ * without copying (sendfile), as application/octet-stream with
+ * Content-Length; a 206 also says "Content-Range: bytes
+ * offset-(offset+length-1)/total".  Takes ownership of fd (closed when
+ * sent, or at once when an answer was already given).  Only the first
+ * answer counts.
+ */
+void dir_reply_file(struct dir_request *rq, unsigned int status, int fd,
+    uint64_t offset, uint64_t length, uint64_t total);
+
+/* A 416 answer (JSON error "range_not_satisfiable") for a range past the
+ * end of total bytes, with the Content-Range header that names total
+ * as the size (RFC 9110, section 14.4). */
+void dir_reply_range_error(struct dir_request *rq, uint64_t total);
 
 /*
  * Answers with {"error": {"code": code, "message": ...}}.  For 401 the

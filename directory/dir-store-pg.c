@@ -103,6 +103,14 @@
  * session on a connection of its own. */
 #define PG_LOCK_TLOG 3
 #define PG_LOCK_SEQUENCER 4
+/* Blobs: blob_put holds (PG_LOCK_BLOB_QUOTA, account) while it checks
+ * and adds to the account's blobs; blob_expire holds (PG_LOCK_BLOBS, 0)
+ * exclusively and message_put, while it links blobs, shared, so that a
+ * blob is never removed between being found kept and being linked. */
+#define PG_LOCK_BLOB_QUOTA 5
+#define PG_LOCK_BLOBS 6
+/* A blob's hash: 64 hex digits. */
+#define BLOB_HASH_HEX 64
 #define PG_PARAMS_MAX 8
 /* The notification channel and the bounds of one payload (PostgreSQL
  * takes up to 8000 bytes). */
@@ -164,6 +172,16 @@ enum stmt_id {
 	STMT_TLOG_LATEST,
 	STMT_CHECKPOINT_PUT,
 	STMT_CHECKPOINT_GET,
+	STMT_BLOB_OWNER,
+	STMT_BLOB_USAGE,
+	STMT_BLOB_INSERT,
+	STMT_BLOB_GET,
+	STMT_BLOB_MARK_LINKED,
+	STMT_BLOB_LINK_INSERT,
+	STMT_BLOB_EXPIRE,
+	STMT_BLOB_EXISTS,
+	STMT_BLOBS_LOCK,
+	STMT_BLOBS_LOCK_SHARED,
 	STMT_COUNT
 };
 
@@ -294,6 +312,36 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	    "WHERE tlog_checkpoint.size <= excluded.size",
 	[STMT_CHECKPOINT_GET] = "SELECT size, note FROM tlog_checkpoint "
 	    "WHERE id = 1",
+	[STMT_BLOB_OWNER] = "SELECT device FROM blobs WHERE hash = $1::text",
+	[STMT_BLOB_USAGE] = "SELECT COALESCE(SUM(size), 0)::bigint FROM blobs "
+	    "WHERE account = $1::text",
+	/* No row back when another transaction stored hash first. */
+	[STMT_BLOB_INSERT] = "INSERT INTO blobs(hash, device, account, size, "
+	    "created, expires, linked) VALUES ($1::text, $2::text, $3::text, "
+	    "$4::bigint, $5::bigint, $6::bigint, false) ON CONFLICT (hash) "
+	    "DO NOTHING RETURNING 1",
+	/* The links of hash that a queue entry of device refers to, with
+	 * the blob's row when it is still kept (the same for every row). */
+	[STMT_BLOB_GET] = "SELECT b.size, b.expires, b.hash IS NOT NULL "
+	    "FROM blob_links l JOIN queue q ON q.message = l.message "
+	    "LEFT JOIN blobs b ON b.hash = l.hash WHERE l.hash = $1::text "
+	    "AND q.device = $2::text LIMIT 1",
+	/* Changes no row unless device uploaded hash and it is kept. */
+	[STMT_BLOB_MARK_LINKED] = "UPDATE blobs SET linked = true WHERE "
+	    "hash = $1::text AND device = $2::text",
+	[STMT_BLOB_LINK_INSERT] = "INSERT INTO blob_links(message, hash) "
+	    "VALUES ($1::bigint, $2::text) ON CONFLICT DO NOTHING",
+	/* The three rules of blob_expire: expired ($1 = now), never linked
+	 * and uploaded before $2, linked and no link left; at most $3. */
+	[STMT_BLOB_EXPIRE] = "DELETE FROM blobs WHERE hash IN (SELECT hash "
+	    "FROM blobs WHERE expires <= $1::bigint OR (NOT linked AND "
+	    "created < $2::bigint) OR (linked AND NOT EXISTS (SELECT 1 FROM "
+	    "blob_links l WHERE l.hash = blobs.hash)) ORDER BY hash "
+	    "COLLATE \"C\" LIMIT $3::bigint) RETURNING hash",
+	[STMT_BLOB_EXISTS] = "SELECT 1 FROM blobs WHERE hash = $1::text",
+	[STMT_BLOBS_LOCK] = "SELECT pg_advisory_xact_lock($1::integer, 0)",
+	[STMT_BLOBS_LOCK_SHARED] = "SELECT pg_advisory_xact_lock_shared("
+	    "$1::integer, 0)",
 };
 
 /*
@@ -304,7 +352,10 @@ static const char *const stmt_sql[STMT_COUNT] = {
  * and size, and the bytes queued per account), 3 the global
  * transparency log (its leaves, the stored nodes of its tree and the
  * latest checkpoint; migration_code[] adds the leaves of the events
- * stored before).
+ * stored before), 4 attachments: the blobs kept and the links of
+ * messages to them.  A link goes with its message (ON DELETE CASCADE:
+ * messages are removed with DELETE) but does not refer to the blob: a
+ * link whose blob expired is what makes blob_get say ERR_GONE.
  */
 static const char *const migrations[] = {
 	/* 1 */
@@ -368,6 +419,19 @@ static const char *const migrations[] = {
 	"CREATE TABLE tlog_checkpoint ("
 	"  id integer PRIMARY KEY CHECK (id = 1), size bigint NOT NULL,"
 	"  note text NOT NULL);",
+	/* 4 */
+	"CREATE TABLE blobs ("
+	"  hash text PRIMARY KEY, device text NOT NULL,"
+	"  account text NOT NULL, size bigint NOT NULL,"
+	"  created bigint NOT NULL, expires bigint NOT NULL,"
+	"  linked boolean NOT NULL DEFAULT false);"
+	"CREATE INDEX blobs_by_account ON blobs(account);"
+	"CREATE INDEX blobs_by_expiry ON blobs(expires);"
+	"CREATE TABLE blob_links ("
+	"  message bigint NOT NULL REFERENCES messages(id)"
+	"    ON DELETE CASCADE,"
+	"  hash text NOT NULL, PRIMARY KEY (message, hash));"
+	"CREATE INDEX blob_links_by_hash ON blob_links(hash, message);",
 };
 
 #define SCHEMA_VERSION (sizeof(migrations) / sizeof(migrations[0]))
@@ -1738,6 +1802,9 @@ struct message_put {
 	size_t n;
 	const struct dir_queue_limits *lim;
 	const size_t *order;            /* devices in lock order */
+	const char *const *blobs;
+	size_t n_blobs;
+	const size_t *blob_order;       /* blobs in lock order */
 };
 
 /*
@@ -1816,6 +1883,55 @@ queue_one(struct pg_conn *c, const struct message_put *x, const char *device,
 	return 0;
 }
 
+/*
+ * Inside message_put's transaction: links message id to each blob of x,
+ * each of which must be kept and uploaded by the sender (else ERR_DENIED
+ * naming it), and marks them linked.  Holds off blob_expire until the
+ * transaction ends, and locks the blobs' rows in one order everywhere,
+ * so two messages with the same blobs do not deadlock.
+ */
+static int
+link_all(struct pg_conn *c, const struct message_put *x, uint64_t id,
+    struct err_ctx *e)
+{
+	struct pg_args lk = { 0 };
+	PGresult *res = NULL;
+	const char *hash;
+	uint64_t changed;
+	size_t i;
+	int r;
+
+	if (x->n_blobs == 0)
+		return 0;
+	arg_u64(&lk, PG_LOCK_BLOBS);
+	if ((r = pg_run(c, STMT_BLOBS_LOCK_SHARED, &lk, NULL, e,
+	    "locking the blobs")) != 0)
+		return r;
+	for (i = 0; i < x->n_blobs; i++) {
+		struct pg_args m = { 0 }, l = { 0 };
+
+		hash = x->blobs[x->blob_order[i]];
+		arg_text(&m, hash);
+		arg_text(&m, x->sender);
+		if ((r = pg_run(c, STMT_BLOB_MARK_LINKED, &m, &res, e,
+		    "linking a blob")) != 0)
+			return r;
+		changed = strtoull(PQcmdTuples(res), NULL, 10);
+		PQclear(res);
+		if (changed == 0)
+			return err_set(e, ERR_DENIED, "blob %.64s is not a "
+			    "blob this device uploaded, or it was removed: "
+			    "upload it again before posting the message",
+			    hash);
+		arg_u64(&l, id);
+		arg_text(&l, hash);
+		if ((r = pg_run(c, STMT_BLOB_LINK_INSERT, &l, NULL, e,
+		    "linking a blob")) != 0)
+			return r;
+	}
+	return 0;
+}
+
 static int
 message_put_body(struct pg_conn *c, void *arg, struct err_ctx *e)
 {
@@ -1841,6 +1957,8 @@ message_put_body(struct pg_conn *c, void *arg, struct err_ctx *e)
 		return r;
 	id = col_u64(res, 0, 0);
 	PQclear(res);
+	if ((r = link_all(c, x, id, e)) != 0)
+		return r;
 	/* The queue locks in one order everywhere, so two messages to the
 	 * same devices do not deadlock. */
 	for (i = 0; i < x->n; i++) {
@@ -1864,26 +1982,46 @@ order_cmp(const void *a, const void *b, void *arg)
 	return strcmp(devices[*(const size_t *)a], devices[*(const size_t *)b]);
 }
 
+/* A new array of the indexes 0..n-1 of names in strcmp() order (caller
+ * frees); NULL when out of memory. */
+static size_t *
+order_new(const char *const *names, size_t n)
+{
+	size_t *order, i;
+
+	if ((order = calloc(n > 0 ? n : 1, sizeof(*order))) == NULL)
+		return NULL;
+	for (i = 0; i < n; i++)
+		order[i] = i;
+	if (n > 0)
+		qsort_r(order, n, sizeof(*order), order_cmp, (void *)names);
+	return order;
+}
+
 static int
 pg_message_put(struct dir_store *s, const char *sender_device,
     const uint8_t *msg_id, size_t msg_id_len, const char *envelope,
-    const char *const *devices, size_t n, const struct dir_queue_limits *lim,
-    struct err_ctx *e)
+    const char *const *devices, size_t n, const char *const *blobs,
+    size_t n_blobs, const struct dir_queue_limits *lim, struct err_ctx *e)
 {
 	struct message_put x = { sender_device, msg_id, msg_id_len, envelope,
-	    devices, n, lim, NULL };
-	size_t *order, i;
+	    devices, n, lim, NULL, blobs, n_blobs, NULL };
+	size_t *order = NULL, *blob_order = NULL;
 	int r;
 
 	return_val_if_fail(lim != NULL, ERR_INVALID_ARG);
-	if ((order = calloc(n > 0 ? n : 1, sizeof(*order))) == NULL)
-		return err_set(e, ERR_ALLOC, "out of memory");
-	for (i = 0; i < n; i++)
-		order[i] = i;
-	qsort_r(order, n, sizeof(*order), order_cmp, (void *)devices);
+	return_val_if_fail(n_blobs == 0 || blobs != NULL, ERR_INVALID_ARG);
+	if ((order = order_new(devices, n)) == NULL ||
+	    (blob_order = order_new(blobs, n_blobs)) == NULL) {
+		r = err_set(e, ERR_ALLOC, "out of memory");
+		goto out;
+	}
 	x.order = order;
+	x.blob_order = blob_order;
 	r = pg_tx(to_pg(s), BEGIN_WRITE, message_put_body, &x, 1, e);
+ out:
 	free(order);
+	free(blob_order);
 	return r;
 }
 
@@ -1959,6 +2097,282 @@ pg_account_usage(struct dir_store *s, const char *account, uint64_t *bytes,
 	    "reading an account's usage");
 	conn_put(st, c);
 	return r;
+}
+
+/* --- blobs --- */
+
+struct blob_put {
+	const char *hash;
+	const char *device;
+	const char *account;
+	uint64_t size;
+	uint64_t now;
+	uint64_t expires;
+	uint64_t quota;
+	int existed;
+};
+
+/*
+ * Inside blob_put's transaction: whether hash is kept.  With it, 0 and
+ * x->existed set when x->device uploaded it, ERR_EXISTS otherwise; *found
+ * 1 or 0.
+ */
+static int
+blob_owner_check(struct pg_conn *c, struct blob_put *x, int *found,
+    struct err_ctx *e)
+{
+	struct pg_args a = { 0 };
+	PGresult *res = NULL;
+	int r, same;
+
+	*found = 0;
+	arg_text(&a, x->hash);
+	if ((r = pg_row(c, STMT_BLOB_OWNER, &a, &res, e,
+	    "reading a blob")) == ERR_NOT_FOUND)
+		return 0;
+	if (r != 0)
+		return r;
+	same = strcmp(col_text(res, 0, 0), x->device) == 0;
+	PQclear(res);
+	*found = 1;
+	if (!same)
+		return err_set(e, ERR_EXISTS, "blob %.64s was uploaded by "
+		    "another device", x->hash);
+	x->existed = 1;
+	return 0;
+}
+
+static int
+blob_put_body(struct pg_conn *c, void *arg, struct err_ctx *e)
+{
+	struct blob_put *x = arg;
+	struct pg_args u = { 0 }, ins = { 0 };
+	PGresult *res = NULL;
+	uint64_t used;
+	int r, found, inserted;
+
+	x->existed = 0;
+	/* One upload of the account at a time checks and adds: the sum
+	 * read after the lock includes every blob committed before. */
+	if ((r = device_xlock(c, PG_LOCK_BLOB_QUOTA, x->account, e)) != 0 ||
+	    (r = blob_owner_check(c, x, &found, e)) != 0 || found)
+		return r;
+	arg_text(&u, x->account);
+	if ((r = pg_u64(c, STMT_BLOB_USAGE, &u, &used, e,
+	    "reading an account's blobs")) != 0)
+		return r;
+	if (used > x->quota || x->size > x->quota - used)
+		return err_set(e, ERR_QUOTA, "account '%s' has no room for "
+		    "this blob: with its %llu bytes, the blobs kept for its "
+		    "devices would take more than its quota of %llu bytes; "
+		    "try again when older attachments have been fetched or "
+		    "have expired", x->account, (unsigned long long)x->size,
+		    (unsigned long long)x->quota);
+	arg_text(&ins, x->hash);
+	arg_text(&ins, x->device);
+	arg_text(&ins, x->account);
+	arg_u64(&ins, x->size);
+	arg_u64(&ins, x->now);
+	arg_u64(&ins, x->expires);
+	if ((r = pg_run(c, STMT_BLOB_INSERT, &ins, &res, e,
+	    "storing a blob")) != 0)
+		return r;
+	inserted = PQntuples(res) > 0;
+	PQclear(res);
+	if (inserted)
+		return 0;
+	/* A device of another account stored it first, and committed: this
+	 * statement sees it. */
+	if ((r = blob_owner_check(c, x, &found, e)) != 0)
+		return r;
+	if (!found)
+		return err_set(e, ERR_IO, "database error while storing a "
+		    "blob: its row is neither new nor kept");
+	return 0;
+}
+
+static int
+pg_blob_put(struct dir_store *s, const char *hash, const char *device,
+    const char *account, uint64_t size, uint64_t now, uint64_t expires,
+    uint64_t quota, int *existed, struct err_ctx *e)
+{
+	struct blob_put x = { hash, device, account, size, now, expires,
+	    quota, 0 };
+	int r;
+
+	return_val_if_fail(hash != NULL && device != NULL && account != NULL,
+	    ERR_INVALID_ARG);
+	if (existed != NULL)
+		*existed = 0;
+	r = pg_tx(to_pg(s), BEGIN_WRITE, blob_put_body, &x, 1, e);
+	if (r == 0 && existed != NULL)
+		*existed = x.existed;
+	return r;
+}
+
+/* Runs statement id, a one-row, one-integer query with one text
+ * parameter, on a connection of its own: *v 0 without a row; *found (may
+ * be NULL) 1 or 0. */
+static int
+pg_query_text(struct dir_store *s, enum stmt_id id, const char *param,
+    uint64_t *v, int *found, struct err_ctx *e, const char *what)
+{
+	struct pg_store *st = to_pg(s);
+	struct pg_args a = { 0 };
+	struct pg_conn *c;
+	PGresult *res = NULL;
+	int r;
+
+	*v = 0;
+	if (found != NULL)
+		*found = 0;
+	arg_text(&a, param);
+	if ((r = conn_get(st, &c, e)) != 0)
+		return r;
+	r = pg_row(c, id, &a, &res, e, what);
+	conn_put(st, c);
+	if (r == ERR_NOT_FOUND)
+		return 0;
+	if (r != 0)
+		return r;
+	*v = col_u64(res, 0, 0);
+	if (found != NULL)
+		*found = 1;
+	PQclear(res);
+	return 0;
+}
+
+static int
+pg_blob_usage(struct dir_store *s, const char *account, uint64_t *bytes,
+    struct err_ctx *e)
+{
+	return pg_query_text(s, STMT_BLOB_USAGE, account, bytes, NULL, e,
+	    "reading an account's blobs");
+}
+
+static int
+pg_blob_get(struct dir_store *s, const char *hash, const char *device,
+    uint64_t *size, uint64_t *expires, struct err_ctx *e)
+{
+	struct pg_store *st = to_pg(s);
+	struct pg_args a = { 0 };
+	struct pg_conn *c;
+	PGresult *res = NULL;
+	int r;
+
+	return_val_if_fail(hash != NULL && device != NULL, ERR_INVALID_ARG);
+	arg_text(&a, hash);
+	arg_text(&a, device);
+	if ((r = conn_get(st, &c, e)) != 0)
+		return r;
+	r = pg_row(c, STMT_BLOB_GET, &a, &res, e, "reading a blob");
+	conn_put(st, c);
+	if (r == ERR_NOT_FOUND)
+		return err_set(e, ERR_DENIED, "no message queued for device "
+		    "%.16s names blob %.64s", device, hash);
+	if (r != 0)
+		return r;
+	if (col_u64(res, 0, 2) == 0) {
+		PQclear(res);
+		return err_set(e, ERR_GONE, "blob %.64s expired and was "
+		    "removed", hash);
+	}
+	if (size != NULL)
+		*size = col_u64(res, 0, 0);
+	if (expires != NULL)
+		*expires = col_u64(res, 0, 1);
+	PQclear(res);
+	return 0;
+}
+
+struct blob_expire {
+	uint64_t now;
+	uint64_t cutoff;                /* never linked, uploaded before */
+	uint64_t limit;
+	char (*hash)[BLOB_HASH_HEX + 1]; /* the removed ones */
+	size_t n;
+};
+
+/* qsort() comparison of two hashes: the order the callback gets them. */
+static int
+hash_cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+static int
+blob_expire_body(struct pg_conn *c, void *arg, struct err_ctx *e)
+{
+	struct blob_expire *x = arg;
+	struct pg_args lk = { 0 }, a = { 0 };
+	PGresult *res = NULL;
+	size_t n, i;
+	int r;
+
+	/* A retry starts from nothing. */
+	free(x->hash);
+	x->hash = NULL;
+	x->n = 0;
+	/* After the message_puts that link blobs have committed: their
+	 * links are seen here, and the next ones wait for this one. */
+	arg_u64(&lk, PG_LOCK_BLOBS);
+	arg_u64(&a, x->now);
+	arg_u64(&a, x->cutoff);
+	arg_u64(&a, x->limit);
+	if ((r = pg_run(c, STMT_BLOBS_LOCK, &lk, NULL, e,
+	    "locking the blobs")) != 0 ||
+	    (r = pg_run(c, STMT_BLOB_EXPIRE, &a, &res, e,
+	    "removing blobs")) != 0)
+		return r;
+	n = (size_t)PQntuples(res);
+	if (n > 0 && (x->hash = calloc(n, sizeof(*x->hash))) == NULL) {
+		PQclear(res);
+		return err_set(e, ERR_ALLOC, "out of memory");
+	}
+	for (i = 0; i < n; i++)
+		snprintf(x->hash[i], sizeof(x->hash[i]), "%s",
+		    col_text(res, (int)i, 0));
+	x->n = n;
+	PQclear(res);
+	return 0;
+}
+
+static int
+pg_blob_expire(struct dir_store *s, uint64_t now, uint64_t unlinked_s,
+    unsigned int limit, int (*cb)(void *arg, const char *hash), void *arg,
+    uint64_t *removed, struct err_ctx *e)
+{
+	struct blob_expire x;
+	size_t i;
+	int r;
+
+	if (removed != NULL)
+		*removed = 0;
+	memset(&x, 0, sizeof(x));
+	x.now = now > INT64_MAX ? INT64_MAX : now;
+	x.cutoff = x.now > unlinked_s ? x.now - unlinked_s : 0;
+	x.limit = limit > 0 ? limit : INT64_MAX;
+	r = pg_tx(to_pg(s), BEGIN_WRITE, blob_expire_body, &x, 1, e);
+	if (r == 0) {
+		if (removed != NULL)
+			*removed = x.n;
+		if (x.n > 1)
+			qsort(x.hash, x.n, sizeof(*x.hash), hash_cmp);
+		for (i = 0; cb != NULL && i < x.n; i++)
+			(void)cb(arg, x.hash[i]);
+	}
+	free(x.hash);
+	return r;
+}
+
+static int
+pg_blob_exists(struct dir_store *s, const char *hash, int *kept,
+    struct err_ctx *e)
+{
+	uint64_t one;
+
+	return pg_query_text(s, STMT_BLOB_EXISTS, hash, &one, kept, e,
+	    "reading a blob");
 }
 
 /* --- the transparency log --- */
@@ -2569,6 +2983,11 @@ static const struct dir_store_ops pg_ops = {
 	.inbox_get = pg_inbox_get,
 	.inbox_ack = pg_inbox_ack,
 	.account_usage = pg_account_usage,
+	.blob_put = pg_blob_put,
+	.blob_usage = pg_blob_usage,
+	.blob_get = pg_blob_get,
+	.blob_expire = pg_blob_expire,
+	.blob_exists = pg_blob_exists,
 	.tlog_size = pg_tlog_size,
 	.tlog_node = pg_tlog_node,
 	.tlog_leaves = pg_tlog_leaves,
@@ -2683,7 +3102,7 @@ struct dir_import {
 static const char *const import_tables[] = {
 	"accounts", "events", "devices", "sessions", "nonces", "messages",
 	"queue", "account_usage", "tlog_leaves", "tlog_nodes",
-	"tlog_checkpoint",
+	"tlog_checkpoint", "blobs", "blob_links",
 };
 
 /*
@@ -2893,6 +3312,41 @@ import_queue_last(void *arg, uint64_t seq, struct err_ctx *e)
 	    "MAX(id) > 0", NULL, NULL, e, "setting the message counter");
 }
 
+static int
+import_blob(void *arg, const struct dir_dump_blob *b, struct err_ctx *e)
+{
+	struct pg_args a = { 0 };
+	char what[100];
+
+	arg_text(&a, b->hash);
+	arg_text(&a, b->device);
+	arg_text(&a, b->account);
+	arg_u64(&a, b->size);
+	arg_u64(&a, b->created);
+	arg_u64(&a, b->expires);
+	arg_text(&a, b->linked ? "true" : "false");
+	snprintf(what, sizeof(what), "copying blob %.64s", b->hash);
+	return import_exec(arg, "INSERT INTO blobs(hash, device, account, "
+	    "size, created, expires, linked) VALUES ($1::text, $2::text, "
+	    "$3::text, $4::bigint, $5::bigint, $6::bigint, $7::boolean)", &a,
+	    NULL, e, what);
+}
+
+static int
+import_blob_link(void *arg, uint64_t message, const char *hash,
+    struct err_ctx *e)
+{
+	struct pg_args a = { 0 };
+	char what[140];
+
+	arg_u64(&a, message);
+	arg_text(&a, hash);
+	snprintf(what, sizeof(what), "copying the link of message %llu to "
+	    "blob %.64s", (unsigned long long)message, hash);
+	return import_exec(arg, "INSERT INTO blob_links(message, hash) VALUES "
+	    "($1::bigint, $2::text)", &a, NULL, e, what);
+}
+
 const struct dir_dump_sink *
 dir_store_pg_import_sink(struct dir_import *imp)
 {
@@ -2917,7 +3371,7 @@ dir_store_pg_import_begin(struct dir_store *s, struct dir_import **out,
 	imp->sink = (struct dir_dump_sink){ imp, import_account, import_event,
 	    import_device, import_nonce, import_message, import_queue,
 	    import_usage, import_queue_last, import_tlog_leaf,
-	    import_checkpoint };
+	    import_checkpoint, import_blob, import_blob_link };
 	merkle_frontier_init(&imp->tlog);
 	if ((r = conn_get(imp->st, &imp->c, e)) != 0) {
 		free(imp);
@@ -2928,7 +3382,8 @@ dir_store_pg_import_begin(struct dir_store *s, struct dir_import **out,
 	    "starting the import")) != 0 ||
 	    (r = pg_simple(imp->c, "LOCK TABLE accounts, events, devices, "
 	    "sessions, nonces, messages, queue, account_usage, tlog_leaves, "
-	    "tlog_nodes, tlog_checkpoint IN EXCLUSIVE MODE", e,
+	    "tlog_nodes, tlog_checkpoint, blobs, blob_links IN EXCLUSIVE "
+	    "MODE", e,
 	    "locking the tables")) != 0)
 		goto fail;
 	for (i = 0; i < sizeof(import_tables) / sizeof(import_tables[0]);
@@ -3074,6 +3529,25 @@ read_checkpoint(const PGresult *res, int i, const struct dir_dump_sink *sink,
 	    col_text(res, i, 1), e);
 }
 
+static int
+read_blob(const PGresult *res, int i, const struct dir_dump_sink *sink,
+    struct err_ctx *e)
+{
+	struct dir_dump_blob b = { col_text(res, i, 0), col_text(res, i, 1),
+	    col_text(res, i, 2), col_u64(res, i, 3), col_u64(res, i, 4),
+	    col_u64(res, i, 5), col_u64(res, i, 6) != 0 };
+
+	return sink->blob(sink->arg, &b, e);
+}
+
+static int
+read_blob_link(const PGresult *res, int i, const struct dir_dump_sink *sink,
+    struct err_ctx *e)
+{
+	return sink->blob_link(sink->arg, col_u64(res, i, 0),
+	    col_text(res, i, 1), e);
+}
+
 int
 dir_store_pg_import_dump(struct dir_import *imp,
     const struct dir_dump_sink *sink, struct err_ctx *e)
@@ -3110,16 +3584,25 @@ dir_store_pg_import_dump(struct dir_import *imp,
 		    "reading the transparency log back" },
 		{ "SELECT size, note FROM tlog_checkpoint", read_checkpoint,
 		    "reading the checkpoint back" },
+		{ "SELECT hash, device, account, size, created, expires, "
+		    "linked FROM blobs ORDER BY hash COLLATE \"C\"", read_blob,
+		    "reading the blobs back" },
+		{ "SELECT message, hash FROM blob_links ORDER BY message, "
+		    "hash COLLATE \"C\"", read_blob_link,
+		    "reading the links to blobs back" },
 	};
 	size_t i;
 	int r;
 
 	return_val_if_fail(imp != NULL && sink != NULL, ERR_INVALID_ARG);
 	for (i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
-		/* A sink written before the tree takes no part of it. */
+		/* A sink written before the tree or the blobs takes no
+		 * part of them. */
 		if ((parts[i].row == read_tlog_leaf && sink->tlog_leaf ==
 		    NULL) || (parts[i].row == read_checkpoint &&
-		    sink->checkpoint == NULL))
+		    sink->checkpoint == NULL) || (parts[i].row == read_blob &&
+		    sink->blob == NULL) || (parts[i].row == read_blob_link &&
+		    sink->blob_link == NULL))
 			continue;
 		if ((r = import_read(imp, parts[i].sql, parts[i].row, sink, e,
 		    parts[i].what)) != 0)

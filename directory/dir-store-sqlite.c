@@ -46,6 +46,8 @@
 
 /* How long a connection waits for another process's write lock. */
 #define SQLITE_BUSY_MS 10000
+/* A blob's hash: 64 hex digits. */
+#define BLOB_HASH_HEX 64
 
 /*
  * The statements the operations run.  Each connection compiles one on
@@ -98,6 +100,14 @@ enum stmt_id {
 	STMT_TLOG_LATEST,
 	STMT_CHECKPOINT_PUT,
 	STMT_CHECKPOINT_GET,
+	STMT_BLOB_OWNER,
+	STMT_BLOB_USAGE,
+	STMT_BLOB_INSERT,
+	STMT_BLOB_GET,
+	STMT_BLOB_MARK_LINKED,
+	STMT_BLOB_LINK_INSERT,
+	STMT_BLOB_EXPIRE,
+	STMT_BLOB_EXISTS,
 	STMT_COUNT
 };
 
@@ -203,6 +213,30 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	    "WHERE excluded.size >= tlog_checkpoint.size",
 	[STMT_CHECKPOINT_GET] = "SELECT size, note FROM tlog_checkpoint "
 	    "WHERE id = 1",
+	[STMT_BLOB_OWNER] = "SELECT device FROM blobs WHERE hash = ?",
+	[STMT_BLOB_USAGE] = "SELECT COALESCE(SUM(size), 0) FROM blobs "
+	    "WHERE account = ?",
+	[STMT_BLOB_INSERT] = "INSERT INTO blobs(hash, device, account, size, "
+	    "created, expires, linked) VALUES (?, ?, ?, ?, ?, ?, 0)",
+	/* The links of hash that a queue entry of device refers to, with
+	 * the blob's row when it is still kept (the same for every row). */
+	[STMT_BLOB_GET] = "SELECT b.size, b.expires, b.hash IS NOT NULL "
+	    "FROM blob_links l JOIN queue q ON q.message = l.message "
+	    "LEFT JOIN blobs b ON b.hash = l.hash WHERE l.hash = ?1 AND "
+	    "q.device = ?2 LIMIT 1",
+	/* Changes no row unless device uploaded hash and it is kept. */
+	[STMT_BLOB_MARK_LINKED] = "UPDATE blobs SET linked = 1 WHERE "
+	    "hash = ? AND device = ?",
+	[STMT_BLOB_LINK_INSERT] = "INSERT OR IGNORE INTO blob_links(message, "
+	    "hash) VALUES (?, ?)",
+	/* The three rules of blob_expire: expired (?1 = now), never linked
+	 * and uploaded before ?2, linked and no link left; at most ?3. */
+	[STMT_BLOB_EXPIRE] = "DELETE FROM blobs WHERE hash IN (SELECT hash "
+	    "FROM blobs WHERE expires <= ?1 OR (linked = 0 AND created < ?2) "
+	    "OR (linked = 1 AND NOT EXISTS (SELECT 1 FROM blob_links l "
+	    "WHERE l.hash = blobs.hash)) ORDER BY hash LIMIT ?3) "
+	    "RETURNING hash",
+	[STMT_BLOB_EXISTS] = "SELECT 1 FROM blobs WHERE hash = ?",
 };
 
 struct sqlite_store;
@@ -247,7 +281,7 @@ struct sqlite_store {
  * previous one up to date, run once in the transaction that opens the
  * store, so a new database and an old one end up with the same tables.
  */
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 
 static const char *const schema_v1_sql =
 	"CREATE TABLE IF NOT EXISTS meta ("
@@ -332,6 +366,31 @@ static const char *const schema_v3_sql =
 	"  id INTEGER PRIMARY KEY CHECK (id = 1), size INTEGER NOT NULL,"
 	"  note TEXT NOT NULL);"
 	"UPDATE meta SET value = '3' WHERE key = 'schema';";
+
+/*
+ * Version 4, attachments (docs/protocol.md section 8): the blobs kept
+ * (the bytes are files of dir-blob.c) and the links of messages to the
+ * blobs they were posted with.  A link goes with its message (the
+ * cascade: foreign keys are on for every connection, and messages are
+ * removed with DELETE), but does not refer to the blob: a link whose
+ * blob expired is what makes blob_get say ERR_GONE.  queue_by_message
+ * lets blob_get go from a link to the queue entries of its message.
+ */
+static const char *const schema_v4_sql =
+	"CREATE TABLE blobs ("
+	"  hash TEXT PRIMARY KEY, device TEXT NOT NULL,"
+	"  account TEXT NOT NULL, size INTEGER NOT NULL,"
+	"  created INTEGER NOT NULL, expires INTEGER NOT NULL,"
+	"  linked INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+	"CREATE INDEX blobs_by_account ON blobs(account, size);"
+	"CREATE INDEX blobs_by_expiry ON blobs(expires);"
+	"CREATE TABLE blob_links ("
+	"  message INTEGER NOT NULL REFERENCES messages(id)"
+	"    ON DELETE CASCADE,"
+	"  hash TEXT NOT NULL, PRIMARY KEY (message, hash)) WITHOUT ROWID;"
+	"CREATE INDEX blob_links_by_hash ON blob_links(hash, message);"
+	"CREATE INDEX queue_by_message ON queue(message, device);"
+	"UPDATE meta SET value = '4' WHERE key = 'schema';";
 
 /*
  * The events stored before version 3 in the order the tree takes them.
@@ -1676,11 +1735,56 @@ queue_all(struct sqlite_conn *c, const char *sender,
 	return r;
 }
 
+/*
+ * Inside message_put's transaction: links message id to each of the
+ * n_blobs blobs, each of which must be kept and uploaded by sender (else
+ * ERR_DENIED naming it), and marks them linked.  On failure the caller
+ * rolls back.
+ */
+static int
+link_all(struct sqlite_conn *c, const char *sender,
+    const char *const *blobs, size_t n_blobs, sqlite3_int64 id,
+    struct err_ctx *e)
+{
+	sqlite3_stmt *mark = NULL, *link = NULL;
+	size_t i;
+	int r;
+
+	if (n_blobs == 0)
+		return 0;
+	if ((r = stmt_get(c, STMT_BLOB_MARK_LINKED, &mark, e)) != 0 ||
+	    (r = stmt_get(c, STMT_BLOB_LINK_INSERT, &link, e)) != 0)
+		goto out;
+	for (i = 0; i < n_blobs; i++) {
+		sqlite3_reset(mark);
+		if ((r = bind_text(mark, 1, blobs[i])) != 0 ||
+		    (r = bind_text(mark, 2, sender)) != 0 ||
+		    (r = step_done(c->db, mark, e, "linking a blob")) != 0)
+			goto out;
+		if (sqlite3_changes(c->db) == 0) {
+			r = err_set(e, ERR_DENIED, "blob %.64s is not a blob "
+			    "this device uploaded, or it was removed: upload "
+			    "it again before posting the message", blobs[i]);
+			goto out;
+		}
+		sqlite3_reset(link);
+		if ((r = bind_u64(link, 1, (uint64_t)id)) != 0 ||
+		    (r = bind_text(link, 2, blobs[i])) != 0 ||
+		    (r = step_done(c->db, link, e, "linking a blob")) != 0)
+			goto out;
+	}
+	r = 0;
+ out:
+	stmt_put(c, STMT_BLOB_MARK_LINKED, mark);
+	stmt_put(c, STMT_BLOB_LINK_INSERT, link);
+	return r;
+}
+
 static int
 sqlite_message_put(struct dir_store *s, const char *sender_device,
     const uint8_t *msg_id, size_t msg_id_len, const char *envelope,
-    const char *const *devices, size_t n, const struct dir_queue_limits *lim,
-    struct err_ctx *e)
+    const char *const *devices, size_t n, const char *const *blobs,
+    size_t n_blobs, const struct dir_queue_limits *lim, struct err_ctx *e)
 {
 	struct sqlite_conn *c;
 	sqlite3_int64 id = 0;
@@ -1688,12 +1792,14 @@ sqlite_message_put(struct dir_store *s, const char *sender_device,
 	int r;
 
 	return_val_if_fail(lim != NULL, ERR_INVALID_ARG);
+	return_val_if_fail(n_blobs == 0 || blobs != NULL, ERR_INVALID_ARG);
 	size = (uint64_t)strlen(envelope);
 	if ((r = conn_get(to_sqlite(s), &c, e)) != 0 ||
 	    (r = tx_begin(c, e)) != 0)
 		return r;
 	if ((r = message_insert(c, sender_device, msg_id, msg_id_len,
 	    envelope, n, &id, e)) != 0 ||
+	    (r = link_all(c, sender_device, blobs, n_blobs, id, e)) != 0 ||
 	    (r = queue_all(c, sender_device, devices, n, id, size, lim,
 	    e)) != 0 ||
 	    (r = tx_commit(c, e)) != 0)
@@ -1802,6 +1908,274 @@ sqlite_account_usage(struct dir_store *s, const char *account,
 	if ((r = conn_get(to_sqlite(s), &c, e)) != 0)
 		return r;
 	return query_u64(c, STMT_USAGE_GET, account, bytes, &found, e);
+}
+
+/* --- blobs --- */
+
+/*
+ * Inside blob_put's transaction: whether hash is kept already.  *owner
+ * gets its uploader (a device id, cut to fit) when it is; *found 1 or 0.
+ */
+static int
+blob_owner(struct sqlite_conn *c, const char *hash, char *owner,
+    size_t owner_len, int *found, struct err_ctx *e)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	*found = 0;
+	if ((r = stmt_get(c, STMT_BLOB_OWNER, &st, e)) != 0 ||
+	    (r = bind_text(st, 1, hash)) != 0)
+		goto out;
+	if ((r = step_row(c->db, st, e, "reading a blob")) == 0) {
+		snprintf(owner, owner_len, "%s", col_str(st, 0));
+		*found = 1;
+	} else if (r == ERR_NOT_FOUND) {
+		r = 0;
+	}
+ out:
+	stmt_put(c, STMT_BLOB_OWNER, st);
+	return r;
+}
+
+/* Inside blob_put's transaction: stores the row of a new blob. */
+static int
+blob_insert(struct sqlite_conn *c, const char *hash, const char *device,
+    const char *account, uint64_t size, uint64_t now, uint64_t expires,
+    struct err_ctx *e)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = stmt_get(c, STMT_BLOB_INSERT, &st, e)) != 0 ||
+	    (r = bind_text(st, 1, hash)) != 0 ||
+	    (r = bind_text(st, 2, device)) != 0 ||
+	    (r = bind_text(st, 3, account)) != 0 ||
+	    (r = bind_u64(st, 4, size)) != 0 ||
+	    (r = bind_u64(st, 5, now)) != 0 ||
+	    (r = bind_u64(st, 6, expires)) != 0)
+		goto out;
+	/* The owner was read in this transaction: a taken key is damage. */
+	if ((r = step_insert(c->db, st, e, "storing a blob")) == ERR_EXISTS)
+		r = db_fail(c->db, e, "storing a blob");
+ out:
+	stmt_put(c, STMT_BLOB_INSERT, st);
+	return r;
+}
+
+/*
+ * Inside blob_put's transaction: 0 when the blobs kept for account plus
+ * size stay within quota, else ERR_QUOTA naming the account.
+ */
+static int
+blob_quota_check(struct sqlite_conn *c, const char *account, uint64_t size,
+    uint64_t quota, struct err_ctx *e)
+{
+	uint64_t used;
+	int r, found;
+
+	if ((r = query_u64(c, STMT_BLOB_USAGE, account, &used, &found,
+	    e)) != 0)
+		return r;
+	if (used > quota || size > quota - used)
+		return err_set(e, ERR_QUOTA, "account '%s' has no room for "
+		    "this blob: with its %llu bytes, the blobs kept for its "
+		    "devices would take more than its quota of %llu bytes; "
+		    "try again when older attachments have been fetched or "
+		    "have expired", account, (unsigned long long)size,
+		    (unsigned long long)quota);
+	return 0;
+}
+
+static int
+sqlite_blob_put(struct dir_store *s, const char *hash, const char *device,
+    const char *account, uint64_t size, uint64_t now, uint64_t expires,
+    uint64_t quota, int *existed, struct err_ctx *e)
+{
+	struct sqlite_conn *c;
+	char owner[DIR_DEVICE_HEX + 1];
+	int r, found = 0;
+
+	return_val_if_fail(hash != NULL && device != NULL && account != NULL,
+	    ERR_INVALID_ARG);
+	if (existed != NULL)
+		*existed = 0;
+	if ((r = conn_get(to_sqlite(s), &c, e)) != 0 ||
+	    (r = tx_begin(c, e)) != 0)
+		return r;
+	if ((r = blob_owner(c, hash, owner, sizeof(owner), &found, e)) != 0)
+		goto fail;
+	if (found) {
+		tx_rollback(c);
+		if (strcmp(owner, device) != 0)
+			return err_set(e, ERR_EXISTS, "blob %.64s was uploaded "
+			    "by another device", hash);
+		if (existed != NULL)
+			*existed = 1;
+		return 0;
+	}
+	if ((r = blob_quota_check(c, account, size, quota, e)) != 0 ||
+	    (r = blob_insert(c, hash, device, account, size, now, expires,
+	    e)) != 0 ||
+	    (r = tx_commit(c, e)) != 0)
+		goto fail;
+	return 0;
+ fail:
+	tx_rollback(c);
+	return r;
+}
+
+static int
+sqlite_blob_usage(struct dir_store *s, const char *account, uint64_t *bytes,
+    struct err_ctx *e)
+{
+	struct sqlite_conn *c;
+	int r, found;
+
+	if ((r = conn_get(to_sqlite(s), &c, e)) != 0)
+		return r;
+	return query_u64(c, STMT_BLOB_USAGE, account, bytes, &found, e);
+}
+
+static int
+sqlite_blob_get(struct dir_store *s, const char *hash, const char *device,
+    uint64_t *size, uint64_t *expires, struct err_ctx *e)
+{
+	struct sqlite_conn *c;
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	return_val_if_fail(hash != NULL && device != NULL, ERR_INVALID_ARG);
+	if ((r = conn_get(to_sqlite(s), &c, e)) != 0)
+		return r;
+	if ((r = stmt_get(c, STMT_BLOB_GET, &st, e)) != 0 ||
+	    (r = bind_text(st, 1, hash)) != 0 ||
+	    (r = bind_text(st, 2, device)) != 0)
+		goto out;
+	if ((r = step_row(c->db, st, e, "reading a blob")) == ERR_NOT_FOUND) {
+		r = err_set(e, ERR_DENIED, "no message queued for device "
+		    "%.16s names blob %.64s", device, hash);
+		goto out;
+	}
+	if (r != 0)
+		goto out;
+	if (sqlite3_column_int(st, 2) == 0) {
+		r = err_set(e, ERR_GONE, "blob %.64s expired and was "
+		    "removed", hash);
+		goto out;
+	}
+	if (size != NULL)
+		*size = col_u64(st, 0);
+	if (expires != NULL)
+		*expires = col_u64(st, 1);
+ out:
+	stmt_put(c, STMT_BLOB_GET, st);
+	return r;
+}
+
+/* The hashes blob_expire removed, for its callback after the commit. */
+struct hash_list {
+	char (*hash)[BLOB_HASH_HEX + 1];
+	size_t n, cap;
+};
+
+/* Appends a hash (64 hex, cut to fit) to l. */
+static int
+hash_list_add(struct hash_list *l, const char *hash, struct err_ctx *e)
+{
+	char (*x)[BLOB_HASH_HEX + 1];
+	size_t cap;
+
+	if (l->n == l->cap) {
+		cap = l->cap > 0 ? l->cap * 2 : 64;
+		if (cap > SIZE_MAX / sizeof(*x) ||
+		    (x = realloc(l->hash, cap * sizeof(*x))) == NULL)
+			return err_set(e, ERR_ALLOC, "out of memory");
+		l->hash = x;
+		l->cap = cap;
+	}
+	snprintf(l->hash[l->n], sizeof(l->hash[l->n]), "%s", hash);
+	l->n++;
+	return 0;
+}
+
+/* qsort() comparison of two hashes: the order the callback gets them. */
+static int
+hash_cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/* Inside blob_expire's transaction: removes the rows that are to go and
+ * adds their hashes to l. */
+static int
+blob_expire_rows(struct sqlite_conn *c, uint64_t now, uint64_t cutoff,
+    uint64_t limit, struct hash_list *l, struct err_ctx *e)
+{
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = stmt_get(c, STMT_BLOB_EXPIRE, &st, e)) != 0 ||
+	    (r = bind_u64(st, 1, now)) != 0 ||
+	    (r = bind_u64(st, 2, cutoff)) != 0 ||
+	    (r = bind_u64(st, 3, limit)) != 0)
+		goto out;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((r = hash_list_add(l, col_str(st, 0), e)) != 0)
+			goto out;
+	}
+	r = rc == SQLITE_DONE ? 0 : db_fail(c->db, e, "removing blobs");
+ out:
+	stmt_put(c, STMT_BLOB_EXPIRE, st);
+	return r;
+}
+
+static int
+sqlite_blob_expire(struct dir_store *s, uint64_t now, uint64_t unlinked_s,
+    unsigned int limit, int (*cb)(void *arg, const char *hash), void *arg,
+    uint64_t *removed, struct err_ctx *e)
+{
+	struct sqlite_conn *c;
+	struct hash_list l = { NULL, 0, 0 };
+	size_t i;
+	int r;
+
+	if (removed != NULL)
+		*removed = 0;
+	if (now > INT64_MAX)
+		now = INT64_MAX;
+	if ((r = conn_get(to_sqlite(s), &c, e)) != 0 ||
+	    (r = tx_begin(c, e)) != 0)
+		return r;
+	if ((r = blob_expire_rows(c, now, now > unlinked_s ?
+	    now - unlinked_s : 0, limit > 0 ? limit : INT64_MAX, &l,
+	    e)) != 0 ||
+	    (r = tx_commit(c, e)) != 0) {
+		tx_rollback(c);
+		goto out;
+	}
+	if (removed != NULL)
+		*removed = l.n;
+	if (l.n > 1)
+		qsort(l.hash, l.n, sizeof(*l.hash), hash_cmp);
+	for (i = 0; cb != NULL && i < l.n; i++)
+		(void)cb(arg, l.hash[i]);
+ out:
+	free(l.hash);
+	return r;
+}
+
+static int
+sqlite_blob_exists(struct dir_store *s, const char *hash, int *kept,
+    struct err_ctx *e)
+{
+	struct sqlite_conn *c;
+	uint64_t one;
+	int r;
+
+	if ((r = conn_get(to_sqlite(s), &c, e)) != 0)
+		return r;
+	return query_u64(c, STMT_BLOB_EXISTS, hash, &one, kept, e);
 }
 
 /* --- the transparency log --- */
@@ -2116,6 +2490,9 @@ schema_update(sqlite3 *db, const char *path, struct err_ctx *e)
 	    "updating the schema to version 3")) != 0 ||
 	    (r = tlog_backfill(db, e)) != 0))
 		goto out;
+	if (version < 4 && (r = db_exec(db, schema_v4_sql, e,
+	    "updating the schema to version 4")) != 0)
+		goto out;
 	r = 0;
  out:
 	sqlite3_finalize(st);
@@ -2144,6 +2521,11 @@ static const struct dir_store_ops sqlite_ops = {
 	.inbox_get = sqlite_inbox_get,
 	.inbox_ack = sqlite_inbox_ack,
 	.account_usage = sqlite_account_usage,
+	.blob_put = sqlite_blob_put,
+	.blob_usage = sqlite_blob_usage,
+	.blob_get = sqlite_blob_get,
+	.blob_expire = sqlite_blob_expire,
+	.blob_exists = sqlite_blob_exists,
 	.tlog_size = sqlite_tlog_size,
 	.tlog_node = sqlite_tlog_node,
 	.tlog_leaves = sqlite_tlog_leaves,
@@ -2351,6 +2733,24 @@ dump_checkpoint(sqlite3_stmt *st, const struct dir_dump_sink *sink,
 	return sink->checkpoint(sink->arg, col_u64(st, 0), col_str(st, 1), e);
 }
 
+static int
+dump_blob(sqlite3_stmt *st, const struct dir_dump_sink *sink,
+    struct err_ctx *e)
+{
+	struct dir_dump_blob b = { col_str(st, 0), col_str(st, 1),
+	    col_str(st, 2), col_u64(st, 3), col_u64(st, 4), col_u64(st, 5),
+	    sqlite3_column_int(st, 6) != 0 };
+
+	return sink->blob(sink->arg, &b, e);
+}
+
+static int
+dump_blob_link(sqlite3_stmt *st, const struct dir_dump_sink *sink,
+    struct err_ctx *e)
+{
+	return sink->blob_link(sink->arg, col_u64(st, 0), col_str(st, 1), e);
+}
+
 int
 dir_store_sqlite_dump(const char *path, const struct dir_dump_sink *sink,
     struct err_ctx *e)
@@ -2387,6 +2787,11 @@ dir_store_sqlite_dump(const char *path, const struct dir_dump_sink *sink,
 		    "idx", dump_tlog_leaf, "reading the transparency log" },
 		{ "SELECT size, note FROM tlog_checkpoint", dump_checkpoint,
 		    "reading the checkpoint" },
+		{ "SELECT hash, device, account, size, created, expires, "
+		    "linked FROM blobs ORDER BY hash", dump_blob,
+		    "reading the blobs" },
+		{ "SELECT message, hash FROM blob_links ORDER BY message, "
+		    "hash", dump_blob_link, "reading the links to blobs" },
 	};
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
@@ -2425,10 +2830,13 @@ dir_store_sqlite_dump(const char *path, const struct dir_dump_sink *sink,
 		goto out;
 	}
 	for (i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
-		/* A sink written before the tree takes no part of it. */
+		/* A sink written before the tree or the blobs takes no
+		 * part of them. */
 		if ((parts[i].row == dump_tlog_leaf && sink->tlog_leaf ==
 		    NULL) || (parts[i].row == dump_checkpoint &&
-		    sink->checkpoint == NULL))
+		    sink->checkpoint == NULL) || (parts[i].row == dump_blob &&
+		    sink->blob == NULL) || (parts[i].row == dump_blob_link &&
+		    sink->blob_link == NULL))
 			continue;
 		if ((r = dump_rows(db, parts[i].sql, sink, parts[i].row, e,
 		    parts[i].what)) != 0)

@@ -205,11 +205,15 @@ struct dir_store_ops {
 	 * already holds lim->max_queue messages; ERR_QUOTA (naming the
 	 * account) when the entries would take a recipient account past
 	 * lim->quota_bytes.  A device that was never registered has no
-	 * account and no quota.
+	 * account and no quota.  blobs[0..n_blobs) (64-hex hashes, may be
+	 * NULL when n_blobs is 0) are linked to the message in the same
+	 * transaction; each must be a kept blob that sender_device
+	 * uploaded, else ERR_DENIED naming it and nothing is stored.
 	 */
 	int (*message_put)(struct dir_store *s, const char *sender_device,
 	    const uint8_t *msg_id, size_t msg_id_len, const char *envelope,
 	    const char *const *devices, size_t n,
+	    const char *const *blobs, size_t n_blobs,
 	    const struct dir_queue_limits *lim, struct err_ctx *e);
 	/* Queued envelopes of device with seq > after, oldest first, at most
 	 * limit of them and (after the first) at most max_bytes of
@@ -225,6 +229,59 @@ struct dir_store_ops {
 	 * every entry queued for its devices (0 when there is none). */
 	int (*account_usage)(struct dir_store *s, const char *account,
 	    uint64_t *bytes, struct err_ctx *e);
+
+	/* --- blobs (docs/protocol.md section 8) ---
+	 *
+	 * The store keeps the rows; the bytes are files that dir-blob.c
+	 * writes before blob_put and deletes after blob_expire named them.
+	 * A blob is linked to every message posted with it (message_put's
+	 * blobs); a link ends with its message (when no queue entry refers
+	 * to the message any more), a blob row does not. */
+
+	/*
+	 * Records the blob hash (64 hex) of size bytes that device (of
+	 * account) uploaded at now, kept until expires at the latest.
+	 * Within the same transaction the blobs kept for account's devices
+	 * plus size must stay within quota (else ERR_QUOTA naming the
+	 * account, nothing stored).  When device already has this hash,
+	 * *existed = 1, nothing changes and 0 is returned; when another
+	 * device uploaded the same bytes, ERR_EXISTS (the caller refuses:
+	 * blobs are per uploader).  *existed (may be NULL) is 0 otherwise.
+	 */
+	int (*blob_put)(struct dir_store *s, const char *hash,
+	    const char *device, const char *account, uint64_t size,
+	    uint64_t now, uint64_t expires, uint64_t quota, int *existed,
+	    struct err_ctx *e);
+	/* The bytes of blobs kept for the devices of account (0 when none):
+	 * what blob_put checks against the quota. */
+	int (*blob_usage)(struct dir_store *s, const char *account,
+	    uint64_t *bytes, struct err_ctx *e);
+	/*
+	 * Whether device may download hash: 0 with *size and *expires when
+	 * a message linked to hash has a queue entry for device and the
+	 * blob is kept; ERR_GONE when such an entry exists but the blob was
+	 * removed; ERR_DENIED otherwise (also for a hash never seen).
+	 */
+	int (*blob_get)(struct dir_store *s, const char *hash,
+	    const char *device, uint64_t *size, uint64_t *expires,
+	    struct err_ctx *e);
+	/*
+	 * Removes the rows of every blob that is to go at now: it was linked
+	 * and no link is left; it was never linked and was uploaded before
+	 * now - unlinked_s; or now >= its expires.  cb(arg, hash) is called
+	 * for each removed hash after the removal committed (the caller
+	 * deletes the file; its return value is ignored); *removed (may be
+	 * NULL) gets their number.  At most limit blobs per call (0: no
+	 * limit).
+	 */
+	int (*blob_expire)(struct dir_store *s, uint64_t now,
+	    uint64_t unlinked_s, unsigned int limit,
+	    int (*cb)(void *arg, const char *hash), void *arg,
+	    uint64_t *removed, struct err_ctx *e);
+	/* Whether a row for hash is kept: *kept 1 or 0 (for the sweep of
+	 * files without a row at start-up). */
+	int (*blob_exists)(struct dir_store *s, const char *hash, int *kept,
+	    struct err_ctx *e);
 
 	/* --- the global transparency log (docs/protocol.md section 7) ---
 	 *
@@ -343,9 +400,10 @@ void dir_store_close(struct dir_store *s);
  * events (by account, then seq), devices (by account, then device id),
  * nonces, messages (by id), queue entries (by seq), account usage (by
  * account), queue_last, then the transparency log's leaves (by index,
- * from 0 without a gap) and last its latest checkpoint (none before the
- * first).  Names are ordered bytewise.  A callback's non-zero return
- * stops the dump and is returned by it; a callback sets e itself.  A
+ * from 0 without a gap), its latest checkpoint (none before the first),
+ * and last the blobs and their links.  Names are ordered bytewise.  A
+ * callback's non-zero return stops the dump and is returned by it; a
+ * callback sets e itself.  A
  * NULL tlog_leaf or checkpoint skips those rows (a sink written before
  * the tree).  Sessions are not part of a dump: a device logs in again;
  * nor are the tree's stored nodes: an import computes them from the
@@ -392,6 +450,16 @@ struct dir_dump_queue {
 	uint64_t size;
 };
 
+struct dir_dump_blob {
+	const char *hash;
+	const char *device;           /* the uploader */
+	const char *account;          /* its account */
+	uint64_t size;
+	uint64_t created;
+	uint64_t expires;
+	int linked;                   /* a message was ever posted with it */
+};
+
 struct dir_dump_sink {
 	void *arg;
 	int (*account)(void *arg, const struct dir_dump_account *a,
@@ -418,6 +486,14 @@ struct dir_dump_sink {
 	    uint64_t seq, const uint8_t hash[32], struct err_ctx *e);
 	/* The latest checkpoint: size leaves, its note text. */
 	int (*checkpoint)(void *arg, uint64_t size, const char *note,
+	    struct err_ctx *e);
+	/* Kept blobs (by hash), then the links of messages to blobs (by
+	 * message, then hash); NULL skips them (a sink written before
+	 * blobs).  The blob files themselves stay where they are: both
+	 * directories use the same --blob-dir. */
+	int (*blob)(void *arg, const struct dir_dump_blob *b,
+	    struct err_ctx *e);
+	int (*blob_link)(void *arg, uint64_t message, const char *hash,
 	    struct err_ctx *e);
 };
 

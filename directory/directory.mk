@@ -7,6 +7,7 @@ directory_libdevid_directory_a_SOURCES = \
 	directory/dir-account.c directory/dir-account.h \
 	directory/dir-api.c directory/dir-api-tlog.c directory/dir-api.h \
 	directory/dir-auth.c directory/dir-auth.h \
+	directory/dir-blob.c directory/dir-blob.h \
 	directory/dir-cache.c directory/dir-cache.h \
 	directory/dir-key.c directory/dir-key.h \
 	directory/dir-log.c directory/dir-log.h \
@@ -84,6 +85,17 @@ tests_unit_test_dir_api_SOURCES = tests/unit/test_dir_api.c \
 tests_unit_test_dir_api_CFLAGS = $(UNIT_CFLAGS) $(CURL_CFLAGS) \
 	-I$(top_srcdir)/directory -I$(top_srcdir)/tests/unit
 tests_unit_test_dir_api_LDADD = common/libdevidclient.a $(DIRECTORY_LIBS) \
+	$(UNIT_LIBS) $(CURL_LIBS)
+
+# Blobs (PROTOCOL.md section 8) over HTTP against an in-process server:
+# uploads, downloads, limits, quotas, who may download, expiry.
+check_PROGRAMS += tests/unit/test_dir_blob
+TESTS += tests/unit/test_dir_blob
+tests_unit_test_dir_blob_SOURCES = tests/unit/test_dir_blob.c \
+	tests/unit/test_dir_util.c tests/unit/dir-test-util.h
+tests_unit_test_dir_blob_CFLAGS = $(UNIT_CFLAGS) $(CURL_CFLAGS) \
+	-I$(top_srcdir)/directory -I$(top_srcdir)/tests/unit
+tests_unit_test_dir_blob_LDADD = common/libdevidclient.a $(DIRECTORY_LIBS) \
 	$(UNIT_LIBS) $(CURL_LIBS)
 
 # Stopping and restarting the in-process server many times while

@@ -9,8 +9,10 @@
  * the log never added, usage that is not the size of the queues, a
  * transparency log leaf without its event or after a gap, each leaving
  * the target empty or as it was.  The dump hands over the tree's leaves
- * and the latest checkpoint, and skips them for a sink without those
- * callbacks.  Logs damaged in their chain
+ * and the latest checkpoint, then the blobs and their links, and skips
+ * them for a sink without those callbacks; blobs and links survive the
+ * copy, and a link to a message the source does not hold leaves the
+ * target empty.  Logs damaged in their chain
  * are the integration test's (it has real devices to sign them).
  */
 #include "config.h"
@@ -39,6 +41,8 @@
 #define BOB "bob@example.org"
 #define DEV_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 #define DEV_X "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define BLOB1 "1111111111111111111111111111111111111111111111111111111111111111"
+#define BLOB2 "2222222222222222222222222222222222222222222222222222222222222222"
 
 static const char *pg_uri;
 
@@ -102,13 +106,16 @@ file_bytes(const char *path, size_t *len)
 
 /* A directory with two accounts, a device of alice's (stored directly:
  * the store does not check signatures) and one message queued for it
- * and acknowledged, and a second still queued. */
+ * and acknowledged, and a second still queued; both were posted with
+ * BLOB1 (the link of the first went with it), and BLOB2 was never
+ * posted. */
 static void
 populate(const char *path)
 {
 	static const uint8_t spki[3] = { 1, 2, 3 }, id1[1] = { 1 },
 	    id2[1] = { 2 };
-	const char *devs[1] = { DEV_A };
+	const char *devs[1] = { DEV_A }, *blobs[1] = { BLOB1 };
+	const struct dir_queue_limits lim = { 10, 10, 1000 };
 	struct dir_event_row ev;
 	struct dir_device_row dev = { DEV_A, "{}", spki, sizeof(spki) };
 	struct dir_store *s = NULL;
@@ -128,10 +135,14 @@ populate(const char *path)
 	memset(ev.hash, 0x11, 32);
 	ev.json = "{}";
 	assert_int_equal(s->ops->log_append_add(s, &ev, &dev, 10, &e), 0);
-	assert_int_equal(s->ops->message_put(s, DEV_X, id1, 1, "one", devs, 1,
-	    &(const struct dir_queue_limits){ 10, 10, 1000 }, &e), 0);
+	assert_int_equal(s->ops->blob_put(s, BLOB1, DEV_X, BOB, 100, 20,
+	    1000, 1000, NULL, &e), 0);
+	assert_int_equal(s->ops->blob_put(s, BLOB2, DEV_X, BOB, 30, 21,
+	    1001, 1000, NULL, &e), 0);
+	assert_int_equal(s->ops->message_put(s, DEV_X, id1, 1, "one", devs,
+	    1, blobs, 1, &lim, &e), 0);
 	assert_int_equal(s->ops->message_put(s, DEV_X, id2, 1, "two!", devs,
-	    1, &(const struct dir_queue_limits){ 10, 10, 1000 }, &e), 0);
+	    1, blobs, 1, &lim, &e), 0);
 	assert_int_equal(s->ops->inbox_ack(s, DEV_A, 1, &removed, &e), 0);
 	assert_int_equal(removed, 1);
 	dir_store_close(s);
@@ -243,6 +254,26 @@ rec_checkpoint(void *arg, uint64_t size, const char *note,
 	return 0;
 }
 
+static int
+rec_blob(void *arg, const struct dir_dump_blob *b, struct err_ctx *e)
+{
+	(void)e;
+	rec_add(arg, "blob %.4s %.4s %s %llu %llu %llu %d\n", b->hash,
+	    b->device, b->account, (unsigned long long)b->size,
+	    (unsigned long long)b->created, (unsigned long long)b->expires,
+	    b->linked);
+	return 0;
+}
+
+static int
+rec_blob_link(void *arg, uint64_t message, const char *hash,
+    struct err_ctx *e)
+{
+	(void)e;
+	rec_add(arg, "link %llu %.4s\n", (unsigned long long)message, hash);
+	return 0;
+}
+
 static void
 test_dump_rows_readonly(void **state)
 {
@@ -250,7 +281,7 @@ test_dump_rows_readonly(void **state)
 	struct rec r;
 	struct dir_dump_sink sink = { &r, rec_account, rec_event, rec_device,
 	    rec_nonce, rec_message, rec_queue, rec_usage, rec_queue_last,
-	    rec_tlog_leaf, rec_checkpoint };
+	    rec_tlog_leaf, rec_checkpoint, rec_blob, rec_blob_link };
 	struct dir_store *s = NULL;
 	struct err_ctx e;
 	char *before, *after;
@@ -274,7 +305,10 @@ test_dump_rows_readonly(void **state)
 	    "queue 2 aaaa alice@example.org 4\n"
 	    "usage alice@example.org 4\n"
 	    "leaf 0 alice@example.org 1 11\n"
-	    "checkpoint 1 note\n");
+	    "checkpoint 1 note\n"
+	    "blob 1111 0123 bob@example.org 100 20 1000 1\n"
+	    "blob 2222 0123 bob@example.org 30 21 1001 0\n"
+	    "link 2 1111\n");
 	assert_int_equal(r.queue_last, 2);
 	after = file_bytes(f->path, &n_after);
 	assert_int_equal(n_before, n_after);
@@ -291,7 +325,7 @@ test_dump_queue_last_past_acked(void **state)
 	struct rec r;
 	struct dir_dump_sink sink = { &r, rec_account, rec_event, rec_device,
 	    rec_nonce, rec_message, rec_queue, rec_usage, rec_queue_last,
-	    rec_tlog_leaf, rec_checkpoint };
+	    rec_tlog_leaf, rec_checkpoint, rec_blob, rec_blob_link };
 	struct dir_store *s = NULL;
 	struct err_ctx e;
 	uint64_t removed;
@@ -324,7 +358,8 @@ test_dump_sink_error(void **state)
 	struct rec r;
 	struct dir_dump_sink sink = { &r, rec_account, stop_at_event,
 	    rec_device, rec_nonce, rec_message, rec_queue, rec_usage,
-	    rec_queue_last, rec_tlog_leaf, rec_checkpoint };
+	    rec_queue_last, rec_tlog_leaf, rec_checkpoint, rec_blob,
+	    rec_blob_link };
 	struct err_ctx e;
 
 	populate(f->path);
@@ -342,7 +377,7 @@ test_dump_refuses(void **state)
 	struct rec r;
 	struct dir_dump_sink sink = { &r, rec_account, rec_event, rec_device,
 	    rec_nonce, rec_message, rec_queue, rec_usage, rec_queue_last,
-	    rec_tlog_leaf, rec_checkpoint };
+	    rec_tlog_leaf, rec_checkpoint, rec_blob, rec_blob_link };
 	struct err_ctx e;
 	char other[300];
 
@@ -376,7 +411,7 @@ test_dump_refuses(void **state)
 	assert_non_null(strstr(err_msg(&e), "schema version 2"));
 
 	/* A hash column of the wrong length. */
-	sql_exec(f->path, "UPDATE meta SET value = '3' WHERE key = 'schema';"
+	sql_exec(f->path, "UPDATE meta SET value = '4' WHERE key = 'schema';"
 	    "UPDATE events SET hash = x'0011';");
 	memset(&r, 0, sizeof(r));
 	err_clear(&e);
@@ -394,8 +429,8 @@ test_dump_refuses(void **state)
 	    "has a damaged hash column"));
 }
 
-/* A sink written before the tree (tlog_leaf and checkpoint NULL) gets
- * everything else. */
+/* A sink written before the tree and the blobs (tlog_leaf, checkpoint,
+ * blob and blob_link NULL) gets everything else. */
 static void
 test_dump_sink_without_tree(void **state)
 {
@@ -413,7 +448,42 @@ test_dump_sink_without_tree(void **state)
 	assert_int_equal(dir_store_sqlite_dump(f->path, &sink, &e), 0);
 	assert_non_null(strstr(r.text, "usage alice@example.org 4\n"));
 	assert_null(strstr(r.text, "leaf"));
+	assert_null(strstr(r.text, "blob"));
+	assert_null(strstr(r.text, "link"));
 	assert_int_equal(r.queue_last, 2);
+}
+
+/* The blob rows and links of a version 4 database, and a sink with
+ * blobs but without the tree. */
+static void
+test_dump_blobs_only(void **state)
+{
+	struct fx *f = *state;
+	struct rec r;
+	struct dir_dump_sink sink = { .arg = &r, .account = rec_account,
+	    .event = rec_event, .device = rec_device, .nonce = rec_nonce,
+	    .message = rec_message, .queue = rec_queue, .usage = rec_usage,
+	    .queue_last = rec_queue_last, .blob = rec_blob,
+	    .blob_link = rec_blob_link };
+	struct err_ctx e;
+
+	populate(f->path);
+	/* A link whose blob was removed is kept: it says "expired". */
+	sql_exec(f->path, "DELETE FROM blobs WHERE hash = '" BLOB1 "';");
+	memset(&r, 0, sizeof(r));
+	err_clear(&e);
+	assert_int_equal(dir_store_sqlite_dump(f->path, &sink, &e), 0);
+	assert_null(strstr(r.text, "leaf"));
+	assert_null(strstr(r.text, "blob 1111"));
+	assert_non_null(strstr(r.text, "usage alice@example.org 4\n"
+	    "blob 2222 0123 bob@example.org 30 21 1001 0\n"
+	    "link 2 1111\n"));
+	/* The version 3 schema, before the blobs, is older. */
+	sql_exec(f->path, "UPDATE meta SET value = '3' WHERE key = 'schema';");
+	err_clear(&e);
+	assert_int_equal(dir_store_sqlite_dump(f->path, &sink, &e),
+	    ERR_CONFIG);
+	assert_non_null(strstr(err_msg(&e), "schema version 3"));
 }
 
 /* --- PostgreSQL --- */
@@ -469,6 +539,8 @@ assert_target_empty(void)
 	assert_int_equal(pg_count("devices"), 0);
 	assert_int_equal(pg_count("queue"), 0);
 	assert_int_equal(pg_count("messages"), 0);
+	assert_int_equal(pg_count("blobs"), 0);
+	assert_int_equal(pg_count("blob_links"), 0);
 }
 
 /* A device in the devices table that the log never added. */
@@ -539,6 +611,9 @@ test_pg_usage_and_not_empty(void **state)
 	assert_int_equal(n.queued, 1);
 	assert_int_equal(n.queue_last, 2);
 	assert_int_equal(n.tlog_size, 0);
+	assert_int_equal(n.blobs, 2);
+	assert_int_equal(n.blob_bytes, 130);
+	assert_int_equal(n.blob_links, 1);
 	err_clear(&e);
 	assert_int_equal(dir_migrate_run(f->path, pg_uri, NULL, &e),
 	    ERR_EXISTS);
@@ -593,6 +668,65 @@ test_pg_tree_refusals_and_checkpoint(void **state)
 	assert_int_equal(pg_count("tlog_checkpoint"), 1);
 }
 
+/*
+ * Blob rows and links survive the copy, and the target serves them as
+ * the source did: the addressed device may fetch the linked blob, a
+ * link whose blob was removed says "gone", the never-linked blob is kept
+ * and counts against its account.  A link to a message the source does
+ * not hold (written past the foreign key) leaves the target empty.
+ */
+static void
+test_pg_blobs_copied(void **state)
+{
+	struct fx *f = *state;
+	struct dir_migrate_counts n;
+	struct dir_store *s = NULL;
+	struct err_ctx e;
+	uint64_t size = 0, expires = 0, used = 0;
+	int kept = 0;
+
+	populate(f->path);
+	/* Without events and devices, the logs are empty and verify. */
+	sql_exec(f->path, "DELETE FROM events; DELETE FROM devices; "
+	    "DELETE FROM tlog_leaves; DELETE FROM tlog_nodes;"
+	    "INSERT INTO blob_links(message, hash) VALUES (77, '" BLOB2
+	    "');");
+	err_clear(&e);
+	assert_int_not_equal(dir_migrate_run(f->path, pg_uri, NULL, &e), 0);
+	assert_non_null(strstr(err_msg(&e), "message 77"));
+	assert_target_empty();
+
+	/* Now a link whose blob is gone, as after an expiry. */
+	sql_exec(f->path, "DELETE FROM blob_links WHERE message = 77;"
+	    "UPDATE blob_links SET hash = '" BLOB2 "';"
+	    "INSERT INTO blob_links(message, hash) VALUES (2, '" BLOB1 "');"
+	    "DELETE FROM blobs WHERE hash = '" BLOB1 "';"
+	    "UPDATE blobs SET linked = 1;");
+	err_clear(&e);
+	if (dir_migrate_run(f->path, pg_uri, &n, &e) != 0)
+		fail_msg("%s", err_msg(&e));
+	assert_int_equal(n.blobs, 1);
+	assert_int_equal(n.blob_bytes, 30);
+	assert_int_equal(n.blob_links, 2);
+	assert_int_equal(pg_count("blobs"), 1);
+	assert_int_equal(pg_count("blob_links"), 2);
+
+	assert_int_equal(dir_store_pg_open(pg_uri, &s, &e), 0);
+	assert_int_equal(s->ops->blob_get(s, BLOB2, DEV_A, &size, &expires,
+	    &e), 0);
+	assert_int_equal(size, 30);
+	assert_int_equal(expires, 1001);
+	assert_int_equal(s->ops->blob_get(s, BLOB1, DEV_A, &size, &expires,
+	    &e), ERR_GONE);
+	assert_int_equal(s->ops->blob_get(s, BLOB2, DEV_X, &size, &expires,
+	    &e), ERR_DENIED);
+	assert_int_equal(s->ops->blob_exists(s, BLOB2, &kept, &e), 0);
+	assert_int_equal(kept, 1);
+	assert_int_equal(s->ops->blob_usage(s, BOB, &used, &e), 0);
+	assert_int_equal(used, 30);
+	dir_store_close(s);
+}
+
 int
 main(void)
 {
@@ -607,6 +741,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_dump_sink_without_tree,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dump_blobs_only, setup,
+		    teardown),
 	};
 	const struct CMUnitTest pg_tests[] = {
 		cmocka_unit_test_setup_teardown(test_pg_device_not_in_log,
@@ -617,6 +753,8 @@ main(void)
 		    pg_setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_pg_tree_refusals_and_checkpoint, pg_setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pg_blobs_copied,
+		    pg_setup, teardown),
 	};
 	int r;
 

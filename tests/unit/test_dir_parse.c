@@ -95,6 +95,7 @@ test_route(void **state)
 		"/v1/inbox/nack", "/v1/users/a/log", "/v1/accounts/a",
 		"/v1/accounts/a/logs", "/v1/accounts/a/log/x",
 		"/v1/accounts/a/devices/d/x", "/v1/accounts//log",
+		"/v1/blobs/a/b", "/v1/blobs//", "/v1/blob",
 	};
 	struct dir_route r;
 	size_t i;
@@ -115,6 +116,11 @@ test_route(void **state)
 	    DIR_EP_DEVICE);
 	assert_string_equal(r.account, "x");
 	assert_string_equal(r.device, DEV);
+	assert_int_equal(dir_parse_route("/v1/blobs", &r), DIR_EP_BLOBS);
+	assert_string_equal(r.blob, "");
+	assert_int_equal(dir_parse_route("/v1/blobs/" DEV, &r), DIR_EP_BLOB);
+	assert_string_equal(r.blob, DEV);
+	assert_string_equal(r.account, "");
 }
 
 static void

@@ -9,7 +9,13 @@
  * stored nodes whose roots are the reference roots of the leaves, none
  * for a refused append or with the tree off, an account's latest leaf,
  * the checkpoint that never goes back, the sequencer, and the leaves
- * a schema update adds for the events stored before.
+ * a schema update adds for the events stored before; and the blobs:
+ * the quota of each account (exactly at it, one byte over), one
+ * uploader per blob, a message linked only to its sender's kept blobs,
+ * a blob served only to the devices a queued message naming it
+ * addresses (gone once removed while queued), and the three rules of
+ * expiry, links ending with their message on acknowledgement and
+ * revocation.
  *
  * The cases run against SQLite in a temporary directory, or, when
  * DEVID_TEST_PG_URI names a PostgreSQL database, against that database
@@ -18,7 +24,9 @@
  * concern one backend run on that backend only.  PostgreSQL adds what
  * several directory processes on one database need: two stores
  * appending to one account give one chain, a nonce is used once across
- * them, a quota holds across them, they migrate the schema together,
+ * them, a quota (of queued bytes and of blobs) holds across them, a
+ * blob is never removed between being found and being linked, they
+ * migrate the schema together,
  * a store outlives its connections being cut, a store that
  * watches hears of the changes the other commits, their appends give
  * one gap-free tree, and one of them at a time is the sequencer.
@@ -551,19 +559,19 @@ test_messages(void **state)
 	memset(id3, 3, 16);
 	err_clear(&e);
 	assert_int_equal(f->s->ops->message_put(f->s, d3, id1, 16, "{\"m\":1}",
-	    to12, 2, LIM(2, UINT_MAX, UINT64_MAX), &e), 0);
+	    to12, 2, NULL, 0, LIM(2, UINT_MAX, UINT64_MAX), &e), 0);
 	/* The same id from the same sender is refused... */
 	assert_int_equal(f->s->ops->message_put(f->s, d3, id1, 16, "{\"m\":9}",
-	    to12, 2, LIM(2, UINT_MAX, UINT64_MAX), &e), ERR_EXISTS);
+	    to12, 2, NULL, 0, LIM(2, UINT_MAX, UINT64_MAX), &e), ERR_EXISTS);
 	/* ...from another sender it is a different message. */
 	err_clear(&e);
 	assert_int_equal(f->s->ops->message_put(f->s, d1, id1, 16, "{\"m\":2}",
-	    to2, 1, LIM(2, UINT_MAX, UINT64_MAX), &e), 0);
+	    to2, 1, NULL, 0, LIM(2, UINT_MAX, UINT64_MAX), &e), 0);
 	/* d2's queue is full now (2): the whole message is refused, d1's
 	 * queue does not get it either. */
 	err_clear(&e);
 	assert_int_equal(f->s->ops->message_put(f->s, d3, id3, 16, "{\"m\":3}",
-	    to12, 2, LIM(2, UINT_MAX, UINT64_MAX), &e), ERR_TOO_LARGE);
+	    to12, 2, NULL, 0, LIM(2, UINT_MAX, UINT64_MAX), &e), ERR_TOO_LARGE);
 	assert_non_null(strstr(err_msg(&e), "bbbbbbbb"));
 	s = inbox(f, d1, 100, 1 << 20);
 	assert_int_equal(s.n, 1);
@@ -594,7 +602,7 @@ test_messages(void **state)
 	/* Acknowledged everywhere, the envelope is deleted and its id is
 	 * free again (recipients' replay stores catch a replayed id). */
 	assert_int_equal(f->s->ops->message_put(f->s, d3, id1, 16, "{\"m\":4}",
-	    to2, 1, LIM(5, UINT_MAX, UINT64_MAX), &e), 0);
+	    to2, 1, NULL, 0, LIM(5, UINT_MAX, UINT64_MAX), &e), 0);
 	/* Revoking d2 empties its queue. */
 	assert_int_equal(inbox(f, d2, 100, 1 << 20).n, 2);
 	assert_int_equal(add(f, BOB, d2, 10, &e), 0);
@@ -665,7 +673,7 @@ put(struct fx *f, const char *sender, int id_byte, const char *envelope,
 	memset(id, id_byte, sizeof(id));
 	err_clear(e);
 	return f->s->ops->message_put(f->s, sender, id, sizeof(id), envelope,
-	    to, n, lim, e);
+	    to, n, NULL, 0, lim, e);
 }
 
 static void
@@ -827,6 +835,357 @@ test_quota(void **state)
 	assert_int_equal(usage(f, "carol"), 0);
 }
 
+/* --- blobs --- */
+
+/* Records blob_put of a blob whose hash is c repeated, uploaded at now
+ * and kept until expires. */
+static int
+bput(struct fx *f, char c, const char *device, const char *account,
+    uint64_t size, uint64_t now, uint64_t expires, uint64_t quota,
+    int *existed, struct err_ctx *e)
+{
+	char hash[65];
+
+	dev_id(hash, c);
+	err_clear(e);
+	return f->s->ops->blob_put(f->s, hash, device, account, size, now,
+	    expires, quota, existed, e);
+}
+
+static uint64_t
+blob_usage(struct fx *f, const char *account)
+{
+	struct err_ctx e;
+	uint64_t bytes = 99;
+
+	err_clear(&e);
+	assert_int_equal(f->s->ops->blob_usage(f->s, account, &bytes, &e), 0);
+	return bytes;
+}
+
+static int
+blob_kept(struct fx *f, char c)
+{
+	struct err_ctx e;
+	char hash[65];
+	int kept = -1;
+
+	dev_id(hash, c);
+	err_clear(&e);
+	assert_int_equal(f->s->ops->blob_exists(f->s, hash, &kept, &e), 0);
+	return kept;
+}
+
+/* blob_get of the blob c for device; its size and expiry in *size and
+ * *expires (may be NULL). */
+static int
+bget(struct fx *f, char c, const char *device, uint64_t *size,
+    uint64_t *expires, struct err_ctx *e)
+{
+	char hash[65];
+	uint64_t s_ = 0, x_ = 0;
+
+	dev_id(hash, c);
+	err_clear(e);
+	return f->s->ops->blob_get(f->s, hash, device,
+	    size != NULL ? size : &s_, expires != NULL ? expires : &x_, e);
+}
+
+/* Posts envelope "{}" from sender with an id made of id_byte, naming
+ * the blobs whose hashes are the characters of blobs repeated. */
+static int
+bpost(struct fx *f, const char *sender, int id_byte, const char *blobs,
+    const char *const *to, size_t n, struct err_ctx *e)
+{
+	char hashes[16][65];
+	const char *list[16];
+	uint8_t id[16];
+	size_t i, nb = strlen(blobs);
+
+	assert_true(nb <= 16);
+	for (i = 0; i < nb; i++) {
+		dev_id(hashes[i], blobs[i]);
+		list[i] = hashes[i];
+	}
+	memset(id, id_byte, sizeof(id));
+	err_clear(e);
+	return f->s->ops->message_put(f->s, sender, id, sizeof(id), "{}", to,
+	    n, nb > 0 ? list : NULL, nb, LIM(100, 100, UINT64_MAX), e);
+}
+
+/* The hashes a blob_expire callback was given, as their first
+ * characters. */
+struct expired {
+	char first[64];
+	int n;
+};
+
+static int
+expired_cb(void *arg, const char *hash)
+{
+	struct expired *x = arg;
+
+	assert_int_equal(strlen(hash), 64);
+	if (x->n < (int)sizeof(x->first) - 1)
+		x->first[x->n++] = hash[0];
+	return 1; /* ignored */
+}
+
+/* Runs blob_expire; the first characters of the hashes removed, in
+ * the order the callback got them. */
+static struct expired
+bexpire(struct fx *f, uint64_t now, uint64_t unlinked_s, unsigned int limit)
+{
+	struct expired x;
+	struct err_ctx e;
+	uint64_t removed = 99;
+
+	memset(&x, 0, sizeof(x));
+	err_clear(&e);
+	assert_int_equal(f->s->ops->blob_expire(f->s, now, unlinked_s, limit,
+	    expired_cb, &x, &removed, &e), 0);
+	assert_int_equal(removed, (uint64_t)x.n);
+	return x;
+}
+
+static void
+test_blob_put_quota(void **state)
+{
+	struct fx *f = *state;
+	struct err_ctx e;
+	char a1[65], a2[65], b1[65];
+	int existed = -1;
+
+	dev_id(a1, 'a');
+	dev_id(a2, 'c');
+	dev_id(b1, 'b');
+	assert_int_equal(blob_usage(f, ALICE), 0);
+	assert_int_equal(blob_kept(f, '1'), 0);
+	assert_int_equal(bput(f, '1', a1, ALICE, 60, 100, 1000, 100, &existed,
+	    &e), 0);
+	assert_int_equal(existed, 0);
+	assert_int_equal(blob_usage(f, ALICE), 60);
+	assert_int_equal(blob_kept(f, '1'), 1);
+	/* The same bytes from the same device: kept once, nothing changes. */
+	assert_int_equal(bput(f, '1', a1, ALICE, 60, 200, 2000, 100, &existed,
+	    &e), 0);
+	assert_int_equal(existed, 1);
+	assert_int_equal(blob_usage(f, ALICE), 60);
+	/* From another device, even of another account: refused. */
+	existed = -1;
+	assert_int_equal(bput(f, '1', b1, BOB, 60, 200, 2000, 100, &existed,
+	    &e), ERR_EXISTS);
+	assert_int_equal(existed, 0);
+	assert_non_null(strstr(err_msg(&e), "another device"));
+	assert_int_equal(blob_usage(f, BOB), 0);
+	assert_int_equal(bput(f, '1', a2, ALICE, 60, 200, 2000, 100, NULL,
+	    &e), ERR_EXISTS);
+	/* One byte over the quota: refused, naming the account, nothing
+	 * stored. */
+	assert_int_equal(bput(f, '2', a2, ALICE, 41, 100, 1000, 100, &existed,
+	    &e), ERR_QUOTA);
+	assert_non_null(strstr(err_msg(&e), "'" ALICE "'"));
+	assert_non_null(strstr(err_msg(&e), "100 bytes"));
+	assert_int_equal(blob_kept(f, '2'), 0);
+	assert_int_equal(blob_usage(f, ALICE), 60);
+	/* Exactly at the quota, with another device of the account. */
+	assert_int_equal(bput(f, '2', a2, ALICE, 40, 100, 1000, 100, &existed,
+	    &e), 0);
+	assert_int_equal(existed, 0);
+	assert_int_equal(blob_usage(f, ALICE), 100);
+	assert_int_equal(bput(f, '3', a1, ALICE, 1, 100, 1000, 100, NULL, &e),
+	    ERR_QUOTA);
+	/* An empty blob still fits; a blob larger than the quota never
+	 * does. */
+	assert_int_equal(bput(f, '4', a1, ALICE, 0, 100, 1000, 100, NULL, &e),
+	    0);
+	assert_int_equal(bput(f, '5', b1, BOB, 101, 100, 1000, 100, NULL, &e),
+	    ERR_QUOTA);
+	assert_non_null(strstr(err_msg(&e), "'" BOB "'"));
+	/* Bob's quota is his own. */
+	assert_int_equal(bput(f, '5', b1, BOB, 100, 100, 1000, 100, NULL, &e),
+	    0);
+	assert_int_equal(blob_usage(f, BOB), 100);
+	assert_int_equal(blob_usage(f, ALICE), 100);
+	assert_int_equal(blob_usage(f, "carol"), 0);
+}
+
+static void
+test_blob_message_put(void **state)
+{
+	struct fx *f = *state;
+	struct err_ctx e;
+	char a1[65], b1[65], b2[65], h2[65];
+	const char *to_b1[1], *to_b12[2];
+	uint64_t size = 0, expires = 0, removed;
+
+	dev_id(a1, 'a');
+	dev_id(b1, 'b');
+	dev_id(b2, 'd');
+	dev_id(h2, '2');
+	to_b1[0] = b1;
+	to_b12[0] = b1;
+	to_b12[1] = b2;
+	err_clear(&e);
+	assert_int_equal(add(f, ALICE, a1, 10, &e), 0);
+	assert_int_equal(add(f, BOB, b1, 10, &e), 0);
+	assert_int_equal(add(f, BOB, b2, 10, &e), 0);
+	assert_int_equal(bput(f, '1', a1, ALICE, 70, 100, 5000, 1000, NULL,
+	    &e), 0);
+	assert_int_equal(bput(f, '2', b2, BOB, 20, 100, 5000, 1000, NULL, &e),
+	    0);
+	/* Another device's blob: refused, naming it, nothing queued, and
+	 * the id stays free. */
+	assert_int_equal(bpost(f, a1, 1, "12", to_b1, 1, &e), ERR_DENIED);
+	assert_non_null(strstr(err_msg(&e), h2));
+	assert_int_equal(queued(f, b1), 0);
+	/* A hash never uploaded: the same. */
+	assert_int_equal(bpost(f, a1, 1, "19", to_b1, 1, &e), ERR_DENIED);
+	assert_non_null(strstr(err_msg(&e), "99999999"));
+	assert_int_equal(queued(f, b1), 0);
+	/* The refusals linked nothing: both blobs still count as never
+	 * posted, which keeps them until an hour after their upload (a
+	 * blob linked once would go as soon as no link is left). */
+	assert_int_equal(bexpire(f, 150, 3600, 0).n, 0);
+	assert_int_equal(bget(f, '1', b1, NULL, NULL, &e), ERR_DENIED);
+	/* Its own blob goes through. */
+	assert_int_equal(bpost(f, a1, 1, "1", to_b1, 1, &e), 0);
+	assert_int_equal(queued(f, b1), 1);
+	/* The addressed device may fetch it... */
+	assert_int_equal(bget(f, '1', b1, &size, &expires, &e), 0);
+	assert_int_equal(size, 70);
+	assert_int_equal(expires, 5000);
+	/* ...another device may not, not even its uploader, and a hash
+	 * never seen says the same. */
+	assert_int_equal(bget(f, '1', b2, NULL, NULL, &e), ERR_DENIED);
+	assert_non_null(strstr(err_msg(&e), "dddddddd"));
+	assert_int_equal(bget(f, '1', a1, NULL, NULL, &e), ERR_DENIED);
+	assert_int_equal(bget(f, '9', b1, NULL, NULL, &e), ERR_DENIED);
+	assert_int_equal(bget(f, '2', b2, NULL, NULL, &e), ERR_DENIED);
+	/* Once acknowledged, no entry names it for b1 any more. */
+	assert_int_equal(f->s->ops->inbox_ack(f->s, b1, UINT32_MAX, &removed,
+	    &e), 0);
+	assert_int_equal(removed, 1);
+	assert_int_equal(bget(f, '1', b1, NULL, NULL, &e), ERR_DENIED);
+	assert_int_equal(blob_kept(f, '1'), 1);
+	/* A blob may travel with several messages; one removed while a
+	 * message naming it is queued is gone, not denied. */
+	assert_int_equal(bpost(f, a1, 2, "1", to_b12, 2, &e), 0);
+	assert_int_equal(bpost(f, a1, 3, "1", to_b1, 1, &e), 0);
+	assert_int_equal(bget(f, '1', b2, NULL, NULL, &e), 0);
+	assert_int_equal(bexpire(f, 5000, 3600, 0).n, 2); /* '1' and '2' */
+	assert_int_equal(blob_kept(f, '1'), 0);
+	assert_int_equal(bget(f, '1', b1, NULL, NULL, &e), ERR_GONE);
+	assert_non_null(strstr(err_msg(&e), "expired"));
+	assert_int_equal(bget(f, '1', b2, NULL, NULL, &e), ERR_GONE);
+	/* Gone is only for an addressed device. */
+	assert_int_equal(bget(f, '1', a1, NULL, NULL, &e), ERR_DENIED);
+	/* A removed blob cannot be posted any more. */
+	assert_int_equal(bpost(f, a1, 4, "1", to_b1, 1, &e), ERR_DENIED);
+	/* After b1 read both messages, still gone for b2, denied for b1. */
+	assert_int_equal(f->s->ops->inbox_ack(f->s, b1, UINT32_MAX, &removed,
+	    &e), 0);
+	assert_int_equal(removed, 2);
+	assert_int_equal(bget(f, '1', b1, NULL, NULL, &e), ERR_DENIED);
+	assert_int_equal(bget(f, '1', b2, NULL, NULL, &e), ERR_GONE);
+	assert_int_equal(f->s->ops->inbox_ack(f->s, b2, UINT32_MAX, &removed,
+	    &e), 0);
+	assert_int_equal(bget(f, '1', b2, NULL, NULL, &e), ERR_DENIED);
+	/* Uploaded again, it is a new blob. */
+	assert_int_equal(bput(f, '1', a1, ALICE, 70, 6000, 9000, 1000, NULL,
+	    &e), 0);
+	assert_int_equal(bpost(f, a1, 4, "1", to_b1, 1, &e), 0);
+	assert_int_equal(bget(f, '1', b1, NULL, &expires, &e), 0);
+	assert_int_equal(expires, 9000);
+}
+
+/*
+ * The three rules of blob_expire: linked and no link left (every
+ * recipient acknowledged, or was revoked), never linked and uploaded
+ * before now - unlinked_s, or expired; in hash order, at most limit at
+ * a time, the callback told of each one removed.
+ */
+static void
+test_blob_expire(void **state)
+{
+	struct fx *f = *state;
+	struct err_ctx e;
+	char a1[65], b1[65], b2[65];
+	const char *to_b1[1], *to_b12[2];
+	struct expired x;
+	uint64_t removed = 99;
+
+	dev_id(a1, 'a');
+	dev_id(b1, 'b');
+	dev_id(b2, 'd');
+	to_b1[0] = b1;
+	to_b12[0] = b1;
+	to_b12[1] = b2;
+	err_clear(&e);
+	assert_int_equal(add(f, ALICE, a1, 10, &e), 0);
+	assert_int_equal(add(f, BOB, b1, 10, &e), 0);
+	assert_int_equal(add(f, BOB, b2, 10, &e), 0);
+	/* '1' to b1 and b2; '2' and '3' never posted (uploaded at 100 and
+	 * 500); '4' posted but kept until 1000 only; '5' to b1. */
+	assert_int_equal(bput(f, '1', a1, ALICE, 1, 100, 10000, 1000, NULL,
+	    &e), 0);
+	assert_int_equal(bput(f, '2', a1, ALICE, 1, 100, 10000, 1000, NULL,
+	    &e), 0);
+	assert_int_equal(bput(f, '3', a1, ALICE, 1, 500, 10000, 1000, NULL,
+	    &e), 0);
+	assert_int_equal(bput(f, '4', a1, ALICE, 1, 100, 1000, 1000, NULL,
+	    &e), 0);
+	assert_int_equal(bput(f, '5', a1, ALICE, 1, 100, 10000, 1000, NULL,
+	    &e), 0);
+	assert_int_equal(bpost(f, a1, 1, "14", to_b12, 2, &e), 0);
+	assert_int_equal(bpost(f, a1, 2, "5", to_b1, 1, &e), 0);
+	assert_int_equal(blob_usage(f, ALICE), 5);
+	/* Nothing is due yet (now - unlinked_s would be before 0). */
+	x = bexpire(f, 900, 3600, 0);
+	assert_int_equal(x.n, 0);
+	/* Never posted before 1000 - 600: '2' ('3' came at 500); '4' has
+	 * reached its expiry although queued. */
+	x = bexpire(f, 1000, 600, 0);
+	assert_string_equal(x.first, "24");
+	assert_int_equal(blob_kept(f, '2'), 0);
+	assert_int_equal(blob_kept(f, '4'), 0);
+	assert_int_equal(blob_kept(f, '3'), 1);
+	assert_int_equal(blob_usage(f, ALICE), 3);
+	assert_int_equal(bexpire(f, 1000, 600, 0).n, 0);
+	/* b1 reads everything: '5' has no link left; '1' is still queued
+	 * for b2. */
+	assert_int_equal(f->s->ops->inbox_ack(f->s, b1, UINT32_MAX, &removed,
+	    &e), 0);
+	assert_int_equal(removed, 2);
+	x = bexpire(f, 1001, 3600, 0);
+	assert_string_equal(x.first, "5");
+	assert_int_equal(bget(f, '1', b2, NULL, NULL, &e), 0);
+	/* Revoking b2, the last recipient, drops the message and its
+	 * links. */
+	assert_int_equal(do_revoke(f, BOB, b2, &e), 0);
+	assert_int_equal(bget(f, '1', b2, NULL, NULL, &e), ERR_DENIED);
+	x = bexpire(f, 1002, 3600, 0);
+	assert_string_equal(x.first, "1");
+	assert_int_equal(blob_usage(f, ALICE), 1);
+	/* The limit: '3', '6' and '7' are due; two at a time, in hash
+	 * order. */
+	assert_int_equal(bput(f, '7', a1, ALICE, 1, 100, 10000, 1000, NULL,
+	    &e), 0);
+	assert_int_equal(bput(f, '6', a1, ALICE, 1, 100, 10000, 1000, NULL,
+	    &e), 0);
+	x = bexpire(f, 20000, 3600, 2);
+	assert_string_equal(x.first, "36");
+	x = bexpire(f, 20000, 3600, 2);
+	assert_string_equal(x.first, "7");
+	assert_int_equal(blob_usage(f, ALICE), 0);
+	/* No callback and no count wanted. */
+	assert_int_equal(bput(f, '8', a1, ALICE, 1, 100, 200, 1000, NULL, &e),
+	    0);
+	assert_int_equal(f->s->ops->blob_expire(f->s, 200, 3600, 0, NULL,
+	    NULL, NULL, &e), 0);
+	assert_int_equal(blob_kept(f, '8'), 0);
+}
+
 /* The schema of version 1, as devid-directory first wrote it. */
 static const char *const schema_v1_sql =
 	"CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
@@ -929,7 +1288,7 @@ test_schema_update(void **state)
 	f->s = NULL;
 	err_clear(&e);
 	assert_int_equal(dir_store_sqlite_open(path, &f->s, &e), 0);
-	assert_int_equal(raw_schema_version(path), 3);
+	assert_int_equal(raw_schema_version(path), 4);
 	/* The usage was computed from the rows that were there. */
 	assert_int_equal(usage(f, BOB), 16);
 	assert_int_equal(usage(f, ALICE), 10);
@@ -953,10 +1312,18 @@ test_schema_update(void **state)
 	dir_store_close(f->s);
 	f->s = NULL;
 	assert_int_equal(dir_store_sqlite_open(path, &f->s, &e), 0);
-	assert_int_equal(raw_schema_version(path), 3);
+	assert_int_equal(raw_schema_version(path), 4);
 	assert_int_equal(usage(f, BOB), 4);
 	assert_int_equal(queued(f, b1), 1);
 	assert_int_equal(queued(f, u), 1);
+	/* Version 4 brought the blobs, and the link of a queued message. */
+	assert_int_equal(bput(f, '1', a1, ALICE, 5, 1, 100, 100, NULL, &e),
+	    0);
+	assert_int_equal(bpost(f, a1, 9, "1", to_b1, 1, &e), 0);
+	assert_int_equal(bget(f, '1', b1, NULL, NULL, &e), 0);
+	assert_int_equal(f->s->ops->inbox_ack(f->s, b1, UINT32_MAX, &removed,
+	    &e), 0);
+	assert_int_equal(bget(f, '1', b1, NULL, NULL, &e), ERR_DENIED);
 }
 
 static void
@@ -969,12 +1336,12 @@ test_schema_newer_refused(void **state)
 
 	snprintf(path, sizeof(path), "%s/new.db", f->dir);
 	raw_exec(path, "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT "
-	    "NOT NULL); INSERT INTO meta VALUES ('schema', '4');");
+	    "NOT NULL); INSERT INTO meta VALUES ('schema', '5');");
 	err_clear(&e);
 	assert_int_equal(dir_store_sqlite_open(path, &s, &e), ERR_CONFIG);
 	assert_null(s);
-	assert_non_null(strstr(err_msg(&e), "version 4"));
-	assert_int_equal(raw_schema_version(path), 4);
+	assert_non_null(strstr(err_msg(&e), "version 5"));
+	assert_int_equal(raw_schema_version(path), 5);
 }
 
 /* The permission bits of path. */
@@ -1300,14 +1667,14 @@ writer_thread(void *arg)
 		id[1] = (uint8_t)i;
 		err_clear(&e);
 		r = j->f->s->ops->message_put(j->f->s, sender, id, sizeof(id),
-		    "{}", to, 1, LIM(1000, 1000, UINT64_MAX), &e);
+		    "{}", to, 1, NULL, 0, LIM(1000, 1000, UINT64_MAX), &e);
 		if (r == 0)
 			j->posted++;
 		else
 			j->failed++;
 		err_clear(&e);
 		r = j->f->s->ops->message_put(j->f->s, sender, id, sizeof(id),
-		    "{}", to, 1, LIM(1000, 1000, UINT64_MAX), &e);
+		    "{}", to, 1, NULL, 0, LIM(1000, 1000, UINT64_MAX), &e);
 		if (r == ERR_EXISTS)
 			j->refused++;
 		else
@@ -1465,6 +1832,7 @@ test_pg_schema_update(void **state)
 	    "ALTER TABLE queue DROP COLUMN sender, DROP COLUMN account,"
 	    "  DROP COLUMN size;"
 	    "DROP TABLE tlog_leaves, tlog_nodes, tlog_checkpoint;"
+	    "DROP TABLE blob_links, blobs;"
 	    "DELETE FROM schema_migrations WHERE version >= 2;");
 	snprintf(sql, sizeof(sql),
 	    "INSERT INTO accounts VALUES ('%s', 'h', 1), ('%s', 'h', 1);"
@@ -1495,6 +1863,11 @@ test_pg_schema_update(void **state)
 	assert_int_equal(put(f, a2, 3, "{}", to_b1, 1, lim, &e), 0);
 	assert_int_equal(usage(f, BOB), 18);
 	assert_int_equal(queued(f, u), 1);
+	/* Migration 4 brought the blobs. */
+	assert_int_equal(bput(f, '1', a1, ALICE, 5, 1, 100, 100, NULL, &e),
+	    0);
+	assert_int_equal(bpost(f, a1, 9, "1", to_b1, 1, &e), 0);
+	assert_int_equal(bget(f, '1', b1, NULL, NULL, &e), 0);
 }
 
 struct open_job {
@@ -1769,6 +2142,165 @@ test_pg_quota_across_stores(void **state)
 	dir_store_close(other);
 }
 
+#define BLOB_POSTS 3
+
+struct blob_job {
+	struct fx fx;                   /* its own store in fx.s */
+	int id;
+	int stored, over, failed;
+};
+
+/* Uploads BLOB_POSTS blobs of 10 bytes from a device of ALICE's. */
+static void *
+blob_quota_thread(void *arg)
+{
+	struct blob_job *j = arg;
+	struct err_ctx e;
+	char device[65], hash[65];
+	int i, r;
+
+	dev_id(device, (char)('0' + j->id));
+	for (i = 0; i < BLOB_POSTS; i++) {
+		memset(hash, 'f', 64);
+		hash[0] = (char)('0' + j->id);
+		hash[1] = (char)('0' + i);
+		hash[64] = '\0';
+		err_clear(&e);
+		r = j->fx.s->ops->blob_put(j->fx.s, hash, device, ALICE, 10, 1,
+		    1000, 50, NULL, &e);
+		if (r == 0)
+			j->stored++;
+		else if (r == ERR_QUOTA)
+			j->over++;
+		else
+			j->failed++;
+	}
+	return NULL;
+}
+
+/*
+ * Two stores upload at once for the devices of one account with a blob
+ * quota of 50 bytes, 10 bytes a blob: five fit, and only five go in,
+ * whichever store they come through.
+ */
+static void
+test_pg_blob_quota_across_stores(void **state)
+{
+	struct fx *f = *state;
+	struct dir_store *other = NULL;
+	struct blob_job jobs[QUOTA_THREADS];
+	pthread_t t[QUOTA_THREADS];
+	struct err_ctx e;
+	int i, stored = 0, over = 0;
+
+	err_clear(&e);
+	assert_int_equal(dir_store_pg_open(pg_uri, &other, &e), 0);
+	memset(jobs, 0, sizeof(jobs));
+	for (i = 0; i < QUOTA_THREADS; i++) {
+		jobs[i].fx = *f;
+		jobs[i].fx.s = i % 2 == 0 ? f->s : other;
+		jobs[i].id = i;
+		assert_int_equal(pthread_create(&t[i], NULL,
+		    blob_quota_thread, &jobs[i]), 0);
+	}
+	for (i = 0; i < QUOTA_THREADS; i++) {
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+		assert_int_equal(jobs[i].failed, 0);
+		stored += jobs[i].stored;
+		over += jobs[i].over;
+	}
+	assert_int_equal(stored, 5);
+	assert_int_equal(over, QUOTA_THREADS * BLOB_POSTS - 5);
+	assert_int_equal(blob_usage(f, ALICE), 50);
+	dir_store_close(other);
+}
+
+#define LINK_ROUNDS 20
+
+struct link_job {
+	struct fx fx;                   /* its own store in fx.s */
+	char blob;                      /* the blob of this round */
+	int r;
+};
+
+static void *
+link_post_thread(void *arg)
+{
+	struct link_job *j = arg;
+	char a1[65], b1[65];
+	const char *to[1] = { b1 };
+	struct err_ctx e;
+
+	dev_id(a1, 'a');
+	dev_id(b1, 'b');
+	j->r = bpost(&j->fx, a1, j->blob, (char[]){ j->blob, '\0' }, to, 1,
+	    &e);
+	return NULL;
+}
+
+static void *
+link_expire_thread(void *arg)
+{
+	struct link_job *j = arg;
+	struct err_ctx e;
+
+	err_clear(&e);
+	j->r = j->fx.s->ops->blob_expire(j->fx.s, 100000, 3600, 0, NULL, NULL,
+	    NULL, &e);
+	return NULL;
+}
+
+/*
+ * A store posts a message with a blob that was never posted before and
+ * is due to go, while another store expires blobs: either the post wins
+ * and the blob stays (linked, its message queued), or the expiry wins
+ * and the post is refused; never a queued message whose blob is gone.
+ */
+static void
+test_pg_blob_link_races_expire(void **state)
+{
+	struct fx *f = *state;
+	struct dir_store *other = NULL;
+	struct link_job post, expire;
+	pthread_t tp, tx;
+	struct err_ctx e;
+	char a1[65], b1[65];
+	int i, kept, posted = 0;
+
+	dev_id(a1, 'a');
+	dev_id(b1, 'b');
+	err_clear(&e);
+	assert_int_equal(dir_store_pg_open(pg_uri, &other, &e), 0);
+	for (i = 0; i < LINK_ROUNDS; i++) {
+		char c = (char)(i < 10 ? '0' + i : 'a' + i - 10);
+
+		assert_int_equal(bput(f, c, a1, ALICE, 1, 1, 1000000, 1000,
+		    NULL, &e), 0);
+		memset(&post, 0, sizeof(post));
+		memset(&expire, 0, sizeof(expire));
+		post.fx = *f;
+		post.blob = c;
+		expire.fx = *f;
+		expire.fx.s = other;
+		assert_int_equal(pthread_create(&tp, NULL, link_post_thread,
+		    &post), 0);
+		assert_int_equal(pthread_create(&tx, NULL, link_expire_thread,
+		    &expire), 0);
+		assert_int_equal(pthread_join(tp, NULL), 0);
+		assert_int_equal(pthread_join(tx, NULL), 0);
+		assert_int_equal(expire.r, 0);
+		assert_true(post.r == 0 || post.r == ERR_DENIED);
+		kept = blob_kept(f, c);
+		assert_int_equal(kept, post.r == 0);
+		if (post.r == 0) {
+			posted++;
+			assert_int_equal(bget(f, c, b1, NULL, NULL, &e), 0);
+		}
+	}
+	assert_int_equal(queued(f, b1), posted);
+	dir_store_close(other);
+}
+
 /*
  * The server ends every connection of the store (as a restart or a
  * failover would): the store notices before it uses one and connects
@@ -1890,7 +2422,7 @@ heard_wait_many(struct heard *h, int *at, struct fx *o, int n)
 	}
 	err_clear(&e);
 	assert_int_equal(o->s->ops->message_put(o->s, ids[0], id, 16, "{}",
-	    to, (size_t)n, LIM(10, 10, UINT64_MAX), &e), 0);
+	    to, (size_t)n, NULL, 0, LIM(10, 10, UINT64_MAX), &e), 0);
 	for (i = 0; i < n && r == 0; i++)
 		r = heard_wait(h, at, DIR_CHANGE_INBOX, ids[i]) >= 0 ? 0 : -1;
 	free(to);
@@ -1957,7 +2489,7 @@ test_pg_watch(void **state)
 	assert_int_equal(heard_wait(&h, &at, DIR_CHANGE_LOG, BOB), n);
 
 	assert_int_equal(o.s->ops->message_put(o.s, d3, id, 16, "{}", to, 2,
-	    LIM(10, 10, UINT64_MAX), &e), 0);
+	    NULL, 0, LIM(10, 10, UINT64_MAX), &e), 0);
 	n = at;
 	assert_true(heard_wait(&h, &at, DIR_CHANGE_INBOX, d1) >= 0);
 	assert_true(heard_wait(&h, &n, DIR_CHANGE_INBOX, d2) >= 0);
@@ -2416,7 +2948,7 @@ test_schema_update_tlog(void **state)
 	err_clear(&e);
 	if (dir_store_sqlite_open(path, &f->s, &e) != 0)
 		fail_msg("%s", err_msg(&e));
-	assert_int_equal(raw_schema_version(path), 3);
+	assert_int_equal(raw_schema_version(path), 4);
 	backfill_check(f);
 }
 
@@ -2432,7 +2964,8 @@ test_pg_schema_update_tlog(void **state)
 	dir_store_close(f->s);
 	f->s = NULL;
 	pg_exec("DROP TABLE tlog_leaves, tlog_nodes, tlog_checkpoint;"
-	    "DELETE FROM schema_migrations WHERE version = 3;");
+	    "DROP TABLE blob_links, blobs;"
+	    "DELETE FROM schema_migrations WHERE version >= 3;");
 	for (i = 0; i < sizeof(backfill_rows) / sizeof(backfill_rows[0]);
 	    i++) {
 		backfill_sql(sql, sizeof(sql), i, "'\\x");
@@ -2673,6 +3206,9 @@ main(void)
 		CASE(test_tlog_failed_append),
 		CASE(test_tlog_off),
 		CASE(test_checkpoint),
+		CASE(test_blob_put_quota),
+		CASE(test_blob_message_put),
+		CASE(test_blob_expire),
 	};
 	/* The SQLite file: its schema versions and its modes. */
 	const struct CMUnitTest sqlite_tests[] = {
@@ -2692,6 +3228,8 @@ main(void)
 		CASE(test_pg_two_stores_one_chain),
 		CASE(test_pg_nonce_once_across_stores),
 		CASE(test_pg_quota_across_stores),
+		CASE(test_pg_blob_quota_across_stores),
+		CASE(test_pg_blob_link_races_expire),
 		CASE(test_pg_connection_lost),
 		CASE(test_pg_unreachable),
 		CASE(test_pg_watch),
