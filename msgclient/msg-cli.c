@@ -51,7 +51,7 @@ void
 msg_cli_usage(FILE *f)
 {
 	fprintf(f,
-"Usage: devid-msg send ACCOUNT... [-m TEXT | -f FILE [-t TYPE]]\n"
+"Usage: devid-msg send ACCOUNT... [-m TEXT] [-f FILE [-t TYPE]]\n"
 "       devid-msg recv [--follow] [--count N] [--json] [-o DIR]\n"
 "       devid-msg trust ACCOUNT [--device ID-PREFIX | --endorsed yes|no]\n"
 "       devid-msg contacts [--json]\n"
@@ -61,13 +61,13 @@ msg_cli_usage(FILE *f)
 "approved devices; keys never leave the devices' tokens (devid-agent).\n"
 "\n"
 "Commands:\n"
-"  send ACCOUNT...   send TEXT (-m), a FILE (-f) or standard input.  The\n"
-"                    recipients' device lists are verified against the\n"
-"                    directory's signed logs and the pins of earlier\n"
-"                    contacts; a device that is new since the pin stops\n"
-"                    the send (see trust).\n"
-"  recv              fetch, verify and show the messages for this device;\n"
-"                    acknowledge what was handled.\n"
+"  send ACCOUNT...   send TEXT (-m), a FILE (-f, with -m as its caption)\n"
+"                    or standard input.  The recipients' device lists\n"
+"                    are verified against the directory's signed logs\n"
+"                    and the pins of earlier contacts; a device that is\n"
+"                    new since the pin stops the send (see trust).\n"
+"  recv              fetch, verify and show the messages for this device,\n"
+"                    save their files (-o); acknowledge what was handled.\n"
 "  trust ACCOUNT     accept ACCOUNT's current devices (or only the one\n"
 "                    given with --device) after you checked them with the\n"
 "                    contact, and pin them.  --endorsed yes: from now on\n"
@@ -76,8 +76,9 @@ msg_cli_usage(FILE *f)
 "  contacts          list the pinned contacts and their devices.\n"
 "\n"
 "Options:\n"
-"  -m, --message TEXT   the message text (send)\n"
-"  -f, --file FILE      send FILE as an attachment (at most 512 KiB)\n"
+"  -m, --message TEXT   the message text (send; with -f its caption)\n"
+"  -f, --file FILE      send FILE as an attachment (up to the directory's\n"
+"                       limit, 100 MiB by default)\n"
 "  -t, --type TYPE      the attachment's media type\n"
 "                       (default application/octet-stream)\n"
 "  -o, --output DIR     where received files are saved (default: the\n"
@@ -278,9 +279,6 @@ check_command_args(const struct msg_cli *cli, const char *cmd_name,
 		if (cli->n_accounts == 0)
 			return err_set(e, ERR_INVALID_ARG, "send: name at least "
 			    "one recipient account");
-		if (cli->text != NULL && cli->file != NULL)
-			return err_set(e, ERR_INVALID_ARG, "send: give -m or -f, "
-			    "not both");
 		if (cli->type != NULL && cli->file == NULL)
 			return err_set(e, ERR_INVALID_ARG, "send: --type goes "
 			    "with -f");

@@ -196,6 +196,10 @@ ctx_directory(struct msg_ctx *c, struct err_ctx *e)
 		goto out;
 	memcpy(c->dir_spki, info.head_key, info.head_key_len);
 	c->dir_spki_len = info.head_key_len;
+	c->max_blob = info.max_blob;
+	c->blob_quota = info.blob_quota;
+	c->blob_days = info.blob_days;
+	c->used_url = url;
 	if (c->tlog != NULL) {
 		if (asprintf(&c->tlog_path, "%s/%s", c->data_dir,
 		    MSG_TLOG_FILE) < 0) {

@@ -24,6 +24,7 @@
 #include "errors.h"
 #include "fileio.h"
 #include "msg-agent.h"
+#include "msg-blob.h"
 #include "msg-contacts.h"
 #include "msg-replay.h"
 #include "msg.h"
@@ -82,8 +83,9 @@ msg_file_name_safe(const char *name)
 }
 
 int
-msg_save_file(const char *dir, const char *name, const uint8_t *p,
-    size_t len, char **path_out, struct err_ctx *e)
+msg_file_create_numbered(const char *dir, const char *name,
+    msg_file_create_fn create, void *arg, char **path_out,
+    struct err_ctx *e)
 {
 	struct err_ctx local;
 	char *path = NULL;
@@ -101,13 +103,13 @@ msg_save_file(const char *dir, const char *name, const uint8_t *p,
 			goto out;
 		}
 		err_clear(&local);
-		if ((r = fileio_write_new(path, p, len, 0600, &local)) !=
-		    ERR_EXISTS)
+		if ((r = create(arg, path, &local)) != ERR_EXISTS)
 			break;
 	}
 	if (r == ERR_EXISTS) {
 		r = err_set(e, ERR_EXISTS, "%s/%s and 100 numbered variants "
-		    "exist already", dir, name);
+		    "exist already: move some away, then try again", dir,
+		    name);
 		goto out;
 	}
 	if (r != 0) {
@@ -120,6 +122,30 @@ msg_save_file(const char *dir, const char *name, const uint8_t *p,
  out:
 	free(path);
 	return r;
+}
+
+/* The bytes msg_save_file() writes. */
+struct save_bytes {
+	const uint8_t *p;
+	size_t len;
+};
+
+static int
+create_with_bytes(void *arg, const char *path, struct err_ctx *e)
+{
+	const struct save_bytes *sb = arg;
+
+	return fileio_write_new(path, sb->p, sb->len, 0600, e);
+}
+
+int
+msg_save_file(const char *dir, const char *name, const uint8_t *p,
+    size_t len, char **path_out, struct err_ctx *e)
+{
+	struct save_bytes sb = { p, len };
+
+	return msg_file_create_numbered(dir, name, create_with_bytes, &sb,
+	    path_out, e);
 }
 
 /* --- one run --- */
@@ -583,7 +609,9 @@ print_message_json(uint64_t qseq, const struct opened_msg *m,
 	return r;
 }
 
-/* The message m for people: its sender, then the text or the file. */
+/* The message m for people: its sender, then the text or the file
+ * (path); with name "" and no path, the text only when it is not empty
+ * (a caption). */
 static void
 print_message_text(const struct opened_msg *m, const char *short_id,
     const char *label, const char *name, const char *path)
@@ -595,7 +623,7 @@ print_message_text(const struct opened_msg *m, const char *short_id,
 	if (path != NULL)
 		printf("[file '%s', %zu bytes, %s, saved as %s]\n", name,
 		    m->len, m->type, path);
-	else
+	else if (m->len > 0 || name == NULL)
 		print_text(m->body, m->len);
 }
 
@@ -815,10 +843,208 @@ check_signature(struct recv_run *rr, struct entry *en, enum outcome *oc,
 	return 0;
 }
 
+/* --- attachments (docs/protocol.md section 8) --- */
+
+static int renew_session(struct msg_ctx *c, struct err_ctx *e);
+
+/* 1 for the errors that reject one attachment for good: the message
+ * stays accepted, the other files are still fetched. */
+static int
+file_refused(int r)
+{
+	return r == ERR_DENIED || r == ERR_GONE || r == ERR_DECRYPT ||
+	    r == ERR_FORMAT || r == ERR_TRUNCATED;
+}
+
+/* msg_blob_recv() with the agent's new session after a 401, once. */
+static int
+recv_one(struct recv_run *rr, const struct env_blob_ref *ref, char **path,
+    struct err_ctx *e)
+{
+	struct msg_blob_opts bo;
+	struct err_ctx e2;
+	int r, renewed = 0;
+
+	memset(&bo, 0, sizeof(bo));
+	bo.progress = !rr->cli->quiet;
+	bo.label = ref->name;
+	for (;;) {
+		err_clear(&e2);
+		r = msg_blob_recv(rr->c->dirc, ref, rr->cli->out_dir != NULL ?
+		    rr->cli->out_dir : ".", &bo, path, &e2);
+		if (r != ERR_DENIED || renewed ||
+		    dirc_last_status(rr->c->dirc) != 401)
+			break;
+		renewed = 1;
+		if ((r = renew_session(rr->c, &e2)) != 0)
+			break;
+	}
+	if (r != 0)
+		err_set(e, r, "%s", err_msg(&e2));
+	return r;
+}
+
+/*
+ * Fetches the attachments refs[0..n) of inbox entry qseq into -o DIR,
+ * keeping the pending file of the entry up to date: after each saved
+ * file it holds only those still to fetch, and it is dropped at the end.
+ * Each file is reported (text: one line; --json: an object appended to
+ * files).  A file the directory refused or that failed a check is
+ * reported and skipped for good; an error that may pass (the network,
+ * the disk, no free name) stops here and is returned (files then names
+ * the ones not fetched with "error": "pending"): the entry must not be
+ * acknowledged, and recv run again.
+ */
+static int
+fetch_files(struct recv_run *rr, uint64_t qseq, const char *msg_id,
+    const struct env_blob_ref *refs, size_t n, json_t *files,
+    struct err_ctx *e)
+{
+	struct err_ctx fe;
+	json_t *o;
+	char *path = NULL;
+	size_t i;
+	int r;
+
+	for (i = 0; i < n; i++) {
+		err_clear(&fe);
+		r = recv_one(rr, &refs[i], &path, &fe);
+		if (r != 0 && !file_refused(r)) {
+			size_t j;
+
+			for (j = i; files != NULL && j < n; j++)
+				(void)json_array_append_new(files, json_pack(
+				    "{s:s, s:s, s:I, s:s}", "name",
+				    refs[j].name, "type", refs[j].type, "size",
+				    (json_int_t)refs[j].size, "error",
+				    "pending"));
+			return err_set(e, r, "attachment '%s': %s; the message "
+			    "stays in the inbox: run devid-msg recv again later",
+			    refs[i].name, err_msg(&fe));
+		}
+		if (r != 0) {
+			msg_log(rr->c, "recv: inbox entry %llu: attachment %s "
+			    "(%s) refused: %s", (unsigned long long)qseq,
+			    refs[i].name, refs[i].hash, err_msg(&fe));
+			if (files != NULL)
+				o = json_pack("{s:s, s:s, s:I, s:s, s:s}",
+				    "name", refs[i].name, "type",
+				    refs[i].type, "size",
+				    (json_int_t)refs[i].size, "error",
+				    r == ERR_GONE ? "expired" : "rejected",
+				    "reason", err_msg(&fe));
+			else if (r == ERR_GONE)
+				printf("[file '%s' expired on the directory; "
+				    "nothing was saved: ask the sender to send "
+				    "it again]\n", refs[i].name);
+			else
+				printf("[attachment '%s' rejected: %s; nothing "
+				    "was saved]\n", refs[i].name,
+				    err_msg(&fe));
+		} else {
+			msg_log(rr->c, "recv: inbox entry %llu: saved %s",
+			    (unsigned long long)qseq, path);
+			if (files != NULL)
+				o = json_pack("{s:s, s:s, s:I, s:s}", "name",
+				    refs[i].name, "file", path, "size",
+				    (json_int_t)refs[i].size, "type",
+				    refs[i].type);
+			else
+				printf("[file '%s', %llu bytes, %s, saved as "
+				    "%s]\n", refs[i].name,
+				    (unsigned long long)refs[i].size,
+				    refs[i].type, path);
+			free(path);
+			path = NULL;
+		}
+		if (files != NULL && (o == NULL ||
+		    json_array_append_new(files, o) != 0))
+			return ERR_ALLOC;
+		fflush(stdout);
+		/* What is done is not fetched again after a cut. */
+		if (i + 1 < n && (r = msg_pending_save(rr->c->data_dir, qseq,
+		    msg_id, &refs[i + 1], n - i - 1, e)) != 0)
+			return r;
+	}
+	return msg_pending_drop(rr->c->data_dir, qseq, e);
+}
+
+/*
+ * An entry handled before whose attachments were not all fetched (its
+ * pending file exists): fetches them now.  The agent does not open a
+ * message twice, so the sender and the time come from the envelope.
+ * *found is 0 when there is no pending file for the entry.
+ */
+static int
+fetch_pending(struct recv_run *rr, struct entry *en, int *found,
+    struct err_ctx *e)
+{
+	struct env_blob_ref *refs = NULL;
+	const struct env *env = en->env;
+	char short_id[DEVREC_SHORT_ID_LEN + 1] = "?", when[48], *idb = NULL;
+	json_t *o = NULL, *files = NULL;
+	struct err_ctx le;
+	size_t n = 0;
+	int r;
+
+	*found = 0;
+	err_clear(&le);
+	r = msg_pending_load(rr->c->data_dir, en->it->seq, &refs, &n, &le);
+	if (r == ERR_NOT_FOUND)
+		return 0;
+	if (r == ERR_FORMAT) {
+		/* Its keys are lost: say so and let the entry go. */
+		fprintf(stderr, "devid-msg: warning: %s\n", err_msg(&le));
+		msg_log(rr->c, "recv: %s", err_msg(&le));
+		return msg_pending_drop(rr->c->data_dir, en->it->seq, e);
+	}
+	if (r != 0)
+		return err_set(e, r, "%s", err_msg(&le));
+	*found = 1;
+	(void)devrec_short_id(env->sender_device, short_id);
+	if ((r = b64url_encode(env->id, ENV_ID_LEN, &idb)) != 0)
+		goto out;
+	if (rr->cli->json) {
+		if ((files = json_array()) == NULL) {
+			r = ERR_ALLOC;
+			goto out;
+		}
+	} else {
+		timefmt_utc(env->sent, when, sizeof(when));
+		printf("From %s '%s' %s at %s (the files of a message received "
+		    "before):\n", env->sender_account, en->label, short_id,
+		    when);
+	}
+	r = fetch_files(rr, en->it->seq, idb, refs, n, files, e);
+	if (rr->cli->json) {
+		o = json_pack("{s:s, s:s, s:{s:s, s:s, s:s, s:s}, s:I, s:I, "
+		    "s:O}", "status", r == 0 ? "ok" : "incomplete", "msg_id",
+		    idb, "sender", "account",
+		    env->sender_account, "device", env->sender_device,
+		    "short_id", short_id, "label", en->label, "sent",
+		    (json_int_t)env->sent, "inbox_seq",
+		    (json_int_t)en->it->seq, "files", files);
+		if (r == 0 && o == NULL)
+			r = ERR_ALLOC;
+		if (o != NULL && print_json_line(o) != 0 && r == 0)
+			r = ERR_ALLOC;
+	}
+	if (r != 0)
+		goto out;
+	fflush(stdout);
+ out:
+	json_decref(o);
+	json_decref(files);
+	msg_blob_refs_free(refs, n);
+	free(idb);
+	return r;
+}
+
 /*
  * Check 4: the message was sent inside the replay window and its id was
  * never seen from this sender device.  The same inbox entry again
- * (handled, not acknowledged yet) is skipped.
+ * (handled, not acknowledged yet) is skipped -- after fetching the files
+ * it still has pending, if any.
  */
 static int
 check_replay(struct recv_run *rr, struct entry *en, enum outcome *oc,
@@ -838,7 +1064,12 @@ check_replay(struct recv_run *rr, struct entry *en, enum outcome *oc,
 	    &q))
 		return 0;
 	if (q == en->it->seq) {
-		*oc = OUT_SKIPPED;
+		int found = 0, r;
+
+		/* Handled before, but maybe with files still to fetch. */
+		if ((r = fetch_pending(rr, en, &found, e)) != 0)
+			return r;
+		*oc = found ? OUT_SHOWN : OUT_SKIPPED;
 		return 0;
 	}
 	return reject(en, oc, "check 4 (replay): message id seen before "
@@ -936,14 +1167,85 @@ check_checkpoint(struct recv_run *rr, struct entry *en, enum outcome *oc,
 }
 
 /*
+ * The accepted message m has attachments (the payload's "blobs"): their
+ * references are kept durably (the pending store) before the first
+ * download, the caption and each file are shown as the files are
+ * fetched (--json: one line with a "files" array at the end).  A
+ * reference list the agent let through but that devid-msg cannot read
+ * rejects the message.
+ */
+static int
+show_with_files(struct recv_run *rr, struct entry *en,
+    const struct opened_msg *m, const json_t *blobs, const char *short_id,
+    enum outcome *oc, struct err_ctx *e)
+{
+	struct env_blob_ref *refs = NULL;
+	json_t *o = NULL, *files = NULL;
+	struct err_ctx fe;
+	size_t n = 0;
+	int r;
+
+	err_clear(&fe);
+	r = msg_blob_refs_from_json(blobs, &refs, &n, &fe);
+	/* The keys stay in refs only (and the pending file). */
+	msg_blob_json_wipe_keys((json_t *)(uintptr_t)blobs);
+	if (r != 0) {
+		if (r != ERR_FORMAT)
+			return r;
+		return reject(en, oc, "the message's files: %s",
+		    err_msg(&fe));
+	}
+	if ((r = msg_pending_save(rr->c->data_dir, en->it->seq, m->msg_id,
+	    refs, n, e)) != 0)
+		goto out;
+	if (rr->cli->json) {
+		if ((files = json_array()) == NULL) {
+			r = ERR_ALLOC;
+			goto out;
+		}
+	} else {
+		/* The caption, if any; the files follow. */
+		print_message_text(m, short_id, en->label, "", NULL);
+		fflush(stdout);
+	}
+	r = fetch_files(rr, en->it->seq, m->msg_id, refs, n, files, e);
+	/* With --json the line comes also when the run stops here. */
+	if (rr->cli->json) {
+		o = json_pack("{s:s, s:s, s:{s:s, s:s, s:s, s:s}, s:I, s:I, "
+		    "s:s, s:s, s:O}", "status", r == 0 ? "ok" : "incomplete",
+		    "msg_id", m->msg_id,
+		    "sender", "account", m->account, "device", m->device,
+		    "short_id", short_id, "label", en->label, "sent",
+		    (json_int_t)m->sent, "inbox_seq", (json_int_t)en->it->seq,
+		    "type", m->type, "body", m->b64, "files", files);
+		if (r == 0 && o == NULL)
+			r = ERR_ALLOC;
+		if (o != NULL && print_json_line(o) != 0 && r == 0)
+			r = ERR_ALLOC;
+	}
+	if (r != 0)
+		goto out;
+	fflush(stdout);
+	*oc = OUT_SHOWN;
+	r = 0;
+ out:
+	json_decref(o);
+	json_decref(files);
+	msg_blob_refs_free(refs, n);
+	return r;
+}
+
+/*
  * Shows the accepted message: a text on standard output (or one JSON
- * line), anything else saved as a file (never written to a terminal).
+ * line), its attachments fetched and saved (show_with_files()), an
+ * inline file (version 1) saved as a file (never written to a terminal).
  */
 static int
 print_message(struct recv_run *rr, struct entry *en, enum outcome *oc,
     struct err_ctx *e)
 {
 	struct opened_msg m;
+	const json_t *blobs;
 	const char *name;
 	char short_id[DEVREC_SHORT_ID_LEN + 1] = "?", gen[40];
 	char *path = NULL;
@@ -953,6 +1255,11 @@ print_message(struct recv_run *rr, struct entry *en, enum outcome *oc,
 	if ((r = opened_msg_read(en->ans, &m, e)) != 0)
 		goto out;
 	(void)devrec_short_id(m.device, short_id);
+	blobs = json_object_get(json_object_get(en->ans, "payload"), "blobs");
+	if (blobs != NULL) {
+		r = show_with_files(rr, en, &m, blobs, short_id, oc, e);
+		goto out;
+	}
 	name = m.name;
 	if (name == NULL && strncmp(m.type, "text/", 5) != 0) {
 		snprintf(gen, sizeof(gen), "message-%.22s", m.msg_id);

@@ -1,16 +1,16 @@
 /*
- * msg-send.c - devid-msg send: verify every recipient device, seal once,
- * have the agent sign, post.
+ * msg-send.c - devid-msg send: verify every recipient device, upload the
+ * attachment (if any), seal once, have the agent sign, post.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,13 +24,14 @@
 #include "envelope.h"
 #include "errors.h"
 #include "msg-agent.h"
+#include "msg-blob.h"
 #include "msg-contacts.h"
+#include "msg-progress.h"
 #include "msg.h"
 #include "registry.h"
 #include "token.h"
 
 #define TYPE_TEXT "text/plain; charset=utf-8"
-#define TYPE_FILE "application/octet-stream"
 
 /* Reads at most max bytes from fd into a new buffer (caller wipes). */
 static int
@@ -74,62 +75,55 @@ read_bounded(int fd, const char *what, size_t max, uint8_t **out,
 	return 0;
 }
 
-/* The inner payload from -m, -f or standard input. */
+/*
+ * The message text: -m, or standard input when neither -m nor -f was
+ * given, into a new buffer *body (caller wipes; NULL and 0 for a file
+ * sent without a caption).
+ */
 static int
-make_payload(const struct msg_cli *cli, uint8_t **out, size_t *out_len,
+read_text(const struct msg_cli *cli, uint8_t **body, size_t *len,
     struct err_ctx *e)
 {
-	uint8_t *body = NULL;
-	size_t len = 0;
-	char *copy = NULL;
-	const char *name = NULL, *type = TYPE_TEXT;
-	int fd = -1, r = ERR_INTERNAL;
-
+	*body = NULL;
+	*len = 0;
 	if (cli->text != NULL) {
-		len = strlen(cli->text);
-		if (len > MSG_BODY_MAX)
-			return err_set(e, ERR_TOO_LARGE, "the message is larger "
-			    "than %zu bytes", MSG_BODY_MAX);
-		if ((body = malloc(len + 1)) == NULL)
+		*len = strlen(cli->text);
+		if (*len > MSG_BODY_MAX)
+			return err_set(e, ERR_TOO_LARGE, "the message is "
+			    "larger than %zu bytes (send a file with -f)",
+			    MSG_BODY_MAX);
+		if ((*body = malloc(*len + 1)) == NULL)
 			return ERR_ALLOC;
-		memcpy(body, cli->text, len);
-	} else if (cli->file != NULL) {
-		if ((fd = open(cli->file, O_RDONLY | O_CLOEXEC)) < 0)
-			return err_set(e, ERR_IO, "cannot open %s: %s",
-			    cli->file, strerror(errno));
-		if ((r = read_bounded(fd, cli->file, MSG_BODY_MAX, &body, &len,
-		    e)) != 0)
-			goto out;
-		if ((copy = strdup(cli->file)) == NULL) {
-			r = ERR_ALLOC;
-			goto out;
-		}
-		name = basename(copy);
-		if (!msg_file_name_safe(name)) {
-			r = err_set(e, ERR_INVALID_ARG, "the file name '%.60s' "
-			    "cannot be sent as it is (control characters, a "
-			    "leading '.' or '-'): rename the file", name);
-			goto out;
-		}
-		type = cli->type != NULL ? cli->type : TYPE_FILE;
-	} else {
-		if (isatty(STDIN_FILENO))
-			fprintf(stderr, "devid-msg: type the message, end with "
-			    "Ctrl-D\n");
-		if ((r = read_bounded(STDIN_FILENO, "standard input",
-		    MSG_BODY_MAX, &body, &len, e)) != 0)
-			goto out;
+		memcpy(*body, cli->text, *len);
+		return 0;
 	}
-	r = env_payload_encode(type, body, len, name, out, out_len, e);
- out:
-	if (fd >= 0)
-		close(fd);
-	if (body != NULL) {
-		crypto_wipe(body, len);
-		free(body);
-	}
-	free(copy);
-	return r;
+	if (cli->file != NULL)
+		return 0;
+	if (isatty(STDIN_FILENO))
+		fprintf(stderr, "devid-msg: type the message, end with "
+		    "Ctrl-D\n");
+	return read_bounded(STDIN_FILENO, "standard input", MSG_BODY_MAX,
+	    body, len, e);
+}
+
+/*
+ * The inner payload: the text, with blob (may be NULL) as its one
+ * attachment (the text is then its caption, possibly empty).
+ */
+static int
+make_payload(const uint8_t *body, size_t len, const struct env_blob_ref *blob,
+    uint8_t **out, size_t *out_len, struct err_ctx *e)
+{
+	struct env_payload pl;
+
+	memset(&pl, 0, sizeof(pl));
+	pl.type = TYPE_TEXT;
+	pl.body = (uint8_t *)(uintptr_t)(body != NULL ? body :
+	    (const uint8_t *)"");
+	pl.body_len = len;
+	pl.blobs = (struct env_blob_ref *)(uintptr_t)blob;
+	pl.n_blobs = blob != NULL ? 1 : 0;
+	return env_payload_encode_full(&pl, out, out_len, e);
 }
 
 /*
@@ -151,8 +145,12 @@ payload_add_checkpoint(struct msg_ctx *c, uint8_t **p, size_t *len,
 		return 0;
 	if ((r = env_payload_parse(*p, *len, &pl, e)) != 0)
 		return r;
-	r = env_payload_encode_cp(pl.type, pl.body, pl.body_len, pl.name,
-	    c->tlog_st->note, &out, &out_len, e);
+	/* Every member is kept (blobs too); only the checkpoint is set. */
+	free(pl.checkpoint);
+	if ((pl.checkpoint = strdup(c->tlog_st->note)) == NULL)
+		r = ERR_ALLOC;
+	else
+		r = env_payload_encode_full(&pl, &out, &out_len, e);
 	env_payload_clear(&pl);
 	if (r != 0)
 		return r;
@@ -449,20 +447,82 @@ seal_message(struct msg_ctx *c, const struct registry *pins, size_t n_pins,
 	return 0;
 }
 
-/* "Sent to ACCOUNT...: N device(s) ... (message ID)." */
+/*
+ * "Sent to ACCOUNT...: N device(s) ... (message ID).", or for a file
+ * "Sent FILE (N bytes) to ...".
+ */
 static void
-print_sent(const struct msg_cli *cli, size_t n_devices, size_t skipped,
-    const char *msg_id)
+print_sent(const struct msg_cli *cli, const struct env_blob_ref *blob,
+    size_t n_devices, size_t skipped, const char *msg_id)
 {
 	size_t i;
 
-	printf("Sent to");
+	if (blob != NULL)
+		printf("Sent %s (%llu bytes) to", blob->name,
+		    (unsigned long long)blob->size);
+	else
+		printf("Sent to");
 	for (i = 0; i < cli->n_accounts; i++)
 		printf(" %s", cli->accounts[i]);
 	printf(": %zu device(s)", n_devices);
 	if (skipped > 0)
 		printf(", %zu own device(s) left out", skipped);
 	printf(" (message %s).\n", msg_id);
+}
+
+/*
+ * -f: the directory must take blobs (GET /v1/info's limits.max_blob, as
+ * msg_ctx_open() read it) and the file must be a regular file within
+ * that limit: checked before the recipients so that a send that cannot
+ * work stops early (msg_blob_send() checks again as it opens the file).
+ */
+static int
+check_file_sendable(const struct msg_ctx *c, const char *path,
+    struct err_ctx *e)
+{
+	struct stat st;
+	char have[32], lim[32];
+
+	if (c->max_blob == 0)
+		return err_set(e, ERR_UNSUPPORTED, "the directory at %s does "
+		    "not take files (no limits.max_blob in /v1/info): send "
+		    "text only, or ask its operator to upgrade it",
+		    c->used_url != NULL ? c->used_url : "?");
+	if (stat(path, &st) != 0)
+		return err_set(e, ERR_IO, "cannot read %s: %s", path,
+		    strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return err_set(e, ERR_IO, "%s is not a regular file: only "
+		    "files can be sent", path);
+	if ((uint64_t)st.st_size > c->max_blob) {
+		msg_progress_bytes((uint64_t)st.st_size, have, sizeof(have));
+		msg_progress_bytes(c->max_blob, lim, sizeof(lim));
+		return err_set(e, ERR_TOO_LARGE, "%s is %s; this directory "
+		    "takes files up to %s", path, have, lim);
+	}
+	return 0;
+}
+
+/* Posts env, naming blob (may be NULL) for the directory. */
+static int
+post_message(struct msg_ctx *c, const struct env *env,
+    const struct env_blob_ref *blob, uint64_t *queued, struct err_ctx *e)
+{
+	const char *hashes[1];
+	char *json = NULL;
+	size_t json_len = 0;
+	int r;
+
+	if ((r = env_to_json(env, &json, &json_len)) != 0)
+		return r;
+	if (blob != NULL) {
+		hashes[0] = blob->hash;
+		r = dirc_post_message_blobs(c->dirc, json, json_len, hashes,
+		    1, queued, e);
+	} else
+		r = dirc_post_message(c->dirc, json, json_len, queued, e);
+	free(json);
+	return r;
 }
 
 int
@@ -473,17 +533,23 @@ msg_cmd_send(const struct msg_cli *cli)
 	struct registry pins[MSG_MAX_TO];
 	struct rcpts *rc = NULL;
 	struct env *env = NULL;
-	uint8_t *payload = NULL;
-	size_t payload_len = 0, json_len = 0, n_pins = 0, i, skipped = 0;
-	char *json = NULL, *idb = NULL;
+	struct env_blob_ref blob, *bp = NULL;
+	struct msg_blob_opts bo;
+	uint8_t *payload = NULL, *text = NULL;
+	size_t payload_len = 0, text_len = 0, n_pins = 0, i, skipped = 0;
+	char *idb = NULL;
 	uint64_t queued = 0;
 	int r = ERR_INTERNAL;
 
 	err_clear(&e);
 	memset(pins, 0, sizeof(pins));
+	memset(&blob, 0, sizeof(blob));
 	if ((r = msg_ctx_open(&c, cli, 1, &e)) != 0)
 		goto out;
-	if ((r = make_payload(cli, &payload, &payload_len, &e)) != 0)
+	if (cli->file != NULL && (r = check_file_sendable(&c, cli->file,
+	    &e)) != 0)
+		goto out;
+	if ((r = read_text(cli, &text, &text_len, &e)) != 0)
 		goto out;
 	if ((rc = calloc(1, sizeof(*rc))) == NULL) {
 		r = ERR_ALLOC;
@@ -491,22 +557,36 @@ msg_cmd_send(const struct msg_cli *cli)
 	}
 	if ((r = pin_recipients(&c, cli, pins, &n_pins, &e)) != 0 ||
 	    (r = refuse_unaccepted(&c, pins, n_pins, &e)) != 0 ||
-	    (r = collect_recipients(&c, pins, n_pins, rc, &skipped,
+	    (r = collect_recipients(&c, pins, n_pins, rc, &skipped, &e)) != 0)
+		goto out;
+	/* Uploaded once the recipients were accepted, before sealing: the
+	 * payload names the blob's hash. */
+	if (cli->file != NULL) {
+		memset(&bo, 0, sizeof(bo));
+		bo.progress = !cli->quiet;
+		if ((r = msg_blob_send(c.dirc, cli->file, cli->type,
+		    c.max_blob, &bo, &blob, &e)) != 0)
+			goto out;
+		bp = &blob;
+	}
+	if ((r = make_payload(text, text_len, bp, &payload, &payload_len,
 	    &e)) != 0 ||
 	    (r = payload_add_checkpoint(&c, &payload, &payload_len,
 	    &e)) != 0 ||
 	    (r = seal_message(&c, pins, n_pins, rc, payload, payload_len,
-	    &env, &e)) != 0)
-		goto out;
-	if ((r = env_to_json(env, &json, &json_len)) != 0 ||
-	    (r = dirc_post_message(c.dirc, json, json_len, &queued,
-	    &e)) != 0)
+	    &env, &e)) != 0 ||
+	    (r = post_message(&c, env, bp, &queued, &e)) != 0)
 		goto out;
 	if ((r = b64url_encode(env->id, ENV_ID_LEN, &idb)) != 0)
 		goto out;
-	msg_log(&c, "send: message %s to %zu device(s)", idb, rc->n);
+	if (bp != NULL)
+		msg_log(&c, "send: message %s with file %s (%llu bytes) to "
+		    "%zu device(s)", idb, bp->hash,
+		    (unsigned long long)bp->size, rc->n);
+	else
+		msg_log(&c, "send: message %s to %zu device(s)", idb, rc->n);
 	if (!cli->quiet)
-		print_sent(cli, rc->n, skipped, idb);
+		print_sent(cli, bp, rc->n, skipped, idb);
 	r = 0;
  out:
 	if (r != 0)
@@ -522,7 +602,11 @@ msg_cmd_send(const struct msg_cli *cli)
 		crypto_wipe(payload, payload_len);
 		free(payload);
 	}
-	free(json);
+	if (text != NULL) {
+		crypto_wipe(text, text_len);
+		free(text);
+	}
+	msg_blob_ref_clear(&blob);
 	free(idb);
 	env_free(env);
 	msg_ctx_close(&c);

@@ -25,7 +25,8 @@
 #include "tlog-client.h"
 
 #define MSG_MAX_TO 64                    /* accounts on one send */
-#define MSG_BODY_MAX ((size_t)512 * 1024) /* fits the directory's body limit */
+/* A text (or caption) fits the directory's body limit; files go as blobs. */
+#define MSG_BODY_MAX ((size_t)512 * 1024)
 #define MSG_MAX_STALE_DEFAULT 900
 #define MSG_FOLLOW_WAIT_S 30
 #define MSG_LOG_FILE "msg.log"
@@ -51,8 +52,8 @@ struct msg_cli {
 	enum msg_cmd cmd;
 	const char *accounts[MSG_MAX_TO];        /* send, trust (one) */
 	size_t n_accounts;
-	const char *text;                /* send -m */
-	const char *file;                /* send -f */
+	const char *text;                /* send -m (with -f: the caption) */
+	const char *file;                /* send -f: sent as an attachment */
 	const char *type;                /* send --type */
 	const char *out_dir;             /* recv -o */
 	const char *device;              /* trust --device PREFIX */
@@ -74,7 +75,8 @@ struct msg_cli {
 /*
  * Parses argv into cli.  Returns 0, or ERR_INVALID_ARG with the problem
  * in e (the caller prints it with a pointer to --help).  Accounts are
- * checked for syntax here; -m, -f and standard input are exclusive.
+ * checked for syntax here.  send takes -m, -f or standard input; -m with
+ * -f is the file's caption (standard input is then not read).
  */
 int msg_cli_parse(int argc, char **argv, struct msg_cli *cli,
     struct err_ctx *e);
@@ -110,6 +112,12 @@ struct msg_ctx {
 	size_t dir_spki_len;
 	int tlog_err;        /* the error of the last msg_log_update() when
 	                      * its transparency log check failed, else 0 */
+	/* The directory's limits for attachments (GET /v1/info; max_blob
+	 * 0: it takes none), with its URL as used. */
+	uint64_t max_blob;
+	uint64_t blob_quota;
+	uint64_t blob_days;
+	const char *used_url;            /* points into cli or directory_url */
 };
 
 /*
@@ -219,5 +227,20 @@ int msg_cmd_contacts(const struct msg_cli *cli);
 int msg_file_name_safe(const char *name);
 int msg_save_file(const char *dir, const char *name, const uint8_t *p,
     size_t len, char **path_out, struct err_ctx *e);
+
+/*
+ * The naming rule of msg_save_file() for any way of making a file
+ * appear: create(arg, path, e) is called with "dir/name", then
+ * "dir/name (1)", ... "dir/name (100)" until it returns anything but
+ * ERR_EXISTS; it must never replace what is at path nor follow a symbolic
+ * link there.  0 with *path_out (caller frees) the path it created;
+ * ERR_FORMAT for a name that fails msg_file_name_safe(); ERR_EXISTS when
+ * all 101 names are taken; or create's error.
+ */
+typedef int (*msg_file_create_fn)(void *arg, const char *path,
+    struct err_ctx *e);
+int msg_file_create_numbered(const char *dir, const char *name,
+    msg_file_create_fn create, void *arg, char **path_out,
+    struct err_ctx *e);
 
 #endif /* DEVID_MSG_H */

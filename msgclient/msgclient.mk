@@ -8,9 +8,11 @@ noinst_LIBRARIES += msgclient/libdevid-msg.a
 msgclient_libdevid_msg_a_SOURCES = \
 	msgclient/msg.h \
 	msgclient/msg-agent.c msgclient/msg-agent.h \
+	msgclient/msg-blob.c msgclient/msg-blob.h \
 	msgclient/msg-cli.c \
 	msgclient/msg-contacts.c msgclient/msg-contacts.h \
 	msgclient/msg-ctx.c \
+	msgclient/msg-progress.c msgclient/msg-progress.h \
 	msgclient/msg-recv.c \
 	msgclient/msg-replay.c msgclient/msg-replay.h \
 	msgclient/msg-send.c \
@@ -41,6 +43,24 @@ tests_unit_test_msgcli_CPPFLAGS = $(MSG_UNIT_CPPFLAGS)
 tests_unit_test_msgcli_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_msgcli_LDADD = $(MSG_LIBS) $(UNIT_LIBS)
 
+# Attachments: the pending store, and files sent and received through an
+# in-process directory (hash, segments, names, nothing partial left).
+check_PROGRAMS += tests/unit/test_msgblob
+TESTS += tests/unit/test_msgblob
+tests_unit_test_msgblob_SOURCES = tests/unit/test_msgblob.c \
+	tests/unit/test_dir_util.c tests/unit/dir-test-util.h
+tests_unit_test_msgblob_CPPFLAGS = $(MSG_UNIT_CPPFLAGS) \
+	-I$(top_srcdir)/directory -I$(top_srcdir)/tests/unit
+tests_unit_test_msgblob_CFLAGS = $(UNIT_CFLAGS) $(CURL_CFLAGS)
+tests_unit_test_msgblob_LDADD = $(MSG_LIBS) $(DIRECTORY_LIBS) $(UNIT_LIBS)
+
+# Attachments end to end, run by hand (docs/performance.md): a file
+# sent and received through a real devid-directory on loopback.
+noinst_PROGRAMS += tests/bench/bench-attach
+tests_bench_bench_attach_CPPFLAGS = $(MSG_UNIT_CPPFLAGS)
+tests_bench_bench_attach_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS)
+tests_bench_bench_attach_LDADD = $(MSG_LIBS)
+
 EXTRA_DIST += docs/msg.md
 
 # Integration tests: real agents on swtpm and SoftHSM2, a real directory.
@@ -52,11 +72,13 @@ TESTS += tests/integration/test-msg.sh \
 	tests/integration/test-msg-endorsed.sh \
 	tests/integration/test-msg-attacks.sh \
 	tests/integration/test-msg-splitview.sh \
-	tests/integration/test-msg-demo.sh
+	tests/integration/test-msg-demo.sh \
+	tests/integration/test-msg-attach.sh
 dist_noinst_SCRIPTS += tests/integration/test-msg.sh \
 	tests/integration/test-msg-endorsed.sh \
 	tests/integration/test-msg-attacks.sh \
 	tests/integration/test-msg-splitview.sh \
 	tests/integration/test-msg-demo.sh \
+	tests/integration/test-msg-attach.sh \
 	tests/integration/test-msg-lib.sh \
 	swtpm-ci/demo

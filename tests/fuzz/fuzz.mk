@@ -94,3 +94,17 @@ else
 tests_fuzz_fuzz_stream_SOURCES = tests/fuzz/fuzz_stream.c \
 	tests/fuzz/standalone.c
 endif
+
+# --- devid-msg's reader of file references (msgclient/msg-blob.h): the
+# agent's open answer and the pending store.
+FUZZ_HARNESSES += tests/fuzz/fuzz_msgblob
+tests_fuzz_fuzz_msgblob_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/msgclient \
+	-DFUZZ_CORPUS_DIR=\"$(abs_top_srcdir)/tests/fuzz/corpus/msgblob\"
+tests_fuzz_fuzz_msgblob_LDADD = $(MSG_LIBS)
+if FUZZING
+tests_fuzz_fuzz_msgblob_SOURCES = tests/fuzz/fuzz_msgblob.c
+tests_fuzz_fuzz_msgblob_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
+else
+tests_fuzz_fuzz_msgblob_SOURCES = tests/fuzz/fuzz_msgblob.c \
+	tests/fuzz/standalone.c
+endif

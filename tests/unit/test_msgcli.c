@@ -73,6 +73,15 @@ test_send(void **state)
 		assert_int_equal(cli.max_stale_s, 60);
 	}
 	{
+		/* -m with -f: the file's caption. */
+		ARGV("send", "bob@example.org", "-f", "photo.jpg", "-m",
+		    "the view", "-t", "image/jpeg");
+		assert_int_equal(parse(argc, argv, &cli), 0);
+		assert_string_equal(cli.file, "photo.jpg");
+		assert_string_equal(cli.text, "the view");
+		assert_string_equal(cli.type, "image/jpeg");
+	}
+	{
 		ARGV("send", "bob@example.org");        /* standard input */
 		assert_int_equal(parse(argc, argv, &cli), 0);
 		assert_null(cli.text);
@@ -91,7 +100,12 @@ test_send_refusals(void **state)
 		assert_int_equal(parse(argc, argv, &cli), ERR_INVALID_ARG);
 	}
 	{
-		ARGV("send", "bob@example.org", "-m", "a", "-f", "b");
+		/* -t names the type of a file: not with -m alone. */
+		ARGV("send", "bob@example.org", "-m", "a", "-t", "image/png");
+		assert_int_equal(parse(argc, argv, &cli), ERR_INVALID_ARG);
+	}
+	{
+		ARGV("send", "bob@example.org", "-f");
 		assert_int_equal(parse(argc, argv, &cli), ERR_INVALID_ARG);
 	}
 	{
@@ -149,6 +163,10 @@ test_other_commands(void **state)
 	}
 	{
 		ARGV("recv", "-m", "x");
+		assert_int_equal(parse(argc, argv, &cli), ERR_INVALID_ARG);
+	}
+	{
+		ARGV("recv", "-f", "x");
 		assert_int_equal(parse(argc, argv, &cli), ERR_INVALID_ARG);
 	}
 	{
@@ -213,6 +231,28 @@ test_other_commands(void **state)
 
 		assert_int_equal(parse(1, argv, &cli), ERR_INVALID_ARG);
 	}
+}
+
+/* --help says what -f takes now (a file as an attachment, up to the
+ * directory's limit) and that -m goes with it. */
+static void
+test_usage(void **state)
+{
+	char buf[8192];
+	size_t n;
+	FILE *fp;
+
+	(void)state;
+	assert_non_null(fp = fmemopen(buf, sizeof(buf) - 1, "w"));
+	msg_cli_usage(fp);
+	n = (size_t)ftell(fp);
+	fclose(fp);
+	buf[n < sizeof(buf) - 1 ? n : sizeof(buf) - 1] = '\0';
+	assert_non_null(strstr(buf, "[-m TEXT] [-f FILE [-t TYPE]]"));
+	assert_non_null(strstr(buf, "send FILE as an attachment (up to the "
+	    "directory's\n                       limit, 100 MiB by "
+	    "default)"));
+	assert_null(strstr(buf, "512 KiB"));
 }
 
 static void
@@ -351,6 +391,7 @@ main(void)
 		cmocka_unit_test(test_send),
 		cmocka_unit_test(test_send_refusals),
 		cmocka_unit_test(test_other_commands),
+		cmocka_unit_test(test_usage),
 		cmocka_unit_test(test_frames_and_errors),
 		cmocka_unit_test(test_agent_not_running),
 		cmocka_unit_test(test_file_names),
