@@ -245,6 +245,19 @@ hex_decode(const char *s, size_t slen, uint8_t *out, size_t out_len)
 	return 0;
 }
 
+int
+hex_text_valid(const char *s, size_t n)
+{
+	size_t i;
+
+	if (s == NULL)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (hex_value((unsigned char)s[i]) < 0)
+			return 0;
+	return s[n] == '\0';
+}
+
 static const char b64std_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 

@@ -56,6 +56,13 @@ void hex_encode(const uint8_t *p, size_t len, char *out);
 int hex_decode(const char *s, size_t slen, uint8_t *out, size_t out_len);
 
 /*
+ * 1 when s is exactly n lowercase hex digits followed by its NUL (an id
+ * or a hash as text: no uppercase, no other character, no more), else 0.
+ * NULL is 0.
+ */
+int hex_text_valid(const char *s, size_t n);
+
+/*
  * Standard base64 (RFC 4648 section 4) with padding, as the C2SP text
  * formats of the transparency log use it.  b64std_encode() is
  * b64url_encode() in the other alphabet, with '=' padding to a multiple of

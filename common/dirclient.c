@@ -974,19 +974,6 @@ dirc_post_message(struct dirc *c, const char *envelope_json, size_t len,
 	return post_message(c, "/v1/messages", envelope_json, len, queued, e);
 }
 
-/* 1 when s is a blob hash: 64 lowercase hex digits. */
-static int
-blob_hash_valid(const char *s)
-{
-	size_t i;
-
-	for (i = 0; i < 64; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') ||
-		    (s[i] >= 'a' && s[i] <= 'f')))
-			return 0;
-	return s[64] == '\0';
-}
-
 int
 dirc_post_message_blobs(struct dirc *c, const char *envelope_json,
     size_t len, const char *const *blobs, size_t n, uint64_t *queued,
@@ -1005,7 +992,7 @@ dirc_post_message_blobs(struct dirc *c, const char *envelope_json,
 		    "%d blobs, not %zu", BLOBS_PER_MESSAGE_MAX, n);
 	pos = (size_t)snprintf(path, sizeof(path), "/v1/messages?blobs=");
 	for (i = 0; i < n; i++) {
-		if (blobs[i] == NULL || !blob_hash_valid(blobs[i]))
+		if (blobs[i] == NULL || !hex_text_valid(blobs[i], 64))
 			return err_set(e, ERR_INVALID_ARG, "blob %zu of the "
 			    "message is not named by 64 lowercase hex digits",
 			    i + 1);
@@ -1556,7 +1543,7 @@ dirc_blob_download(struct dirc *c, const char *hash, uint64_t offset,
 
 	return_val_if_fail(c != NULL && hash != NULL && wr != NULL,
 	    ERR_INVALID_ARG);
-	if (!blob_hash_valid(hash))
+	if (!hex_text_valid(hash, 64))
 		return err_set(e, ERR_INVALID_ARG, "a blob is named by 64 "
 		    "lowercase hex digits");
 	if (offset > (uint64_t)INT64_MAX)

@@ -1332,22 +1332,6 @@ env_payload_encode_cp(const char *type, const uint8_t *body,
 	return env_payload_encode_full(&p, out, out_len, e);
 }
 
-/* A blob's hash: 64 lowercase hex digits (len bytes at s). */
-static int
-env_blob_hash_valid(const char *s, size_t len)
-{
-	size_t i;
-
-	if (len != 64)
-		return 0;
-	for (i = 0; i < len; i++) {
-		if (!((s[i] >= '0' && s[i] <= '9') ||
-		    (s[i] >= 'a' && s[i] <= 'f')))
-			return 0;
-	}
-	return 1;
-}
-
 /*
  * Checks the n blob references at blobs against section 8.2 for the
  * encoder: 0, or ERR_INVALID_ARG with the reason.
@@ -1362,8 +1346,7 @@ env_payload_blobs_check(const struct env_blob_ref *blobs, size_t n,
 		return err_set(e, ERR_INVALID_ARG, "message: 1 to %d "
 		    "attachments, not %zu", ENV_PAYLOAD_BLOBS_MAX, n);
 	for (i = 0; i < n; i++) {
-		if (!env_blob_hash_valid(blobs[i].hash,
-		    strnlen(blobs[i].hash, sizeof(blobs[i].hash))))
+		if (!hex_text_valid(blobs[i].hash, 64))
 			return err_set(e, ERR_INVALID_ARG, "message: "
 			    "attachment %zu has no hash of 64 lowercase hex "
 			    "digits", i + 1);
@@ -1556,7 +1539,7 @@ env_payload_parse_blobs(json_t *arr, struct env_payload *out,
 		if ((r = env_json_members(o, members, 5, what, e)) != 0 ||
 		    (r = env_json_str(o, "hash", what, &s, &len, e)) != 0)
 			return r;
-		if (!env_blob_hash_valid(s, len))
+		if (len != 64 || !hex_text_valid(s, 64))
 			return err_set(e, ERR_FORMAT, "message: attachment "
 			    "%zu: the hash is not 64 lowercase hex digits",
 			    i + 1);

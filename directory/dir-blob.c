@@ -74,15 +74,7 @@ struct dir_blob_upload {
 int
 dir_blob_hash_valid(const char *s)
 {
-	size_t i;
-
-	if (s == NULL)
-		return 0;
-	for (i = 0; i < DIR_BLOB_HASH_HEX; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') ||
-		    (s[i] >= 'a' && s[i] <= 'f')))
-			return 0;
-	return s[DIR_BLOB_HASH_HEX] == '\0';
+	return hex_text_valid(s, DIR_BLOB_HASH_HEX);
 }
 
 /* "ab/abcdef..." for hash (valid) into out. */
@@ -545,19 +537,6 @@ sweep_unlink(struct sweep *sw, int dirfd, const char *name)
 		sw->removed++;
 }
 
-/* 1 for the name of a fan-out directory: two lowercase hex digits. */
-static int
-fanout_name(const char *s)
-{
-	size_t i;
-
-	for (i = 0; i < 2; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') ||
-		    (s[i] >= 'a' && s[i] <= 'f')))
-			return 0;
-	return s[2] == '\0';
-}
-
 /* One fan-out directory sub ("ab"): files without a row go. */
 static int
 sweep_subdir(struct sweep *sw, const char *sub)
@@ -627,7 +606,7 @@ dir_blobs_sweep(struct dir_blobs *b, struct dir_store *s, uint64_t grace_s,
 			sweep_unlink(&sw, b->dirfd, de->d_name);
 			continue;
 		}
-		if (!fanout_name(de->d_name))
+		if (!hex_text_valid(de->d_name, 2))
 			continue;
 		if ((r = sweep_subdir(&sw, de->d_name)) != 0)
 			break;

@@ -22,24 +22,13 @@
 
 #include <jansson.h>
 
+#include "codec.h"
 #include "envelope.h"
 #include "errors.h"
 #include "msg-blob.h"
 #include "msg.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static int
-hex64(const char *h)
-{
-	size_t i;
-
-	for (i = 0; i < 64; i++)
-		if (!((h[i] >= '0' && h[i] <= '9') ||
-		    (h[i] >= 'a' && h[i] <= 'f')))
-			return 0;
-	return h[64] == '\0';
-}
 
 /* The accepted refs go through the payload encoder and parser intact. */
 static void
@@ -53,7 +42,7 @@ check_accepted(const struct env_blob_ref *refs, size_t n)
 	if (n < 1 || n > ENV_PAYLOAD_BLOBS_MAX)
 		abort();
 	for (i = 0; i < n; i++)
-		if (!hex64(refs[i].hash) || refs[i].type == NULL ||
+		if (!hex_text_valid(refs[i].hash, 64) || refs[i].type == NULL ||
 		    !msg_file_name_safe(refs[i].name))
 			abort();
 	memset(&pl, 0, sizeof(pl));

@@ -255,6 +255,22 @@ test_hex(void **state)
 /* b64url_encode_buf() writes what b64url_encode() does, without a NUL
  * and without touching a byte past it. */
 static void
+test_hex_text_valid(void **state)
+{
+	(void)state;
+	assert_int_equal(hex_text_valid("00ff", 4), 1);
+	assert_int_equal(hex_text_valid("0123456789abcdef", 16), 1);
+	assert_int_equal(hex_text_valid("", 0), 1);
+	assert_int_equal(hex_text_valid(NULL, 0), 0);
+	assert_int_equal(hex_text_valid("00FF", 4), 0);     /* uppercase */
+	assert_int_equal(hex_text_valid("00fg", 4), 0);
+	assert_int_equal(hex_text_valid("00ff0", 4), 0);    /* longer */
+	assert_int_equal(hex_text_valid("00f", 4), 0);      /* shorter */
+	assert_int_equal(hex_text_valid("0 ff", 4), 0);
+	assert_int_equal(hex_text_valid("00ff\n", 4), 0);
+}
+
+static void
 test_b64url_encode_buf(void **state)
 {
 	uint8_t raw[200];
@@ -322,6 +338,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_hex_text_valid),
 		cmocka_unit_test(test_b64url_vectors),
 		cmocka_unit_test(test_b64url_url_alphabet),
 		cmocka_unit_test(test_b64url_rejects),
