@@ -884,6 +884,49 @@ recv_one(struct recv_run *rr, const struct env_blob_ref *ref, char **path,
 	return r;
 }
 
+/* The --json line of a message with files (type and body NULL for the
+ * files of a message shown before). */
+struct files_line {
+	const char *msg_id;
+	const char *account;
+	const char *device;
+	const char *short_id;
+	const char *label;
+	uint64_t sent;
+	uint64_t qseq;
+	const char *type;
+	const char *body;
+};
+
+/*
+ * Prints l with files, "status" "ok" when r is 0 and "incomplete"
+ * otherwise (the line comes also when the run stops).  Returns r, or
+ * ERR_ALLOC when r was 0 and the line could not be made.
+ */
+static int
+print_files_line(const struct files_line *l, json_t *files, int r)
+{
+	json_t *o;
+
+	o = json_pack("{s:s, s:s, s:{s:s, s:s, s:s, s:s}, s:I, s:I, s:O}",
+	    "status", r == 0 ? "ok" : "incomplete", "msg_id", l->msg_id,
+	    "sender", "account", l->account, "device", l->device, "short_id",
+	    l->short_id, "label", l->label, "sent", (json_int_t)l->sent,
+	    "inbox_seq", (json_int_t)l->qseq, "files", files);
+	if (o != NULL && l->type != NULL &&
+	    (json_object_set_new(o, "type", json_string(l->type)) != 0 ||
+	    json_object_set_new(o, "body", json_string(l->body)) != 0)) {
+		json_decref(o);
+		o = NULL;
+	}
+	if (o == NULL)
+		return r != 0 ? r : ERR_ALLOC;
+	if (print_json_line(o) != 0 && r == 0)
+		r = ERR_ALLOC;
+	json_decref(o);
+	return r;
+}
+
 /*
  * Fetches the attachments refs[0..n) of inbox entry qseq into -o DIR,
  * keeping the pending file of the entry up to date: after each saved
@@ -982,7 +1025,7 @@ fetch_pending(struct recv_run *rr, struct entry *en, int *found,
 	struct env_blob_ref *refs = NULL;
 	const struct env *env = en->env;
 	char short_id[DEVREC_SHORT_ID_LEN + 1] = "?", when[48], *idb = NULL;
-	json_t *o = NULL, *files = NULL;
+	json_t *files = NULL;
 	struct err_ctx le;
 	size_t n = 0;
 	int r;
@@ -1017,23 +1060,16 @@ fetch_pending(struct recv_run *rr, struct entry *en, int *found,
 	}
 	r = fetch_files(rr, en->it->seq, idb, refs, n, files, e);
 	if (rr->cli->json) {
-		o = json_pack("{s:s, s:s, s:{s:s, s:s, s:s, s:s}, s:I, s:I, "
-		    "s:O}", "status", r == 0 ? "ok" : "incomplete", "msg_id",
-		    idb, "sender", "account",
-		    env->sender_account, "device", env->sender_device,
-		    "short_id", short_id, "label", en->label, "sent",
-		    (json_int_t)env->sent, "inbox_seq",
-		    (json_int_t)en->it->seq, "files", files);
-		if (r == 0 && o == NULL)
-			r = ERR_ALLOC;
-		if (o != NULL && print_json_line(o) != 0 && r == 0)
-			r = ERR_ALLOC;
+		struct files_line fl = { idb, env->sender_account,
+		    env->sender_device, short_id, en->label, env->sent,
+		    en->it->seq, NULL, NULL };
+
+		r = print_files_line(&fl, files, r);
 	}
 	if (r != 0)
 		goto out;
 	fflush(stdout);
  out:
-	json_decref(o);
 	json_decref(files);
 	msg_blob_refs_free(refs, n);
 	free(idb);
@@ -1180,7 +1216,7 @@ show_with_files(struct recv_run *rr, struct entry *en,
     enum outcome *oc, struct err_ctx *e)
 {
 	struct env_blob_ref *refs = NULL;
-	json_t *o = NULL, *files = NULL;
+	json_t *files = NULL;
 	struct err_ctx fe;
 	size_t n = 0;
 	int r;
@@ -1211,17 +1247,11 @@ show_with_files(struct recv_run *rr, struct entry *en,
 	r = fetch_files(rr, en->it->seq, m->msg_id, refs, n, files, e);
 	/* With --json the line comes also when the run stops here. */
 	if (rr->cli->json) {
-		o = json_pack("{s:s, s:s, s:{s:s, s:s, s:s, s:s}, s:I, s:I, "
-		    "s:s, s:s, s:O}", "status", r == 0 ? "ok" : "incomplete",
-		    "msg_id", m->msg_id,
-		    "sender", "account", m->account, "device", m->device,
-		    "short_id", short_id, "label", en->label, "sent",
-		    (json_int_t)m->sent, "inbox_seq", (json_int_t)en->it->seq,
-		    "type", m->type, "body", m->b64, "files", files);
-		if (r == 0 && o == NULL)
-			r = ERR_ALLOC;
-		if (o != NULL && print_json_line(o) != 0 && r == 0)
-			r = ERR_ALLOC;
+		struct files_line fl = { m->msg_id, m->account, m->device,
+		    short_id, en->label, m->sent, en->it->seq, m->type,
+		    m->b64 };
+
+		r = print_files_line(&fl, files, r);
 	}
 	if (r != 0)
 		goto out;
@@ -1229,7 +1259,6 @@ show_with_files(struct recv_run *rr, struct entry *en,
 	*oc = OUT_SHOWN;
 	r = 0;
  out:
-	json_decref(o);
 	json_decref(files);
 	msg_blob_refs_free(refs, n);
 	return r;
