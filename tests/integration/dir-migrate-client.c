@@ -172,7 +172,7 @@ main(int argc, char **argv)
 	char *alice_log, *bob_log, *alice_log2, *bob_log2;
 	char url2[512], dir_id[DEVREC_ID_HEX_LEN + 1];
 	uint64_t now = (uint64_t)time(NULL), phone_seqs[3], desk_seqs[3];
-	uint64_t removed = 0, last;
+	uint64_t removed = 0, last, revoke_time;
 	uint8_t sig[64];
 
 	if (argc != 2)
@@ -200,9 +200,13 @@ main(int argc, char **argv)
 	    dirc_register_device(c, BOB_PW, &desk.rec, NULL, &e) != 0)
 		die("registering: %s", err_msg(&e));
 	cl = login(argv[1], dir_id, &laptop);
-	if (tdev_sign_revoke(&laptop, ALICE, tablet.rec.device, now,
+	/* Signed now, not at the start: the registrations above may have
+	 * taken past a second boundary, and a revocation may not be older
+	 * than the device's add event. */
+	revoke_time = (uint64_t)time(NULL);
+	if (tdev_sign_revoke(&laptop, ALICE, tablet.rec.device, revoke_time,
 	    sig) != 0 ||
-	    dirc_revoke(cl, ALICE, tablet.rec.device, now, sig, NULL,
+	    dirc_revoke(cl, ALICE, tablet.rec.device, revoke_time, sig, NULL,
 	    &e) != 0)
 		die("revoking the tablet: %s", err_msg(&e));
 	read_log(cl, ALICE, dir_id, dir_pub, &alice, &alice_log);

@@ -180,13 +180,15 @@ dir_start() {
 }
 
 # dir_serve_pg N PORT: instance N (1 or 2) of the directory on the
-# cluster, on 127.0.0.1:PORT; waits until it serves.
+# cluster, on 127.0.0.1:PORT, with the blob directory both instances
+# share; waits until it serves.
 dir_serve_pg() {
 	_sfx=""
 	[ "$1" = 1 ] || _sfx=$1
 	rm -f "$T/dir$_sfx.addr"
 	# shellcheck disable=SC2086
 	"$DIRECTORY" serve --db "$DIR_DB" $DIR_KEY_ARGS \
+	    --blob-dir "$T/pg-blobs" \
 	    --listen "127.0.0.1:$2" --ready-file "$T/dir$_sfx.addr" \
 	    --scrypt-cost 10 --rate 0 >>"$T/directory$_sfx.log" 2>&1 &
 	DIR_PID="$DIR_PID $!"
