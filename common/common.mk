@@ -123,7 +123,13 @@ tests_unit_test_envelope_LDADD = $(UNIT_LIBS)
 # Seal and open cost against the bare primitives; built, never run by
 # `make check` (see docs/performance.md).
 noinst_PROGRAMS += tests/bench/bench-envelope
-tests_bench_bench_envelope_LDADD = $(COMMON_LIBS)
+tests_bench_bench_envelope_SOURCES = tests/bench/bench-envelope.c \
+	tests/bench/bench-util.c tests/bench/bench-util.h \
+	tests/unit/test_dir_util.c tests/unit/dir-test-util.h
+tests_bench_bench_envelope_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS) \
+	-I$(top_srcdir)/tests/unit
+tests_bench_bench_envelope_LDADD = common/libdevidclient.a $(COMMON_LIBS) \
+	$(CURL_LIBS)
 
 EXTRA_DIST += docs/performance.md
 

@@ -158,6 +158,7 @@ tests_integration_test_dir_durability_LDADD = common/libdevidclient.a \
 # docs/performance.md).
 noinst_PROGRAMS += tests/bench/bench-directory
 tests_bench_bench_directory_SOURCES = tests/bench/bench-directory.c \
+	tests/bench/bench-util.c tests/bench/bench-util.h \
 	tests/unit/test_dir_util.c tests/unit/dir-test-util.h
 tests_bench_bench_directory_CFLAGS = $(AM_CFLAGS) $(MHD_CFLAGS) \
 	$(CURL_CFLAGS) -I$(top_srcdir)/tests/unit
@@ -169,6 +170,7 @@ tests_bench_bench_directory_LDADD = common/libdevidclient.a $(COMMON_LIBS) \
 # 10^6 leaves; built, never run by `make check` (docs/performance.md).
 noinst_PROGRAMS += tests/bench/bench-tlog
 tests_bench_bench_tlog_SOURCES = tests/bench/bench-tlog.c \
+	tests/bench/bench-util.c tests/bench/bench-util.h \
 	tests/unit/test_dir_util.c tests/unit/dir-test-util.h
 tests_bench_bench_tlog_CFLAGS = $(AM_CFLAGS) $(MHD_CFLAGS) \
 	$(CURL_CFLAGS) -I$(top_srcdir)/directory -I$(top_srcdir)/tests/unit

@@ -57,7 +57,11 @@ tests_unit_test_msgblob_LDADD = $(MSG_LIBS) $(DIRECTORY_LIBS) $(UNIT_LIBS)
 # Attachments end to end, run by hand (docs/performance.md): a file
 # sent and received through a real devid-directory on loopback.
 noinst_PROGRAMS += tests/bench/bench-attach
-tests_bench_bench_attach_CPPFLAGS = $(MSG_UNIT_CPPFLAGS)
+tests_bench_bench_attach_SOURCES = tests/bench/bench-attach.c \
+	tests/bench/bench-util.c tests/bench/bench-util.h \
+	tests/unit/test_dir_util.c tests/unit/dir-test-util.h
+tests_bench_bench_attach_CPPFLAGS = $(MSG_UNIT_CPPFLAGS) \
+	-I$(top_srcdir)/tests/unit
 tests_bench_bench_attach_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS)
 tests_bench_bench_attach_LDADD = $(MSG_LIBS)
 

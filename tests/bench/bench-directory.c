@@ -68,11 +68,9 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -82,6 +80,7 @@
 #include "acctlog.h"
 #include "devrec.h"
 #include "dirclient.h"
+#include "bench-util.h"
 #include "errors.h"
 #include "dir-test-util.h"
 
@@ -119,7 +118,6 @@
 #define ENVGEN_THREADS 2
 #define ANSWER_MAX (64 * 1024)
 #define READY_WAIT_S 30
-#define STOP_WAIT_S 20
 #define ANSWER_WAIT_S 10                /* the well-behaved client's limit */
 #define BIG_LIMIT "1000000"
 #define BIG_QUOTA "4294967296"          /* bytes */
@@ -133,28 +131,8 @@
                                          * checks at once from 127.0.0.1 */
 #define COLD_SETUP_MAX_S 60             /* the set-up gives up after */
 
-static volatile sig_atomic_t interrupted;
 static int quiet;
 static char *tmp;               /* removed at exit */
-static pid_t server_pid;        /* killed at exit */
-static const char *server_log;  /* its standard error */
-
-static void print_tail(const char *path);
-
-static void
-die(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, PROG ": ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\n");
-	if (server_pid > 0 && server_log != NULL)
-		print_tail(server_log);
-	exit(1);
-}
 
 static void
 note(const char *fmt, ...)
@@ -168,53 +146,11 @@ note(const char *fmt, ...)
 	va_end(ap);
 }
 
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void
-sleep_s(double s)
-{
-	struct timespec ts;
-
-	if (s <= 0)
-		return;
-	ts.tv_sec = (time_t)s;
-	ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !interrupted)
-		;
-}
-
-static void
-on_signal(int sig)
-{
-	(void)sig;
-	interrupted = 1;
-}
-
-static void
-check_interrupted(void)
-{
-	if (interrupted) {
-		server_log = NULL;
-		die("interrupted");
-	}
-}
-
 /* At exit, whatever the path: the server goes, and so does tmp. */
 static void
 cleanup(void)
 {
-	if (server_pid > 0) {
-		kill(server_pid, SIGKILL);
-		waitpid(server_pid, NULL, 0);
-		server_pid = 0;
-	}
+	bench_server_kill();
 	ttmpdir_remove(tmp);
 	tmp = NULL;
 }
@@ -225,16 +161,16 @@ raise_fd_limit(rlim_t want)
 	struct rlimit rl;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-		die("getrlimit: %s", strerror(errno));
+		bench_die("getrlimit: %s", strerror(errno));
 	if (rl.rlim_cur >= want)
 		return;
 	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want)
-		die("%llu file descriptors needed, the hard limit is %llu "
-		    "(raise it with ulimit -Hn)", (unsigned long long)want,
+		bench_die("%llu file descriptors needed, the hard limit is "
+		    "%llu (raise it with ulimit -Hn)", (unsigned long long)want,
 		    (unsigned long long)rl.rlim_max);
 	rl.rlim_cur = want;
 	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-		die("setrlimit: %s", strerror(errno));
+		bench_die("setrlimit: %s", strerror(errno));
 }
 
 /* 127.0.0.host */
@@ -247,111 +183,7 @@ loopback(unsigned int host)
 	return a;
 }
 
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* The q-quantile (0..1) of v[0..n), sorting v; 0 when n is 0. */
-static double
-quantile(double *v, size_t n, double q)
-{
-	size_t i;
-
-	if (n == 0)
-		return 0;
-	qsort(v, n, sizeof(*v), cmp_double);
-	i = (size_t)(q * (double)n + 0.999999);
-	if (i > 0)
-		i--;
-	return v[i < n ? i : n - 1];
-}
-
 /* --- the server process --- */
-
-struct server {
-	const char *binary;
-	char db[PATH_MAX];
-	char log[PATH_MAX];             /* its standard error */
-	struct sockaddr_in addr;
-	char host[160];                 /* 127.0.0.1:PORT */
-	char url[176];                  /* http://127.0.0.1:PORT */
-	pid_t pid;
-};
-
-/* Prints the last lines of the file at path to stderr. */
-static void
-print_tail(const char *path)
-{
-	char buf[4096];
-	FILE *f;
-	long size;
-	size_t n;
-
-	if ((f = fopen(path, "r")) == NULL)
-		return;
-	fseek(f, 0, SEEK_END);
-	size = ftell(f);
-	fseek(f, size > (long)sizeof(buf) - 1 ?
-	    size - (long)sizeof(buf) + 1 : 0, SEEK_SET);
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-	fprintf(stderr, "--- %s ---\n%s--- end ---\n", path, buf);
-}
-
-/*
- * Starts argv (NULL-terminated; argv[0] the program) with standard output
- * and error appended to out_path, dying with this process.  Returns its
- * pid; dies when it cannot fork.
- */
-static pid_t
-spawn(const char *const *argv, const char *out_path)
-{
-	pid_t parent = getpid(), pid;
-	int fd;
-
-	if ((pid = fork()) < 0)
-		die("fork: %s", strerror(errno));
-	if (pid > 0)
-		return pid;
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent)
-		_exit(127);
-	if ((fd = open(out_path, O_WRONLY | O_CREAT | O_APPEND, 0600)) >= 0) {
-		dup2(fd, STDOUT_FILENO);
-		dup2(fd, STDERR_FILENO);
-		close(fd);
-	}
-	execv(argv[0], (char *const *)(uintptr_t)argv);
-	fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
-	_exit(127);
-}
-
-/* Runs argv to its end; its output in tmp/tool.out.  0 when it exits 0;
- * otherwise prints that output and returns -1. */
-static int
-tool_run(const char *const *argv)
-{
-	char out[PATH_MAX];
-	pid_t pid;
-	int status;
-
-	snprintf(out, sizeof(out), "%s/tool.out", tmp);
-	unlink(out);
-	pid = spawn(argv, out);
-	while (waitpid(pid, &status, 0) != pid)
-		if (errno != EINTR)
-			die("waitpid: %s", strerror(errno));
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-		return 0;
-	fprintf(stderr, PROG ": %s %s failed\n", argv[0], argv[1]);
-	print_tail(out);
-	return -1;
-}
 
 /* 1 when `binary --help` mentions option (e.g. "--max-per-address"). */
 static int
@@ -362,143 +194,20 @@ server_has_option(const char *binary, const char *option)
 	size_t n;
 	FILE *f;
 
-	if (tool_run(argv) != 0)
-		die("%s does not run", binary);
+	if (bench_tool_run(argv) != 0)
+		bench_die("%s does not run", binary);
 	snprintf(path, sizeof(path), "%s/tool.out", tmp);
 	if ((f = fopen(path, "r")) == NULL)
-		die("%s: %s", path, strerror(errno));
+		bench_die("%s: %s", path, strerror(errno));
 	n = fread(buf, 1, sizeof(buf) - 1, f);
 	buf[n] = '\0';
 	fclose(f);
 	return strstr(buf, option) != NULL;
 }
 
-/* account add NAME --db DB --password-file tmp/pw [--scrypt-cost cost]
- * (cost NULL: the default). */
-static void
-account_add(const struct server *s, const char *name, const char *cost)
-{
-	const char *argv[12];
-	char pw[PATH_MAX];
-	size_t n = 0;
-
-	snprintf(pw, sizeof(pw), "%s/pw", tmp);
-	argv[n++] = s->binary;
-	argv[n++] = "account";
-	argv[n++] = "add";
-	argv[n++] = name;
-	argv[n++] = "--db";
-	argv[n++] = s->db;
-	argv[n++] = "--password-file";
-	argv[n++] = pw;
-	if (cost != NULL) {
-		argv[n++] = "--scrypt-cost";
-		argv[n++] = cost;
-	}
-	argv[n] = NULL;
-	if (tool_run(argv) != 0)
-		die("cannot create account %s", name);
-}
-
-/*
- * serve --db s->db on 127.0.0.1:0 with --quiet and the extra arguments
- * (NULL-terminated), and waits for its ready file.  Dies when it does not
- * become ready.
- */
-static void
-server_start(struct server *s, const char *const *extra)
-{
-	const char *argv[40];
-	char ready[PATH_MAX], line[128], *colon;
-	double t0;
-	size_t n = 0, i;
-	FILE *f;
-	int status;
-
-	snprintf(ready, sizeof(ready), "%s/ready", tmp);
-	unlink(ready);
-	argv[n++] = s->binary;
-	argv[n++] = "serve";
-	argv[n++] = "--db";
-	argv[n++] = s->db;
-	argv[n++] = "--listen";
-	argv[n++] = "127.0.0.1:0";
-	argv[n++] = "--ready-file";
-	argv[n++] = ready;
-	argv[n++] = "--quiet";
-	for (i = 0; extra != NULL && extra[i] != NULL && n < 39; i++)
-		argv[n++] = extra[i];
-	argv[n] = NULL;
-	s->pid = server_pid = spawn(argv, s->log);
-	server_log = s->log;
-	t0 = now_s();
-	while ((f = fopen(ready, "r")) == NULL) {
-		if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
-			s->pid = server_pid = 0;
-			print_tail(s->log);
-			die("devid-directory exited before it was ready");
-		}
-		if (now_s() - t0 > READY_WAIT_S)
-			die("devid-directory did not become ready in %d s",
-			    READY_WAIT_S);
-		check_interrupted();
-		sleep_s(0.01);
-	}
-	if (fgets(line, sizeof(line), f) == NULL)
-		die("empty ready file");
-	fclose(f);
-	line[strcspn(line, "\n")] = '\0';
-	if ((colon = strrchr(line, ':')) == NULL)
-		die("unexpected ready file: %s", line);
-	*colon = '\0';
-	memset(&s->addr, 0, sizeof(s->addr));
-	s->addr.sin_family = AF_INET;
-	s->addr.sin_port = htons((uint16_t)atoi(colon + 1));
-	if (inet_pton(AF_INET, line, &s->addr.sin_addr) != 1)
-		die("unexpected address in the ready file: %s", line);
-	snprintf(s->host, sizeof(s->host), "%s:%s", line, colon + 1);
-	snprintf(s->url, sizeof(s->url), "http://%s", s->host);
-}
-
-/*
- * SIGTERM and waits for the exit (SIGKILL after STOP_WAIT_S).  Returns 0
- * on a clean exit; otherwise says how it ended and returns -1.
- */
-static int
-server_stop(struct server *s)
-{
-	double t0 = now_s();
-	int status = 0;
-	pid_t w;
-
-	if (s->pid <= 0)
-		return 0;
-	kill(s->pid, SIGTERM);
-	while ((w = waitpid(s->pid, &status, WNOHANG)) == 0) {
-		if (now_s() - t0 > STOP_WAIT_S) {
-			kill(s->pid, SIGKILL);
-			waitpid(s->pid, &status, 0);
-			break;
-		}
-		sleep_s(0.01);
-	}
-	s->pid = server_pid = 0;
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-		return 0;
-	if (WIFSIGNALED(status))
-		fprintf(stderr, PROG ": WARNING: devid-directory ended by "
-		    "signal %d on SIGTERM\n", WTERMSIG(status));
-	else
-		fprintf(stderr, PROG ": WARNING: devid-directory exited %d "
-		    "on SIGTERM\n", WEXITSTATUS(status));
-	print_tail(s->log);
-	return -1;
-}
-
-/* The server's resident memory in KiB (VmRSS), 0 when unknown. */
 /* The server's open descriptors (connections included), or 0. */
 static size_t
-server_fd_count(const struct server *s)
+server_fd_count(const struct bench_server *s)
 {
 	char path[64];
 	struct dirent *d;
@@ -515,81 +224,15 @@ server_fd_count(const struct server *s)
 	return n;
 }
 
-static unsigned long
-server_rss_kib(const struct server *s)
-{
-	char path[64], line[256];
-	unsigned long kib = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%ld/status", (long)s->pid);
-	if ((f = fopen(path, "r")) == NULL)
-		return 0;
-	while (fgets(line, sizeof(line), f) != NULL)
-		if (sscanf(line, "VmRSS: %lu kB", &kib) == 1)
-			break;
-	fclose(f);
-	return kib;
-}
-
 /* --- set-up through common/dirclient --- */
 
-static struct dirc *
-dir_client(const struct server *s)
-{
-	struct dirc *c = NULL;
-	struct err_ctx e;
-
-	err_clear(&e);
-	if (dirc_new(s->url, NULL, &c, &e) != 0)
-		die("client: %s", err_msg(&e));
-	return c;
-}
-
-/* Makes device label of account and registers it with PASSWORD. */
 static void
-device_add(const struct server *s, struct tdev *d, const char *account,
-    const char *label)
+directory_id(const struct bench_server *s, char out[DEVREC_ID_HEX_LEN + 1])
 {
-	struct dirc *c = dir_client(s);
-	struct err_ctx e;
-	int r;
-
-	if ((r = tdev_make(d, account, label, (uint64_t)time(NULL))) != 0)
-		die("device %s: %s", label, err_str(r));
-	err_clear(&e);
-	if (dirc_register_device(c, PASSWORD, &d->rec, NULL, &e) != 0)
-		die("registering %s: %s", label, err_msg(&e));
-	dirc_free(c);
-}
-
-/* Logs d in; its bearer token into token. */
-static void
-login(const struct server *s, const char *dir_id, struct tdev *d,
-    char token[DIRC_TOKEN_MAX + 1])
-{
-	struct dirc *c = dir_client(s);
-	struct err_ctx e;
-
-	err_clear(&e);
-	if (dirc_login(c, dir_id, d->rec.device, tdev_sign, d, NULL, &e) != 0)
-		die("login of %s: %s", d->rec.label, err_msg(&e));
-	snprintf(token, DIRC_TOKEN_MAX + 1, "%s", dirc_token(c));
-	dirc_free(c);
-}
-
-static void
-directory_id(const struct server *s, char out[DEVREC_ID_HEX_LEN + 1])
-{
-	struct dirc *c = dir_client(s);
 	struct dirc_info info;
-	struct err_ctx e;
 
-	err_clear(&e);
-	if (dirc_info(c, &info, &e) != 0)
-		die("info: %s", err_msg(&e));
+	bench_info(s, &info);
 	snprintf(out, DEVREC_ID_HEX_LEN + 1, "%s", info.directory_id);
-	dirc_free(c);
 }
 
 /* --- raw HTTP/1.1 --- */
@@ -611,23 +254,23 @@ http_request(const char *method, const char *path, const char *host,
 	    "%s%s", method, path, host, header != NULL ? header : "",
 	    header != NULL ? "\r\n" : "");
 	if (n < 0 || (size_t)n >= sizeof(head))
-		die("request head too long");
+		bench_die("request head too long");
 	if (body != NULL) {
 		int m = snprintf(head + n, sizeof(head) - (size_t)n,
 		    "Content-Type: application/json\r\n"
 		    "Content-Length: %zu\r\n", body_len);
 
 		if (m < 0 || (size_t)m >= sizeof(head) - (size_t)n)
-			die("request head too long");
+			bench_die("request head too long");
 		n += m;
 	}
 	if ((size_t)n + 3 > sizeof(head))
-		die("request head too long");
+		bench_die("request head too long");
 	memcpy(head + n, "\r\n", 3);
 	n += 2;
 	*len = (size_t)n + (body != NULL ? body_len : 0);
 	if ((req = malloc(*len + 1)) == NULL)
-		die("out of memory");
+		bench_die("out of memory");
 	memcpy(req, head, (size_t)n);
 	if (body != NULL)
 		memcpy(req + n, body, body_len);
@@ -645,7 +288,7 @@ basic_header(const char *user, const char *password, char *out,
 
 	n = snprintf((char *)plain, sizeof(plain), "%s:%s", user, password);
 	if (n < 0 || (size_t)n >= sizeof(plain))
-		die("credentials too long");
+		bench_die("credentials too long");
 	EVP_EncodeBlock(enc, plain, n);
 	snprintf(out, out_len, "Authorization: Basic %s", enc);
 }
@@ -764,7 +407,7 @@ http_exchange(int fd, const char *req, size_t req_len, double deadline,
 			return -1;
 		if (r > 0)
 			return 0;
-		left = deadline - now_s();
+		left = deadline - bench_now_s();
 		if (left <= 0)
 			return -1;
 		pfd.fd = fd;
@@ -807,29 +450,6 @@ clock_s(clockid_t id)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* utime + stime of pid in seconds, 0 when unknown. */
-static double
-proc_cpu_s(pid_t pid)
-{
-	char path[64], buf[1024], *p;
-	unsigned long long ut = 0, st = 0;
-	size_t n;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
-	if ((f = fopen(path, "r")) == NULL)
-		return 0;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	/* Fields 14 and 15, counted after the command's closing ')'. */
-	if ((p = strrchr(buf, ')')) == NULL ||
-	    sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
-	    "%llu %llu", &ut, &st) != 2)
-		return 0;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
 /* Non-idle CPU seconds of the machine, 0 when unknown. */
 static double
 machine_cpu_s(void)
@@ -855,10 +475,10 @@ static void
 cpu_sample_take(struct cpu_sample *c, pid_t server, pid_t server2)
 {
 	c->client_s = clock_s(CLOCK_THREAD_CPUTIME_ID);
-	c->server_s = server > 0 ? proc_cpu_s(server) :
+	c->server_s = server > 0 ? bench_proc_cpu_s(server) :
 	    clock_s(CLOCK_PROCESS_CPUTIME_ID) - c->client_s;
 	if (server2 > 0)
-		c->server_s += proc_cpu_s(server2);
+		c->server_s += bench_proc_cpu_s(server2);
 	c->machine_s = machine_cpu_s();
 }
 
@@ -934,7 +554,7 @@ load_init(struct load *l, const struct sockaddr_in *dst,
 	l->dst = *dst;
 	l->n_conns = n;
 	if ((l->conns = calloc(n, sizeof(*l->conns))) == NULL)
-		die("out of memory");
+		bench_die("out of memory");
 	for (i = 0; i < n; i++) {
 		l->conns[i].fd = -1;
 		l->conns[i].src = loopback(hosts[i]);
@@ -944,7 +564,7 @@ load_init(struct load *l, const struct sockaddr_in *dst,
 	l->next_arg = next_arg;
 	l->ok_status = ok_status;
 	if ((l->ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
-		die("epoll_create1: %s", strerror(errno));
+		bench_die("epoll_create1: %s", strerror(errno));
 }
 
 static void
@@ -979,7 +599,7 @@ conn_fail(struct load *l, struct hconn *c)
 	if (c->in_flight && l->counting)
 		l->errors++;
 	conn_close(c);
-	c->retry_at = now_s() + 0.01;
+	c->retry_at = bench_now_s() + 0.01;
 }
 
 static void
@@ -1041,7 +661,7 @@ conn_open(struct load *l, struct hconn *c)
 	if ((c->fd = tcp_connect(c->src, c->dst)) < 0) {
 		if (l->counting)
 			l->errors++;
-		c->retry_at = now_s() + 0.01;
+		c->retry_at = bench_now_s() + 0.01;
 		return;
 	}
 	fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
@@ -1049,7 +669,7 @@ conn_open(struct load *l, struct hconn *c)
 	ev.events = EPOLLIN;
 	ev.data.ptr = c;
 	if (epoll_ctl(l->ep, EPOLL_CTL_ADD, c->fd, &ev) != 0)
-		die("epoll_ctl: %s", strerror(errno));
+		bench_die("epoll_ctl: %s", strerror(errno));
 	c->want_out = 0;
 	if (!l->exhausted)
 		conn_send_next(l, c);
@@ -1128,15 +748,15 @@ load_run(struct load *l, double warmup_s, double seconds)
 
 	for (i = 0; i < l->n_conns; i++)
 		conn_open(l, &l->conns[i]);
-	t0 = now_s();
+	t0 = bench_now_s();
 	end = t0 + warmup_s + seconds;
 	if (warmup_s <= 0) {
 		l->counting = 1;
 		start = t0;
 		cpu_sample_take(&c0, l->server, l->server2);
 	}
-	while (!interrupted) {
-		t = now_s();
+	while (!bench_interrupted) {
+		t = bench_now_s();
 		if (!l->counting && t >= t0 + warmup_s) {
 			l->counting = 1;
 			start = t;
@@ -1164,14 +784,14 @@ load_run(struct load *l, double warmup_s, double seconds)
 			if (c->fd >= 0 && (evs[k].events & EPOLLOUT))
 				conn_flush(l, c);
 		}
-		for (i = 0, t = now_s(); i < l->n_conns; i++)
+		for (i = 0, t = bench_now_s(); i < l->n_conns; i++)
 			if (l->conns[i].fd < 0 && t >= l->conns[i].retry_at)
 				conn_open(l, &l->conns[i]);
 	}
-	check_interrupted();
+	bench_check_interrupted();
 	if (l->counting) {
 		cpu_sample_take(&c1, l->server, l->server2);
-		l->elapsed_s = now_s() - start;
+		l->elapsed_s = bench_now_s() - start;
 		cpu_use_between(&c0, &c1, l->elapsed_s, &l->cpu);
 	}
 	for (i = 0; i < l->n_conns; i++)
@@ -1341,7 +961,7 @@ ceiling_start(struct ceiling *cs, size_t body_len)
 	if (body_len < 16)
 		body_len = 16;
 	if ((cs->body = malloc(body_len)) == NULL)
-		die("out of memory");
+		bench_die("out of memory");
 	memcpy(cs->body, "{\"pad\":\"", 8);
 	for (i = 8; i < body_len - 2; i++)
 		cs->body[i] = 'x';
@@ -1359,12 +979,12 @@ ceiling_start(struct ceiling *cs, size_t body_len)
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30,
 	    MHD_OPTION_END);
 	if (cs->daemon == NULL)
-		die("cannot start the libmicrohttpd ceiling server");
+		bench_die("cannot start the libmicrohttpd ceiling server");
 	if ((di = MHD_get_daemon_info(cs->daemon,
 	    MHD_DAEMON_INFO_LISTEN_FD)) == NULL ||
 	    getsockname(di->listen_fd, (struct sockaddr *)&cs->addr,
 	    &sl) != 0)
-		die("cannot find the ceiling server's port");
+		bench_die("cannot find the ceiling server's port");
 }
 
 static void
@@ -1406,7 +1026,7 @@ envgen_main(void *arg)
 	char *json;
 	size_t i, len;
 
-	for (i = g->from; i < g->to && !interrupted; i++) {
+	for (i = g->from; i < g->to && !bench_interrupted; i++) {
 		json = NULL;
 		recips[0] = &p->recips[i % p->n_recips];
 		if ((g->r = tenv_make(p->sender, to, 2, p->views, 2, recips, 1,
@@ -1432,21 +1052,21 @@ envpool_make(struct envpool *p, size_t n)
 	p->next = 0;
 	if ((p->reqs = calloc(n, sizeof(*p->reqs))) == NULL ||
 	    (p->lens = calloc(n, sizeof(*p->lens))) == NULL)
-		die("out of memory");
+		bench_die("out of memory");
 	for (i = 0; i < ENVGEN_THREADS; i++) {
 		g[i].p = p;
 		g[i].from = n * i / ENVGEN_THREADS;
 		g[i].to = n * (i + 1) / ENVGEN_THREADS;
 		g[i].r = 0;
 		if (pthread_create(&th[i], NULL, envgen_main, &g[i]) != 0)
-			die("pthread_create failed");
+			bench_die("pthread_create failed");
 	}
 	for (i = 0; i < ENVGEN_THREADS; i++)
 		pthread_join(th[i], NULL);
-	check_interrupted();
+	bench_check_interrupted();
 	for (i = 0; i < ENVGEN_THREADS; i++)
 		if (g[i].r != 0)
-			die("sealing an envelope: %s", err_str(g[i].r));
+			bench_die("sealing an envelope: %s", err_str(g[i].r));
 }
 
 static void
@@ -1486,17 +1106,17 @@ longpolls_open(const struct sockaddr_in *dst, char *const *reqs,
 	size_t i;
 
 	if ((fds = malloc(LONGPOLLS * sizeof(*fds))) == NULL)
-		die("out of memory");
+		bench_die("out of memory");
 	for (i = 0; i < LONGPOLLS; i++) {
 		unsigned int host = LONGPOLL_FIRST_HOST +
 		    (unsigned int)(i / LONGPOLLS_PER_ADDRESS);
 
 		if ((fds[i] = tcp_connect(loopback(host), dst)) < 0)
-			die("long-poll %zu from 127.0.0.%u: %s", i, host,
+			bench_die("long-poll %zu from 127.0.0.%u: %s", i, host,
 			    strerror(errno));
 		if (send_all(fds[i], reqs[i % n_reqs], lens[i % n_reqs]) != 0)
-			die("long-poll %zu: %s", i, strerror(errno));
-		check_interrupted();
+			bench_die("long-poll %zu: %s", i, strerror(errno));
+		bench_check_interrupted();
 	}
 	return fds;
 }
@@ -1554,13 +1174,13 @@ reader_main(void *arg)
 	size_t body_len;
 	int fd = -1, status, close_after;
 
-	while (!interrupted) {
+	while (!bench_interrupted) {
 		ts.tv_sec = (time_t)at;
 		ts.tv_nsec = (long)((at - (double)ts.tv_sec) * 1e9);
 		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts,
-		    NULL) == EINTR && !interrupted)
+		    NULL) == EINTR && !bench_interrupted)
 			;
-		if ((t = now_s()) >= end)
+		if ((t = bench_now_s()) >= end)
 			break;
 		rd->sent++;
 		if (fd < 0 && (fd = tcp_connect(rd->src, &rd->dst)) < 0) {
@@ -1573,7 +1193,8 @@ reader_main(void *arg)
 			fd = -1;
 		} else {
 			if (status == 200 && rd->n_lat < rd->max_lat)
-				rd->lat_ms[rd->n_lat++] = (now_s() - t) * 1e3;
+				rd->lat_ms[rd->n_lat++] =
+				    (bench_now_s() - t) * 1e3;
 			else if (status != 200)
 				rd->failed++;
 			if (close_after) {
@@ -1582,8 +1203,8 @@ reader_main(void *arg)
 			}
 		}
 		at += 1.0 / READER_RATE;
-		if (at < now_s())
-			at = now_s();
+		if (at < bench_now_s())
+			at = bench_now_s();
 	}
 	if (fd >= 0)
 		close(fd);
@@ -1622,12 +1243,12 @@ measure_latency(const struct sockaddr_in *dst, const char *read_req,
 	rd.seconds = seconds;
 	rd.max_lat = (size_t)(seconds * READER_RATE) + 16;
 	if ((rd.lat_ms = calloc(rd.max_lat, sizeof(*rd.lat_ms))) == NULL)
-		die("out of memory");
+		bench_die("out of memory");
 	/* The flood runs first for a while, so that the reader meets it in
 	 * its steady state. */
-	rd.start_s = now_s() + (n_flood > 0 ? 1.0 : 0);
+	rd.start_s = bench_now_s() + (n_flood > 0 ? 1.0 : 0);
 	if (pthread_create(&th, NULL, reader_main, &rd) != 0)
-		die("pthread_create failed");
+		bench_die("pthread_create failed");
 	if (n_flood > 0) {
 		load_init(&l, dst, hosts, n_flood, next_fixed, &f, -1);
 		load_run(&l, 1.0, seconds + 0.2);
@@ -1641,12 +1262,12 @@ measure_latency(const struct sockaddr_in *dst, const char *read_req,
 		load_free(&l);
 	}
 	pthread_join(th, NULL);
-	check_interrupted();
+	bench_check_interrupted();
 	out->sent = rd.sent;
 	out->failed = rd.failed;
 	out->n = rd.n_lat;
-	out->p50_ms = quantile(rd.lat_ms, rd.n_lat, 0.50);
-	out->p99_ms = quantile(rd.lat_ms, rd.n_lat, 0.99);
+	out->p50_ms = bench_quantile(rd.lat_ms, rd.n_lat, 0.50);
+	out->p99_ms = bench_quantile(rd.lat_ms, rd.n_lat, 0.99);
 	free(rd.lat_ms);
 }
 
@@ -1738,32 +1359,6 @@ usage(FILE *f)
 	    SECONDS_DEFAULT, SECONDS_QUICK);
 }
 
-/* The devid-directory of this build tree: $top_builddir, or the build
- * directory this program sits in (tests/bench/). */
-static const char *
-default_binary(void)
-{
-	static char path[PATH_MAX + 32];
-	const char *top = getenv("top_builddir");
-	char exe[PATH_MAX], *p;
-	ssize_t n;
-	int i;
-
-	if (top != NULL && *top != '\0') {
-		snprintf(path, sizeof(path), "%s/directory/devid-directory",
-		    top);
-		return path;
-	}
-	if ((n = readlink("/proc/self/exe", exe, sizeof(exe) - 1)) < 0)
-		die("cannot find this program: %s", strerror(errno));
-	exe[n] = '\0';
-	for (i = 0; i < 3; i++)
-		if ((p = strrchr(exe, '/')) != NULL)
-			*p = '\0';
-	snprintf(path, sizeof(path), "%s/directory/devid-directory", exe);
-	return path;
-}
-
 static void
 print_machine(void)
 {
@@ -1788,7 +1383,7 @@ print_machine(void)
 
 /* Phases 1-4: one server with the rate limit off. */
 static void
-run_throughput(struct server *s, double seconds, struct results *res)
+run_throughput(struct bench_server *s, double seconds, struct results *res)
 {
 	static const char *const base_args[] = {
 		"--rate", "0", "--max-queue", "10000000",
@@ -1833,30 +1428,30 @@ run_throughput(struct server *s, double seconds, struct results *res)
 	if (n_bobs > RECIPIENTS_MAX)
 		n_bobs = RECIPIENTS_MAX;
 	if ((bobs = calloc(n_bobs, sizeof(*bobs))) == NULL)
-		die("out of memory");
+		bench_die("out of memory");
 
 	note("setting up accounts and devices...\n");
-	account_add(s, ALICE, "10");
-	account_add(s, BOB, "10");
-	account_add(s, CAROL, "10");
-	server_start(s, extra);
+	bench_account_add(s, ALICE, "10");
+	bench_account_add(s, BOB, "10");
+	bench_account_add(s, CAROL, "10");
+	bench_server_start(s, extra);
 	directory_id(s, dir_id);
-	device_add(s, &laptop, ALICE, "laptop");
+	bench_device_add(s, &laptop, ALICE, "laptop", PASSWORD, NULL);
 	for (i = 0; i < n_bobs; i++) {
 		snprintf(label, sizeof(label), "desktop %zu", i);
-		device_add(s, &bobs[i], BOB, label);
+		bench_device_add(s, &bobs[i], BOB, label, PASSWORD, NULL);
 	}
 	for (i = 0; i < LONGPOLL_DEVICES; i++) {
 		snprintf(label, sizeof(label), "poller %zu", i);
-		device_add(s, &lp[i], CAROL, label);
+		bench_device_add(s, &lp[i], CAROL, label, PASSWORD, NULL);
 	}
-	login(s, dir_id, &laptop, laptop_token);
+	bench_login(s, dir_id, &laptop, laptop_token);
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s",
 	    laptop_token);
 	snprintf(lp_path, sizeof(lp_path), "/v1/inbox?wait=%d",
 	    LONGPOLL_WAIT_S);
 	for (i = 0; i < LONGPOLL_DEVICES; i++) {
-		login(s, dir_id, &lp[i], token);
+		bench_login(s, dir_id, &lp[i], token);
 		snprintf(lp_auth[i], sizeof(lp_auth[i]),
 		    "Authorization: Bearer %s", token);
 		lp_reqs[i] = http_request("GET", lp_path, s->host, lp_auth[i],
@@ -1869,10 +1464,10 @@ run_throughput(struct server *s, double seconds, struct results *res)
 
 	/* The size of a real log answer, for the ceiling's body. */
 	if ((fd = tcp_connect(loopback(1), &s->addr)) < 0)
-		die("connect: %s", strerror(errno));
-	if (http_exchange(fd, read_req, read_len, now_s() + ANSWER_WAIT_S,
+		bench_die("connect: %s", strerror(errno));
+	if (http_exchange(fd, read_req, read_len, bench_now_s() + ANSWER_WAIT_S,
 	    &status, &body_len, &close_after) != 0 || status != 200)
-		die("the first log read failed (status %d)", status);
+		bench_die("the first log read failed (status %d)", status);
 	close(fd);
 	res->answer_len = body_len;
 
@@ -1893,16 +1488,16 @@ run_throughput(struct server *s, double seconds, struct results *res)
 	    &res->ceiling, &res->reads);
 
 	note("3. message posts (sealing the envelopes first)...\n");
-	c = dir_client(s);
+	c = bench_client(s, NULL, 0);
 	err_clear(&e);
 	memset(&pool, 0, sizeof(pool));
 	if (dirc_set_token(c, laptop_token) != 0)
-		die("out of memory");
+		bench_die("out of memory");
 	for (i = 0; i < 2; i++) {
 		const char *account = i == 0 ? ALICE : BOB;
 
 		if (dirc_get_log(c, account, 0, 0, &resp, &e) != 0)
-			die("log of %s: %s", account, err_msg(&e));
+			bench_die("log of %s: %s", account, err_msg(&e));
 		pool.views[i] = resp->head;
 		acctlog_response_free(resp);
 		resp = NULL;
@@ -1913,9 +1508,10 @@ run_throughput(struct server *s, double seconds, struct results *res)
 	pool.n_recips = n_bobs;
 	pool.host = s->host;
 	snprintf(pool.auth, sizeof(pool.auth), "%s", auth);
-	t0 = now_s();
+	t0 = bench_now_s();
 	envpool_make(&pool, n_envelopes);
-	note("   %zu envelopes sealed in %.1f s\n", n_envelopes, now_s() - t0);
+	note("   %zu envelopes sealed in %.1f s\n", n_envelopes,
+	    bench_now_s() - t0);
 	measure_throughput(&s->addr, s->pid, next_envelope, &pool, 201,
 	    seconds, "posts", &res->posts);
 	res->posts_pool = pool.n;
@@ -1935,15 +1531,17 @@ run_throughput(struct server *s, double seconds, struct results *res)
 		measure_throughput(&s->addr, s->pid, next_fixed, &read_fixed,
 		    200, seconds, "log reads", &res->lp_without[round]);
 		if (round == 0)
-			res->rss_before_kib = server_rss_kib(s);
+			res->rss_before_kib = bench_proc_status_kib(s->pid,
+			    "VmRSS");
 		lp_fds = longpolls_open(&s->addr, lp_reqs, lp_lens,
 		    LONGPOLL_DEVICES);
-		sleep_s(1.0);
+		bench_sleep_s(1.0);
 		held = longpolls_waiting(lp_fds);
 		if (round == 0 || held < res->lp_held_before)
 			res->lp_held_before = held;
 		if (round == 0)
-			res->rss_with_kib = server_rss_kib(s);
+			res->rss_with_kib = bench_proc_status_kib(s->pid,
+			    "VmRSS");
 		measure_throughput(&s->addr, s->pid, next_fixed, &read_fixed,
 		    200, seconds, "log reads beside long-polls",
 		    &res->lp_with[round]);
@@ -1954,11 +1552,11 @@ run_throughput(struct server *s, double seconds, struct results *res)
 		/* The server ends long-polls whose client went away. */
 		for (waited = 0; waited < 100 &&
 		    server_fd_count(s) > fds_idle + 16; waited++)
-			sleep_s(0.1);
+			bench_sleep_s(0.1);
 	}
 	pick_median(res->lp_without, res->lp_with, res->lp_ratio,
 	    &res->reads_without, &res->reads_with);
-	res->stop_a = server_stop(s);
+	res->stop_a = bench_server_stop(s);
 
 	free(read_req);
 	for (i = 0; i < LONGPOLL_DEVICES; i++) {
@@ -1987,7 +1585,7 @@ run_pg(const char *binary, const char *uri, double seconds,
 		"--rate", "0", "--max-queue", "10000000",
 	};
 	const char *extra[20];
-	struct server p[2];
+	struct bench_server p[2];
 	struct tdev laptop, *bobs;
 	char dir_id[DEVREC_ID_HEX_LEN + 1], token[DIRC_TOKEN_MAX + 1];
 	char auth[DIRC_TOKEN_MAX + 32], key[PATH_MAX], label[32];
@@ -2006,7 +1604,7 @@ run_pg(const char *binary, const char *uri, double seconds,
 	for (k = 0; k < 2; k++) {
 		p[k].binary = binary;
 		if (strlen(uri) >= sizeof(p[k].db))
-			die("--pg: the URI is too long");
+			bench_die("--pg: the URI is too long");
 		snprintf(p[k].db, sizeof(p[k].db), "%s", uri);
 		snprintf(p[k].log, sizeof(p[k].log), "%s/pg%d.log", tmp, k + 1);
 	}
@@ -2029,21 +1627,21 @@ run_pg(const char *binary, const char *uri, double seconds,
 	if (n_bobs > RECIPIENTS_MAX)
 		n_bobs = RECIPIENTS_MAX;
 	if ((bobs = calloc(n_bobs, sizeof(*bobs))) == NULL)
-		die("out of memory");
+		bench_die("out of memory");
 
 	note("6. PostgreSQL: setting up accounts and devices...\n");
-	if (tool_run(key_argv) != 0)
-		die("cannot make a head key on the --pg database");
-	account_add(&p[0], ALICE, "10");
-	account_add(&p[0], BOB, "10");
-	server_start(&p[0], extra);
+	if (bench_tool_run(key_argv) != 0)
+		bench_die("cannot make a head key on the --pg database");
+	bench_account_add(&p[0], ALICE, "10");
+	bench_account_add(&p[0], BOB, "10");
+	bench_server_start(&p[0], extra);
 	directory_id(&p[0], dir_id);
-	device_add(&p[0], &laptop, ALICE, "laptop");
+	bench_device_add(&p[0], &laptop, ALICE, "laptop", PASSWORD, NULL);
 	for (i = 0; i < n_bobs; i++) {
 		snprintf(label, sizeof(label), "desktop %zu", i);
-		device_add(&p[0], &bobs[i], BOB, label);
+		bench_device_add(&p[0], &bobs[i], BOB, label, PASSWORD, NULL);
 	}
-	login(&p[0], dir_id, &laptop, token);
+	bench_login(&p[0], dir_id, &laptop, token);
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
 	read_req = http_request("GET", "/v1/accounts/" ALICE_PATH
 	    "/log?since=0", p[0].host, auth, NULL, 0, &read_len);
@@ -2051,15 +1649,15 @@ run_pg(const char *binary, const char *uri, double seconds,
 	read_fixed.len = read_len;
 
 	memset(&pool, 0, sizeof(pool));
-	c = dir_client(&p[0]);
+	c = bench_client(&p[0], NULL, 0);
 	err_clear(&e);
 	if (dirc_set_token(c, token) != 0)
-		die("out of memory");
+		bench_die("out of memory");
 	for (i = 0; i < 2; i++) {
 		const char *account = i == 0 ? ALICE : BOB;
 
 		if (dirc_get_log(c, account, 0, 0, &resp, &e) != 0)
-			die("log of %s: %s", account, err_msg(&e));
+			bench_die("log of %s: %s", account, err_msg(&e));
 		pool.views[i] = resp->head;
 		acctlog_response_free(resp);
 		resp = NULL;
@@ -2076,7 +1674,7 @@ run_pg(const char *binary, const char *uri, double seconds,
 		pid_t pid2 = 0;
 
 		if (k == 1) {
-			server_start(&p[1], extra);
+			bench_server_start(&p[1], extra);
 			dst2 = &p[1].addr;
 			pid2 = p[1].pid;
 		}
@@ -2092,7 +1690,7 @@ run_pg(const char *binary, const char *uri, double seconds,
 		res->pg_posts_pool[k] = pool.n;
 		envpool_free(&pool);
 	}
-	res->stop_pg = server_stop(&p[1]) | server_stop(&p[0]);
+	res->stop_pg = bench_server_stop(&p[1]) | bench_server_stop(&p[0]);
 	res->pg_done = 1;
 
 	free(read_req);
@@ -2106,7 +1704,7 @@ run_pg(const char *binary, const char *uri, double seconds,
 
 /* COLD_SETUP_THREADS threads share the accounts to set up. */
 struct cold_setup {
-	const struct server *s;
+	const struct bench_server *s;
 	const char *dir_id;
 	char **reqs;                    /* each account's log read */
 	size_t *lens;
@@ -2156,8 +1754,8 @@ cold_setup_main(void *arg)
 	}
 	for (;;) {
 		pthread_mutex_lock(&cs->lock);
-		i = cs->error[0] == '\0' && !interrupted &&
-		    now_s() < cs->deadline ? cs->next++ : cs->n;
+		i = cs->error[0] == '\0' && !bench_interrupted &&
+		    bench_now_s() < cs->deadline ? cs->next++ : cs->n;
 		pthread_mutex_unlock(&cs->lock);
 		if (i >= cs->n)
 			break;
@@ -2220,7 +1818,7 @@ next_in_ring(void *arg, size_t *len)
  * the first round has read them.
  */
 static void
-run_cold_reads(struct server *s, double seconds, struct results *res)
+run_cold_reads(struct bench_server *s, double seconds, struct results *res)
 {
 	static const char *const args[] = {
 		"--rate", "0", "--open-signup", "--scrypt-cost",
@@ -2237,7 +1835,7 @@ run_cold_reads(struct server *s, double seconds, struct results *res)
 	note("2b. log reads across %d accounts and sessions (setting them "
 	    "up)...\n", COLD_ACCOUNTS);
 	snprintf(s->db, sizeof(s->db), "%s/cold.db", tmp);
-	server_start(s, args);
+	bench_server_start(s, args);
 	directory_id(s, dir_id);        /* also initialises libcurl */
 	memset(&cs, 0, sizeof(cs));
 	cs.s = s;
@@ -2245,37 +1843,37 @@ run_cold_reads(struct server *s, double seconds, struct results *res)
 	cs.n = COLD_ACCOUNTS;
 	if ((cs.reqs = calloc(cs.n, sizeof(*cs.reqs))) == NULL ||
 	    (cs.lens = calloc(cs.n, sizeof(*cs.lens))) == NULL)
-		die("out of memory");
+		bench_die("out of memory");
 	if (pthread_mutex_init(&cs.lock, NULL) != 0)
-		die("pthread_mutex_init failed");
-	t0 = now_s();
+		bench_die("pthread_mutex_init failed");
+	t0 = bench_now_s();
 	cs.deadline = t0 + COLD_SETUP_MAX_S;
 	for (i = 0; i < COLD_SETUP_THREADS; i++)
 		if (pthread_create(&th[i], NULL, cold_setup_main, &cs) != 0)
-			die("pthread_create failed");
+			bench_die("pthread_create failed");
 	for (i = 0; i < COLD_SETUP_THREADS; i++)
 		pthread_join(th[i], NULL);
 	pthread_mutex_destroy(&cs.lock);
-	check_interrupted();
+	bench_check_interrupted();
 	if (cs.error[0] != '\0')
-		die("%s", cs.error);
+		bench_die("%s", cs.error);
 	for (i = 0, n_done = 0; i < cs.n; i++)
 		n_done += cs.reqs[i] != NULL;
 	if (n_done < cs.n)
-		die("setting up %d accounts took more than %d s (%zu done)",
-		    COLD_ACCOUNTS, COLD_SETUP_MAX_S, n_done);
-	res->cold_setup_s = now_s() - t0;
+		bench_die("setting up %d accounts took more than %d s (%zu "
+		    "done)", COLD_ACCOUNTS, COLD_SETUP_MAX_S, n_done);
+	res->cold_setup_s = bench_now_s() - t0;
 	note("   %d accounts, devices and sessions in %.1f s\n",
 	    COLD_ACCOUNTS, res->cold_setup_s);
 
 	/* The size of these answers (the names are all as long). */
 	if ((fd = tcp_connect(loopback(1), &s->addr)) < 0)
-		die("connect: %s", strerror(errno));
-	if (http_exchange(fd, cs.reqs[0], cs.lens[0], now_s() +
+		bench_die("connect: %s", strerror(errno));
+	if (http_exchange(fd, cs.reqs[0], cs.lens[0], bench_now_s() +
 	    ANSWER_WAIT_S, &status, &body_len, &close_after) != 0 ||
 	    status != 200)
-		die("the first log read across accounts failed (status %d)",
-		    status);
+		bench_die("the first log read across accounts failed "
+		    "(status %d)", status);
 	close(fd);
 	res->cold_answer_len = body_len;
 
@@ -2286,7 +1884,7 @@ run_cold_reads(struct server *s, double seconds, struct results *res)
 	ring.next = cs.n / 2;
 	measure_throughput(&s->addr, s->pid, next_in_ring, &ring, 200,
 	    seconds, "log reads across accounts", &res->cold);
-	res->stop_c = server_stop(s);
+	res->stop_c = bench_server_stop(s);
 	for (i = 0; i < cs.n; i++)
 		free(cs.reqs[i]);
 	free(cs.reqs);
@@ -2308,7 +1906,7 @@ struct latency_setup {
  * device record of alice) into ls.
  */
 static void
-latency_setup(struct server *s, const char *db_name,
+latency_setup(struct bench_server *s, const char *db_name,
     struct latency_setup *ls)
 {
 	char dir_id[DEVREC_ID_HEX_LEN + 1];
@@ -2319,20 +1917,20 @@ latency_setup(struct server *s, const char *db_name,
 
 	memset(ls, 0, sizeof(*ls));
 	snprintf(s->db, sizeof(s->db), "%s/%s", tmp, db_name);
-	account_add(s, ALICE, NULL);
-	server_start(s, NULL);
+	bench_account_add(s, ALICE, NULL);
+	bench_server_start(s, NULL);
 	directory_id(s, dir_id);
-	device_add(s, &ls->reader, ALICE, "reader");
-	login(s, dir_id, &ls->reader, token);
+	bench_device_add(s, &ls->reader, ALICE, "reader", PASSWORD, NULL);
+	bench_login(s, dir_id, &ls->reader, token);
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
 	ls->read_req = http_request("GET", "/v1/accounts/" ALICE_PATH
 	    "/log?since=0", s->host, auth, NULL, 0, &ls->read_len);
 	if ((r = tdev_make(&ls->intruder, ALICE, "intruder",
 	    (uint64_t)time(NULL))) != 0)
-		die("device: %s", err_str(r));
+		bench_die("device: %s", err_str(r));
 	err_clear(&e);
 	if (devrec_encode(&ls->intruder.rec, &rec_json, &e) != 0)
-		die("device record: %s", err_msg(&e));
+		bench_die("device record: %s", err_msg(&e));
 	basic_header(ALICE, WRONG_PASSWORD, basic, sizeof(basic));
 	ls->flood_req = http_request("POST", "/v1/accounts/" ALICE_PATH
 	    "/devices", s->host, basic, rec_json, strlen(rec_json),
@@ -2356,7 +1954,7 @@ latency_setup_clear(struct latency_setup *ls)
  * of flood (a) carries over.
  */
 static void
-run_latency(struct server *s, double seconds, struct results *res)
+run_latency(struct bench_server *s, double seconds, struct results *res)
 {
 	unsigned int hosts[FLOOD_B_HOSTS * FLOOD_B_PER_HOST];
 	struct latency_setup ls;
@@ -2375,7 +1973,7 @@ run_latency(struct server *s, double seconds, struct results *res)
 	measure_latency(&s->addr, ls.read_req, ls.read_len, hosts,
 	    FLOOD_A_CONNS, ls.flood_req, ls.flood_len, seconds,
 	    &res->flood_a);
-	res->stop_b = server_stop(s);
+	res->stop_b = bench_server_stop(s);
 	latency_setup_clear(&ls);
 
 	latency_setup(s, "latency-b.db", &ls);
@@ -2387,7 +1985,7 @@ run_latency(struct server *s, double seconds, struct results *res)
 	measure_latency(&s->addr, ls.read_req, ls.read_len, hosts,
 	    FLOOD_B_HOSTS * FLOOD_B_PER_HOST, ls.flood_req, ls.flood_len,
 	    seconds, &res->flood_b);
-	if (server_stop(s) != 0)
+	if (bench_server_stop(s) != 0)
 		res->stop_b = -1;
 	latency_setup_clear(&ls);
 }
@@ -2438,7 +2036,7 @@ print_rate(const char *what, const struct throughput *t)
  * of the checkpoint it serves, in turn with the ceiling.
  */
 static void
-run_tlog(struct server *s, const char *tlog_db, double seconds,
+run_tlog(struct bench_server *s, const char *tlog_db, double seconds,
     struct results *res)
 {
 	static const char *const args_tmpl[] = { "--rate", "0", NULL };
@@ -2458,28 +2056,28 @@ run_tlog(struct server *s, const char *tlog_db, double seconds,
 	snprintf(key, sizeof(key), "%s/tlog.key", tmp);
 	snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", tlog_db, s->db);
 	if (strchr(tlog_db, '\'') != NULL || system(cmd) != 0)
-		die("cannot copy %s", tlog_db);
+		bench_die("cannot copy %s", tlog_db);
 	args[0] = args_tmpl[0];
 	args[1] = args_tmpl[1];
 	args[2] = "--signing-key";
 	args[3] = key;
 	args[4] = NULL;
-	server_start(s, args);
+	bench_server_start(s, args);
 	/* The first checkpoint of the new key. */
-	for (t0 = now_s(); ; sleep_s(0.2)) {
+	for (t0 = bench_now_s(); ; bench_sleep_s(0.2)) {
 		json_decref(o);
 		o = NULL;
 		if (thttp(s->url, "GET", "/v1/tlog/checkpoint", NULL, 0, NULL,
 		    NULL, NULL, &o) == 200)
 			break;
-		if (now_s() - t0 > READY_WAIT_S)
-			die("no checkpoint within %d s", READY_WAIT_S);
+		if (bench_now_s() - t0 > READY_WAIT_S)
+			bench_die("no checkpoint within %d s", READY_WAIT_S);
 	}
 	note_text = json_string_value(json_object_get(o, "checkpoint"));
 	if (note_text == NULL || (note_text = strchr(note_text, '\n')) ==
 	    NULL || sscanf(note_text + 1, "%" SCNu64, &res->tlog_size) != 1 ||
 	    res->tlog_size < 2)
-		die("the checkpoint has no usable size");
+		bench_die("the checkpoint has no usable size");
 	json_decref(o);
 	for (i = 0; i < TLOG_PROOF_REQS; i++) {
 		uint64_t r;
@@ -2492,10 +2090,11 @@ run_tlog(struct server *s, const char *tlog_db, double seconds,
 		    &lens[i]);
 	}
 	if ((fd = tcp_connect(loopback(1), &s->addr)) < 0)
-		die("connect: %s", strerror(errno));
-	if (http_exchange(fd, reqs[0], lens[0], now_s() + ANSWER_WAIT_S,
+		bench_die("connect: %s", strerror(errno));
+	if (http_exchange(fd, reqs[0], lens[0], bench_now_s() + ANSWER_WAIT_S,
 	    &status, &body_len, &close_after) != 0 || status != 200)
-		die("the first inclusion proof failed (status %d)", status);
+		bench_die("the first inclusion proof failed (status %d)",
+		    status);
 	close(fd);
 	res->tlog_answer_len = body_len;
 	ring.reqs = reqs;
@@ -2512,7 +2111,7 @@ run_tlog(struct server *s, const char *tlog_db, double seconds,
 	ceiling_stop(&cs);
 	pick_median(res->tlog_ceilings, res->tlog_proofs, res->tlog_ratio,
 	    &res->tlog_ceiling, &res->tlog_proof);
-	res->stop_t = server_stop(s);
+	res->stop_t = bench_server_stop(s);
 	for (i = 0; i < TLOG_PROOF_REQS; i++)
 		free(reqs[i]);
 	res->tlog_done = 1;
@@ -2658,16 +2257,17 @@ main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct sigaction sa;
 	struct results res;
-	struct server s;
+	struct bench_server s;
 	const char *binary = NULL, *pg_uri = NULL, *tlog_db = NULL;
 	double seconds = SECONDS_DEFAULT, t0;
 	char *end;
-	FILE *f;
 	long v;
 	int c, seconds_set = 0;
 
+	bench_init(PROG);
+	bench_catch_signals();
+	bench_set_die_hook(bench_server_print_log);
 	while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
@@ -2708,32 +2308,18 @@ main(int argc, char **argv)
 	if (quiet && !seconds_set)
 		seconds = SECONDS_QUICK;
 	if (binary == NULL)
-		binary = default_binary();
+		binary = bench_default_binary();
 	if (access(binary, X_OK) != 0)
-		die("%s: %s (give --directory PATH)", binary, strerror(errno));
+		bench_die("%s: %s (give --directory PATH)", binary,
+		    strerror(errno));
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit(LONGPOLLS + FLOOD_B_HOSTS * FLOOD_B_PER_HOST + 256);
 	if ((tmp = ttmpdir_make()) == NULL)
-		die("cannot make a temporary directory");
+		bench_die("cannot make a temporary directory");
 	atexit(cleanup);
-	{
-		char pw[PATH_MAX];
-
-		snprintf(pw, sizeof(pw), "%s/pw", tmp);
-		if ((f = fopen(pw, "w")) == NULL)
-			die("%s: %s", pw, strerror(errno));
-		fprintf(f, "%s\n", PASSWORD);
-		fclose(f);
-		/* A password file others may read is refused. */
-		if (chmod(pw, 0600) != 0)
-			die("%s: %s", pw, strerror(errno));
-	}
+	bench_set_workdir(tmp);
+	bench_password_file(PASSWORD);
 
 	memset(&res, 0, sizeof(res));
 	memset(&s, 0, sizeof(s));
@@ -2745,12 +2331,12 @@ main(int argc, char **argv)
 	    "connections for throughput\n", seconds, seconds *
 	    LATENCY_FACTOR, LOAD_CONNS);
 	fflush(stdout);
-	t0 = now_s();
+	t0 = bench_now_s();
 
 	if (tlog_db != NULL) {
 		run_tlog(&s, tlog_db, seconds, &res);
 		print_tlog(&res);
-		printf("(%.0f s in all)\n", now_s() - t0);
+		printf("(%.0f s in all)\n", bench_now_s() - t0);
 		return 0;
 	}
 	snprintf(s.db, sizeof(s.db), "%s/throughput.db", tmp);
@@ -2761,6 +2347,6 @@ main(int argc, char **argv)
 		run_pg(binary, pg_uri, seconds, &res);
 
 	print_results(&res);
-	printf("(%.0f s in all)\n", now_s() - t0);
+	printf("(%.0f s in all)\n", bench_now_s() - t0);
 	return 0;
 }

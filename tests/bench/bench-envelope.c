@@ -31,11 +31,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <openssl/evp.h>
 
 #include "acctlog.h"
+#include "bench-util.h"
 #include "codec.h"
 #include "crypto.h"
 #include "envelope.h"
@@ -55,30 +55,6 @@ die(const char *what, int r)
 	exit(1);
 }
 
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double
-median(double *v, size_t n)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 /*
  * The median over `rounds` rounds of the time of one fn(arg), each round
  * timing `batch` calls together (so that short operations are not lost in
@@ -94,13 +70,13 @@ time_op(void (*fn)(void *), void *arg, int batch, int rounds)
 		rounds = 64;
 	fn(arg);		/* warm up */
 	for (i = 0; i < rounds; i++) {
-		double t0 = now_s();
+		double t0 = bench_now_s();
 
 		for (k = 0; k < batch; k++)
 			fn(arg);
-		t[i] = (now_s() - t0) / batch;
+		t[i] = (bench_now_s() - t0) / batch;
 	}
-	return median(t, (size_t)rounds);
+	return bench_median(t, (size_t)rounds);
 }
 
 /* --- the world --- */

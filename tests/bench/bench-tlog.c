@@ -40,13 +40,13 @@
 #include "config.h"
 
 #include <getopt.h>
-#include <stdarg.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "bench-util.h"
 #include "codec.h"
 #include "crypto.h"
 #include "dir-api.h"
@@ -69,34 +69,12 @@
 
 static char *tmp;
 
+/* On a fatal error: the temporary directory goes. */
 static void
-die(const char *fmt, ...)
+remove_tmp(void)
 {
-	va_list ap;
-
-	va_start(ap, fmt);
-	fprintf(stderr, PROG ": ");
-	vfprintf(stderr, fmt, ap);
-	fprintf(stderr, "\n");
-	va_end(ap);
-	if (tmp != NULL)
-		ttmpdir_remove(tmp);
-	exit(1);
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double
-median(double *v, size_t n)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+	ttmpdir_remove(tmp);
+	tmp = NULL;
 }
 
 /* --- 1. appends through the store --- */
@@ -140,7 +118,7 @@ appends(struct dir_store *s, size_t n, unsigned int *next, int alternate,
 			memset(c.hash, 0, sizeof(c.hash));
 			if (s->ops->account_create(s, c.account, "x", 1,
 			    &e) != 0)
-				die("account: %s", err_msg(&e));
+				bench_die("account: %s", err_msg(&e));
 		}
 		(*next)++;
 		memset(&ev, 0, sizeof(ev));
@@ -161,7 +139,7 @@ appends(struct dir_store *s, size_t n, unsigned int *next, int alternate,
 			s->tlog_off = (int)(i % 2);
 		t0 = tmono_ms();
 		if (s->ops->log_append_add(s, &ev, &dev, 1000, &e) != 0)
-			die("append: %s", err_msg(&e));
+			bench_die("append: %s", err_msg(&e));
 		if (alternate && s->tlog_off) {
 			t_off += tmono_ms() - t0;
 			n_off++;
@@ -201,14 +179,14 @@ registrations(struct dir_api *api, struct tdev *devs, size_t n,
 		if (i % DEVICES_PER_ACCOUNT == 0 &&
 		    api->store->ops->account_create(api->store,
 		    devs[i].rec.account, "x", 1, &e) != 0)
-			die("account %s: %s", devs[i].rec.account,
+			bench_die("account %s: %s", devs[i].rec.account,
 			    err_msg(&e));
 		off = (int)((i + i / DEVICES_PER_ACCOUNT) % 2);
 		api->store->tlog_off = off;
 		t0 = tmono_ms();
 		if (dir_api_add_device(api, &devs[i].rec, &head, &evj,
 		    &e) != 0)
-			die("registration: %s", err_msg(&e));
+			bench_die("registration: %s", err_msg(&e));
 		t[off] += tmono_ms() - t0;
 		count[off]++;
 		json_decref(evj);
@@ -226,14 +204,14 @@ devices_make(size_t n, const char *prefix)
 	size_t i;
 
 	if ((d = calloc(n, sizeof(*d))) == NULL)
-		die("out of memory");
+		bench_die("out of memory");
 	for (i = 0; i < n; i++) {
 		snprintf(account, sizeof(account), "%s%zu", prefix,
 		    i / DEVICES_PER_ACCOUNT);
 		snprintf(label, sizeof(label), "d%zu", i);
 		if (tdev_make(&d[i], account, label,
 		    (uint64_t)time(NULL)) != 0)
-			die("device %zu", i);
+			bench_die("device %zu", i);
 	}
 	return d;
 }
@@ -311,14 +289,14 @@ big_tree(void)
 		memcpy(ev, &i, sizeof(i));
 		if (tlog_leaf_hash("alice@example.org", i + 1, ev, leaf) != 0 ||
 		    merkle_frontier_append(&f, leaf, mem_put, &m, &e) != 0)
-			die("building the tree: %s", err_msg(&e));
+			bench_die("building the tree: %s", err_msg(&e));
 	}
 	printf("   tree of %d leaves built in memory in %.1f s\n", BIG_TREE,
 	    (tmono_ms() - t0) / 1000);
 	for (i = 0; i < BIG_TREE; i++) {
 		if (merkle_inclusion_proof(i, BIG_TREE, mem_get, &m, proof, &n,
 		    &e) != 0)
-			die("inclusion proof: %s", err_msg(&e));
+			bench_die("inclusion proof: %s", err_msg(&e));
 		sum += (double)n;
 		if (n > most)
 			most = n;
@@ -327,7 +305,7 @@ big_tree(void)
 		old = (uint64_t)k * (BIG_TREE / 1000) - (k % 7);
 		if (merkle_consistency_proof(old, BIG_TREE, mem_get, &m, proof,
 		    &n, &e) != 0)
-			die("consistency proof: %s", err_msg(&e));
+			bench_die("consistency proof: %s", err_msg(&e));
 		if (n > cmost)
 			cmost = n;
 	}
@@ -357,7 +335,7 @@ checkpoints(struct dir_store *s, struct dir_key *key,
 
 	err_clear(&e);
 	if (dir_tlog_new(cfg, s, key, &t, &e) != 0)
-		die("log: %s", err_msg(&e));
+		bench_die("log: %s", err_msg(&e));
 	for (i = 0; i < n; i++) {
 		double t0;
 
@@ -365,11 +343,11 @@ checkpoints(struct dir_store *s, struct dir_key *key,
 		appends(s, 1, &next, 0, NULL);
 		t0 = tmono_ms();
 		if (dir_tlog_checkpoint_now(t, &size, &e) != 0)
-			die("checkpoint: %s", err_msg(&e));
+			bench_die("checkpoint: %s", err_msg(&e));
 		v[i] = tmono_ms() - t0;
 	}
 	printf("   %-34s median %.2f ms (of %u rounds)\n", what,
-	    median(v, n), n);
+	    bench_median(v, n), n);
 	dir_tlog_free(t);
 }
 
@@ -389,25 +367,25 @@ cosigns(void)
 
 	if ((kc = EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, NULL)) == NULL ||
 	    EVP_PKEY_keygen_init(kc) <= 0 || EVP_PKEY_keygen(kc, &k) <= 0)
-		die("Ed25519 key");
+		bench_die("Ed25519 key");
 	EVP_PKEY_CTX_free(kc);
 	err_clear(&e);
 	if (tlog_vkey_cosigner("witness.example/w1", k, &vk, &e) != 0)
-		die("vkey: %s", err_msg(&e));
+		bench_die("vkey: %s", err_msg(&e));
 	memset(&cp, 0, sizeof(cp));
 	snprintf(cp.origin, sizeof(cp.origin), "dir.example.org/devid");
 	cp.size = 123456;
 	if (tlog_checkpoint_format(&cp, text, sizeof(text), &len) != 0)
-		die("checkpoint text");
+		bench_die("checkpoint text");
 	for (i = 0; i < COSIGNS; i++) {
 		t0 = tmono_ms();
 		if (tlog_cosign(text, len, k, &vk, 1764400000 + i, &sl,
 		    &e) != 0)
-			die("cosign: %s", err_msg(&e));
+			bench_die("cosign: %s", err_msg(&e));
 		v[i] = tmono_ms() - t0;
 	}
 	printf("   %-34s median %.3f ms\n", "one cosignature (Ed25519)",
-	    median(v, COSIGNS));
+	    bench_median(v, COSIGNS));
 	EVP_PKEY_free(k);
 }
 
@@ -451,6 +429,8 @@ main(int argc, char **argv)
 
 	err_clear(&e);
 	dir_tlog_config_default(&cfg);
+	bench_init(PROG);
+	bench_set_die_hook(remove_tmp);
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'a':
@@ -461,7 +441,7 @@ main(int argc, char **argv)
 			break;
 		case 'w':
 			if (dir_tlog_add_witness(&cfg, optarg, &e) != 0)
-				die("%s", err_msg(&e));
+				bench_die("%s", err_msg(&e));
 			break;
 		case 'k':
 			keep = optarg;
@@ -478,18 +458,18 @@ main(int argc, char **argv)
 		}
 	}
 	if (n_app < 100 || n_reg < DEVICES_PER_ACCOUNT)
-		die("--appends must be at least 100, --registrations at "
+		bench_die("--appends must be at least 100, --registrations at "
 		    "least %d", DEVICES_PER_ACCOUNT);
 	n_reg -= n_reg % DEVICES_PER_ACCOUNT;
 	if ((tmp = ttmpdir_make()) == NULL)
-		die("no temporary directory");
+		bench_die("no temporary directory");
 	snprintf(path, sizeof(path), "%s/bench.db", tmp);
 	if (dir_store_sqlite_open(path, &s, &e) != 0)
-		die("store: %s", err_msg(&e));
+		bench_die("store: %s", err_msg(&e));
 	snprintf(path, sizeof(path), "%s/head.key", tmp);
 	if (dir_key_open(keyfile != NULL ? keyfile : path, 1, &key, NULL,
 	    &e) != 0)
-		die("key: %s", err_msg(&e));
+		bench_die("key: %s", err_msg(&e));
 
 	printf("devid transparency log benchmark (SQLite, synchronous=FULL)\n");
 	printf("1. appends through the store, %zu per round, every second "
@@ -507,12 +487,12 @@ main(int argc, char **argv)
 	}
 	printf("   mean rates: %.0f/s without, %.0f/s with; median round "
 	    "ratio with/without: %.3f\n", sum_without / APPEND_ROUNDS,
-	    sum_with / APPEND_ROUNDS, median(ratio, APPEND_ROUNDS));
+	    sum_with / APPEND_ROUNDS, bench_median(ratio, APPEND_ROUNDS));
 	s->tlog_off = 0;
 
 	dir_api_config_default(&acfg);
 	if (dir_api_init(&api, &acfg, s, key) != 0)
-		die("api");
+		bench_die("api");
 	printf("2. registrations (dir_api_add_device), %zu per round, every "
 	    "second one without the tree, %d rounds:\n", n_reg, ROUNDS);
 	for (round = 0; round < ROUNDS; round++) {
@@ -526,7 +506,7 @@ main(int argc, char **argv)
 		    rratio[round]);
 	}
 	printf("   median cost ratio with/without: %.3f\n",
-	    median(rratio, ROUNDS));
+	    bench_median(rratio, ROUNDS));
 	dir_api_clear(&api);
 
 	printf("3. checkpoints:\n");
@@ -549,7 +529,7 @@ main(int argc, char **argv)
 		snprintf(path, sizeof(path), "%s/bench.db", tmp);
 		snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", path, keep);
 		if (strchr(keep, '\'') != NULL || system(cmd) != 0)
-			die("cannot keep the database as %s", keep);
+			bench_die("cannot keep the database as %s", keep);
 		printf("   the database is kept as %s\n", keep);
 	}
 
