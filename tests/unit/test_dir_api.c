@@ -50,13 +50,8 @@
 #define BOB_PW "bob's password!"
 
 struct fx {
-	char *dir;
-	struct dir_store *store;
-	struct dir_key *key;
-	struct dir_api api;
-	struct dir_server *srv;
-	char base[128];
-	struct tdev a1, a2, a3, b1;
+	struct tdir d;
+	struct tdev a1, a2, a3, b1;  /* made, not registered */
 };
 
 static uint64_t
@@ -65,60 +60,25 @@ now_s(void)
 	return (uint64_t)time(NULL);
 }
 
-static void
-make_account(struct fx *f, const char *name, const char *pw)
-{
-	struct err_ctx e;
-	char *h = NULL;
-
-	err_clear(&e);
-	assert_int_equal(dir_password_hash(pw, strlen(pw),
-	    DIR_SCRYPT_LOG_N_MIN, &h, &e), 0);
-	assert_int_equal(f->store->ops->account_create(f->store, name, h,
-	    now_s(), &e), 0);
-	free(h);
-}
-
 static int
 setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
-	struct dir_api_config cfg;
-	struct dir_server_config sc;
-	struct err_ctx e;
-	char path[512];
+	struct tdir_opts o;
 
 	assert_non_null(f);
-	err_clear(&e);
-	assert_non_null(f->dir = ttmpdir_make());
-	snprintf(path, sizeof(path), "%s/dir.db", f->dir);
-	assert_int_equal(dir_store_sqlite_open(path, &f->store, &e), 0);
-	snprintf(path, sizeof(path), "%s/head.key", f->dir);
-	assert_int_equal(dir_key_open(path, 1, &f->key, NULL, &e), 0);
-	dir_api_config_default(&cfg);
-	cfg.open_signup = 1;
-	cfg.scrypt_log_n = DIR_SCRYPT_LOG_N_MIN;
-	cfg.max_devices = 3;
-	cfg.max_queue = 2;
-	cfg.max_body = 64 * 1024;
-	assert_int_equal(dir_api_init(&f->api, &cfg, f->store, f->key), 0);
-	memset(&sc, 0, sizeof(sc));
-	sc.listen = "127.0.0.1:0";
-	sc.max_body = cfg.max_body;
-	sc.quiet = 1;
-	sc.handler = dir_api_handle;
-	sc.handler_arg = &f->api;
-	assert_int_equal(dir_server_start(&sc, &f->srv, &e), 0);
-	dir_api_set_server(&f->api, f->srv);
-	snprintf(f->base, sizeof(f->base), "http://%s",
-	    dir_server_address(f->srv));
-	make_account(f, ALICE, PW);
-	make_account(f, BOB, BOB_PW);
+	*state = f;
+	tdir_opts_default(&o);
+	o.api.max_devices = 3;
+	o.api.max_queue = 2;
+	o.api.max_body = 64 * 1024;
+	assert_int_equal(tdir_start(&f->d, &o), 0);
+	assert_int_equal(tdir_account(&f->d, ALICE, PW), 0);
+	assert_int_equal(tdir_account(&f->d, BOB, BOB_PW), 0);
 	assert_int_equal(tdev_make(&f->a1, ALICE, "laptop", now_s()), 0);
 	assert_int_equal(tdev_make(&f->a2, ALICE, "phone", now_s()), 0);
 	assert_int_equal(tdev_make(&f->a3, ALICE, "card", now_s()), 0);
 	assert_int_equal(tdev_make(&f->b1, BOB, "desktop", now_s()), 0);
-	*state = f;
 	return 0;
 }
 
@@ -127,11 +87,7 @@ teardown(void **state)
 {
 	struct fx *f = *state;
 
-	dir_server_stop(f->srv);
-	dir_api_clear(&f->api);
-	dir_key_free(f->key);
-	dir_store_close(f->store);
-	ttmpdir_remove(f->dir);
+	tdir_stop(&f->d);
 	tdev_clear(&f->a1);
 	tdev_clear(&f->a2);
 	tdev_clear(&f->a3);
@@ -202,17 +158,17 @@ snapshot(struct fx *f)
 
 	memset(&s, 0, sizeof(s));
 	err_clear(&e);
-	assert_int_equal(f->store->ops->account_list(f->store, snap_account,
+	assert_int_equal(f->d.store->ops->account_list(f->d.store, snap_account,
 	    &s, &e), 0);
 	for (i = 0; i < 2; i++) {
-		assert_int_equal(f->store->ops->log_events(f->store,
+		assert_int_equal(f->d.store->ops->log_events(f->d.store,
 		    accounts[i], 0, UINT32_MAX, UINT32_MAX, snap_event, &s, &e),
 		    0);
-		assert_int_equal(f->store->ops->devices_active(f->store,
+		assert_int_equal(f->d.store->ops->devices_active(f->d.store,
 		    accounts[i], &seq, h, snap_device, &s, &e), 0);
 	}
 	for (i = 0; i < 4; i++)
-		assert_int_equal(f->store->ops->inbox_get(f->store,
+		assert_int_equal(f->d.store->ops->inbox_get(f->d.store,
 		    devs[i]->rec.device, 0, 1000, SIZE_MAX, snap_queue, &s,
 		    &e), 0);
 	return s;
@@ -228,37 +184,25 @@ snapshot(struct fx *f)
 static struct dirc *
 client(struct fx *f)
 {
-	struct dirc *c = NULL;
-	struct err_ctx e;
+	struct dirc *c = tdir_client(&f->d);
 
-	err_clear(&e);
-	assert_int_equal(dirc_new(f->base, NULL, &c, &e), 0);
+	assert_non_null(c);
 	return c;
 }
 
 static void
 register_dev(struct fx *f, struct tdev *d, const char *pw)
 {
-	struct dirc *c = client(f);
-	struct err_ctx e;
-
-	err_clear(&e);
-	if (dirc_register_device(c, pw, &d->rec, NULL, &e) != 0)
-		fail_msg("registration failed: %s", err_msg(&e));
-	dirc_free(c);
+	assert_int_equal(tdir_register(&f->d, d, pw, NULL), 0);
 }
 
 /* A client logged in as d. */
 static struct dirc *
 login(struct fx *f, struct tdev *d)
 {
-	struct dirc *c = client(f);
-	struct err_ctx e;
+	struct dirc *c = NULL;
 
-	err_clear(&e);
-	if (dirc_login(c, dir_key_id(f->key), d->rec.device, tdev_sign, d,
-	    NULL, &e) != 0)
-		fail_msg("login failed: %s", err_msg(&e));
+	assert_int_equal(tdir_login(&f->d, d, &c), 0);
 	return c;
 }
 
@@ -277,7 +221,7 @@ expect_err(struct fx *f, const char *method, const char *path,
 	json_t *ans = NULL;
 	long st;
 
-	st = thttp(f->base, method, path, body, body != NULL ?
+	st = thttp(f->d.base, method, path, body, body != NULL ?
 	    strlen(body) : 0, header, user, pw, &ans);
 	if (st != status || strcmp(terror_code(ans), code) != 0) {
 		char *dump = ans != NULL ? json_dumps(ans, 0) : NULL;
@@ -317,11 +261,11 @@ test_info_health_routing(void **state)
 
 	err_clear(&e);
 	assert_int_equal(dirc_info(c, &info, &e), 0);
-	assert_string_equal(info.directory_id, dir_key_id(f->key));
+	assert_string_equal(info.directory_id, dir_key_id(f->d.key));
 	assert_true(info.open_signup);
 	assert_true(info.time + 5 >= now_s());
 	assert_int_equal(dirc_health(c, &e), 0);
-	assert_int_equal(thttp(f->base, "GET", "/v1/health", NULL, 0, NULL,
+	assert_int_equal(thttp(f->d.base, "GET", "/v1/health", NULL, 0, NULL,
 	    NULL, NULL, &ans), 200);
 	assert_string_equal(json_string_value(json_object_get(ans, "status")),
 	    "ok");
@@ -333,7 +277,7 @@ test_info_health_routing(void **state)
 
 		memset(&opt, 0, sizeof(opt));
 		opt.max_response = 64;
-		assert_int_equal(dirc_new(f->base, &opt, &small, &e), 0);
+		assert_int_equal(dirc_new(f->d.base, &opt, &small, &e), 0);
 		err_clear(&e);
 		assert_int_equal(dirc_info(small, &info, &e), ERR_TOO_LARGE);
 		assert_non_null(strstr(err_msg(&e), "larger than 64 bytes"));
@@ -398,12 +342,12 @@ test_account_create(void **state)
 	    "\"password\":\"12345678\"}", NULL, NULL, NULL, 409, "conflict");
 	assert_unchanged(f, before);
 	/* Closed sign-up. */
-	f->api.cfg.open_signup = 0;
+	f->d.api.cfg.open_signup = 0;
 	expect_err(f, "POST", "/v1/accounts", "{\"account\":\"carol\","
 	    "\"password\":\"12345678\"}", NULL, NULL, NULL, 403,
 	    "signup_closed");
 	assert_unchanged(f, before);
-	f->api.cfg.open_signup = 1;
+	f->d.api.cfg.open_signup = 1;
 	err_clear(&e);
 	assert_int_equal(dirc_create_account(c, "carol", "carol's secret",
 	    &e), 0);
@@ -497,7 +441,7 @@ test_register(void **state)
 	assert_int_equal(dirc_register_device(c, PW, &f->a1.rec, &head, &e),
 	    0);
 	assert_int_equal(head.seq, 1);
-	assert_int_equal(acctlog_head_verify(&head, dir_key_public(f->key),
+	assert_int_equal(acctlog_head_verify(&head, dir_key_public(f->d.key),
 	    NULL, &e), 0);
 	/* Registered twice: conflict. */
 	before = snapshot(f);
@@ -527,7 +471,7 @@ test_register(void **state)
 	}
 	assert_unchanged(f, before);
 	/* The endorsed record is fine now that its endorser is active. */
-	assert_int_equal(thttp(f->base, "POST", path, text, strlen(text),
+	assert_int_equal(thttp(f->d.base, "POST", path, text, strlen(text),
 	    NULL, ALICE, PW, NULL), 201);
 	free(text);
 	register_dev(f, &f->a3, PW);
@@ -581,7 +525,7 @@ login_body(struct fx *f, struct tdev *signer, const char *device,
 	json_t *o = json_object();
 	char *s;
 
-	assert_int_equal(tr_login(b, dir_key_id(f->key), device, t, nonce,
+	assert_int_equal(tr_login(b, dir_key_id(f->d.key), device, t, nonce,
 	    nonce_len), 0);
 	assert_int_equal(tr_hash(b, digest), 0);
 	assert_int_equal(crypto_ecdsa_sign(signer->sig, digest, sig), 0);
@@ -645,7 +589,7 @@ test_login(void **state)
 	assert_unchanged(f, before);
 	/* A good login, then its replay. */
 	body = login_body(f, &f->a1, f->a1.rec.device, now_s(), nonce, 32);
-	assert_int_equal(thttp(f->base, "POST", "/v1/session", body,
+	assert_int_equal(thttp(f->d.base, "POST", "/v1/session", body,
 	    strlen(body), NULL, NULL, NULL, &ans), 200);
 	assert_int_equal(strlen(json_string_value(json_object_get(ans,
 	    "token"))), DIR_TOKEN_B64_LEN);
@@ -669,11 +613,11 @@ test_login(void **state)
 	/* The client's login works and its token is accepted. */
 	c = client(f);
 	err_clear(&e);
-	assert_int_equal(dirc_login(c, dir_key_id(f->key), f->a1.rec.device,
+	assert_int_equal(dirc_login(c, dir_key_id(f->d.key), f->a1.rec.device,
 	    tdev_sign, &f->a1, &exp, &e), 0);
 	assert_true(exp > now_s());
 	bearer_of(c, hdr, sizeof(hdr));
-	assert_int_equal(thttp(f->base, "GET", "/v1/inbox", NULL, 0, hdr,
+	assert_int_equal(thttp(f->d.base, "GET", "/v1/inbox", NULL, 0, hdr,
 	    NULL, NULL, NULL), 200);
 	/* A login bound to another directory id does not verify. */
 	err_clear(&e);
@@ -727,10 +671,10 @@ test_log_and_devices(void **state)
 	err_clear(&e);
 	assert_int_equal(dirc_get_log(c, ALICE, 0, 0, &resp, &e), 0);
 	assert_int_equal(resp->n_events, 2);
-	assert_int_equal(acctlog_state_init(&st, ALICE, dir_key_id(f->key),
+	assert_int_equal(acctlog_state_init(&st, ALICE, dir_key_id(f->d.key),
 	    &e), 0);
 	assert_int_equal(acctlog_verify_update(&st, resp->events,
-	    resp->n_events, &resp->head, dir_key_public(f->key), now_s(), 900,
+	    resp->n_events, &resp->head, dir_key_public(f->d.key), now_s(), 900,
 	    NULL, &e), 0);
 	assert_int_equal(st.n_devices, 2);
 	acctlog_response_free(resp);
@@ -738,7 +682,7 @@ test_log_and_devices(void **state)
 	assert_int_equal(dirc_get_log(c, ALICE, 2, 0, &resp, &e), 0);
 	assert_int_equal(resp->n_events, 0);
 	assert_int_equal(acctlog_verify_update(&st, resp->events,
-	    resp->n_events, &resp->head, dir_key_public(f->key), now_s(), 900,
+	    resp->n_events, &resp->head, dir_key_public(f->d.key), now_s(), 900,
 	    NULL, &e), 0);
 	acctlog_response_free(resp);
 	/* A client that is ahead sees the rollback in the head. */
@@ -751,7 +695,7 @@ test_log_and_devices(void **state)
 	assert_int_equal(devs->n_devices, 2);
 	assert_int_equal(devs->head.seq, 2);
 	assert_int_equal(acctlog_head_verify(&devs->head,
-	    dir_key_public(f->key), NULL, &e), 0);
+	    dir_key_public(f->d.key), NULL, &e), 0);
 	assert_int_equal(devrec_verify(&devs->devices[0], &e), 0);
 	dirc_devices_free(devs);
 	/* Bob's (empty) log is readable by alice's session too. */
@@ -845,7 +789,7 @@ test_revoke(void **state)
 	assert_int_equal(dirc_revoke(ca, ALICE, f->a2.rec.device, t, sig,
 	    &head, &e), 0);
 	assert_int_equal(head.seq, 3);
-	assert_int_equal(acctlog_head_verify(&head, dir_key_public(f->key),
+	assert_int_equal(acctlog_head_verify(&head, dir_key_public(f->d.key),
 	    NULL, &e), 0);
 	/* Again: not active any more. */
 	err_clear(&e);
@@ -1088,7 +1032,7 @@ register_thread(void *arg)
 	struct err_ctx e;
 
 	err_clear(&e);
-	g->rc = dirc_new(g->f->base, NULL, &c, &e);
+	g->rc = dirc_new(g->f->d.base, NULL, &c, &e);
 	if (g->rc == 0)
 		g->rc = dirc_register_device(c, PW, &g->d->rec, NULL, &e);
 	if (g->rc != 0)
@@ -1127,10 +1071,10 @@ test_concurrent_registrations(void **state)
 	err_clear(&e);
 	assert_int_equal(dirc_get_log(c, ALICE, 0, 0, &resp, &e), 0);
 	assert_int_equal(resp->n_events, 3);
-	assert_int_equal(acctlog_state_init(&st, ALICE, dir_key_id(f->key),
+	assert_int_equal(acctlog_state_init(&st, ALICE, dir_key_id(f->d.key),
 	    &e), 0);
 	assert_int_equal(acctlog_verify_update(&st, resp->events,
-	    resp->n_events, &resp->head, dir_key_public(f->key), now_s(), 900,
+	    resp->n_events, &resp->head, dir_key_public(f->d.key), now_s(), 900,
 	    NULL, &e), 0);
 	assert_int_equal(st.n_devices, 3);
 	acctlog_state_clear(&st);
@@ -1156,7 +1100,7 @@ test_rate_limit(void **state)
 	sc.burst = 3;
 	sc.quiet = 1;
 	sc.handler = dir_api_handle;
-	sc.handler_arg = &f->api;
+	sc.handler_arg = &f->d.api;
 	err_clear(&e);
 	assert_int_equal(dir_server_start(&sc, &srv, &e), 0);
 	snprintf(base, sizeof(base), "http://%s", dir_server_address(srv));
@@ -1225,7 +1169,7 @@ post_envelope(struct fx *f, const char *json, size_t len, const char *header,
 	memset(a, 0, sizeof(*a));
 	a->retry_after = -1;
 	assert_non_null(c = curl_easy_init());
-	snprintf(url, sizeof(url), "%s/v1/messages", f->base);
+	snprintf(url, sizeof(url), "%s/v1/messages", f->d.base);
 	hdrs = curl_slist_append(hdrs, header);
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
@@ -1272,16 +1216,9 @@ expect_429(const struct answer_ra *a, long status, const char *code,
 static void
 check_info_limits(struct fx *f, unsigned int per_sender, uint64_t quota)
 {
-	json_t *ans = NULL, *lim;
-
-	assert_int_equal(thttp(f->base, "GET", "/v1/info", NULL, 0, NULL,
-	    NULL, NULL, &ans), 200);
-	lim = json_object_get(ans, "limits");
-	assert_int_equal(json_integer_value(json_object_get(lim,
-	    "max_queue_per_sender")), per_sender);
-	assert_int_equal(json_integer_value(json_object_get(lim,
-	    "account_quota")), quota);
-	json_decref(ans);
+	assert_int_equal(tinfo_limit(f->d.base, "max_queue_per_sender"),
+	    per_sender);
+	assert_int_equal(tinfo_limit(f->d.base, "account_quota"), quota);
 }
 
 static void
@@ -1304,7 +1241,7 @@ test_sender_share(void **state)
 	long st;
 
 	/* One message per sender per device; the queue holds 2. */
-	f->api.cfg.max_queue_per_sender = 1;
+	f->d.api.cfg.max_queue_per_sender = 1;
 	check_info_limits(f, 1, DIR_ACCOUNT_QUOTA_DEFAULT);
 	register_dev(f, &f->a1, PW);
 	register_dev(f, &f->a2, PW);
@@ -1379,7 +1316,7 @@ test_quota(void **state)
 	assert_int_equal(tenv_make(&f->a2, to, 2, v, 2, r_b1, 1, &j2,
 	    &l2), 0);
 	/* Room for the first envelope, not for both. */
-	f->api.cfg.account_quota = l1 + l2 - 1;
+	f->d.api.cfg.account_quota = l1 + l2 - 1;
 	check_info_limits(f, DIR_MAX_QUEUE_PER_SENDER_DEFAULT, l1 + l2 - 1);
 	assert_int_equal(post_envelope(f, j1, l1, hdr1, &a), 201);
 	before = snapshot(f);
@@ -1388,7 +1325,7 @@ test_quota(void **state)
 	    sizeof(words) / sizeof(words[0]));
 	assert_unchanged(f, before);
 	/* One byte more and it fits. */
-	f->api.cfg.account_quota = l1 + l2;
+	f->d.api.cfg.account_quota = l1 + l2;
 	assert_int_equal(post_envelope(f, j2, l2, hdr2, &a), 201);
 	free(j1);
 	free(j2);

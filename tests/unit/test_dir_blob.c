@@ -56,16 +56,8 @@
 #define BLOB_MAX ((uint64_t)80 * 1024 * 1024)
 
 struct fx {
-	char *dir;
-	char blobdir[512];
-	struct dir_store *store;
-	struct dir_key *key;
-	struct dir_blobs *blobs;
-	struct dir_api api;
-	struct dir_server *srv;
-	char base[128];
-	struct tdev a1, a2, b1;
-	struct dirc *ca, *cb, *c2;
+	struct tdir d;               /* with blobs */
+	struct tdir_devs dev;        /* alice: a1, a2; bob: b1 */
 	char hdr_a[128], hdr_b[128], hdr_2[128];
 };
 
@@ -79,109 +71,33 @@ now_s(void)
 }
 
 static void
-make_account(struct fx *f, const char *name, const char *pw)
+bearer_of(struct dirc *c, char *hdr, size_t hdr_len)
 {
-	struct err_ctx e;
-	char *h = NULL;
-
-	err_clear(&e);
-	assert_int_equal(dir_password_hash(pw, strlen(pw),
-	    DIR_SCRYPT_LOG_N_MIN, &h, &e), 0);
-	assert_int_equal(f->store->ops->account_create(f->store, name, h,
-	    now_s(), &e), 0);
-	free(h);
-}
-
-static struct dirc *
-client(struct fx *f)
-{
-	struct dirc *c = NULL;
-	struct err_ctx e;
-
-	err_clear(&e);
-	assert_int_equal(dirc_new(f->base, NULL, &c, &e), 0);
-	return c;
-}
-
-static void
-register_dev(struct fx *f, struct tdev *d, const char *pw)
-{
-	struct dirc *c = client(f);
-	struct err_ctx e;
-
-	err_clear(&e);
-	if (dirc_register_device(c, pw, &d->rec, NULL, &e) != 0)
-		fail_msg("registration failed: %s", err_msg(&e));
-	dirc_free(c);
-}
-
-static struct dirc *
-login(struct fx *f, struct tdev *d, char *hdr, size_t hdr_len)
-{
-	struct dirc *c = client(f);
-	struct err_ctx e;
-
-	err_clear(&e);
-	if (dirc_login(c, dir_key_id(f->key), d->rec.device, tdev_sign, d,
-	    NULL, &e) != 0)
-		fail_msg("login failed: %s", err_msg(&e));
 	snprintf(hdr, hdr_len, "Authorization: Bearer %s", dirc_token(c));
-	return c;
 }
 
 static int
 setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
-	struct dir_api_config cfg;
-	struct dir_server_config sc;
-	struct err_ctx e;
-	char path[512];
+	struct tdir_opts o;
 
 	assert_non_null(f);
-	err_clear(&e);
-	assert_non_null(f->dir = ttmpdir_make());
-	snprintf(path, sizeof(path), "%s/dir.db", f->dir);
-	assert_int_equal(dir_store_sqlite_open(path, &f->store, &e), 0);
-	snprintf(path, sizeof(path), "%s/head.key", f->dir);
-	assert_int_equal(dir_key_open(path, 1, &f->key, NULL, &e), 0);
-	snprintf(f->blobdir, sizeof(f->blobdir), "%s/blobs", f->dir);
-	if (dir_blobs_open(f->blobdir, &f->blobs, &e) != 0)
-		fail_msg("%s", err_msg(&e));
-	dir_api_config_default(&cfg);
-	cfg.open_signup = 1;
-	cfg.scrypt_log_n = DIR_SCRYPT_LOG_N_MIN;
-	cfg.max_body = 64 * 1024;
-	cfg.blob_max = BLOB_MAX;
-	assert_int_equal(dir_api_init(&f->api, &cfg, f->store, f->key), 0);
-	dir_api_set_blobs(&f->api, f->blobs);
-	memset(&sc, 0, sizeof(sc));
-	sc.listen = "127.0.0.1:0";
-	sc.max_body = cfg.max_body;
-	sc.quiet = 1;
-	sc.threads = 4;
-	sc.request_timeout_s = setup_timeout_s;
-	sc.max_per_address = DIR_UNLIMITED;
-	sc.handler = dir_api_handle;
-	sc.preauth = dir_api_preauth;
-	sc.headers = dir_api_headers;
-	sc.handler_arg = &f->api;
-	assert_int_equal(dir_server_start(&sc, &f->srv, &e), 0);
-	dir_api_set_server(&f->api, f->srv);
-	snprintf(f->base, sizeof(f->base), "http://%s",
-	    dir_server_address(f->srv));
-	make_account(f, ALICE, PW);
-	make_account(f, BOB, BOB_PW);
-	assert_int_equal(tdev_make(&f->a1, ALICE, "laptop", now_s()), 0);
-	assert_int_equal(tdev_make(&f->a2, ALICE, "phone", now_s()), 0);
-	assert_int_equal(tdev_make(&f->b1, BOB, "desktop", now_s()), 0);
-	register_dev(f, &f->a1, PW);
-	register_dev(f, &f->a2, PW);
-	register_dev(f, &f->b1, BOB_PW);
-	f->ca = login(f, &f->a1, f->hdr_a, sizeof(f->hdr_a));
-	f->cb = login(f, &f->b1, f->hdr_b, sizeof(f->hdr_b));
-	f->c2 = login(f, &f->a2, f->hdr_2, sizeof(f->hdr_2));
 	*state = f;
+	tdir_opts_default(&o);
+	o.api.max_body = 64 * 1024;
+	o.api.blob_max = BLOB_MAX;
+	o.blobs = 1;
+	o.srv.threads = 4;
+	o.srv.request_timeout_s = setup_timeout_s;
+	o.srv.max_per_address = DIR_UNLIMITED;
+	o.srv.preauth = dir_api_preauth;
+	assert_int_equal(tdir_start(&f->d, &o), 0);
+	assert_int_equal(tdir_devs_make(&f->d, &f->dev, ALICE, PW, BOB,
+	    BOB_PW), 0);
+	bearer_of(f->dev.ca, f->hdr_a, sizeof(f->hdr_a));
+	bearer_of(f->dev.cb, f->hdr_b, sizeof(f->hdr_b));
+	bearer_of(f->dev.c2, f->hdr_2, sizeof(f->hdr_2));
 	return 0;
 }
 
@@ -190,18 +106,8 @@ teardown(void **state)
 {
 	struct fx *f = *state;
 
-	dirc_free(f->ca);
-	dirc_free(f->cb);
-	dirc_free(f->c2);
-	dir_server_stop(f->srv);
-	dir_api_clear(&f->api);
-	dir_blobs_free(f->blobs);
-	dir_key_free(f->key);
-	dir_store_close(f->store);
-	ttmpdir_remove(f->dir);
-	tdev_clear(&f->a1);
-	tdev_clear(&f->a2);
-	tdev_clear(&f->b1);
+	tdir_devs_clear(&f->dev);
+	tdir_stop(&f->d);
 	free(f);
 	return 0;
 }
@@ -238,26 +144,9 @@ hash_hex(const uint8_t *p, size_t len, char out[65])
 }
 
 struct membuf {
-	uint8_t *p;
-	size_t len;
+	struct tbody body;           /* what came */
 	char content_range[128];
 };
-
-static size_t
-on_body(char *data, size_t size, size_t nmemb, void *arg)
-{
-	struct membuf *m = arg;
-	size_t n = size * nmemb;
-	uint8_t *np;
-
-	if ((np = realloc(m->p, m->len + n + 1)) == NULL)
-		return 0;
-	m->p = np;
-	memcpy(m->p + m->len, data, n);
-	m->len += n;
-	m->p[m->len] = '\0';
-	return n;
-}
 
 static size_t
 on_header(char *data, size_t size, size_t nmemb, void *arg)
@@ -310,7 +199,7 @@ upload_ex(struct fx *f, const char *hdr, const uint8_t *body, uint64_t len,
 	if (ans != NULL)
 		*ans = NULL;
 	assert_non_null(c = curl_easy_init());
-	snprintf(url, sizeof(url), "%s/v1/blobs", f->base);
+	snprintf(url, sizeof(url), "%s/v1/blobs", f->d.base);
 	if (hdr != NULL)
 		h = curl_slist_append(h, hdr);
 	h = curl_slist_append(h, "Content-Type: application/octet-stream");
@@ -322,8 +211,8 @@ upload_ex(struct fx *f, const char *hdr, const uint8_t *body, uint64_t len,
 	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &m);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, tbody_write);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &m.body);
 	if (body != NULL) {
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
@@ -337,9 +226,9 @@ upload_ex(struct fx *f, const char *hdr, const uint8_t *body, uint64_t len,
 	}
 	if (curl_easy_perform(c) == CURLE_OK)
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-	if (ans != NULL && m.p != NULL)
-		*ans = json_loadb((const char *)m.p, m.len, 0, NULL);
-	free(m.p);
+	if (ans != NULL && m.body.p != NULL)
+		*ans = json_loadb((const char *)m.body.p, m.body.len, 0, NULL);
+	free(m.body.p);
 	curl_slist_free_all(h);
 	curl_easy_cleanup(c);
 	return status;
@@ -364,7 +253,7 @@ download(struct fx *f, const char *hdr, const char *hash, const char *range,
 
 	memset(m, 0, sizeof(*m));
 	assert_non_null(c = curl_easy_init());
-	snprintf(url, sizeof(url), "%s/v1/blobs/%s", f->base, hash);
+	snprintf(url, sizeof(url), "%s/v1/blobs/%s", f->d.base, hash);
 	if (hdr != NULL)
 		h = curl_slist_append(h, hdr);
 	if (range != NULL) {
@@ -376,8 +265,8 @@ download(struct fx *f, const char *hdr, const char *hash, const char *range,
 	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, m);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, tbody_write);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &m->body);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, m);
 	if (curl_easy_perform(c) == CURLE_OK)
@@ -391,15 +280,15 @@ download(struct fx *f, const char *hdr, const char *hash, const char *range,
 static void
 assert_dl_error(struct membuf *m, const char *want)
 {
-	json_t *j = m->p != NULL ? json_loadb((const char *)m->p, m->len, 0,
-	    NULL) : NULL;
+	json_t *j = m->body.p != NULL ? json_loadb((const char *)m->body.p,
+	    m->body.len, 0, NULL) : NULL;
 
 	if (strcmp(terror_code(j), want) != 0)
-		fail_msg("want error %s, got %s", want, m->p != NULL ?
-		    (const char *)m->p : "(nothing)");
+		fail_msg("want error %s, got %s", want, m->body.p != NULL ?
+		    (const char *)m->body.p : "(nothing)");
 	json_decref(j);
-	free(m->p);
-	m->p = NULL;
+	free(m->body.p);
+	m->body.p = NULL;
 }
 
 static void
@@ -463,7 +352,7 @@ blob_file_exists(struct fx *f, const char *hash)
 	char path[1024];
 	struct stat st;
 
-	snprintf(path, sizeof(path), "%s/%.2s/%s", f->blobdir, hash, hash);
+	snprintf(path, sizeof(path), "%s/%.2s/%s", f->d.blob_dir, hash, hash);
 	return stat(path, &st) == 0;
 }
 
@@ -474,7 +363,7 @@ blob_kept(struct fx *f, const char *hash)
 	int kept = -1;
 
 	err_clear(&e);
-	assert_int_equal(f->store->ops->blob_exists(f->store, hash, &kept,
+	assert_int_equal(f->d.store->ops->blob_exists(f->d.store, hash, &kept,
 	    &e), 0);
 	return kept;
 }
@@ -486,8 +375,8 @@ usage(struct fx *f, const char *account)
 	uint64_t u = UINT64_MAX;
 
 	err_clear(&e);
-	assert_int_equal(f->store->ops->blob_usage(f->store, account, &u, &e),
-	    0);
+	assert_int_equal(f->d.store->ops->blob_usage(f->d.store, account, &u,
+	    &e), 0);
 	return u;
 }
 
@@ -496,20 +385,20 @@ static void
 envelope(struct fx *f, int both, char **json, size_t *len)
 {
 	static const char *const to[] = { ALICE, BOB };
-	const struct tdev *r1[] = { &f->b1 };
-	const struct tdev *r2[] = { &f->b1, &f->a2 };
+	const struct tdev *r1[] = { &f->dev.b1 };
+	const struct tdev *r2[] = { &f->dev.b1, &f->dev.a2 };
 	struct acctlog_response *resp = NULL;
 	struct acctlog_head v[2];
 	struct err_ctx e;
 
 	err_clear(&e);
-	assert_int_equal(dirc_get_log(f->ca, ALICE, 0, 0, &resp, &e), 0);
+	assert_int_equal(dirc_get_log(f->dev.ca, ALICE, 0, 0, &resp, &e), 0);
 	v[0] = resp->head;
 	acctlog_response_free(resp);
-	assert_int_equal(dirc_get_log(f->ca, BOB, 0, 0, &resp, &e), 0);
+	assert_int_equal(dirc_get_log(f->dev.ca, BOB, 0, 0, &resp, &e), 0);
 	v[1] = resp->head;
 	acctlog_response_free(resp);
-	assert_int_equal(tenv_make(&f->a1, to, 2, v, 2, both ? r2 : r1,
+	assert_int_equal(tenv_make(&f->dev.a1, to, 2, v, 2, both ? r2 : r1,
 	    both ? 2 : 1, json, len), 0);
 }
 
@@ -523,7 +412,7 @@ post_with_blobs(struct fx *f, const char *list, int both, json_t **ans)
 
 	envelope(f, both, &json, &len);
 	snprintf(path, sizeof(path), "/v1/messages?blobs=%s", list);
-	st = thttp(f->base, "POST", path, json, len, f->hdr_a, NULL, NULL,
+	st = thttp(f->d.base, "POST", path, json, len, f->hdr_a, NULL, NULL,
 	    ans);
 	free(json);
 	return st;
@@ -550,7 +439,7 @@ static int
 raw_connect(struct fx *f)
 {
 	struct sockaddr_in sin;
-	const char *addr = dir_server_address(f->srv);
+	const char *addr = dir_server_address(f->d.srv);
 	const char *colon = strrchr(addr, ':');
 	int fd;
 
@@ -611,7 +500,7 @@ raw_headers(struct fx *f, const char *auth, uint64_t len, char *out,
 {
 	snprintf(out, out_len, "POST /v1/blobs HTTP/1.1\r\nHost: %s\r\n"
 	    "%s\r\nContent-Type: application/octet-stream\r\n"
-	    "Content-Length: %llu\r\n\r\n", dir_server_address(f->srv), auth,
+	    "Content-Length: %llu\r\n\r\n", dir_server_address(f->d.srv), auth,
 	    (unsigned long long)len);
 }
 
@@ -621,18 +510,12 @@ static void
 test_info_limits(void **state)
 {
 	struct fx *f = *state;
-	json_t *ans = NULL, *lim;
 
-	assert_int_equal(thttp(f->base, "GET", "/v1/info", NULL, 0, NULL,
-	    NULL, NULL, &ans), 200);
-	lim = json_object_get(ans, "limits");
-	assert_int_equal(json_integer_value(json_object_get(lim, "max_blob")),
-	    BLOB_MAX);
-	assert_int_equal(json_integer_value(json_object_get(lim,
-	    "blob_quota")), DIR_BLOB_QUOTA_DEFAULT);
-	assert_int_equal(json_integer_value(json_object_get(lim,
-	    "blob_days")), DIR_BLOB_DAYS_DEFAULT);
-	json_decref(ans);
+	assert_int_equal(tinfo_limit(f->d.base, "max_blob"), BLOB_MAX);
+	assert_int_equal(tinfo_limit(f->d.base, "blob_quota"),
+	    DIR_BLOB_QUOTA_DEFAULT);
+	assert_int_equal(tinfo_limit(f->d.base, "blob_days"),
+	    DIR_BLOB_DAYS_DEFAULT);
 }
 
 /* Upload, link, download by the addressed device, ranges, who is
@@ -666,7 +549,7 @@ test_round_trip(void **state)
 	assert_string_equal(json_string_value(json_object_get(ans, "hash")),
 	    hash);
 	json_decref(ans);
-	assert_int_equal(count_files(f->blobdir), 1);
+	assert_int_equal(count_files(f->d.blob_dir), 1);
 	assert_int_equal(usage(f, ALICE), len);
 
 	/* Nobody is addressed yet: 403, like an unknown hash. */
@@ -688,11 +571,11 @@ test_round_trip(void **state)
 	assert_int_equal(post_with_blobs(f, hash, 0, &ans), 201);
 	json_decref(ans);
 	assert_int_equal(download(f, f->hdr_b, hash, NULL, &m), 200);
-	assert_int_equal(m.len, len);
-	assert_memory_equal(m.p, b, len);
-	hash_hex(m.p, m.len, other);
+	assert_int_equal(m.body.len, len);
+	assert_memory_equal(m.body.p, b, len);
+	hash_hex(m.body.p, m.body.len, other);
 	assert_string_equal(other, hash);
-	free(m.p);
+	free(m.body.p);
 	/* The sender and a2 are not addressed. */
 	assert_int_equal(download(f, f->hdr_a, hash, NULL, &m), 403);
 	assert_dl_error(&m, "not_addressed");
@@ -701,17 +584,17 @@ test_round_trip(void **state)
 
 	/* Resuming from byte 1000. */
 	assert_int_equal(download(f, f->hdr_b, hash, "bytes=1000-", &m), 206);
-	assert_int_equal(m.len, len - 1000);
-	assert_memory_equal(m.p, b + 1000, len - 1000);
+	assert_int_equal(m.body.len, len - 1000);
+	assert_memory_equal(m.body.p, b + 1000, len - 1000);
 	snprintf(want_cr, sizeof(want_cr), "bytes 1000-%zu/%zu", len - 1,
 	    len);
 	assert_string_equal(m.content_range, want_cr);
-	free(m.p);
+	free(m.body.p);
 	snprintf(range, sizeof(range), "bytes=%zu-", len - 1);
 	assert_int_equal(download(f, f->hdr_b, hash, range, &m), 206);
-	assert_int_equal(m.len, 1);
-	assert_int_equal(m.p[0], b[len - 1]);
-	free(m.p);
+	assert_int_equal(m.body.len, 1);
+	assert_int_equal(m.body.p[0], b[len - 1]);
+	free(m.body.p);
 	/* Past the end: 416 with the size. */
 	snprintf(range, sizeof(range), "bytes=%zu-", len);
 	assert_int_equal(download(f, f->hdr_b, hash, range, &m), 416);
@@ -720,31 +603,31 @@ test_round_trip(void **state)
 	assert_dl_error(&m, "range_not_satisfiable");
 	/* Other forms of Range are ignored: the whole blob. */
 	assert_int_equal(download(f, f->hdr_b, hash, "bytes=0-10", &m), 200);
-	assert_int_equal(m.len, len);
-	free(m.p);
+	assert_int_equal(m.body.len, len);
+	free(m.body.p);
 	assert_int_equal(download(f, f->hdr_b, hash, "bytes=-10", &m), 200);
-	assert_int_equal(m.len, len);
-	free(m.p);
+	assert_int_equal(m.body.len, len);
+	free(m.body.p);
 	assert_int_equal(download(f, f->hdr_b, hash, "items=5-", &m), 200);
-	assert_int_equal(m.len, len);
-	free(m.p);
+	assert_int_equal(m.body.len, len);
+	free(m.body.p);
 
 	/* Expiry keeps it while the message is queued... */
 	err_clear(&e);
-	assert_int_equal(dir_blobs_expire(f->blobs, f->store, now_s(),
+	assert_int_equal(dir_blobs_expire(f->d.blobs, f->d.store, now_s(),
 	    &removed, &e), 0);
 	assert_int_equal(removed, 0);
 	assert_true(blob_file_exists(f, hash));
 	/* ... and removes it once b1 acknowledged. */
 	err_clear(&e);
-	assert_int_equal(dirc_ack(f->cb, UINT32_MAX, NULL, &e), 0);
-	assert_int_equal(dir_blobs_expire(f->blobs, f->store, now_s(),
+	assert_int_equal(dirc_ack(f->dev.cb, UINT32_MAX, NULL, &e), 0);
+	assert_int_equal(dir_blobs_expire(f->d.blobs, f->d.store, now_s(),
 	    &removed, &e), 0);
 	assert_int_equal(removed, 1);
 	assert_false(blob_file_exists(f, hash));
 	assert_int_equal(blob_kept(f, hash), 0);
 	assert_int_equal(usage(f, ALICE), 0);
-	assert_int_equal(count_files(f->blobdir), 0);
+	assert_int_equal(count_files(f->d.blob_dir), 0);
 	assert_int_equal(download(f, f->hdr_b, hash, NULL, &m), 403);
 	assert_dl_error(&m, "not_addressed");
 	free(b);
@@ -820,9 +703,9 @@ test_refusals(void **state)
 	st = upload_ex(f, f->hdr_a, NULL, g.len, &g, 0, &j);
 	assert_true(st == 400 || st == 0);
 	json_decref(j);
-	assert_int_equal(count_files(f->blobdir), 0);
+	assert_int_equal(count_files(f->d.blob_dir), 0);
 	/* 413 blob_quota: usage + length over the quota. */
-	f->api.cfg.blob_quota = 6000;
+	f->d.api.cfg.blob_quota = 6000;
 	assert_int_equal(upload(f, f->hdr_a, b, 4096, &j), 201);
 	json_decref(j);
 	free(b);
@@ -835,7 +718,7 @@ test_refusals(void **state)
 	assert_int_equal(usage(f, ALICE), 4096);
 	assert_int_equal(usage(f, BOB), 4096);
 	/* Only the two accepted blobs have files. */
-	assert_int_equal(count_files(f->blobdir), 2);
+	assert_int_equal(count_files(f->d.blob_dir), 2);
 	free(b);
 }
 
@@ -857,15 +740,15 @@ test_cut_upload(void **state)
 	raw_send(fd, b, len / 2);
 	/* The partial file exists while the upload runs... */
 	end = tmono_ms() + 5000;
-	while (count_files(f->blobdir) == 0 && tmono_ms() < end)
+	while (count_files(f->d.blob_dir) == 0 && tmono_ms() < end)
 		tsleep_ms(10);
-	assert_int_equal(count_files(f->blobdir), 1);
+	assert_int_equal(count_files(f->d.blob_dir), 1);
 	close(fd);
 	/* ... and goes with the connection. */
 	end = tmono_ms() + 5000;
-	while (count_files(f->blobdir) != 0 && tmono_ms() < end)
+	while (count_files(f->d.blob_dir) != 0 && tmono_ms() < end)
 		tsleep_ms(10);
-	assert_int_equal(count_files(f->blobdir), 0);
+	assert_int_equal(count_files(f->d.blob_dir), 0);
 	assert_int_equal(blob_kept(f, hash), 0);
 	assert_int_equal(usage(f, ALICE), 0);
 	/* The whole body on a new connection is kept. */
@@ -906,18 +789,18 @@ test_message_blobs(void **state)
 	snprintf(list, sizeof(list), "%s,%s", ha, hb);
 	assert_int_equal(post_with_blobs(f, list, 0, &ans), 403);
 	assert_code(ans, "blob_refused");
-	assert_int_equal(queued(f->cb), 0);
+	assert_int_equal(queued(f->dev.cb), 0);
 	/* A hash nobody uploaded. */
 	memset(list, 'c', 64);
 	list[64] = '\0';
 	assert_int_equal(post_with_blobs(f, list, 0, &ans), 403);
 	assert_code(ans, "blob_refused");
-	assert_int_equal(queued(f->cb), 0);
+	assert_int_equal(queued(f->dev.cb), 0);
 	/* Its own: queued for both recipients, who may both fetch it. */
 	assert_int_equal(post_with_blobs(f, ha, 1, &ans), 201);
 	json_decref(ans);
-	assert_int_equal(queued(f->cb), 1);
-	assert_int_equal(queued(f->c2), 1);
+	assert_int_equal(queued(f->dev.cb), 1);
+	assert_int_equal(queued(f->dev.c2), 1);
 }
 
 /* A blob removed while its message is still queued is 410. */
@@ -937,23 +820,23 @@ test_expired(void **state)
 	json_decref(ans);
 	/* Within the hour nothing goes. */
 	err_clear(&e);
-	assert_int_equal(dir_blobs_expire(f->blobs, f->store, now_s() + 60,
+	assert_int_equal(dir_blobs_expire(f->d.blobs, f->d.store, now_s() + 60,
 	    &removed, &e), 0);
 	assert_int_equal(removed, 0);
 	/* After an hour the blob no message named goes... */
-	assert_int_equal(dir_blobs_expire(f->blobs, f->store, now_s() +
+	assert_int_equal(dir_blobs_expire(f->d.blobs, f->d.store, now_s() +
 	    DIR_BLOB_UNLINKED_S + 1, &removed, &e), 0);
 	assert_int_equal(removed, 1);
 	assert_false(blob_file_exists(f, unlinked));
 	assert_true(blob_file_exists(f, h));
 	/* ... after blob_days the linked one too. */
-	assert_int_equal(dir_blobs_expire(f->blobs, f->store, now_s() +
+	assert_int_equal(dir_blobs_expire(f->d.blobs, f->d.store, now_s() +
 	    DIR_BLOB_DAYS_DEFAULT * 86400 + 1, &removed, &e), 0);
 	assert_int_equal(removed, 1);
 	assert_false(blob_file_exists(f, h));
 	assert_int_equal(download(f, f->hdr_b, h, NULL, &m), 410);
 	assert_dl_error(&m, "expired");
-	assert_int_equal(count_files(f->blobdir), 0);
+	assert_int_equal(count_files(f->d.blob_dir), 0);
 }
 
 /* The start-up sweep: partial uploads and files without a row go. */
@@ -968,39 +851,39 @@ test_sweep(void **state)
 	FILE *fp;
 
 	upload_ok(f, f->hdr_a, 1000, kept);
-	snprintf(path, sizeof(path), "%s/.tmp-0123456789abcdef", f->blobdir);
+	snprintf(path, sizeof(path), "%s/.tmp-0123456789abcdef", f->d.blob_dir);
 	assert_non_null(fp = fopen(path, "w"));
 	fclose(fp);
 	memset(orphan, 'd', 64);
 	orphan[64] = '\0';
-	snprintf(path, sizeof(path), "%s/dd", f->blobdir);
+	snprintf(path, sizeof(path), "%s/dd", f->d.blob_dir);
 	assert_int_equal(mkdir(path, 0700), 0);
-	snprintf(path, sizeof(path), "%s/dd/%s", f->blobdir, orphan);
+	snprintf(path, sizeof(path), "%s/dd/%s", f->d.blob_dir, orphan);
 	assert_non_null(fp = fopen(path, "w"));
 	fclose(fp);
-	snprintf(path, sizeof(path), "%s/README", f->blobdir);
+	snprintf(path, sizeof(path), "%s/README", f->d.blob_dir);
 	assert_non_null(fp = fopen(path, "w"));
 	fclose(fp);
-	assert_int_equal(count_files(f->blobdir), 4);
+	assert_int_equal(count_files(f->d.blob_dir), 4);
 	/* With a grace period fresh files stay. */
 	err_clear(&e);
-	assert_int_equal(dir_blobs_sweep(f->blobs, f->store, 3600, &removed,
+	assert_int_equal(dir_blobs_sweep(f->d.blobs, f->d.store, 3600, &removed,
 	    &e), 0);
 	assert_int_equal(removed, 0);
 	/* Old ones go. */
 	memset(tv, 0, sizeof(tv));
 	tv[0].tv_sec = tv[1].tv_sec = (time_t)(now_s() - 7200);
-	snprintf(path, sizeof(path), "%s/dd/%s", f->blobdir, orphan);
+	snprintf(path, sizeof(path), "%s/dd/%s", f->d.blob_dir, orphan);
 	assert_int_equal(utimes(path, tv), 0);
-	assert_int_equal(dir_blobs_sweep(f->blobs, f->store, 3600, &removed,
+	assert_int_equal(dir_blobs_sweep(f->d.blobs, f->d.store, 3600, &removed,
 	    &e), 0);
 	assert_int_equal(removed, 1);
-	assert_int_equal(dir_blobs_sweep(f->blobs, f->store, 0, &removed,
+	assert_int_equal(dir_blobs_sweep(f->d.blobs, f->d.store, 0, &removed,
 	    &e), 0);
 	assert_int_equal(removed, 1);
-	assert_int_equal(count_files(f->blobdir), 2);
+	assert_int_equal(count_files(f->d.blob_dir), 2);
 	assert_true(blob_file_exists(f, kept));
-	snprintf(path, sizeof(path), "%s/README", f->blobdir);
+	snprintf(path, sizeof(path), "%s/README", f->d.blob_dir);
 	assert_int_equal(access(path, F_OK), 0);
 }
 
@@ -1079,8 +962,10 @@ rd_fn(void *arg, uint8_t *buf, size_t max, size_t *n, struct err_ctx *e)
 static int
 wr_fn(void *arg, const uint8_t *p, size_t len)
 {
-	return on_body((char *)(uintptr_t)p, 1, len, arg) == len ? 0 :
-	    ERR_ALLOC;
+	struct membuf *m = arg;
+
+	return tbody_write((char *)(uintptr_t)p, 1, len, &m->body) == len ?
+	    0 : ERR_ALLOC;
 }
 
 /* common/dirclient against this server: the two ends agree. */
@@ -1101,7 +986,7 @@ test_dirclient(void **state)
 	uint64_t total = 0, removed = 0;
 
 	err_clear(&e);
-	assert_int_equal(dirc_info(f->ca, &info, &e), 0);
+	assert_int_equal(dirc_info(f->dev.ca, &info, &e), 0);
 	assert_int_equal(info.max_blob, BLOB_MAX);
 	assert_int_equal(info.blob_quota, DIR_BLOB_QUOTA_DEFAULT);
 	assert_int_equal(info.blob_days, DIR_BLOB_DAYS_DEFAULT);
@@ -1110,49 +995,50 @@ test_dirclient(void **state)
 	r.len = len;
 	r.off = 0;
 	memset(&bi, 0, sizeof(bi));
-	if (dirc_blob_upload(f->ca, len, rd_fn, &r, NULL, NULL, &bi, &e) != 0)
+	if (dirc_blob_upload(f->dev.ca, len, rd_fn, &r, NULL, NULL, &bi,
+	    &e) != 0)
 		fail_msg("upload: %s", err_msg(&e));
 	assert_string_equal(bi.hash, hash);
 	assert_int_equal(bi.size, len);
 	envelope(f, 0, &json, &jlen);
 	list[0] = hash;
-	if (dirc_post_message_blobs(f->ca, json, jlen, list, 1, NULL,
+	if (dirc_post_message_blobs(f->dev.ca, json, jlen, list, 1, NULL,
 	    &e) != 0)
 		fail_msg("post: %s", err_msg(&e));
 	free(json);
 	/* Whole, then resumed from an offset. */
 	memset(&m, 0, sizeof(m));
-	if (dirc_blob_download(f->cb, hash, 0, wr_fn, &m, NULL, NULL, &total,
-	    &e) != 0)
+	if (dirc_blob_download(f->dev.cb, hash, 0, wr_fn, &m, NULL, NULL,
+	    &total, &e) != 0)
 		fail_msg("download: %s", err_msg(&e));
 	assert_int_equal(total, len);
-	assert_int_equal(m.len, len);
-	assert_memory_equal(m.p, b, len);
-	free(m.p);
+	assert_int_equal(m.body.len, len);
+	assert_memory_equal(m.body.p, b, len);
+	free(m.body.p);
 	memset(&m, 0, sizeof(m));
-	assert_int_equal(dirc_blob_download(f->cb, hash, 4097, wr_fn, &m,
+	assert_int_equal(dirc_blob_download(f->dev.cb, hash, 4097, wr_fn, &m,
 	    NULL, NULL, &total, &e), 0);
-	assert_int_equal(m.len, len - 4097);
-	assert_memory_equal(m.p, b + 4097, len - 4097);
-	free(m.p);
+	assert_int_equal(m.body.len, len - 4097);
+	assert_memory_equal(m.body.p, b + 4097, len - 4097);
+	free(m.body.p);
 	/* The refusals map to their codes. */
 	memset(&m, 0, sizeof(m));
 	err_clear(&e);
-	assert_int_equal(dirc_blob_download(f->c2, hash, 0, wr_fn, &m, NULL,
+	assert_int_equal(dirc_blob_download(f->dev.c2, hash, 0, wr_fn, &m, NULL,
 	    NULL, NULL, &e), ERR_DENIED);
-	free(m.p);
-	assert_int_equal(dir_blobs_expire(f->blobs, f->store, now_s() +
+	free(m.body.p);
+	assert_int_equal(dir_blobs_expire(f->d.blobs, f->d.store, now_s() +
 	    DIR_BLOB_DAYS_DEFAULT * 86400 + 1, &removed, &e), 0);
 	assert_int_equal(removed, 1);
 	memset(&m, 0, sizeof(m));
 	err_clear(&e);
-	assert_int_equal(dirc_blob_download(f->cb, hash, 0, wr_fn, &m, NULL,
+	assert_int_equal(dirc_blob_download(f->dev.cb, hash, 0, wr_fn, &m, NULL,
 	    NULL, NULL, &e), ERR_GONE);
-	free(m.p);
-	f->api.cfg.blob_quota = 1000;
+	free(m.body.p);
+	f->d.api.cfg.blob_quota = 1000;
 	r.off = 0;
 	err_clear(&e);
-	assert_int_equal(dirc_blob_upload(f->ca, len, rd_fn, &r, NULL, NULL,
+	assert_int_equal(dirc_blob_upload(f->dev.ca, len, rd_fn, &r, NULL, NULL,
 	    &bi, &e), ERR_QUOTA);
 	free(b);
 }
@@ -1206,7 +1092,7 @@ test_large_parallel(void **state)
 	double t0, ms;
 	size_t i;
 
-	f->api.cfg.blob_quota = (uint64_t)1 << 40;
+	f->d.api.cfg.blob_quota = (uint64_t)1 << 40;
 	rss0 = maxrss_kib();
 	for (i = 0; i < 8; i++) {
 		p[i].f = f;
@@ -1228,7 +1114,7 @@ test_large_parallel(void **state)
 	    "grew by %ld KiB\n", ms, 64 * 1.048576 * 1000 / ms,
 	    maxrss_kib() - rss0);
 	assert_true(maxrss_kib() - rss0 < 48 * 1024);
-	assert_int_equal(count_files(f->blobdir), 9);
+	assert_int_equal(count_files(f->d.blob_dir), 9);
 }
 
 /* --- the upload API without a server --- */
@@ -1291,14 +1177,22 @@ assert_blob_file(struct dir_blobs *b, const char *hash, const uint8_t *want,
 	free(got);
 }
 
-/* The size of the one upload in progress (its temporary file). */
-static uint64_t
-tmp_file_size(const char *blobdir)
+static int
+u64_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The sizes of the uploads in progress (temporary files), sorted. */
+static size_t
+tmp_file_sizes(const char *blobdir, uint64_t *out, size_t max)
 {
 	char path[1024];
 	struct dirent *de;
 	struct stat st;
-	uint64_t size = UINT64_MAX;
+	size_t n = 0;
 	DIR *d;
 
 	assert_non_null(d = opendir(blobdir));
@@ -1307,12 +1201,22 @@ tmp_file_size(const char *blobdir)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", blobdir, de->d_name);
 		assert_int_equal(stat(path, &st), 0);
-		assert_int_equal(size, UINT64_MAX);
-		size = (uint64_t)st.st_size;
+		assert_true(n < max);
+		out[n++] = (uint64_t)st.st_size;
 	}
 	closedir(d);
-	assert_int_not_equal(size, UINT64_MAX);
-	return size;
+	qsort(out, n, sizeof(*out), u64_cmp);
+	return n;
+}
+
+/* The size of the one upload in progress (its temporary file). */
+static uint64_t
+tmp_file_size(const char *blobdir)
+{
+	uint64_t size[2];
+
+	assert_int_equal(tmp_file_sizes(blobdir, size, 2), 1);
+	return size[0];
 }
 
 /*
@@ -1366,38 +1270,6 @@ test_upload_pieces(void **state)
 	assert_blob_file(f->blobs, hash, b, len);
 	assert_int_equal(count_files(f->blobdir), 1);
 	free(b);
-}
-
-static int
-u64_cmp(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* The sizes of the uploads in progress (temporary files), sorted. */
-static size_t
-tmp_file_sizes(const char *blobdir, uint64_t *out, size_t max)
-{
-	char path[1024];
-	struct dirent *de;
-	struct stat st;
-	size_t n = 0;
-	DIR *d;
-
-	assert_non_null(d = opendir(blobdir));
-	while ((de = readdir(d)) != NULL) {
-		if (strncmp(de->d_name, ".tmp-", 5) != 0)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", blobdir, de->d_name);
-		assert_int_equal(stat(path, &st), 0);
-		assert_true(n < max);
-		out[n++] = (uint64_t)st.st_size;
-	}
-	closedir(d);
-	qsort(out, n, sizeof(*out), u64_cmp);
-	return n;
 }
 
 /*

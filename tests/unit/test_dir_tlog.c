@@ -50,13 +50,8 @@
 #define NDEV 5
 
 struct fx {
-	char *dir;
-	struct dir_store *store;
-	struct dir_key *key;
-	struct dir_api api;
-	struct dir_tlog *tlog;
-	struct dir_server *srv;
-	char base[128];
+	struct tdir d;
+	struct dir_tlog *tlog;       /* given to d.api */
 	struct tdev dev[NDEV];
 };
 
@@ -70,41 +65,27 @@ static int
 setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
-	struct dir_api_config cfg;
+	struct tdir_opts o;
 	struct dir_tlog_config tc;
-	struct dir_server_config sc;
 	struct err_ctx e;
-	char path[512];
 	int i;
 
 	assert_non_null(f);
+	*state = f;
 	err_clear(&e);
-	assert_non_null(f->dir = ttmpdir_make());
-	snprintf(path, sizeof(path), "%s/dir.db", f->dir);
-	assert_int_equal(dir_store_sqlite_open(path, &f->store, &e), 0);
-	snprintf(path, sizeof(path), "%s/head.key", f->dir);
-	assert_int_equal(dir_key_open(path, 1, &f->key, NULL, &e), 0);
-	dir_api_config_default(&cfg);
-	assert_int_equal(dir_api_init(&f->api, &cfg, f->store, f->key), 0);
+	tdir_opts_default(&o);
+	dir_api_config_default(&o.api);   /* the server's own defaults */
+	assert_int_equal(tdir_open(&f->d, &o), 0);
 	dir_tlog_config_default(&tc);
 	tc.interval_s = 0;              /* checkpoints only when asked */
-	assert_int_equal(dir_tlog_new(&tc, f->store, f->key, &f->tlog, &e),
-	    0);
-	dir_api_set_tlog(&f->api, f->tlog);
-	memset(&sc, 0, sizeof(sc));
-	sc.listen = "127.0.0.1:0";
-	sc.max_body = cfg.max_body;
-	sc.quiet = 1;
-	sc.handler = dir_api_handle;
-	sc.handler_arg = &f->api;
-	assert_int_equal(dir_server_start(&sc, &f->srv, &e), 0);
-	dir_api_set_server(&f->api, f->srv);
-	snprintf(f->base, sizeof(f->base), "http://%s",
-	    dir_server_address(f->srv));
-	assert_int_equal(f->store->ops->account_create(f->store, ALICE, "x",
-	    now_s(), &e), 0);
-	assert_int_equal(f->store->ops->account_create(f->store, BOB, "x",
-	    now_s(), &e), 0);
+	assert_int_equal(dir_tlog_new(&tc, f->d.store, f->d.key, &f->tlog,
+	    &e), 0);
+	dir_api_set_tlog(&f->d.api, f->tlog);
+	assert_int_equal(tdir_serve(&f->d, &o), 0);
+	assert_int_equal(f->d.store->ops->account_create(f->d.store, ALICE,
+	    "x", now_s(), &e), 0);
+	assert_int_equal(f->d.store->ops->account_create(f->d.store, BOB,
+	    "x", now_s(), &e), 0);
 	for (i = 0; i < NDEV; i++) {
 		char label[16];
 
@@ -112,7 +93,6 @@ setup(void **state)
 		assert_int_equal(tdev_make(&f->dev[i], i % 2 ? BOB : ALICE,
 		    label, now_s()), 0);
 	}
-	*state = f;
 	return 0;
 }
 
@@ -122,12 +102,11 @@ teardown(void **state)
 	struct fx *f = *state;
 	int i;
 
-	dir_server_stop(f->srv);
+	/* The log goes after the server and before the store. */
+	dir_server_stop(f->d.srv);
+	f->d.srv = NULL;
 	dir_tlog_free(f->tlog);
-	dir_api_clear(&f->api);
-	dir_key_free(f->key);
-	dir_store_close(f->store);
-	ttmpdir_remove(f->dir);
+	tdir_stop(&f->d);
 	for (i = 0; i < NDEV; i++)
 		tdev_clear(&f->dev[i]);
 	free(f);
@@ -142,7 +121,7 @@ add(struct fx *f, int i)
 	json_t *evj = NULL;
 
 	err_clear(&e);
-	if (dir_api_add_device(&f->api, &f->dev[i].rec, &head, &evj, &e) != 0)
+	if (dir_api_add_device(&f->d.api, &f->dev[i].rec, &head, &evj, &e) != 0)
 		fail_msg("registration: %s", err_msg(&e));
 	json_decref(evj);
 }
@@ -162,7 +141,7 @@ checkpoint(struct fx *f)
 static long
 get(struct fx *f, const char *path, json_t **out)
 {
-	return thttp(f->base, "GET", path, NULL, 0, NULL, NULL, NULL, out);
+	return thttp(f->d.base, "GET", path, NULL, 0, NULL, NULL, NULL, out);
 }
 
 /* The served checkpoint, its directory signature checked. */
@@ -316,7 +295,7 @@ test_endpoints(void **state)
 	assert_int_equal(get(f, "/v1/tlog/nothing", &o), 404);
 	json_decref(o);
 	o = NULL;
-	assert_int_equal(thttp(f->base, "POST", "/v1/tlog/checkpoint", "{}",
+	assert_int_equal(thttp(f->d.base, "POST", "/v1/tlog/checkpoint", "{}",
 	    2, NULL, NULL, NULL, &o), 405);
 	json_decref(o);
 	o = NULL;
@@ -350,30 +329,28 @@ test_log_member(void **state)
 	add(f, 0);
 	add(f, 1);
 	add(f, 2);                      /* alice: 1, 2; bob: 1 */
-	assert_int_equal(dirc_new(f->base, NULL, &c, &e), 0);
-	assert_int_equal(dirc_login(c, dir_key_id(f->key), f->dev[0].rec.device,
-	    tdev_sign, &f->dev[0], NULL, &e), 0);
+	assert_int_equal(tdir_login(&f->d, &f->dev[0], &c), 0);
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s",
 	    dirc_token(c));
 	snprintf(path, sizeof(path), "/v1/accounts/%s/log?since=0&tlog=1",
 	    ALICE);
 	/* No checkpoint yet: no member, and none without tlog=1. */
-	assert_int_equal(thttp(f->base, "GET", path, NULL, 0, auth, NULL, NULL,
-	    &o), 200);
+	assert_int_equal(thttp(f->d.base, "GET", path, NULL, 0, auth, NULL,
+	    NULL, &o), 200);
 	assert_null(json_object_get(o, "tlog"));
 	json_decref(o);
 	o = NULL;
 	checkpoint(f);
 	snprintf(path, sizeof(path), "/v1/accounts/%s/log?since=0", ALICE);
-	assert_int_equal(thttp(f->base, "GET", path, NULL, 0, auth, NULL, NULL,
-	    &o), 200);
+	assert_int_equal(thttp(f->d.base, "GET", path, NULL, 0, auth, NULL,
+	    NULL, &o), 200);
 	assert_null(json_object_get(o, "tlog"));
 	json_decref(o);
 	o = NULL;
 	snprintf(path, sizeof(path), "/v1/accounts/%s/log?since=0&tlog=1",
 	    ALICE);
-	assert_int_equal(thttp(f->base, "GET", path, NULL, 0, auth, NULL, NULL,
-	    &o), 200);
+	assert_int_equal(thttp(f->d.base, "GET", path, NULL, 0, auth, NULL,
+	    NULL, &o), 200);
 	assert_non_null(t = json_object_get(o, "tlog"));
 	seq = (uint64_t)json_integer_value(json_object_get(t, "seq"));
 	assert_int_equal(seq, 2);
@@ -402,8 +379,8 @@ test_log_member(void **state)
 	o = NULL;
 	/* An event after the checkpoint is not claimed. */
 	add(f, 4);                      /* alice 3, not published */
-	assert_int_equal(thttp(f->base, "GET", path, NULL, 0, auth, NULL, NULL,
-	    &o), 200);
+	assert_int_equal(thttp(f->d.base, "GET", path, NULL, 0, auth, NULL,
+	    NULL, &o), 200);
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(o,
 	    "tlog"), "seq")), 2);
 	json_decref(o);
@@ -429,9 +406,9 @@ witness_start(struct fx *f, struct witfx *wf, const char *tag)
 
 	err_clear(&e);
 	memset(wf, 0, sizeof(*wf));
-	snprintf(path, sizeof(path), "%s/%s.key", f->dir, tag);
+	snprintf(path, sizeof(path), "%s/%s.key", f->d.dir, tag);
 	assert_int_equal(wit_signer_open(path, NULL, 1, &wf->signer, &e), 0);
-	snprintf(path, sizeof(path), "%s/%s.state", f->dir, tag);
+	snprintf(path, sizeof(path), "%s/%s.state", f->d.dir, tag);
 	assert_int_equal(wit_store_open(path, 0, &wf->store, &e), 0);
 	assert_int_equal(tlog_vkey_parse(dir_tlog_vkey(f->tlog), &log, &e), 0);
 	assert_int_equal(wit_new("w.example/test", wf->signer, &log, 1,
@@ -476,7 +453,7 @@ witnessed_log(struct fx *f, struct dir_store *store, const struct witfx *wf)
 	dir_tlog_config_default(&tc);
 	tc.interval_s = 0;
 	assert_int_equal(dir_tlog_add_witness(&tc, wf->spec, &e), 0);
-	assert_int_equal(dir_tlog_new(&tc, store, f->key, &t, &e), 0);
+	assert_int_equal(dir_tlog_new(&tc, store, f->d.key, &t, &e), 0);
 	return t;
 }
 
@@ -514,7 +491,7 @@ test_witnessed(void **state)
 
 	err_clear(&e);
 	witness_start(f, &wf, "w1");
-	t = witnessed_log(f, f->store, &wf);
+	t = witnessed_log(f, f->d.store, &wf);
 	add(f, 0);
 	assert_true(cosigned(t, &wf, &size));
 	assert_int_equal(size, 1);
@@ -527,14 +504,14 @@ test_witnessed(void **state)
 	/* A directory restarted knows nothing of the witness's size: the
 	 * witness's 409 tells it, and it goes on from there. */
 	dir_tlog_free(t);
-	t = witnessed_log(f, f->store, &wf);
+	t = witnessed_log(f, f->d.store, &wf);
 	add(f, 3);
 	assert_true(cosigned(t, &wf, &size));
 	assert_int_equal(size, 4);
 	dir_tlog_free(t);
 
 	/* Another history under the same key: refused, kept as evidence. */
-	snprintf(path, sizeof(path), "%s/fork.db", f->dir);
+	snprintf(path, sizeof(path), "%s/fork.db", f->d.dir);
 	assert_int_equal(dir_store_sqlite_open(path, &other, &e), 0);
 	assert_int_equal(other->ops->account_create(other, ALICE, "x",
 	    now_s(), &e), 0);
@@ -547,7 +524,7 @@ test_witnessed(void **state)
 		int i;
 
 		dir_api_config_default(&cfg);
-		assert_int_equal(dir_api_init(&api2, &cfg, other, f->key), 0);
+		assert_int_equal(dir_api_init(&api2, &cfg, other, f->d.key), 0);
 		for (i = 0; i < NDEV; i += 2) {
 			assert_int_equal(dir_api_add_device(&api2,
 			    &f->dev[i].rec, &head, &evj, &e), 0);

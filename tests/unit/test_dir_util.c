@@ -24,6 +24,9 @@
 #include "errors.h"
 #include "hpke.h"
 #include "dir-test-util.h"
+#ifdef DIR_TEST_INPROC
+#include "dir-auth.h"
+#endif
 
 int
 tdev_make(struct tdev *d, const char *account, const char *label,
@@ -269,17 +272,12 @@ ttmpdir_remove(char *path)
 	free(path);
 }
 
-struct tanswer {
-	char *p;
-	size_t len;
-};
-
-static size_t
-on_data(char *data, size_t size, size_t nmemb, void *arg)
+size_t
+tbody_write(char *data, size_t size, size_t nmemb, void *arg)
 {
-	struct tanswer *a = arg;
+	struct tbody *a = arg;
 	size_t n = size * nmemb;
-	char *np;
+	uint8_t *np;
 
 	if ((np = realloc(a->p, a->len + n + 1)) == NULL)
 		return 0;
@@ -305,7 +303,7 @@ thttp_from(const char *iface, const char *base, const char *method,
     const char *user, const char *password, json_t **out)
 {
 	struct curl_slist *hdrs = NULL;
-	struct tanswer a = { NULL, 0 };
+	struct tbody a = { NULL, 0 };
 	char url[4096];
 	long status = 0;
 	CURL *c;
@@ -322,7 +320,7 @@ thttp_from(const char *iface, const char *base, const char *method,
 		curl_easy_setopt(c, CURLOPT_INTERFACE, iface);
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, tbody_write);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &a);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, 90L);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -341,7 +339,7 @@ thttp_from(const char *iface, const char *base, const char *method,
 	if (curl_easy_perform(c) == CURLE_OK)
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	if (out != NULL && a.p != NULL)
-		*out = json_loadb(a.p, a.len, 0, NULL);
+		*out = json_loadb((const char *)a.p, a.len, 0, NULL);
 	free(a.p);
 	curl_slist_free_all(hdrs);
 	curl_easy_cleanup(c);
@@ -356,3 +354,236 @@ terror_code(const json_t *answer)
 
 	return s != NULL ? s : "";
 }
+
+json_int_t
+tinfo_limit(const char *base, const char *name)
+{
+	json_t *ans = NULL, *v;
+	json_int_t n = -1;
+
+	if (thttp(base, "GET", "/v1/info", NULL, 0, NULL, NULL, NULL,
+	    &ans) == 200) {
+		v = json_object_get(json_object_get(ans, "limits"), name);
+		if (json_is_integer(v))
+			n = json_integer_value(v);
+	}
+	json_decref(ans);
+	return n;
+}
+
+#ifdef DIR_TEST_INPROC
+
+void
+tdir_opts_default(struct tdir_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	dir_api_config_default(&o->api);
+	o->api.open_signup = 1;
+	o->api.scrypt_log_n = DIR_SCRYPT_LOG_N_MIN;
+	o->srv.quiet = 1;
+}
+
+int
+tdir_open(struct tdir *d, const struct tdir_opts *o)
+{
+	struct err_ctx e;
+	char path[600];
+	int r;
+
+	memset(d, 0, sizeof(*d));
+	err_clear(&e);
+	if ((d->dir = ttmpdir_make()) == NULL) {
+		fprintf(stderr, "no temporary directory\n");
+		return ERR_IO;
+	}
+	snprintf(path, sizeof(path), "%s/dir.db", d->dir);
+	if ((r = dir_store_sqlite_open(path, &d->store, &e)) != 0) {
+		fprintf(stderr, "store: %s\n", err_msg(&e));
+		return r;
+	}
+	snprintf(path, sizeof(path), "%s/head.key", d->dir);
+	if ((r = dir_key_open(path, 1, &d->key, NULL, &e)) != 0) {
+		fprintf(stderr, "head key: %s\n", err_msg(&e));
+		return r;
+	}
+	if (o->blobs) {
+		snprintf(d->blob_dir, sizeof(d->blob_dir), "%s/blobs",
+		    d->dir);
+		if ((r = dir_blobs_open(d->blob_dir, &d->blobs, &e)) != 0) {
+			fprintf(stderr, "blob directory: %s\n", err_msg(&e));
+			return r;
+		}
+	}
+	if ((r = dir_api_init(&d->api, &o->api, d->store, d->key)) != 0) {
+		fprintf(stderr, "directory API: error %d\n", r);
+		return r;
+	}
+	d->api_ready = 1;
+	if (d->blobs != NULL)
+		dir_api_set_blobs(&d->api, d->blobs);
+	return 0;
+}
+
+int
+tdir_serve(struct tdir *d, const struct tdir_opts *o)
+{
+	struct dir_server_config sc = o->srv;
+	struct err_ctx e;
+	int r;
+
+	err_clear(&e);
+	sc.listen = "127.0.0.1:0";
+	sc.max_body = o->api.max_body;
+	sc.handler = dir_api_handle;
+	sc.handler_arg = &d->api;
+	if (d->blobs != NULL)
+		sc.headers = dir_api_headers;
+	if ((r = dir_server_start(&sc, &d->srv, &e)) != 0) {
+		fprintf(stderr, "server: %s\n", err_msg(&e));
+		return r;
+	}
+	dir_api_set_server(&d->api, d->srv);
+	snprintf(d->base, sizeof(d->base), "http://%s",
+	    dir_server_address(d->srv));
+	return 0;
+}
+
+int
+tdir_start(struct tdir *d, const struct tdir_opts *o)
+{
+	int r;
+
+	if ((r = tdir_open(d, o)) != 0)
+		return r;
+	return tdir_serve(d, o);
+}
+
+void
+tdir_stop(struct tdir *d)
+{
+	dir_server_stop(d->srv);
+	if (d->api_ready)
+		dir_api_clear(&d->api);
+	dir_blobs_free(d->blobs);
+	dir_key_free(d->key);
+	dir_store_close(d->store);
+	ttmpdir_remove(d->dir);
+	memset(d, 0, sizeof(*d));
+}
+
+int
+tdir_account(struct tdir *d, const char *name, const char *pw)
+{
+	struct err_ctx e;
+	char *h = NULL;
+	int r;
+
+	err_clear(&e);
+	if ((r = dir_password_hash(pw, strlen(pw), DIR_SCRYPT_LOG_N_MIN, &h,
+	    &e)) == 0)
+		r = d->store->ops->account_create(d->store, name, h,
+		    (uint64_t)time(NULL), &e);
+	if (r != 0)
+		fprintf(stderr, "account %s: %s\n", name, err_msg(&e));
+	free(h);
+	return r;
+}
+
+struct dirc *
+tdir_client(const struct tdir *d)
+{
+	struct dirc *c = NULL;
+	struct err_ctx e;
+
+	err_clear(&e);
+	if (dirc_new(d->base, NULL, &c, &e) != 0) {
+		fprintf(stderr, "client: %s\n", err_msg(&e));
+		return NULL;
+	}
+	return c;
+}
+
+int
+tdir_register(const struct tdir *d, const struct tdev *dev, const char *pw,
+    struct acctlog_head *head)
+{
+	struct dirc *c;
+	struct err_ctx e;
+	int r;
+
+	err_clear(&e);
+	if ((c = tdir_client(d)) == NULL)
+		return ERR_INTERNAL;
+	if ((r = dirc_register_device(c, pw, &dev->rec, head, &e)) != 0)
+		fprintf(stderr, "registration failed: %s\n", err_msg(&e));
+	dirc_free(c);
+	return r;
+}
+
+int
+tdir_login(const struct tdir *d, struct tdev *dev, struct dirc **out)
+{
+	struct err_ctx e;
+	int r;
+
+	if ((*out = tdir_client(d)) == NULL)
+		return ERR_INTERNAL;
+	err_clear(&e);
+	r = dirc_login(*out, dir_key_id(d->key), dev->rec.device, tdev_sign,
+	    dev, NULL, &e);
+	if (r != 0) {
+		fprintf(stderr, "login failed: %s\n", err_msg(&e));
+		dirc_free(*out);
+		*out = NULL;
+	}
+	return r;
+}
+
+int
+tdir_device(const struct tdir *d, struct tdev *dev, const char *account,
+    const char *label, const char *pw, struct acctlog_head *head,
+    struct dirc **session)
+{
+	int r;
+
+	*session = NULL;
+	if ((r = tdev_make(dev, account, label, (uint64_t)time(NULL))) != 0) {
+		fprintf(stderr, "device %s: error %d\n", label, r);
+		return r;
+	}
+	if ((r = tdir_register(d, dev, pw, head)) != 0)
+		return r;
+	return tdir_login(d, dev, session);
+}
+
+int
+tdir_devs_make(struct tdir *d, struct tdir_devs *s, const char *alice,
+    const char *alice_pw, const char *bob, const char *bob_pw)
+{
+	int r;
+
+	memset(s, 0, sizeof(*s));
+	if ((r = tdir_account(d, alice, alice_pw)) != 0 ||
+	    (r = tdir_account(d, bob, bob_pw)) != 0 ||
+	    (r = tdir_device(d, &s->a1, alice, "laptop", alice_pw, NULL,
+	    &s->ca)) != 0 ||
+	    (r = tdir_device(d, &s->a2, alice, "phone", alice_pw,
+	    &s->views[0], &s->c2)) != 0)
+		return r;
+	return tdir_device(d, &s->b1, bob, "desktop", bob_pw, &s->views[1],
+	    &s->cb);
+}
+
+void
+tdir_devs_clear(struct tdir_devs *s)
+{
+	dirc_free(s->ca);
+	dirc_free(s->c2);
+	dirc_free(s->cb);
+	tdev_clear(&s->a1);
+	tdev_clear(&s->a2);
+	tdev_clear(&s->b1);
+	memset(s, 0, sizeof(*s));
+}
+
+#endif /* DIR_TEST_INPROC */

@@ -62,82 +62,16 @@
 #define BOB_PW "bob's password!"
 
 struct fx {
-	char *dir;
-	char blob_dir[512];
+	struct tdir d;               /* with blobs */
 	char in_dir[512];
 	char out_dir[512];
-	struct dir_store *store;
-	struct dir_key *key;
-	struct dir_blobs *blobs;
-	struct dir_api api;
-	struct dir_server *srv;
-	char base[128];
-	struct tdev a1, a2, b1;
-	struct dirc *ca, *c2, *cb;   /* logged in as a1, a2, b1 */
-	struct acctlog_head views[2];
+	struct tdir_devs dev;        /* alice: a1, a2; bob: b1 */
 };
-
-static uint64_t
-now_s(void)
-{
-	return (uint64_t)time(NULL);
-}
-
-static void
-make_account(struct fx *f, const char *name, const char *pw)
-{
-	struct err_ctx e;
-	char *h = NULL;
-
-	err_clear(&e);
-	assert_int_equal(dir_password_hash(pw, strlen(pw),
-	    DIR_SCRYPT_LOG_N_MIN, &h, &e), 0);
-	assert_int_equal(f->store->ops->account_create(f->store, name, h,
-	    now_s(), &e), 0);
-	free(h);
-}
-
-static struct dirc *
-client(struct fx *f)
-{
-	struct dirc *c = NULL;
-	struct err_ctx e;
-
-	err_clear(&e);
-	assert_int_equal(dirc_new(f->base, NULL, &c, &e), 0);
-	return c;
-}
-
-static void
-register_dev(struct fx *f, struct tdev *d, const char *pw,
-    struct acctlog_head *head)
-{
-	struct dirc *c = client(f);
-	struct err_ctx e;
-
-	err_clear(&e);
-	if (dirc_register_device(c, pw, &d->rec, head, &e) != 0)
-		fail_msg("registration failed: %s", err_msg(&e));
-	dirc_free(c);
-}
-
-static struct dirc *
-login(struct fx *f, struct tdev *d)
-{
-	struct dirc *c = client(f);
-	struct err_ctx e;
-
-	err_clear(&e);
-	if (dirc_login(c, dir_key_id(f->key), d->rec.device, tdev_sign, d,
-	    NULL, &e) != 0)
-		fail_msg("login failed: %s", err_msg(&e));
-	return c;
-}
 
 static void
 sub_dir(struct fx *f, char *out, size_t len, const char *name)
 {
-	snprintf(out, len, "%s/%s", f->dir, name);
+	snprintf(out, len, "%s/%s", f->d.dir, name);
 	assert_int_equal(mkdir(out, 0700), 0);
 }
 
@@ -145,55 +79,17 @@ static int
 setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
-	struct dir_api_config cfg;
-	struct dir_server_config sc;
-	struct acctlog_head head;
-	struct err_ctx e;
-	char path[600];
+	struct tdir_opts o;
 
 	assert_non_null(f);
-	err_clear(&e);
-	assert_non_null(f->dir = ttmpdir_make());
-	snprintf(path, sizeof(path), "%s/dir.db", f->dir);
-	assert_int_equal(dir_store_sqlite_open(path, &f->store, &e), 0);
-	snprintf(path, sizeof(path), "%s/head.key", f->dir);
-	assert_int_equal(dir_key_open(path, 1, &f->key, NULL, &e), 0);
-	snprintf(f->blob_dir, sizeof(f->blob_dir), "%s/blobs", f->dir);
-	if (dir_blobs_open(f->blob_dir, &f->blobs, &e) != 0)
-		fail_msg("blob directory: %s", err_msg(&e));
+	*state = f;
+	tdir_opts_default(&o);
+	o.blobs = 1;
+	assert_int_equal(tdir_start(&f->d, &o), 0);
 	sub_dir(f, f->in_dir, sizeof(f->in_dir), "in");
 	sub_dir(f, f->out_dir, sizeof(f->out_dir), "out");
-	dir_api_config_default(&cfg);
-	cfg.open_signup = 1;
-	cfg.scrypt_log_n = DIR_SCRYPT_LOG_N_MIN;
-	assert_int_equal(dir_api_init(&f->api, &cfg, f->store, f->key), 0);
-	dir_api_set_blobs(&f->api, f->blobs);
-	memset(&sc, 0, sizeof(sc));
-	sc.listen = "127.0.0.1:0";
-	sc.max_body = cfg.max_body;
-	sc.quiet = 1;
-	sc.handler = dir_api_handle;
-	sc.headers = dir_api_headers;
-	sc.handler_arg = &f->api;
-	if (dir_server_start(&sc, &f->srv, &e) != 0)
-		fail_msg("server: %s", err_msg(&e));
-	dir_api_set_server(&f->api, f->srv);
-	snprintf(f->base, sizeof(f->base), "http://%s",
-	    dir_server_address(f->srv));
-	make_account(f, ALICE, PW);
-	make_account(f, BOB, BOB_PW);
-	assert_int_equal(tdev_make(&f->a1, ALICE, "laptop", now_s()), 0);
-	assert_int_equal(tdev_make(&f->a2, ALICE, "phone", now_s()), 0);
-	assert_int_equal(tdev_make(&f->b1, BOB, "desktop", now_s()), 0);
-	register_dev(f, &f->a1, PW, NULL);
-	register_dev(f, &f->a2, PW, &head);
-	f->views[0] = head;
-	register_dev(f, &f->b1, BOB_PW, &head);
-	f->views[1] = head;
-	f->ca = login(f, &f->a1);
-	f->c2 = login(f, &f->a2);
-	f->cb = login(f, &f->b1);
-	*state = f;
+	assert_int_equal(tdir_devs_make(&f->d, &f->dev, ALICE, PW, BOB,
+	    BOB_PW), 0);
 	return 0;
 }
 
@@ -202,18 +98,8 @@ teardown(void **state)
 {
 	struct fx *f = *state;
 
-	dirc_free(f->ca);
-	dirc_free(f->c2);
-	dirc_free(f->cb);
-	dir_server_stop(f->srv);
-	dir_api_clear(&f->api);
-	dir_blobs_free(f->blobs);
-	dir_key_free(f->key);
-	dir_store_close(f->store);
-	ttmpdir_remove(f->dir);
-	tdev_clear(&f->a1);
-	tdev_clear(&f->a2);
-	tdev_clear(&f->b1);
+	tdir_devs_clear(&f->dev);
+	tdir_stop(&f->d);
 	free(f);
 	return 0;
 }
@@ -312,7 +198,7 @@ static void
 send_file(struct fx *f, const char *path, struct env_blob_ref *ref)
 {
 	static const char *const to[] = { ALICE, BOB };
-	const struct tdev *rcpt[] = { &f->b1 };
+	const struct tdev *rcpt[] = { &f->dev.b1 };
 	const char *hashes[1];
 	struct err_ctx e;
 	char *json = NULL;
@@ -320,13 +206,13 @@ send_file(struct fx *f, const char *path, struct env_blob_ref *ref)
 	uint64_t queued = 0;
 
 	err_clear(&e);
-	if (msg_blob_send(f->ca, path, NULL, DIR_BLOB_MAX_DEFAULT, NULL, ref,
-	    &e) != 0)
+	if (msg_blob_send(f->dev.ca, path, NULL, DIR_BLOB_MAX_DEFAULT, NULL,
+	    ref, &e) != 0)
 		fail_msg("send %s: %s", path, err_msg(&e));
-	assert_int_equal(tenv_make(&f->a1, to, 2, f->views, 2, rcpt, 1,
+	assert_int_equal(tenv_make(&f->dev.a1, to, 2, f->dev.views, 2, rcpt, 1,
 	    &json, &len), 0);
 	hashes[0] = ref->hash;
-	if (dirc_post_message_blobs(f->ca, json, len, hashes, 1, &queued,
+	if (dirc_post_message_blobs(f->dev.ca, json, len, hashes, 1, &queued,
 	    &e) != 0)
 		fail_msg("post: %s", err_msg(&e));
 	assert_int_equal(queued, 1);
@@ -337,7 +223,7 @@ send_file(struct fx *f, const char *path, struct env_blob_ref *ref)
 static void
 blob_file(struct fx *f, const char *hash, char *out, size_t len)
 {
-	snprintf(out, len, "%s/%.2s/%s", f->blob_dir, hash, hash);
+	snprintf(out, len, "%s/%.2s/%s", f->d.blob_dir, hash, hash);
 }
 
 /* --- the pending store --- */
@@ -365,7 +251,7 @@ write_pending(struct fx *f, const char *text)
 	char path[600];
 
 	err_clear(&e);
-	snprintf(path, sizeof(path), "%s/pending/7.json", f->dir);
+	snprintf(path, sizeof(path), "%s/pending/7.json", f->d.dir);
 	assert_int_equal(fileio_write_atomic(path, text, strlen(text), 0600,
 	    &e), 0);
 }
@@ -395,16 +281,16 @@ test_pending(void **state)
 	err_clear(&e);
 	for (i = 0; i < 3; i++)
 		make_ref(&refs[i], (unsigned int)i);
-	assert_int_equal(msg_pending_load(f->dir, 7, &got, &n, &e),
+	assert_int_equal(msg_pending_load(f->d.dir, 7, &got, &n, &e),
 	    ERR_NOT_FOUND);
-	assert_int_equal(msg_pending_drop(f->dir, 7, &e), 0);
+	assert_int_equal(msg_pending_drop(f->d.dir, 7, &e), 0);
 	err_clear(&e);
-	assert_int_equal(msg_pending_save(f->dir, 7, "msgid", refs, 3, &e),
+	assert_int_equal(msg_pending_save(f->d.dir, 7, "msgid", refs, 3, &e),
 	    0);
-	snprintf(path, sizeof(path), "%s/pending", f->dir);
+	snprintf(path, sizeof(path), "%s/pending", f->d.dir);
 	assert_int_equal(lstat(path, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0700);
-	snprintf(path, sizeof(path), "%s/pending/7.json", f->dir);
+	snprintf(path, sizeof(path), "%s/pending/7.json", f->d.dir);
 	assert_int_equal(lstat(path, &st), 0);
 	assert_true(S_ISREG(st.st_mode));
 	assert_int_equal(st.st_mode & 0777, 0600);
@@ -414,7 +300,7 @@ test_pending(void **state)
 	assert_non_null(strstr(text, key));
 	free(text);
 	free(key);
-	assert_int_equal(msg_pending_load(f->dir, 7, &got, &n, &e), 0);
+	assert_int_equal(msg_pending_load(f->d.dir, 7, &got, &n, &e), 0);
 	assert_int_equal(n, 3);
 	for (i = 0; i < 3; i++) {
 		assert_string_equal(got[i].hash, refs[i].hash);
@@ -426,22 +312,22 @@ test_pending(void **state)
 	msg_blob_refs_free(got, n);
 	got = NULL;
 	/* Saving again replaces: what is left to fetch. */
-	assert_int_equal(msg_pending_save(f->dir, 7, "msgid", &refs[2], 1, &e),
-	    0);
-	assert_int_equal(msg_pending_load(f->dir, 7, &got, &n, &e), 0);
+	assert_int_equal(msg_pending_save(f->d.dir, 7, "msgid", &refs[2], 1,
+	    &e), 0);
+	assert_int_equal(msg_pending_load(f->d.dir, 7, &got, &n, &e), 0);
 	assert_int_equal(n, 1);
 	assert_string_equal(got[0].name, refs[2].name);
 	msg_blob_refs_free(got, n);
 	got = NULL;
 	/* Another entry is another file. */
-	assert_int_equal(msg_pending_load(f->dir, 8, &got, &n, &e),
+	assert_int_equal(msg_pending_load(f->d.dir, 8, &got, &n, &e),
 	    ERR_NOT_FOUND);
 	err_clear(&e);
 	/* Damaged files are errors, not crashes, and keep nothing. */
 	for (i = 0; i < sizeof(damaged) / sizeof(damaged[0]); i++) {
 		write_pending(f, damaged[i]);
 		err_clear(&e);
-		assert_int_equal(msg_pending_load(f->dir, 7, &got, &n, &e),
+		assert_int_equal(msg_pending_load(f->d.dir, 7, &got, &n, &e),
 		    ERR_FORMAT);
 		assert_null(got);
 		assert_int_equal(n, 0);
@@ -480,7 +366,7 @@ test_pending(void **state)
 			    ref_text);
 			write_pending(f, file_text);
 			err_clear(&e);
-			assert_int_equal(msg_pending_load(f->dir, 7, &got, &n,
+			assert_int_equal(msg_pending_load(f->d.dir, 7, &got, &n,
 			    &e), ERR_FORMAT);
 		}
 		/* A short key. */
@@ -489,7 +375,7 @@ test_pending(void **state)
 		    "\"key\":\"%.20s\",\"type\":\"a/b\",\"name\":\"n\"}]}",
 		    refs[0].hash, key);
 		write_pending(f, file_text);
-		assert_int_equal(msg_pending_load(f->dir, 7, &got, &n, &e),
+		assert_int_equal(msg_pending_load(f->d.dir, 7, &got, &n, &e),
 		    ERR_FORMAT);
 		/* The same reference, well-formed, loads. */
 		snprintf(file_text, sizeof(file_text), "{\"inbox_seq\":7,"
@@ -498,7 +384,8 @@ test_pending(void **state)
 		    refs[0].hash, key);
 		write_pending(f, file_text);
 		err_clear(&e);
-		assert_int_equal(msg_pending_load(f->dir, 7, &got, &n, &e), 0);
+		assert_int_equal(msg_pending_load(f->d.dir, 7, &got, &n, &e),
+		    0);
 		assert_memory_equal(got[0].key, refs[0].key, 32);
 		msg_blob_refs_free(got, n);
 		got = NULL;
@@ -507,9 +394,9 @@ test_pending(void **state)
 	/* A file others may read is refused. */
 	assert_int_equal(chmod(path, 0644), 0);
 	err_clear(&e);
-	assert_int_equal(msg_pending_load(f->dir, 7, &got, &n, &e),
+	assert_int_equal(msg_pending_load(f->d.dir, 7, &got, &n, &e),
 	    ERR_DENIED);
-	assert_int_equal(msg_pending_drop(f->dir, 7, &e), 0);
+	assert_int_equal(msg_pending_drop(f->d.dir, 7, &e), 0);
 	assert_int_not_equal(access(path, F_OK), 0);
 	for (i = 0; i < 3; i++)
 		msg_blob_ref_clear(&refs[i]);
@@ -582,7 +469,7 @@ round_trip(struct fx *f, uint64_t size, unsigned int seed)
 	assert_int_equal((uint64_t)st.st_size,
 	    stream_ciphertext_len(size, STREAM_SEGMENT_DEFAULT));
 	err_clear(&e);
-	if (msg_blob_recv(f->cb, &ref, f->out_dir, NULL, &out, &e) != 0)
+	if (msg_blob_recv(f->dev.cb, &ref, f->out_dir, NULL, &out, &e) != 0)
 		fail_msg("recv of %llu bytes: %s", (unsigned long long)size,
 		    err_msg(&e));
 	snprintf(want, sizeof(want), "%s/%s", f->out_dir, name);
@@ -640,7 +527,7 @@ test_rejected_blobs(void **state)
 	/* A wrong key: the hash matches, the first segment fails. */
 	ref.key[0] ^= 1;
 	err_clear(&e);
-	assert_int_equal(msg_blob_recv(f->cb, &ref, f->out_dir, NULL, &out,
+	assert_int_equal(msg_blob_recv(f->dev.cb, &ref, f->out_dir, NULL, &out,
 	    &e), ERR_DECRYPT);
 	assert_null(out);
 	assert_int_equal(count_entries(f->out_dir), 0);
@@ -649,12 +536,12 @@ test_rejected_blobs(void **state)
 	/* Another size than the message says. */
 	ref.size++;
 	err_clear(&e);
-	assert_int_not_equal(msg_blob_recv(f->cb, &ref, f->out_dir, NULL,
+	assert_int_not_equal(msg_blob_recv(f->dev.cb, &ref, f->out_dir, NULL,
 	    &out, &e), 0);
 	assert_int_equal(count_entries(f->out_dir), 0);
 	ref.size -= 2;
 	err_clear(&e);
-	assert_int_equal(msg_blob_recv(f->cb, &ref, f->out_dir, NULL, &out,
+	assert_int_equal(msg_blob_recv(f->dev.cb, &ref, f->out_dir, NULL, &out,
 	    &e), ERR_DECRYPT);
 	assert_int_equal(count_entries(f->out_dir), 0);
 	ref.size++;
@@ -663,7 +550,7 @@ test_rejected_blobs(void **state)
 	 * segments were written out): the hash catches it. */
 	flip_blob_byte(f, ref.hash, 150000);
 	err_clear(&e);
-	assert_int_equal(msg_blob_recv(f->cb, &ref, f->out_dir, NULL, &out,
+	assert_int_equal(msg_blob_recv(f->dev.cb, &ref, f->out_dir, NULL, &out,
 	    &e), ERR_DECRYPT);
 	assert_non_null(strstr(err_msg(&e), "does not match the message"));
 	assert_null(out);
@@ -672,13 +559,13 @@ test_rejected_blobs(void **state)
 	flip_blob_byte(f, ref.hash, 150000);
 	flip_blob_byte(f, ref.hash, 10);
 	err_clear(&e);
-	assert_int_equal(msg_blob_recv(f->cb, &ref, f->out_dir, NULL, &out,
+	assert_int_equal(msg_blob_recv(f->dev.cb, &ref, f->out_dir, NULL, &out,
 	    &e), ERR_DECRYPT);
 	assert_int_equal(count_entries(f->out_dir), 0);
 	/* Put back, it is received. */
 	flip_blob_byte(f, ref.hash, 10);
 	err_clear(&e);
-	assert_int_equal(msg_blob_recv(f->cb, &ref, f->out_dir, NULL, &out,
+	assert_int_equal(msg_blob_recv(f->dev.cb, &ref, f->out_dir, NULL, &out,
 	    &e), 0);
 	assert_true(file_matches(out, 200000, 9));
 	free(out);
@@ -701,7 +588,7 @@ test_existing_name(void **state)
 	assert_int_equal(symlink("/nonexistent-devid-target", link_path), 0);
 	send_file(f, path, &ref);
 	err_clear(&e);
-	assert_int_equal(msg_blob_recv(f->cb, &ref, f->out_dir, NULL, &out,
+	assert_int_equal(msg_blob_recv(f->dev.cb, &ref, f->out_dir, NULL, &out,
 	    &e), 0);
 	snprintf(want, sizeof(want), "%s/x.bin (2)", f->out_dir);
 	assert_string_equal(out, want);
@@ -726,14 +613,14 @@ test_not_addressed(void **state)
 	send_file(f, path, &ref);
 	/* a2 is alice's, but the message was not encrypted to it. */
 	err_clear(&e);
-	assert_int_equal(msg_blob_recv(f->c2, &ref, f->out_dir, NULL, &out,
+	assert_int_equal(msg_blob_recv(f->dev.c2, &ref, f->out_dir, NULL, &out,
 	    &e), ERR_DENIED);
 	assert_null(out);
 	assert_int_equal(count_entries(f->out_dir), 0);
 	/* A hash the directory never saw: the same answer. */
 	memset(ref.hash, 'a', 64);
 	err_clear(&e);
-	assert_int_equal(msg_blob_recv(f->cb, &ref, f->out_dir, NULL, &out,
+	assert_int_equal(msg_blob_recv(f->dev.cb, &ref, f->out_dir, NULL, &out,
 	    &e), ERR_DENIED);
 	assert_int_equal(count_entries(f->out_dir), 0);
 	msg_blob_ref_clear(&ref);
@@ -752,34 +639,35 @@ test_send_refusals(void **state)
 	make_file(f->in_dir, "big.bin", 3 * 1024 * 1024, 1, path,
 	    sizeof(path));
 	err_clear(&e);
-	assert_int_equal(msg_blob_send(f->ca, path, NULL, 2 * 1024 * 1024,
+	assert_int_equal(msg_blob_send(f->dev.ca, path, NULL, 2 * 1024 * 1024,
 	    NULL, &ref, &e), ERR_TOO_LARGE);
 	assert_non_null(strstr(err_msg(&e), "is 3 MiB; this directory takes "
 	    "files up to 2 MiB"));
-	assert_int_equal(count_entries(f->blob_dir), 0);
+	assert_int_equal(count_entries(f->d.blob_dir), 0);
 	/* Not a regular file; no such file. */
 	err_clear(&e);
-	assert_int_equal(msg_blob_send(f->ca, f->in_dir, NULL, 0, NULL, &ref,
-	    &e), ERR_IO);
+	assert_int_equal(msg_blob_send(f->dev.ca, f->in_dir, NULL, 0, NULL,
+	    &ref, &e), ERR_IO);
 	snprintf(path, sizeof(path), "%s/missing", f->in_dir);
 	err_clear(&e);
-	assert_int_equal(msg_blob_send(f->ca, path, NULL, 0, NULL, &ref, &e),
-	    ERR_IO);
+	assert_int_equal(msg_blob_send(f->dev.ca, path, NULL, 0, NULL, &ref,
+	    &e), ERR_IO);
 	/* A name that cannot be sent. */
 	make_file(f->in_dir, ".hidden", 10, 1, path, sizeof(path));
 	err_clear(&e);
-	assert_int_equal(msg_blob_send(f->ca, path, NULL, 0, NULL, &ref, &e),
-	    ERR_INVALID_ARG);
+	assert_int_equal(msg_blob_send(f->dev.ca, path, NULL, 0, NULL, &ref,
+	    &e), ERR_INVALID_ARG);
 	/* A file that is not the size it said: /proc files say 0 bytes. */
 	err_clear(&e);
-	assert_int_equal(msg_blob_send(f->ca, "/proc/self/status", NULL, 0,
+	assert_int_equal(msg_blob_send(f->dev.ca, "/proc/self/status", NULL, 0,
 	    NULL, &ref, &e), ERR_IO);
 	assert_non_null(strstr(err_msg(&e), "changed while it was being "
 	    "sent"));
 	/* Without a session the directory refuses. */
 	{
-		struct dirc *anon = client(f);
+		struct dirc *anon = tdir_client(&f->d);
 
+		assert_non_null(anon);
 		make_file(f->in_dir, "ok.bin", 10, 1, path, sizeof(path));
 		err_clear(&e);
 		assert_int_equal(msg_blob_send(anon, path, "text/plain", 0,
@@ -788,17 +676,17 @@ test_send_refusals(void **state)
 	}
 	/* A media type that cannot be sent: refused before the upload. */
 	err_clear(&e);
-	assert_int_equal(msg_blob_send(f->ca, path, "text/plain\n", 0, NULL,
+	assert_int_equal(msg_blob_send(f->dev.ca, path, "text/plain\n", 0, NULL,
 	    &ref, &e), ERR_INVALID_ARG);
 	err_clear(&e);
-	assert_int_equal(msg_blob_send(f->ca, path, "", 0, NULL, &ref, &e),
+	assert_int_equal(msg_blob_send(f->dev.ca, path, "", 0, NULL, &ref, &e),
 	    ERR_INVALID_ARG);
 	/* (The directory removes the part of the cut upload above once it
 	 * notices the connection closed.) */
-	assert_int_equal(entries_settled(f->blob_dir), 0);
+	assert_int_equal(entries_settled(f->d.blob_dir), 0);
 	/* The type given is the one in the reference. */
 	err_clear(&e);
-	assert_int_equal(msg_blob_send(f->ca, path, "text/plain", 0, NULL,
+	assert_int_equal(msg_blob_send(f->dev.ca, path, "text/plain", 0, NULL,
 	    &ref, &e), 0);
 	assert_string_equal(ref.type, "text/plain");
 	assert_string_equal(ref.name, "ok.bin");
@@ -825,7 +713,7 @@ recv_limited(struct fx *f, const struct env_blob_ref *ref, rlim_t limit,
 	lim = old;
 	lim.rlim_cur = limit;
 	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
-	r = msg_blob_recv(f->cb, ref, f->out_dir, NULL, out, e);
+	r = msg_blob_recv(f->dev.cb, ref, f->out_dir, NULL, out, e);
 	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
 	assert_int_equal(sigaction(SIGXFSZ, &old_sa, NULL), 0);
 	return r;
@@ -853,7 +741,7 @@ test_write_fails(void **state)
 	assert_int_equal(count_entries(f->out_dir), 0);
 	/* The same blob, once the disk takes it. */
 	err_clear(&e);
-	if (msg_blob_recv(f->cb, &ref, f->out_dir, NULL, &out, &e) != 0)
+	if (msg_blob_recv(f->dev.cb, &ref, f->out_dir, NULL, &out, &e) != 0)
 		fail_msg("recv after a refused write: %s", err_msg(&e));
 	assert_true(file_matches(out, big, 21));
 	assert_int_equal(unlink(out), 0);
@@ -1101,8 +989,8 @@ test_interrupted(void **state)
 
 	/* Two cuts after 1 MiB each: the download resumes twice where it
 	 * stopped and the file is whole. */
-	cutter_start(&k, dir_server_address(f->srv), 2, 1024 * 1024);
-	via = client_via(&k, f->cb);
+	cutter_start(&k, dir_server_address(f->d.srv), 2, 1024 * 1024);
+	via = client_via(&k, f->dev.cb);
 	err_clear(&e);
 	if (msg_blob_recv(via, &ref, f->out_dir, NULL, &out, &e) != 0)
 		fail_msg("recv through cuts: %s", err_msg(&e));
@@ -1117,8 +1005,8 @@ test_interrupted(void **state)
 
 	/* Every connection cut before any of the body: gives up after
 	 * MSG_BLOB_TRIES attempts with ERR_NETWORK, nothing left. */
-	cutter_start(&k, dir_server_address(f->srv), 1000, 64);
-	via = client_via(&k, f->cb);
+	cutter_start(&k, dir_server_address(f->d.srv), 1000, 64);
+	via = client_via(&k, f->dev.cb);
 	err_clear(&e);
 	assert_int_equal(msg_blob_recv(via, &ref, f->out_dir, NULL, &out, &e),
 	    ERR_NETWORK);
@@ -1131,8 +1019,8 @@ test_interrupted(void **state)
 	msg_blob_ref_clear(&ref);
 
 	/* An upload cut once starts again and arrives whole. */
-	cutter_start(&k, dir_server_address(f->srv), 1, 512 * 1024);
-	via = client_via(&k, f->ca);
+	cutter_start(&k, dir_server_address(f->d.srv), 1, 512 * 1024);
+	via = client_via(&k, f->dev.ca);
 	err_clear(&e);
 	if (msg_blob_send(via, path, NULL, 0, NULL, &ref, &e) != 0)
 		fail_msg("send through a cut: %s", err_msg(&e));
@@ -1143,8 +1031,8 @@ test_interrupted(void **state)
 	msg_blob_ref_clear(&ref);
 
 	/* Cut every time: ERR_NETWORK after MSG_BLOB_TRIES uploads. */
-	cutter_start(&k, dir_server_address(f->srv), 1000, 512 * 1024);
-	via = client_via(&k, f->ca);
+	cutter_start(&k, dir_server_address(f->d.srv), 1000, 512 * 1024);
+	via = client_via(&k, f->dev.ca);
 	err_clear(&e);
 	assert_int_equal(msg_blob_send(via, path, NULL, 0, NULL, &ref, &e),
 	    ERR_NETWORK);
