@@ -43,17 +43,6 @@ tests_unit_test_msgcli_CPPFLAGS = $(MSG_UNIT_CPPFLAGS)
 tests_unit_test_msgcli_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_msgcli_LDADD = $(MSG_LIBS) $(UNIT_LIBS)
 
-# Attachments: the pending store, and files sent and received through an
-# in-process directory (hash, segments, names, nothing partial left).
-check_PROGRAMS += tests/unit/test_msgblob
-TESTS += tests/unit/test_msgblob
-tests_unit_test_msgblob_SOURCES = tests/unit/test_msgblob.c \
-	tests/unit/test_dir_util.c tests/unit/dir-test-util.h
-tests_unit_test_msgblob_CPPFLAGS = $(MSG_UNIT_CPPFLAGS) \
-	-I$(top_srcdir)/directory -I$(top_srcdir)/tests/unit
-tests_unit_test_msgblob_CFLAGS = $(UNIT_CFLAGS) $(CURL_CFLAGS)
-tests_unit_test_msgblob_LDADD = $(MSG_LIBS) $(DIRECTORY_LIBS) $(UNIT_LIBS)
-
 # Attachments end to end, run by hand (docs/performance.md): a file
 # sent and received through a real devid-directory on loopback.
 noinst_PROGRAMS += tests/bench/bench-attach
