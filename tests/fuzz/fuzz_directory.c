@@ -92,9 +92,30 @@ route_encode(const struct dir_route *r, char *out, size_t out_len)
 		snprintf(out, out_len, "/v1/accounts/%s/devices/%s",
 		    r->account, r->device);
 		break;
+	case DIR_EP_TLOG_CHECKPOINT:
+		snprintf(out, out_len, "/v1/tlog/checkpoint");
+		break;
+	case DIR_EP_TLOG_INCLUSION:
+		snprintf(out, out_len, "/v1/tlog/proof/inclusion");
+		break;
+	case DIR_EP_TLOG_CONSISTENCY:
+		snprintf(out, out_len, "/v1/tlog/proof/consistency");
+		break;
+	case DIR_EP_TLOG_LEAVES:
+		snprintf(out, out_len, "/v1/tlog/leaves");
+		break;
+	case DIR_EP_BLOBS:
+		snprintf(out, out_len, "/v1/blobs");
+		break;
+	case DIR_EP_BLOB:
+		snprintf(out, out_len, "/v1/blobs/%s", r->blob);
+		break;
 	case DIR_EP_NONE:
 		abort();
 	default:
+		if ((size_t)r->endpoint >= sizeof(top) / sizeof(top[0]) ||
+		    top[r->endpoint] == NULL)
+			abort();        /* an endpoint this harness lacks */
 		snprintf(out, out_len, "/v1/%s", top[r->endpoint]);
 		break;
 	}
