@@ -319,41 +319,6 @@ sender_main(const struct bench *b, struct child_result *res)
 	_exit(0);
 }
 
-/* env_open's view of the world here: one known sender, no replay store
- * (each envelope is opened once), no logs to compare. */
-static int
-open_sender_key(void *arg, const char *account, const char *device,
-    EVP_PKEY **sig_pub, struct err_ctx *e)
-{
-	const struct tdev *sender = arg;
-
-	if (strcmp(device, sender->rec.device) != 0)
-		return err_set(e, ERR_NOT_FOUND, "unknown sender device");
-	return crypto_spki_import(sender->rec.sig_pub, sender->rec.sig_pub_len,
-	    sig_pub, e);
-}
-
-static int
-open_replay_check(void *arg, const char *device, const uint8_t id[16],
-    struct err_ctx *e)
-{
-	return 0;
-}
-
-static int
-open_replay_record(void *arg, const char *device, const uint8_t id[16],
-    uint64_t sent, struct err_ctx *e)
-{
-	return 0;
-}
-
-static int
-open_gossip(void *arg, const char *sender_account, const char *sender_device,
-    const struct acctlog_head *views, size_t n_views, struct err_ctx *e)
-{
-	return 0;
-}
-
 /* The recipient: its inbox (one envelope), opened, the file fetched,
  * the envelope acknowledged. */
 static void
@@ -379,11 +344,9 @@ recipient_main(const struct bench *b, struct child_result *res)
 		child_fail(res, "the recipient's key", &e);
 	me.dh = hpke_dh_software;
 	me.dh_arg = b->recipient.enc;
-	ops.sender_key = open_sender_key;
-	ops.replay_check = open_replay_check;
-	ops.replay_record = open_replay_record;
-	ops.gossip = open_gossip;
-	ops.arg = (void *)(uintptr_t)&b->sender;
+	/* One known sender, no replay store (each envelope is opened
+	 * once), no logs to compare. */
+	tenv_open_ops(&ops, &b->sender);
 	t0 = bench_now_s();
 	if (dirc_inbox(c, 0, 0, &in, &e) != 0)
 		child_fail(res, "inbox", &e);

@@ -51,6 +51,15 @@ int tenv_make(const struct tdev *sender, const char *const *to, size_t n_to,
     const struct tdev *const *recips, size_t n_recips, char **json,
     size_t *len);
 
+/*
+ * The callbacks of a recipient that knows one sender device and nothing
+ * else: sender_key gives sender's key (ERR_NOT_FOUND for any other
+ * device), the replay store and the gossip check accept everything;
+ * ops->arg is sender (borrowed).
+ */
+struct env_open_ops;
+void tenv_open_ops(struct env_open_ops *ops, const struct tdev *sender);
+
 /* Opens an envelope JSON for device self; 0 when it opens and says
  * "hello".  sender is the device that sent it. */
 int tenv_open(const struct tdev *self, const struct tdev *sender,

@@ -171,6 +171,17 @@ open_gossip(void *arg, const char *sender_account, const char *sender_device,
 	return 0;
 }
 
+void
+tenv_open_ops(struct env_open_ops *ops, const struct tdev *sender)
+{
+	memset(ops, 0, sizeof(*ops));
+	ops->sender_key = open_sender_key;
+	ops->replay_check = open_replay_check;
+	ops->replay_record = open_replay_record;
+	ops->gossip = open_gossip;
+	ops->arg = (void *)(uintptr_t)sender;
+}
+
 int
 tenv_open(const struct tdev *self, const struct tdev *sender,
     const char *json, size_t len)
@@ -190,11 +201,7 @@ tenv_open(const struct tdev *self, const struct tdev *sender,
 		return r;
 	me.dh = hpke_dh_software;
 	me.dh_arg = self->enc;
-	ops.sender_key = open_sender_key;
-	ops.replay_check = open_replay_check;
-	ops.replay_record = open_replay_record;
-	ops.gossip = open_gossip;
-	ops.arg = (void *)(uintptr_t)sender;
+	tenv_open_ops(&ops, sender);
 	r = env_open((const uint8_t *)json, len, NULL, &me, &ops, &o, &e);
 	if (r == 0 && (o.payload.body_len != 5 ||
 	    memcmp(o.payload.body, "hello", 5) != 0))
