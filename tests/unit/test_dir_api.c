@@ -729,7 +729,7 @@ test_revoke(void **state)
 	struct err_ctx e;
 	char path[256], hdr_a[128], hdr_b[128], *body;
 	uint8_t sig[64];
-	uint64_t t = now_s();
+	uint64_t t;
 
 	register_dev(f, &f->a1, PW);
 	register_dev(f, &f->a2, PW);
@@ -738,6 +738,9 @@ test_revoke(void **state)
 	cb = login(f, &f->b1);
 	bearer_of(ca, hdr_a, sizeof(hdr_a));
 	bearer_of(cb, hdr_b, sizeof(hdr_b));
+	/* After the registrations: a revocation may not be older than the
+	 * add event of the device it revokes. */
+	t = now_s();
 	snprintf(path, sizeof(path), "/v1/accounts/" ALICE "/devices/%s",
 	    f->a2.rec.device);
 	before = snapshot(f);
