@@ -1010,6 +1010,28 @@ test_blob_put_quota(void **state)
 	assert_int_equal(blob_usage(f, "carol"), 0);
 }
 
+/*
+ * Enrolls ALICE's device a1 ('a') and BOB's b1 ('b') and b2 ('d'),
+ * each of 65 bytes, and fills in to_b1 (b1) and to_b12 (b1, b2).
+ */
+static void
+blob_peers(struct fx *f, char *a1, char *b1, char *b2, const char **to_b1,
+    const char **to_b12)
+{
+	struct err_ctx e;
+
+	dev_id(a1, 'a');
+	dev_id(b1, 'b');
+	dev_id(b2, 'd');
+	to_b1[0] = b1;
+	to_b12[0] = b1;
+	to_b12[1] = b2;
+	err_clear(&e);
+	assert_int_equal(add(f, ALICE, a1, 10, &e), 0);
+	assert_int_equal(add(f, BOB, b1, 10, &e), 0);
+	assert_int_equal(add(f, BOB, b2, 10, &e), 0);
+}
+
 static void
 test_blob_message_put(void **state)
 {
@@ -1019,17 +1041,9 @@ test_blob_message_put(void **state)
 	const char *to_b1[1], *to_b12[2];
 	uint64_t size = 0, expires = 0, removed;
 
-	dev_id(a1, 'a');
-	dev_id(b1, 'b');
-	dev_id(b2, 'd');
+	blob_peers(f, a1, b1, b2, to_b1, to_b12);
 	dev_id(h2, '2');
-	to_b1[0] = b1;
-	to_b12[0] = b1;
-	to_b12[1] = b2;
 	err_clear(&e);
-	assert_int_equal(add(f, ALICE, a1, 10, &e), 0);
-	assert_int_equal(add(f, BOB, b1, 10, &e), 0);
-	assert_int_equal(add(f, BOB, b2, 10, &e), 0);
 	assert_int_equal(bput(f, '1', a1, ALICE, 70, 100, 5000, 1000, NULL,
 	    &e), 0);
 	assert_int_equal(bput(f, '2', b2, BOB, 20, 100, 5000, 1000, NULL, &e),
@@ -1115,16 +1129,8 @@ test_blob_expire(void **state)
 	struct expired x;
 	uint64_t removed = 99;
 
-	dev_id(a1, 'a');
-	dev_id(b1, 'b');
-	dev_id(b2, 'd');
-	to_b1[0] = b1;
-	to_b12[0] = b1;
-	to_b12[1] = b2;
+	blob_peers(f, a1, b1, b2, to_b1, to_b12);
 	err_clear(&e);
-	assert_int_equal(add(f, ALICE, a1, 10, &e), 0);
-	assert_int_equal(add(f, BOB, b1, 10, &e), 0);
-	assert_int_equal(add(f, BOB, b2, 10, &e), 0);
 	/* '1' to b1 and b2; '2' and '3' never posted (uploaded at 100 and
 	 * 500); '4' posted but kept until 1000 only; '5' to b1. */
 	assert_int_equal(bput(f, '1', a1, ALICE, 1, 100, 10000, 1000, NULL,
@@ -2065,37 +2071,94 @@ test_pg_nonce_once_across_stores(void **state)
 
 #define QUOTA_THREADS 6
 #define QUOTA_POSTS 3
+#define BLOB_POSTS 3
+
+/*
+ * One attempt of a quota race: attempt `i` of thread `id`, through the
+ * store in fx->s.  Returns 0 if it went in, ERR_QUOTA if the quota
+ * refused it, another error code if it failed otherwise.
+ */
+typedef int (*quota_attempt_fn)(struct fx *fx, int id, int i);
 
 struct quota_job {
 	struct fx fx;                   /* its own store in fx.s */
 	int id;
-	int posted, over, failed;
+	int attempts;
+	quota_attempt_fn attempt;
+	int ok, over, failed;
 };
 
-/* Posts QUOTA_POSTS envelopes of 10 bytes to both of BOB's devices. */
+/* Makes j->attempts attempts and counts how each ended. */
 static void *
 quota_thread(void *arg)
 {
 	struct quota_job *j = arg;
-	struct err_ctx e;
-	char sender[65], b1[65], b2[65];
-	const char *to[2] = { b1, b2 };
 	int i, r;
 
-	dev_id(sender, (char)('0' + j->id));
-	dev_id(b1, 'b');
-	dev_id(b2, 'c');
-	for (i = 0; i < QUOTA_POSTS; i++) {
-		r = put(&j->fx, sender, 1 + i, "0123456789", to, 2,
-		    LIM(1000, 1000, 100), &e);
+	for (i = 0; i < j->attempts; i++) {
+		r = j->attempt(&j->fx, j->id, i);
 		if (r == 0)
-			j->posted++;
+			j->ok++;
 		else if (r == ERR_QUOTA)
 			j->over++;
 		else
 			j->failed++;
 	}
 	return NULL;
+}
+
+/*
+ * Opens a second store on the database of f and runs QUOTA_THREADS
+ * threads at once, every other one through each store, each making
+ * `attempts` attempts with `attempt`.  Asserts that no attempt failed
+ * but for the quota, that exactly `fit` went in and that all the others
+ * were refused for the quota.
+ */
+static void
+quota_race(struct fx *f, quota_attempt_fn attempt, int attempts, int fit)
+{
+	struct dir_store *other = NULL;
+	struct quota_job jobs[QUOTA_THREADS];
+	pthread_t t[QUOTA_THREADS];
+	struct err_ctx e;
+	int i, ok = 0, over = 0;
+
+	err_clear(&e);
+	assert_int_equal(dir_store_pg_open(pg_uri, &other, &e), 0);
+	memset(jobs, 0, sizeof(jobs));
+	for (i = 0; i < QUOTA_THREADS; i++) {
+		jobs[i].fx = *f;
+		jobs[i].fx.s = i % 2 == 0 ? f->s : other;
+		jobs[i].id = i;
+		jobs[i].attempts = attempts;
+		jobs[i].attempt = attempt;
+		assert_int_equal(pthread_create(&t[i], NULL, quota_thread,
+		    &jobs[i]), 0);
+	}
+	for (i = 0; i < QUOTA_THREADS; i++) {
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+		assert_int_equal(jobs[i].failed, 0);
+		ok += jobs[i].ok;
+		over += jobs[i].over;
+	}
+	assert_int_equal(ok, fit);
+	assert_int_equal(over, QUOTA_THREADS * attempts - fit);
+	dir_store_close(other);
+}
+
+/* Posts an envelope of 10 bytes to both of BOB's devices. */
+static int
+quota_post(struct fx *fx, int id, int i)
+{
+	struct err_ctx e;
+	char sender[65], b1[65], b2[65];
+	const char *to[2] = { b1, b2 };
+
+	dev_id(sender, (char)('0' + id));
+	dev_id(b1, 'b');
+	dev_id(b2, 'c');
+	return put(fx, sender, 1 + i, "0123456789", to, 2,
+	    LIM(1000, 1000, 100), &e);
 }
 
 /*
@@ -2107,75 +2170,35 @@ static void
 test_pg_quota_across_stores(void **state)
 {
 	struct fx *f = *state;
-	struct dir_store *other = NULL;
-	struct quota_job jobs[QUOTA_THREADS];
-	pthread_t t[QUOTA_THREADS];
 	struct err_ctx e;
 	char b1[65], b2[65];
-	int i, posted = 0, over = 0;
 
 	dev_id(b1, 'b');
 	dev_id(b2, 'c');
 	err_clear(&e);
 	assert_int_equal(add(f, BOB, b1, 100, &e), 0);
 	assert_int_equal(add(f, BOB, b2, 100, &e), 0);
-	assert_int_equal(dir_store_pg_open(pg_uri, &other, &e), 0);
-	memset(jobs, 0, sizeof(jobs));
-	for (i = 0; i < QUOTA_THREADS; i++) {
-		jobs[i].fx = *f;
-		jobs[i].fx.s = i % 2 == 0 ? f->s : other;
-		jobs[i].id = i;
-		assert_int_equal(pthread_create(&t[i], NULL, quota_thread,
-		    &jobs[i]), 0);
-	}
-	for (i = 0; i < QUOTA_THREADS; i++) {
-		assert_int_equal(pthread_join(t[i], NULL), 0);
-		assert_int_equal(jobs[i].failed, 0);
-		posted += jobs[i].posted;
-		over += jobs[i].over;
-	}
-	assert_int_equal(posted, 5);
-	assert_int_equal(over, QUOTA_THREADS * QUOTA_POSTS - 5);
+	quota_race(f, quota_post, QUOTA_POSTS, 5);
 	assert_int_equal(usage(f, BOB), 100);
 	assert_int_equal(queued(f, b1), 5);
 	assert_int_equal(queued(f, b2), 5);
-	dir_store_close(other);
 }
 
-#define BLOB_POSTS 3
-
-struct blob_job {
-	struct fx fx;                   /* its own store in fx.s */
-	int id;
-	int stored, over, failed;
-};
-
-/* Uploads BLOB_POSTS blobs of 10 bytes from a device of ALICE's. */
-static void *
-blob_quota_thread(void *arg)
+/* Uploads a blob of 10 bytes from a device of ALICE's. */
+static int
+quota_blob(struct fx *fx, int id, int i)
 {
-	struct blob_job *j = arg;
 	struct err_ctx e;
 	char device[65], hash[65];
-	int i, r;
 
-	dev_id(device, (char)('0' + j->id));
-	for (i = 0; i < BLOB_POSTS; i++) {
-		memset(hash, 'f', 64);
-		hash[0] = (char)('0' + j->id);
-		hash[1] = (char)('0' + i);
-		hash[64] = '\0';
-		err_clear(&e);
-		r = j->fx.s->ops->blob_put(j->fx.s, hash, device, ALICE, 10, 1,
-		    1000, 50, NULL, &e);
-		if (r == 0)
-			j->stored++;
-		else if (r == ERR_QUOTA)
-			j->over++;
-		else
-			j->failed++;
-	}
-	return NULL;
+	dev_id(device, (char)('0' + id));
+	memset(hash, 'f', 64);
+	hash[0] = (char)('0' + id);
+	hash[1] = (char)('0' + i);
+	hash[64] = '\0';
+	err_clear(&e);
+	return fx->s->ops->blob_put(fx->s, hash, device, ALICE, 10, 1, 1000,
+	    50, NULL, &e);
 }
 
 /*
@@ -2187,32 +2210,9 @@ static void
 test_pg_blob_quota_across_stores(void **state)
 {
 	struct fx *f = *state;
-	struct dir_store *other = NULL;
-	struct blob_job jobs[QUOTA_THREADS];
-	pthread_t t[QUOTA_THREADS];
-	struct err_ctx e;
-	int i, stored = 0, over = 0;
 
-	err_clear(&e);
-	assert_int_equal(dir_store_pg_open(pg_uri, &other, &e), 0);
-	memset(jobs, 0, sizeof(jobs));
-	for (i = 0; i < QUOTA_THREADS; i++) {
-		jobs[i].fx = *f;
-		jobs[i].fx.s = i % 2 == 0 ? f->s : other;
-		jobs[i].id = i;
-		assert_int_equal(pthread_create(&t[i], NULL,
-		    blob_quota_thread, &jobs[i]), 0);
-	}
-	for (i = 0; i < QUOTA_THREADS; i++) {
-		assert_int_equal(pthread_join(t[i], NULL), 0);
-		assert_int_equal(jobs[i].failed, 0);
-		stored += jobs[i].stored;
-		over += jobs[i].over;
-	}
-	assert_int_equal(stored, 5);
-	assert_int_equal(over, QUOTA_THREADS * BLOB_POSTS - 5);
+	quota_race(f, quota_blob, BLOB_POSTS, 5);
 	assert_int_equal(blob_usage(f, ALICE), 50);
-	dir_store_close(other);
 }
 
 #define LINK_ROUNDS 20
