@@ -1931,15 +1931,17 @@ test_pg_migrate_together(void **state)
 struct chain_job {
 	struct fx fx;                   /* its own store in fx.s */
 	int id;
+	const char *account;            /* NULL: ALICE */
 	int added, retries, failed;
 };
 
-/* Adds PG_ADDS devices to ALICE, rebuilding the event on ERR_CHAIN as
- * dir-account.c does. */
+/* Adds PG_ADDS devices to j->account, rebuilding the event on ERR_CHAIN
+ * as dir-account.c does. */
 static void *
 chain_thread(void *arg)
 {
 	struct chain_job *j = arg;
+	const char *account = j->account != NULL ? j->account : ALICE;
 	struct err_ctx e;
 	char device[65];
 	int i, r;
@@ -1949,7 +1951,7 @@ chain_thread(void *arg)
 		device[1] = (char)('0' + i);
 		for (;;) {
 			err_clear(&e);
-			r = add(&j->fx, ALICE, device, 1000, &e);
+			r = add(&j->fx, account, device, 1000, &e);
 			if (r != ERR_CHAIN)
 				break;
 			j->retries++;
@@ -3019,35 +3021,6 @@ test_sqlite_two_stores_tree(void **state)
 	dir_store_close(g.s);
 }
 
-/* Adds PG_ADDS devices to ALICE or BOB (by the job's parity), rebuilding
- * the event on ERR_CHAIN as dir-account.c does. */
-static void *
-tree_thread(void *arg)
-{
-	struct chain_job *j = arg;
-	const char *account = j->id % 2 == 0 ? ALICE : BOB;
-	struct err_ctx e;
-	char device[65];
-	int i, r;
-
-	for (i = 0; i < PG_ADDS; i++) {
-		dev_id(device, (char)('a' + j->id));
-		device[1] = (char)('0' + i);
-		for (;;) {
-			err_clear(&e);
-			r = add(&j->fx, account, device, 1000, &e);
-			if (r != ERR_CHAIN)
-				break;
-			j->retries++;
-		}
-		if (r == 0)
-			j->added++;
-		else
-			j->failed++;
-	}
-	return NULL;
-}
-
 /*
  * Two stores on one database append from several threads each, to two
  * accounts: one leaf per event, indexes without a gap, each account's
@@ -3073,7 +3046,8 @@ test_pg_tlog_two_stores(void **state)
 		jobs[i].fx = *f;
 		jobs[i].fx.s = i % 3 == 0 ? f->s : other;
 		jobs[i].id = i;
-		assert_int_equal(pthread_create(&t[i], NULL, tree_thread,
+		jobs[i].account = i % 2 == 0 ? ALICE : BOB;
+		assert_int_equal(pthread_create(&t[i], NULL, chain_thread,
 		    &jobs[i]), 0);
 	}
 	for (i = 0; i < n; i++)
