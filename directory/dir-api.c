@@ -1791,17 +1791,39 @@ dir_api_headers(void *arg, struct dir_request *rq)
 	return blob_upload_start(api, rq);
 }
 
+/* The row of an upload, stored while its file is linked (the commit of
+ * dir_blob_upload_finish()). */
+struct blob_row {
+	struct dir_api *api;
+	const struct dir_session_info *s;
+	uint64_t size;
+	uint64_t now;
+	uint64_t expires;                /* in: a new row's; out: the row's */
+	int existed;
+};
+
+static int
+blob_row_put(void *arg, const char *hash, struct err_ctx *e)
+{
+	struct blob_row *br = arg;
+	struct dir_store *st = br->api->store;
+
+	return st->ops->blob_put(st, hash, br->s->device, br->s->account,
+	    br->size, br->now, &br->expires, br->api->cfg.blob_quota,
+	    &br->existed, e);
+}
+
 /* POST /v1/blobs once the body ended: the file under its hash name,
  * then the row. */
 static void
 handle_blob_post(struct dir_api *api, struct dir_request *rq)
 {
 	struct blob_post *bp = dir_request_state(rq);
+	struct blob_row br;
 	const struct err_ctx *we;
 	struct err_ctx e;
 	char hash[DIR_BLOB_HASH_HEX + 1];
-	uint64_t now, expires, size;
-	int created = 0, existed = 0, complete = 0;
+	int complete = 0;
 
 	err_clear(&e);
 	if (bp == NULL || bp->u == NULL) {
@@ -1824,22 +1846,14 @@ handle_blob_post(struct dir_api *api, struct dir_request *rq)
 		    "the body did not arrive whole: nothing was kept");
 		return;
 	}
-	if (dir_blob_upload_finish(bp->u, hash, &created, &e) != 0)
-		goto fail;
-	size = dir_blob_upload_size(bp->u);
-	now = now_s();
-	expires = now + (uint64_t)api->cfg.blob_days * 86400;
-	if (api->store->ops->blob_put(api->store, hash, bp->s.device,
-	    bp->s.account, size, now, expires, api->cfg.blob_quota,
-	    &existed, &e) != 0) {
-		/* A file that was there before belongs to a kept blob. */
-		if (created) {
-			struct err_ctx re;
-
-			err_clear(&re);
-			if (dir_blob_remove(api->blobs, hash, &re) != 0)
-				dir_log("%s", err_msg(&re));
-		}
+	memset(&br, 0, sizeof(br));
+	br.api = api;
+	br.s = &bp->s;
+	br.size = dir_blob_upload_size(bp->u);
+	br.now = now_s();
+	br.expires = br.now + (uint64_t)api->cfg.blob_days * 86400;
+	if (dir_blob_upload_finish(bp->u, hash, blob_row_put, &br, NULL,
+	    &e) != 0) {
 		if (e.code == ERR_QUOTA) {
 			dir_reply_error(rq, MHD_HTTP_CONTENT_TOO_LARGE,
 			    "blob_quota", "%s (limits.blob_quota is %llu "
@@ -1847,14 +1861,13 @@ handle_blob_post(struct dir_api *api, struct dir_request *rq)
 			    (unsigned long long)api->cfg.blob_quota);
 			return;
 		}
-		goto fail;
+		dir_api_reply_err(rq, &e);
+		return;
 	}
-	dir_reply_json(rq, existed ? MHD_HTTP_OK : MHD_HTTP_CREATED,
+	/* A blob kept already answers with its own time. */
+	dir_reply_json(rq, br.existed ? MHD_HTTP_OK : MHD_HTTP_CREATED,
 	    json_pack("{s:s,s:I,s:I}", "hash", hash, "size",
-	    (json_int_t)size, "expires", (json_int_t)expires));
-	return;
- fail:
-	dir_api_reply_err(rq, &e);
+	    (json_int_t)br.size, "expires", (json_int_t)br.expires));
 }
 
 /* The start N of a "bytes=N-" Range value; -1 for every other form

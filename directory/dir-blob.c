@@ -17,6 +17,17 @@
  * DIR_BLOB_BUFFERS_MAX uploads hold a buffer at once; more write each
  * piece as it comes, so uploads in progress cost a bounded amount of
  * memory however many there are.
+ *
+ * A file and its row are made and removed in opposite orders (the file
+ * before the row on upload, the row before the file on expiry), so the
+ * two meet under the blob directory's lock file, BLOBDIR/.lock, taken
+ * with flock(2) on a descriptor of its own each time, which excludes the
+ * other threads of this process as well as other directory processes
+ * that share the blob directory: an upload holds it from its link to its
+ * row's commit, expiry from its rows' removal to their files', the sweep
+ * while it checks a file's row and removes the file.  Without it, an
+ * upload of bytes that are being expired could find the old file, commit
+ * a new row, and see the file removed under that row.
  */
 #include "config.h"
 
@@ -26,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -42,6 +54,7 @@
 #include "stream.h"
 
 #define TMP_PREFIX ".tmp-"
+#define LOCK_NAME ".lock"
 #define TMP_NAME_MAX (sizeof(TMP_PREFIX) + 32)
 /* "ab/" + 64 hex digits + NUL */
 #define REL_NAME_MAX (3 + DIR_BLOB_HASH_HEX + 1)
@@ -341,6 +354,41 @@ dir_blob_upload_write(void *arg, const uint8_t *p, size_t len)
 	return 0;
 }
 
+/*
+ * Takes the blob directory's lock (blocking until every other holder let
+ * go): *fd is the descriptor that holds it, given back to blobs_unlock().
+ * ERR_IO when the lock file cannot be opened or locked.
+ */
+static int
+blobs_lock(struct dir_blobs *b, int *fd, struct err_ctx *e)
+{
+	int f;
+
+	*fd = -1;
+	if ((f = openat(b->dirfd, LOCK_NAME, O_RDWR | O_CREAT | O_NOFOLLOW |
+	    O_CLOEXEC, 0600)) < 0)
+		return err_set(e, ERR_IO, "cannot open the lock file %s/%s: "
+		    "%s", b->path, LOCK_NAME, strerror(errno));
+	while (flock(f, LOCK_EX) != 0) {
+		if (errno == EINTR)
+			continue;
+		err_set(e, ERR_IO, "cannot lock %s/%s: %s", b->path,
+		    LOCK_NAME, strerror(errno));
+		close(f);
+		return ERR_IO;
+	}
+	*fd = f;
+	return 0;
+}
+
+/* Lets go of the lock blobs_lock() took (fd < 0: none). */
+static void
+blobs_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd);
+}
+
 /* Syncs the directory dirfd/name (the fan-out directory) so that a link
  * made in it survives a crash. */
 static int
@@ -358,14 +406,17 @@ sync_subdir(int dirfd, const char *name)
 
 int
 dir_blob_upload_finish(struct dir_blob_upload *u,
-    char hash[DIR_BLOB_HASH_HEX + 1], int *created, struct err_ctx *e)
+    char hash[DIR_BLOB_HASH_HEX + 1], dir_blob_commit_fn commit, void *arg,
+    int *created, struct err_ctx *e)
 {
 	uint8_t md[32];
 	unsigned int md_len = 0;
 	char sub[3], rel[REL_NAME_MAX];
-	int made = 1;
+	int made = 1, lk = -1, r;
 
 	return_val_if_fail(u != NULL && hash != NULL, ERR_INVALID_ARG);
+	if (created != NULL)
+		*created = 0;
 	if (u->err != 0)
 		return err_set(e, u->err, "%s", err_msg(&u->e));
 	if (u->size != u->length || u->hdr_len < STREAM_HEADER_LEN)
@@ -385,24 +436,39 @@ dir_blob_upload_finish(struct dir_blob_upload *u,
 	    (mkdirat(u->b->dirfd, sub, 0700) != 0 && errno != EEXIST))
 		return err_set(e, ERR_IO, "storing the blob in %s failed: %s",
 		    u->b->path, strerror(errno));
+	if ((r = blobs_lock(u->b, &lk, e)) != 0)
+		return r;
 	/* link, not rename: an existing file of the same name has the same
 	 * bytes and may be another upload's, which must not be replaced. */
 	if (linkat(u->b->dirfd, u->tmp, u->b->dirfd, rel, 0) != 0) {
-		if (errno != EEXIST)
-			return err_set(e, ERR_IO, "storing the blob in %s "
-			    "failed: %s", u->b->path, strerror(errno));
+		if (errno != EEXIST) {
+			r = err_set(e, ERR_IO, "storing the blob in %s failed: "
+			    "%s", u->b->path, strerror(errno));
+			goto out;
+		}
 		made = 0;
 	}
 	if (made && sync_subdir(u->b->dirfd, sub) != 0) {
-		(void)unlinkat(u->b->dirfd, rel, 0);
-		return err_set(e, ERR_IO, "syncing the blob directory %s "
-		    "failed: %s", u->b->path, strerror(errno));
+		r = err_set(e, ERR_IO, "syncing the blob directory %s failed: "
+		    "%s", u->b->path, strerror(errno));
+		goto unmake;
 	}
+	if (commit != NULL && (r = commit(arg, hash, e)) != 0)
+		goto unmake;
+	blobs_unlock(lk);
 	(void)unlinkat(u->b->dirfd, u->tmp, 0);
 	u->tmp[0] = '\0';
 	if (created != NULL)
 		*created = made;
 	return 0;
+ unmake:
+	/* A file that was there before belongs to a kept blob (or to the
+	 * sweep). */
+	if (made)
+		(void)unlinkat(u->b->dirfd, rel, 0);
+ out:
+	blobs_unlock(lk);
+	return r;
 }
 
 uint64_t
@@ -473,8 +539,10 @@ dir_blob_open(struct dir_blobs *b, const char *hash, int *fd, uint64_t *size,
 	return 0;
 }
 
-int
-dir_blob_remove(struct dir_blobs *b, const char *hash, struct err_ctx *e)
+/* Deletes the file of hash; 0 also when there was none.  Only for a
+ * file whose row is gone, under the lock. */
+static int
+blob_remove(struct dir_blobs *b, const char *hash, struct err_ctx *e)
 {
 	char rel[REL_NAME_MAX];
 
@@ -495,7 +563,7 @@ expire_cb(void *arg, const char *hash)
 	struct err_ctx e;
 
 	err_clear(&e);
-	if (dir_blob_remove(b, hash, &e) != 0)
+	if (blob_remove(b, hash, &e) != 0)
 		dir_log("expiring blobs: %s", err_msg(&e));
 	return 0;
 }
@@ -504,13 +572,21 @@ int
 dir_blobs_expire(struct dir_blobs *b, struct dir_store *s, uint64_t now,
     uint64_t *removed, struct err_ctx *e)
 {
+	int lk, r;
+
 	if (removed != NULL)
 		*removed = 0;
 	if (s->ops->blob_expire == NULL)
 		return err_set(e, ERR_UNSUPPORTED, "the %s store keeps no "
 		    "blobs", s->ops->name);
-	return s->ops->blob_expire(s, now, DIR_BLOB_UNLINKED_S,
+	/* The rows and then their files, with no upload's link and commit
+	 * in between. */
+	if ((r = blobs_lock(b, &lk, e)) != 0)
+		return r;
+	r = s->ops->blob_expire(s, now, DIR_BLOB_UNLINKED_S,
 	    DIR_BLOB_EXPIRE_BATCH, expire_cb, b, removed, e);
+	blobs_unlock(lk);
+	return r;
 }
 
 /* --- the start-up sweep --- */
@@ -537,13 +613,37 @@ sweep_unlink(struct sweep *sw, int dirfd, const char *name)
 		sw->removed++;
 }
 
+/*
+ * The hash-named file dirfd/name, once it is old enough, goes when the
+ * store keeps no row for it: both looked at under the lock, so that an
+ * upload linking the same name and committing its row comes before or
+ * after, never in between.
+ */
+static int
+sweep_orphan(struct sweep *sw, int dirfd, const char *name)
+{
+	struct stat st;
+	int lk, kept = 1, r;
+
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+	    !S_ISREG(st.st_mode) || st.st_mtime >= sw->before)
+		return 0;
+	if ((r = blobs_lock(sw->b, &lk, sw->e)) != 0)
+		return r;
+	if ((r = sw->s->ops->blob_exists(sw->s, name, &kept, sw->e)) == 0 &&
+	    !kept)
+		sweep_unlink(sw, dirfd, name);
+	blobs_unlock(lk);
+	return r;
+}
+
 /* One fan-out directory sub ("ab"): files without a row go. */
 static int
 sweep_subdir(struct sweep *sw, const char *sub)
 {
 	struct dirent *de;
 	DIR *d;
-	int fd, kept, r = 0;
+	int fd, r = 0;
 
 	if ((fd = openat(sw->b->dirfd, sub, O_RDONLY | O_DIRECTORY |
 	    O_NOFOLLOW | O_CLOEXEC)) < 0)
@@ -562,12 +662,8 @@ sweep_subdir(struct sweep *sw, const char *sub)
 		if (!dir_blob_hash_valid(de->d_name) ||
 		    strncmp(de->d_name, sub, 2) != 0)
 			continue;
-		kept = 1;
-		if ((r = sw->s->ops->blob_exists(sw->s, de->d_name, &kept,
-		    sw->e)) != 0)
+		if ((r = sweep_orphan(sw, fd, de->d_name)) != 0)
 			break;
-		if (!kept)
-			sweep_unlink(sw, fd, de->d_name);
 	}
 	closedir(d);
 	return r;

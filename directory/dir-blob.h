@@ -7,6 +7,8 @@
  *
  *     BLOBDIR/ab/ab0123...   (the 64 lowercase hex digits of H(blob))
  *     BLOBDIR/.tmp-<random>  (an upload in progress)
+ *     BLOBDIR/.lock          (flock(2): an upload's link and row against
+ *                             expiry and the sweep, see dir-blob.c)
  *
  * An upload is written to a hidden temporary file as it arrives, hashed
  * on the way, checked to start with a well-formed STREAM header, and
@@ -82,16 +84,27 @@ int dir_blob_upload_begin(struct dir_blobs *b, uint64_t length,
  */
 int dir_blob_upload_write(void *arg, const uint8_t *p, size_t len);
 /*
+ * Records the blob hash whose file is in place (the store's blob_put):
+ * 0, or an error with e set.  Runs under the blob directory's lock.
+ */
+typedef int (*dir_blob_commit_fn)(void *arg, const char *hash,
+    struct err_ctx *e);
+
+/*
  * Ends an upload whose every byte arrived: the rest of the buffer is
- * written, the file synced and linked under its hash name (left as it
- * is when that name exists: same hash, same bytes), and the temporary
- * name removed.  hash gets the 64 hex digits; *created (may be NULL) is
- * 1 when this call made the file, 0 when it existed.  ERR_TRUNCATED
- * when fewer bytes than announced arrived, the error kept by a write,
- * or ERR_IO.
+ * written and the file synced; then, under the blob directory's lock,
+ * linked under its hash name (left as it is when that name exists: same
+ * hash, same bytes) and commit (may be NULL) called with arg, so that
+ * expiry and the sweep never remove the file between the two; the
+ * temporary name is removed.  When commit fails, its error is returned
+ * and a file this call linked is removed again.  hash gets the 64 hex
+ * digits; *created (may be NULL) is 1 when this call made the file, 0
+ * when it existed.  ERR_TRUNCATED when fewer bytes than announced
+ * arrived, the error kept by a write, or ERR_IO.
  */
 int dir_blob_upload_finish(struct dir_blob_upload *u,
-    char hash[DIR_BLOB_HASH_HEX + 1], int *created, struct err_ctx *e);
+    char hash[DIR_BLOB_HASH_HEX + 1], dir_blob_commit_fn commit, void *arg,
+    int *created, struct err_ctx *e);
 /* Bytes accepted so far (all in the file once finished). */
 uint64_t dir_blob_upload_size(const struct dir_blob_upload *u);
 /* The error that a write kept (0: none) and its message. */
@@ -108,14 +121,12 @@ void dir_blob_upload_free_state(void *u);
  */
 int dir_blob_open(struct dir_blobs *b, const char *hash, int *fd,
     uint64_t *size, struct err_ctx *e);
-/* Deletes the file of hash; 0 also when there was none. */
-int dir_blob_remove(struct dir_blobs *b, const char *hash,
-    struct err_ctx *e);
 
 /*
- * One round of expiry (docs/protocol.md section 8.4): the store's
- * blob_expire at now with DIR_BLOB_UNLINKED_S, the files of the blobs it
- * removed deleted, at most DIR_BLOB_EXPIRE_BATCH of them.  *removed (may
+ * One round of expiry (docs/protocol.md section 8.4), under the blob
+ * directory's lock: the store's blob_expire at now with
+ * DIR_BLOB_UNLINKED_S, the files of the blobs it removed deleted, at
+ * most DIR_BLOB_EXPIRE_BATCH of them.  *removed (may
  * be NULL) gets their number.
  */
 int dir_blobs_expire(struct dir_blobs *b, struct dir_store *s, uint64_t now,

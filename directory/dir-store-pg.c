@@ -312,7 +312,8 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	    "WHERE tlog_checkpoint.size <= excluded.size",
 	[STMT_CHECKPOINT_GET] = "SELECT size, note FROM tlog_checkpoint "
 	    "WHERE id = 1",
-	[STMT_BLOB_OWNER] = "SELECT device FROM blobs WHERE hash = $1::text",
+	[STMT_BLOB_OWNER] = "SELECT device, expires FROM blobs WHERE hash = "
+	    "$1::text",
 	[STMT_BLOB_USAGE] = "SELECT COALESCE(SUM(size), 0)::bigint FROM blobs "
 	    "WHERE account = $1::text",
 	/* No row back when another transaction stored hash first. */
@@ -2110,12 +2111,13 @@ struct blob_put {
 	uint64_t expires;
 	uint64_t quota;
 	int existed;
+	uint64_t kept_expires;           /* the kept row's, when existed */
 };
 
 /*
- * Inside blob_put's transaction: whether hash is kept.  With it, 0 and
- * x->existed set when x->device uploaded it, ERR_EXISTS otherwise; *found
- * 1 or 0.
+ * Inside blob_put's transaction: whether hash is kept.  With it, 0 with
+ * x->existed and x->expires (the kept row's) set when x->device uploaded
+ * it, ERR_EXISTS otherwise; *found 1 or 0.
  */
 static int
 blob_owner_check(struct pg_conn *c, struct blob_put *x, int *found,
@@ -2123,6 +2125,7 @@ blob_owner_check(struct pg_conn *c, struct blob_put *x, int *found,
 {
 	struct pg_args a = { 0 };
 	PGresult *res = NULL;
+	uint64_t kept_until;
 	int r, same;
 
 	*found = 0;
@@ -2133,12 +2136,14 @@ blob_owner_check(struct pg_conn *c, struct blob_put *x, int *found,
 	if (r != 0)
 		return r;
 	same = strcmp(col_text(res, 0, 0), x->device) == 0;
+	kept_until = col_u64(res, 0, 1);
 	PQclear(res);
 	*found = 1;
 	if (!same)
 		return err_set(e, ERR_EXISTS, "blob %.64s was uploaded by "
 		    "another device", x->hash);
 	x->existed = 1;
+	x->kept_expires = kept_until;
 	return 0;
 }
 
@@ -2193,18 +2198,21 @@ blob_put_body(struct pg_conn *c, void *arg, struct err_ctx *e)
 
 static int
 pg_blob_put(struct dir_store *s, const char *hash, const char *device,
-    const char *account, uint64_t size, uint64_t now, uint64_t expires,
+    const char *account, uint64_t size, uint64_t now, uint64_t *expires,
     uint64_t quota, int *existed, struct err_ctx *e)
 {
-	struct blob_put x = { hash, device, account, size, now, expires,
-	    quota, 0 };
+	struct blob_put x;
 	int r;
 
-	return_val_if_fail(hash != NULL && device != NULL && account != NULL,
-	    ERR_INVALID_ARG);
+	return_val_if_fail(hash != NULL && device != NULL && account != NULL &&
+	    expires != NULL, ERR_INVALID_ARG);
 	if (existed != NULL)
 		*existed = 0;
+	x = (struct blob_put){ hash, device, account, size, now, *expires,
+	    quota, 0, 0 };
 	r = pg_tx(to_pg(s), BEGIN_WRITE, blob_put_body, &x, 1, e);
+	if (r == 0 && x.existed)
+		*expires = x.kept_expires;
 	if (r == 0 && existed != NULL)
 		*existed = x.existed;
 	return r;

@@ -213,7 +213,7 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	    "WHERE excluded.size >= tlog_checkpoint.size",
 	[STMT_CHECKPOINT_GET] = "SELECT size, note FROM tlog_checkpoint "
 	    "WHERE id = 1",
-	[STMT_BLOB_OWNER] = "SELECT device FROM blobs WHERE hash = ?",
+	[STMT_BLOB_OWNER] = "SELECT device, expires FROM blobs WHERE hash = ?",
 	[STMT_BLOB_USAGE] = "SELECT COALESCE(SUM(size), 0) FROM blobs "
 	    "WHERE account = ?",
 	[STMT_BLOB_INSERT] = "INSERT INTO blobs(hash, device, account, size, "
@@ -1914,11 +1914,12 @@ sqlite_account_usage(struct dir_store *s, const char *account,
 
 /*
  * Inside blob_put's transaction: whether hash is kept already.  *owner
- * gets its uploader (a device id, cut to fit) when it is; *found 1 or 0.
+ * gets its uploader (a device id, cut to fit) and *expires its time when
+ * it is; *found 1 or 0.
  */
 static int
 blob_owner(struct sqlite_conn *c, const char *hash, char *owner,
-    size_t owner_len, int *found, struct err_ctx *e)
+    size_t owner_len, uint64_t *expires, int *found, struct err_ctx *e)
 {
 	sqlite3_stmt *st = NULL;
 	int r;
@@ -1929,6 +1930,7 @@ blob_owner(struct sqlite_conn *c, const char *hash, char *owner,
 		goto out;
 	if ((r = step_row(c->db, st, e, "reading a blob")) == 0) {
 		snprintf(owner, owner_len, "%s", col_str(st, 0));
+		*expires = col_u64(st, 1);
 		*found = 1;
 	} else if (r == ERR_NOT_FOUND) {
 		r = 0;
@@ -1989,21 +1991,23 @@ blob_quota_check(struct sqlite_conn *c, const char *account, uint64_t size,
 
 static int
 sqlite_blob_put(struct dir_store *s, const char *hash, const char *device,
-    const char *account, uint64_t size, uint64_t now, uint64_t expires,
+    const char *account, uint64_t size, uint64_t now, uint64_t *expires,
     uint64_t quota, int *existed, struct err_ctx *e)
 {
 	struct sqlite_conn *c;
 	char owner[DIR_DEVICE_HEX + 1];
+	uint64_t kept_until = 0;
 	int r, found = 0;
 
-	return_val_if_fail(hash != NULL && device != NULL && account != NULL,
-	    ERR_INVALID_ARG);
+	return_val_if_fail(hash != NULL && device != NULL && account != NULL &&
+	    expires != NULL, ERR_INVALID_ARG);
 	if (existed != NULL)
 		*existed = 0;
 	if ((r = conn_get(to_sqlite(s), &c, e)) != 0 ||
 	    (r = tx_begin(c, e)) != 0)
 		return r;
-	if ((r = blob_owner(c, hash, owner, sizeof(owner), &found, e)) != 0)
+	if ((r = blob_owner(c, hash, owner, sizeof(owner), &kept_until,
+	    &found, e)) != 0)
 		goto fail;
 	if (found) {
 		tx_rollback(c);
@@ -2012,10 +2016,11 @@ sqlite_blob_put(struct dir_store *s, const char *hash, const char *device,
 			    "by another device", hash);
 		if (existed != NULL)
 			*existed = 1;
+		*expires = kept_until;
 		return 0;
 	}
 	if ((r = blob_quota_check(c, account, size, quota, e)) != 0 ||
-	    (r = blob_insert(c, hash, device, account, size, now, expires,
+	    (r = blob_insert(c, hash, device, account, size, now, *expires,
 	    e)) != 0 ||
 	    (r = tx_commit(c, e)) != 0)
 		goto fail;

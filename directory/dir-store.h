@@ -240,17 +240,18 @@ struct dir_store_ops {
 
 	/*
 	 * Records the blob hash (64 hex) of size bytes that device (of
-	 * account) uploaded at now, kept until expires at the latest.
+	 * account) uploaded at now, kept until *expires at the latest.
 	 * Within the same transaction the blobs kept for account's devices
 	 * plus size must stay within quota (else ERR_QUOTA naming the
 	 * account, nothing stored).  When device already has this hash,
-	 * *existed = 1, nothing changes and 0 is returned; when another
+	 * *existed = 1, nothing changes, *expires gets the kept row's
+	 * time and 0 is returned; when another
 	 * device uploaded the same bytes, ERR_EXISTS (the caller refuses:
 	 * blobs are per uploader).  *existed (may be NULL) is 0 otherwise.
 	 */
 	int (*blob_put)(struct dir_store *s, const char *hash,
 	    const char *device, const char *account, uint64_t size,
-	    uint64_t now, uint64_t expires, uint64_t quota, int *existed,
+	    uint64_t now, uint64_t *expires, uint64_t quota, int *existed,
 	    struct err_ctx *e);
 	/* The bytes of blobs kept for the devices of account (0 when none):
 	 * what blob_put checks against the quota. */

@@ -118,6 +118,7 @@ populate(const char *path)
 	const struct dir_queue_limits lim = { 10, 10, 1000 };
 	struct dir_event_row ev;
 	struct dir_device_row dev = { DEV_A, "{}", spki, sizeof(spki) };
+	uint64_t exp1, exp2;
 	struct dir_store *s = NULL;
 	struct err_ctx e;
 	uint64_t removed;
@@ -135,10 +136,12 @@ populate(const char *path)
 	memset(ev.hash, 0x11, 32);
 	ev.json = "{}";
 	assert_int_equal(s->ops->log_append_add(s, &ev, &dev, 10, &e), 0);
+	exp1 = 1000;
+	exp2 = 1001;
 	assert_int_equal(s->ops->blob_put(s, BLOB1, DEV_X, BOB, 100, 20,
-	    1000, 1000, NULL, &e), 0);
+	    &exp1, 1000, NULL, &e), 0);
 	assert_int_equal(s->ops->blob_put(s, BLOB2, DEV_X, BOB, 30, 21,
-	    1001, 1000, NULL, &e), 0);
+	    &exp2, 1000, NULL, &e), 0);
 	assert_int_equal(s->ops->message_put(s, DEV_X, id1, 1, "one", devs,
 	    1, blobs, 1, &lim, &e), 0);
 	assert_int_equal(s->ops->message_put(s, DEV_X, id2, 1, "two!", devs,

@@ -849,7 +849,7 @@ bput(struct fx *f, char c, const char *device, const char *account,
 	dev_id(hash, c);
 	err_clear(e);
 	return f->s->ops->blob_put(f->s, hash, device, account, size, now,
-	    expires, quota, existed, e);
+	    &expires, quota, existed, e);
 }
 
 static uint64_t
@@ -953,7 +953,8 @@ test_blob_put_quota(void **state)
 {
 	struct fx *f = *state;
 	struct err_ctx e;
-	char a1[65], a2[65], b1[65];
+	char a1[65], a2[65], b1[65], hash[65];
+	uint64_t expires;
 	int existed = -1;
 
 	dev_id(a1, 'a');
@@ -966,10 +967,14 @@ test_blob_put_quota(void **state)
 	assert_int_equal(existed, 0);
 	assert_int_equal(blob_usage(f, ALICE), 60);
 	assert_int_equal(blob_kept(f, '1'), 1);
-	/* The same bytes from the same device: kept once, nothing changes. */
-	assert_int_equal(bput(f, '1', a1, ALICE, 60, 200, 2000, 100, &existed,
-	    &e), 0);
+	/* The same bytes from the same device: kept once, nothing changes,
+	 * and the time given back is the kept row's. */
+	dev_id(hash, '1');
+	expires = 2000;
+	assert_int_equal(f->s->ops->blob_put(f->s, hash, a1, ALICE, 60, 200,
+	    &expires, 100, &existed, &e), 0);
 	assert_int_equal(existed, 1);
+	assert_int_equal(expires, 1000);
 	assert_int_equal(blob_usage(f, ALICE), 60);
 	/* From another device, even of another account: refused. */
 	existed = -1;
@@ -2192,6 +2197,7 @@ quota_blob(struct fx *fx, int id, int i)
 {
 	struct err_ctx e;
 	char device[65], hash[65];
+	uint64_t expires = 1000;
 
 	dev_id(device, (char)('0' + id));
 	memset(hash, 'f', 64);
@@ -2199,8 +2205,8 @@ quota_blob(struct fx *fx, int id, int i)
 	hash[1] = (char)('0' + i);
 	hash[64] = '\0';
 	err_clear(&e);
-	return fx->s->ops->blob_put(fx->s, hash, device, ALICE, 10, 1, 1000,
-	    50, NULL, &e);
+	return fx->s->ops->blob_put(fx->s, hash, device, ALICE, 10, 1,
+	    &expires, 50, NULL, &e);
 }
 
 /*
