@@ -927,23 +927,38 @@ print_files_line(const struct files_line *l, json_t *files, int r)
 	return r;
 }
 
+/* Says on standard error and in the log that the pending file of inbox
+ * entry qseq could not be written (pe), and what follows (then). */
+static void
+pending_warn(struct recv_run *rr, uint64_t qseq, const struct err_ctx *pe,
+    const char *then)
+{
+	fprintf(stderr, "devid-msg: warning: inbox entry %llu: %s; %s\n",
+	    (unsigned long long)qseq, err_msg(pe), then);
+	msg_log(rr->c, "recv: inbox entry %llu: %s; %s",
+	    (unsigned long long)qseq, err_msg(pe), then);
+}
+
 /*
  * Fetches the attachments refs[0..n) of inbox entry qseq into -o DIR,
- * keeping the pending file of the entry up to date: after each saved
- * file it holds only those still to fetch, and it is dropped at the end.
- * Each file is reported (text: one line; --json: an object appended to
- * files).  A file the directory refused or that failed a check is
- * reported and skipped for good; an error that may pass (the network,
- * the disk, no free name) stops here and is returned (files then names
- * the ones not fetched with "error": "pending"): the entry must not be
- * acknowledged, and recv run again.
+ * keeping the pending file of the entry up to date when kept is 1 (it
+ * was written): after each saved file it holds only those still to
+ * fetch, and it is dropped at the end.  A pending file that cannot be
+ * updated stays as it was (a later run may fetch a saved file again,
+ * under a new name, rather than lose one).  With kept 0 there is no
+ * pending file: the keys are in refs only.  Each file is reported (text:
+ * one line; --json: an object appended to files).  A file the directory
+ * refused or that failed a check is reported and skipped for good; an
+ * error that may pass (the network, the disk, no free name) stops here
+ * and is returned (files then names the ones not fetched with "error":
+ * "pending"): the entry must not be acknowledged, and recv run again.
  */
 static int
 fetch_files(struct recv_run *rr, uint64_t qseq, const char *msg_id,
-    const struct env_blob_ref *refs, size_t n, json_t *files,
+    const struct env_blob_ref *refs, size_t n, int kept, json_t *files,
     struct err_ctx *e)
 {
-	struct err_ctx fe;
+	struct err_ctx fe, pe;
 	json_t *o;
 	char *path = NULL;
 	size_t i;
@@ -961,6 +976,12 @@ fetch_files(struct recv_run *rr, uint64_t qseq, const char *msg_id,
 				    refs[j].name, "type", refs[j].type, "size",
 				    (json_int_t)refs[j].size, "error",
 				    "pending"));
+			if (!kept)
+				return err_set(e, r, "attachment '%s': %s; its "
+				    "key could not be kept in %s/pending (see "
+				    "the warning above), so it cannot be "
+				    "fetched again", refs[i].name,
+				    err_msg(&fe), rr->c->data_dir);
 			return err_set(e, r, "attachment '%s': %s; the message "
 			    "stays in the inbox: run devid-msg recv again later",
 			    refs[i].name, err_msg(&fe));
@@ -1005,11 +1026,13 @@ fetch_files(struct recv_run *rr, uint64_t qseq, const char *msg_id,
 			return ERR_ALLOC;
 		fflush(stdout);
 		/* What is done is not fetched again after a cut. */
-		if (i + 1 < n && (r = msg_pending_save(rr->c->data_dir, qseq,
-		    msg_id, &refs[i + 1], n - i - 1, e)) != 0)
-			return r;
+		err_clear(&pe);
+		if (kept && i + 1 < n && msg_pending_save(rr->c->data_dir,
+		    qseq, msg_id, &refs[i + 1], n - i - 1, &pe) != 0)
+			pending_warn(rr, qseq, &pe, "the files saved so far "
+			    "may be fetched again by a later run");
 	}
-	return msg_pending_drop(rr->c->data_dir, qseq, e);
+	return kept ? msg_pending_drop(rr->c->data_dir, qseq, e) : 0;
 }
 
 /*
@@ -1058,7 +1081,7 @@ fetch_pending(struct recv_run *rr, struct entry *en, int *found,
 		    "before):\n", env->sender_account, en->label, short_id,
 		    when);
 	}
-	r = fetch_files(rr, en->it->seq, idb, refs, n, files, e);
+	r = fetch_files(rr, en->it->seq, idb, refs, n, 1, files, e);
 	if (rr->cli->json) {
 		struct files_line fl = { idb, env->sender_account,
 		    env->sender_device, short_id, en->label, env->sent,
@@ -1205,10 +1228,11 @@ check_checkpoint(struct recv_run *rr, struct entry *en, enum outcome *oc,
 /*
  * The accepted message m has attachments (the payload's "blobs"): their
  * references are kept durably (the pending store) before the first
- * download, the caption and each file are shown as the files are
- * fetched (--json: one line with a "files" array at the end).  A
- * reference list the agent let through but that devid-msg cannot read
- * rejects the message.
+ * download (when that fails, a warning, and the files are fetched all
+ * the same: the agent does not open m again), the caption and each file
+ * are shown as the files are fetched (--json: one line with a "files"
+ * array at the end).  A reference list the agent let through but that
+ * devid-msg cannot read rejects the message.
  */
 static int
 show_with_files(struct recv_run *rr, struct entry *en,
@@ -1217,9 +1241,9 @@ show_with_files(struct recv_run *rr, struct entry *en,
 {
 	struct env_blob_ref *refs = NULL;
 	json_t *files = NULL;
-	struct err_ctx fe;
+	struct err_ctx fe, pe;
 	size_t n = 0;
-	int r;
+	int r, kept = 1;
 
 	err_clear(&fe);
 	r = msg_blob_refs_from_json(blobs, &refs, &n, &fe);
@@ -1231,9 +1255,15 @@ show_with_files(struct recv_run *rr, struct entry *en,
 		return reject(en, oc, "the message's files: %s",
 		    err_msg(&fe));
 	}
-	if ((r = msg_pending_save(rr->c->data_dir, en->it->seq, m->msg_id,
-	    refs, n, e)) != 0)
-		goto out;
+	/* The agent opens a message once: should the references not be
+	 * kept, the files are still fetched now, with the keys in memory. */
+	err_clear(&pe);
+	if (msg_pending_save(rr->c->data_dir, en->it->seq, m->msg_id, refs,
+	    n, &pe) != 0) {
+		pending_warn(rr, en->it->seq, &pe, "the files are fetched now, "
+		    "but if this run is cut they cannot be fetched again");
+		kept = 0;
+	}
 	if (rr->cli->json) {
 		if ((files = json_array()) == NULL) {
 			r = ERR_ALLOC;
@@ -1244,7 +1274,8 @@ show_with_files(struct recv_run *rr, struct entry *en,
 		print_message_text(m, short_id, en->label, "", NULL);
 		fflush(stdout);
 	}
-	r = fetch_files(rr, en->it->seq, m->msg_id, refs, n, files, e);
+	r = fetch_files(rr, en->it->seq, m->msg_id, refs, n, kept, files,
+	    e);
 	/* With --json the line comes also when the run stops here. */
 	if (rr->cli->json) {
 		struct files_line fl = { m->msg_id, m->account, m->device,

@@ -15,6 +15,8 @@
 #    hash get 403;
 #  - mallory posts an envelope naming alice's blob: 403 blob_refused,
 #    nothing queued;
+#  - bob's pending store cannot be written: the files are fetched at
+#    once all the same, with a warning, and the message acknowledged;
 #  - a blob changed on the directory's disk: the attachment is rejected,
 #    nothing is saved, the message is handled; so is one the directory
 #    no longer has (reported as expired);
@@ -273,6 +275,24 @@ cmp "$T/dl-C/report.bin" "$T/dl-B/report.bin" || fail "the first copy was overwr
 cmp "$T/dl-C/report.bin" "$T/dl-B/report.bin (1)" || fail "the second copy differs"
 mode_600 "$T/dl-B/report.bin (1)"
 no_partial "$T/dl-B" report.bin "report.bin (1)" segment.bin empty.txt
+msg_ok C recv -o "$T/dl-C"
+
+note "a pending store that cannot be written: the files are fetched at once"
+PD=$T/B/data/devid/pending
+[ -z "$(ls -A "$PD" 2>/dev/null)" ] || fail "$PD is not empty: $(ls -A "$PD")"
+rm -rf "$PD"
+: >"$PD"
+head -c 150000 /dev/urandom >"$T/in/nopending.bin"
+msg_ok A send "$BOB" -f "$T/in/nopending.bin"
+mkdir "$T/dl-NP"
+msg_ok B recv -o "$T/dl-NP"
+grep -q "warning: inbox entry .*fetched now" "$T/msg.err" ||
+	fail "no warning that the references could not be kept: $(cat "$T/msg.err")"
+cmp "$T/in/nopending.bin" "$T/dl-NP/nopending.bin" ||
+	fail "the file was not saved whole without a pending store"
+[ "$(queued "$ID_B")" -eq 0 ] || fail "the message was not acknowledged"
+no_partial "$T/dl-NP" nopending.bin
+rm -f "$PD"
 msg_ok C recv -o "$T/dl-C"
 
 note "a blob changed on the directory's disk is rejected"
