@@ -97,12 +97,47 @@ rel_name(const char *hash, char out[REL_NAME_MAX])
 	snprintf(out, REL_NAME_MAX, "%.2s/%s", hash, hash);
 }
 
+/*
+ * Takes the blob directory's lock (blocking until every other holder let
+ * go): *fd is the descriptor that holds it, given back to blobs_unlock().
+ * ERR_IO when the lock file cannot be opened or locked.
+ */
+static int
+blobs_lock(struct dir_blobs *b, int *fd, struct err_ctx *e)
+{
+	int f;
+
+	*fd = -1;
+	if ((f = openat(b->dirfd, LOCK_NAME, O_RDWR | O_CREAT | O_NOFOLLOW |
+	    O_CLOEXEC, 0600)) < 0)
+		return err_set(e, ERR_IO, "cannot open the lock file %s/%s: "
+		    "%s", b->path, LOCK_NAME, strerror(errno));
+	while (flock(f, LOCK_EX) != 0) {
+		if (errno == EINTR)
+			continue;
+		err_set(e, ERR_IO, "cannot lock %s/%s: %s", b->path,
+		    LOCK_NAME, strerror(errno));
+		close(f);
+		return ERR_IO;
+	}
+	*fd = f;
+	return 0;
+}
+
+/* Lets go of the lock blobs_lock() took (fd < 0: none). */
+static void
+blobs_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd);
+}
+
 int
 dir_blobs_open(const char *path, struct dir_blobs **out, struct err_ctx *e)
 {
 	struct dir_blobs *b = NULL;
 	struct stat st;
-	int fd;
+	int fd, lk, r;
 
 	return_val_if_fail(path != NULL && out != NULL, ERR_INVALID_ARG);
 	if (mkdir(path, 0700) != 0 && errno != EEXIST)
@@ -124,6 +159,13 @@ dir_blobs_open(const char *path, struct dir_blobs **out, struct err_ctx *e)
 		return err_set(e, ERR_ALLOC, "out of memory");
 	}
 	b->dirfd = fd;
+	/* The lock file from the start: a directory it cannot be made in
+	 * is refused now rather than at the first upload. */
+	if ((r = blobs_lock(b, &lk, e)) != 0) {
+		dir_blobs_free(b);
+		return r;
+	}
+	blobs_unlock(lk);
 	*out = b;
 	return 0;
 }
@@ -352,41 +394,6 @@ dir_blob_upload_write(void *arg, const uint8_t *p, size_t len)
 		return r;
 	u->size += len;
 	return 0;
-}
-
-/*
- * Takes the blob directory's lock (blocking until every other holder let
- * go): *fd is the descriptor that holds it, given back to blobs_unlock().
- * ERR_IO when the lock file cannot be opened or locked.
- */
-static int
-blobs_lock(struct dir_blobs *b, int *fd, struct err_ctx *e)
-{
-	int f;
-
-	*fd = -1;
-	if ((f = openat(b->dirfd, LOCK_NAME, O_RDWR | O_CREAT | O_NOFOLLOW |
-	    O_CLOEXEC, 0600)) < 0)
-		return err_set(e, ERR_IO, "cannot open the lock file %s/%s: "
-		    "%s", b->path, LOCK_NAME, strerror(errno));
-	while (flock(f, LOCK_EX) != 0) {
-		if (errno == EINTR)
-			continue;
-		err_set(e, ERR_IO, "cannot lock %s/%s: %s", b->path,
-		    LOCK_NAME, strerror(errno));
-		close(f);
-		return ERR_IO;
-	}
-	*fd = f;
-	return 0;
-}
-
-/* Lets go of the lock blobs_lock() took (fd < 0: none). */
-static void
-blobs_unlock(int fd)
-{
-	if (fd >= 0)
-		close(fd);
 }
 
 /* Syncs the directory dirfd/name (the fan-out directory) so that a link

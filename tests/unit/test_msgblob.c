@@ -160,7 +160,8 @@ file_matches(const char *path, uint64_t size, unsigned int seed)
 	return ok && i == size;
 }
 
-/* The entries of dir other than "." and "..". */
+/* The entries of dir other than ".", ".." and the lock file of a blob
+ * directory. */
 static int
 count_entries(const char *dir)
 {
@@ -171,7 +172,8 @@ count_entries(const char *dir)
 	assert_non_null(d = opendir(dir));
 	while ((de = readdir(d)) != NULL)
 		if (strcmp(de->d_name, ".") != 0 &&
-		    strcmp(de->d_name, "..") != 0)
+		    strcmp(de->d_name, "..") != 0 &&
+		    strcmp(de->d_name, ".lock") != 0)
 			n++;
 	closedir(d);
 	return n;
