@@ -840,160 +840,6 @@ test_expired(void **state)
 	assert_int_equal(count_files(f->d.blob_dir), 0);
 }
 
-/*
- * The same bytes uploaded again by their uploader: 200, and the answer
- * gives the time the kept row has, not a new one.
- */
-static void
-test_reupload_answer(void **state)
-{
-	struct fx *f = *state;
-	uint8_t *b = blob_make(3000);
-	struct err_ctx e;
-	json_t *ans = NULL;
-	uint64_t kept_until = now_s() + 100;
-	char h[65];
-	int existed = -1;
-
-	hash_hex(b, 3000, h);
-	err_clear(&e);
-	/* The row as an upload a while ago would have left it. */
-	assert_int_equal(f->d.store->ops->blob_put(f->d.store, h,
-	    f->dev.a1.rec.device, ALICE, 3000, now_s() - 10, &kept_until,
-	    BLOB_MAX, &existed, &e), 0);
-	assert_int_equal(existed, 0);
-	assert_int_equal(upload(f, f->hdr_a, b, 3000, &ans), 200);
-	assert_string_equal(json_string_value(json_object_get(ans, "hash")),
-	    h);
-	assert_int_equal(json_integer_value(json_object_get(ans, "expires")),
-	    kept_until);
-	json_decref(ans);
-	assert_true(blob_file_exists(f, h));
-	free(b);
-}
-
-/* A thread running expiry or the sweep while an upload commits. */
-struct racer {
-	struct fx *f;
-	int sweep;                   /* 1: dir_blobs_sweep; 0: expire */
-	uint64_t at;                 /* expiry's now */
-	pthread_t t;
-	volatile int done;
-	int r;
-	uint64_t removed;
-};
-
-static void *
-racer_run(void *arg)
-{
-	struct racer *x = arg;
-	struct err_ctx e;
-
-	err_clear(&e);
-	if (x->sweep)
-		x->r = dir_blobs_sweep(x->f->d.blobs, x->f->d.store, 0,
-		    &x->removed, &e);
-	else
-		x->r = dir_blobs_expire(x->f->d.blobs, x->f->d.store, x->at,
-		    &x->removed, &e);
-	x->done = 1;
-	return NULL;
-}
-
-/* The commit of an upload that starts the racer, gives it time to run,
- * then stores the row as handle_blob_post does. */
-struct racy_commit {
-	struct racer *x;
-	uint64_t size;
-	int existed;
-	int racer_done_before_row;
-};
-
-static int
-racy_commit(void *arg, const char *hash, struct err_ctx *e)
-{
-	struct racy_commit *rc = arg;
-	struct fx *f = rc->x->f;
-	uint64_t expires = now_s() + 86400;
-	struct timespec ts = { 0, 300 * 1000 * 1000 };
-
-	assert_int_equal(pthread_create(&rc->x->t, NULL, racer_run, rc->x),
-	    0);
-	nanosleep(&ts, NULL);
-	rc->racer_done_before_row = rc->x->done;
-	return f->d.store->ops->blob_put(f->d.store, hash,
-	    f->dev.a1.rec.device, ALICE, rc->size, now_s(), &expires,
-	    BLOB_MAX, &rc->existed, e);
-}
-
-/* Uploads b (len bytes) through dir_blob_upload_* with the racer x
- * started inside the commit; waits for the racer. */
-static void
-upload_racing(struct fx *f, struct racer *x, const uint8_t *b, size_t len,
-    struct racy_commit *rc)
-{
-	struct dir_blob_upload *u = NULL;
-	struct err_ctx e;
-	char hash[65];
-
-	memset(rc, 0, sizeof(*rc));
-	rc->x = x;
-	rc->size = len;
-	x->f = f;
-	err_clear(&e);
-	assert_int_equal(dir_blob_upload_begin(f->d.blobs, len, &u, &e), 0);
-	assert_int_equal(dir_blob_upload_write(u, b, len), 0);
-	if (dir_blob_upload_finish(u, hash, racy_commit, rc, NULL, &e) != 0)
-		fail_msg("%s", err_msg(&e));
-	dir_blob_upload_free(u);
-	assert_int_equal(pthread_join(x->t, NULL), 0);
-	assert_int_equal(x->r, 0);
-}
-
-/*
- * An upload's link and row against the sweep and expiry running at the
- * same moment: they wait for its lock, so a row never stays without its
- * file.  Without the lock, the sweep would find the new file before its
- * row and remove it; expiry would remove the file of a blob whose row
- * the upload then stores again.
- */
-static void
-test_commit_against_removal(void **state)
-{
-	struct fx *f = *state;
-	struct racer x;
-	struct racy_commit rc;
-	struct err_ctx e;
-	uint8_t *b = blob_make(5000);
-	uint64_t removed = 0;
-	char h[65];
-
-	hash_hex(b, 5000, h);
-	/* The sweep (no grace) while the new file has no row yet. */
-	memset(&x, 0, sizeof(x));
-	x.sweep = 1;
-	upload_racing(f, &x, b, 5000, &rc);
-	assert_false(rc.racer_done_before_row);
-	assert_int_equal(rc.existed, 0);
-	assert_int_equal(x.removed, 0);
-	assert_true(blob_file_exists(f, h));
-	/* Expiry of this very blob (no message named it for an hour) while
-	 * the same bytes are uploaded again: it runs after the commit, and
-	 * takes the row and the file together. */
-	memset(&x, 0, sizeof(x));
-	x.at = now_s() + DIR_BLOB_UNLINKED_S + 1;
-	upload_racing(f, &x, b, 5000, &rc);
-	assert_false(rc.racer_done_before_row);
-	assert_int_equal(rc.existed, 1);
-	assert_int_equal(x.removed, 1);
-	assert_false(blob_file_exists(f, h));
-	err_clear(&e);
-	assert_int_equal(f->d.store->ops->blob_usage(f->d.store, ALICE,
-	    &removed, &e), 0);
-	assert_int_equal(removed, 0);
-	free(b);
-}
-
 /* The start-up sweep: partial uploads and files without a row go. */
 static void
 test_sweep(void **state)
@@ -1372,6 +1218,163 @@ tmp_file_size(const char *blobdir)
 
 	assert_int_equal(tmp_file_sizes(blobdir, size, 2), 1);
 	return size[0];
+}
+
+/*
+ * The same bytes uploaded again by their uploader: 200, and the answer
+ * gives the time the kept row has, not a new one.
+ */
+static void
+test_reupload_answer(void **state)
+{
+	struct fx *f = *state;
+	uint8_t *b = blob_make(3000);
+	struct err_ctx e;
+	json_t *ans = NULL;
+	uint64_t kept_until = now_s() + 100;
+	char h[65];
+	int existed = -1;
+
+	hash_hex(b, 3000, h);
+	err_clear(&e);
+	/* The row as an upload a while ago would have left it. */
+	assert_int_equal(f->d.store->ops->blob_put(f->d.store, h,
+	    f->dev.a1.rec.device, ALICE, 3000, now_s() - 10, &kept_until,
+	    BLOB_MAX, &existed, &e), 0);
+	assert_int_equal(existed, 0);
+	assert_int_equal(upload(f, f->hdr_a, b, 3000, &ans), 200);
+	assert_string_equal(json_string_value(json_object_get(ans, "hash")),
+	    h);
+	assert_int_equal(json_integer_value(json_object_get(ans, "expires")),
+	    kept_until);
+	json_decref(ans);
+	assert_true(blob_file_exists(f, h));
+	free(b);
+}
+
+/* A thread running expiry or the sweep while an upload commits. */
+struct racer {
+	struct fx *f;
+	int sweep;                   /* 1: dir_blobs_sweep; 0: expire */
+	uint64_t at;                 /* expiry's now */
+	pthread_t t;
+	volatile int done;
+	int r;
+	uint64_t removed;
+};
+
+static void *
+racer_run(void *arg)
+{
+	struct racer *x = arg;
+	struct err_ctx e;
+
+	err_clear(&e);
+	if (x->sweep)
+		x->r = dir_blobs_sweep(x->f->d.blobs, x->f->d.store, 0,
+		    &x->removed, &e);
+	else
+		x->r = dir_blobs_expire(x->f->d.blobs, x->f->d.store, x->at,
+		    &x->removed, &e);
+	x->done = 1;
+	return NULL;
+}
+
+/* The commit of an upload that starts the racer, gives it time to run,
+ * then stores the row as handle_blob_post does. */
+struct racy_commit {
+	struct racer *x;
+	uint64_t size;
+	int existed;
+	int racer_done_before_row;
+};
+
+static int
+racy_commit(void *arg, const char *hash, struct err_ctx *e)
+{
+	struct racy_commit *rc = arg;
+	struct fx *f = rc->x->f;
+	uint64_t expires = now_s() + 86400;
+	struct timespec ts = { 0, 300 * 1000 * 1000 };
+
+	assert_int_equal(pthread_create(&rc->x->t, NULL, racer_run, rc->x),
+	    0);
+	nanosleep(&ts, NULL);
+	rc->racer_done_before_row = rc->x->done;
+	return f->d.store->ops->blob_put(f->d.store, hash,
+	    f->dev.a1.rec.device, ALICE, rc->size, now_s(), &expires,
+	    BLOB_MAX, &rc->existed, e);
+}
+
+/* Uploads b (len bytes) through dir_blob_upload_* with the racer x
+ * started inside the commit; waits for the racer. */
+static void
+upload_racing(struct fx *f, struct racer *x, const uint8_t *b, size_t len,
+    struct racy_commit *rc)
+{
+	struct dir_blob_upload *u = NULL;
+	struct err_ctx e;
+	char hash[65];
+
+	memset(rc, 0, sizeof(*rc));
+	rc->x = x;
+	rc->size = len;
+	x->f = f;
+	err_clear(&e);
+	assert_int_equal(dir_blob_upload_begin(f->d.blobs, len, &u, &e), 0);
+	assert_int_equal(dir_blob_upload_write(u, b, len), 0);
+	if (dir_blob_upload_finish(u, hash, racy_commit, rc, NULL, &e) != 0)
+		fail_msg("%s", err_msg(&e));
+	dir_blob_upload_free(u);
+	assert_int_equal(pthread_join(x->t, NULL), 0);
+	assert_int_equal(x->r, 0);
+}
+
+/*
+ * An upload's link and row against the sweep and expiry running at the
+ * same moment: they wait for its lock, so a row never stays without its
+ * file.  Without the lock, the sweep would find the new file before its
+ * row and remove it; expiry would remove the file of a blob whose row
+ * the upload then stores again.
+ */
+static void
+test_commit_against_removal(void **state)
+{
+	struct fx *f = *state;
+	struct racer x;
+	struct racy_commit rc;
+	struct err_ctx e;
+	uint8_t *b = blob_make(5000);
+	uint64_t removed = 0;
+	char h[65];
+
+	hash_hex(b, 5000, h);
+	/* The sweep (no grace) while the new file has no row yet.  It may
+	 * remove the upload's temporary name, linked already (that depends
+	 * on the order readdir gives), never the file under its hash. */
+	memset(&x, 0, sizeof(x));
+	x.sweep = 1;
+	upload_racing(f, &x, b, 5000, &rc);
+	assert_false(rc.racer_done_before_row);
+	assert_int_equal(rc.existed, 0);
+	assert_true(x.removed <= 1);
+	assert_true(blob_file_exists(f, h));
+	assert_blob_file(f->d.blobs, h, b, 5000);
+	/* Expiry of this very blob (no message named it for an hour) while
+	 * the same bytes are uploaded again: it runs after the commit, and
+	 * takes the row and the file together. */
+	memset(&x, 0, sizeof(x));
+	x.at = now_s() + DIR_BLOB_UNLINKED_S + 1;
+	upload_racing(f, &x, b, 5000, &rc);
+	assert_false(rc.racer_done_before_row);
+	assert_int_equal(rc.existed, 1);
+	assert_int_equal(x.removed, 1);
+	assert_false(blob_file_exists(f, h));
+	err_clear(&e);
+	assert_int_equal(f->d.store->ops->blob_usage(f->d.store, ALICE,
+	    &removed, &e), 0);
+	assert_int_equal(removed, 0);
+	free(b);
 }
 
 /*
