@@ -126,8 +126,8 @@ int dir_blob_open(struct dir_blobs *b, const char *hash, int *fd,
  * One round of expiry (docs/protocol.md section 8.4), under the blob
  * directory's lock: the store's blob_expire at now with
  * DIR_BLOB_UNLINKED_S, the files of the blobs it removed deleted, at
- * most DIR_BLOB_EXPIRE_BATCH of them.  *removed (may
- * be NULL) gets their number.
+ * most DIR_BLOB_EXPIRE_BATCH of them.  *removed (may be NULL) gets
+ * their number.
  */
 int dir_blobs_expire(struct dir_blobs *b, struct dir_store *s, uint64_t now,
     uint64_t *removed, struct err_ctx *e);

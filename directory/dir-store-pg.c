@@ -2116,8 +2116,8 @@ struct blob_put {
 
 /*
  * Inside blob_put's transaction: whether hash is kept.  With it, 0 with
- * x->existed and x->expires (the kept row's) set when x->device uploaded
- * it, ERR_EXISTS otherwise; *found 1 or 0.
+ * x->existed and x->kept_expires (the kept row's time) set when
+ * x->device uploaded it, ERR_EXISTS otherwise; *found 1 or 0.
  */
 static int
 blob_owner_check(struct pg_conn *c, struct blob_put *x, int *found,

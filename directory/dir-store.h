@@ -244,10 +244,10 @@ struct dir_store_ops {
 	 * Within the same transaction the blobs kept for account's devices
 	 * plus size must stay within quota (else ERR_QUOTA naming the
 	 * account, nothing stored).  When device already has this hash,
-	 * *existed = 1, nothing changes, *expires gets the kept row's
-	 * time and 0 is returned; when another
-	 * device uploaded the same bytes, ERR_EXISTS (the caller refuses:
-	 * blobs are per uploader).  *existed (may be NULL) is 0 otherwise.
+	 * *existed = 1, nothing changes, *expires gets the kept row's time
+	 * and 0 is returned; when another device uploaded the same bytes,
+	 * ERR_EXISTS (the caller refuses: blobs are per uploader).
+	 * *existed (may be NULL) is 0 otherwise.
 	 */
 	int (*blob_put)(struct dir_store *s, const char *hash,
 	    const char *device, const char *account, uint64_t size,
